@@ -1,0 +1,2 @@
+//! `sextant`: thin command-line wiring over the Sextant crates.
+fn main() {}

@@ -1,0 +1,1 @@
+//! sht: the state system.

@@ -1,0 +1,1 @@
+//! Helpers for Sextant's cross-crate tests: locating `../shared`.
