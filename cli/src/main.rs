@@ -1,2 +1,59 @@
 //! `sextant`: thin command-line wiring over the Sextant crates.
-fn main() {}
+//!
+//! Every command is a function in its own module; this file only parses
+//! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
+
+mod demo;
+mod format;
+mod history;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sextant",
+    version,
+    about = "Trace Compass-compatible state histories, built fast",
+    long_about = "Sextant builds and queries state histories in Trace Compass's own .ht format.\n\
+                  Run `sextant demo` for a first look."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a sample, build its history, and query it (a first look).
+    Demo(demo::DemoArgs),
+    /// Replay a state-change log (changes.jsonl) into a .ht file.
+    Replay(history::ReplayArgs),
+    /// Print every attribute and interval of a .ht file (canonical dump format).
+    Dump(history::DumpArgs),
+    /// Query a .ht file at a time (--at) or over a range (--from/--to).
+    Query(history::QueryArgs),
+    /// Show a .ht file's header, time range, node and attribute counts.
+    Info(history::InfoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Replay(a) => history::replay(a),
+        Command::Dump(a) => history::dump(a),
+        Command::Query(a) => history::query(a),
+        Command::Info(a) => history::info(a),
+    };
+    if let Err(e) = result {
+        // A closed pipe (`sextant dump x.ht | head`) is not an error.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

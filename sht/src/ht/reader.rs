@@ -1,0 +1,355 @@
+//! `HistoryTreeReader`: opens a finished `.ht` file (ours or Trace Compass's),
+//! memory-mapped, decoding nodes lazily into a bounded cache.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use memmap2::Mmap;
+
+use super::attributes::decode_attribute_tree;
+use super::format::{self, header as hf, node as nf};
+use super::node::{self, Node};
+use super::query::{self, NodeSource};
+use crate::attribute::AttributeTree;
+use crate::condition::{QuarkSet, TimeCondition};
+use crate::error::{Error, Result};
+use crate::value::Interval;
+use crate::Quark;
+
+/// How many decoded nodes a reader keeps (Trace Compass keeps 200).
+pub const DEFAULT_NODE_CACHE: usize = 256;
+
+/// The file header of a history file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HtHeader {
+    pub magic: i32,
+    pub file_version: i32,
+    pub provider_version: i32,
+    pub block_size: i32,
+    pub max_children: i32,
+    pub node_count: i32,
+    pub root_seq: i32,
+    pub start: i64,
+}
+
+struct NodeCache {
+    capacity: usize,
+    clock: u64,
+    entries: HashMap<i32, (Arc<Node>, u64)>,
+}
+
+impl NodeCache {
+    fn get(&mut self, seq: i32) -> Option<Arc<Node>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(&seq).map(|(n, used)| {
+            *used = clock;
+            n.clone()
+        })
+    }
+
+    fn put(&mut self, seq: i32, node: Arc<Node>) {
+        if self.entries.len() >= self.capacity {
+            // Evict the least recently used; a linear scan is cheap next to a decode.
+            if let Some(&victim) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, u))| *u)
+                .map(|(k, _)| k)
+            {
+                self.entries.remove(&victim);
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(seq, (node, self.clock));
+    }
+}
+
+/// A finished history file opened for queries.
+pub struct HistoryTreeReader {
+    path: PathBuf,
+    map: Mmap,
+    header: HtHeader,
+    end: i64,
+    attributes: AttributeTree,
+    cache: Mutex<NodeCache>,
+}
+
+fn le_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+impl HistoryTreeReader {
+    /// Opens `path`, checking it as Trace Compass does. With `expected_provider_version`
+    /// set, a file of another provider version is refused.
+    pub fn open(path: impl AsRef<Path>, expected_provider_version: Option<i32>) -> Result<Self> {
+        Self::open_with_cache(path, expected_provider_version, DEFAULT_NODE_CACHE)
+    }
+
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        expected_provider_version: Option<i32>,
+        cache_nodes: usize,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        if len == 0 {
+            return Err(Error::corrupt(&path, 0, "empty file"));
+        }
+        // SAFETY: the map is read-only; a history file is not modified once renamed
+        // into place. Every read below is bounds-checked against the map's length.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let b = &map[..];
+        if b.len() < 4 || le_i32(b, hf::MAGIC) != format::HISTORY_FILE_MAGIC {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "not a history tree file (wrong magic number)",
+            ));
+        }
+        if (b.len() as u64) < format::TREE_HEADER_SIZE {
+            return Err(Error::corrupt(
+                &path,
+                b.len() as u64,
+                format!(
+                    "file ends inside its {}-byte header",
+                    format::TREE_HEADER_SIZE
+                ),
+            ));
+        }
+        let header = HtHeader {
+            magic: le_i32(b, hf::MAGIC),
+            file_version: le_i32(b, hf::FILE_VERSION),
+            provider_version: le_i32(b, hf::PROVIDER_VERSION),
+            block_size: le_i32(b, hf::BLOCK_SIZE),
+            max_children: le_i32(b, hf::MAX_CHILDREN),
+            node_count: le_i32(b, hf::NODE_COUNT),
+            root_seq: le_i32(b, hf::ROOT_SEQ),
+            start: i64::from_le_bytes(b[hf::START_TIME..hf::START_TIME + 8].try_into().unwrap()),
+        };
+        let bad = |at: usize, what: String| Error::corrupt(&path, at as u64, what);
+        if header.file_version != format::FILE_VERSION {
+            return Err(bad(
+                hf::FILE_VERSION,
+                format!(
+                    "file version {} is not supported (only {})",
+                    header.file_version,
+                    format::FILE_VERSION
+                ),
+            ));
+        }
+        if let Some(expected) = expected_provider_version {
+            if expected != format::IGNORE_PROVIDER_VERSION && expected != header.provider_version {
+                return Err(Error::ProviderVersion {
+                    path,
+                    found: header.provider_version,
+                    expected,
+                });
+            }
+        }
+        if header.block_size < format::MIN_BLOCK_SIZE {
+            return Err(bad(
+                hf::BLOCK_SIZE,
+                format!("invalid block size {}", header.block_size),
+            ));
+        }
+        let m = header.max_children;
+        if m < 1
+            || format::core_fixed_header_size(m as usize) + 18 * m as usize
+                > header.block_size as usize
+        {
+            return Err(bad(hf::MAX_CHILDREN, format!("invalid max children {m}")));
+        }
+        if header.node_count < 1 {
+            return Err(bad(
+                hf::NODE_COUNT,
+                format!("invalid node count {}", header.node_count),
+            ));
+        }
+        if header.root_seq < 0 || header.root_seq >= header.node_count {
+            return Err(bad(
+                hf::ROOT_SEQ,
+                format!(
+                    "root node {} outside 0..{}",
+                    header.root_seq, header.node_count
+                ),
+            ));
+        }
+        let section_at = format::node_offset(header.node_count, header.block_size);
+        if section_at > b.len() as u64 {
+            return Err(Error::corrupt(
+                &path,
+                b.len() as u64,
+                format!(
+                    "file of {} bytes is too short for {} nodes of {} bytes",
+                    b.len(),
+                    header.node_count,
+                    header.block_size
+                ),
+            ));
+        }
+        let attributes = decode_attribute_tree(&b[section_at as usize..], &path, section_at)?;
+        let mut reader = HistoryTreeReader {
+            path,
+            map,
+            header,
+            end: header.start,
+            attributes,
+            cache: Mutex::new(NodeCache {
+                capacity: cache_nodes.max(1),
+                clock: 0,
+                entries: HashMap::new(),
+            }),
+        };
+        let root = reader.node(header.root_seq)?;
+        if root.start != header.start {
+            return Err(Error::corrupt(
+                &reader.path,
+                format::node_offset(header.root_seq, header.block_size) + nf::START as u64,
+                format!(
+                    "root node starts at {} but the header says {}",
+                    root.start, header.start
+                ),
+            ));
+        }
+        if root.parent_seq != -1 {
+            return Err(reader.broken_link(-1, header.root_seq));
+        }
+        reader.end = root.end;
+        Ok(reader)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &HtHeader {
+        &self.header
+    }
+
+    pub fn start_time(&self) -> i64 {
+        self.header.start
+    }
+
+    /// History end time: the root node's end.
+    pub fn end_time(&self) -> i64 {
+        self.end
+    }
+
+    pub fn attributes(&self) -> &AttributeTree {
+        &self.attributes
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Decodes node `seq` (cached).
+    pub fn node(&self, seq: i32) -> Result<Arc<Node>> {
+        if let Some(n) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(seq)
+        {
+            return Ok(n);
+        }
+        let n = Arc::new(self.decode_node(seq)?);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(seq, n.clone());
+        Ok(n)
+    }
+
+    /// Decodes node `seq` without touching the cache (for whole-file scans).
+    pub fn decode_node(&self, seq: i32) -> Result<Node> {
+        if seq < 0 || seq >= self.header.node_count {
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "reference to node {seq}, the file has {}",
+                    self.header.node_count
+                ),
+            ));
+        }
+        let at = format::node_offset(seq, self.header.block_size) as usize;
+        let bytes = &self.map[at..at + self.header.block_size as usize];
+        let n = node::decode(
+            bytes,
+            self.header.max_children as usize,
+            &self.path,
+            at as u64,
+        )?;
+        if n.seq != seq {
+            return Err(Error::corrupt(
+                &self.path,
+                (at + nf::SEQ) as u64,
+                format!("node at the place of {seq} says it is node {}", n.seq),
+            ));
+        }
+        if n.children.windows(2).any(|w| w[0].seq >= w[1].seq) {
+            return Err(Error::corrupt(
+                &self.path,
+                (at + nf::CORE_ARRAYS) as u64,
+                "child sequence numbers are not increasing",
+            ));
+        }
+        Ok(n)
+    }
+
+    /// The interval of `quark` at `t`, `None` if the file has none.
+    pub fn query_single(&self, t: i64, quark: Quark) -> Result<Option<Interval>> {
+        query::single(self, t, quark)
+    }
+
+    pub fn query_full(&self, t: i64, out: &mut [Option<Interval>]) -> Result<()> {
+        query::full(self, t, out)
+    }
+
+    pub fn query_range(
+        &self,
+        quarks: &QuarkSet,
+        times: &TimeCondition,
+        visit: &mut dyn FnMut(&Interval),
+    ) -> Result<()> {
+        query::range(self, quarks, times, visit)
+    }
+
+    /// Every stored interval, node by node in sequence order (no cache, one node
+    /// decoded at a time).
+    pub fn scan(&self, visit: &mut dyn FnMut(&Interval)) -> Result<u64> {
+        let mut n = 0;
+        for seq in 0..self.header.node_count {
+            let node = self.decode_node(seq)?;
+            for i in &node.intervals {
+                visit(i);
+            }
+            n += node.intervals.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+impl NodeSource for HistoryTreeReader {
+    fn root_seq(&self) -> i32 {
+        self.header.root_seq
+    }
+
+    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&Node) -> R) -> Result<R> {
+        let node = self.node(seq)?;
+        Ok(f(&node))
+    }
+
+    fn broken_link(&self, parent: i32, child: i32) -> Error {
+        Error::corrupt(
+            &self.path,
+            format::node_offset(child, self.header.block_size) + nf::PARENT_SEQ as u64,
+            format!("node {child} is reached from node {parent} but does not name it as parent"),
+        )
+    }
+}

@@ -1,0 +1,508 @@
+//! `StateSystem`: the attribute tree, the transient state and a backend, exposed
+//! through two interfaces: [`StateSystemBuilder`] (what providers call) and
+//! [`StateSystemQuerier`] (what views and queries call).
+
+use std::path::Path;
+
+use crate::attribute::{AttributeTree, ROOT_QUARK};
+use crate::backend::{HistoryTreeBackend, InMemoryBackend, NullBackend, StateHistoryBackend};
+use crate::condition::{QuarkSet, TimeCondition};
+use crate::error::{Error, Result};
+use crate::ht::format::interval::MAX_STRING_LEN;
+use crate::ht::HtConfig;
+use crate::value::{Interval, StateValue, ValueType};
+use crate::Quark;
+
+/// Deepest stack `push` accepts (Trace Compass's limit).
+pub const MAX_STACK_DEPTH: i32 = 100_000;
+
+/// Ongoing values of every attribute: what has changed but is not yet an interval.
+#[derive(Default)]
+struct TransientState {
+    values: Vec<StateValue>,
+    starts: Vec<i64>,
+    types: Vec<Option<ValueType>>,
+    latest: i64,
+    active: bool,
+}
+
+impl TransientState {
+    fn grow(&mut self, count: usize, start: i64) {
+        self.values.resize(count, StateValue::Null);
+        self.starts.resize(count, start);
+        self.types.resize(count, None);
+    }
+
+    /// Ongoing interval of `quark` if it covers `t`, with end = latest time seen.
+    fn interval_at(&self, t: i64, quark: usize) -> Option<Interval> {
+        if !self.active || t < self.starts[quark] {
+            return None;
+        }
+        Some(Interval::new(
+            self.starts[quark],
+            self.latest.max(self.starts[quark]),
+            quark as Quark,
+            self.values[quark].clone(),
+        ))
+    }
+}
+
+/// Checks what Trace Compass checks (or should) before a value enters the history.
+fn validate_value(value: &StateValue) -> Result<()> {
+    if let StateValue::String(s) = value {
+        if s.len() > MAX_STRING_LEN {
+            return Err(Error::StringTooLong {
+                len: s.len(),
+                limit: MAX_STRING_LEN,
+            });
+        }
+        // Java's Character.isISOControl.
+        if let Some(c) = s
+            .chars()
+            .find(|&c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
+        {
+            return Err(Error::ControlCharacter { code: c as u32 });
+        }
+    }
+    Ok(())
+}
+
+/// A state system: built by a provider, then queried.
+pub struct StateSystem {
+    attributes: AttributeTree,
+    transient: TransientState,
+    backend: Box<dyn StateHistoryBackend>,
+}
+
+impl StateSystem {
+    /// A state system to build into `backend`.
+    pub fn new(backend: Box<dyn StateHistoryBackend>) -> Self {
+        let start = backend.start_time();
+        StateSystem {
+            attributes: AttributeTree::new(),
+            transient: TransientState {
+                latest: start,
+                active: true,
+                ..Default::default()
+            },
+            backend,
+        }
+    }
+
+    /// Builds into a new `.ht` file at `path`.
+    pub fn create_history_tree(path: impl AsRef<Path>, config: HtConfig) -> Result<Self> {
+        Ok(Self::new(Box::new(HistoryTreeBackend::create(
+            path, config,
+        )?)))
+    }
+
+    /// Builds in memory.
+    pub fn in_memory(start: i64) -> Self {
+        Self::new(Box::new(InMemoryBackend::new(start)))
+    }
+
+    /// Keeps only the ongoing state.
+    pub fn null(start: i64) -> Self {
+        Self::new(Box::new(NullBackend::new(start)))
+    }
+
+    /// Opens a finished `.ht` file for queries.
+    pub fn open(path: impl AsRef<Path>, expected_provider_version: Option<i32>) -> Result<Self> {
+        let backend = HistoryTreeBackend::open(path, expected_provider_version)?;
+        let attributes = backend
+            .reader()
+            .map(|r| r.attributes().clone())
+            .unwrap_or_default();
+        Ok(StateSystem {
+            attributes,
+            transient: TransientState::default(),
+            backend: Box::new(backend),
+        })
+    }
+
+    pub fn backend(&self) -> &dyn StateHistoryBackend {
+        &*self.backend
+    }
+
+    fn sync_transient(&mut self) {
+        if self.transient.values.len() < self.attributes.len() {
+            let start = self.backend.start_time();
+            self.transient.grow(self.attributes.len(), start);
+        }
+    }
+
+    fn check_quark(&self, quark: Quark) -> Result<usize> {
+        if quark >= 0 && (quark as usize) < self.attributes.len() {
+            Ok(quark as usize)
+        } else {
+            Err(Error::InvalidQuark {
+                quark,
+                count: self.attributes.len(),
+            })
+        }
+    }
+
+    fn check_building(&self) -> Result<()> {
+        if self.transient.active {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// The state change rule of Trace Compass's transient state.
+    fn process_change(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
+        self.check_building()?;
+        let q = self.check_quark(quark)?;
+        let ts = &mut self.transient;
+        if let Some(found) = value.value_type() {
+            match ts.types[q] {
+                None => ts.types[q] = Some(found),
+                Some(expected) if expected != found => {
+                    return Err(Error::ValueType {
+                        quark,
+                        expected,
+                        found,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if ts.values[q] == value {
+            return Ok(());
+        }
+        if ts.starts[q] < t {
+            let previous = std::mem::replace(&mut ts.values[q], value);
+            let start = std::mem::replace(&mut ts.starts[q], t);
+            self.backend
+                .insert(Interval::new(start, t - 1, quark, previous))?;
+        } else {
+            ts.values[q] = value;
+        }
+        if self.transient.latest < t {
+            self.transient.latest = t;
+        }
+        Ok(())
+    }
+
+    fn range_error(&self, t: i64) -> Error {
+        Error::TimeRange {
+            t,
+            start: self.start_time(),
+            end: self.current_end_time(),
+        }
+    }
+
+    fn missing(&self, t: i64, quark: Quark) -> Error {
+        Error::corrupt(
+            "<state system>",
+            0,
+            format!(
+                "no interval for quark {quark} at time {t} in the {} backend",
+                self.backend.kind()
+            ),
+        )
+    }
+}
+
+/// Read access: attributes and queries (Trace Compass `ITmfStateSystem`).
+pub trait StateSystemQuerier {
+    fn attributes(&self) -> &AttributeTree;
+    fn start_time(&self) -> i64;
+    /// End of the history so far (the end time once closed).
+    fn current_end_time(&self) -> i64;
+    /// Whether the history is still being built.
+    fn is_building(&self) -> bool;
+    /// The interval of `quark` containing `t`.
+    fn query_single(&self, t: i64, quark: Quark) -> Result<Interval>;
+    /// The interval of every attribute at `t`, indexed by quark.
+    fn query_full(&self, t: i64) -> Result<Vec<Interval>>;
+    /// Visits every interval of `quarks` meeting `times`, without duplicates, in no
+    /// particular order.
+    fn query_2d_visit(
+        &self,
+        quarks: &[Quark],
+        times: &TimeCondition,
+        visit: &mut dyn FnMut(&Interval),
+    ) -> Result<()>;
+    /// Current value of an attribute while building.
+    fn query_ongoing(&self, quark: Quark) -> Result<StateValue>;
+    /// Start time of the current value of an attribute while building.
+    fn ongoing_start_time(&self, quark: Quark) -> Result<i64>;
+
+    /// Number of attributes.
+    fn attribute_count(&self) -> usize {
+        self.attributes().len()
+    }
+
+    /// Quark of an absolute path.
+    fn quark(&self, path: &[&str]) -> Result<Quark> {
+        self.attributes().quark(ROOT_QUARK, path)
+    }
+
+    /// Quarks matching a pattern with `*` and `..` (Trace Compass `getQuarks`).
+    fn quarks(&self, pattern: &[&str]) -> Result<Vec<Quark>> {
+        self.attributes().quarks(ROOT_QUARK, pattern)
+    }
+
+    /// Intervals of `quarks` meeting `[min(t1, t2), max(t1, t2)]`.
+    fn query_2d(&self, quarks: &[Quark], t1: i64, t2: i64) -> Result<Vec<Interval>> {
+        let mut out = Vec::new();
+        self.query_2d_visit(quarks, &TimeCondition::range(t1, t2), &mut |i| {
+            out.push(i.clone())
+        })?;
+        Ok(out)
+    }
+
+    /// Intervals of `quarks` containing at least one of `times`.
+    fn query_2d_at(&self, quarks: &[Quark], times: &[i64]) -> Result<Vec<Interval>> {
+        let Some(cond) = TimeCondition::instants(times.iter().copied()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        self.query_2d_visit(quarks, &cond, &mut |i| out.push(i.clone()))?;
+        Ok(out)
+    }
+}
+
+/// Write access for state providers (Trace Compass `ITmfStateSystemBuilder`).
+pub trait StateSystemBuilder: StateSystemQuerier {
+    /// Quark of `path` below `start` ([`ROOT_QUARK`] for absolute), created if missing.
+    fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark>;
+    /// `value` holds from `t` on.
+    fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
+    /// Pushes `value` on the stack attribute `quark`.
+    fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
+    /// Pops the stack attribute `quark`; `None` if it was empty.
+    fn pop(&mut self, t: i64, quark: Quark) -> Result<Option<StateValue>>;
+    /// Nulls `quark` and, first, all its descendants.
+    fn remove(&mut self, t: i64, quark: Quark) -> Result<()>;
+    /// Adds `by` (int, long or double) to the current value (0 if of another type).
+    fn increment(&mut self, t: i64, by: StateValue, quark: Quark) -> Result<()>;
+    /// Replaces the value of the open interval, without a timestamp.
+    fn update_ongoing(&mut self, value: StateValue, quark: Quark) -> Result<()>;
+    /// Ends the history at `end` (or later, if intervals already go further).
+    fn close(&mut self, end: i64) -> Result<()>;
+
+    /// Quark of an absolute path, created if missing.
+    fn quark_and_add(&mut self, path: &[&str]) -> Result<Quark> {
+        self.quark_relative_and_add(ROOT_QUARK, path)
+    }
+}
+
+impl StateSystemQuerier for StateSystem {
+    fn attributes(&self) -> &AttributeTree {
+        &self.attributes
+    }
+
+    fn start_time(&self) -> i64 {
+        self.backend.start_time()
+    }
+
+    fn current_end_time(&self) -> i64 {
+        let end = self.backend.end_time();
+        if self.transient.active {
+            end.max(self.transient.latest)
+        } else {
+            end
+        }
+    }
+
+    fn is_building(&self) -> bool {
+        self.transient.active
+    }
+
+    fn query_single(&self, t: i64, quark: Quark) -> Result<Interval> {
+        let q = self.check_quark(quark)?;
+        if let Some(i) = self.transient.interval_at(t, q) {
+            return Ok(i);
+        }
+        if t < self.start_time() || t > self.current_end_time() {
+            return Err(self.range_error(t));
+        }
+        self.backend
+            .query_single(t, quark)?
+            .ok_or_else(|| self.missing(t, quark))
+    }
+
+    fn query_full(&self, t: i64) -> Result<Vec<Interval>> {
+        if t < self.start_time() || t > self.current_end_time() {
+            return Err(self.range_error(t));
+        }
+        let n = self.attributes.len();
+        let mut out: Vec<Option<Interval>> = vec![None; n];
+        self.backend.query_full(t, &mut out)?;
+        if self.transient.active {
+            for (q, slot) in out.iter_mut().enumerate() {
+                if let Some(i) = self.transient.interval_at(t, q) {
+                    *slot = Some(i);
+                }
+            }
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(q, i)| i.ok_or_else(|| self.missing(t, q as Quark)))
+            .collect()
+    }
+
+    fn query_2d_visit(
+        &self,
+        quarks: &[Quark],
+        times: &TimeCondition,
+        visit: &mut dyn FnMut(&Interval),
+    ) -> Result<()> {
+        if times.min() < self.start_time() {
+            return Err(Error::BeforeStart {
+                t: times.min(),
+                start: self.start_time(),
+            });
+        }
+        let Some(set) = QuarkSet::new(quarks.iter().copied()) else {
+            return Ok(());
+        };
+        self.check_quark(set.min())?;
+        self.check_quark(set.max())?;
+        if self.transient.active {
+            for &q in set.as_slice() {
+                if let Some(i) = self.transient.interval_at(times.max(), q as usize) {
+                    visit(&i);
+                }
+            }
+        }
+        self.backend.query_range(&set, times, visit)
+    }
+
+    fn query_ongoing(&self, quark: Quark) -> Result<StateValue> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        Ok(self.transient.values[q].clone())
+    }
+
+    fn ongoing_start_time(&self, quark: Quark) -> Result<i64> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        Ok(self.transient.starts[q])
+    }
+}
+
+impl StateSystemBuilder for StateSystem {
+    fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark> {
+        let q = self.attributes.quark_and_add(start, path)?;
+        self.sync_transient();
+        Ok(q)
+    }
+
+    fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
+        validate_value(&value)?;
+        self.process_change(t, value, quark)
+    }
+
+    fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
+        validate_value(&value)?;
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        let depth = match &self.transient.values[q] {
+            StateValue::Null => 0,
+            StateValue::Int(d) => *d,
+            other => {
+                return Err(Error::ValueType {
+                    quark,
+                    expected: ValueType::Int,
+                    found: other.value_type().unwrap_or(ValueType::Int),
+                })
+            }
+        };
+        if depth >= MAX_STACK_DEPTH {
+            return Err(Error::StackOverflow {
+                quark,
+                limit: MAX_STACK_DEPTH,
+            });
+        }
+        let depth = depth + 1;
+        let name = depth.to_string();
+        let child = self.quark_relative_and_add(quark, &[&name])?;
+        self.process_change(t, StateValue::Int(depth), quark)?;
+        self.process_change(t, value, child)
+    }
+
+    fn pop(&mut self, t: i64, quark: Quark) -> Result<Option<StateValue>> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        let depth = match &self.transient.values[q] {
+            StateValue::Null => return Ok(None),
+            StateValue::Int(d) => *d,
+            other => {
+                return Err(Error::ValueType {
+                    quark,
+                    expected: ValueType::Int,
+                    found: other.value_type().unwrap_or(ValueType::Int),
+                })
+            }
+        };
+        let child = self.attributes.opt_quark(quark, &[depth.to_string()]);
+        if child < 0 {
+            return Err(Error::StackCorrupt { quark, depth });
+        }
+        let popped = self.transient.values[child as usize].clone();
+        let next = if depth - 1 == 0 {
+            StateValue::Null
+        } else {
+            StateValue::Int(depth - 1)
+        };
+        self.process_change(t, next, quark)?;
+        self.remove(t, child)?;
+        Ok(Some(popped))
+    }
+
+    fn remove(&mut self, t: i64, quark: Quark) -> Result<()> {
+        self.check_quark(quark)?;
+        let children = self.attributes.children_of(quark).to_vec();
+        for child in children {
+            self.remove(t, child)?;
+        }
+        self.process_change(t, StateValue::Null, quark)
+    }
+
+    fn increment(&mut self, t: i64, by: StateValue, quark: Quark) -> Result<()> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        let current = &self.transient.values[q];
+        let next = match by {
+            StateValue::Int(v) => StateValue::Int(current.as_int().unwrap_or(0).wrapping_add(v)),
+            StateValue::Long(v) => StateValue::Long(current.as_long().unwrap_or(0).wrapping_add(v)),
+            StateValue::Double(v) => StateValue::Double(current.as_double().unwrap_or(0.0) + v),
+            other => {
+                return Err(Error::ValueType {
+                    quark,
+                    expected: ValueType::Long,
+                    found: other.value_type().unwrap_or(ValueType::Long),
+                })
+            }
+        };
+        self.process_change(t, next, quark)
+    }
+
+    fn update_ongoing(&mut self, value: StateValue, quark: Quark) -> Result<()> {
+        validate_value(&value)?;
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        self.transient.values[q] = value;
+        Ok(())
+    }
+
+    fn close(&mut self, end: i64) -> Result<()> {
+        self.check_building()?;
+        let real_end = end.max(self.backend.end_time());
+        let values = std::mem::take(&mut self.transient.values);
+        let starts = std::mem::take(&mut self.transient.starts);
+        for (q, (value, start)) in values.into_iter().zip(starts).enumerate() {
+            if start > real_end {
+                continue; // a change after the end: Trace Compass drops it too
+            }
+            self.backend
+                .insert(Interval::new(start, real_end, q as Quark, value))?;
+        }
+        self.transient.active = false;
+        self.backend.finish(real_end, &self.attributes)
+    }
+}
