@@ -3,6 +3,7 @@
 //! Every command is a function in its own module; this file only parses
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
+mod bench;
 mod demo;
 mod format;
 mod history;
@@ -34,6 +35,8 @@ enum Command {
     Query(history::QueryArgs),
     /// Show a .ht file's header, time range, node and attribute counts.
     Info(history::InfoArgs),
+    /// Measure each stage on generated inputs (median, spread, throughput, memory).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -44,6 +47,7 @@ fn main() {
         Command::Dump(a) => history::dump(a),
         Command::Query(a) => history::query(a),
         Command::Info(a) => history::info(a),
+        Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

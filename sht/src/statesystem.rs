@@ -339,10 +339,11 @@ impl StateSystemQuerier for StateSystem {
                 }
             }
         }
-        out.into_iter()
-            .enumerate()
-            .map(|(q, i)| i.ok_or_else(|| self.missing(t, q as Quark)))
-            .collect()
+        if let Some(q) = out.iter().position(Option::is_none) {
+            return Err(self.missing(t, q as Quark));
+        }
+        // Same layout: collected in place, no second allocation.
+        Ok(out.into_iter().flatten().collect())
     }
 
     fn query_2d_visit(

@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod format;
 pub mod node;
+pub mod packed;
 pub(crate) mod query;
 pub mod reader;
 pub mod writer;

@@ -265,10 +265,6 @@ impl<'a> Cursor<'a> {
         Ok(self.bytes(1, what)?[0])
     }
 
-    fn i16(&mut self, what: &str) -> Result<i16> {
-        Ok(i16::from_le_bytes(self.bytes(2, what)?.try_into().unwrap()))
-    }
-
     fn i32(&mut self, what: &str) -> Result<i32> {
         Ok(i32::from_le_bytes(self.bytes(4, what)?.try_into().unwrap()))
     }
@@ -317,49 +313,184 @@ fn decode_header(c: &mut Cursor<'_>) -> Result<NodeHeader> {
     })
 }
 
-fn decode_value(c: &mut Cursor<'_>) -> Result<StateValue> {
-    let type_pos = c.pos;
-    let t = c.u8("value type")? as i8;
-    Ok(match t {
-        iv::TYPE_NULL => StateValue::Null,
-        iv::TYPE_INT => StateValue::Int(c.i32("int value")?),
-        iv::TYPE_LONG => StateValue::Long(c.i64("long value")?),
-        iv::TYPE_DOUBLE => StateValue::Double(f64::from_bits(c.i64("double value")? as u64)),
-        iv::TYPE_STRING => {
-            let len = c.i16("string length")?;
-            if len < 0 {
-                return Err(c.err(format!("negative string length {len}")));
-            }
-            let bytes = c.bytes(len as usize, "string")?;
-            if c.u8("string terminator")? != 0 {
-                c.pos -= 1;
-                return Err(c.err("string is not followed by its 0 terminator"));
-            }
-            // Java decodes invalid UTF-8 with replacement characters; so do we.
-            StateValue::String(Arc::from(String::from_utf8_lossy(bytes)))
-        }
-        iv::TYPE_CUSTOM => {
-            let size = c.i16("custom value size")?;
-            if size < 1 {
-                return Err(c.err(format!("invalid custom value size {size}")));
-            }
-            let type_id = c.u8("custom type id")? as i8;
-            let bytes = c.bytes(size as usize - 1, "custom value")?;
-            StateValue::Custom(CustomValue {
-                type_id,
-                bytes: Arc::from(bytes),
-            })
-        }
-        other => {
-            c.pos = type_pos;
-            return Err(c.err(format!("unknown value type {other}")));
-        }
-    })
+/// A value as stored, borrowing string and custom bytes from the block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i32),
+    Long(i64),
+    Double(f64),
+    /// UTF-8 bytes (Trace Compass decodes invalid sequences with replacement).
+    Str(&'a [u8]),
+    Custom(i8, &'a [u8]),
 }
 
-/// Decodes a whole node from its block. `file_offset` is the block's offset in
-/// `path`, used in error messages.
-pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) -> Result<Node> {
+impl ValueRef<'_> {
+    /// The owned value.
+    pub fn to_value(&self) -> StateValue {
+        match *self {
+            ValueRef::Null => StateValue::Null,
+            ValueRef::Int(v) => StateValue::Int(v),
+            ValueRef::Long(v) => StateValue::Long(v),
+            ValueRef::Double(v) => StateValue::Double(v),
+            ValueRef::Str(b) => StateValue::String(Arc::from(String::from_utf8_lossy(b))),
+            ValueRef::Custom(type_id, b) => StateValue::Custom(CustomValue {
+                type_id,
+                bytes: Arc::from(b),
+            }),
+        }
+    }
+}
+
+/// One interval as stored in a block, without allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct RawInterval<'a> {
+    pub start: i64,
+    pub end: i64,
+    pub quark: i32,
+    pub value: ValueRef<'a>,
+    /// Offset of the value's type byte in the block.
+    pub value_at: usize,
+}
+
+/// Reads a varint at `pos` in `buf`, with an 8-byte load when the block has room.
+#[inline(always)]
+fn fast_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let p = *pos;
+    let n = *buf.get(p)? as usize;
+    if n > 8 {
+        return None;
+    }
+    let raw = if let Some(word) = buf.get(p + 1..p + 9) {
+        let w = u64::from_le_bytes(word.try_into().unwrap());
+        if n == 8 {
+            w
+        } else {
+            w & ((1u64 << (8 * n)) - 1)
+        }
+    } else {
+        let bytes = buf.get(p + 1..p + 1 + n)?;
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(bytes);
+        u64::from_le_bytes(b)
+    };
+    *pos = p + 1 + n;
+    Some((raw as i64).wrapping_sub(3))
+}
+
+#[inline(always)]
+fn read_array<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
+    buf.get(at..at + N).map(|b| b.try_into().unwrap())
+}
+
+/// Reads one value at `pos` (its type byte), advancing `pos`.
+#[inline(always)]
+fn read_value<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+) -> std::result::Result<ValueRef<'a>, &'static str> {
+    let p = *pos;
+    let t = *buf
+        .get(p)
+        .ok_or("value type runs past the end of the node")? as i8;
+    let (v, next) = match t {
+        iv::TYPE_NULL => (ValueRef::Null, p + 1),
+        iv::TYPE_INT => (
+            ValueRef::Int(i32::from_le_bytes(
+                read_array(buf, p + 1).ok_or("int value runs past the end of the node")?,
+            )),
+            p + 5,
+        ),
+        iv::TYPE_LONG => (
+            ValueRef::Long(i64::from_le_bytes(
+                read_array(buf, p + 1).ok_or("long value runs past the end of the node")?,
+            )),
+            p + 9,
+        ),
+        iv::TYPE_DOUBLE => (
+            ValueRef::Double(f64::from_bits(u64::from_le_bytes(
+                read_array(buf, p + 1).ok_or("double value runs past the end of the node")?,
+            ))),
+            p + 9,
+        ),
+        iv::TYPE_STRING => {
+            let len = i16::from_le_bytes(
+                read_array(buf, p + 1).ok_or("string length runs past the end of the node")?,
+            );
+            if len < 0 {
+                return Err("negative string length");
+            }
+            let s = p + 3;
+            let e = s + len as usize;
+            let bytes = buf
+                .get(s..e)
+                .ok_or("string runs past the end of the node")?;
+            match buf.get(e) {
+                Some(0) => {}
+                Some(_) => return Err("string is not followed by its 0 terminator"),
+                None => return Err("string terminator runs past the end of the node"),
+            }
+            (ValueRef::Str(bytes), e + 1)
+        }
+        iv::TYPE_CUSTOM => {
+            let size = i16::from_le_bytes(
+                read_array(buf, p + 1).ok_or("custom value size runs past the end of the node")?,
+            );
+            if size < 1 {
+                return Err("invalid custom value size");
+            }
+            let id = *buf
+                .get(p + 3)
+                .ok_or("custom type id runs past the end of the node")? as i8;
+            let e = p + 4 + (size as usize - 1);
+            let bytes = buf
+                .get(p + 4..e)
+                .ok_or("custom value runs past the end of the node")?;
+            (ValueRef::Custom(id, bytes), e)
+        }
+        _ => return Err("unknown value type"),
+    };
+    *pos = next;
+    Ok(v)
+}
+
+/// The owned value whose type byte is at `at` of a block that was already decoded
+/// (so the bytes are known valid; a bad offset yields null rather than a panic).
+#[inline]
+pub fn value_at(buf: &[u8], at: usize) -> StateValue {
+    let word = |n: usize| buf.get(at + 1..at + 1 + n);
+    match buf.get(at).map(|&t| t as i8) {
+        Some(iv::TYPE_INT) => word(4).map_or(StateValue::Null, |b| {
+            StateValue::Int(i32::from_le_bytes(b.try_into().unwrap()))
+        }),
+        Some(iv::TYPE_LONG) => word(8).map_or(StateValue::Null, |b| {
+            StateValue::Long(i64::from_le_bytes(b.try_into().unwrap()))
+        }),
+        Some(iv::TYPE_DOUBLE) => word(8).map_or(StateValue::Null, |b| {
+            StateValue::Double(f64::from_bits(u64::from_le_bytes(b.try_into().unwrap())))
+        }),
+        Some(iv::TYPE_NULL) | None => StateValue::Null,
+        Some(_) => {
+            let mut pos = at;
+            read_value(buf, &mut pos).map_or(StateValue::Null, |v| v.to_value())
+        }
+    }
+}
+
+/// Where a node's intervals start, with its header and child entries.
+pub struct Layout {
+    pub header: NodeHeader,
+    pub children: Vec<ChildEntry>,
+    pub intervals_at: usize,
+}
+
+/// Decodes a node's header and child entries.
+pub fn decode_layout(
+    buf: &[u8],
+    max_children: usize,
+    path: &Path,
+    file_offset: u64,
+) -> Result<Layout> {
     let mut c = Cursor {
         buf,
         pos: 0,
@@ -416,7 +547,7 @@ pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) ->
             }
         }
     }
-    // Every interval takes at least 7 bytes: bound the count before allocating.
+    // Every interval takes at least 7 bytes: check the count before anyone allocates.
     let count = h.interval_count;
     if count < 0 || count as usize > (buf.len() - c.pos) / 7 {
         return Err(Error::corrupt(
@@ -425,19 +556,68 @@ pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) ->
             format!("interval count {count} cannot fit in the node"),
         ));
     }
-    let mut intervals = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let start = h.start.wrapping_add(c.varint("interval start")?);
-        let end = start.wrapping_add(c.varint("interval duration")?);
-        let quark = c.i32("interval quark")?;
-        let value = decode_value(&mut c)?;
-        intervals.push(Interval {
+    Ok(Layout {
+        header: h,
+        children,
+        intervals_at: c.pos,
+    })
+}
+
+/// Calls `f` for each of the node's intervals, in stored order, without allocating.
+pub fn for_each_interval<'a>(
+    buf: &'a [u8],
+    layout: &Layout,
+    path: &Path,
+    file_offset: u64,
+    mut f: impl FnMut(RawInterval<'a>),
+) -> Result<()> {
+    let node_start = layout.header.start;
+    let mut pos = layout.intervals_at;
+    for _ in 0..layout.header.interval_count {
+        let at = pos;
+        let fail = |what: &str, pos: usize| {
+            Error::corrupt(
+                path,
+                file_offset + pos as u64,
+                format!("invalid interval data: {what}"),
+            )
+        };
+        let start = node_start
+            .wrapping_add(fast_varint(buf, &mut pos).ok_or_else(|| fail("bad start varint", at))?);
+        let end = start.wrapping_add(
+            fast_varint(buf, &mut pos).ok_or_else(|| fail("bad duration varint", at))?,
+        );
+        let quark = i32::from_le_bytes(
+            read_array(buf, pos).ok_or_else(|| fail("quark runs past the end of the node", pos))?,
+        );
+        pos += 4;
+        let value_at = pos;
+        let value = read_value(buf, &mut pos).map_err(|what| fail(what, value_at))?;
+        f(RawInterval {
             start,
             end,
             quark,
             value,
+            value_at,
         });
     }
+    Ok(())
+}
+
+/// Decodes a whole node from its block. `file_offset` is the block's offset in
+/// `path`, used in error messages.
+pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) -> Result<Node> {
+    let layout = decode_layout(buf, max_children, path, file_offset)?;
+    let mut intervals = Vec::with_capacity(layout.header.interval_count as usize);
+    for_each_interval(buf, &layout, path, file_offset, |r| {
+        intervals.push(Interval {
+            start: r.start,
+            end: r.end,
+            quark: r.quark,
+            value: r.value.to_value(),
+        })
+    })?;
+    let h = layout.header;
     Ok(Node {
         kind: h.kind,
         seq: h.seq,
@@ -447,7 +627,7 @@ pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) ->
         min_quark: h.min_quark,
         max_quark: h.max_quark,
         intervals,
-        children,
+        children: layout.children,
     })
 }
 

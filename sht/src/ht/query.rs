@@ -1,25 +1,113 @@
 //! Tree traversals for single, full-state and 2D queries, shared by the reader and
 //! by the writer (which answers queries while it builds).
 
-use super::node::Node;
+use super::node::{ChildEntry, Node};
+use super::packed::PackedNode;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
 use crate::value::Interval;
 use crate::Quark;
 
+/// What a traversal needs from a node, whatever its in-memory form.
+pub(crate) trait NodeData {
+    fn seq(&self) -> i32;
+    fn parent_seq(&self) -> i32;
+    fn quark_range(&self) -> (i32, i32);
+    fn children(&self) -> &[ChildEntry];
+    fn len(&self) -> usize;
+    fn start(&self, i: usize) -> i64;
+    fn end(&self, i: usize) -> i64;
+    fn quark(&self, i: usize) -> i32;
+    fn interval(&self, i: usize) -> Interval;
+    fn first_ending_at_or_after(&self, t: i64) -> usize;
+    fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {
+        (from..self.len()).find(|&i| self.quark(i) == quark && self.start(i) <= t)
+    }
+}
+
+impl NodeData for Node {
+    fn seq(&self) -> i32 {
+        self.seq
+    }
+    fn parent_seq(&self) -> i32 {
+        self.parent_seq
+    }
+    fn quark_range(&self) -> (i32, i32) {
+        (self.min_quark, self.max_quark)
+    }
+    fn children(&self) -> &[ChildEntry] {
+        &self.children
+    }
+    fn len(&self) -> usize {
+        self.intervals.len()
+    }
+    fn start(&self, i: usize) -> i64 {
+        self.intervals[i].start
+    }
+    fn end(&self, i: usize) -> i64 {
+        self.intervals[i].end
+    }
+    fn quark(&self, i: usize) -> i32 {
+        self.intervals[i].quark
+    }
+    fn interval(&self, i: usize) -> Interval {
+        self.intervals[i].clone()
+    }
+    fn first_ending_at_or_after(&self, t: i64) -> usize {
+        Node::first_ending_at_or_after(self, t)
+    }
+}
+
+impl NodeData for PackedNode {
+    fn seq(&self) -> i32 {
+        self.header.seq
+    }
+    fn parent_seq(&self) -> i32 {
+        self.header.parent_seq
+    }
+    fn quark_range(&self) -> (i32, i32) {
+        (self.header.min_quark, self.header.max_quark)
+    }
+    fn children(&self) -> &[ChildEntry] {
+        &self.children
+    }
+    fn len(&self) -> usize {
+        PackedNode::len(self)
+    }
+    fn start(&self, i: usize) -> i64 {
+        PackedNode::start(self, i)
+    }
+    fn end(&self, i: usize) -> i64 {
+        PackedNode::end(self, i)
+    }
+    fn quark(&self, i: usize) -> i32 {
+        PackedNode::quark(self, i)
+    }
+    fn interval(&self, i: usize) -> Interval {
+        PackedNode::interval(self, i)
+    }
+    fn first_ending_at_or_after(&self, t: i64) -> usize {
+        PackedNode::first_ending_at_or_after(self, t)
+    }
+    fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {
+        PackedNode::find(self, from, quark, t)
+    }
+}
+
 /// Gives access to nodes by sequence number.
 pub(crate) trait NodeSource {
+    type Node: NodeData;
     fn root_seq(&self) -> i32;
-    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&Node) -> R) -> Result<R>;
+    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&Self::Node) -> R) -> Result<R>;
     /// Error for a child entry that does not lead back to its parent.
     fn broken_link(&self, parent: i32, child: i32) -> Error;
 }
 
-/// Children of `node` worth visiting, after checking the node is the expected child
-/// of `parent` (guards against cycles in corrupt files).
-fn check_parent<S: NodeSource>(src: &S, node: &Node, parent: i32) -> Result<()> {
-    if node.parent_seq != parent {
-        return Err(src.broken_link(parent, node.seq));
+/// Checks the node is the expected child of `parent`: a corrupt file cannot make
+/// a traversal loop (each node names one parent, and the root none).
+fn check_parent<S: NodeSource>(src: &S, node: &S::Node, parent: i32) -> Result<()> {
+    if node.parent_seq() != parent {
+        return Err(src.broken_link(parent, node.seq()));
     }
     Ok(())
 }
@@ -30,18 +118,16 @@ pub(crate) fn single<S: NodeSource>(src: &S, t: i64, quark: Quark) -> Result<Opt
     while let Some((seq, parent)) = stack.pop() {
         let found = src.with_node(seq, |node| -> Result<Option<Interval>> {
             check_parent(src, node, parent)?;
-            if node.min_quark <= quark && quark <= node.max_quark {
+            let (lo, hi) = node.quark_range();
+            if lo <= quark && quark <= hi {
                 let from = node.first_ending_at_or_after(t);
-                if let Some(i) = node.intervals[from..]
-                    .iter()
-                    .find(|i| i.quark == quark && i.start <= t)
-                {
-                    return Ok(Some(i.clone()));
+                if let Some(i) = node.find(from, quark, t) {
+                    return Ok(Some(node.interval(i)));
                 }
             }
-            for c in node.children.iter().rev() {
+            for c in node.children().iter().rev() {
                 if c.start <= t && t <= c.end && c.min_quark <= quark && quark <= c.max_quark {
-                    stack.push((c.seq, node.seq));
+                    stack.push((c.seq, node.seq()));
                 }
             }
             Ok(None)
@@ -59,17 +145,16 @@ pub(crate) fn full<S: NodeSource>(src: &S, t: i64, out: &mut [Option<Interval>])
     while let Some((seq, parent)) = stack.pop() {
         src.with_node(seq, |node| -> Result<()> {
             check_parent(src, node, parent)?;
-            let from = node.first_ending_at_or_after(t);
-            for i in &node.intervals[from..] {
-                if i.start <= t {
-                    if let Some(slot) = out.get_mut(i.quark as usize) {
-                        *slot = Some(i.clone());
+            for i in node.first_ending_at_or_after(t)..node.len() {
+                if node.start(i) <= t {
+                    if let Some(slot) = out.get_mut(node.quark(i) as usize) {
+                        *slot = Some(node.interval(i));
                     }
                 }
             }
-            for c in &node.children {
+            for c in node.children() {
                 if c.start <= t && t <= c.end {
-                    stack.push((c.seq, node.seq));
+                    stack.push((c.seq, node.seq()));
                 }
             }
             Ok(())
@@ -90,17 +175,19 @@ pub(crate) fn range<S: NodeSource>(
     while let Some((seq, parent)) = stack.pop() {
         src.with_node(seq, |node| -> Result<()> {
             check_parent(src, node, parent)?;
-            if quarks.intersects(node.min_quark, node.max_quark) {
-                let from = node.first_ending_at_or_after(lo);
-                for i in &node.intervals[from..] {
-                    if quarks.contains(i.quark) && times.intersects(i.start, i.end) {
-                        visit(i);
+            let (qlo, qhi) = node.quark_range();
+            if quarks.intersects(qlo, qhi) {
+                for i in node.first_ending_at_or_after(lo)..node.len() {
+                    if quarks.contains(node.quark(i))
+                        && times.intersects(node.start(i), node.end(i))
+                    {
+                        visit(&node.interval(i));
                     }
                 }
             }
-            for c in node.children.iter().rev() {
+            for c in node.children().iter().rev() {
                 if times.intersects(c.start, c.end) && quarks.intersects(c.min_quark, c.max_quark) {
-                    stack.push((c.seq, node.seq));
+                    stack.push((c.seq, node.seq()));
                 }
             }
             Ok(())

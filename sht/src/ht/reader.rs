@@ -10,7 +10,8 @@ use memmap2::Mmap;
 
 use super::attributes::decode_attribute_tree;
 use super::format::{self, header as hf, node as nf};
-use super::node::{self, Node};
+use super::node::{self, Node, RawInterval};
+use super::packed::PackedNode;
 use super::query::{self, NodeSource};
 use crate::attribute::AttributeTree;
 use crate::condition::{QuarkSet, TimeCondition};
@@ -18,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::value::Interval;
 use crate::Quark;
 
-/// How many decoded nodes a reader keeps (Trace Compass keeps 200).
-pub const DEFAULT_NODE_CACHE: usize = 256;
+/// Bytes of decoded nodes a reader keeps by default. A packed node costs about 24
+/// bytes per interval, so this holds the whole tree of a 5-million-interval history.
+pub const DEFAULT_NODE_CACHE_BYTES: usize = 128 << 20;
 
 /// The file header of a history file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,14 +36,16 @@ pub struct HtHeader {
     pub start: i64,
 }
 
+/// Least-recently-used cache of packed nodes, bounded in bytes.
 struct NodeCache {
-    capacity: usize,
+    budget: usize,
+    used: usize,
     clock: u64,
-    entries: HashMap<i32, (Arc<Node>, u64)>,
+    entries: HashMap<i32, (Arc<PackedNode>, u64)>,
 }
 
 impl NodeCache {
-    fn get(&mut self, seq: i32) -> Option<Arc<Node>> {
+    fn get(&mut self, seq: i32) -> Option<Arc<PackedNode>> {
         self.clock += 1;
         let clock = self.clock;
         self.entries.get_mut(&seq).map(|(n, used)| {
@@ -50,27 +54,32 @@ impl NodeCache {
         })
     }
 
-    fn put(&mut self, seq: i32, node: Arc<Node>) {
-        if self.entries.len() >= self.capacity {
+    fn put(&mut self, seq: i32, node: Arc<PackedNode>) {
+        let size = node.heap_size();
+        while self.used + size > self.budget && !self.entries.is_empty() {
             // Evict the least recently used; a linear scan is cheap next to a decode.
-            if let Some(&victim) = self
+            let victim = self
                 .entries
                 .iter()
                 .min_by_key(|(_, (_, u))| *u)
-                .map(|(k, _)| k)
-            {
-                self.entries.remove(&victim);
+                .map(|(k, _)| *k)
+                .expect("non-empty cache");
+            if let Some((n, _)) = self.entries.remove(&victim) {
+                self.used -= n.heap_size();
             }
         }
         self.clock += 1;
-        self.entries.insert(seq, (node, self.clock));
+        if let Some((old, _)) = self.entries.insert(seq, (node, self.clock)) {
+            self.used -= old.heap_size();
+        }
+        self.used += size;
     }
 }
 
 /// A finished history file opened for queries.
 pub struct HistoryTreeReader {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     header: HtHeader,
     end: i64,
     attributes: AttributeTree,
@@ -85,13 +94,14 @@ impl HistoryTreeReader {
     /// Opens `path`, checking it as Trace Compass does. With `expected_provider_version`
     /// set, a file of another provider version is refused.
     pub fn open(path: impl AsRef<Path>, expected_provider_version: Option<i32>) -> Result<Self> {
-        Self::open_with_cache(path, expected_provider_version, DEFAULT_NODE_CACHE)
+        Self::open_with_cache(path, expected_provider_version, DEFAULT_NODE_CACHE_BYTES)
     }
 
+    /// As [`Self::open`], keeping at most `cache_bytes` of decoded nodes.
     pub fn open_with_cache(
         path: impl AsRef<Path>,
         expected_provider_version: Option<i32>,
-        cache_nodes: usize,
+        cache_bytes: usize,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -194,17 +204,19 @@ impl HistoryTreeReader {
         let attributes = decode_attribute_tree(&b[section_at as usize..], &path, section_at)?;
         let mut reader = HistoryTreeReader {
             path,
-            map,
+            map: Arc::new(map),
             header,
             end: header.start,
             attributes,
             cache: Mutex::new(NodeCache {
-                capacity: cache_nodes.max(1),
+                budget: cache_bytes,
+                used: 0,
                 clock: 0,
                 entries: HashMap::new(),
             }),
         };
         let root = reader.node(header.root_seq)?;
+        let root = root.header;
         if root.start != header.start {
             return Err(Error::corrupt(
                 &reader.path,
@@ -247,8 +259,8 @@ impl HistoryTreeReader {
         self.map.len() as u64
     }
 
-    /// Decodes node `seq` (cached).
-    pub fn node(&self, seq: i32) -> Result<Arc<Node>> {
+    /// Node `seq` in packed form (cached).
+    pub fn node(&self, seq: i32) -> Result<Arc<PackedNode>> {
         if let Some(n) = self
             .cache
             .lock()
@@ -257,7 +269,16 @@ impl HistoryTreeReader {
         {
             return Ok(n);
         }
-        let n = Arc::new(self.decode_node(seq)?);
+        let at = self.block_at(seq)?;
+        let n = PackedNode::decode(
+            self.map.clone(),
+            at,
+            self.header.block_size as usize,
+            self.header.max_children as usize,
+            &self.path,
+        )?;
+        self.check_node(seq, at, n.header.seq, &n.children)?;
+        let n = Arc::new(n);
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -265,8 +286,7 @@ impl HistoryTreeReader {
         Ok(n)
     }
 
-    /// Decodes node `seq` without touching the cache (for whole-file scans).
-    pub fn decode_node(&self, seq: i32) -> Result<Node> {
+    fn block_at(&self, seq: i32) -> Result<usize> {
         if seq < 0 || seq >= self.header.node_count {
             return Err(Error::corrupt(
                 &self.path,
@@ -277,29 +297,76 @@ impl HistoryTreeReader {
                 ),
             ));
         }
-        let at = format::node_offset(seq, self.header.block_size) as usize;
-        let bytes = &self.map[at..at + self.header.block_size as usize];
-        let n = node::decode(
-            bytes,
-            self.header.max_children as usize,
-            &self.path,
-            at as u64,
-        )?;
-        if n.seq != seq {
+        Ok(format::node_offset(seq, self.header.block_size) as usize)
+    }
+
+    fn block(&self, at: usize) -> &[u8] {
+        &self.map[at..at + self.header.block_size as usize]
+    }
+
+    fn check_node(
+        &self,
+        seq: i32,
+        at: usize,
+        found: i32,
+        children: &[node::ChildEntry],
+    ) -> Result<()> {
+        if found != seq {
             return Err(Error::corrupt(
                 &self.path,
                 (at + nf::SEQ) as u64,
-                format!("node at the place of {seq} says it is node {}", n.seq),
+                format!("node at the place of {seq} says it is node {found}"),
             ));
         }
-        if n.children.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        if children.windows(2).any(|w| w[0].seq >= w[1].seq) {
             return Err(Error::corrupt(
                 &self.path,
                 (at + nf::CORE_ARRAYS) as u64,
                 "child sequence numbers are not increasing",
             ));
         }
+        Ok(())
+    }
+
+    /// Decodes node `seq` fully, values included, without touching the cache.
+    pub fn decode_node(&self, seq: i32) -> Result<Node> {
+        let at = self.block_at(seq)?;
+        let n = node::decode(
+            self.block(at),
+            self.header.max_children as usize,
+            &self.path,
+            at as u64,
+        )?;
+        self.check_node(seq, at, n.seq, &n.children)?;
         Ok(n)
+    }
+
+    /// Every stored interval, node by node in sequence order, values borrowed from
+    /// the file: the fastest way to read a whole history.
+    pub fn scan_raw<'a>(&'a self, mut visit: impl FnMut(&RawInterval<'a>)) -> Result<u64> {
+        let mut n = 0;
+        let m = self.header.max_children as usize;
+        for seq in 0..self.header.node_count {
+            let at = self.block_at(seq)?;
+            let block = self.block(at);
+            let layout = node::decode_layout(block, m, &self.path, at as u64)?;
+            self.check_node(seq, at, layout.header.seq, &layout.children)?;
+            node::for_each_interval(block, &layout, &self.path, at as u64, |r| visit(&r))?;
+            n += layout.header.interval_count as u64;
+        }
+        Ok(n)
+    }
+
+    /// Every stored interval, node by node, as owned intervals.
+    pub fn scan(&self, visit: &mut dyn FnMut(&Interval)) -> Result<u64> {
+        self.scan_raw(|r| {
+            visit(&Interval {
+                start: r.start,
+                end: r.end,
+                quark: r.quark,
+                value: r.value.to_value(),
+            })
+        })
     }
 
     /// The interval of `quark` at `t`, `None` if the file has none.
@@ -319,28 +386,16 @@ impl HistoryTreeReader {
     ) -> Result<()> {
         query::range(self, quarks, times, visit)
     }
-
-    /// Every stored interval, node by node in sequence order (no cache, one node
-    /// decoded at a time).
-    pub fn scan(&self, visit: &mut dyn FnMut(&Interval)) -> Result<u64> {
-        let mut n = 0;
-        for seq in 0..self.header.node_count {
-            let node = self.decode_node(seq)?;
-            for i in &node.intervals {
-                visit(i);
-            }
-            n += node.intervals.len() as u64;
-        }
-        Ok(n)
-    }
 }
 
 impl NodeSource for HistoryTreeReader {
+    type Node = PackedNode;
+
     fn root_seq(&self) -> i32 {
         self.header.root_seq
     }
 
-    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&Node) -> R) -> Result<R> {
+    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&PackedNode) -> R) -> Result<R> {
         let node = self.node(seq)?;
         Ok(f(&node))
     }

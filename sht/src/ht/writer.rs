@@ -108,7 +108,14 @@ impl HistoryTreeWriter {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
         let tmp_path = temporary_path(&path);
-        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        // Read access too: queries while building read the closed nodes back.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp_path)
+            .map_err(|e| Error::io(&tmp_path, e))?;
         let max_children = config.max_children as usize;
         let root = OpenNode::new(NodeKind::Leaf, 0, -1, config.start, max_children);
         Ok(HistoryTreeWriter {
@@ -355,6 +362,8 @@ impl HistoryTreeWriter {
 }
 
 impl NodeSource for HistoryTreeWriter {
+    type Node = Node;
+
     fn root_seq(&self) -> i32 {
         self.branch[0].node.seq
     }
