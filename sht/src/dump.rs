@@ -50,13 +50,13 @@ fn is_time_range(e: &Error) -> bool {
 pub fn answer_queries(ss: &dyn StateSystemQuerier, script: &str) -> Result<String> {
     let mut out = String::new();
     let all: Vec<Quark> = (0..ss.attribute_count() as Quark).collect();
-    for line in script.lines() {
+    for (line_no, line) in script.lines().enumerate() {
         let mut words = line.split(' ');
         let kind = words.next().unwrap_or("");
         let num = |w: Option<&str>| -> Result<i64> {
             w.and_then(|w| w.parse().ok()).ok_or_else(|| Error::Log {
                 path: "<queries>".into(),
-                line: 0,
+                line: line_no + 1,
                 what: format!("malformed query line {line:?}"),
             })
         };

@@ -40,6 +40,14 @@ pub enum Error {
     InvalidInterval { start: i64, end: i64, quark: Quark },
     #[error("an interval of {size} bytes cannot fit in a node of {block_size} bytes")]
     IntervalTooLarge { size: usize, block_size: i32 },
+    /// The backend has no interval where one must exist (Trace Compass's
+    /// "Incoherent interval storage"): a null backend, or a damaged file.
+    #[error("no interval of quark {quark} at time {t} in the {backend} backend")]
+    MissingInterval {
+        quark: Quark,
+        t: i64,
+        backend: &'static str,
+    },
     #[error("invalid history-tree configuration: {0}")]
     Config(String),
     #[error("the history is closed: no more state changes can be made")]

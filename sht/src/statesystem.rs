@@ -194,14 +194,11 @@ impl StateSystem {
     }
 
     fn missing(&self, t: i64, quark: Quark) -> Error {
-        Error::corrupt(
-            "<state system>",
-            0,
-            format!(
-                "no interval for quark {quark} at time {t} in the {} backend",
-                self.backend.kind()
-            ),
-        )
+        Error::MissingInterval {
+            quark,
+            t,
+            backend: self.backend.kind(),
+        }
     }
 }
 
@@ -505,5 +502,93 @@ impl StateSystemBuilder for StateSystem {
         }
         self.transient.active = false;
         self.backend.finish(real_end, &self.attributes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intervals(ss: &StateSystem, q: Quark) -> Vec<(i64, i64, StateValue)> {
+        let mut v = ss
+            .query_2d(&[q], ss.start_time(), ss.current_end_time())
+            .unwrap();
+        v.sort_by_key(|i| i.start);
+        v.into_iter().map(|i| (i.start, i.end, i.value)).collect()
+    }
+
+    #[test]
+    fn transient_rules_of_trace_compass() {
+        let mut ss = StateSystem::in_memory(10);
+        let q = ss.quark_and_add(&["a"]).unwrap();
+        ss.modify(5, StateValue::Int(9), q).unwrap(); // before the start: replaces the value
+        ss.modify(10, StateValue::Int(1), q).unwrap(); // at the start: no null interval
+        ss.modify(20, StateValue::Int(1), q).unwrap(); // same value: nothing
+        ss.modify(30, StateValue::Int(2), q).unwrap();
+        ss.modify(30, StateValue::Int(3), q).unwrap(); // same time: last one wins
+        assert!(matches!(
+            ss.modify(31, StateValue::Long(3), q),
+            Err(Error::ValueType { .. })
+        ));
+        ss.close(40).unwrap();
+        assert_eq!(
+            intervals(&ss, q),
+            vec![(10, 29, StateValue::Int(1)), (30, 40, StateValue::Int(3))]
+        );
+    }
+
+    #[test]
+    fn stacks_counters_and_removal() {
+        let mut ss = StateSystem::in_memory(0);
+        let s = ss.quark_and_add(&["stack"]).unwrap();
+        assert_eq!(ss.pop(1, s).unwrap(), None); // empty: silent
+        ss.push(2, StateValue::Long(7), s).unwrap();
+        ss.push(3, StateValue::string("x"), s).unwrap();
+        assert_eq!(ss.query_ongoing(s).unwrap(), StateValue::Int(2));
+        assert_eq!(ss.pop(4, s).unwrap(), Some(StateValue::string("x")));
+        let c = ss.quark_and_add(&["n"]).unwrap();
+        ss.increment(5, StateValue::Int(2), c).unwrap();
+        ss.increment(6, StateValue::Int(-1), c).unwrap();
+        assert_eq!(ss.query_ongoing(c).unwrap(), StateValue::Int(1));
+        ss.remove(7, s).unwrap();
+        let level1 = ss.attributes().quark(s, &["1"]).unwrap();
+        assert_eq!(ss.query_ongoing(level1).unwrap(), StateValue::Null);
+        assert_eq!(ss.ongoing_start_time(level1).unwrap(), 7);
+        // While building, a query at the latest time sees the ongoing value.
+        assert_eq!(ss.query_single(7, c).unwrap().value, StateValue::Int(1));
+        ss.close(10).unwrap();
+        assert!(matches!(
+            ss.modify(11, StateValue::Null, c),
+            Err(Error::Closed)
+        ));
+        assert!(matches!(
+            ss.query_full(11),
+            Err(Error::TimeRange {
+                t: 11,
+                start: 0,
+                end: 10
+            })
+        ));
+        assert!(matches!(
+            ss.query_2d(&[c], -1, 5),
+            Err(Error::BeforeStart { .. })
+        ));
+    }
+
+    #[test]
+    fn null_backend_keeps_only_the_ongoing_state() {
+        let mut ss = StateSystem::null(0);
+        let q = ss.quark_and_add(&["a"]).unwrap();
+        ss.modify(5, StateValue::Int(1), q).unwrap();
+        assert_eq!(ss.query_single(6, q).unwrap().value, StateValue::Int(1));
+        assert!(matches!(
+            ss.query_single(2, q),
+            Err(Error::MissingInterval { .. })
+        ));
+        ss.close(9).unwrap();
+        assert!(matches!(
+            ss.query_single(6, q),
+            Err(Error::MissingInterval { .. })
+        ));
     }
 }
