@@ -1,0 +1,331 @@
+//! The server's traces and experiments: opening, identity (name-based UUIDs),
+//! idempotence and name clashes (tsp.md §4), and their JSON objects.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::registry::{ExperimentSource, OutputProvider, Registry, Trace};
+use crate::ServeConfig;
+
+/// An experiment: traces viewed together, and the outputs computed over them.
+pub struct Experiment {
+    pub uuid: String,
+    pub name: String,
+    pub source: ExperimentSource,
+    pub outputs: Vec<Arc<dyn OutputProvider>>,
+}
+
+impl Experiment {
+    pub fn output(&self, id: &str) -> Option<Arc<dyn OutputProvider>> {
+        self.outputs
+            .iter()
+            .find(|o| o.descriptor().id == id)
+            .cloned()
+    }
+
+    fn trace_uuids(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.source.traces.iter().map(|t| t.uuid.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Everything the server holds; shared by all requests.
+pub struct Catalog {
+    pub config: ServeConfig,
+    pub registry: Registry,
+    traces: RwLock<Vec<Arc<Trace>>>,
+    experiments: RwLock<Vec<Arc<Experiment>>>,
+    /// Serialises trace opening and experiment creation (idempotence checks).
+    open_lock: Mutex<()>,
+}
+
+/// Namespace of Sextant's name-based UUIDs (itself a v5 UUID of a fixed name).
+fn namespace() -> uuid::Uuid {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"sextant:tsp")
+}
+
+/// The trace UUID of a canonical path: the same path always gets the same UUID.
+pub fn trace_uuid(canonical: &Path) -> String {
+    let name = format!("trace:{}", canonical.to_string_lossy());
+    uuid::Uuid::new_v5(&namespace(), name.as_bytes()).to_string()
+}
+
+/// The experiment UUID of a name (as Trace Compass: from the name alone).
+pub fn experiment_uuid(name: &str) -> String {
+    uuid::Uuid::new_v5(&namespace(), format!("experiment:{name}").as_bytes()).to_string()
+}
+
+fn status_name(building: bool) -> &'static str {
+    if building {
+        "RUNNING"
+    } else {
+        "COMPLETED"
+    }
+}
+
+/// The Trace object of tsp.md §4.1 (real values right away).
+pub fn trace_json(t: &Trace) -> Value {
+    let (start, end, building) = t.range();
+    json!({
+        "name": t.name,
+        "path": t.path.to_string_lossy(),
+        "UUID": t.uuid,
+        "nbEvents": t.nb_events,
+        "start": start,
+        "end": end,
+        "properties": t.properties,
+        "indexingStatus": status_name(building),
+    })
+}
+
+/// The Experiment object of tsp.md §4.4.
+pub fn experiment_json(e: &Experiment) -> Value {
+    let mut ranges = Vec::new();
+    let mut nb_events = 0u64;
+    let traces: Vec<Value> = e
+        .source
+        .traces
+        .iter()
+        .map(|t| {
+            if !t.state_systems().is_empty() {
+                ranges.push(t.range());
+            }
+            nb_events += t.nb_events;
+            trace_json(t)
+        })
+        .collect();
+    let (start, end, building) = crate::registry::merge_ranges(ranges.into_iter());
+    json!({
+        "name": e.name,
+        "UUID": e.uuid,
+        "nbEvents": nb_events,
+        "start": start,
+        "end": end,
+        "indexingStatus": status_name(building),
+        "traces": traces,
+    })
+}
+
+impl Catalog {
+    pub fn new(config: ServeConfig, registry: Registry) -> Self {
+        Catalog {
+            config,
+            registry,
+            traces: RwLock::new(Vec::new()),
+            experiments: RwLock::new(Vec::new()),
+            open_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn traces(&self) -> Vec<Arc<Trace>> {
+        self.traces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn trace(&self, uuid: &str) -> Option<Arc<Trace>> {
+        self.traces().into_iter().find(|t| t.uuid == uuid)
+    }
+
+    pub fn experiments(&self) -> Vec<Arc<Experiment>> {
+        self.experiments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn experiment(&self, uuid: &str) -> Option<Arc<Experiment>> {
+        self.experiments().into_iter().find(|e| e.uuid == uuid)
+    }
+
+    /// Resolves `uri` (relative paths against the first trace root holding them)
+    /// and checks it lies under a trace root when roots are configured.
+    fn resolve(&self, uri: &str) -> Result<PathBuf, ApiError> {
+        let raw = Path::new(uri);
+        let candidate = if raw.is_relative() {
+            self.config
+                .trace_roots
+                .iter()
+                .map(|r| r.join(raw))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| raw.to_path_buf())
+        } else {
+            raw.to_path_buf()
+        };
+        let canonical = candidate
+            .canonicalize()
+            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("No trace at {uri}")))?;
+        let roots = &self.config.trace_roots;
+        if !roots.is_empty()
+            && !roots
+                .iter()
+                .filter_map(|r| r.canonicalize().ok())
+                .any(|r| canonical.starts_with(r))
+        {
+            return Err(ApiError::invalid(
+                "uri",
+                format!("{uri} is outside the trace roots this server serves"),
+            ));
+        }
+        Ok(canonical)
+    }
+
+    /// POST /traces: opens (or finds again) the trace at `uri`. Blocking.
+    pub fn open_trace(
+        &self,
+        uri: &str,
+        name: Option<&str>,
+        type_id: Option<&str>,
+    ) -> Result<Arc<Trace>, ApiError> {
+        if uri.is_empty() {
+            return Err(ApiError::invalid("uri", "empty path".into()));
+        }
+        let path = self.resolve(uri)?;
+        let name = match name {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.to_string_lossy().into_owned()),
+        };
+        let uuid = trace_uuid(&path);
+        let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let traces = self.traces();
+        if let Some(t) = traces.iter().find(|t| t.uuid == uuid) {
+            return Ok(t.clone());
+        }
+        if let Some(t) = traces.iter().find(|t| t.name == name) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("The trace ({name}) already exists and both differ"),
+            )
+            .detail(format!(
+                "a trace named {name} is already open from {}",
+                t.path.display()
+            ))
+            .with("trace", trace_json(t)));
+        }
+        let mut recognised = None;
+        for opener in &self.registry.openers {
+            if type_id.is_some_and(|id| id != opener.type_id()) {
+                continue;
+            }
+            if let Some(result) = opener.open(&path) {
+                recognised = Some((opener.type_id().to_string(), result));
+                break;
+            }
+        }
+        let Some((type_id, result)) = recognised else {
+            return Err(
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "Trace type not supported").detail(
+                    format!("no trace type of this server reads {}", path.display()),
+                ),
+            );
+        };
+        let opened = result.map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e.0))?;
+        let trace = Arc::new(Trace {
+            uuid,
+            name,
+            path,
+            type_id,
+            nb_events: opened.nb_events,
+            properties: opened.properties,
+            state_systems: RwLock::new(opened.state_systems),
+        });
+        self.traces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(trace.clone());
+        Ok(trace)
+    }
+
+    /// DELETE /traces/{uuid}: refused while an experiment uses the trace.
+    pub fn delete_trace(&self, uuid: &str) -> Result<Arc<Trace>, ApiError> {
+        let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let trace = self.trace(uuid).ok_or_else(|| ApiError::no_trace(uuid))?;
+        if self
+            .experiments()
+            .iter()
+            .any(|e| e.source.traces.iter().any(|t| t.uuid == uuid))
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "The trace is in use by at least one experiment thus cannot be deleted.",
+            )
+            .with("trace", trace_json(&trace)));
+        }
+        self.traces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|t| t.uuid != uuid);
+        Ok(trace)
+    }
+
+    /// POST /experiments: creates (or finds again) the experiment `name`.
+    pub fn create_experiment(
+        &self,
+        name: &str,
+        trace_uuids: &[String],
+    ) -> Result<Arc<Experiment>, ApiError> {
+        let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut traces = Vec::new();
+        for uuid in trace_uuids {
+            let t = self.trace(uuid).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("No trace found with UUID {uuid}"),
+                )
+            })?;
+            if !traces.iter().any(|x: &Arc<Trace>| x.uuid == t.uuid) {
+                traces.push(t);
+            }
+        }
+        let uuid = experiment_uuid(name);
+        if let Some(existing) = self.experiment(&uuid) {
+            let mut wanted: Vec<&str> = traces.iter().map(|t| t.uuid.as_str()).collect();
+            wanted.sort_unstable();
+            if existing.trace_uuids() == wanted {
+                return Ok(existing);
+            }
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("The experiment ({name}) already exists and both differ."),
+            )
+            .with("experiment", experiment_json(&existing)));
+        }
+        let source = ExperimentSource {
+            name: name.to_string(),
+            traces,
+        };
+        let outputs = self
+            .registry
+            .outputs
+            .iter()
+            .flat_map(|f| f.create(&source))
+            .collect();
+        let experiment = Arc::new(Experiment {
+            uuid,
+            name: name.to_string(),
+            source,
+            outputs,
+        });
+        self.experiments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(experiment.clone());
+        Ok(experiment)
+    }
+
+    pub fn delete_experiment(&self, uuid: &str) -> Option<Arc<Experiment>> {
+        let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.experiments.write().unwrap_or_else(|e| e.into_inner());
+        let pos = list.iter().position(|e| e.uuid == uuid)?;
+        Some(list.remove(pos))
+    }
+}

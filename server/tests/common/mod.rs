@@ -1,0 +1,132 @@
+//! Shared helpers of the server tests: the golden data directory, and one-shot
+//! requests on the router (no network).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// `$SEXTANT_SHARED`, else `<workspace>/../shared`; `None` (with a notice) when
+/// absent, except under `CI=true` where it must exist.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("SEXTANT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    if dir.join("golden").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "shared data directory {} is missing (CI=true)",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "notice: shared data {} not found; skipping golden-file test",
+        dir.display()
+    );
+    None
+}
+
+/// A golden `.ht` file, e.g. `golden("09-kernel-like")`.
+pub fn golden(case: &str) -> Option<PathBuf> {
+    shared_dir().map(|d| d.join("golden/ht").join(case).join("expected.ht"))
+}
+
+/// An answer: status, headers, body text, body JSON (Null if not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// Asserts 200 with `application/json` and returns the JSON.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.text);
+        assert_eq!(self.content_type(), "application/json");
+        &self.json
+    }
+
+    /// Asserts an error answer with the exact content type and title.
+    pub fn error(&self, status: u16, title: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.content_type(), "application/json");
+        assert_eq!(self.json["title"], title, "body: {}", self.text);
+    }
+}
+
+pub async fn send(app: &Router, method: Method, path: &str, body: Option<&str>) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("/tsp/api{path}"))
+        .header("accept", "application/json");
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+pub async fn get(app: &Router, path: &str) -> Answer {
+    send(app, Method::GET, path, None).await
+}
+
+pub async fn post(app: &Router, path: &str, body: &str) -> Answer {
+    send(app, Method::POST, path, Some(body)).await
+}
+
+pub async fn delete(app: &Router, path: &str) -> Answer {
+    send(app, Method::DELETE, path, None).await
+}
+
+/// A router with the default registry.
+pub fn app() -> Router {
+    sextant_server::router(sextant_server::state(Default::default()))
+}
+
+/// Opens `path` as a trace and a one-trace experiment; returns (trace, experiment) UUIDs.
+pub async fn open(app: &Router, path: &std::path::Path, name: &str) -> (String, String) {
+    let body = serde_json::json!({"parameters": {"uri": path, "name": name}}).to_string();
+    let t = post(app, "/traces", &body).await;
+    let trace = t.ok()["UUID"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"parameters": {"name": name, "traces": [trace]}}).to_string();
+    let e = post(app, "/experiments", &body).await;
+    let exp = e.ok()["UUID"].as_str().unwrap().to_string();
+    (trace, exp)
+}
+
+/// Path of an output endpoint of experiment `exp`.
+pub fn out(exp: &str, rest: &str) -> String {
+    format!("/experiments/{exp}/outputs/{rest}")
+}
+
+pub const EXPLORER: &str =
+    "org.eclipse.tracecompass.internal.tmf.core.statesystem.provider.StateSystemDataProvider";
+pub const SS_XY: &str = "org.sextant.server.StateSystemXY";
