@@ -151,6 +151,7 @@ impl StateSystem {
     }
 
     /// The state change rule of Trace Compass's transient state.
+    #[inline]
     fn process_change(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
         self.check_building()?;
         let q = self.check_quark(quark)?;

@@ -167,19 +167,19 @@ impl HistoryTreeWriter {
                 quark: interval.quark,
             });
         }
-        // It must fit a fresh leaf starting at its start, or insertion never ends.
-        let fresh = node::interval_size(&interval, interval.start);
-        if fresh > self.block_size - nf::COMMON_HEADER_SIZE {
-            return Err(Error::IntervalTooLarge {
-                size: fresh,
-                block_size: self.config.block_size,
-            });
-        }
         let mut k = self.branch.len() - 1;
         loop {
             let target = &self.branch[k];
             let size = node::interval_size(&interval, target.node.start);
             if size > target.free(self.block_size) {
+                // It must fit a fresh leaf starting at its start, or this never ends.
+                let fresh = node::interval_size(&interval, interval.start);
+                if fresh > self.block_size - nf::COMMON_HEADER_SIZE {
+                    return Err(Error::IntervalTooLarge {
+                        size: fresh,
+                        block_size: self.config.block_size,
+                    });
+                }
                 self.add_sibling(k, interval.start)?;
                 k = self.branch.len() - 1;
                 continue;
