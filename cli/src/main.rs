@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod format;
 mod history;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,8 @@ enum Command {
     Info(history::InfoArgs),
     /// Measure each stage on generated inputs (median, spread, throughput, memory).
     Bench(bench::BenchArgs),
+    /// Serve state histories to trace viewers over the Trace Server Protocol.
+    Serve(serve::ServeArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Query(a) => history::query(a),
         Command::Info(a) => history::info(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

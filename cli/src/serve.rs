@@ -1,0 +1,33 @@
+//! `sextant serve`: the Trace Server Protocol server, in the foreground.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (the trace viewers' default is 8080).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Directory for files the server makes (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Only serve traces below this directory; relative trace paths are looked
+    /// up here (repeatable).
+    #[arg(long = "trace-root", value_name = "DIR")]
+    pub trace_roots: Vec<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = sextant_server::ServeConfig {
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir,
+        trace_roots: args.trace_roots,
+    };
+    sextant_server::run(config).context("serve")
+}
