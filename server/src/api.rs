@@ -81,10 +81,32 @@ async fn cors(req: Request, next: Next) -> Response {
     let mut response = if req.method() == Method::OPTIONS {
         StatusCode::OK.into_response()
     } else {
-        next.run(req).await
+        json_errors(next.run(req).await).await
     };
     add_cors(response.headers_mut());
     response
+}
+
+/// Safety net: an error answer made outside our handlers (an extractor's
+/// rejection, e.g. a path that is not valid UTF-8) becomes a JSON error too.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut error = ApiError::new(status, status.canonical_reason().unwrap_or("Error"));
+    if !text.is_empty() {
+        error = error.detail(text);
+    }
+    error.into_response()
 }
 
 /// The TSP router (no network: serve it with `axum::serve` or call it with `oneshot`).

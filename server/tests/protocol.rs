@@ -82,6 +82,12 @@ async fn health_identifier_and_transport_rules() {
     let a = get(&app, "/no/such/path").await;
     a.error(404, "Not found");
     assert_cors(&a);
+    // Extractor rejections are JSON errors too (a path that is not UTF-8).
+    let a = get(&app, "/traces/%FF").await;
+    assert_eq!(a.status.as_u16(), 400);
+    assert_eq!(a.content_type(), "application/json");
+    assert!(a.json["title"].is_string());
+    assert_cors(&a);
     let a = send(&app, Method::PUT, "/health", None).await;
     assert_eq!(a.status.as_u16(), 405);
     assert_eq!(a.content_type(), "application/json");
