@@ -61,7 +61,8 @@ impl ValueKind {
 #[derive(Clone, Debug)]
 pub enum Workload {
     /// `changes` int changes over `parents x leaves` attributes `p<i>/a<j>`,
-    /// timestamps increasing by 1..=20 ns, every change a new value (one interval each).
+    /// one change per 10 ns slot at a random offset in it, every change a new value
+    /// (one interval each).
     Flat {
         changes: u64,
         parents: usize,
@@ -126,7 +127,7 @@ impl Workload {
     /// End time to close the history at.
     pub fn end(&self) -> i64 {
         match self {
-            Workload::Flat { changes, .. } => *changes as i64 * 20 + 1,
+            Workload::Flat { changes, .. } => *changes as i64 * 10 + 10,
             Workload::Scenario { per_attribute, .. } => *per_attribute as i64 * SCENARIO_AVG,
         }
     }
@@ -148,9 +149,9 @@ impl Workload {
                         quarks.push(ss.quark_and_add(&[&pn, &format!("a{a}")])?);
                     }
                 }
-                let mut t = 0i64;
                 for k in 0..*changes {
-                    t += 1 + rng.below(20) as i64;
+                    // Strictly increasing, evenly spread up to the end time.
+                    let t = k as i64 * 10 + rng.below(10) as i64;
                     let q = quarks[rng.below(quarks.len() as u64) as usize];
                     ss.modify(t, StateValue::Int(k as i32), q)?;
                 }

@@ -1,15 +1,23 @@
-//! `PackedNode`: the reader's cached form of a node. Times and quarks are decoded
-//! into flat arrays (cheap to build, vectorisable to search); values stay in the
-//! memory-mapped block and are decoded only for the intervals a query returns.
+//! `PackedNode`: the reader's cached form of a node. Times, quarks and fixed-size
+//! values are decoded into flat arrays (cheap to build, vectorisable to search);
+//! strings and custom values stay in the memory-mapped block and are decoded only
+//! for the intervals a query returns.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::node::{self, ChildEntry, NodeHeader};
+use super::node::{self, ChildEntry, NodeHeader, ValueRef};
 use crate::error::Result;
-use crate::value::Interval;
+use crate::value::{Interval, StateValue};
+
+/// How a packed value is stored: inline bits, or the offset of its bytes in the block.
+const KIND_NULL: u8 = 0;
+const KIND_INT: u8 = 1;
+const KIND_LONG: u8 = 2;
+const KIND_DOUBLE: u8 = 3;
+const KIND_IN_BLOCK: u8 = 4;
 
 pub struct PackedNode {
     pub header: NodeHeader,
@@ -17,7 +25,9 @@ pub struct PackedNode {
     starts: Vec<i64>,
     ends: Vec<i64>,
     quarks: Vec<i32>,
-    value_at: Vec<u32>,
+    kinds: Vec<u8>,
+    /// Value bits for inline kinds, the type byte's offset in the block otherwise.
+    payloads: Vec<u64>,
     map: Arc<Mmap>,
     base: usize,
     block_size: usize,
@@ -35,17 +45,24 @@ impl PackedNode {
         let block = &map[base..base + block_size];
         let layout = node::decode_layout(block, max_children, path, base as u64)?;
         let n = layout.header.interval_count as usize;
-        let (mut starts, mut ends, mut quarks, mut value_at) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        let mut starts = Vec::with_capacity(n);
+        let mut ends = Vec::with_capacity(n);
+        let mut quarks = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
         node::for_each_interval(block, &layout, path, base as u64, |r| {
             starts.push(r.start);
             ends.push(r.end);
             quarks.push(r.quark);
-            value_at.push(r.value_at as u32);
+            let (kind, payload) = match r.value {
+                ValueRef::Null => (KIND_NULL, 0),
+                ValueRef::Int(v) => (KIND_INT, v as u32 as u64),
+                ValueRef::Long(v) => (KIND_LONG, v as u64),
+                ValueRef::Double(v) => (KIND_DOUBLE, v.to_bits()),
+                ValueRef::Str(_) | ValueRef::Custom(..) => (KIND_IN_BLOCK, r.value_at as u64),
+            };
+            kinds.push(kind);
+            payloads.push(payload);
         })?;
         Ok(PackedNode {
             header: layout.header,
@@ -53,7 +70,8 @@ impl PackedNode {
             starts,
             ends,
             quarks,
-            value_at,
+            kinds,
+            payloads,
             map,
             base,
             block_size,
@@ -62,7 +80,7 @@ impl PackedNode {
 
     /// Approximate heap bytes held (for the cache budget).
     pub fn heap_size(&self) -> usize {
-        self.starts.len() * 24 + self.children.len() * std::mem::size_of::<ChildEntry>() + 128
+        self.starts.len() * 29 + self.children.len() * std::mem::size_of::<ChildEntry>() + 128
     }
 
     pub fn len(&self) -> usize {
@@ -88,13 +106,29 @@ impl PackedNode {
         self.quarks[i]
     }
 
+    /// The value of interval `i`.
+    #[inline]
+    pub fn value(&self, i: usize) -> StateValue {
+        let p = self.payloads[i];
+        match self.kinds[i] {
+            KIND_INT => StateValue::Int(p as u32 as i32),
+            KIND_LONG => StateValue::Long(p as i64),
+            KIND_DOUBLE => StateValue::Double(f64::from_bits(p)),
+            KIND_IN_BLOCK => {
+                let block = &self.map[self.base..self.base + self.block_size];
+                node::value_at(block, p as usize)
+            }
+            _ => StateValue::Null,
+        }
+    }
+
+    #[inline]
     pub fn interval(&self, i: usize) -> Interval {
-        let block = &self.map[self.base..self.base + self.block_size];
         Interval {
             start: self.starts[i],
             end: self.ends[i],
             quark: self.quarks[i],
-            value: node::value_at(block, self.value_at[i] as usize),
+            value: self.value(i),
         }
     }
 

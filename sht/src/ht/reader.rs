@@ -19,9 +19,10 @@ use crate::error::{Error, Result};
 use crate::value::Interval;
 use crate::Quark;
 
-/// Bytes of decoded nodes a reader keeps by default. A packed node costs about 24
-/// bytes per interval, so this holds the whole tree of a 5-million-interval history.
-pub const DEFAULT_NODE_CACHE_BYTES: usize = 128 << 20;
+/// Bytes of decoded nodes a reader keeps by default. A packed node costs about 29
+/// bytes per interval, so this holds the whole tree of a 5-million-interval history
+/// (Trace Compass needs about 3 GB to build and query the same one).
+pub const DEFAULT_NODE_CACHE_BYTES: usize = 192 << 20;
 
 /// The file header of a history file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
