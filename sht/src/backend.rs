@@ -22,8 +22,9 @@ pub trait StateHistoryBackend: Send + Sync {
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> Result<()>;
     /// The stored interval of `quark` containing `t`.
     fn query_single(&self, t: i64, quark: Quark) -> Result<Option<Interval>>;
-    /// Sets `out[q]` for every stored interval containing `t`.
-    fn query_full(&self, t: i64, out: &mut [Option<Interval>]) -> Result<()>;
+    /// Sets `out[q]` for every stored interval containing `t`; slots it has no
+    /// interval for are left as they are.
+    fn query_full(&self, t: i64, out: &mut [Interval]) -> Result<()>;
     /// Visits every stored interval of `quarks` meeting `times`.
     fn query_range(
         &self,
@@ -115,7 +116,7 @@ impl StateHistoryBackend for HistoryTreeBackend {
         }
     }
 
-    fn query_full(&self, t: i64, out: &mut [Option<Interval>]) -> Result<()> {
+    fn query_full(&self, t: i64, out: &mut [Interval]) -> Result<()> {
         match &self.state {
             HtState::Building(w) => query::full(&**w, t, out),
             HtState::Finished(r) => r.query_full(t, out),
@@ -217,10 +218,10 @@ impl StateHistoryBackend for InMemoryBackend {
         Ok(self.find(t, quark).cloned())
     }
 
-    fn query_full(&self, t: i64, out: &mut [Option<Interval>]) -> Result<()> {
+    fn query_full(&self, t: i64, out: &mut [Interval]) -> Result<()> {
         for (q, slot) in out.iter_mut().enumerate() {
             if let Some(i) = self.find(t, q as Quark) {
-                *slot = Some(i.clone());
+                *slot = i.clone();
             }
         }
         Ok(())
@@ -284,7 +285,7 @@ impl StateHistoryBackend for NullBackend {
     fn query_single(&self, _t: i64, _quark: Quark) -> Result<Option<Interval>> {
         Ok(None)
     }
-    fn query_full(&self, _t: i64, _out: &mut [Option<Interval>]) -> Result<()> {
+    fn query_full(&self, _t: i64, _out: &mut [Interval]) -> Result<()> {
         Ok(())
     }
     fn query_range(

@@ -327,21 +327,23 @@ impl StateSystemQuerier for StateSystem {
         if t < self.start_time() || t > self.current_end_time() {
             return Err(self.range_error(t));
         }
-        let n = self.attributes.len();
-        let mut out: Vec<Option<Interval>> = vec![None; n];
+        // Slots still holding quark -1 afterwards had no interval.
+        let mut out = Vec::with_capacity(self.attributes.len());
+        out.resize_with(self.attributes.len(), || {
+            Interval::new(t, t, -1, StateValue::Null)
+        });
         self.backend.query_full(t, &mut out)?;
         if self.transient.active {
             for (q, slot) in out.iter_mut().enumerate() {
                 if let Some(i) = self.transient.interval_at(t, q) {
-                    *slot = Some(i);
+                    *slot = i;
                 }
             }
         }
-        if let Some(q) = out.iter().position(Option::is_none) {
+        if let Some(q) = out.iter().position(|i| i.quark < 0) {
             return Err(self.missing(t, q as Quark));
         }
-        // Same layout: collected in place, no second allocation.
-        Ok(out.into_iter().flatten().collect())
+        Ok(out)
     }
 
     fn query_2d_visit(

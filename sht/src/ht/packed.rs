@@ -137,6 +137,17 @@ impl PackedNode {
         self.ends.partition_point(|&e| e < t)
     }
 
+    /// Calls `f(i)` for every interval containing `t`.
+    #[inline]
+    pub fn for_each_containing(&self, t: i64, mut f: impl FnMut(usize)) {
+        let from = self.first_ending_at_or_after(t);
+        for (i, &s) in self.starts[from..].iter().enumerate() {
+            if s <= t {
+                f(from + i);
+            }
+        }
+    }
+
     /// Index of the interval of `quark` containing `t`, searching from `from`.
     #[inline]
     pub fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {

@@ -23,6 +23,14 @@ pub(crate) trait NodeData {
     fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {
         (from..self.len()).find(|&i| self.quark(i) == quark && self.start(i) <= t)
     }
+    /// Calls `f(i)` for every interval containing `t`.
+    fn for_each_containing(&self, t: i64, mut f: impl FnMut(usize)) {
+        for i in self.first_ending_at_or_after(t)..self.len() {
+            if self.start(i) <= t {
+                f(i);
+            }
+        }
+    }
 }
 
 impl NodeData for Node {
@@ -92,6 +100,9 @@ impl NodeData for PackedNode {
     fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {
         PackedNode::find(self, from, quark, t)
     }
+    fn for_each_containing(&self, t: i64, f: impl FnMut(usize)) {
+        PackedNode::for_each_containing(self, t, f)
+    }
 }
 
 /// Gives access to nodes by sequence number.
@@ -140,18 +151,16 @@ pub(crate) fn single<S: NodeSource>(src: &S, t: i64, quark: Quark) -> Result<Opt
 }
 
 /// Fills `out[quark]` with every interval containing `t`.
-pub(crate) fn full<S: NodeSource>(src: &S, t: i64, out: &mut [Option<Interval>]) -> Result<()> {
+pub(crate) fn full<S: NodeSource>(src: &S, t: i64, out: &mut [Interval]) -> Result<()> {
     let mut stack: Vec<(i32, i32)> = vec![(src.root_seq(), -1)];
     while let Some((seq, parent)) = stack.pop() {
         src.with_node(seq, |node| -> Result<()> {
             check_parent(src, node, parent)?;
-            for i in node.first_ending_at_or_after(t)..node.len() {
-                if node.start(i) <= t {
-                    if let Some(slot) = out.get_mut(node.quark(i) as usize) {
-                        *slot = Some(node.interval(i));
-                    }
+            node.for_each_containing(t, |i| {
+                if let Some(slot) = out.get_mut(node.quark(i) as usize) {
+                    *slot = node.interval(i);
                 }
-            }
+            });
             for c in node.children() {
                 if c.start <= t && t <= c.end {
                     stack.push((c.seq, node.seq()));

@@ -375,7 +375,7 @@ impl HistoryTreeReader {
         query::single(self, t, quark)
     }
 
-    pub fn query_full(&self, t: i64, out: &mut [Option<Interval>]) -> Result<()> {
+    pub fn query_full(&self, t: i64, out: &mut [Interval]) -> Result<()> {
         query::full(self, t, out)
     }
 
