@@ -18,11 +18,35 @@ pub const PARENT: &str = "..";
 /// Children lists longer than this get a hash index; shorter ones are scanned.
 const CHILD_INDEX_THRESHOLD: usize = 8;
 
+/// FNV-1a: attribute names are short, and these maps are built on every file
+/// open; SipHash's DoS resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type NameMap = HashMap<Arc<str>, Quark, std::hash::BuildHasherDefault<NameHasher>>;
+
 #[derive(Debug, Clone, Default)]
 struct Children {
     /// In creation order (used by removal and sub-attribute listings).
     list: Vec<Quark>,
-    index: Option<HashMap<Arc<str>, Quark>>,
+    index: Option<NameMap>,
 }
 
 #[derive(Debug, Clone)]

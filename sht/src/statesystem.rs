@@ -3,6 +3,7 @@
 //! [`StateSystemQuerier`] (what views and queries call).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::attribute::{AttributeTree, ROOT_QUARK};
 use crate::backend::{HistoryTreeBackend, InMemoryBackend, NullBackend, StateHistoryBackend};
@@ -69,7 +70,8 @@ fn validate_value(value: &StateValue) -> Result<()> {
 
 /// A state system: built by a provider, then queried.
 pub struct StateSystem {
-    attributes: AttributeTree,
+    /// Shared with the reader of an opened file; copied only if a builder adds to it.
+    attributes: Arc<AttributeTree>,
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
 }
@@ -79,7 +81,7 @@ impl StateSystem {
     pub fn new(backend: Box<dyn StateHistoryBackend>) -> Self {
         let start = backend.start_time();
         StateSystem {
-            attributes: AttributeTree::new(),
+            attributes: Arc::new(AttributeTree::new()),
             transient: TransientState {
                 latest: start,
                 active: true,
@@ -111,7 +113,7 @@ impl StateSystem {
         let backend = HistoryTreeBackend::open(path, expected_provider_version)?;
         let attributes = backend
             .reader()
-            .map(|r| r.attributes().clone())
+            .map(|r| r.shared_attributes())
             .unwrap_or_default();
         Ok(StateSystem {
             attributes,
@@ -388,7 +390,7 @@ impl StateSystemQuerier for StateSystem {
 
 impl StateSystemBuilder for StateSystem {
     fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark> {
-        let q = self.attributes.quark_and_add(start, path)?;
+        let q = Arc::make_mut(&mut self.attributes).quark_and_add(start, path)?;
         self.sync_transient();
         Ok(q)
     }

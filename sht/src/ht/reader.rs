@@ -83,7 +83,7 @@ pub struct HistoryTreeReader {
     map: Arc<Mmap>,
     header: HtHeader,
     end: i64,
-    attributes: AttributeTree,
+    attributes: Arc<AttributeTree>,
     cache: Mutex<NodeCache>,
 }
 
@@ -208,7 +208,7 @@ impl HistoryTreeReader {
             map: Arc::new(map),
             header,
             end: header.start,
-            attributes,
+            attributes: Arc::new(attributes),
             cache: Mutex::new(NodeCache {
                 budget: cache_bytes,
                 used: 0,
@@ -254,6 +254,11 @@ impl HistoryTreeReader {
 
     pub fn attributes(&self) -> &AttributeTree {
         &self.attributes
+    }
+
+    /// The attribute tree, shared rather than copied.
+    pub fn shared_attributes(&self) -> Arc<AttributeTree> {
+        self.attributes.clone()
     }
 
     pub fn file_size(&self) -> u64 {
