@@ -166,7 +166,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ht.display(),
         format::bytes(info.file_size),
         info.attributes,
-        info.node_count,
+        info.header.node_count,
         format::duration(elapsed)
     );
 

@@ -76,8 +76,8 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
             "{}",
             json!({
                 "log": args.log, "output": args.output, "operations": ops,
-                "attributes": info.attributes, "nodes": info.node_count,
-                "start": info.start, "end": info.end,
+                "attributes": info.attributes, "nodes": info.header.node_count,
+                "start": info.header.start, "end": info.end,
                 "file_size": info.file_size, "seconds": elapsed.as_secs_f64(),
             })
         );
@@ -86,7 +86,7 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
             "{}: {ops} operations, {} attributes, {} nodes, {} in {} ({})",
             args.output.display(),
             info.attributes,
-            info.node_count,
+            info.header.node_count,
             format::bytes(info.file_size),
             format::duration(elapsed),
             format::rate(ops, elapsed),
@@ -112,22 +112,22 @@ pub fn info(args: InfoArgs) -> Result<()> {
     println!("file          {}", args.file.display());
     println!(
         "format        history tree v{}, provider version {}",
-        info.file_version, info.provider_version
+        info.header.file_version, info.header.provider_version
     );
     println!(
         "time range    {} .. {} ({} ns)",
-        info.start,
+        info.header.start,
         info.end,
-        info.end as i128 - info.start as i128
+        info.end as i128 - info.header.start as i128
     );
     println!("attributes    {}", info.attributes);
     println!(
         "nodes         {} of {} (max {} children, depth {}, root {})",
-        info.node_count,
-        format::bytes(info.block_size as u64),
-        info.max_children,
+        info.header.node_count,
+        format::bytes(info.header.block_size as u64),
+        info.header.max_children,
         info.depth,
-        info.root_seq
+        info.header.root_seq
     );
     println!(
         "size          {} ({} bytes)",

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::attribute::format_path;
 use crate::condition::TimeCondition;
 use crate::error::{Error, Result};
-use crate::ht::HistoryTreeReader;
+use crate::ht::{HistoryTreeReader, HtHeader};
 use crate::statesystem::StateSystemQuerier;
 use crate::value::Interval;
 use crate::Quark;
@@ -115,19 +115,15 @@ pub fn answer_queries(ss: &dyn StateSystemQuerier, script: &str) -> Result<Strin
     Ok(out)
 }
 
-/// One-paragraph summary of a file, for `sextant info`.
+/// Summary of a file, for `sextant info`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct FileInfo {
-    pub file_version: i32,
-    pub provider_version: i32,
-    pub block_size: i32,
-    pub max_children: i32,
-    pub node_count: i32,
-    pub root_seq: i32,
-    pub start: i64,
+    #[serde(flatten)]
+    pub header: HtHeader,
     pub end: i64,
     pub attributes: usize,
     pub file_size: u64,
+    /// Levels of the tree, root to leaf.
     pub depth: usize,
 }
 
@@ -144,13 +140,7 @@ pub fn file_info(reader: &HistoryTreeReader) -> Result<FileInfo> {
         depth += 1;
     }
     Ok(FileInfo {
-        file_version: h.file_version,
-        provider_version: h.provider_version,
-        block_size: h.block_size,
-        max_children: h.max_children,
-        node_count: h.node_count,
-        root_seq: h.root_seq,
-        start: reader.start_time(),
+        header: *h,
         end: reader.end_time(),
         attributes: reader.attributes().len(),
         file_size: reader.file_size(),

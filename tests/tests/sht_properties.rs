@@ -161,8 +161,15 @@ fn path_of(attr: usize) -> Vec<String> {
     PATHS[attr].iter().map(|s| s.to_string()).collect()
 }
 
-/// Applies `calls` to both; returns the close time.
-fn run(calls: &[Call], ss: &mut dyn StateSystemBuilder, model: &mut Model, tail: i64) -> i64 {
+/// Applies `calls` to both, then closes both `tail` after the last call.
+fn run(calls: &[Call], ss: &mut dyn StateSystemBuilder, model: &mut Model, tail: i64) {
+    let end = apply(calls, ss, model) + tail;
+    ss.close(end).unwrap();
+    model.close(end);
+}
+
+/// Applies `calls` to both without closing; returns the time of the last call.
+fn apply(calls: &[Call], ss: &mut dyn StateSystemBuilder, model: &mut Model) -> i64 {
     let mut t = model.start;
     for c in calls {
         match *c {
@@ -235,10 +242,7 @@ fn run(calls: &[Call], ss: &mut dyn StateSystemBuilder, model: &mut Model, tail:
             }
         }
     }
-    let end = t + tail;
-    ss.close(end).unwrap();
-    model.close(end);
-    end
+    t
 }
 
 fn sorted(mut v: Vec<Interval>) -> Vec<Interval> {
@@ -353,7 +357,7 @@ proptest! {
         let config = HtConfig { block_size: 4096, max_children: 3, provider_version: 0, start: 0 };
         let mut building = StateSystem::create_history_tree(dir.path().join("b.ht"), config).unwrap();
         let mut model = Model::default();
-        apply_without_close(&calls, &mut building, &mut model);
+        apply(&calls, &mut building, &mut model);
         prop_assert!(building.is_building());
         // Every interval already produced is answered as stored.
         for i in &model.intervals {
@@ -363,37 +367,6 @@ proptest! {
         for (q, (value, since)) in model.current.iter().enumerate() {
             prop_assert_eq!(&building.query_ongoing(q as Quark).unwrap(), value);
             prop_assert_eq!(building.ongoing_start_time(q as Quark).unwrap(), *since);
-        }
-    }
-}
-
-/// Applies the modify and remove calls of `calls` without closing.
-fn apply_without_close(calls: &[Call], ss: &mut dyn StateSystemBuilder, model: &mut Model) {
-    let mut t = 0;
-    for c in calls {
-        match *c {
-            Call::Modify { dt, attr, v, null } => {
-                t += dt;
-                let path = path_of(attr);
-                let names: Vec<&str> = path.iter().map(String::as_str).collect();
-                let q = ss.quark_and_add(&names).unwrap();
-                model.quark(&path);
-                let v = value_for(attr, v, null);
-                ss.modify(t, v.clone(), q).unwrap();
-                model.modify(t, v, q);
-            }
-            Call::Remove { dt, attr } => {
-                t += dt;
-                let path = path_of(attr);
-                let names: Vec<&str> = path.iter().map(String::as_str).collect();
-                let q = ss.quark_and_add(&names).unwrap();
-                model.quark(&path);
-                ss.remove(t, q).unwrap();
-                model.remove(t, q);
-            }
-            // The stack, counter and ongoing calls are covered by the other property.
-            Call::Push { dt, .. } | Call::Pop { dt } | Call::Increment { dt, .. } => t += dt,
-            Call::UpdateOngoing { .. } => {}
         }
     }
 }

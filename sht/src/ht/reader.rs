@@ -25,7 +25,7 @@ use crate::Quark;
 pub const DEFAULT_NODE_CACHE_BYTES: usize = 192 << 20;
 
 /// The file header of a history file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct HtHeader {
     pub magic: i32,
     pub file_version: i32,
