@@ -1,4 +1,167 @@
 //! Native state providers (Linux kernel, disk I/O, virtual machines, OpenStack, ...).
 //!
-//! A provider consumes events from `sextant_trace` and drives an `sht` state-system
-//! builder. (The provider contract lands with the kernel-analysis issue.)
+//! A [`StateProvider`] turns events into state changes on an `sht`
+//! [`StateSystemBuilder`]. It never looks fields up by name per event: when a
+//! trace is opened, the pipeline offers it each event class once
+//! ([`StateProvider::subscribe`]); the provider answers with a handler number and
+//! the names of the fields it wants ([`Subscription`]). For every event of that
+//! class, the pipeline then calls [`StateProvider::handle`] with that handler and
+//! an [`EventFields`] view whose slot `i` is the `i`-th requested field, resolved
+//! once to the trace's own field handles. The [`Registry`] lists providers by id,
+//! so new providers plug in without touching the pipeline.
+
+use std::collections::BTreeMap;
+
+use sht::StateSystemBuilder;
+
+/// What a provider knows of a trace before its events: enough to pick an event
+/// layout (tracer name and version) and to name the state system.
+#[derive(Clone, Debug, Default)]
+pub struct TraceInfo {
+    /// Trace name (directory or file name).
+    pub name: String,
+    /// `kernel`, `ust`, or empty when unknown (the CTF `env.domain`).
+    pub domain: String,
+    /// The CTF environment (`tracer_name`, `tracer_major`, `hostname`, ...), as text.
+    pub env: BTreeMap<String, String>,
+}
+
+impl TraceInfo {
+    pub fn env_str(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str)
+    }
+
+    pub fn env_int(&self, key: &str) -> Option<i64> {
+        self.env.get(key).and_then(|v| v.parse().ok())
+    }
+}
+
+/// A provider's interest in one event class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// Passed back to [`StateProvider::handle`]; the provider's own numbering.
+    pub handler: u32,
+    /// Field names (as Trace Compass names them: TSDL names without the leading
+    /// underscore) whose values the handler reads, by slot, in this order.
+    pub fields: Vec<&'static str>,
+}
+
+/// One event as a provider sees it. Field slots are those of the event class's
+/// [`Subscription`]; a missing field, or one of another kind, reads as `None`.
+pub trait EventFields {
+    /// Nanoseconds (after clock conversion and, in experiments, synchronization).
+    fn timestamp(&self) -> i64;
+    /// CPU the event happened on (the stream's `cpu_id`, or the stub trace's `cpu`).
+    fn cpu(&self) -> Option<u32>;
+    /// Integer (or enumeration) field value.
+    fn int(&self, slot: usize) -> Option<i64>;
+    /// String (or text array) field value.
+    fn string(&self, slot: usize) -> Option<&str>;
+}
+
+/// Errors a provider reports (which analysis, which event or field).
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{analysis}: {what}")]
+    Unsupported { analysis: String, what: String },
+    #[error("{analysis}: at {timestamp} ns: {source}")]
+    State {
+        analysis: String,
+        timestamp: i64,
+        #[source]
+        source: sht::Error,
+    },
+}
+
+/// Turns events into state (Trace Compass `ITmfStateProvider`).
+pub trait StateProvider: Send {
+    /// Analysis id (Trace Compass's where one exists; also the `.ht` file name).
+    fn id(&self) -> &'static str;
+    /// Provider version written in the `.ht` header; Trace Compass reuses a file
+    /// only if it matches its own provider's.
+    fn version(&self) -> i32;
+    /// Whether this provider applies to the trace (checked before subscribing);
+    /// an error says why not, for the user.
+    fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError>;
+    /// Called once per event class; `None` means the provider ignores that class.
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription>;
+    /// Handles one event of a subscribed class.
+    fn handle(
+        &mut self,
+        handler: u32,
+        event: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()>;
+}
+
+/// Builds a fresh provider for one trace.
+pub type ProviderFactory = fn() -> Box<dyn StateProvider>;
+
+/// Providers by id.
+#[derive(Default)]
+pub struct Registry {
+    entries: Vec<(&'static str, &'static str, ProviderFactory)>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a provider under a short name (`kernel`) and its analysis id.
+    pub fn register(&mut self, short: &'static str, id: &'static str, factory: ProviderFactory) {
+        self.entries.push((short, id, factory));
+    }
+
+    /// A provider by short name or analysis id.
+    pub fn create(&self, name: &str) -> Option<Box<dyn StateProvider>> {
+        self.entries
+            .iter()
+            .find(|(s, id, _)| *s == name || *id == name)
+            .map(|(_, _, f)| f())
+    }
+
+    /// (short name, analysis id) of every provider.
+    pub fn names(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.entries.iter().map(|(s, id, _)| (*s, *id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl StateProvider for Nothing {
+        fn id(&self) -> &'static str {
+            "test.nothing"
+        }
+        fn version(&self) -> i32 {
+            1
+        }
+        fn check_trace(&mut self, _: &TraceInfo) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        fn subscribe(&mut self, _: &str) -> Option<Subscription> {
+            None
+        }
+        fn handle(
+            &mut self,
+            _: u32,
+            _: &dyn EventFields,
+            _: &mut dyn StateSystemBuilder,
+        ) -> sht::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn registry_finds_by_short_name_or_id() {
+        let mut r = Registry::new();
+        r.register("nothing", "test.nothing", || Box::new(Nothing));
+        assert_eq!(r.create("nothing").unwrap().id(), "test.nothing");
+        assert_eq!(r.create("test.nothing").unwrap().version(), 1);
+        assert!(r.create("kernel").is_none());
+        assert_eq!(r.names().count(), 1);
+    }
+}
