@@ -277,6 +277,13 @@ impl ChangeLogReader {
         let header = loop {
             line_no += 1;
             let line = match lines.next() {
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(Error::Log {
+                        path,
+                        line: line_no,
+                        what: "not UTF-8 text (is this a state-change log?)".into(),
+                    })
+                }
                 Some(l) => l.map_err(|e| Error::io(&path, e))?,
                 None => {
                     return Err(Error::Log {
@@ -347,6 +354,9 @@ impl Iterator for ChangeLogReader {
             self.line_no += 1;
             let line = match self.lines.next()? {
                 Ok(l) => l,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Some(Err(self.log_error("not UTF-8 text")))
+                }
                 Err(e) => return Some(Err(Error::io(&self.path, e))),
             };
             if line.trim().is_empty() {

@@ -52,27 +52,28 @@ pub enum Error {
     Config(String),
     #[error("the history is closed: no more state changes can be made")]
     Closed,
-    #[error("{path}: {source}")]
+    /// The cause is the source error (printed after this by error reporters).
+    #[error("I/O error on {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// A history file that cannot be used; `offset` is where the problem was found.
-    #[error("{path}: at offset {offset}: {what}")]
+    #[error("{}: at offset {offset}: {what}", path.display())]
     Corrupt {
         path: PathBuf,
         offset: u64,
         what: String,
     },
-    #[error("{path}: provider version {found} does not match the expected {expected}")]
+    #[error("{}: provider version {found} does not match the expected {expected}", path.display())]
     ProviderVersion {
         path: PathBuf,
         found: i32,
         expected: i32,
     },
     /// A state-change log line that cannot be replayed.
-    #[error("{path}:{line}: {what}")]
+    #[error("{}:{line}: {what}", path.display())]
     Log {
         path: PathBuf,
         line: usize,
