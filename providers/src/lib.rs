@@ -10,6 +10,8 @@
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
 
+pub mod pipeline;
+
 use std::collections::BTreeMap;
 
 use sht::StateSystemBuilder;

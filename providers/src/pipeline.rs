@@ -1,0 +1,905 @@
+//! The build pipeline: one pass over an [`EventSource`] feeds several providers, each
+//! into its own state system.
+//!
+//! Two threads, as in Trace Compass (a reader thread and an event-processor thread):
+//! the *reader* decodes events and copies only the fields the providers subscribed
+//! to into reusable [`Batch`]es; the *builder* (the calling thread) hands them to the
+//! providers, which write state changes into their state systems (the history-tree
+//! writer runs inline there; it is much faster than providers). Batches go back to
+//! the reader for reuse, so the steady state allocates nothing per event.
+//!
+//! A source never looks a field up by name per event: the pipeline asks each
+//! provider, once per event class, which fields it needs ([`StateProvider::subscribe`])
+//! and resolves those names to the source's own [`FieldKey`]s before the first event.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sht::{
+    AttributeTree, HtConfig, Interval, Quark, QuarkSet, StateHistoryBackend, StateSystem,
+    StateSystemBuilder, StateSystemQuerier, TimeCondition,
+};
+
+use crate::{EventFields, ProviderError, StateProvider, TraceInfo};
+
+/// A source's own, pre-resolved reference to a field of one event class.
+pub type FieldKey = u64;
+
+/// Errors of an event source (reading a trace), boxed so sources keep their own types.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One decoded event as the reader thread sees it.
+pub trait SourceEvent {
+    /// Index into [`EventSource::class_names`].
+    fn class(&self) -> u32;
+    /// Nanoseconds.
+    fn timestamp(&self) -> i64;
+    fn cpu(&self) -> Option<u32>;
+    /// An integer (or enumeration) field.
+    fn int(&self, key: FieldKey) -> Option<i64>;
+    /// A string (or text array) field.
+    fn string(&self, key: FieldKey) -> Option<&str>;
+}
+
+/// A time-ordered flow of events: a trace or an experiment.
+pub trait EventSource: Send {
+    /// What providers check before subscribing.
+    fn info(&self) -> TraceInfo;
+    /// Names of the event classes, indexed by [`SourceEvent::class`].
+    fn class_names(&self) -> Vec<String>;
+    /// Resolves a field name of a class once, before the first event.
+    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey>;
+    /// Amount of input (bytes, or events) for progress; `None` if unknown.
+    fn total_work(&self) -> Option<u64> {
+        None
+    }
+    /// Visits every event in time order until the end or until `visit` breaks.
+    /// `work_done` is advanced in the units of [`EventSource::total_work`] now and then.
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        work_done: &AtomicU64,
+    ) -> Result<(), SourceError>;
+    /// What was skipped while reading (damaged streams, ...), for the user.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Where an analysis writes its history.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// A `.ht` file (written to a temporary name, renamed when complete).
+    HistoryTree {
+        path: PathBuf,
+        block_size: Option<i32>,
+        max_children: Option<i32>,
+    },
+    InMemory,
+    /// Keep only the ongoing state (measures providers alone).
+    Null,
+}
+
+impl Output {
+    /// A `.ht` file with Trace Compass's default block size and fan-out.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Output::HistoryTree {
+            path: path.into(),
+            block_size: None,
+            max_children: None,
+        }
+    }
+}
+
+/// One analysis to run in the pass.
+pub struct Analysis {
+    pub provider: Box<dyn StateProvider>,
+    pub output: Output,
+}
+
+/// Progress, as the pipeline reports it to a callback about ten times a second.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub events: u64,
+    pub work_done: u64,
+    pub total_work: Option<u64>,
+}
+
+/// Knobs of [`build`].
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// Set to stop the build; the histories being written are discarded.
+    pub cancel: Arc<AtomicBool>,
+    /// Called from the builder thread.
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Events per batch handed from the reader to the builder.
+    pub batch_events: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: None,
+            batch_events: 4096,
+        }
+    }
+}
+
+/// What one analysis produced.
+#[derive(Debug)]
+pub struct AnalysisReport {
+    pub id: &'static str,
+    pub version: i32,
+    /// Events handed to this provider.
+    pub events: u64,
+    pub intervals: u64,
+    pub attributes: usize,
+    pub path: Option<PathBuf>,
+    pub file_size: Option<u64>,
+}
+
+/// What the pass did.
+#[derive(Debug)]
+pub struct BuildReport {
+    /// Events read from the source.
+    pub events: u64,
+    pub start: i64,
+    pub end: i64,
+    pub elapsed: Duration,
+    pub analyses: Vec<AnalysisReport>,
+    pub warnings: Vec<String>,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("reading the trace: {0}")]
+    Source(SourceError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("{analysis}: creating its history: {source}")]
+    Create {
+        analysis: String,
+        #[source]
+        source: sht::Error,
+    },
+    #[error("the trace has no events")]
+    Empty,
+    #[error("none of the requested analyses applies: {0}")]
+    NothingToDo(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Copied field value in a batch.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Absent,
+    Int(i64),
+    /// Byte range in [`Batch::text`].
+    Str(u32, u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BatchEvent {
+    timestamp: i64,
+    cpu: u32,
+    class: u32,
+    first_slot: u32,
+}
+
+const NO_CPU: u32 = u32::MAX;
+
+/// Events with their subscribed fields, copied out of the source.
+#[derive(Default)]
+struct Batch {
+    events: Vec<BatchEvent>,
+    slots: Vec<Slot>,
+    text: String,
+    work_done: u64,
+    /// Time of the source's first event (subscribed or not): the history start.
+    source_first: Option<i64>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.events.clear();
+        self.slots.clear();
+        self.text.clear();
+    }
+}
+
+/// One provider's interest in one class: its handler and where its slots start in the
+/// class's combined field list.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    analysis: u32,
+    handler: u32,
+    first: u32,
+    len: u32,
+}
+
+/// Per event class: the fields to copy and who reads them.
+#[derive(Default, Clone, Debug)]
+struct ClassPlan {
+    keys: Vec<Option<FieldKey>>,
+    routes: Vec<Route>,
+}
+
+/// The [`EventFields`] view a provider gets of a batch event.
+struct SlotView<'a> {
+    event: &'a BatchEvent,
+    slots: &'a [Slot],
+    text: &'a str,
+}
+
+impl EventFields for SlotView<'_> {
+    fn timestamp(&self) -> i64 {
+        self.event.timestamp
+    }
+    fn cpu(&self) -> Option<u32> {
+        (self.event.cpu != NO_CPU).then_some(self.event.cpu)
+    }
+    fn int(&self, slot: usize) -> Option<i64> {
+        match self.slots.get(slot)? {
+            Slot::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+    fn string(&self, slot: usize) -> Option<&str> {
+        match self.slots.get(slot)? {
+            Slot::Str(a, b) => self.text.get(*a as usize..*b as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Counts intervals on their way to the real backend.
+struct CountingBackend {
+    inner: Box<dyn StateHistoryBackend>,
+    count: Arc<AtomicU64>,
+}
+
+impl StateHistoryBackend for CountingBackend {
+    fn start_time(&self) -> i64 {
+        self.inner.start_time()
+    }
+    fn end_time(&self) -> i64 {
+        self.inner.end_time()
+    }
+    fn insert(&mut self, interval: Interval) -> sht::Result<()> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.inner.insert(interval)
+    }
+    fn finish(&mut self, end: i64, attributes: &AttributeTree) -> sht::Result<()> {
+        self.inner.finish(end, attributes)
+    }
+    fn query_single(&self, t: i64, quark: Quark) -> sht::Result<Option<Interval>> {
+        self.inner.query_single(t, quark)
+    }
+    fn query_full(&self, t: i64, out: &mut [Interval]) -> sht::Result<()> {
+        self.inner.query_full(t, out)
+    }
+    fn query_range(
+        &self,
+        quarks: &QuarkSet,
+        times: &TimeCondition,
+        visit: &mut dyn FnMut(&Interval),
+    ) -> sht::Result<()> {
+        self.inner.query_range(quarks, times, visit)
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
+
+/// A provider with its state system, created at the first event.
+struct Running {
+    provider: Box<dyn StateProvider>,
+    output: Output,
+    ss: Option<StateSystem>,
+    intervals: Arc<AtomicU64>,
+    events: u64,
+}
+
+fn create_state_system(
+    run: &Running,
+    start: i64,
+    intervals: Arc<AtomicU64>,
+) -> Result<StateSystem, PipelineError> {
+    let inner: Box<dyn StateHistoryBackend> = match &run.output {
+        Output::HistoryTree {
+            path,
+            block_size,
+            max_children,
+        } => {
+            let mut config = HtConfig::new(start, run.provider.version());
+            if let Some(b) = block_size {
+                config.block_size = *b;
+            }
+            if let Some(m) = max_children {
+                config.max_children = *m;
+            }
+            Box::new(
+                sht::HistoryTreeBackend::create(path, config).map_err(|source| {
+                    PipelineError::Create {
+                        analysis: run.provider.id().to_string(),
+                        source,
+                    }
+                })?,
+            )
+        }
+        Output::InMemory => Box::new(sht::InMemoryBackend::new(start)),
+        Output::Null => Box::new(sht::NullBackend::new(start)),
+    };
+    Ok(StateSystem::new(Box::new(CountingBackend {
+        inner,
+        count: intervals,
+    })))
+}
+
+fn ensure_created(runs: &mut [Running], start: i64) -> Result<(), PipelineError> {
+    for run in runs.iter_mut().filter(|r| r.ss.is_none()) {
+        let ss = create_state_system(run, start, Arc::clone(&run.intervals))?;
+        run.ss = Some(ss);
+    }
+    Ok(())
+}
+
+/// Subscribes every provider to every class and resolves the fields.
+fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
+    let names = source.class_names();
+    let mut plans = vec![ClassPlan::default(); names.len()];
+    for (class, name) in names.iter().enumerate() {
+        let plan = &mut plans[class];
+        for (a, run) in runs.iter_mut().enumerate() {
+            let Some(sub) = run.provider.subscribe(name) else {
+                continue;
+            };
+            let first = plan.keys.len() as u32;
+            for field in &sub.fields {
+                plan.keys.push(source.resolve(class as u32, field));
+            }
+            plan.routes.push(Route {
+                analysis: a as u32,
+                handler: sub.handler,
+                first,
+                len: sub.fields.len() as u32,
+            });
+        }
+    }
+    plans
+}
+
+/// Runs `analyses` over `source` in one pass. On success every history is closed at
+/// the last event's time (and `.ht` files renamed into place); on failure or
+/// cancellation the partial files are removed.
+pub fn build(
+    source: &mut dyn EventSource,
+    analyses: Vec<Analysis>,
+    options: &BuildOptions,
+) -> Result<(BuildReport, Vec<StateSystem>), PipelineError> {
+    let began = Instant::now();
+    let info = source.info();
+    let mut runs = Vec::new();
+    let mut refused = Vec::new();
+    for mut a in analyses {
+        match a.provider.check_trace(&info) {
+            Ok(()) => runs.push(Running {
+                provider: a.provider,
+                output: a.output,
+                ss: None,
+                intervals: Arc::new(AtomicU64::new(0)),
+                events: 0,
+            }),
+            Err(e) => refused.push(e),
+        }
+    }
+    if let Some(first) = refused.into_iter().next() {
+        // An analysis the user asked for that cannot run is an error, not a silent skip.
+        return Err(PipelineError::Provider(first));
+    }
+    if runs.is_empty() {
+        return Err(PipelineError::NothingToDo("no analysis given".into()));
+    }
+    let plans = plan(&*source, &mut runs);
+    let total_work = source.total_work();
+    let work_done = AtomicU64::new(0);
+    let batch_events = options.batch_events.max(1);
+
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(4);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    for _ in 0..6 {
+        let _ = empty_tx.send(Batch::default());
+    }
+    let cancel = &options.cancel;
+    let reborrowed: &mut dyn EventSource = &mut *source;
+
+    let (read_result, build_result) = std::thread::scope(|scope| {
+        let plans = &plans;
+        let work_done = &work_done;
+        let reader = scope.spawn(move || {
+            let mut batch = empty_rx.recv().unwrap_or_default();
+            let mut stopped = false;
+            let mut read = 0u64;
+            let mut first: Option<i64> = None;
+            let mut last = i64::MIN;
+            let source = reborrowed;
+            let result = source.run(
+                &mut |ev| {
+                    read += 1;
+                    let t = ev.timestamp();
+                    if first.is_none() {
+                        first = Some(t);
+                    }
+                    last = last.max(t);
+                    let class = ev.class();
+                    let Some(plan) = plans.get(class as usize) else {
+                        return ControlFlow::Continue(());
+                    };
+                    if plan.routes.is_empty() {
+                        return ControlFlow::Continue(());
+                    }
+                    batch.source_first = first;
+                    batch.events.push(BatchEvent {
+                        timestamp: t,
+                        cpu: ev.cpu().unwrap_or(NO_CPU),
+                        class,
+                        first_slot: batch.slots.len() as u32,
+                    });
+                    for key in &plan.keys {
+                        let slot = match key {
+                            None => Slot::Absent,
+                            Some(k) => match ev.int(*k) {
+                                Some(v) => Slot::Int(v),
+                                None => match ev.string(*k) {
+                                    Some(s) => {
+                                        let a = batch.text.len() as u32;
+                                        batch.text.push_str(s);
+                                        Slot::Str(a, batch.text.len() as u32)
+                                    }
+                                    None => Slot::Absent,
+                                },
+                            },
+                        };
+                        batch.slots.push(slot);
+                    }
+                    if batch.events.len() >= batch_events || batch.text.len() > (1 << 24) {
+                        if cancel.load(Ordering::Relaxed) {
+                            stopped = true;
+                            return ControlFlow::Break(());
+                        }
+                        batch.work_done = work_done.load(Ordering::Relaxed);
+                        let next = empty_rx.recv().unwrap_or_default();
+                        let full = std::mem::replace(&mut batch, next);
+                        if full_tx.send(full).is_err() {
+                            stopped = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    ControlFlow::Continue(())
+                },
+                work_done,
+            );
+            if !stopped && !batch.events.is_empty() {
+                batch.work_done = work_done.load(Ordering::Relaxed);
+                let _ = full_tx.send(batch);
+            }
+            drop(full_tx);
+            result.map(|()| (read, first.map(|f| (f, last))))
+        });
+
+        let build = (|| -> Result<u64, PipelineError> {
+            let mut handled = 0u64;
+            let mut last_report = Instant::now();
+            for mut batch in full_rx.iter() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(PipelineError::Cancelled);
+                }
+                if let Some(first) = batch.source_first {
+                    ensure_created(&mut runs, first)?;
+                }
+                for ev in &batch.events {
+                    let plan = &plans[ev.class as usize];
+                    for route in &plan.routes {
+                        let first = ev.first_slot as usize + route.first as usize;
+                        let view = SlotView {
+                            event: ev,
+                            slots: &batch.slots[first..first + route.len as usize],
+                            text: &batch.text,
+                        };
+                        let run = &mut runs[route.analysis as usize];
+                        let ss = run.ss.as_mut().expect("created at the first event");
+                        run.events += 1;
+                        run.provider
+                            .handle(route.handler, &view, ss)
+                            .map_err(|source| ProviderError::State {
+                                analysis: run.provider.id().to_string(),
+                                timestamp: ev.timestamp,
+                                source,
+                            })?;
+                    }
+                }
+                handled += batch.events.len() as u64;
+                if let Some(cb) = &options.progress {
+                    if last_report.elapsed() >= Duration::from_millis(100) {
+                        last_report = Instant::now();
+                        cb(Progress {
+                            events: handled,
+                            work_done: batch.work_done,
+                            total_work,
+                        });
+                    }
+                }
+                batch.clear();
+                let _ = empty_tx.send(batch);
+            }
+            Ok(handled)
+        })();
+        // On a builder error the reader stops at its next send (the receiver is gone).
+        drop(full_rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err("the reader thread panicked".into()));
+        (read, build)
+    });
+
+    if cancel.load(Ordering::Relaxed) {
+        return Err(PipelineError::Cancelled);
+    }
+    let (events, range) = read_result.map_err(PipelineError::Source)?;
+    build_result?;
+    let Some((start, end)) = range else {
+        return Err(PipelineError::Empty);
+    };
+    // No subscribed event at all: the histories still span the trace.
+    ensure_created(&mut runs, start)?;
+
+    let mut reports = Vec::new();
+    let mut systems = Vec::new();
+    for mut run in runs {
+        let mut ss = run.ss.take().expect("created at the first event");
+        ss.close(end).map_err(|source| ProviderError::State {
+            analysis: run.provider.id().to_string(),
+            timestamp: end,
+            source,
+        })?;
+        let path = match &run.output {
+            Output::HistoryTree { path, .. } => Some(path.clone()),
+            _ => None,
+        };
+        let file_size = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len());
+        reports.push(AnalysisReport {
+            id: run.provider.id(),
+            version: run.provider.version(),
+            events: run.events,
+            intervals: run.intervals.load(Ordering::Relaxed),
+            attributes: ss.attribute_count(),
+            path,
+            file_size,
+        });
+        systems.push(ss);
+    }
+    Ok((
+        BuildReport {
+            events,
+            start,
+            end,
+            elapsed: began.elapsed(),
+            analyses: reports,
+            warnings: source.warnings(),
+        },
+        systems,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Subscription;
+    use sht::StateValue;
+
+    /// Events as (class, time, cpu, fields).
+    struct VecSource {
+        classes: Vec<(&'static str, Vec<&'static str>)>,
+        events: Vec<(u32, i64, Option<u32>, Vec<Field>)>,
+        fail_after: Option<usize>,
+    }
+
+    #[derive(Clone)]
+    enum Field {
+        I(i64),
+        S(&'static str),
+    }
+
+    struct VecEvent<'a>(&'a (u32, i64, Option<u32>, Vec<Field>));
+
+    impl SourceEvent for VecEvent<'_> {
+        fn class(&self) -> u32 {
+            self.0 .0
+        }
+        fn timestamp(&self) -> i64 {
+            self.0 .1
+        }
+        fn cpu(&self) -> Option<u32> {
+            self.0 .2
+        }
+        fn int(&self, key: FieldKey) -> Option<i64> {
+            match self.0 .3.get(key as usize)? {
+                Field::I(v) => Some(*v),
+                Field::S(_) => None,
+            }
+        }
+        fn string(&self, key: FieldKey) -> Option<&str> {
+            match self.0 .3.get(key as usize)? {
+                Field::S(s) => Some(s),
+                Field::I(_) => None,
+            }
+        }
+    }
+
+    impl EventSource for VecSource {
+        fn info(&self) -> TraceInfo {
+            TraceInfo {
+                name: "vec".into(),
+                ..Default::default()
+            }
+        }
+        fn class_names(&self) -> Vec<String> {
+            self.classes.iter().map(|c| c.0.to_string()).collect()
+        }
+        fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+            let fields = &self.classes.get(class as usize)?.1;
+            fields.iter().position(|f| *f == field).map(|i| i as u64)
+        }
+        fn total_work(&self) -> Option<u64> {
+            Some(self.events.len() as u64)
+        }
+        fn run(
+            &mut self,
+            visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+            work_done: &AtomicU64,
+        ) -> Result<(), SourceError> {
+            for (i, e) in self.events.iter().enumerate() {
+                if self.fail_after == Some(i) {
+                    return Err(format!("damaged at event {i}").into());
+                }
+                work_done.store(i as u64 + 1, Ordering::Relaxed);
+                if visit(&VecEvent(e)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `switch(next: int, comm: string)` sets `CPUs/<cpu>` = next and `Names/<next>` = comm.
+    struct Switcher {
+        refuse: bool,
+    }
+
+    impl StateProvider for Switcher {
+        fn id(&self) -> &'static str {
+            "test.switcher"
+        }
+        fn version(&self) -> i32 {
+            7
+        }
+        fn check_trace(&mut self, _: &TraceInfo) -> Result<(), ProviderError> {
+            if self.refuse {
+                return Err(ProviderError::Unsupported {
+                    analysis: self.id().into(),
+                    what: "not this trace".into(),
+                });
+            }
+            Ok(())
+        }
+        fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+            (event_name == "switch").then(|| Subscription {
+                handler: 3,
+                fields: vec!["comm", "missing", "next"],
+            })
+        }
+        fn handle(
+            &mut self,
+            handler: u32,
+            ev: &dyn EventFields,
+            ss: &mut dyn StateSystemBuilder,
+        ) -> sht::Result<()> {
+            assert_eq!(handler, 3);
+            assert_eq!(ev.int(1), None, "an unresolved field reads as None");
+            assert_eq!(ev.string(1), None);
+            let cpu = ev.cpu().unwrap_or(0).to_string();
+            let next = ev.int(2).expect("next");
+            let q = ss.quark_and_add(&["CPUs", &cpu])?;
+            ss.modify(ev.timestamp(), StateValue::Int(next as i32), q)?;
+            let q = ss.quark_and_add(&["Names", &next.to_string()])?;
+            let comm = ev.string(0).expect("comm").to_string();
+            ss.modify(ev.timestamp(), StateValue::String(comm.into()), q)
+        }
+    }
+
+    fn source() -> VecSource {
+        VecSource {
+            classes: vec![("other", vec![]), ("switch", vec!["next", "comm"])],
+            events: vec![
+                (0, 5, None, vec![]),
+                (1, 10, Some(0), vec![Field::I(42), Field::S("bash")]),
+                (1, 20, Some(1), vec![Field::I(7), Field::S("ls")]),
+                (1, 30, Some(0), vec![Field::I(7), Field::S("ls")]),
+                (0, 45, None, vec![]),
+            ],
+            fail_after: None,
+        }
+    }
+
+    fn switcher() -> Analysis {
+        Analysis {
+            provider: Box::new(Switcher { refuse: false }),
+            output: Output::InMemory,
+        }
+    }
+
+    #[test]
+    fn routes_fields_by_slot_and_spans_the_whole_trace() {
+        let mut src = source();
+        for batch_events in [1, 2, 4096] {
+            let opts = BuildOptions {
+                batch_events,
+                ..Default::default()
+            };
+            let (report, systems) = build(&mut src, vec![switcher()], &opts).unwrap();
+            assert_eq!(report.events, 5);
+            assert_eq!((report.start, report.end), (5, 45));
+            assert_eq!(report.analyses[0].events, 3);
+            let ss = &systems[0];
+            assert_eq!(
+                ss.start_time(),
+                5,
+                "history starts at the first event, subscribed or not"
+            );
+            assert_eq!(ss.current_end_time(), 45);
+            let cpu0 = ss.quark(&["CPUs", "0"]).unwrap();
+            let i = ss.query_single(25, cpu0).unwrap();
+            assert_eq!(
+                (i.start, i.end, i.value.clone()),
+                (10, 29, StateValue::Int(42))
+            );
+            assert_eq!(ss.query_single(45, cpu0).unwrap().value, StateValue::Int(7));
+            let name = ss.quark(&["Names", "7"]).unwrap();
+            assert_eq!(
+                ss.query_single(40, name).unwrap().value,
+                StateValue::String("ls".into())
+            );
+            // CPUs/0: null [5,9], 42 [10,29], 7 [30,45]; CPUs/1: null, 7; Names/42: null,
+            // bash; Names/7: null, ls; and one null interval each for CPUs and Names.
+            assert_eq!(report.analyses[0].intervals, 11);
+            assert_eq!(report.analyses[0].attributes, 6);
+        }
+    }
+
+    #[test]
+    fn writes_a_history_tree_file_with_the_provider_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.ht");
+        let mut src = source();
+        let analyses = vec![Analysis {
+            provider: Box::new(Switcher { refuse: false }),
+            output: Output::file(&path),
+        }];
+        let (report, _) = build(&mut src, analyses, &BuildOptions::default()).unwrap();
+        assert_eq!(
+            report.analyses[0].file_size,
+            Some(std::fs::metadata(&path).unwrap().len())
+        );
+        let ss = StateSystem::open(&path, Some(7)).unwrap();
+        assert_eq!((ss.start_time(), ss.current_end_time()), (5, 45));
+        let q = ss.quark(&["CPUs", "1"]).unwrap();
+        assert_eq!(ss.query_single(20, q).unwrap().value, StateValue::Int(7));
+    }
+
+    #[test]
+    fn source_errors_and_cancellation_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.ht");
+        let analyses = || {
+            vec![Analysis {
+                provider: Box::new(Switcher { refuse: false }),
+                output: Output::file(&path),
+            }]
+        };
+        let mut src = source();
+        src.fail_after = Some(3);
+        let err = build(&mut src, analyses(), &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        assert!(err.to_string().contains("damaged at event 3"), "{err}");
+        let opts = BuildOptions::default();
+        opts.cancel.store(true, Ordering::Relaxed);
+        let err = build(&mut source(), analyses(), &opts)
+            .err()
+            .expect("the build should fail");
+        assert!(matches!(err, PipelineError::Cancelled));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
+    }
+
+    #[test]
+    fn refused_or_empty_inputs_are_errors() {
+        let refused = vec![Analysis {
+            provider: Box::new(Switcher { refuse: true }),
+            output: Output::Null,
+        }];
+        let err = build(&mut source(), refused, &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        assert!(err.to_string().contains("not this trace"), "{err}");
+        let mut empty = source();
+        empty.events.clear();
+        let err = build(&mut empty, vec![switcher()], &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        assert!(matches!(err, PipelineError::Empty));
+        let err = build(&mut source(), vec![], &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        assert!(matches!(err, PipelineError::NothingToDo(_)));
+    }
+
+    #[test]
+    fn provider_errors_name_the_analysis_and_time() {
+        let mut src = source();
+        // A string where the provider writes an int: the type check of sht fails.
+        src.events
+            .push((1, 50, Some(0), vec![Field::I(9), Field::S("x")]));
+        struct Bad;
+        impl StateProvider for Bad {
+            fn id(&self) -> &'static str {
+                "test.bad"
+            }
+            fn version(&self) -> i32 {
+                1
+            }
+            fn check_trace(&mut self, _: &TraceInfo) -> Result<(), ProviderError> {
+                Ok(())
+            }
+            fn subscribe(&mut self, _: &str) -> Option<Subscription> {
+                Some(Subscription {
+                    handler: 0,
+                    fields: vec![],
+                })
+            }
+            fn handle(
+                &mut self,
+                _: u32,
+                ev: &dyn EventFields,
+                ss: &mut dyn StateSystemBuilder,
+            ) -> sht::Result<()> {
+                let q = ss.quark_and_add(&["a"])?;
+                let v = if ev.timestamp() < 30 {
+                    StateValue::Int(1)
+                } else {
+                    StateValue::String("s".into())
+                };
+                ss.modify(ev.timestamp(), v, q)
+            }
+        }
+        let analyses = vec![Analysis {
+            provider: Box::new(Bad),
+            output: Output::Null,
+        }];
+        let err = build(&mut src, analyses, &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        let text = err.to_string();
+        assert!(text.starts_with("test.bad: at 30 ns"), "{text}");
+    }
+}
