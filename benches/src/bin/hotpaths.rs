@@ -35,7 +35,7 @@ fn main() {
         "ht-insert" => build(n, &dir.join("insert.ht")).map(|_| 0),
         // One unit: one warm single query at a random time and attribute, on a
         // fixed 200 k-change history.
-        "ht-query" => build(200_000, &dir.join("query.ht")).and_then(|ss| {
+        "ht-query" => build(200_000, &dir.join("query.ht")).map(|ss| {
             let w = Workload::flat(200_000);
             let mut rng = Rng::new(42);
             let count = ss.attribute_count() as u64;
@@ -45,7 +45,7 @@ fn main() {
                 let q = rng.below(count) as i32;
                 found += u64::from(ss.query_single(t, q).is_ok());
             }
-            Ok(found)
+            found
         }),
         _ => {
             eprintln!("{usage}");
