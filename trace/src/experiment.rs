@@ -693,7 +693,11 @@ impl<'a> Event<'a> {
         let mut out = Vec::new();
         if let Node::Struct(members) = node {
             for (name, n) in members {
-                let shown = name.strip_prefix('_').unwrap_or(name).to_string();
+                let shown = if self.trace.metadata.ctf2 {
+                    name.clone()
+                } else {
+                    name.strip_prefix('_').unwrap_or(name).to_string()
+                };
                 if let Some(v) = self.node_value(n) {
                     out.push((shown, v));
                 }

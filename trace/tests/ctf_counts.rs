@@ -3,9 +3,6 @@
 
 mod common;
 
-/// CTF 2 traces: the JSON metadata parser lands in the next step.
-const PENDING_CTF2: [&str; 2] = ["CTF2-7.0-trace-with-index", "CTF2-vl-ints"];
-
 use sextant_trace::{ClassId, Experiment};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -20,9 +17,6 @@ fn counts_match_reference_for_every_trace() {
     assert!(!traces.is_empty(), "no traces under {}", shared.display());
     let mut failures = Vec::new();
     for (name, dir, count_file) in traces {
-        if PENDING_CTF2.contains(&name.as_str()) {
-            continue;
-        }
         let want = common::read_counts(&count_file);
         let mut exp = match Experiment::open(&[&dir]) {
             Ok(e) => e,

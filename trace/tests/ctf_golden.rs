@@ -4,9 +4,6 @@
 
 mod common;
 
-/// CTF 2 traces: the JSON metadata parser lands in the next step.
-const PENDING_CTF2: [&str; 2] = ["CTF2-7.0-trace-with-index", "CTF2-vl-ints"];
-
 use serde_json::{json, Value as J};
 use sextant_trace::{ClassId, Event, Experiment};
 use std::ops::ControlFlow;
@@ -72,9 +69,6 @@ fn first_events_equal_golden() {
     let mut failures = Vec::new();
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if PENDING_CTF2.contains(&name.as_str()) {
-            continue;
-        }
         let golden: J =
             serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
                 .unwrap();
