@@ -65,6 +65,8 @@ pub struct Experiment {
     warnings: Vec<String>,
     errors: Vec<TraceError>,
     consumed: bool,
+    /// Visit only events in [begin, end] (ns), see [`Experiment::set_time_range`].
+    range: (Option<i64>, Option<i64>),
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -185,6 +187,7 @@ impl Experiment {
             warnings: Vec::new(),
             errors: Vec::new(),
             consumed: false,
+            range: (None, None),
         })
     }
 
@@ -248,6 +251,13 @@ impl Experiment {
         &self.traces
     }
 
+    /// Restricts [`for_each`](Self::for_each) to events with `begin <= ns <= end`.
+    /// Packets that end before `begin` are skipped without decoding their events
+    /// (found through the LTTng index when there is one).
+    pub fn set_time_range(&mut self, begin: Option<i64>, end: Option<i64>) {
+        self.range = (begin, end);
+    }
+
     /// Visits every event in timestamp order. A stream whose data contradicts its
     /// metadata stops at the bad spot (a warning says where) and the others go on,
     /// as in Trace Compass. Reading again re-opens the streams from the start.
@@ -262,6 +272,17 @@ impl Experiment {
         self.consumed = true;
         let mut heap: BinaryHeap<Reverse<(i64, u32, u32, u32)>> =
             BinaryHeap::with_capacity(self.cursors.len());
+        let (begin, end) = self.range;
+        if let Some(b) = begin {
+            for ci in 0..self.cursors.len() {
+                let ti = self.cursor_keys[ci].0 as usize;
+                if let Err(e) = self.cursors[ci].skip_packets_before(&self.traces[ti], b) {
+                    self.warnings
+                        .push(format!("{e}; the rest of this stream is skipped"));
+                    self.errors.push(e);
+                }
+            }
+        }
         for ci in 0..self.cursors.len() {
             if self.step(ci, progress) {
                 let (t, r) = self.cursor_keys[ci];
@@ -273,6 +294,9 @@ impl Experiment {
             let (ti, _) = self.cursor_keys[ci];
             let ti = ti as usize;
             let cursor = &self.cursors[ci];
+            if end.is_some_and(|e| cursor.cur.ns > e) {
+                break;
+            }
             let class = match cursor.cur.lost {
                 None => ClassId(self.class_base[ti] + cursor.cur.class),
                 Some(_) => ClassId(self.class_base[ti] + self.traces[ti].classes.len() as u32),
@@ -284,7 +308,7 @@ impl Experiment {
                 class,
                 trace_index: ti,
             };
-            if f(&ev).is_break() {
+            if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
             if self.step(ci, progress) {

@@ -644,7 +644,101 @@ impl Cursor {
         self.in_packet = true;
         self.packets_read += 1;
         self.progress += packet_bits / 8;
-        let _ = (&self.index, self.index_pos);
+        self.check_index_entry(off);
         Ok(true)
+    }
+
+    /// Drops the index when it disagrees with the packet just opened (stale index).
+    fn check_index_entry(&mut self, off: u64) {
+        let Some(idx) = &self.index else { return };
+        let p = &self.packet;
+        let ok = idx.get(self.index_pos).is_some_and(|e| {
+            e.offset == off
+                && e.packet_bits == p.packet_bits
+                && e.content_bits == p.content_bits
+                && p.ts_begin.is_none_or(|t| t == e.ts_begin)
+                && p.ts_end.is_none_or(|t| t == e.ts_end)
+        });
+        if ok {
+            self.index_pos += 1;
+        } else {
+            self.index = None;
+        }
+    }
+
+    /// True when an LTTng index is in use for this stream.
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Skips the packets that end before `begin_ns`, using the index when there is one
+    /// and reading packet headers and contexts only otherwise. Call before reading.
+    pub fn skip_packets_before(
+        &mut self,
+        trace: &CtfTrace,
+        begin_ns: i64,
+    ) -> Result<(), TraceError> {
+        if self.packets_read != 0 {
+            return Ok(());
+        }
+        let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
+            trace.streams[stream].clock.to_ns(cycles)
+        };
+        if let Some(idx) = &self.index {
+            let mut k = 0;
+            while k < idx.len() {
+                let e = &idx[k];
+                let Some(stream) = trace.stream_by_id(e.stream_id) else {
+                    break;
+                };
+                if conv(trace, stream, e.ts_end) >= begin_ns {
+                    break;
+                }
+                k += 1;
+            }
+            if k > 0 {
+                self.prev_discarded = idx[k - 1].discarded;
+                self.next_packet = idx.get(k).map(|e| e.offset).unwrap_or(self.file.size);
+                self.progress += self.next_packet;
+                self.index_pos = k;
+            }
+            return Ok(());
+        }
+        loop {
+            let at = self.next_packet;
+            let prev = self.prev_discarded;
+            if !self.open_packet(trace)? {
+                return Ok(());
+            }
+            let end = self.packet.ts_end.map(|t| conv(trace, self.stream, t));
+            if end.is_none_or(|e| e >= begin_ns) {
+                // Re-read this packet normally.
+                self.next_packet = at;
+                self.prev_discarded = prev;
+                self.lost_total -= self.pending_lost;
+                self.pending_lost = 0;
+                self.in_packet = false;
+                self.packets_read -= 1;
+                return Ok(());
+            }
+            self.in_packet = false;
+            self.pending_lost = 0;
+        }
+    }
+
+    /// Reads every packet's header and context (no events): the packets of the stream.
+    pub fn scan_packets(&mut self, trace: &CtfTrace) -> Result<Vec<PacketInfo>, TraceError> {
+        let mut out = Vec::new();
+        while self.open_packet(trace)? {
+            out.push(self.packet);
+            self.in_packet = false;
+            self.pending_lost = 0;
+        }
+        Ok(out)
+    }
+
+    /// The index entries, when an index file was found and is consistent.
+    pub fn index_entries(&self) -> Option<&[index::IndexEntry]> {
+        self.index.as_deref()
     }
 }
