@@ -401,7 +401,7 @@ fn collect_names(node: &Node, prefix: &str, strip: bool, out: &mut Vec<(String, 
 /// Adds `name` -> slots of node `n`; a name met twice (variant options with members of
 /// the same name) reads whichever slot the current event filled.
 fn collect_node(n: &Node, full: String, strip: bool, out: &mut Vec<(String, Vec<u32>)>) {
-    let mut push = |name: String, slot: u32, out: &mut Vec<(String, Vec<u32>)>| match out
+    let push = |name: String, slot: u32, out: &mut Vec<(String, Vec<u32>)>| match out
         .iter_mut()
         .find(|(k, _)| *k == name)
     {
