@@ -343,28 +343,3 @@ fn constant_names_are_one_shared_object_in_the_file() {
     assert!(ss.quark(&["Threads", "10", "Exec_name"]).is_ok());
     assert!(ss.quark(&["Threads", "11", "Exec_name"]).is_ok());
 }
-
-/// Debug aid: the XML stub kernel trace converted to the text format (see the
-/// golden tests in `tests/` for the real check).
-#[test]
-fn debug_stub_trace_matches_trace_compass_file() {
-    let (Ok(events), Ok(want)) = (
-        std::fs::read_to_string("/tmp/lka.txt"),
-        std::fs::read("/tmp/kgold/lttng_kernel_analysis.ht"),
-    ) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.ht");
-    let analyses = vec![Analysis {
-        provider: Box::new(KernelStateProvider::new()),
-        output: Output::file(&path),
-    }];
-    let mut src = text(&events);
-    src.info.domain = String::new();
-    build(&mut src, analyses, &BuildOptions::default()).unwrap();
-    let got = std::fs::read(&path).unwrap();
-    let reader = sht::HistoryTreeReader::open(&path, None).unwrap();
-    std::fs::write("/tmp/lka.got.dump", sht::dump::dump(&reader).unwrap()).unwrap();
-    assert!(got == want, "differs");
-}
