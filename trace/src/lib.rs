@@ -14,3 +14,5 @@ pub mod stats;
 
 pub use error::TraceError;
 pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub mod xmlstub;
+pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};
