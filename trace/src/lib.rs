@@ -10,6 +10,7 @@
 pub mod ctf;
 pub mod error;
 pub mod experiment;
+pub mod gen;
 pub mod stats;
 
 pub use error::TraceError;
