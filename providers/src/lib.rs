@@ -26,6 +26,10 @@ pub struct TraceInfo {
     pub domain: String,
     /// The CTF environment (`tracer_name`, `tracer_major`, `hostname`, ...), as text.
     pub env: BTreeMap<String, String>,
+    /// In an experiment, the host id of each trace, by trace index (see
+    /// [`EventFields::trace_index`]); empty for a single trace. Analyses spanning
+    /// machines (virtual machines) tell hosts apart by it.
+    pub hosts: Vec<String>,
 }
 
 impl TraceInfo {
@@ -59,6 +63,11 @@ pub trait EventFields {
     fn int(&self, slot: usize) -> Option<i64>;
     /// String (or text array) field value.
     fn string(&self, slot: usize) -> Option<&str>;
+    /// In an experiment, which trace the event comes from (index into
+    /// [`TraceInfo::hosts`]); 0 for a single trace.
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// Errors a provider reports (which analysis, which event or field).
@@ -94,6 +103,11 @@ pub trait StateProvider: Send {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()>;
+    /// Called once after the last event, before the history is closed: providers
+    /// that hold events back (to look ahead in time) write them out here.
+    fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds a fresh provider for one trace.
