@@ -11,6 +11,8 @@
 //! so new providers plug in without touching the pipeline.
 
 pub mod pipeline;
+pub mod stub_source;
+pub mod vm;
 
 use std::collections::BTreeMap;
 
@@ -141,6 +143,26 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.entries.iter().map(|(s, id, _)| (*s, *id))
     }
+}
+
+/// Registers the virtual machine analyses (short names `vm-model`, `vm-vresources`,
+/// `vm-overhead`, `vm-fused`, `nested-vcpu`).
+pub fn register_vm(registry: &mut Registry) {
+    registry.register("vm-model", vm::model::ID, || {
+        Box::new(vm::model::VmModelProvider::new())
+    });
+    registry.register("vm-vresources", vm::vresources::ID, || {
+        Box::new(vm::vresources::VirtualResourcesProvider::new())
+    });
+    registry.register("vm-overhead", vm::overhead::ID, || {
+        Box::new(vm::overhead::VmOverheadProvider::new())
+    });
+    registry.register("vm-fused", vm::fused::ID, || {
+        Box::new(vm::fused::FusedVmProvider::new())
+    });
+    registry.register("nested-vcpu", vm::nested::ID, || {
+        Box::new(vm::nested::NestedVcpuProvider::new())
+    });
 }
 
 #[cfg(test)]
