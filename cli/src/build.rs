@@ -36,7 +36,9 @@ pub struct BuildArgs {
     /// Trace Compass project name (with --tracecompass-workspace).
     #[arg(long, value_name = "NAME")]
     project: Option<String>,
-    /// Trace name as Trace Compass shows it (default: the trace directory's name).
+    /// Trace name as Trace Compass shows it under Traces (default: the trace directory's
+    /// name; a trace in a sub-folder is `folder/name`); with several traces, the
+    /// experiment's name.
     #[arg(long, value_name = "NAME")]
     trace_name: Option<String>,
     /// History-tree block size in bytes (Trace Compass: 65536).
@@ -77,7 +79,16 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
     let name = trace_name(args);
     if let Some(ws) = &args.workspace {
         let project = args.project.as_deref().unwrap_or_default();
-        let dir = ws.join(project).join(".tracing").join(&name);
+        // Trace Compass keeps an experiment's results in `<experiment name>_exp`.
+        let folder = if args.traces.len() > 1 {
+            if args.trace_name.is_none() {
+                bail!("several traces form an experiment: name it with --trace-name (as in Trace Compass's Experiments folder)");
+            }
+            format!("{name}_exp")
+        } else {
+            name
+        };
+        let dir = ws.join(project).join(".tracing").join(folder);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the supplementary folder {}", dir.display()))?;
         return Ok(ids.iter().map(|(_, id)| dir.join(format!("{id}.ht"))).collect());

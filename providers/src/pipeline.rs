@@ -206,6 +206,10 @@ struct BatchEvent {
 
 const NO_CPU: u32 = u32::MAX;
 
+/// Intervals per hand-over to a history-tree writer thread, and hand-overs queued.
+const WRITER_CHUNK: usize = 4096;
+const WRITER_QUEUE: usize = 8;
+
 /// Events with their subscribed fields, copied out of the source.
 #[derive(Default)]
 struct Batch {
@@ -339,13 +343,15 @@ fn create_state_system(
             if let Some(m) = max_children {
                 config.max_children = *m;
             }
+            let create_error = |source| PipelineError::Create {
+                analysis: run.provider.id().to_string(),
+                source,
+            };
+            let tree = sht::HistoryTreeBackend::create(path, config).map_err(create_error)?;
+            // Node packing and block writes run on a writer thread, as in Trace Compass.
             Box::new(
-                sht::HistoryTreeBackend::create(path, config).map_err(|source| {
-                    PipelineError::Create {
-                        analysis: run.provider.id().to_string(),
-                        source,
-                    }
-                })?,
+                sht::ThreadedBackend::new(Box::new(tree), WRITER_CHUNK, WRITER_QUEUE)
+                    .map_err(create_error)?,
             )
         }
         Output::InMemory => Box::new(sht::InMemoryBackend::new(start)),
