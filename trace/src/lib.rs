@@ -2,3 +2,4 @@
 //!
 //! Data flows from a trace on disk to a time-ordered stream of events that state
 //! providers consume. (The readers land with the trace-reader issue.)
+pub mod sync;
