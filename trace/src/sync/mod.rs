@@ -5,6 +5,7 @@
 //! chains the per-pair formulas into one [`LinearTransform`] per trace.
 
 pub mod exact;
+pub mod hull;
 pub mod transform;
 
 pub use exact::{BigInt, Ratio};
