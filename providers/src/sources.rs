@@ -87,6 +87,9 @@ impl SourceEvent for CtfEvent<'_, '_> {
     fn string(&self, key: FieldKey) -> Option<&str> {
         self.0.string(FieldHandle(key as u32))
     }
+    fn trace_index(&self) -> usize {
+        self.0.trace_index()
+    }
 }
 
 impl EventSource for CtfSource {
@@ -98,6 +101,13 @@ impl EventSource for CtfSource {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
+            // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
+            hosts: self
+                .experiment
+                .traces()
+                .iter()
+                .map(|t| t.env.get("hostname").unwrap_or(&t.name).clone())
+                .collect(),
         }
     }
 
