@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod events;
 mod format;
 mod history;
 mod serve;
@@ -40,6 +41,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
+    Events(events::EventsArgs),
+    /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
+    Stats(events::StatsArgs),
 }
 
 fn main() {
@@ -52,6 +57,8 @@ fn main() {
         Command::Info(a) => history::info(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Events(a) => events::events(a),
+        Command::Stats(a) => events::stats(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

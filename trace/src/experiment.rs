@@ -478,6 +478,8 @@ fn walk(
 pub enum Value<'a> {
     Int(i64),
     UInt(u64),
+    /// An integer whose preferred display base is 16 (raw 64-bit value).
+    Hex(u64),
     Float(f64),
     Str(std::borrow::Cow<'a, str>),
     /// Enumeration: value and the labels covering it.
@@ -628,7 +630,9 @@ impl<'a> Event<'a> {
         let data: &'a [u8] = self.cursor_data();
         Some(match self.slot_kind(s)? {
             SlotKind::Int {
-                signed, mappings, ..
+                signed,
+                mappings,
+                base,
             } => match mappings {
                 Some(m) => {
                     let v: i128 = if *signed {
@@ -643,6 +647,7 @@ impl<'a> Event<'a> {
                         .collect();
                     Value::Enum(sl.v as i64, *signed, labels)
                 }
+                None if *base == 16 => Value::Hex(sl.v),
                 None if *signed => Value::Int(sl.v as i64),
                 None => Value::UInt(sl.v),
             },
@@ -776,7 +781,7 @@ impl Value<'_> {
         use serde_json::Value as J;
         match self {
             Value::Int(i) => J::from(*i),
-            Value::UInt(u) => J::from(*u),
+            Value::UInt(u) | Value::Hex(u) => J::from(*u),
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or_else(|| J::String(f.to_string())),
