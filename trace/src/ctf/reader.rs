@@ -351,6 +351,8 @@ pub struct Current {
     pub ns: i64,
     /// Lost-event record: count and duration (cycles).
     pub lost: Option<(u64, u64)>,
+    /// Bit positions in the stream file: event start, end of its header, event end.
+    pub bits: (u64, u64, u64),
 }
 
 /// Packet facts (from the packet header/context, or the index).
@@ -462,6 +464,7 @@ impl Cursor {
                         cycles: self.last_ts,
                         ns: layout.clock.to_ns(self.last_ts),
                         lost: Some((count, end.wrapping_sub(self.last_ts))),
+                        bits: (self.pos, self.pos, self.pos),
                     };
                     return Ok(true);
                 }
@@ -488,6 +491,7 @@ impl Cursor {
         };
         m.run(&layout.event_header, data, &mut pos, end)
             .map_err(|e| map_err(e, "event header"))?;
+        let after_header = pos;
         let ts = m.clock;
         let class =
             if m.reg_set & (1 << reg::EVENT_ID) != 0 {
@@ -531,6 +535,7 @@ impl Cursor {
             cycles: ts,
             ns: layout.clock.to_ns(ts),
             lost: None,
+            bits: (start, after_header, pos),
         };
         Ok(())
     }
