@@ -1290,8 +1290,25 @@ pub struct HeaderSlots {
 /// Matches the compiled event header against LTTng's two headers.
 pub fn header_kind(prog: &Program) -> HeaderKind {
     let ops = &prog.ops;
-    let top: Vec<&Op> = ops[..prog.top as usize].iter().collect();
-    let [Op::Align(8), Op::Int {
+    // Top-level ops only: compound ops jump over their bodies.
+    let mut top: Vec<&Op> = Vec::new();
+    let mut i = 0usize;
+    while i < prog.top as usize {
+        top.push(&ops[i]);
+        i = match &ops[i] {
+            Op::Variant { next, .. } | Op::Array { next, .. } | Op::Optional { next, .. } => {
+                *next as usize
+            }
+            _ => i + 1,
+        };
+    }
+    // The header starts on a byte; byte alignments after that change nothing for the
+    // byte-multiple fields matched below.
+    if !matches!(top.first(), Some(Op::Align(8))) {
+        return HeaderKind::Generic;
+    }
+    top.retain(|op| !matches!(op, Op::Align(1) | Op::Align(8)));
+    let [Op::Int {
         slot: id_slot,
         size,
         signed: false,
