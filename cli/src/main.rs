@@ -6,6 +6,7 @@
 mod bench;
 mod build;
 mod demo;
+mod events;
 mod format;
 mod gen;
 mod history;
@@ -46,6 +47,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
+    /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
+    Events(events::EventsArgs),
+    /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
+    Stats(events::StatsArgs),
 }
 
 fn main() {
@@ -60,6 +65,8 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::GenTrace(a) => gen::run(a),
+        Command::Events(a) => events::events(a),
+        Command::Stats(a) => events::stats(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.
