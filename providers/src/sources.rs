@@ -282,8 +282,8 @@ mod tests {
     fn bad_paths_are_errors_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(open_err(&[]), "no trace given");
-        let missing = dir.path().join("missing");
-        assert!(open_err(&[missing.clone()]).contains("missing"));
+        assert!(open_err(&[dir.path().join("missing")]).contains("missing"));
+
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, "hello").unwrap();
         assert!(open_err(&[text]).contains("notes.txt"));
