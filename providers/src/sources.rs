@@ -290,7 +290,7 @@ mod tests {
         let xml = dir.path().join("t.xml");
         std::fs::write(&xml, "<trace><event name=\"a\"/></trace>").unwrap();
         assert!(
-            open_err(&[xml.clone()]).contains("t.xml"),
+            open_err(std::slice::from_ref(&xml)).contains("t.xml"),
             "invalid stub trace"
         );
         assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("alone"));
