@@ -16,6 +16,8 @@ pub mod pipeline;
 pub mod sources;
 #[cfg(test)]
 pub(crate) mod testsource;
+pub mod stub_source;
+pub mod vm;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,10 @@ pub struct TraceInfo {
     pub domain: String,
     /// The CTF environment (`tracer_name`, `tracer_major`, `hostname`, ...), as text.
     pub env: BTreeMap<String, String>,
+    /// In an experiment, the host id of each trace, by trace index (see
+    /// [`EventFields::trace_index`]); empty for a single trace. Analyses spanning
+    /// machines (virtual machines) tell hosts apart by it.
+    pub hosts: Vec<String>,
 }
 
 impl TraceInfo {
@@ -64,6 +70,11 @@ pub trait EventFields {
     fn int(&self, slot: usize) -> Option<i64>;
     /// String (or text array) field value.
     fn string(&self, slot: usize) -> Option<&str>;
+    /// In an experiment, which trace the event comes from (index into
+    /// [`TraceInfo::hosts`]); 0 for a single trace.
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// Errors a provider reports (which analysis, which event or field).
@@ -109,6 +120,11 @@ pub trait StateProvider: Send {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()>;
+    /// Called once after the last event, before the history is closed: providers
+    /// that hold events back (to look ahead in time) write them out here.
+    fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds a fresh provider for one trace.
@@ -154,7 +170,28 @@ pub fn native_registry() -> Registry {
     r.register("diskio", diskio::DISKIO_ANALYSIS_ID, || {
         Box::new(diskio::DiskIoStateProvider::new())
     });
+    register_vm(&mut r);
     r
+}
+
+/// Registers the virtual machine analyses (short names `vm-model`, `vm-vresources`,
+/// `vm-overhead`, `vm-fused`, `nested-vcpu`).
+pub fn register_vm(registry: &mut Registry) {
+    registry.register("vm-model", vm::model::ID, || {
+        Box::new(vm::model::VmModelProvider::new())
+    });
+    registry.register("vm-vresources", vm::vresources::ID, || {
+        Box::new(vm::vresources::VirtualResourcesProvider::new())
+    });
+    registry.register("vm-overhead", vm::overhead::ID, || {
+        Box::new(vm::overhead::VmOverheadProvider::new())
+    });
+    registry.register("vm-fused", vm::fused::ID, || {
+        Box::new(vm::fused::FusedVmProvider::new())
+    });
+    registry.register("nested-vcpu", vm::nested::ID, || {
+        Box::new(vm::nested::NestedVcpuProvider::new())
+    });
 }
 
 #[cfg(test)]

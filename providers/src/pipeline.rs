@@ -45,6 +45,11 @@ pub trait SourceEvent {
     fn int(&self, key: FieldKey) -> Option<i64>;
     /// A string (or text array) field.
     fn string(&self, key: FieldKey) -> Option<&str>;
+    /// In an experiment, the index of the trace the event comes from (see
+    /// [`TraceInfo::hosts`]).
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// A time-ordered flow of events: a trace or an experiment.
@@ -195,6 +200,8 @@ struct BatchEvent {
     cpu: u32,
     class: u32,
     first_slot: u32,
+    /// [`SourceEvent::trace_index`].
+    trace: u32,
 }
 
 const NO_CPU: u32 = u32::MAX;
@@ -252,6 +259,9 @@ impl EventFields for SlotView<'_> {
     }
     fn cpu(&self) -> Option<u32> {
         (self.event.cpu != NO_CPU).then_some(self.event.cpu)
+    }
+    fn trace_index(&self) -> usize {
+        self.event.trace as usize
     }
     fn int(&self, slot: usize) -> Option<i64> {
         match self.slots.get(slot)? {
@@ -546,6 +556,7 @@ pub fn build(
                         cpu: ev.cpu().unwrap_or(NO_CPU),
                         class,
                         first_slot: batch.slots.len() as u32,
+                        trace: ev.trace_index() as u32,
                     });
                     for key in &plan.keys {
                         let slot = match key {
@@ -664,6 +675,13 @@ pub fn build(
     let mut systems = Vec::new();
     for mut run in runs {
         let mut ss = run.ss.take().expect("created at the first event");
+        run.provider
+            .finish(&mut ss)
+            .map_err(|source| ProviderError::State {
+                analysis: run.provider.id().to_string(),
+                timestamp: end,
+                source,
+            })?;
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,

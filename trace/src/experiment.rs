@@ -33,6 +33,8 @@ pub struct FieldHandle(pub u32);
 #[derive(Debug, Clone)]
 enum FieldKind {
     Slot(u32),
+    /// Variant options: the one slot the current event filled.
+    AnyOf(Vec<u32>),
     LostCount,
     LostDuration,
 }
@@ -137,13 +139,14 @@ impl Experiment {
                 collect_names(&cl.context_tree, "context.", false, &mut named);
                 collect_names(&cl.payload_tree, "", strip, &mut named);
                 let mut fl = Vec::new();
-                for (n, slot) in named {
-                    if fl.iter().any(|(e, _)| *e == n) {
-                        continue;
-                    }
+                for (n, slots) in named {
                     fields.push(FieldDesc {
                         class: id,
-                        kind: FieldKind::Slot(slot),
+                        kind: if slots.len() == 1 {
+                            FieldKind::Slot(slots[0])
+                        } else {
+                            FieldKind::AnyOf(slots)
+                        },
                     });
                     fl.push((n, FieldHandle(fields.len() as u32 - 1)));
                 }
@@ -381,7 +384,7 @@ impl Experiment {
 }
 
 /// Names of the leaves reachable by name (not inside arrays), with their slots.
-fn collect_names(node: &Node, prefix: &str, strip: bool, out: &mut Vec<(String, u32)>) {
+fn collect_names(node: &Node, prefix: &str, strip: bool, out: &mut Vec<(String, Vec<u32>)>) {
     let Node::Struct(members) = node else {
         return;
     };
@@ -391,27 +394,33 @@ fn collect_names(node: &Node, prefix: &str, strip: bool, out: &mut Vec<(String, 
         } else {
             name.as_str()
         };
-        let full = format!("{prefix}{shown}");
-        match n {
-            Node::Leaf(s) | Node::Array(s, _) => out.push((full, *s)),
-            Node::Struct(_) => collect_names(n, &format!("{full}."), strip, out),
-            Node::Variant(opts) => {
-                for (_, o) in opts {
-                    match o {
-                        Node::Leaf(s) => out.push((full.clone(), *s)),
-                        Node::Struct(_) => collect_names(o, &format!("{full}."), strip, out),
-                        _ => {}
-                    }
+        collect_node(n, format!("{prefix}{shown}"), strip, out);
+    }
+}
+
+/// Adds `name` -> slots of node `n`; a name met twice (variant options with members of
+/// the same name) reads whichever slot the current event filled.
+fn collect_node(n: &Node, full: String, strip: bool, out: &mut Vec<(String, Vec<u32>)>) {
+    let push = |name: String, slot: u32, out: &mut Vec<(String, Vec<u32>)>| match out
+        .iter_mut()
+        .find(|(k, _)| *k == name)
+    {
+        Some((_, v)) => v.push(slot),
+        None => out.push((name, vec![slot])),
+    };
+    match n {
+        Node::Leaf(s) | Node::Array(s, _) => push(full, *s, out),
+        Node::Struct(_) => collect_names(n, &format!("{full}."), strip, out),
+        Node::Variant(opts) => {
+            // Trace Compass shows a variant as one field holding the selected option.
+            for (oname, o) in opts {
+                if let Node::Leaf(s) = o {
+                    push(full.clone(), *s, out);
                 }
-            }
-            Node::Optional(inner) => {
-                if let Node::Leaf(s) = &**inner {
-                    out.push((full, *s));
-                } else {
-                    collect_names(inner, &format!("{full}."), strip, out);
-                }
+                collect_node(o, format!("{full}.{oname}"), strip, out);
             }
         }
+        Node::Optional(inner) => collect_node(inner, full, strip, out),
     }
 }
 
@@ -524,19 +533,30 @@ impl<'a> Event<'a> {
         Some((n, conv.duration_ns(d)))
     }
 
+    /// The slot a handle designates for this event (None: other class, or not decoded).
+    #[inline]
+    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, &crate::ctf::decode::Slot)> {
+        let gen = self.cursor.m.gen;
+        match &d.kind {
+            FieldKind::Slot(s) => {
+                let sl = self.cursor.m.slots.get(*s as usize)?;
+                (sl.gen == gen).then_some((*s, sl))
+            }
+            FieldKind::AnyOf(v) => v.iter().find_map(|s| {
+                let sl = self.cursor.m.slots.get(*s as usize)?;
+                (sl.gen == gen).then_some((*s, sl))
+            }),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn slot(&self, f: FieldHandle) -> Option<(u32, &crate::ctf::decode::Slot)> {
         let d = self.exp_fields.get(f.0 as usize)?;
         if d.class != self.class {
             return None;
         }
-        match d.kind {
-            FieldKind::Slot(s) => {
-                let sl = self.cursor.m.slots.get(s as usize)?;
-                (sl.gen == self.cursor.m.gen).then_some((s, sl))
-            }
-            _ => None,
-        }
+        self.current_slot(d)
     }
 
     fn slot_kind(&self, s: u32) -> Option<&'a SlotKind> {
@@ -553,18 +573,15 @@ impl<'a> Event<'a> {
             return None;
         }
         match d.kind {
-            FieldKind::Slot(s) => {
-                let sl = self.cursor.m.slots.get(s as usize)?;
-                if sl.gen != self.cursor.m.gen {
-                    return None;
-                }
+            FieldKind::LostCount => self.lost().map(|l| l.0 as i64),
+            FieldKind::LostDuration => self.lost().map(|l| l.1),
+            _ => {
+                let (s, sl) = self.current_slot(d)?;
                 match self.slot_kind(s)? {
                     SlotKind::Int { .. } => Some(sl.v as i64),
                     _ => None,
                 }
             }
-            FieldKind::LostCount => self.lost().map(|l| l.0 as i64),
-            FieldKind::LostDuration => self.lost().map(|l| l.1),
         }
     }
 
@@ -597,9 +614,9 @@ impl<'a> Event<'a> {
             return None;
         }
         match d.kind {
-            FieldKind::Slot(s) => self.slot_value(s),
             FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
             FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
+            _ => self.slot_value(self.current_slot(d)?.0),
         }
     }
 

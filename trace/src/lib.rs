@@ -10,7 +10,9 @@
 pub mod ctf;
 pub mod error;
 pub mod experiment;
+pub mod gen;
 pub mod stats;
+pub mod sync;
 
 pub use error::TraceError;
 pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};

@@ -936,9 +936,9 @@ impl Machine {
                     next,
                 } => {
                     let n = self.length(*len);
-                    // Every element takes at least one bit, or the array is empty-bodied:
-                    // bound the loop by the bits left either way.
-                    if n > end.saturating_sub(*pos).max(1 << 16) || n > u32::MAX as u64 {
+                    // Every element takes at least one bit (an empty one ends the loop),
+                    // so more elements than bits left is corrupt data.
+                    if n > end.saturating_sub(*pos).max(1) || n > u32::MAX as u64 {
                         return Err(absurd(*pos, n, end));
                     }
                     self.slots[*slot as usize] = Slot {
@@ -947,7 +947,12 @@ impl Machine {
                         gen,
                     };
                     for _ in 0..n {
+                        let before = *pos;
                         self.run_range(ops, body.0, body.1, data, pos, end)?;
+                        if *pos == before {
+                            // Empty elements: the others would decode to the same nothing.
+                            break;
+                        }
                     }
                     i = *next as usize;
                     continue;

@@ -71,7 +71,10 @@ pub fn parse(path: &Path, bytes: &[u8], stream_size: u64) -> Result<Vec<IndexEnt
             || entry.packet_bits == 0
             || !entry.packet_bits.is_multiple_of(8)
             || entry.content_bits > entry.packet_bits
-            || entry.offset + entry.packet_bits / 8 > stream_size
+            || entry
+                .offset
+                .checked_add(entry.packet_bits / 8)
+                .is_none_or(|end| end > stream_size)
         {
             return Err(err(format!(
                 "entry {i} (packet at byte {}) does not match the stream file",

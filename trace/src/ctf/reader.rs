@@ -636,7 +636,7 @@ impl Cursor {
             let lost = d.wrapping_sub(self.prev_discarded) & layout.discarded_mask;
             self.prev_discarded = d;
             self.pending_lost = lost;
-            self.lost_total += lost;
+            self.lost_total = self.lost_total.saturating_add(lost);
         }
         self.pos = pos;
         self.content_end = off * 8 + content_bits;

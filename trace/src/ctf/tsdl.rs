@@ -206,9 +206,13 @@ struct TypeScope {
     variants: HashMap<String, Type>,
 }
 
+/// Nesting bound for types (hostile metadata must not overflow the stack).
+const MAX_DEPTH: u32 = 64;
+
 struct Parser {
     toks: Vec<(Tok, u32)>,
     pos: usize,
+    depth: u32,
     scopes: Vec<TypeScope>,
     meta: Metadata,
 }
@@ -227,6 +231,7 @@ pub fn parse(text: &str) -> Result<Metadata, TsdlError> {
     let mut p = Parser {
         toks,
         pos: 0,
+        depth: 0,
         scopes: vec![TypeScope::default()],
         meta: Metadata::default(),
     };
@@ -491,6 +496,16 @@ impl Parser {
     /// A type specifier. For alias names made of several words (`unsigned long`), the
     /// longest known alias prefix is taken, so that `unsigned long x` leaves `x`.
     fn type_spec(&mut self) -> R<Type> {
+        if self.depth >= MAX_DEPTH {
+            return self.err("types nested too deeply");
+        }
+        self.depth += 1;
+        let r = self.type_spec_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn type_spec_inner(&mut self) -> R<Type> {
         let Some(Tok::Ident(kw)) = self.peek().cloned() else {
             return self.err(format!("expected a type, found {:?}", self.peek()));
         };
@@ -522,11 +537,11 @@ impl Parser {
                         "floating_point of {size} bits (exp_dig {exp}, mant_dig {mant}) is not supported"
                     ));
                 }
-                Ok(Type::Float {
-                    size,
-                    align: align.unwrap_or(8),
-                    order,
-                })
+                let align = align.unwrap_or(8);
+                if !align.is_power_of_two() {
+                    return self.err(format!("bad floating_point align {align}"));
+                }
+                Ok(Type::Float { size, align, order })
             }
             "string" => {
                 self.pos += 1;
@@ -846,7 +861,7 @@ impl Parser {
             } else {
                 (next, next)
             };
-            next = hi + 1;
+            next = hi.saturating_add(1);
             match mappings.iter_mut().find(|m| m.label == label) {
                 Some(m) => m.ranges.push((lo, hi)),
                 None => mappings.push(EnumMapping {
