@@ -81,6 +81,9 @@ impl SourceEvent for CtfEvent<'_, '_> {
     fn cpu(&self) -> Option<u32> {
         self.0.cpu()
     }
+    fn trace_index(&self) -> usize {
+        self.0.trace_index()
+    }
     fn int(&self, key: FieldKey) -> Option<i64> {
         self.0.int(FieldHandle(key as u32))
     }
@@ -93,11 +96,25 @@ impl EventSource for CtfSource {
     /// The first trace's domain and environment (the traces of one LTTng session
     /// share them); the name joins the given paths' names.
     fn info(&self) -> TraceInfo {
-        let first = self.experiment.traces().first();
+        let traces = self.experiment.traces();
+        let first = traces.first();
+        // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
+        let hosts = if traces.len() > 1 {
+            traces
+                .iter()
+                .map(|t| match t.env.get("hostname") {
+                    Some(h) => h.trim_matches('"').to_string(),
+                    None => t.name.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         TraceInfo {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
+            hosts,
         }
     }
 
