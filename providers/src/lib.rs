@@ -14,9 +14,9 @@ pub mod diskio;
 pub mod kernel;
 pub mod pipeline;
 pub mod sources;
+pub mod stub_source;
 #[cfg(test)]
 pub(crate) mod testsource;
-pub mod stub_source;
 pub mod vm;
 
 use std::collections::BTreeMap;
