@@ -81,14 +81,14 @@ impl SourceEvent for CtfEvent<'_, '_> {
     fn cpu(&self) -> Option<u32> {
         self.0.cpu()
     }
-    fn trace_index(&self) -> usize {
-        self.0.trace_index()
-    }
     fn int(&self, key: FieldKey) -> Option<i64> {
         self.0.int(FieldHandle(key as u32))
     }
     fn string(&self, key: FieldKey) -> Option<&str> {
         self.0.string(FieldHandle(key as u32))
+    }
+    fn trace_index(&self) -> usize {
+        self.0.trace_index()
     }
 }
 
@@ -96,25 +96,18 @@ impl EventSource for CtfSource {
     /// The first trace's domain and environment (the traces of one LTTng session
     /// share them); the name joins the given paths' names.
     fn info(&self) -> TraceInfo {
-        let traces = self.experiment.traces();
-        let first = traces.first();
-        // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
-        let hosts = if traces.len() > 1 {
-            traces
-                .iter()
-                .map(|t| match t.env.get("hostname") {
-                    Some(h) => h.trim_matches('"').to_string(),
-                    None => t.name.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let first = self.experiment.traces().first();
         TraceInfo {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
-            hosts,
+            // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
+            hosts: self
+                .experiment
+                .traces()
+                .iter()
+                .map(|t| t.env.get("hostname").unwrap_or(&t.name).clone())
+                .collect(),
         }
     }
 
