@@ -4,7 +4,7 @@
 //! threads' `read*`/`write*` system calls.
 //!
 //! Requests are objects in Trace Compass and handlers mutate the one found in a
-//! queue; here they live in an arena ([`Request`] by index) and queues hold
+//! queue; here they live in an arena (`Request` by index) and queues hold
 //! indexes, so the same aliasing (one request in two slots after a front merge
 //! moved its sector) gives the same states.
 

@@ -9,6 +9,11 @@
 //! an [`EventFields`] view whose slot `i` is the `i`-th requested field, resolved
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
+//!
+//! Data flow: [`sources::open`] (CTF experiment or XML stub trace) ->
+//! [`pipeline::build`] -> providers from [`native_registry`]
+//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`]) ->
+//! `sht` state systems and `.ht` files.
 
 pub mod diskio;
 pub mod kernel;

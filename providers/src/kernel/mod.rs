@@ -3,7 +3,7 @@
 //! system calls, priorities and CPU frequencies (`shared/spec/kernel-analysis.md`).
 //!
 //! Attributes are created in exactly the order Trace Compass's handlers create
-//! them (quark numbers and the `.ht` bytes depend on it); [`quarks::KernelQuarks`]
+//! them (quark numbers and the `.ht` bytes depend on it); `quarks::KernelQuarks`
 //! caches them so that the steady state does no path look-up.
 
 pub mod layout;
