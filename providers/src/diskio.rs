@@ -170,6 +170,7 @@ pub struct DiskIoStateProvider {
     /// thread (Trace Compass resolves it with its TID analysis).
     current_tid: HashMap<u32, i32>,
     block_events: usize,
+    skipped: crate::SkippedEvents,
 }
 
 impl Default for DiskIoStateProvider {
@@ -195,6 +196,7 @@ impl DiskIoStateProvider {
             syscall_names: Vec::new(),
             current_tid: HashMap::new(),
             block_events: 0,
+            skipped: Default::default(),
         }
     }
 
@@ -587,7 +589,11 @@ impl StateProvider for DiskIoStateProvider {
     ) -> sht::Result<()> {
         let result = self.handle_event(handler, ev, ss);
         self.recycle_requests();
-        result
+        self.skipped.absorb(result, ev.timestamp())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.skipped.warnings()
     }
 }
 

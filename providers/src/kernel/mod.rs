@@ -95,6 +95,7 @@ pub struct KernelStateProvider {
     layout: &'static Layout,
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
+    skipped: crate::SkippedEvents,
     /// Subscribed event names, to refuse traces without the events that matter.
     seen_switch: bool,
 }
@@ -111,6 +112,7 @@ impl KernelStateProvider {
             layout: &Layout::LTTNG,
             q: KernelQuarks::default(),
             syscall_names: Vec::new(),
+            skipped: Default::default(),
             seen_switch: false,
         }
     }
@@ -308,6 +310,17 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn handle(&mut self, handler: u32, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
+        let result = self.handle_event(handler, ev, ss);
+        self.skipped.absorb(result, ev.timestamp())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.skipped.warnings()
+    }
+}
+
+impl KernelStateProvider {
+    fn handle_event(&mut self, handler: u32, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
         if handler >= SYSCALL_BASE {
             let name = self.syscall_names[(handler - SYSCALL_BASE) as usize].clone();
             return self.sys_entry(ev, ss, name);
