@@ -673,7 +673,15 @@ pub fn build(
 
     let mut reports = Vec::new();
     let mut systems = Vec::new();
+    let mut warnings = source.warnings();
     for mut run in runs {
+        let id = run.provider.id();
+        warnings.extend(
+            run.provider
+                .warnings()
+                .into_iter()
+                .map(|w| format!("{id}: {w}")),
+        );
         let mut ss = run.ss.take().expect("created at the first event");
         run.provider
             .finish(&mut ss)
@@ -713,7 +721,7 @@ pub fn build(
             end,
             elapsed: began.elapsed(),
             analyses: reports,
-            warnings: source.warnings(),
+            warnings,
         },
         systems,
     ))
