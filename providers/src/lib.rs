@@ -94,6 +94,11 @@ pub trait StateProvider: Send {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()>;
+    /// Called once after the last event, before the history is closed (e.g. for
+    /// state changes queued for later times). Default: nothing to do.
+    fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds a fresh provider for one trace.

@@ -653,6 +653,13 @@ pub fn build(
     let mut systems = Vec::new();
     for mut run in runs {
         let mut ss = run.ss.take().expect("created at the first event");
+        run.provider
+            .finish(&mut ss)
+            .map_err(|source| ProviderError::State {
+                analysis: run.provider.id().to_string(),
+                timestamp: end,
+                source,
+            })?;
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,
