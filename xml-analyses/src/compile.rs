@@ -529,7 +529,7 @@ impl<'a> Compiler<'a> {
         let mut items = Vec::new();
         for c in &el.children {
             match c.name.as_str() {
-                "stateChange" => items.push(ActionItem::Change(self.state_change(c)?)),
+                "stateChange" => items.push(ActionItem::Change(Box::new(self.state_change(c)?))),
                 "segment" => items.push(ActionItem::Segment(Box::new(self.segment(c)?))),
                 "action" => items.push(ActionItem::Action(self.action(c)?)),
                 // fsmScheduleAction is unsupported by Trace Compass too (ignored with a warning).

@@ -161,7 +161,7 @@ pub struct SegmentAction {
 
 #[derive(Clone, Debug)]
 pub enum ActionItem {
-    Change(Change),
+    Change(Box<Change>),
     Segment(Box<SegmentAction>),
     Action(usize),
 }
