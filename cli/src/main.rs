@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod format;
+mod gen;
 mod history;
 mod serve;
 
@@ -40,6 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
+    GenTrace(gen::GenTraceArgs),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Info(a) => history::info(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::GenTrace(a) => gen::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.
