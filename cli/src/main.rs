@@ -9,6 +9,7 @@ mod format;
 mod gen;
 mod history;
 mod serve;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
+    Xml(xml::XmlArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
 }
@@ -55,6 +58,7 @@ fn main() {
         Command::Info(a) => history::info(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Xml(a) => xml::run(a),
         Command::GenTrace(a) => gen::run(a),
     };
     if let Err(e) = result {

@@ -98,6 +98,7 @@ impl EventSource for CtfSource {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
+            hosts: Vec::new(),
         }
     }
 

@@ -45,6 +45,10 @@ impl Element {
     }
 }
 
+/// Deeper documents are refused (analyses nest a few dozen levels at most), so
+/// recursive passes over the tree cannot exhaust the stack.
+pub const MAX_DEPTH: usize = 256;
+
 fn line_starts(bytes: &[u8]) -> Vec<usize> {
     let mut v = vec![0];
     v.extend(
@@ -84,7 +88,15 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Element, XmlError> {
                 let _ = s;
                 return Err(malformed(line, "content after the root element".into()));
             }
-            Event::Start(s) => stack.push(element(&s, line, file)?),
+            Event::Start(s) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(malformed(
+                        line,
+                        format!("elements nested deeper than {MAX_DEPTH}"),
+                    ));
+                }
+                stack.push(element(&s, line, file)?)
+            }
             Event::Empty(s) => {
                 let el = element(&s, line, file)?;
                 match stack.last_mut() {

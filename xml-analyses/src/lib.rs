@@ -64,11 +64,14 @@ pub enum XmlError {
 }
 
 /// One loaded file: its analyses (last definition of an id wins) and views.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct XmlFile {
     pub path: PathBuf,
     pub analyses: Vec<Arc<Program>>,
     pub views: Vec<view::ViewDef>,
+    /// Analyses the compiler rejected (Trace Compass makes them unavailable; the
+    /// rest of the file stays usable).
+    pub rejected: Vec<XmlError>,
 }
 
 impl XmlFile {
@@ -100,8 +103,15 @@ pub fn compile_document(root: &dom::Element, path: &Path) -> Result<XmlFile, Xml
     root.descendants_named("pattern", &mut elements);
     elements.sort_by_key(|e| e.line);
     let mut analyses: Vec<Arc<Program>> = Vec::new();
+    let mut rejected = Vec::new();
     for el in elements {
-        let prog = compile::compile_analysis(el, path)?;
+        let prog = match compile::compile_analysis(el, path) {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(e);
+                continue;
+            }
+        };
         // Duplicate ids: the last element in document order wins.
         analyses.retain(|a| a.id != prog.id);
         analyses.push(Arc::new(prog));
@@ -111,6 +121,7 @@ pub fn compile_document(root: &dom::Element, path: &Path) -> Result<XmlFile, Xml
         path: path.to_path_buf(),
         analyses,
         views,
+        rejected,
     })
 }
 
