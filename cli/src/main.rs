@@ -11,6 +11,7 @@ mod format;
 mod gen;
 mod history;
 mod serve;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
+    Xml(xml::XmlArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
     /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
@@ -64,6 +67,7 @@ fn main() {
         Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Xml(a) => xml::run(a),
         Command::GenTrace(a) => gen::run(a),
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),
