@@ -3,4 +3,5 @@
 //! Data flows from a trace on disk to a time-ordered stream of events that state
 //! providers consume. (The readers land with the trace-reader issue.)
 
+pub mod custom_time;
 pub mod gen;
