@@ -4,4 +4,5 @@
 //! providers consume. (The readers land with the trace-reader issue.)
 
 pub mod custom_time;
+pub mod custom_xml;
 pub mod gen;
