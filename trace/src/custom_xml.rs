@@ -692,7 +692,7 @@ fn read_element(text: &str, start: usize) -> usize {
 }
 
 /// Java's `String.trim`: strips characters up to U+0020.
-fn java_trim(s: &str) -> &str {
+pub(crate) fn java_trim(s: &str) -> &str {
     s.trim_matches(|c: char| c <= ' ')
 }
 
@@ -764,6 +764,11 @@ impl EventData {
 
     fn get(&self, key: &Key) -> Option<&Option<String>> {
         self.data.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets the event type as a line's `EventType` does (a plain map entry).
+    pub(crate) fn put_event_type(&mut self, event_type: &str) {
+        self.put(Key::Tag(Tag::EventType), Some(event_type.to_string()));
     }
 
     fn put(&mut self, key: Key, value: Option<String>) {

@@ -4,5 +4,6 @@
 //! providers consume. (The readers land with the trace-reader issue.)
 
 pub mod custom_time;
+pub mod custom_txt;
 pub mod custom_xml;
 pub mod gen;
