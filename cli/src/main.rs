@@ -4,6 +4,7 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod build;
 mod demo;
 mod format;
 mod gen;
@@ -37,6 +38,8 @@ enum Command {
     Query(history::QueryArgs),
     /// Show a .ht file's header, time range, node and attribute counts.
     Info(history::InfoArgs),
+    /// Run analyses over a trace and write their state histories (.ht).
+    Build(build::BuildArgs),
     /// Measure each stage on generated inputs (median, spread, throughput, memory).
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
@@ -53,6 +56,7 @@ fn main() {
         Command::Dump(a) => history::dump(a),
         Command::Query(a) => history::query(a),
         Command::Info(a) => history::info(a),
+        Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::GenTrace(a) => gen::run(a),
