@@ -110,6 +110,11 @@ pub trait StateProvider: Send {
     fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         Ok(())
     }
+    /// What the provider had to skip or guess (bad or incomplete input), for the
+    /// user; the pipeline adds it to the build's warnings.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Builds a fresh provider for one trace.

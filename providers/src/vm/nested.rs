@@ -50,7 +50,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use sht::{Quark, StateSystemBuilder, StateValue};
+use sht::{StateSystemBuilder, StateValue};
 
 use super::{subscribe_kinds, EventFields, Kind, SW_NEXT_TID, SW_PREV_TID};
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
@@ -134,6 +134,7 @@ pub struct NestedVcpuProvider {
     first_probe: HashMap<i64, (Option<u64>, Option<String>)>,
     /// Diagnostics for the user (bad input).
     warnings: Vec<String>,
+    probes_seen: bool,
 }
 
 fn sp_id(sp: i64) -> String {
@@ -519,6 +520,7 @@ impl NestedVcpuProvider {
         let Some(tid) = self.current_tid(ev, 3) else {
             return;
         };
+        self.probes_seen = true;
         let cr3 = ev.int(1).map(|c| c as u64);
         let sp = ev.int(2).map(sp_id);
         match self.vcpus.get_mut(&tid) {
@@ -617,6 +619,19 @@ impl StateProvider for NestedVcpuProvider {
             }
             _ => Ok(()),
         }
+    }
+    fn warnings(&self) -> Vec<String> {
+        let mut out = self.warnings.clone();
+        if self.vcpus.is_empty() {
+            out.push(
+                "no kvm_entry event with vcpu_id and the pid/tid contexts: no vCPU found (enable kvm_entry, kvm_exit, sched_switch and the pid and tid contexts)".to_string(),
+            );
+        } else if !self.probes_seen {
+            out.push(
+                "no addons_vcpu_enter_guest event (lttng-modules addon): guest processes, threads and CR3-based nesting are not analysed".to_string(),
+            );
+        }
+        out
     }
     fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         // Waits still open at the end: never classified, so timer waits.
