@@ -10,8 +10,13 @@
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
 
+pub mod diskio;
+pub mod kernel;
 pub mod pipeline;
+pub mod sources;
 pub mod stub_source;
+#[cfg(test)]
+pub(crate) mod testsource;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -98,6 +103,16 @@ pub trait StateProvider: Send {
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError>;
     /// Called once per event class; `None` means the provider ignores that class.
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription>;
+    /// Called once all classes were offered, with the (event, field) pairs this
+    /// provider subscribed to that the trace lacks: a provider that cannot work
+    /// without some event or field says so here (which analysis, which event or
+    /// field) instead of producing an empty history.
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Handles one event of a subscribed class.
     fn handle(
         &mut self,
@@ -148,6 +163,20 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.entries.iter().map(|(s, id, _)| (*s, *id))
     }
+}
+
+/// Every native provider: `kernel` (Linux kernel analysis) and `diskio` (disk I/O),
+/// by short name and Trace Compass analysis id.
+pub fn native_registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("kernel", kernel::KERNEL_ANALYSIS_ID, || {
+        Box::new(kernel::KernelStateProvider::new())
+    });
+    r.register("diskio", diskio::DISKIO_ANALYSIS_ID, || {
+        Box::new(diskio::DiskIoStateProvider::new())
+    });
+    register_vm(&mut r);
+    r
 }
 
 /// Registers the virtual machine analyses (short names `vm-model`, `vm-vresources`,

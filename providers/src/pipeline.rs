@@ -371,10 +371,14 @@ fn ensure_created(runs: &mut [Running], start: i64) -> Result<(), PipelineError>
     Ok(())
 }
 
+/// (event name, field name) pairs a provider asked for that the source lacks.
+type MissingFields = Vec<(String, &'static str)>;
+
 /// Subscribes every provider to every class and resolves the fields.
-fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
+fn plan(source: &dyn EventSource, runs: &mut [Running]) -> (Vec<ClassPlan>, Vec<MissingFields>) {
     let names = source.class_names();
     let mut plans = vec![ClassPlan::default(); names.len()];
+    let mut missing = vec![MissingFields::new(); runs.len()];
     for (class, name) in names.iter().enumerate() {
         let plan = &mut plans[class];
         for (a, run) in runs.iter_mut().enumerate() {
@@ -383,7 +387,11 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             };
             let first = plan.keys.len() as u32;
             for field in &sub.fields {
-                plan.keys.push(source.resolve(class as u32, field));
+                let key = source.resolve(class as u32, field);
+                if key.is_none() {
+                    missing[a].push((name.clone(), *field));
+                }
+                plan.keys.push(key);
             }
             plan.routes.push(Route {
                 analysis: a as u32,
@@ -393,7 +401,7 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             });
         }
     }
-    plans
+    (plans, missing)
 }
 
 /// One analysis's builder thread: handles every batch's events routed to it.
@@ -488,7 +496,10 @@ pub fn build(
     if runs.is_empty() {
         return Err(PipelineError::NothingToDo("no analysis given".into()));
     }
-    let plans = plan(&*source, &mut runs);
+    let (plans, missing) = plan(&*source, &mut runs);
+    for (run, missing) in runs.iter().zip(&missing) {
+        run.provider.check_subscriptions(missing)?;
+    }
     let plans_len = runs.len();
     let total_work = source.total_work();
     let work_done = AtomicU64::new(0);
