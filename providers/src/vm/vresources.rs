@@ -126,6 +126,9 @@ impl VirtualResourcesProvider {
     }
 }
 
+/// Per thread id, `(start, end, value)` intervals.
+pub type ThreadIntervals = BTreeMap<i32, Vec<(i64, i64, i32)>>;
+
 /// Intervals of one attribute over the whole history, in time order.
 fn history(ss: &dyn StateSystemQuerier, q: sht::Quark) -> sht::Result<Vec<sht::Interval>> {
     let mut out = Vec::new();
@@ -151,8 +154,8 @@ pub fn thread_preemption_intervals(
     vres: &dyn StateSystemQuerier,
     guest: &str,
     kernel: &dyn StateSystemQuerier,
-) -> sht::Result<BTreeMap<i32, Vec<(i64, i64, i32)>>> {
-    let mut map: BTreeMap<i32, Vec<(i64, i64, i32)>> = BTreeMap::new();
+) -> sht::Result<ThreadIntervals> {
+    let mut map = ThreadIntervals::new();
     let attrs = kernel.attributes();
     if let Ok(threads) = kernel.quark(&["Threads"]) {
         for &q in attrs.children_of(threads) {
