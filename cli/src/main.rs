@@ -4,8 +4,10 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod build;
 mod demo;
 mod format;
+mod gen;
 mod history;
 mod serve;
 
@@ -36,10 +38,14 @@ enum Command {
     Query(history::QueryArgs),
     /// Show a .ht file's header, time range, node and attribute counts.
     Info(history::InfoArgs),
+    /// Run analyses over a trace and write their state histories (.ht).
+    Build(build::BuildArgs),
     /// Measure each stage on generated inputs (median, spread, throughput, memory).
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
+    GenTrace(gen::GenTraceArgs),
 }
 
 fn main() {
@@ -50,8 +56,10 @@ fn main() {
         Command::Dump(a) => history::dump(a),
         Command::Query(a) => history::query(a),
         Command::Info(a) => history::info(a),
+        Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::GenTrace(a) => gen::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

@@ -10,7 +10,14 @@
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
 
+pub mod diskio;
+pub mod kernel;
 pub mod pipeline;
+pub mod sources;
+pub mod stub_source;
+#[cfg(test)]
+pub(crate) mod testsource;
+pub mod vm;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +33,10 @@ pub struct TraceInfo {
     pub domain: String,
     /// The CTF environment (`tracer_name`, `tracer_major`, `hostname`, ...), as text.
     pub env: BTreeMap<String, String>,
+    /// In an experiment, the host id of each trace, by trace index (see
+    /// [`EventFields::trace_index`]); empty for a single trace. Analyses spanning
+    /// machines (virtual machines) tell hosts apart by it.
+    pub hosts: Vec<String>,
 }
 
 impl TraceInfo {
@@ -59,6 +70,11 @@ pub trait EventFields {
     fn int(&self, slot: usize) -> Option<i64>;
     /// String (or text array) field value.
     fn string(&self, slot: usize) -> Option<&str>;
+    /// In an experiment, which trace the event comes from (index into
+    /// [`TraceInfo::hosts`]); 0 for a single trace.
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// Errors a provider reports (which analysis, which event or field).
@@ -87,6 +103,16 @@ pub trait StateProvider: Send {
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError>;
     /// Called once per event class; `None` means the provider ignores that class.
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription>;
+    /// Called once all classes were offered, with the (event, field) pairs this
+    /// provider subscribed to that the trace lacks: a provider that cannot work
+    /// without some event or field says so here (which analysis, which event or
+    /// field) instead of producing an empty history.
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Handles one event of a subscribed class.
     fn handle(
         &mut self,
@@ -94,6 +120,11 @@ pub trait StateProvider: Send {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()>;
+    /// Called once after the last event, before the history is closed: providers
+    /// that hold events back (to look ahead in time) write them out here.
+    fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds a fresh provider for one trace.
@@ -127,6 +158,40 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.entries.iter().map(|(s, id, _)| (*s, *id))
     }
+}
+
+/// Every native provider: `kernel` (Linux kernel analysis) and `diskio` (disk I/O),
+/// by short name and Trace Compass analysis id.
+pub fn native_registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("kernel", kernel::KERNEL_ANALYSIS_ID, || {
+        Box::new(kernel::KernelStateProvider::new())
+    });
+    r.register("diskio", diskio::DISKIO_ANALYSIS_ID, || {
+        Box::new(diskio::DiskIoStateProvider::new())
+    });
+    register_vm(&mut r);
+    r
+}
+
+/// Registers the virtual machine analyses (short names `vm-model`, `vm-vresources`,
+/// `vm-overhead`, `vm-fused`, `nested-vcpu`).
+pub fn register_vm(registry: &mut Registry) {
+    registry.register("vm-model", vm::model::ID, || {
+        Box::new(vm::model::VmModelProvider::new())
+    });
+    registry.register("vm-vresources", vm::vresources::ID, || {
+        Box::new(vm::vresources::VirtualResourcesProvider::new())
+    });
+    registry.register("vm-overhead", vm::overhead::ID, || {
+        Box::new(vm::overhead::VmOverheadProvider::new())
+    });
+    registry.register("vm-fused", vm::fused::ID, || {
+        Box::new(vm::fused::FusedVmProvider::new())
+    });
+    registry.register("nested-vcpu", vm::nested::ID, || {
+        Box::new(vm::nested::NestedVcpuProvider::new())
+    });
 }
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ pub trait SourceEvent {
     fn int(&self, key: FieldKey) -> Option<i64>;
     /// A string (or text array) field.
     fn string(&self, key: FieldKey) -> Option<&str>;
+    /// In an experiment, the index of the trace the event comes from (see
+    /// [`TraceInfo::hosts`]).
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// A time-ordered flow of events: a trace or an experiment.
@@ -195,6 +200,8 @@ struct BatchEvent {
     cpu: u32,
     class: u32,
     first_slot: u32,
+    /// [`SourceEvent::trace_index`].
+    trace: u32,
 }
 
 const NO_CPU: u32 = u32::MAX;
@@ -252,6 +259,9 @@ impl EventFields for SlotView<'_> {
     }
     fn cpu(&self) -> Option<u32> {
         (self.event.cpu != NO_CPU).then_some(self.event.cpu)
+    }
+    fn trace_index(&self) -> usize {
+        self.event.trace as usize
     }
     fn int(&self, slot: usize) -> Option<i64> {
         match self.slots.get(slot)? {
@@ -361,10 +371,14 @@ fn ensure_created(runs: &mut [Running], start: i64) -> Result<(), PipelineError>
     Ok(())
 }
 
+/// (event name, field name) pairs a provider asked for that the source lacks.
+type MissingFields = Vec<(String, &'static str)>;
+
 /// Subscribes every provider to every class and resolves the fields.
-fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
+fn plan(source: &dyn EventSource, runs: &mut [Running]) -> (Vec<ClassPlan>, Vec<MissingFields>) {
     let names = source.class_names();
     let mut plans = vec![ClassPlan::default(); names.len()];
+    let mut missing = vec![MissingFields::new(); runs.len()];
     for (class, name) in names.iter().enumerate() {
         let plan = &mut plans[class];
         for (a, run) in runs.iter_mut().enumerate() {
@@ -373,7 +387,11 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             };
             let first = plan.keys.len() as u32;
             for field in &sub.fields {
-                plan.keys.push(source.resolve(class as u32, field));
+                let key = source.resolve(class as u32, field);
+                if key.is_none() {
+                    missing[a].push((name.clone(), *field));
+                }
+                plan.keys.push(key);
             }
             plan.routes.push(Route {
                 analysis: a as u32,
@@ -383,7 +401,7 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             });
         }
     }
-    plans
+    (plans, missing)
 }
 
 /// One analysis's builder thread: handles every batch's events routed to it.
@@ -478,7 +496,10 @@ pub fn build(
     if runs.is_empty() {
         return Err(PipelineError::NothingToDo("no analysis given".into()));
     }
-    let plans = plan(&*source, &mut runs);
+    let (plans, missing) = plan(&*source, &mut runs);
+    for (run, missing) in runs.iter().zip(&missing) {
+        run.provider.check_subscriptions(missing)?;
+    }
     let plans_len = runs.len();
     let total_work = source.total_work();
     let work_done = AtomicU64::new(0);
@@ -535,6 +556,7 @@ pub fn build(
                         cpu: ev.cpu().unwrap_or(NO_CPU),
                         class,
                         first_slot: batch.slots.len() as u32,
+                        trace: ev.trace_index() as u32,
                     });
                     for key in &plan.keys {
                         let slot = match key {
@@ -653,6 +675,13 @@ pub fn build(
     let mut systems = Vec::new();
     for mut run in runs {
         let mut ss = run.ss.take().expect("created at the first event");
+        run.provider
+            .finish(&mut ss)
+            .map_err(|source| ProviderError::State {
+                analysis: run.provider.id().to_string(),
+                timestamp: end,
+                source,
+            })?;
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,

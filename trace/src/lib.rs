@@ -1,5 +1,20 @@
 //! Event sources for Sextant: the CTF reader, XML stub traces and multi-trace experiments.
 //!
 //! Data flows from a trace on disk to a time-ordered stream of events that state
-//! providers consume. (The readers land with the trace-reader issue.)
+//! providers consume: [`Experiment::open`] parses each trace's metadata
+//! ([`ctf::metadata`], [`ctf::tsdl`], [`ctf::ctf2`]) and compiles one layout per event
+//! class ([`ctf::decode`]); [`Experiment::for_each`] merges the per-stream cursors
+//! ([`ctf::reader::Cursor`]) by timestamp and hands out [`Event`]s whose fields are
+//! read through pre-resolved [`FieldHandle`]s. Errors are [`TraceError`]s.
+
+pub mod ctf;
+pub mod error;
+pub mod experiment;
+pub mod gen;
+pub mod stats;
 pub mod sync;
+
+pub use error::TraceError;
+pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub mod xmlstub;
+pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};

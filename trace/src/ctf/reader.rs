@@ -1,0 +1,744 @@
+//! One CTF trace: metadata compiled into layouts, and a cursor per data stream file
+//! that walks packets and events over the memory-mapped file.
+
+use super::decode::{reg, CompileError, Compiler, Machine, Node, Program, SlotInfo};
+use super::index;
+use super::metadata;
+use super::types::*;
+use crate::error::TraceError;
+use memmap2::Mmap;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const PACKET_MAGIC: u64 = 0xC1FC_1FC1;
+
+/// What the experiment tells consumers about one trace.
+#[derive(Debug, Clone)]
+pub struct TraceMeta {
+    pub name: String,
+    pub path: PathBuf,
+    /// `kernel`, `ust` or empty (env `domain`).
+    pub domain: String,
+    /// Environment of the metadata, values as text.
+    pub env: BTreeMap<String, String>,
+    /// Dense id of the trace's host (same `hostname` -> same id) in the experiment.
+    pub host_id: u32,
+}
+
+/// Cycles -> ns of one clock class.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockConv {
+    pub freq: u64,
+    pub offset_s: i64,
+    pub offset: i64,
+}
+
+impl ClockConv {
+    pub fn identity() -> Self {
+        ClockConv {
+            freq: 1_000_000_000,
+            offset_s: 0,
+            offset: 0,
+        }
+    }
+
+    /// ns since the epoch (Babeltrace's integer arithmetic; exact when freq is 1 GHz).
+    #[inline]
+    pub fn to_ns(&self, cycles: u64) -> i64 {
+        if self.freq == 1_000_000_000 {
+            return self
+                .offset_s
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(self.offset)
+                .wrapping_add(cycles as i64);
+        }
+        let c = self.offset as i128 + cycles as i128;
+        let ns = (self.offset_s as i128) * 1_000_000_000
+            + (c * 1_000_000_000).div_euclid(self.freq as i128);
+        ns as i64
+    }
+
+    /// Cycles -> duration in ns (no offset).
+    pub fn duration_ns(&self, cycles: u64) -> i64 {
+        if self.freq == 1_000_000_000 {
+            cycles as i64
+        } else {
+            ((cycles as i128 * 1_000_000_000) / self.freq as i128) as i64
+        }
+    }
+}
+
+/// Compiled layouts of a stream class.
+#[derive(Debug)]
+pub struct StreamLayout {
+    pub id: u64,
+    pub packet_context: Program,
+    pub event_header: Program,
+    pub event_context: Program,
+    /// Event class id -> index into `CtfTrace::classes`.
+    pub by_id: IdMap,
+    pub clock: ClockConv,
+    /// Mask of the `events_discarded` counter width (32-bit on 32-bit targets).
+    pub discarded_mask: u64,
+    pub stream_context_tree: Node,
+}
+
+/// Event class id lookup: dense table for small ids, map for the others.
+#[derive(Debug, Default)]
+pub struct IdMap {
+    dense: Vec<u32>,
+    sparse: HashMap<u64, u32>,
+    /// The only class, when there is exactly one (ids may then be absent).
+    single: Option<u32>,
+}
+
+impl IdMap {
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<u32> {
+        if let Some(&c) = self.dense.get(id as usize) {
+            if c != u32::MAX {
+                return Some(c);
+            }
+            return None;
+        }
+        self.sparse.get(&id).copied()
+    }
+    fn insert(&mut self, id: u64, class: u32) {
+        if id < 1 << 16 {
+            if self.dense.len() <= id as usize {
+                self.dense.resize(id as usize + 1, u32::MAX);
+            }
+            self.dense[id as usize] = class;
+        } else {
+            self.sparse.insert(id, class);
+        }
+    }
+}
+
+/// Compiled layouts of an event class.
+#[derive(Debug)]
+pub struct ClassLayout {
+    pub name: String,
+    pub id: u64,
+    pub stream: usize,
+    pub context: Program,
+    pub payload: Program,
+    /// Every slot this class's events may fill (packet, header, contexts, payload).
+    pub slots: Vec<SlotInfo>,
+    pub context_tree: Node,
+    pub payload_tree: Node,
+}
+
+/// One data stream file of a trace.
+#[derive(Debug, Clone)]
+pub struct StreamFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// An opened CTF trace (metadata compiled, stream files listed).
+#[derive(Debug)]
+pub struct CtfTrace {
+    pub dir: PathBuf,
+    pub metadata_path: PathBuf,
+    pub metadata: Metadata,
+    pub packet_header: Program,
+    pub streams: Vec<StreamLayout>,
+    pub classes: Vec<ClassLayout>,
+    pub nslots: usize,
+    /// Data stream files sorted by name (Trace Compass's tie-break order).
+    pub files: Vec<StreamFile>,
+}
+
+impl CtfTrace {
+    /// Opens a trace directory (holding `metadata`).
+    pub fn open(dir: &Path) -> Result<CtfTrace, TraceError> {
+        let metadata_path = dir.join("metadata");
+        if !metadata_path.is_file() {
+            return Err(TraceError::NoTrace {
+                path: dir.to_path_buf(),
+            });
+        }
+        let metadata = metadata::load(&metadata_path)?;
+        let mut t = Self::from_metadata(dir, &metadata_path, metadata)?;
+        t.files = list_stream_files(dir)?;
+        Ok(t)
+    }
+
+    /// Compiles layouts for already-parsed metadata (no stream files listed).
+    pub fn from_metadata(
+        dir: &Path,
+        metadata_path: &Path,
+        metadata: Metadata,
+    ) -> Result<CtfTrace, TraceError> {
+        let merr = |e: CompileError| TraceError::Metadata {
+            path: metadata_path.to_path_buf(),
+            reason: e.0,
+        };
+        let mut c0 = Compiler::new(metadata.byte_order, metadata.ctf2, &metadata.clocks);
+        let packet_header = c0
+            .compile(Scope::PacketHeader, metadata.packet_header.as_ref())
+            .map_err(merr)?;
+        let mut stream_classes = metadata.streams.clone();
+        if stream_classes.is_empty() {
+            // A trace with events but no `stream {}` block: one implicit stream class.
+            stream_classes.push(StreamClass::default());
+        }
+        let mut streams = Vec::new();
+        let mut classes = Vec::new();
+        let mut nslots = c0.slots.len();
+        for (si, sc) in stream_classes.iter().enumerate() {
+            let mut c1 = c0.child();
+            let prog_err = |what: &str, e: CompileError| TraceError::Metadata {
+                path: metadata_path.to_path_buf(),
+                reason: format!("stream class {}: {what}: {}", sc.id, e.0),
+            };
+            let packet_context = c1
+                .compile(Scope::PacketContext, sc.packet_context.as_ref())
+                .map_err(|e| prog_err("packet.context", e))?;
+            let event_header = c1
+                .compile(Scope::EventHeader, sc.event_header.as_ref())
+                .map_err(|e| prog_err("event.header", e))?;
+            let event_context = c1
+                .compile(Scope::StreamEventContext, sc.event_context.as_ref())
+                .map_err(|e| prog_err("event.context", e))?;
+            let stream_context_tree = c1.scopes.last().expect("scope").1.clone();
+            let clock_name = sc.clock.clone().or_else(|| c1.clock.clone());
+            let clock = match clock_name
+                .as_ref()
+                .and_then(|n| metadata.clocks.iter().find(|c| &c.name == n))
+                .or(if metadata.clocks.len() == 1 {
+                    metadata.clocks.first()
+                } else {
+                    None
+                }) {
+                Some(c) => ClockConv {
+                    freq: c.freq,
+                    offset_s: c.offset_s,
+                    offset: c.offset,
+                },
+                None => ClockConv::identity(),
+            };
+            let discarded_mask = packet_context
+                .ops
+                .iter()
+                .find_map(|op| match op {
+                    super::decode::Op::Int { size, reg: r, .. } if *r == reg::DISCARDED => {
+                        Some(if *size >= 64 {
+                            u64::MAX
+                        } else {
+                            (1u64 << size) - 1
+                        })
+                    }
+                    _ => None,
+                })
+                .unwrap_or(u64::MAX);
+            let mut by_id = IdMap::default();
+            let single_stream = stream_classes.len() == 1;
+            let members: Vec<&EventClass> = metadata
+                .events
+                .iter()
+                .filter(|e| e.stream_id == sc.id || single_stream)
+                .collect();
+            for ec in &members {
+                let mut c2 = c1.child();
+                let cerr = |what: &str, e: CompileError| TraceError::Metadata {
+                    path: metadata_path.to_path_buf(),
+                    reason: format!("event `{}` (id {}): {what}: {}", ec.name, ec.id, e.0),
+                };
+                let context = c2
+                    .compile(Scope::EventContext, ec.context.as_ref())
+                    .map_err(|e| cerr("context", e))?;
+                let context_tree = c2.scopes.last().expect("scope").1.clone();
+                let payload = c2
+                    .compile(Scope::EventPayload, ec.fields.as_ref())
+                    .map_err(|e| cerr("fields", e))?;
+                let payload_tree = c2.scopes.last().expect("scope").1.clone();
+                nslots = nslots.max(c2.slots.len());
+                let idx = classes.len() as u32;
+                if by_id.get(ec.id).is_some() {
+                    return Err(TraceError::Metadata {
+                        path: metadata_path.to_path_buf(),
+                        reason: format!(
+                            "two event classes with id {} in stream class {}",
+                            ec.id, sc.id
+                        ),
+                    });
+                }
+                by_id.insert(ec.id, idx);
+                classes.push(ClassLayout {
+                    name: ec.name.clone(),
+                    id: ec.id,
+                    stream: si,
+                    context,
+                    payload,
+                    slots: c2.slots,
+                    context_tree,
+                    payload_tree,
+                });
+            }
+            if members.len() == 1 {
+                by_id.single = Some(classes.len() as u32 - 1);
+            }
+            nslots = nslots.max(c1.slots.len());
+            streams.push(StreamLayout {
+                id: sc.id,
+                packet_context,
+                event_header,
+                event_context,
+                by_id,
+                clock,
+                discarded_mask,
+                stream_context_tree,
+            });
+        }
+        Ok(CtfTrace {
+            dir: dir.to_path_buf(),
+            metadata_path: metadata_path.to_path_buf(),
+            metadata,
+            packet_header,
+            streams,
+            classes,
+            nslots,
+            files: Vec::new(),
+        })
+    }
+
+    fn stream_by_id(&self, id: u64) -> Option<usize> {
+        if self.streams.len() == 1 && self.metadata.streams.len() <= 1 {
+            // DPDK and other producers omit ids when there is one stream class.
+            return Some(0);
+        }
+        self.streams.iter().position(|s| s.id == id)
+    }
+}
+
+/// Every regular file of the directory except `metadata`, dot files and sub-directories.
+fn list_stream_files(dir: &Path) -> Result<Vec<StreamFile>, TraceError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| TraceError::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| TraceError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "metadata" || name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let md = std::fs::metadata(&path).map_err(|e| TraceError::io(&path, e))?;
+        if !md.is_file() {
+            continue;
+        }
+        files.push(StreamFile {
+            name,
+            path,
+            size: md.len(),
+        });
+    }
+    // Trace Compass compares file names as Java strings (UTF-16 order; equal to byte
+    // order for the ASCII names LTTng writes).
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// The event a cursor currently stands on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Current {
+    /// Index into the trace's classes; `u32::MAX` for a lost-event record.
+    pub class: u32,
+    pub cycles: u64,
+    pub ns: i64,
+    /// Lost-event record: count and duration (cycles).
+    pub lost: Option<(u64, u64)>,
+}
+
+/// Packet facts (from the packet header/context, or the index).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketInfo {
+    pub offset: u64,
+    pub packet_bits: u64,
+    pub content_bits: u64,
+    pub ts_begin: Option<u64>,
+    pub ts_end: Option<u64>,
+    pub discarded: Option<u64>,
+    pub seq_num: Option<u64>,
+    pub cpu: Option<u32>,
+    pub stream_id: u64,
+    /// Bit position where events start.
+    pub events_at: u64,
+}
+
+/// Reads one data stream file, packet by packet, event by event.
+pub struct Cursor {
+    pub file: StreamFile,
+    map: Option<Mmap>,
+    pub m: Machine,
+    pub stream: usize,
+    pub packet: PacketInfo,
+    next_packet: u64,
+    in_packet: bool,
+    pos: u64,
+    content_end: u64,
+    last_ts: u64,
+    prev_discarded: u64,
+    pending_lost: u64,
+    pub cur: Current,
+    pub packets_read: u64,
+    pub lost_total: u64,
+    /// Bytes of packets opened since the last call of `take_progress`.
+    progress: u64,
+    /// Packet offsets from the index, when one was usable.
+    index: Option<Vec<index::IndexEntry>>,
+    index_pos: usize,
+}
+
+impl Cursor {
+    pub fn open(trace: &CtfTrace, file: &StreamFile) -> Result<Cursor, TraceError> {
+        let map = if file.size == 0 {
+            None
+        } else {
+            let f = File::open(&file.path).map_err(|e| TraceError::io(&file.path, e))?;
+            // SAFETY: the trace files are not modified while they are read (finished traces);
+            // a concurrent truncation would raise SIGBUS, as for any mmap-based reader.
+            Some(unsafe { Mmap::map(&f) }.map_err(|e| TraceError::io(&file.path, e))?)
+        };
+        let idx = index::load_for(&trace.dir, &file.name, file.size);
+        Ok(Cursor {
+            file: file.clone(),
+            map,
+            m: Machine::new(trace.nslots, trace.metadata.uuid),
+            stream: 0,
+            packet: PacketInfo::default(),
+            next_packet: 0,
+            in_packet: false,
+            pos: 0,
+            content_end: 0,
+            last_ts: 0,
+            prev_discarded: 0,
+            pending_lost: 0,
+            cur: Current::default(),
+            packets_read: 0,
+            lost_total: 0,
+            progress: 0,
+            index: idx,
+            index_pos: 0,
+        })
+    }
+
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    pub fn take_progress(&mut self) -> u64 {
+        std::mem::take(&mut self.progress)
+    }
+
+    fn err(&self, bit_pos: u64, reason: impl Into<String>) -> TraceError {
+        TraceError::Stream {
+            path: self.file.path.clone(),
+            offset: bit_pos / 8,
+            reason: reason.into(),
+        }
+    }
+
+    /// Moves to the next event (or lost-event record). Ok(false) at the end of the stream.
+    #[inline]
+    pub fn advance(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
+        loop {
+            if self.in_packet {
+                if self.pos < self.content_end {
+                    self.read_event(trace)?;
+                    return Ok(true);
+                }
+                self.in_packet = false;
+                if self.pending_lost != 0 {
+                    let count = std::mem::take(&mut self.pending_lost);
+                    let end = self.packet.ts_end.unwrap_or(self.last_ts);
+                    let layout = &trace.streams[self.stream];
+                    self.cur = Current {
+                        class: u32::MAX,
+                        cycles: self.last_ts,
+                        ns: layout.clock.to_ns(self.last_ts),
+                        lost: Some((count, end.wrapping_sub(self.last_ts))),
+                    };
+                    return Ok(true);
+                }
+            }
+            if !self.open_packet(trace)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn read_event(&mut self, trace: &CtfTrace) -> Result<(), TraceError> {
+        let data = self.map.as_deref().unwrap_or(&[]);
+        let layout = &trace.streams[self.stream];
+        let start = self.pos;
+        let m = &mut self.m;
+        m.next_gen();
+        m.reg_set &= !(1 << reg::EVENT_ID);
+        let end = self.content_end;
+        let mut pos = self.pos;
+        let map_err = |e: super::decode::DecodeError, what: &str| TraceError::Stream {
+            path: self.file.path.clone(),
+            offset: e.pos / 8,
+            reason: format!("{what}: {}", e.reason),
+        };
+        m.run(&layout.event_header, data, &mut pos, end)
+            .map_err(|e| map_err(e, "event header"))?;
+        let ts = m.clock;
+        let class =
+            if m.reg_set & (1 << reg::EVENT_ID) != 0 {
+                let id = m.regs[reg::EVENT_ID as usize];
+                match layout.by_id.get(id) {
+                    Some(c) => c,
+                    None => {
+                        return Err(TraceError::Stream {
+                            path: self.file.path.clone(),
+                            offset: start / 8,
+                            reason: format!("unknown event class id {id}"),
+                        })
+                    }
+                }
+            } else {
+                match layout.by_id.single {
+                    Some(c) => c,
+                    None => return Err(TraceError::Stream {
+                        path: self.file.path.clone(),
+                        offset: start / 8,
+                        reason:
+                            "event header has no id and the stream class has several event classes"
+                                .into(),
+                    }),
+                }
+            };
+        m.run(&layout.event_context, data, &mut pos, end)
+            .map_err(|e| map_err(e, "stream event context"))?;
+        let cl = &trace.classes[class as usize];
+        m.run(&cl.context, data, &mut pos, end)
+            .map_err(|e| map_err(e, "event context"))?;
+        m.run(&cl.payload, data, &mut pos, end)
+            .map_err(|e| map_err(e, &format!("payload of `{}`", cl.name)))?;
+        if pos == start {
+            return Err(self.err(start, "empty event (no bits consumed)"));
+        }
+        self.pos = pos;
+        self.last_ts = ts;
+        self.cur = Current {
+            class,
+            cycles: ts,
+            ns: layout.clock.to_ns(ts),
+            lost: None,
+        };
+        Ok(())
+    }
+
+    /// Opens the next packet; Ok(false) at the end of the file.
+    fn open_packet(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
+        let size = self.file.size;
+        let off = self.next_packet;
+        if off >= size {
+            return Ok(false);
+        }
+        let data = self.map.as_deref().unwrap_or(&[]);
+        let file_end = size * 8;
+        let m = &mut self.m;
+        m.next_gen();
+        m.reg_set = 0;
+        let mut pos = off * 8;
+        let map_err = |e: super::decode::DecodeError, what: &str| TraceError::Stream {
+            path: self.file.path.clone(),
+            offset: e.pos / 8,
+            reason: format!("{what}: {}", e.reason),
+        };
+        m.run(&trace.packet_header, data, &mut pos, file_end)
+            .map_err(|e| map_err(e, "packet header"))?;
+        if m.has(reg::MAGIC) && m.regs[reg::MAGIC as usize] != PACKET_MAGIC {
+            return Err(self.err(
+                off * 8,
+                format!(
+                    "bad packet magic 0x{:08x} (want 0xc1fc1fc1)",
+                    self.m.regs[reg::MAGIC as usize]
+                ),
+            ));
+        }
+        let stream_id = if m.has(reg::STREAM_ID) {
+            m.regs[reg::STREAM_ID as usize]
+        } else {
+            0
+        };
+        let Some(stream) = trace.stream_by_id(stream_id) else {
+            return Err(self.err(off * 8, format!("unknown stream class id {stream_id}")));
+        };
+        self.stream = stream;
+        let layout = &trace.streams[stream];
+        let m = &mut self.m;
+        m.run(&layout.packet_context, data, &mut pos, file_end)
+            .map_err(|e| map_err(e, "packet context"))?;
+        let g = |r: u8| m.has(r).then(|| m.regs[r as usize]);
+        let rest = file_end - off * 8;
+        let packet_bits = g(reg::PACKET_SIZE).or(g(reg::CONTENT_SIZE)).unwrap_or(rest);
+        let content_bits = g(reg::CONTENT_SIZE).unwrap_or(packet_bits);
+        let (ts_begin, ts_end, discarded, seq_num) = (
+            g(reg::TS_BEGIN),
+            g(reg::TS_END),
+            g(reg::DISCARDED),
+            g(reg::SEQ_NUM),
+        );
+        let cpu = g(reg::CPU_ID).map(|c| c as u32);
+        if packet_bits == 0 || packet_bits % 8 != 0 {
+            return Err(self.err(off * 8, format!("bad packet size {packet_bits} bits")));
+        }
+        if content_bits > packet_bits {
+            return Err(self.err(
+                off * 8,
+                format!("content size {content_bits} bits exceeds packet size {packet_bits} bits"),
+            ));
+        }
+        if packet_bits > rest {
+            return Err(self.err(
+                off * 8,
+                format!(
+                    "packet of {} bytes runs past the end of the file ({} bytes left)",
+                    packet_bits / 8,
+                    rest / 8
+                ),
+            ));
+        }
+        if pos > off * 8 + content_bits {
+            return Err(self.err(
+                off * 8,
+                format!(
+                    "packet header and context ({} bits) exceed the content size ({content_bits} bits)",
+                    pos - off * 8
+                ),
+            ));
+        }
+        self.packet = PacketInfo {
+            offset: off,
+            packet_bits,
+            content_bits,
+            ts_begin,
+            ts_end,
+            discarded,
+            seq_num,
+            cpu,
+            stream_id,
+            events_at: pos,
+        };
+        if let Some(tb) = ts_begin {
+            self.m.clock = tb;
+            self.last_ts = tb;
+        }
+        if let Some(d) = discarded {
+            let lost = d.wrapping_sub(self.prev_discarded) & layout.discarded_mask;
+            self.prev_discarded = d;
+            self.pending_lost = lost;
+            self.lost_total = self.lost_total.saturating_add(lost);
+        }
+        self.pos = pos;
+        self.content_end = off * 8 + content_bits;
+        self.next_packet = off + packet_bits / 8;
+        self.in_packet = true;
+        self.packets_read += 1;
+        self.progress += packet_bits / 8;
+        self.check_index_entry(off);
+        Ok(true)
+    }
+
+    /// Drops the index when it disagrees with the packet just opened (stale index).
+    fn check_index_entry(&mut self, off: u64) {
+        let Some(idx) = &self.index else { return };
+        let p = &self.packet;
+        let ok = idx.get(self.index_pos).is_some_and(|e| {
+            e.offset == off
+                && e.packet_bits == p.packet_bits
+                && e.content_bits == p.content_bits
+                && p.ts_begin.is_none_or(|t| t == e.ts_begin)
+                && p.ts_end.is_none_or(|t| t == e.ts_end)
+        });
+        if ok {
+            self.index_pos += 1;
+        } else {
+            self.index = None;
+        }
+    }
+
+    /// True when an LTTng index is in use for this stream.
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Skips the packets that end before `begin_ns`, using the index when there is one
+    /// and reading packet headers and contexts only otherwise. Call before reading.
+    pub fn skip_packets_before(
+        &mut self,
+        trace: &CtfTrace,
+        begin_ns: i64,
+    ) -> Result<(), TraceError> {
+        if self.packets_read != 0 {
+            return Ok(());
+        }
+        let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
+            trace.streams[stream].clock.to_ns(cycles)
+        };
+        if let Some(idx) = &self.index {
+            let mut k = 0;
+            while k < idx.len() {
+                let e = &idx[k];
+                let Some(stream) = trace.stream_by_id(e.stream_id) else {
+                    break;
+                };
+                if conv(trace, stream, e.ts_end) >= begin_ns {
+                    break;
+                }
+                k += 1;
+            }
+            if k > 0 {
+                self.prev_discarded = idx[k - 1].discarded;
+                self.next_packet = idx.get(k).map(|e| e.offset).unwrap_or(self.file.size);
+                self.progress += self.next_packet;
+                self.index_pos = k;
+            }
+            return Ok(());
+        }
+        loop {
+            let at = self.next_packet;
+            let prev = self.prev_discarded;
+            if !self.open_packet(trace)? {
+                return Ok(());
+            }
+            let end = self.packet.ts_end.map(|t| conv(trace, self.stream, t));
+            if end.is_none_or(|e| e >= begin_ns) {
+                // Re-read this packet normally.
+                self.next_packet = at;
+                self.prev_discarded = prev;
+                self.lost_total -= self.pending_lost;
+                self.pending_lost = 0;
+                self.in_packet = false;
+                self.packets_read -= 1;
+                return Ok(());
+            }
+            self.in_packet = false;
+            self.pending_lost = 0;
+        }
+    }
+
+    /// Reads every packet's header and context (no events): the packets of the stream.
+    pub fn scan_packets(&mut self, trace: &CtfTrace) -> Result<Vec<PacketInfo>, TraceError> {
+        let mut out = Vec::new();
+        while self.open_packet(trace)? {
+            out.push(self.packet);
+            self.in_packet = false;
+            self.pending_lost = 0;
+        }
+        Ok(out)
+    }
+
+    /// The index entries, when an index file was found and is consistent.
+    pub fn index_entries(&self) -> Option<&[index::IndexEntry]> {
+        self.index.as_deref()
+    }
+}

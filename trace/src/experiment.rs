@@ -1,0 +1,807 @@
+//! Several CTF traces read as one time-ordered flow of events.
+//!
+//! Each trace directory gets one [`Cursor`] per data stream file; a binary heap keyed
+//! by (timestamp ns, trace index, stream file name) picks the next event, which is
+//! how Trace Compass orders them: within a trace by timestamp then stream file name
+//! (`CTFTraceReader`), across traces by timestamp then trace order (`TmfExperiment`).
+
+use crate::ctf::decode::{Node, SlotKind};
+use crate::ctf::reader::{CtfTrace, Cursor};
+use crate::error::TraceError;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::ctf::reader::TraceMeta;
+
+/// Name of the synthetic lost-event class (Trace Compass's).
+pub const LOST_EVENT_NAME: &str = "Lost event";
+/// Lost-event record fields, as Trace Compass names them.
+pub const LOST_EVENTS_FIELD: &str = "Lost events";
+pub const LOST_DURATION_FIELD: &str = "duration";
+
+/// An event class of the experiment: dense from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClassId(pub u32);
+
+/// A field of one event class, resolved once (see [`Experiment::field_handle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldHandle(pub u32);
+
+#[derive(Debug, Clone)]
+enum FieldKind {
+    Slot(u32),
+    /// Variant options: the one slot the current event filled.
+    AnyOf(Vec<u32>),
+    LostCount,
+    LostDuration,
+}
+
+#[derive(Debug, Clone)]
+struct FieldDesc {
+    class: ClassId,
+    kind: FieldKind,
+}
+
+#[derive(Debug)]
+struct ClassEntry {
+    trace: usize,
+    name: String,
+    /// (Trace Compass name, handle).
+    fields: Vec<(String, FieldHandle)>,
+}
+
+/// One or several CTF traces read as one time-ordered flow.
+pub struct Experiment {
+    traces: Vec<CtfTrace>,
+    metas: Vec<TraceMeta>,
+    /// First global class of each trace; the trace's lost-event class follows its classes.
+    class_base: Vec<u32>,
+    classes: Vec<ClassEntry>,
+    fields: Vec<FieldDesc>,
+    cursors: Vec<Cursor>,
+    /// (trace index, rank of the stream file name in its trace) per cursor.
+    cursor_keys: Vec<(u32, u32)>,
+    warnings: Vec<String>,
+    errors: Vec<TraceError>,
+    consumed: bool,
+    /// Visit only events in [begin, end] (ns), see [`Experiment::set_time_range`].
+    range: (Option<i64>, Option<i64>),
+}
+
+/// The event a visitor sees; valid during the callback only.
+pub struct Event<'a> {
+    exp_fields: &'a [FieldDesc],
+    cursor: &'a Cursor,
+    trace: &'a CtfTrace,
+    class: ClassId,
+    trace_index: usize,
+}
+
+impl Experiment {
+    /// Opens trace directories (holding `metadata`) and session directories (every
+    /// directory below holding `metadata` is a trace), in the order given; traces
+    /// found below one path are taken in path order.
+    pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Experiment, TraceError> {
+        let mut dirs = Vec::new();
+        for p in paths {
+            let p = p.as_ref();
+            let before = dirs.len();
+            find_traces(p, &mut dirs, 0)?;
+            if dirs.len() == before {
+                return Err(TraceError::NoTrace {
+                    path: p.to_path_buf(),
+                });
+            }
+        }
+        let mut traces = Vec::new();
+        for (root, dir) in &dirs {
+            traces.push((root.clone(), CtfTrace::open(dir)?));
+        }
+        Self::from_traces(traces)
+    }
+
+    fn from_traces(traces: Vec<(PathBuf, CtfTrace)>) -> Result<Experiment, TraceError> {
+        let mut metas = Vec::new();
+        let mut hosts: HashMap<String, u32> = HashMap::new();
+        let mut class_base = Vec::new();
+        let mut classes = Vec::new();
+        let mut fields = Vec::new();
+        let mut cursors = Vec::new();
+        let mut cursor_keys = Vec::new();
+        let mut out_traces = Vec::new();
+        for (ti, (root, t)) in traces.into_iter().enumerate() {
+            let env = t.metadata.env.clone();
+            let host = env
+                .get("hostname")
+                .cloned()
+                .unwrap_or_else(|| t.dir.display().to_string());
+            let next = hosts.len() as u32;
+            let host_id = *hosts.entry(host).or_insert(next);
+            let name = trace_name(&root, &t.dir);
+            metas.push(TraceMeta {
+                name,
+                path: t.dir.clone(),
+                domain: env.get("domain").cloned().unwrap_or_default(),
+                env,
+                host_id,
+            });
+            let base = classes.len() as u32;
+            class_base.push(base);
+            for (li, cl) in t.classes.iter().enumerate() {
+                let id = ClassId(base + li as u32);
+                let mut named = Vec::new();
+                let strip = !t.metadata.ctf2;
+                let sc_tree = &t.streams[cl.stream].stream_context_tree;
+                collect_names(sc_tree, "context.", false, &mut named);
+                collect_names(&cl.context_tree, "context.", false, &mut named);
+                collect_names(&cl.payload_tree, "", strip, &mut named);
+                let mut fl = Vec::new();
+                for (n, slots) in named {
+                    fields.push(FieldDesc {
+                        class: id,
+                        kind: if slots.len() == 1 {
+                            FieldKind::Slot(slots[0])
+                        } else {
+                            FieldKind::AnyOf(slots)
+                        },
+                    });
+                    fl.push((n, FieldHandle(fields.len() as u32 - 1)));
+                }
+                classes.push(ClassEntry {
+                    trace: ti,
+                    name: cl.name.clone(),
+                    fields: fl,
+                });
+            }
+            let lost_id = ClassId(classes.len() as u32);
+            let mut fl = Vec::new();
+            for (n, k) in [
+                (LOST_EVENTS_FIELD, FieldKind::LostCount),
+                (LOST_DURATION_FIELD, FieldKind::LostDuration),
+            ] {
+                fields.push(FieldDesc {
+                    class: lost_id,
+                    kind: k,
+                });
+                fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
+            }
+            classes.push(ClassEntry {
+                trace: ti,
+                name: LOST_EVENT_NAME.to_string(),
+                fields: fl,
+            });
+            for (rank, f) in t.files.iter().enumerate() {
+                cursors.push(Cursor::open(&t, f)?);
+                cursor_keys.push((ti as u32, rank as u32));
+            }
+            out_traces.push(t);
+        }
+        Ok(Experiment {
+            traces: out_traces,
+            metas,
+            class_base,
+            classes,
+            fields,
+            cursors,
+            cursor_keys,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            consumed: false,
+            range: (None, None),
+        })
+    }
+
+    pub fn traces(&self) -> &[TraceMeta] {
+        &self.metas
+    }
+
+    pub fn class_count(&self) -> u32 {
+        self.classes.len() as u32
+    }
+
+    pub fn class_name(&self, class: ClassId) -> &str {
+        &self.classes[class.0 as usize].name
+    }
+
+    pub fn class_trace(&self, class: ClassId) -> usize {
+        self.classes[class.0 as usize].trace
+    }
+
+    /// Field by Trace Compass's name: payload fields without the TSDL leading '_',
+    /// context fields as `context._vtid`; lost-event records: `Lost events`, `duration`.
+    pub fn field_handle(&self, class: ClassId, name: &str) -> Option<FieldHandle> {
+        self.classes
+            .get(class.0 as usize)?
+            .fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| *h)
+    }
+
+    /// Names of the fields of a class (those `field_handle` accepts), in layout order.
+    pub fn field_names(&self, class: ClassId) -> Vec<&str> {
+        self.classes[class.0 as usize]
+            .fields
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Size of all data stream files, for progress.
+    pub fn total_bytes(&self) -> u64 {
+        self.traces
+            .iter()
+            .flat_map(|t| t.files.iter())
+            .map(|f| f.size)
+            .sum()
+    }
+
+    /// Problems met while reading (streams cut short), as text.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    /// The typed errors behind [`warnings`](Self::warnings).
+    pub fn errors(&self) -> &[TraceError] {
+        &self.errors
+    }
+
+    /// The opened traces' compiled metadata.
+    pub fn ctf_traces(&self) -> &[CtfTrace] {
+        &self.traces
+    }
+
+    /// Restricts [`for_each`](Self::for_each) to events with `begin <= ns <= end`.
+    /// Packets that end before `begin` are skipped without decoding their events
+    /// (found through the LTTng index when there is one).
+    pub fn set_time_range(&mut self, begin: Option<i64>, end: Option<i64>) {
+        self.range = (begin, end);
+    }
+
+    /// Visits every event in timestamp order. A stream whose data contradicts its
+    /// metadata stops at the bad spot (a warning says where) and the others go on,
+    /// as in Trace Compass. Reading again re-opens the streams from the start.
+    pub fn for_each(
+        &mut self,
+        f: &mut dyn FnMut(&Event<'_>) -> ControlFlow<()>,
+        progress: &AtomicU64,
+    ) -> Result<(), TraceError> {
+        if self.consumed {
+            self.rewind()?;
+        }
+        self.consumed = true;
+        let mut heap: BinaryHeap<Reverse<(i64, u32, u32, u32)>> =
+            BinaryHeap::with_capacity(self.cursors.len());
+        let (begin, end) = self.range;
+        if let Some(b) = begin {
+            for ci in 0..self.cursors.len() {
+                let ti = self.cursor_keys[ci].0 as usize;
+                if let Err(e) = self.cursors[ci].skip_packets_before(&self.traces[ti], b) {
+                    self.warnings
+                        .push(format!("{e}; the rest of this stream is skipped"));
+                    self.errors.push(e);
+                }
+            }
+        }
+        for ci in 0..self.cursors.len() {
+            if self.step(ci, progress) {
+                let (t, r) = self.cursor_keys[ci];
+                heap.push(Reverse((self.cursors[ci].cur.ns, t, r, ci as u32)));
+            }
+        }
+        while let Some(mut top) = heap.peek_mut() {
+            let ci = top.0 .3 as usize;
+            let (ti, _) = self.cursor_keys[ci];
+            let ti = ti as usize;
+            let cursor = &self.cursors[ci];
+            if end.is_some_and(|e| cursor.cur.ns > e) {
+                break;
+            }
+            let class = match cursor.cur.lost {
+                None => ClassId(self.class_base[ti] + cursor.cur.class),
+                Some(_) => ClassId(self.class_base[ti] + self.traces[ti].classes.len() as u32),
+            };
+            let ev = Event {
+                exp_fields: &self.fields,
+                cursor,
+                trace: &self.traces[ti],
+                class,
+                trace_index: ti,
+            };
+            if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
+                break;
+            }
+            if self.step(ci, progress) {
+                top.0 .0 = self.cursors[ci].cur.ns;
+            } else {
+                std::collections::binary_heap::PeekMut::pop(top);
+            }
+        }
+        for c in &mut self.cursors {
+            let p = c.take_progress();
+            if p != 0 {
+                progress.fetch_add(p, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances cursor `ci`; false at its end or on error (recorded as a warning).
+    #[inline]
+    fn step(&mut self, ci: usize, progress: &AtomicU64) -> bool {
+        let ti = self.cursor_keys[ci].0 as usize;
+        let c = &mut self.cursors[ci];
+        match c.advance(&self.traces[ti]) {
+            Ok(true) => {
+                if c.packets_read & 3 == 0 {
+                    let p = c.take_progress();
+                    if p != 0 {
+                        progress.fetch_add(p, Ordering::Relaxed);
+                    }
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                self.warnings
+                    .push(format!("{e}; the rest of this stream is skipped"));
+                self.errors.push(e);
+                false
+            }
+        }
+    }
+
+    fn rewind(&mut self) -> Result<(), TraceError> {
+        let mut cursors = Vec::with_capacity(self.cursors.len());
+        for (ci, c) in self.cursors.iter().enumerate() {
+            let t = &self.traces[self.cursor_keys[ci].0 as usize];
+            cursors.push(Cursor::open(t, &c.file)?);
+        }
+        self.cursors = cursors;
+        self.warnings.clear();
+        self.errors.clear();
+        Ok(())
+    }
+
+    /// Per-stream reading totals after a pass: (trace index, file name, packets, lost events).
+    pub fn stream_totals(&self) -> Vec<(usize, String, u64, u64)> {
+        self.cursors
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| {
+                (
+                    self.cursor_keys[ci].0 as usize,
+                    c.file.name.clone(),
+                    c.packets_read,
+                    c.lost_total,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Names of the leaves reachable by name (not inside arrays), with their slots.
+fn collect_names(node: &Node, prefix: &str, strip: bool, out: &mut Vec<(String, Vec<u32>)>) {
+    let Node::Struct(members) = node else {
+        return;
+    };
+    for (name, n) in members {
+        let shown = if strip {
+            name.strip_prefix('_').unwrap_or(name)
+        } else {
+            name.as_str()
+        };
+        collect_node(n, format!("{prefix}{shown}"), strip, out);
+    }
+}
+
+/// Adds `name` -> slots of node `n`; a name met twice (variant options with members of
+/// the same name) reads whichever slot the current event filled.
+fn collect_node(n: &Node, full: String, strip: bool, out: &mut Vec<(String, Vec<u32>)>) {
+    let push = |name: String, slot: u32, out: &mut Vec<(String, Vec<u32>)>| match out
+        .iter_mut()
+        .find(|(k, _)| *k == name)
+    {
+        Some((_, v)) => v.push(slot),
+        None => out.push((name, vec![slot])),
+    };
+    match n {
+        Node::Leaf(s) | Node::Array(s, _) => push(full, *s, out),
+        Node::Struct(_) => collect_names(n, &format!("{full}."), strip, out),
+        Node::Variant(opts) => {
+            // Trace Compass shows a variant as one field holding the selected option.
+            for (oname, o) in opts {
+                if let Node::Leaf(s) = o {
+                    push(full.clone(), *s, out);
+                }
+                collect_node(o, format!("{full}.{oname}"), strip, out);
+            }
+        }
+        Node::Optional(inner) => collect_node(inner, full, strip, out),
+    }
+}
+
+fn trace_name(root: &Path, dir: &Path) -> String {
+    let name_of = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string())
+    };
+    match dir.strip_prefix(root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => name_of(dir),
+    }
+}
+
+/// Collects (root, trace dir) pairs: `p` itself if it holds `metadata`, else every
+/// directory below it that does (sorted, not descending into traces).
+fn find_traces(p: &Path, out: &mut Vec<(PathBuf, PathBuf)>, depth: u32) -> Result<(), TraceError> {
+    let root = p.to_path_buf();
+    walk(&root, p, out, depth)
+}
+
+fn walk(
+    root: &Path,
+    p: &Path,
+    out: &mut Vec<(PathBuf, PathBuf)>,
+    depth: u32,
+) -> Result<(), TraceError> {
+    if !p.is_dir() {
+        return Err(TraceError::NoTrace {
+            path: p.to_path_buf(),
+        });
+    }
+    if p.join("metadata").is_file() {
+        out.push((root.to_path_buf(), p.to_path_buf()));
+        return Ok(());
+    }
+    if depth > 8 {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(p).map_err(|e| TraceError::io(p, e))?;
+    let mut subs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    for s in subs {
+        walk(root, &s, out, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// A decoded value, for printing and tests (the hot path uses `int`/`string`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(std::borrow::Cow<'a, str>),
+    /// Enumeration: value and the labels covering it.
+    Enum(i64, bool, Vec<&'a str>),
+    Array(Vec<Value<'a>>),
+    Struct(Vec<(String, Value<'a>)>),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Event<'a> {
+    #[inline]
+    pub fn class(&self) -> ClassId {
+        self.class
+    }
+
+    /// ns since the epoch, clock offset applied.
+    #[inline]
+    pub fn timestamp(&self) -> i64 {
+        self.cursor.cur.ns
+    }
+
+    /// Raw clock value (cycles).
+    #[inline]
+    pub fn cycles(&self) -> u64 {
+        self.cursor.cur.cycles
+    }
+
+    /// The packet context's `cpu_id`.
+    #[inline]
+    pub fn cpu(&self) -> Option<u32> {
+        self.cursor.packet.cpu
+    }
+
+    #[inline]
+    pub fn trace_index(&self) -> usize {
+        self.trace_index
+    }
+
+    /// Name of the data stream file the event comes from.
+    pub fn stream_name(&self) -> &str {
+        &self.cursor.file.name
+    }
+
+    /// Byte offset of the packet holding the event in its stream file.
+    pub fn packet_offset(&self) -> u64 {
+        self.cursor.packet.offset
+    }
+
+    /// Lost-event record: (count, duration in ns).
+    pub fn lost(&self) -> Option<(u64, i64)> {
+        let (n, d) = self.cursor.cur.lost?;
+        let conv = &self.trace.streams[self.cursor.stream].clock;
+        Some((n, conv.duration_ns(d)))
+    }
+
+    /// The slot a handle designates for this event (None: other class, or not decoded).
+    #[inline]
+    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, &crate::ctf::decode::Slot)> {
+        let gen = self.cursor.m.gen;
+        match &d.kind {
+            FieldKind::Slot(s) => {
+                let sl = self.cursor.m.slots.get(*s as usize)?;
+                (sl.gen == gen).then_some((*s, sl))
+            }
+            FieldKind::AnyOf(v) => v.iter().find_map(|s| {
+                let sl = self.cursor.m.slots.get(*s as usize)?;
+                (sl.gen == gen).then_some((*s, sl))
+            }),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, f: FieldHandle) -> Option<(u32, &crate::ctf::decode::Slot)> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class {
+            return None;
+        }
+        self.current_slot(d)
+    }
+
+    fn slot_kind(&self, s: u32) -> Option<&'a SlotKind> {
+        let local = self.cursor.cur.class;
+        let cl = self.trace.classes.get(local as usize)?;
+        cl.slots.get(s as usize).map(|i| &i.kind)
+    }
+
+    /// Integer or enumeration field (u64 values as i64 bits); lost-event fields too.
+    #[inline]
+    pub fn int(&self, f: FieldHandle) -> Option<i64> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class {
+            return None;
+        }
+        match d.kind {
+            FieldKind::LostCount => self.lost().map(|l| l.0 as i64),
+            FieldKind::LostDuration => self.lost().map(|l| l.1),
+            _ => {
+                let (s, sl) = self.current_slot(d)?;
+                match self.slot_kind(s)? {
+                    SlotKind::Int { .. } => Some(sl.v as i64),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// String field, or char array/sequence as text (up to the first NUL; invalid
+    /// UTF-8 cuts the text at the first bad byte).
+    #[inline]
+    pub fn string(&self, f: FieldHandle) -> Option<&str> {
+        let (s, sl) = self.slot(f)?;
+        match self.slot_kind(s)? {
+            SlotKind::Str | SlotKind::Text => {
+                let data = self.cursor.data();
+                let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+                let b = match b.iter().position(|&c| c == 0) {
+                    Some(n) => &b[..n],
+                    None => b,
+                };
+                Some(match std::str::from_utf8(b) {
+                    Ok(s) => s,
+                    Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Any field as a [`Value`] (allocates; for printing and tests).
+    pub fn value(&self, f: FieldHandle) -> Option<Value<'a>> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class {
+            return None;
+        }
+        match d.kind {
+            FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
+            FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
+            _ => self.slot_value(self.current_slot(d)?.0),
+        }
+    }
+
+    fn slot_value(&self, s: u32) -> Option<Value<'a>> {
+        let sl = *self.cursor.m.slots.get(s as usize)?;
+        if sl.gen != self.cursor.m.gen {
+            return None;
+        }
+        let data: &'a [u8] = self.cursor_data();
+        Some(match self.slot_kind(s)? {
+            SlotKind::Int {
+                signed, mappings, ..
+            } => match mappings {
+                Some(m) => {
+                    let v: i128 = if *signed {
+                        sl.v as i64 as i128
+                    } else {
+                        sl.v as i128
+                    };
+                    let labels = m
+                        .iter()
+                        .filter(|mp| mp.ranges.iter().any(|(lo, hi)| *lo <= v && v <= *hi))
+                        .map(|mp| mp.label.as_str())
+                        .collect();
+                    Value::Enum(sl.v as i64, *signed, labels)
+                }
+                None if *signed => Value::Int(sl.v as i64),
+                None => Value::UInt(sl.v),
+            },
+            SlotKind::Float => Value::Float(float_of(sl.v, self.float_size(s))),
+            SlotKind::Str | SlotKind::Text => {
+                let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+                let b = match b.iter().position(|&c| c == 0) {
+                    Some(n) => &b[..n],
+                    None => b,
+                };
+                Value::Str(String::from_utf8_lossy(b))
+            }
+            SlotKind::Blob => {
+                Value::Bytes(data.get(sl.v as usize..sl.v as usize + sl.len as usize)?)
+            }
+            SlotKind::ScalarArray { elem, stride } => {
+                let mut out = Vec::with_capacity(sl.len as usize);
+                for i in 0..sl.len as u64 {
+                    let pos = sl.v + i * *stride as u64;
+                    let raw = crate::ctf::decode::read_bits(data, pos, elem.size as u32, elem.be);
+                    out.push(if elem.float {
+                        Value::Float(float_of(raw, elem.size as u32))
+                    } else if elem.signed {
+                        let sh = 64 - elem.size as u32;
+                        Value::Int(((raw << sh) as i64) >> sh)
+                    } else {
+                        Value::UInt(raw)
+                    });
+                }
+                Value::Array(out)
+            }
+            SlotKind::Array => Value::Array(Vec::new()),
+        })
+    }
+
+    fn cursor_data(&self) -> &'a [u8] {
+        self.cursor.data()
+    }
+
+    fn float_size(&self, s: u32) -> u32 {
+        // Floats are stored as raw bits; find the op to know the width.
+        let local = self.cursor.cur.class as usize;
+        let Some(cl) = self.trace.classes.get(local) else {
+            return 64;
+        };
+        let st = &self.trace.streams[cl.stream];
+        for p in [
+            &cl.payload,
+            &cl.context,
+            &st.event_context,
+            &st.event_header,
+        ] {
+            for op in &p.ops {
+                if let crate::ctf::decode::Op::Float { slot, size, .. } = op {
+                    if *slot == s {
+                        return *size as u32;
+                    }
+                }
+            }
+        }
+        64
+    }
+
+    /// The event's fields by scope, in layout order, with Babeltrace's names (one
+    /// leading underscore removed): (stream event context, event context, payload).
+    #[allow(clippy::type_complexity)]
+    pub fn babeltrace_fields(
+        &self,
+    ) -> (
+        Vec<(String, Value<'a>)>,
+        Vec<(String, Value<'a>)>,
+        Vec<(String, Value<'a>)>,
+    ) {
+        if self.cursor.cur.lost.is_some() {
+            return (Vec::new(), Vec::new(), Vec::new());
+        }
+        let Some(cl) = self.trace.classes.get(self.cursor.cur.class as usize) else {
+            return (Vec::new(), Vec::new(), Vec::new());
+        };
+        let sc = &self.trace.streams[cl.stream].stream_context_tree;
+        (
+            self.tree_values(sc),
+            self.tree_values(&cl.context_tree),
+            self.tree_values(&cl.payload_tree),
+        )
+    }
+
+    fn tree_values(&self, node: &Node) -> Vec<(String, Value<'a>)> {
+        let mut out = Vec::new();
+        if let Node::Struct(members) = node {
+            for (name, n) in members {
+                let shown = if self.trace.metadata.ctf2 {
+                    name.clone()
+                } else {
+                    name.strip_prefix('_').unwrap_or(name).to_string()
+                };
+                if let Some(v) = self.node_value(n) {
+                    out.push((shown, v));
+                }
+            }
+        }
+        out
+    }
+
+    fn node_value(&self, n: &Node) -> Option<Value<'a>> {
+        match n {
+            Node::Leaf(s) | Node::Array(s, _) => self.slot_value(*s),
+            Node::Struct(m) => {
+                let v = self.tree_values(n);
+                // An unselected variant option: none of its fields was decoded.
+                (m.is_empty() || !v.is_empty()).then_some(Value::Struct(v))
+            }
+            Node::Variant(opts) => opts.iter().find_map(|(_, o)| self.node_value(o)),
+            Node::Optional(inner) => self.node_value(inner),
+        }
+    }
+}
+
+fn float_of(bits: u64, size: u32) -> f64 {
+    if size == 32 {
+        f32::from_bits(bits as u32) as f64
+    } else {
+        f64::from_bits(bits)
+    }
+}
+
+impl Value<'_> {
+    /// JSON form: integers as numbers (unsigned unbounded), strings, arrays as lists,
+    /// structures as objects, enumerations as `{enum_value, labels}`, bytes as a list.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Int(i) => J::from(*i),
+            Value::UInt(u) => J::from(*u),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or_else(|| J::String(f.to_string())),
+            Value::Str(s) => J::String(s.to_string()),
+            Value::Enum(v, signed, labels) => {
+                let mut m = serde_json::Map::new();
+                m.insert(
+                    "enum_value".into(),
+                    if *signed {
+                        J::from(*v)
+                    } else {
+                        J::from(*v as u64)
+                    },
+                );
+                m.insert(
+                    "labels".into(),
+                    J::Array(labels.iter().map(|l| J::String(l.to_string())).collect()),
+                );
+                J::Object(m)
+            }
+            Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
+            Value::Struct(f) => {
+                J::Object(f.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
+            Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
+        }
+    }
+}

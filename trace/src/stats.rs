@@ -1,0 +1,1 @@
+//! Event statistics of an experiment (per-name counts, lost events, time range).
