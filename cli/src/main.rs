@@ -10,6 +10,7 @@ mod format;
 mod gen;
 mod history;
 mod serve;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Synchronize multi-host traces by matching network packets; print the formulas.
+    Sync(sync::SyncArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
 }
@@ -59,6 +62,7 @@ fn main() {
         Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::GenTrace(a) => gen::run(a),
     };
     if let Err(e) = result {
