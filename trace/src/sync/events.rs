@@ -118,8 +118,10 @@ impl MatchPlan {
 }
 
 /// Host id of each trace, as Trace Compass's `CtfTmfTrace.getHostId`: the `uuid` of the
-/// trace's clock when it has exactly one clock and that clock has one, else the trace name
-/// (the path when several traces share a name).
+/// trace's clock when it has exactly one clock and that clock has one (LTTng writes the
+/// machine's boot id there, so kernel and user-space traces of one machine share it), else
+/// the trace name (the path when several traces share a name). Trace Compass reads no clock
+/// uuid from CTF 2 metadata, so CTF 2 traces always get their name.
 pub fn host_ids(exp: &Experiment) -> Vec<String> {
     let metas = exp.traces();
     exp.ctf_traces()
@@ -127,7 +129,7 @@ pub fn host_ids(exp: &Experiment) -> Vec<String> {
         .zip(metas)
         .map(|(t, m)| {
             let clocks = &t.metadata.clocks;
-            if clocks.len() == 1 {
+            if clocks.len() == 1 && !t.metadata.ctf2 {
                 if let Some(u) = clocks[0].uuid {
                     return format_uuid(&u);
                 }
