@@ -12,6 +12,7 @@ mod gen;
 mod history;
 mod serve;
 mod xml;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +49,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
     Xml(xml::XmlArgs),
+    /// Synchronize multi-host traces by matching network packets; print the formulas.
+    Sync(sync::SyncArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
     /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
@@ -68,6 +71,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Xml(a) => xml::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::GenTrace(a) => gen::run(a),
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),

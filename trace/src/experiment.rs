@@ -83,6 +83,8 @@ pub struct Experiment {
     consumed: bool,
     /// Visit only events in [begin, end] (ns), see [`Experiment::set_time_range`].
     range: (Option<i64>, Option<i64>),
+    /// Trace synchronization formulas, see [`Experiment::set_time_transforms`].
+    time_transforms: crate::sync::TimeTransforms,
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -92,6 +94,8 @@ pub struct Event<'a> {
     trace: &'a CtfTrace,
     class: ClassId,
     trace_index: usize,
+    /// Timestamp in the experiment's (synchronized) time.
+    ns: i64,
 }
 
 impl Experiment {
@@ -216,6 +220,7 @@ impl Experiment {
             errors: Vec::new(),
             consumed: false,
             range: (None, None),
+            time_transforms: Default::default(),
         })
     }
 
@@ -286,6 +291,22 @@ impl Experiment {
         self.range = (begin, end);
     }
 
+    // --- Trace synchronization (owned by the sync module) ---
+
+    /// Applies one formula per trace (trace order) to every event timestamp: events are
+    /// merged by synchronized time, [`Event::timestamp`] returns it, and time ranges are in
+    /// it. An empty slice (or identities) restores the original timestamps.
+    pub fn set_time_transforms(&mut self, transforms: &[crate::sync::LinearTransform]) {
+        self.time_transforms = crate::sync::TimeTransforms::new(transforms);
+    }
+
+    /// The formulas in force.
+    pub fn time_transforms(&self) -> &crate::sync::TimeTransforms {
+        &self.time_transforms
+    }
+
+    // --- end of trace synchronization ---
+
     /// Visits every event in timestamp order. A stream whose data contradicts its
     /// metadata stops at the bad spot (a warning says where) and the others go on,
     /// as in Trace Compass. Reading again re-opens the streams from the start.
@@ -304,6 +325,7 @@ impl Experiment {
         if let Some(b) = begin {
             for ci in 0..self.cursors.len() {
                 let ti = self.cursor_keys[ci].0 as usize;
+                let b = self.time_transforms.original_lower_bound(ti, b);
                 if let Err(e) = self.cursors[ci].skip_packets_before(&self.traces[ti], b) {
                     self.warnings
                         .push(format!("{e}; the rest of this stream is skipped"));
@@ -314,7 +336,10 @@ impl Experiment {
         for ci in 0..self.cursors.len() {
             if self.step(ci, progress) {
                 let (t, r) = self.cursor_keys[ci];
-                heap.push(Reverse((self.cursors[ci].cur.ns, t, r, ci as u32)));
+                let ns = self
+                    .time_transforms
+                    .apply(t as usize, self.cursors[ci].cur.ns);
+                heap.push(Reverse((ns, t, r, ci as u32)));
             }
         }
         while let Some(mut top) = heap.peek_mut() {
@@ -322,7 +347,7 @@ impl Experiment {
             let (ti, _) = self.cursor_keys[ci];
             let ti = ti as usize;
             let cursor = &self.cursors[ci];
-            if end.is_some_and(|e| cursor.cur.ns > e) {
+            if end.is_some_and(|e| top.0 .0 > e) {
                 break;
             }
             let class = match cursor.cur.lost {
@@ -335,12 +360,13 @@ impl Experiment {
                 trace: &self.traces[ti],
                 class,
                 trace_index: ti,
+                ns: top.0 .0,
             };
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
             if self.step(ci, progress) {
-                top.0 .0 = self.cursors[ci].cur.ns;
+                top.0 .0 = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
             } else {
                 std::collections::binary_heap::PeekMut::pop(top);
             }
@@ -520,10 +546,11 @@ impl<'a> Event<'a> {
         self.class
     }
 
-    /// ns since the epoch, clock offset applied.
+    /// ns since the epoch, clock offset applied (and the trace's synchronization formula,
+    /// if the experiment has one).
     #[inline]
     pub fn timestamp(&self) -> i64 {
-        self.cursor.cur.ns
+        self.ns
     }
 
     /// Raw clock value (cycles).
