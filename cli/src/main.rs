@@ -11,8 +11,8 @@ mod format;
 mod gen;
 mod history;
 mod serve;
-mod xml;
 mod sync;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
