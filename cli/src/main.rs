@@ -59,7 +59,18 @@ enum Command {
     Stats(events::StatsArgs),
 }
 
+/// Output piped into a program that stops reading (`sextant events t | head`) ends
+/// the process quietly, as for other Unix tools, instead of a panic in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
