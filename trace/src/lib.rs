@@ -13,4 +13,4 @@ pub mod experiment;
 pub mod stats;
 
 pub use error::TraceError;
-pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
