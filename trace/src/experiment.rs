@@ -289,6 +289,16 @@ impl Experiment {
         &self.traces
     }
 
+    /// Shifts every timestamp of trace `trace` by `offset_ns` (Trace Compass's "trace
+    /// offset", used to align the clocks of several hosts).
+    pub fn set_trace_offset(&mut self, trace: usize, offset_ns: i64) {
+        for (ci, c) in self.cursors.iter_mut().enumerate() {
+            if self.cursor_keys[ci].0 as usize == trace {
+                c.offset_ns = offset_ns;
+            }
+        }
+    }
+
     /// Restricts [`for_each`](Self::for_each) to events with `begin <= ns <= end`.
     /// Packets that end before `begin` are skipped without decoding their events
     /// (found through the LTTng index when there is one).
@@ -393,7 +403,9 @@ impl Experiment {
         let mut cursors = Vec::with_capacity(self.cursors.len());
         for (ci, c) in self.cursors.iter().enumerate() {
             let t = &self.traces[self.cursor_keys[ci].0 as usize];
-            cursors.push(Cursor::open(t, &c.file)?);
+            let mut fresh = Cursor::open(t, &c.file)?;
+            fresh.offset_ns = c.offset_ns;
+            cursors.push(fresh);
         }
         self.cursors = cursors;
         self.warnings.clear();
