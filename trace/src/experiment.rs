@@ -836,7 +836,15 @@ impl<'a> Event<'a> {
                 // An unselected variant option: none of its fields was decoded.
                 (m.is_empty() || !v.is_empty()).then_some(Value::Struct(v))
             }
-            Node::Variant(opts) => opts.iter().find_map(|(_, o)| self.node_value(o)),
+            // Babeltrace shows a variant as a structure holding the selected option.
+            Node::Variant(opts) => opts.iter().find_map(|(name, o)| {
+                let shown = if self.trace.metadata.ctf2 {
+                    name.clone()
+                } else {
+                    name.strip_prefix('_').unwrap_or(name).to_string()
+                };
+                self.node_value(o).map(|v| Value::Struct(vec![(shown, v)]))
+            }),
             Node::Optional(inner) => self.node_value(inner),
         }
     }
