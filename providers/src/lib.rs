@@ -9,8 +9,20 @@
 //! an [`EventFields`] view whose slot `i` is the `i`-th requested field, resolved
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
+//!
+//! Data flow: [`sources::open`] (CTF experiment or XML stub trace) ->
+//! [`pipeline::build`] -> providers from [`native_registry`]
+//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`]) ->
+//! `sht` state systems and `.ht` files.
 
+pub mod diskio;
+pub mod kernel;
 pub mod pipeline;
+pub mod sources;
+pub mod stub_source;
+#[cfg(test)]
+pub(crate) mod testsource;
+pub mod vm;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +38,10 @@ pub struct TraceInfo {
     pub domain: String,
     /// The CTF environment (`tracer_name`, `tracer_major`, `hostname`, ...), as text.
     pub env: BTreeMap<String, String>,
+    /// In an experiment, the host id of each trace, by trace index (see
+    /// [`EventFields::trace_index`]); empty for a single trace. Analyses spanning
+    /// machines (virtual machines) tell hosts apart by it.
+    pub hosts: Vec<String>,
 }
 
 impl TraceInfo {
@@ -59,6 +75,11 @@ pub trait EventFields {
     fn int(&self, slot: usize) -> Option<i64>;
     /// String (or text array) field value.
     fn string(&self, slot: usize) -> Option<&str>;
+    /// In an experiment, which trace the event comes from (index into
+    /// [`TraceInfo::hosts`]); 0 for a single trace.
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// Errors a provider reports (which analysis, which event or field).
@@ -87,6 +108,16 @@ pub trait StateProvider: Send {
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError>;
     /// Called once per event class; `None` means the provider ignores that class.
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription>;
+    /// Called once all classes were offered, with the (event, field) pairs this
+    /// provider subscribed to that the trace lacks: a provider that cannot work
+    /// without some event or field says so here (which analysis, which event or
+    /// field) instead of producing an empty history.
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Handles one event of a subscribed class.
     fn handle(
         &mut self,
@@ -94,6 +125,49 @@ pub trait StateProvider: Send {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()>;
+    /// Called once after the last event, before the history is closed: providers
+    /// that hold events back (to look ahead in time) write them out here.
+    fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        Ok(())
+    }
+    /// What the provider skipped (events it could not apply), for the user.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Events whose handling stopped at a state value type error: Trace Compass logs
+/// such an event (`StateValueTypeException`) and goes on with the next one, keeping
+/// the writes made before the error; providers that follow it count them here.
+#[derive(Debug, Default)]
+pub struct SkippedEvents {
+    count: u64,
+    first: Option<String>,
+}
+
+impl SkippedEvents {
+    /// `Ok` for a type error (counted), the error itself otherwise.
+    pub fn absorb(&mut self, result: sht::Result<()>, timestamp: i64) -> sht::Result<()> {
+        match result {
+            Err(e @ sht::Error::ValueType { .. }) => {
+                self.count += 1;
+                self.first
+                    .get_or_insert_with(|| format!("at {timestamp} ns: {e}"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.first {
+            Some(first) => vec![format!(
+                "{} event(s) partly applied after a state value type error (first {first})",
+                self.count
+            )],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Builds a fresh provider for one trace.
@@ -129,6 +203,40 @@ impl Registry {
     }
 }
 
+/// Every native provider: `kernel` (Linux kernel analysis) and `diskio` (disk I/O),
+/// by short name and Trace Compass analysis id.
+pub fn native_registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("kernel", kernel::KERNEL_ANALYSIS_ID, || {
+        Box::new(kernel::KernelStateProvider::new())
+    });
+    r.register("diskio", diskio::DISKIO_ANALYSIS_ID, || {
+        Box::new(diskio::DiskIoStateProvider::new())
+    });
+    register_vm(&mut r);
+    r
+}
+
+/// Registers the virtual machine analyses (short names `vm-model`, `vm-vresources`,
+/// `vm-overhead`, `vm-fused`, `nested-vcpu`).
+pub fn register_vm(registry: &mut Registry) {
+    registry.register("vm-model", vm::model::ID, || {
+        Box::new(vm::model::VmModelProvider::new())
+    });
+    registry.register("vm-vresources", vm::vresources::ID, || {
+        Box::new(vm::vresources::VirtualResourcesProvider::new())
+    });
+    registry.register("vm-overhead", vm::overhead::ID, || {
+        Box::new(vm::overhead::VmOverheadProvider::new())
+    });
+    registry.register("vm-fused", vm::fused::ID, || {
+        Box::new(vm::fused::FusedVmProvider::new())
+    });
+    registry.register("nested-vcpu", vm::nested::ID, || {
+        Box::new(vm::nested::NestedVcpuProvider::new())
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +263,44 @@ mod tests {
         ) -> sht::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn type_errors_are_counted_and_other_errors_pass() {
+        let mut skipped = SkippedEvents::default();
+        assert!(skipped.warnings().is_empty());
+        let type_error = || {
+            Err(sht::Error::ValueType {
+                quark: 3,
+                expected: sht::ValueType::Int,
+                found: sht::ValueType::String,
+            })
+        };
+        assert!(skipped.absorb(type_error(), 10).is_ok());
+        assert!(skipped.absorb(type_error(), 20).is_ok());
+        let other = skipped.absorb(Err(sht::Error::Config("x".into())), 30);
+        assert!(matches!(other, Err(sht::Error::Config(_))));
+        let w = skipped.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("2 event(s)") && w[0].contains("at 10 ns"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn native_registry_has_the_kernel_and_disk_analyses() {
+        let r = native_registry();
+        let kernel = r.create("kernel").unwrap();
+        assert_eq!(
+            kernel.id(),
+            "org.eclipse.tracecompass.analysis.os.linux.kernel"
+        );
+        assert_eq!(kernel.version(), 31);
+        let diskio = r
+            .create("org.eclipse.tracecompass.analysis.os.linux.inputoutput")
+            .unwrap();
+        assert_eq!(diskio.version(), 4);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The build pipeline: one pass over an [`EventSource`] feeds several providers, each
 //! into its own state system.
 //!
-//! Two threads, as in Trace Compass (a reader thread and an event-processor thread):
-//! the *reader* decodes events and copies only the fields the providers subscribed
-//! to into reusable [`Batch`]es; the *builder* (the calling thread) hands them to the
-//! providers, which write state changes into their state systems (the history-tree
-//! writer runs inline there; it is much faster than providers). Batches go back to
-//! the reader for reuse, so the steady state allocates nothing per event.
+//! As in Trace Compass, reading and state building run on separate threads: the
+//! *reader* decodes events and copies only the fields the providers subscribed to
+//! into reusable [`Batch`]es; one *builder* thread per analysis hands them to its
+//! provider, which writes state changes into its state system (the history-tree
+//! writer runs inline there; it is much faster than providers). Independent analyses
+//! thus share one read of the trace and run in parallel. Batches go back to the
+//! reader for reuse once every builder is done with them, so the steady state
+//! allocates nothing per event.
 //!
 //! A source never looks a field up by name per event: the pipeline asks each
 //! provider, once per event class, which fields it needs ([`StateProvider::subscribe`])
@@ -43,6 +45,11 @@ pub trait SourceEvent {
     fn int(&self, key: FieldKey) -> Option<i64>;
     /// A string (or text array) field.
     fn string(&self, key: FieldKey) -> Option<&str>;
+    /// In an experiment, the index of the trace the event comes from (see
+    /// [`TraceInfo::hosts`]).
+    fn trace_index(&self) -> usize {
+        0
+    }
 }
 
 /// A time-ordered flow of events: a trace or an experiment.
@@ -174,6 +181,8 @@ pub enum PipelineError {
     NothingToDo(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("{0} panicked; the histories being built were discarded")]
+    Panicked(&'static str),
 }
 
 /// Copied field value in a batch.
@@ -191,9 +200,15 @@ struct BatchEvent {
     cpu: u32,
     class: u32,
     first_slot: u32,
+    /// [`SourceEvent::trace_index`].
+    trace: u32,
 }
 
 const NO_CPU: u32 = u32::MAX;
+
+/// Intervals per hand-over to a history-tree writer thread, and hand-overs queued.
+const WRITER_CHUNK: usize = 4096;
+const WRITER_QUEUE: usize = 8;
 
 /// Events with their subscribed fields, copied out of the source.
 #[derive(Default)]
@@ -244,6 +259,9 @@ impl EventFields for SlotView<'_> {
     }
     fn cpu(&self) -> Option<u32> {
         (self.event.cpu != NO_CPU).then_some(self.event.cpu)
+    }
+    fn trace_index(&self) -> usize {
+        self.event.trace as usize
     }
     fn int(&self, slot: usize) -> Option<i64> {
         match self.slots.get(slot)? {
@@ -325,13 +343,15 @@ fn create_state_system(
             if let Some(m) = max_children {
                 config.max_children = *m;
             }
+            let create_error = |source| PipelineError::Create {
+                analysis: run.provider.id().to_string(),
+                source,
+            };
+            let tree = sht::HistoryTreeBackend::create(path, config).map_err(create_error)?;
+            // Node packing and block writes run on a writer thread, as in Trace Compass.
             Box::new(
-                sht::HistoryTreeBackend::create(path, config).map_err(|source| {
-                    PipelineError::Create {
-                        analysis: run.provider.id().to_string(),
-                        source,
-                    }
-                })?,
+                sht::ThreadedBackend::new(Box::new(tree), WRITER_CHUNK, WRITER_QUEUE)
+                    .map_err(create_error)?,
             )
         }
         Output::InMemory => Box::new(sht::InMemoryBackend::new(start)),
@@ -351,10 +371,14 @@ fn ensure_created(runs: &mut [Running], start: i64) -> Result<(), PipelineError>
     Ok(())
 }
 
+/// (event name, field name) pairs a provider asked for that the source lacks.
+type MissingFields = Vec<(String, &'static str)>;
+
 /// Subscribes every provider to every class and resolves the fields.
-fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
+fn plan(source: &dyn EventSource, runs: &mut [Running]) -> (Vec<ClassPlan>, Vec<MissingFields>) {
     let names = source.class_names();
     let mut plans = vec![ClassPlan::default(); names.len()];
+    let mut missing = vec![MissingFields::new(); runs.len()];
     for (class, name) in names.iter().enumerate() {
         let plan = &mut plans[class];
         for (a, run) in runs.iter_mut().enumerate() {
@@ -363,7 +387,11 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             };
             let first = plan.keys.len() as u32;
             for field in &sub.fields {
-                plan.keys.push(source.resolve(class as u32, field));
+                let key = source.resolve(class as u32, field);
+                if key.is_none() {
+                    missing[a].push((name.clone(), *field));
+                }
+                plan.keys.push(key);
             }
             plan.routes.push(Route {
                 analysis: a as u32,
@@ -373,7 +401,68 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> Vec<ClassPlan> {
             });
         }
     }
-    plans
+    (plans, missing)
+}
+
+/// One analysis's builder thread: handles every batch's events routed to it.
+#[allow(clippy::too_many_arguments)]
+fn run_builder(
+    run: &mut Running,
+    index: u32,
+    rx: mpsc::Receiver<Arc<Batch>>,
+    plans: &[ClassPlan],
+    cancel: &AtomicBool,
+    progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    total_work: Option<u64>,
+    empty_tx: &mpsc::Sender<Batch>,
+) -> Result<u64, PipelineError> {
+    let mut handled = 0u64;
+    let mut last_report = Instant::now();
+    for batch in rx.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PipelineError::Cancelled);
+        }
+        if let (Some(first), None) = (batch.source_first, &run.ss) {
+            run.ss = Some(create_state_system(run, first, Arc::clone(&run.intervals))?);
+        }
+        for ev in &batch.events {
+            let plan = &plans[ev.class as usize];
+            for route in plan.routes.iter().filter(|r| r.analysis == index) {
+                let first = ev.first_slot as usize + route.first as usize;
+                let view = SlotView {
+                    event: ev,
+                    slots: &batch.slots[first..first + route.len as usize],
+                    text: &batch.text,
+                };
+                let ss = run.ss.as_mut().expect("created at the first event");
+                run.events += 1;
+                run.provider
+                    .handle(route.handler, &view, ss)
+                    .map_err(|source| ProviderError::State {
+                        analysis: run.provider.id().to_string(),
+                        timestamp: ev.timestamp,
+                        source,
+                    })?;
+            }
+        }
+        handled += batch.events.len() as u64;
+        if let Some(cb) = &progress {
+            if last_report.elapsed() >= Duration::from_millis(100) {
+                last_report = Instant::now();
+                cb(Progress {
+                    events: handled,
+                    work_done: batch.work_done,
+                    total_work,
+                });
+            }
+        }
+        // The last builder done with a batch gives it back to the reader.
+        if let Some(mut batch) = Arc::into_inner(batch) {
+            batch.clear();
+            let _ = empty_tx.send(batch);
+        }
+    }
+    Ok(handled)
 }
 
 /// Runs `analyses` over `source` in one pass. On success every history is closed at
@@ -407,12 +496,24 @@ pub fn build(
     if runs.is_empty() {
         return Err(PipelineError::NothingToDo("no analysis given".into()));
     }
-    let plans = plan(&*source, &mut runs);
+    let (plans, missing) = plan(&*source, &mut runs);
+    for (run, missing) in runs.iter().zip(&missing) {
+        run.provider.check_subscriptions(missing)?;
+    }
+    let plans_len = runs.len();
     let total_work = source.total_work();
     let work_done = AtomicU64::new(0);
     let batch_events = options.batch_events.max(1);
 
-    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(4);
+    // One builder thread per analysis: independent analyses share one read of the
+    // trace and use as many cores as there are analyses (plus the reader's).
+    let mut full_txs = Vec::with_capacity(runs.len());
+    let mut full_rxs = Vec::with_capacity(runs.len());
+    for _ in 0..runs.len() {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(4);
+        full_txs.push(tx);
+        full_rxs.push(rx);
+    }
     let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
     for _ in 0..6 {
         let _ = empty_tx.send(Batch::default());
@@ -420,7 +521,7 @@ pub fn build(
     let cancel = &options.cancel;
     let reborrowed: &mut dyn EventSource = &mut *source;
 
-    let (read_result, build_result) = std::thread::scope(|scope| {
+    let (read_result, build_results, returned) = std::thread::scope(|scope| {
         let plans = &plans;
         let work_done = &work_done;
         let reader = scope.spawn(move || {
@@ -430,6 +531,10 @@ pub fn build(
             let mut first: Option<i64> = None;
             let mut last = i64::MIN;
             let source = reborrowed;
+            let send = |full: Batch| -> bool {
+                let full = Arc::new(full);
+                full_txs.iter().all(|tx| tx.send(Arc::clone(&full)).is_ok())
+            };
             let result = source.run(
                 &mut |ev| {
                     read += 1;
@@ -451,6 +556,7 @@ pub fn build(
                         cpu: ev.cpu().unwrap_or(NO_CPU),
                         class,
                         first_slot: batch.slots.len() as u32,
+                        trace: ev.trace_index() as u32,
                     });
                     for key in &plan.keys {
                         let slot = match key {
@@ -475,9 +581,10 @@ pub fn build(
                             return ControlFlow::Break(());
                         }
                         batch.work_done = work_done.load(Ordering::Relaxed);
-                        let next = empty_rx.recv().unwrap_or_default();
+                        // Reuse a batch every builder has finished with, else make one.
+                        let next = empty_rx.try_recv().unwrap_or_default();
                         let full = std::mem::replace(&mut batch, next);
-                        if full_tx.send(full).is_err() {
+                        if !send(full) {
                             stopped = true;
                             return ControlFlow::Break(());
                         }
@@ -488,72 +595,76 @@ pub fn build(
             );
             if !stopped && !batch.events.is_empty() {
                 batch.work_done = work_done.load(Ordering::Relaxed);
-                let _ = full_tx.send(batch);
+                send(batch);
             }
-            drop(full_tx);
+            drop(full_txs);
             result.map(|()| (read, first.map(|f| (f, last))))
         });
 
-        let build = (|| -> Result<u64, PipelineError> {
-            let mut handled = 0u64;
-            let mut last_report = Instant::now();
-            for mut batch in full_rx.iter() {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(PipelineError::Cancelled);
+        let builders: Vec<_> = runs
+            .drain(..)
+            .zip(full_rxs)
+            .enumerate()
+            .map(|(index, (mut run, rx))| {
+                let empty_tx = empty_tx.clone();
+                // The first analysis reports progress for all (they advance together).
+                let progress = if index == 0 {
+                    options.progress.clone()
+                } else {
+                    None
+                };
+                scope.spawn(move || {
+                    let result = run_builder(
+                        &mut run,
+                        index as u32,
+                        rx,
+                        plans,
+                        cancel,
+                        progress,
+                        total_work,
+                        &empty_tx,
+                    );
+                    (run, result)
+                })
+            })
+            .collect();
+        drop(empty_tx);
+        let mut returned = Vec::new();
+        let mut results = Vec::new();
+        for builder in builders {
+            match builder.join() {
+                Ok((run, result)) => {
+                    returned.push(run);
+                    results.push(result);
                 }
-                if let Some(first) = batch.source_first {
-                    ensure_created(&mut runs, first)?;
-                }
-                for ev in &batch.events {
-                    let plan = &plans[ev.class as usize];
-                    for route in &plan.routes {
-                        let first = ev.first_slot as usize + route.first as usize;
-                        let view = SlotView {
-                            event: ev,
-                            slots: &batch.slots[first..first + route.len as usize],
-                            text: &batch.text,
-                        };
-                        let run = &mut runs[route.analysis as usize];
-                        let ss = run.ss.as_mut().expect("created at the first event");
-                        run.events += 1;
-                        run.provider
-                            .handle(route.handler, &view, ss)
-                            .map_err(|source| ProviderError::State {
-                                analysis: run.provider.id().to_string(),
-                                timestamp: ev.timestamp,
-                                source,
-                            })?;
-                    }
-                }
-                handled += batch.events.len() as u64;
-                if let Some(cb) = &options.progress {
-                    if last_report.elapsed() >= Duration::from_millis(100) {
-                        last_report = Instant::now();
-                        cb(Progress {
-                            events: handled,
-                            work_done: batch.work_done,
-                            total_work,
-                        });
-                    }
-                }
-                batch.clear();
-                let _ = empty_tx.send(batch);
+                Err(_) => results.push(Err(PipelineError::Panicked("a provider"))),
             }
-            Ok(handled)
-        })();
-        // On a builder error the reader stops at its next send (the receiver is gone).
-        drop(full_rx);
+        }
+        // A failed builder dropped its receiver, so the reader stopped at its next send.
         let read = reader
             .join()
             .unwrap_or_else(|_| Err("the reader thread panicked".into()));
-        (read, build)
+        (read, results, returned)
     });
+    let mut runs = returned;
+    let mut build_result = Ok(());
+    for r in build_results {
+        if let Err(e) = r {
+            // The first real error explains the others (which see a closed channel).
+            if build_result.is_ok() {
+                build_result = Err(e);
+            }
+        }
+    }
 
     if cancel.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
     let (events, range) = read_result.map_err(PipelineError::Source)?;
     build_result?;
+    if runs.len() != plans_len {
+        return Err(PipelineError::Panicked("a provider"));
+    }
     let Some((start, end)) = range else {
         return Err(PipelineError::Empty);
     };
@@ -562,8 +673,23 @@ pub fn build(
 
     let mut reports = Vec::new();
     let mut systems = Vec::new();
+    let mut warnings = source.warnings();
     for mut run in runs {
         let mut ss = run.ss.take().expect("created at the first event");
+        run.provider
+            .finish(&mut ss)
+            .map_err(|source| ProviderError::State {
+                analysis: run.provider.id().to_string(),
+                timestamp: end,
+                source,
+            })?;
+        let id = run.provider.id();
+        warnings.extend(
+            run.provider
+                .warnings()
+                .into_iter()
+                .map(|w| format!("{id}: {w}")),
+        );
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,
@@ -595,7 +721,7 @@ pub fn build(
             end,
             elapsed: began.elapsed(),
             analyses: reports,
-            warnings: source.warnings(),
+            warnings,
         },
         systems,
     ))
@@ -854,44 +980,45 @@ mod tests {
         assert!(matches!(err, PipelineError::NothingToDo(_)));
     }
 
+    /// Writes an int before 30 ns and a string after: sht's type check fails.
+    struct Bad;
+    impl StateProvider for Bad {
+        fn id(&self) -> &'static str {
+            "test.bad"
+        }
+        fn version(&self) -> i32 {
+            1
+        }
+        fn check_trace(&mut self, _: &TraceInfo) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        fn subscribe(&mut self, _: &str) -> Option<Subscription> {
+            Some(Subscription {
+                handler: 0,
+                fields: vec![],
+            })
+        }
+        fn handle(
+            &mut self,
+            _: u32,
+            ev: &dyn EventFields,
+            ss: &mut dyn StateSystemBuilder,
+        ) -> sht::Result<()> {
+            let q = ss.quark_and_add(&["a"])?;
+            let v = if ev.timestamp() < 30 {
+                StateValue::Int(1)
+            } else {
+                StateValue::String("s".into())
+            };
+            ss.modify(ev.timestamp(), v, q)
+        }
+    }
     #[test]
     fn provider_errors_name_the_analysis_and_time() {
         let mut src = source();
         // A string where the provider writes an int: the type check of sht fails.
         src.events
             .push((1, 50, Some(0), vec![Field::I(9), Field::S("x")]));
-        struct Bad;
-        impl StateProvider for Bad {
-            fn id(&self) -> &'static str {
-                "test.bad"
-            }
-            fn version(&self) -> i32 {
-                1
-            }
-            fn check_trace(&mut self, _: &TraceInfo) -> Result<(), ProviderError> {
-                Ok(())
-            }
-            fn subscribe(&mut self, _: &str) -> Option<Subscription> {
-                Some(Subscription {
-                    handler: 0,
-                    fields: vec![],
-                })
-            }
-            fn handle(
-                &mut self,
-                _: u32,
-                ev: &dyn EventFields,
-                ss: &mut dyn StateSystemBuilder,
-            ) -> sht::Result<()> {
-                let q = ss.quark_and_add(&["a"])?;
-                let v = if ev.timestamp() < 30 {
-                    StateValue::Int(1)
-                } else {
-                    StateValue::String("s".into())
-                };
-                ss.modify(ev.timestamp(), v, q)
-            }
-        }
         let analyses = vec![Analysis {
             provider: Box::new(Bad),
             output: Output::Null,
@@ -901,5 +1028,56 @@ mod tests {
             .expect("the build should fail");
         let text = err.to_string();
         assert!(text.starts_with("test.bad: at 30 ns"), "{text}");
+    }
+
+    #[test]
+    fn analyses_run_in_parallel_and_fail_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.ht"), dir.path().join("b.ht"));
+        for batch_events in [1, 3, 4096] {
+            let opts = BuildOptions {
+                batch_events,
+                ..Default::default()
+            };
+            let analyses = vec![
+                Analysis {
+                    provider: Box::new(Switcher { refuse: false }),
+                    output: Output::file(&a),
+                },
+                switcher(),
+            ];
+            let (report, systems) = build(&mut source(), analyses, &opts).unwrap();
+            assert_eq!(report.analyses.len(), 2);
+            assert_eq!(report.analyses[0].intervals, report.analyses[1].intervals);
+            let from_file = StateSystem::open(&a, Some(7)).unwrap();
+            let q = systems[1].quark(&["CPUs", "0"]).unwrap();
+            for t in [5, 10, 29, 30, 45] {
+                assert_eq!(
+                    from_file.query_single(t, q).unwrap(),
+                    systems[1].query_single(t, q).unwrap()
+                );
+            }
+            std::fs::remove_file(&a).unwrap();
+        }
+        // One failing analysis fails the build, and no analysis leaves a file.
+        let mut src = source();
+        src.events
+            .push((1, 50, Some(0), vec![Field::I(9), Field::S("x")]));
+        let analyses = vec![
+            Analysis {
+                provider: Box::new(Switcher { refuse: false }),
+                output: Output::file(&a),
+            },
+            Analysis {
+                provider: Box::new(Bad),
+                output: Output::file(&b),
+            },
+        ];
+        let err = build(&mut src, analyses, &BuildOptions::default())
+            .err()
+            .expect("the build should fail");
+        assert!(err.to_string().starts_with("test.bad: at 30 ns"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
     }
 }

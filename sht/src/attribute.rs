@@ -121,9 +121,12 @@ impl AttributeTree {
     }
 
     fn add_child(&mut self, parent: Quark, name: &str) -> Result<Quark> {
+        self.add_child_arc(parent, Arc::from(name))
+    }
+
+    fn add_child_arc(&mut self, parent: Quark, name: Arc<str>) -> Result<Quark> {
         let quark = Quark::try_from(self.nodes.len())
             .map_err(|_| Error::Config("more than 2^31 attributes".into()))?;
-        let name: Arc<str> = Arc::from(name);
         self.nodes.push(AttributeNode {
             name: name.clone(),
             parent,
@@ -177,6 +180,20 @@ impl AttributeTree {
             };
         }
         Ok(current)
+    }
+
+    /// Quark of the child `name` of `parent`, created if missing with `name` itself
+    /// as its name object. Trace Compass stores the `String` a provider passes, and
+    /// its `.ht` writer back-references a string object written before: providers
+    /// that name many attributes with one constant (`"Exec_name"`) pass one shared
+    /// `Arc` here so the file gets the same back-references (see the writer).
+    pub fn child_and_add_shared(&mut self, parent: Quark, name: &Arc<str>) -> Result<Quark> {
+        self.check(parent)?;
+        if let Some(q) = self.find_child(parent, name) {
+            return Ok(q);
+        }
+        validate_name(name)?;
+        self.add_child_arc(parent, Arc::clone(name))
     }
 
     /// Quark of an absolute path, creating it if needed.

@@ -18,6 +18,7 @@ pub mod dump;
 pub mod error;
 pub mod ht;
 pub mod statesystem;
+pub mod threaded;
 pub mod value;
 
 /// An attribute's identifier: dense, from 0, in creation order.
@@ -29,4 +30,5 @@ pub use condition::{QuarkSet, TimeCondition};
 pub use error::{Error, Result};
 pub use ht::{HistoryTreeReader, HistoryTreeWriter, HtConfig, HtHeader};
 pub use statesystem::{StateSystem, StateSystemBuilder, StateSystemQuerier};
+pub use threaded::ThreadedBackend;
 pub use value::{Interval, StateValue, ValueType};

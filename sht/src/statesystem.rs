@@ -284,6 +284,13 @@ pub trait StateSystemBuilder: StateSystemQuerier {
     /// Ends the history at `end` (or later, if intervals already go further).
     fn close(&mut self, end: i64) -> Result<()>;
 
+    /// Quark of the child `name` of `parent`, created if missing with this very name
+    /// object, so that the `.ht` file back-references it like Trace Compass does for
+    /// a provider's constant names. The default does not share the name.
+    fn child_and_add_shared(&mut self, parent: Quark, name: &Arc<str>) -> Result<Quark> {
+        self.quark_relative_and_add(parent, &[name])
+    }
+
     /// Quark of an absolute path, created if missing.
     fn quark_and_add(&mut self, path: &[&str]) -> Result<Quark> {
         self.quark_relative_and_add(ROOT_QUARK, path)
@@ -391,6 +398,12 @@ impl StateSystemQuerier for StateSystem {
 impl StateSystemBuilder for StateSystem {
     fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark> {
         let q = Arc::make_mut(&mut self.attributes).quark_and_add(start, path)?;
+        self.sync_transient();
+        Ok(q)
+    }
+
+    fn child_and_add_shared(&mut self, parent: Quark, name: &Arc<str>) -> Result<Quark> {
+        let q = Arc::make_mut(&mut self.attributes).child_and_add_shared(parent, name)?;
         self.sync_transient();
         Ok(q)
     }

@@ -83,6 +83,8 @@ pub struct Experiment {
     consumed: bool,
     /// Visit only events in [begin, end] (ns), see [`Experiment::set_time_range`].
     range: (Option<i64>, Option<i64>),
+    /// Trace synchronization formulas, see [`Experiment::set_time_transforms`].
+    time_transforms: crate::sync::TimeTransforms,
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -94,6 +96,8 @@ pub struct Event<'a> {
     trace: &'a CtfTrace,
     class: ClassId,
     trace_index: usize,
+    /// Timestamp in the experiment's (synchronized) time.
+    ns: i64,
 }
 
 impl Experiment {
@@ -218,6 +222,7 @@ impl Experiment {
             errors: Vec::new(),
             consumed: false,
             range: (None, None),
+            time_transforms: Default::default(),
         })
     }
 
@@ -306,6 +311,22 @@ impl Experiment {
         self.range = (begin, end);
     }
 
+    // --- Trace synchronization (owned by the sync module) ---
+
+    /// Applies one formula per trace (trace order) to every event timestamp: events are
+    /// merged by synchronized time, [`Event::timestamp`] returns it, and time ranges are in
+    /// it. An empty slice (or identities) restores the original timestamps.
+    pub fn set_time_transforms(&mut self, transforms: &[crate::sync::LinearTransform]) {
+        self.time_transforms = crate::sync::TimeTransforms::new(transforms);
+    }
+
+    /// The formulas in force.
+    pub fn time_transforms(&self) -> &crate::sync::TimeTransforms {
+        &self.time_transforms
+    }
+
+    // --- end of trace synchronization ---
+
     /// Visits every event in timestamp order. A stream whose data contradicts its
     /// metadata stops at the bad spot (a warning says where) and the others go on,
     /// as in Trace Compass. Reading again re-opens the streams from the start.
@@ -325,6 +346,7 @@ impl Experiment {
         if let Some(b) = begin {
             for ci in 0..self.cursors.len() {
                 let ti = self.cursor_keys[ci].0 as usize;
+                let b = self.time_transforms.original_lower_bound(ti, b);
                 if let Err(e) = self.cursors[ci].skip_packets_before(&self.traces[ti], b) {
                     self.warnings
                         .push(format!("{e}; the rest of this stream is skipped"));
@@ -334,14 +356,17 @@ impl Experiment {
         }
         for ci in 0..self.cursors.len() {
             if self.step(ci, progress) {
-                heap.push(merge_key(self.cursors[ci].cur.ns, ci));
+                let t = self.cursor_keys[ci].0 as usize;
+                let ns = self.time_transforms.apply(t, self.cursors[ci].cur.ns);
+                heap.push(merge_key(ns, ci));
             }
         }
         while let Some(top) = heap.top() {
             let ci = (top as u32) as usize;
             let ti = self.cursor_keys[ci].0 as usize;
             let cursor = &self.cursors[ci];
-            if end.is_some_and(|e| cursor.cur.ns > e) {
+            let top_ns = key_ns(top);
+            if end.is_some_and(|e| top_ns > e) {
                 break;
             }
             let class = match cursor.cur.lost {
@@ -355,12 +380,14 @@ impl Experiment {
                 trace: &self.traces[ti],
                 class,
                 trace_index: ti,
+                ns: top_ns,
             };
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
             if self.step(ci, progress) {
-                heap.replace_top(merge_key(self.cursors[ci].cur.ns, ci));
+                let ns = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
+                heap.replace_top(merge_key(ns, ci));
             } else {
                 heap.pop();
             }
@@ -542,10 +569,11 @@ impl<'a> Event<'a> {
         self.class
     }
 
-    /// ns since the epoch, clock offset applied.
+    /// ns since the epoch, clock offset applied (and the trace's synchronization formula,
+    /// if the experiment has one).
     #[inline]
     pub fn timestamp(&self) -> i64 {
-        self.cursor.cur.ns
+        self.ns
     }
 
     /// Raw clock value (cycles).
@@ -901,6 +929,12 @@ fn merge_key(ns: i64, cursor: usize) -> u128 {
     (((ns as u64) ^ (1 << 63)) as u128) << 64 | cursor as u128
 }
 
+/// The (possibly synchronized) timestamp of a merge key.
+#[inline]
+fn key_ns(k: u128) -> i64 {
+    (((k >> 64) as u64) ^ (1 << 63)) as i64
+}
+
 /// Min-heap of merge keys, with the replace-top operation the merge needs most.
 struct MergeHeap {
     keys: Vec<u128>,
@@ -986,6 +1020,8 @@ mod tests {
             h.pop();
         }
         assert_eq!(out, vec![4, 1, 0, 2, 3]);
+        assert_eq!(key_ns(merge_key(-3, 7)), -3);
+        assert_eq!(key_ns(merge_key(i64::MIN, 0)), i64::MIN);
         let mut h = MergeHeap::with_capacity(2);
         h.push(merge_key(10, 0));
         h.push(merge_key(20, 1));

@@ -94,7 +94,7 @@ impl StreamWriter {
 
 /// Encodes the attribute section exactly as Trace Compass writes it, with the
 /// string back-reference convention of the golden files: one string object per
-/// attribute node, and one shared `"*"`.
+/// attribute node (or per shared name object), and one shared `"*"`.
 pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
     let mut w = StreamWriter {
         out: Vec::with_capacity(64 + tree.len() * 16),
@@ -122,7 +122,10 @@ pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
 
     let mut array_class: Option<u32> = None;
     let mut star: Option<u32> = None;
-    let mut name_handles: Vec<Option<u32>> = vec![None; tree.len()];
+    // Keyed by name object: one per attribute node, unless a provider shared one
+    // name object between several nodes (`AttributeTree::child_and_add_shared`).
+    let mut name_handles: std::collections::HashMap<*const u8, u32> =
+        std::collections::HashMap::with_capacity(tree.len());
     let mut prev: Vec<Quark> = Vec::new();
     let mut path: Vec<Quark> = Vec::new();
     for q in 0..count {
@@ -152,9 +155,13 @@ pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
                     None => star = Some(w.new_string(af::SAME_AS_PREVIOUS)),
                 }
             } else {
-                match name_handles[attr as usize] {
-                    Some(h) => w.reference(h),
-                    None => name_handles[attr as usize] = Some(w.new_string(name)),
+                let key = std::sync::Arc::as_ptr(name) as *const u8;
+                match name_handles.get(&key) {
+                    Some(&h) => w.reference(h),
+                    None => {
+                        let h = w.new_string(name);
+                        name_handles.insert(key, h);
+                    }
                 }
             }
         }

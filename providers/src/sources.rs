@@ -1,0 +1,352 @@
+//! Event sources for the pipeline: adapters from the `trace` crate's readers to
+//! [`EventSource`]. [`open`] picks the reader by path: a single `.xml` file is an
+//! XML stub trace (Trace Compass's test format), directories are CTF traces (or
+//! LTTng sessions) read as one [`Experiment`].
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sextant_trace::{ClassId, Event, Experiment, FieldHandle, StubEvent, StubValue, XmlStubTrace};
+
+use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
+use crate::TraceInfo;
+
+/// Why the given paths cannot be opened as one source.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no trace given")]
+    NoPath,
+    #[error("{0}: an XML stub trace is read alone, not with other traces")]
+    XmlWithOthers(PathBuf),
+    #[error("{0}: not a directory (CTF trace or LTTng session) nor an .xml stub trace")]
+    NotATrace(PathBuf),
+}
+
+/// Opens `paths` as one event source: one `.xml` file, or CTF trace directories.
+pub fn open(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {
+    let Some(first) = paths.first() else {
+        return Err(OpenError::NoPath.into());
+    };
+    if let Some(xml) = paths.iter().find(|p| is_xml(p)) {
+        if paths.len() > 1 {
+            return Err(OpenError::XmlWithOthers(xml.clone()).into());
+        }
+        return Ok(Box::new(XmlSource::open(first)?));
+    }
+    if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
+        return Err(OpenError::NotATrace(p.clone()).into());
+    }
+    Ok(Box::new(CtfSource::open(paths)?))
+}
+
+fn is_xml(p: &Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+}
+
+/// CTF traces read as one time-ordered experiment.
+pub struct CtfSource {
+    experiment: Experiment,
+    name: String,
+}
+
+impl CtfSource {
+    pub fn open(paths: &[PathBuf]) -> Result<CtfSource, SourceError> {
+        let experiment = Experiment::open(paths)?;
+        let name = paths
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+            })
+            .collect::<Vec<_>>()
+            .join("+");
+        Ok(CtfSource { experiment, name })
+    }
+
+    pub fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+}
+
+struct CtfEvent<'a, 'b>(&'a Event<'b>);
+
+impl SourceEvent for CtfEvent<'_, '_> {
+    fn class(&self) -> u32 {
+        self.0.class().0
+    }
+    fn timestamp(&self) -> i64 {
+        self.0.timestamp()
+    }
+    fn cpu(&self) -> Option<u32> {
+        self.0.cpu()
+    }
+    fn int(&self, key: FieldKey) -> Option<i64> {
+        self.0.int(FieldHandle(key as u32))
+    }
+    fn string(&self, key: FieldKey) -> Option<&str> {
+        self.0.string(FieldHandle(key as u32))
+    }
+    fn trace_index(&self) -> usize {
+        self.0.trace_index()
+    }
+}
+
+impl EventSource for CtfSource {
+    /// The first trace's domain and environment (the traces of one LTTng session
+    /// share them); the name joins the given paths' names.
+    fn info(&self) -> TraceInfo {
+        let first = self.experiment.traces().first();
+        TraceInfo {
+            name: self.name.clone(),
+            domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
+            env: first.map(|t| t.env.clone()).unwrap_or_default(),
+            // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
+            hosts: self
+                .experiment
+                .traces()
+                .iter()
+                .map(|t| t.env.get("hostname").unwrap_or(&t.name).clone())
+                .collect(),
+        }
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        (0..self.experiment.class_count())
+            .map(|c| self.experiment.class_name(ClassId(c)).to_string())
+            .collect()
+    }
+
+    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+        self.experiment
+            .field_handle(ClassId(class), field)
+            .map(|h| h.0 as FieldKey)
+    }
+
+    fn total_work(&self) -> Option<u64> {
+        Some(self.experiment.total_bytes())
+    }
+
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        work_done: &AtomicU64,
+    ) -> Result<(), SourceError> {
+        self.experiment
+            .for_each(&mut |ev| visit(&CtfEvent(ev)), work_done)
+            .map_err(Into::into)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.experiment.warnings()
+    }
+}
+
+/// An XML stub trace. Field keys index the trace's distinct field names; an
+/// event's field is found by name (stub traces are small).
+pub struct XmlSource {
+    trace: XmlStubTrace,
+    classes: Vec<String>,
+    /// Class of each event, in file order.
+    event_class: Vec<u32>,
+    field_names: Vec<String>,
+}
+
+impl XmlSource {
+    pub fn open(path: &Path) -> Result<XmlSource, SourceError> {
+        let trace = XmlStubTrace::open(path)?;
+        let classes = trace.event_names();
+        let event_class = trace
+            .events()
+            .iter()
+            .map(|e| classes.iter().position(|c| *c == e.name).unwrap_or(0) as u32)
+            .collect();
+        let mut field_names: Vec<String> = Vec::new();
+        for e in trace.events() {
+            for (name, _) in &e.fields {
+                if !field_names.contains(name) {
+                    field_names.push(name.clone());
+                }
+            }
+        }
+        Ok(XmlSource {
+            trace,
+            classes,
+            event_class,
+            field_names,
+        })
+    }
+}
+
+struct XmlEvent<'a> {
+    event: &'a StubEvent,
+    class: u32,
+    field_names: &'a [String],
+}
+
+impl<'a> XmlEvent<'a> {
+    fn field(&self, key: FieldKey) -> Option<&'a StubValue> {
+        let name = self.field_names.get(key as usize)?;
+        self.event
+            .fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+impl SourceEvent for XmlEvent<'_> {
+    fn class(&self) -> u32 {
+        self.class
+    }
+    fn timestamp(&self) -> i64 {
+        self.event.timestamp
+    }
+    fn cpu(&self) -> Option<u32> {
+        self.event.cpu
+    }
+    fn int(&self, key: FieldKey) -> Option<i64> {
+        match self.field(key)? {
+            StubValue::Int(v) | StubValue::Long(v) => Some(*v),
+            _ => None,
+        }
+    }
+    fn string(&self, key: FieldKey) -> Option<&str> {
+        match self.field(key)? {
+            StubValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl EventSource for XmlSource {
+    /// Stub traces carry no environment: the domain is unknown (empty), and
+    /// providers use their default layout.
+    fn info(&self) -> TraceInfo {
+        TraceInfo {
+            name: self.trace.name().to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+
+    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+        let class_name = self.classes.get(class as usize)?;
+        // Only fields some event of this class carries.
+        let key = self.field_names.iter().position(|n| n == field)?;
+        self.trace
+            .events()
+            .iter()
+            .any(|e| &e.name == class_name && e.fields.iter().any(|(n, _)| n == field))
+            .then_some(key as FieldKey)
+    }
+
+    fn total_work(&self) -> Option<u64> {
+        Some(self.trace.events().len() as u64)
+    }
+
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        work_done: &AtomicU64,
+    ) -> Result<(), SourceError> {
+        for (i, (event, &class)) in self
+            .trace
+            .events()
+            .iter()
+            .zip(&self.event_class)
+            .enumerate()
+        {
+            let ev = XmlEvent {
+                event,
+                class,
+                field_names: &self.field_names,
+            };
+            if visit(&ev).is_break() {
+                break;
+            }
+            if i % 1024 == 0 {
+                work_done.store(i as u64 + 1, Ordering::Relaxed);
+            }
+        }
+        work_done.store(self.trace.events().len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_err(paths: &[PathBuf]) -> String {
+        match open(paths) {
+            Ok(_) => panic!("{paths:?} should not open"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(open_err(&[]), "no trace given");
+        assert!(open_err(&[dir.path().join("missing")]).contains("missing"));
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "hello").unwrap();
+        assert!(open_err(&[text]).contains("notes.txt"));
+        let xml = dir.path().join("t.xml");
+        std::fs::write(&xml, "<trace><event name=\"a\"/></trace>").unwrap();
+        assert!(
+            open_err(std::slice::from_ref(&xml)).contains("t.xml"),
+            "invalid stub trace"
+        );
+        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("alone"));
+        // A directory without any CTF metadata.
+        assert!(open_err(&[dir.path().to_path_buf()]).contains("no CTF trace"));
+    }
+
+    #[test]
+    fn an_xml_stub_trace_gives_fields_by_class_and_the_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("t.xml");
+        std::fs::write(
+            &xml,
+            r#"<trace><set_aspects><field name="cpu" value="0" type="int"/></set_aspects>
+<event timestamp="5" name="a"><field name="cpu" value="1" type="int"/><field name="x" value="7" type="long"/></event>
+<event timestamp="6" name="b"><field name="cpu" value="0" type="int"/><field name="s" value="hi" type="string"/></event>
+</trace>"#,
+        )
+        .unwrap();
+        let mut src = open(&[xml]).unwrap();
+        assert_eq!(src.class_names(), ["a", "b"]);
+        assert_eq!(src.info().name, "t.xml");
+        let x = src.resolve(0, "x").expect("a has x");
+        assert_eq!(src.resolve(1, "x"), None, "b has no x");
+        let s = src.resolve(1, "s").expect("b has s");
+        let mut seen = Vec::new();
+        src.run(
+            &mut |ev| {
+                seen.push((
+                    ev.class(),
+                    ev.timestamp(),
+                    ev.cpu(),
+                    ev.int(x),
+                    ev.string(s).map(str::to_string),
+                ));
+                ControlFlow::Continue(())
+            },
+            &AtomicU64::new(0),
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, 5, Some(1), Some(7), None),
+                (1, 6, Some(0), None, Some("hi".to_string()))
+            ]
+        );
+    }
+}

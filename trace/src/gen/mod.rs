@@ -1,0 +1,301 @@
+//! Synthetic LTTng kernel traces: [`generate`] writes a CTF 1.8 trace laid out as
+//! lttng-modules 2.8 writes one (packetized metadata declaring compact event
+//! headers, one `channel0_<cpu>` stream file per CPU in 256 KiB packets with
+//! `packet_seq_num`, index files v1.0), filled with the activity of a simulated
+//! kernel driven by a seeded PRNG: state dump, scheduling, system calls,
+//! interrupts, soft IRQs and block I/O, consistent across CPUs and threads.
+//!
+//! The same [`GenConfig`] always produces the same bytes. The trace is written
+//! into a temporary sibling directory and renamed into place when complete.
+
+mod classes;
+mod rng;
+mod sim;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use classes::{packetized_metadata, tsdl, TraceEnv, EVENT_CLASSES};
+use rng::Rng;
+use sim::Sim;
+use stream::StreamWriter;
+
+/// When to stop generating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenLimit {
+    /// Exactly this many events.
+    Events(u64),
+    /// Stop at the first event that brings the stream files to this many bytes.
+    Bytes(u64),
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    pub limit: GenLimit,
+    /// CPUs, hence stream files (1..=1024).
+    pub cpus: u32,
+    /// User-space threads alive at any time (2..=1,000,000); forks and exits keep
+    /// the count near this. Kernel threads (3 per CPU, plus a few) come on top.
+    pub threads: u64,
+    pub seed: u64,
+    /// The `hostname` of the trace environment (printable ASCII, no `"` or `\`).
+    pub hostname: String,
+    /// Time of the first event, in ns since the Unix epoch.
+    pub start_ns: u64,
+    /// Replace `dir` if it exists and is an empty directory or a CTF trace
+    /// (holds a `metadata` file). Anything else is never replaced.
+    pub replace_existing: bool,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            limit: GenLimit::Events(1_000_000),
+            cpus: 4,
+            threads: 200,
+            seed: 1,
+            hostname: "sextant-gen".into(),
+            start_ns: 1_700_000_000_000_000_000,
+            replace_existing: false,
+        }
+    }
+}
+
+/// What was generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenReport {
+    pub dir: PathBuf,
+    /// Event records written.
+    pub events: u64,
+    /// Event records per event name (names with no record are left out).
+    pub counts: BTreeMap<String, u64>,
+    /// Bytes of all files (metadata, streams, indexes).
+    pub bytes: u64,
+    /// Bytes of the stream files alone.
+    pub stream_bytes: u64,
+    pub streams: u32,
+    pub packets: u64,
+    /// First and last event times, ns since the Unix epoch (None without events).
+    pub first_event_ns: Option<u64>,
+    pub last_event_ns: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    #[error("invalid generator setting `{field}`: {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+    #[error("{path}: already exists (allow replacing it to overwrite)")]
+    OutputExists { path: PathBuf },
+    #[error("{path}: exists and is neither empty nor a CTF trace directory; not replacing it")]
+    NotATrace { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> GenError {
+    GenError::InvalidConfig {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl GenConfig {
+    pub fn validate(&self) -> Result<(), GenError> {
+        match self.limit {
+            GenLimit::Events(0) => return Err(invalid("events", "must be at least 1")),
+            GenLimit::Bytes(n) if n < stream::PACKET_PREAMBLE as u64 => {
+                return Err(invalid("size", "must be at least 84 bytes"))
+            }
+            _ => {}
+        }
+        if !(1..=1024).contains(&self.cpus) {
+            return Err(invalid("cpus", format!("{} is not in 1..=1024", self.cpus)));
+        }
+        if !(2..=1_000_000).contains(&self.threads) {
+            return Err(invalid(
+                "threads",
+                format!("{} is not in 2..=1000000", self.threads),
+            ));
+        }
+        let h = &self.hostname;
+        if h.is_empty()
+            || h.len() > 255
+            || !h
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(invalid(
+                "hostname",
+                format!("{h:?}: 1 to 255 printable ASCII characters, without '\"' or '\\'"),
+            ));
+        }
+        if self.start_ns > 1 << 62 {
+            return Err(invalid("start_ns", "later than year 2116"));
+        }
+        Ok(())
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
+    move |source| GenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// May `dir` be replaced? Only an empty directory or one holding a trace.
+fn replaceable(dir: &Path) -> Result<bool, GenError> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    if dir.join("metadata").is_file() {
+        return Ok(true);
+    }
+    Ok(std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .next()
+        .is_none())
+}
+
+/// Writes a synthetic kernel trace into `dir` (which must not exist unless
+/// `cfg.replace_existing`). `progress(done, total)` is called as packets fill,
+/// in events or bytes according to `cfg.limit`.
+pub fn generate(
+    dir: &Path,
+    cfg: &GenConfig,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<GenReport, GenError> {
+    cfg.validate()?;
+    if dir.exists() {
+        if !cfg.replace_existing {
+            return Err(GenError::OutputExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        if !replaceable(dir)? {
+            return Err(GenError::NotATrace {
+                path: dir.to_path_buf(),
+            });
+        }
+    }
+    let name = dir
+        .file_name()
+        .ok_or_else(|| invalid("dir", format!("{} has no final component", dir.display())))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = parent.join(format!(
+        ".{}.gen-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    let result = write_trace(&tmp, cfg, progress);
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
+    report.dir = dir.to_path_buf();
+    Ok(report)
+}
+
+fn write_trace(
+    dir: &Path,
+    cfg: &GenConfig,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<GenReport, GenError> {
+    let index_dir = dir.join("index");
+    std::fs::create_dir_all(&index_dir).map_err(io_err(&index_dir))?;
+    let mut rng = Rng::new(cfg.seed);
+    let mut uuid = [0u8; 16];
+    let mut clock_uuid = [0u8; 16];
+    for (i, b) in uuid.iter_mut().chain(clock_uuid.iter_mut()).enumerate() {
+        if i % 8 == 0 {
+            rng.next_u64();
+        }
+        *b = rng.next_u64() as u8;
+    }
+    // Version-4 UUIDs, as LTTng makes.
+    for u in [&mut uuid, &mut clock_uuid] {
+        u[6] = (u[6] & 0x0f) | 0x40;
+        u[8] = (u[8] & 0x3f) | 0x80;
+    }
+    // The monotonic clock counts from boot; the trace starts a while after it.
+    let boot_uptime: u64 = 4_242_000_000_000;
+    let start = boot_uptime.min(cfg.start_ns);
+    let clock_offset = cfg.start_ns - start;
+
+    let mut streams = Vec::with_capacity(cfg.cpus as usize);
+    for cpu in 0..cfg.cpus {
+        streams.push(StreamWriter::create(dir, cpu, start)?);
+    }
+    let sim = Sim::new(
+        rng,
+        start,
+        cfg.cpus,
+        cfg.threads,
+        streams,
+        uuid,
+        cfg.limit,
+        progress,
+    );
+    let (totals, streams) = sim.run()?;
+    let mut stream_bytes = 0;
+    let mut index_bytes = 0;
+    let mut packets = 0;
+    for s in streams {
+        let (b, i, p) = s.finish(totals.end_ts, &index_dir, &uuid)?;
+        stream_bytes += b;
+        index_bytes += i;
+        packets += p;
+    }
+    let text = tsdl(&TraceEnv {
+        hostname: &cfg.hostname,
+        uuid,
+        clock_uuid,
+        clock_offset,
+    });
+    let metadata = packetized_metadata(&text, &uuid);
+    let meta_path = dir.join("metadata");
+    std::fs::write(&meta_path, &metadata).map_err(io_err(&meta_path))?;
+    if let Some(progress) = progress {
+        let total = match cfg.limit {
+            GenLimit::Events(n) => n.min(totals.events),
+            GenLimit::Bytes(n) => n.min(stream_bytes),
+        };
+        progress(total, total);
+    }
+    let counts = EVENT_CLASSES
+        .iter()
+        .zip(&totals.counts)
+        .filter(|(_, &n)| n > 0)
+        .map(|(c, &n)| (c.name.to_string(), n))
+        .collect();
+    Ok(GenReport {
+        dir: dir.to_path_buf(),
+        events: totals.events,
+        counts,
+        bytes: stream_bytes + index_bytes + metadata.len() as u64,
+        stream_bytes,
+        streams: cfg.cpus,
+        packets,
+        first_event_ns: totals.first_ts.map(|t| t + clock_offset),
+        last_event_ns: totals.last_ts.map(|t| t + clock_offset),
+    })
+}
