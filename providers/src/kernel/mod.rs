@@ -96,8 +96,10 @@ pub struct KernelStateProvider {
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
     skipped: crate::SkippedEvents,
-    /// Subscribed event names, to refuse traces without the events that matter.
+    /// Whether the trace has a `sched_switch` class (refused otherwise).
     seen_switch: bool,
+    /// Set by [`KernelStateProvider::with_layout`]: the trace does not choose.
+    fixed_layout: bool,
 }
 
 impl Default for KernelStateProvider {
@@ -114,6 +116,7 @@ impl KernelStateProvider {
             syscall_names: Vec::new(),
             skipped: Default::default(),
             seen_switch: false,
+            fixed_layout: false,
         }
     }
 
@@ -121,6 +124,7 @@ impl KernelStateProvider {
     pub fn with_layout(layout: &'static Layout) -> Self {
         KernelStateProvider {
             layout,
+            fixed_layout: true,
             ..Self::new()
         }
     }
@@ -249,7 +253,9 @@ impl StateProvider for KernelStateProvider {
                 ),
             });
         }
-        self.layout = Layout::for_trace(trace);
+        if !self.fixed_layout {
+            self.layout = Layout::for_trace(trace);
+        }
         Ok(())
     }
 
