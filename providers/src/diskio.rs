@@ -509,7 +509,7 @@ impl StateProvider for DiskIoStateProvider {
             return Err(ProviderError::Unsupported {
                 analysis: DISKIO_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the disk I/O analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the disk I/O analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });

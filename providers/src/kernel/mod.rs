@@ -248,7 +248,7 @@ impl StateProvider for KernelStateProvider {
             return Err(ProviderError::Unsupported {
                 analysis: KERNEL_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the kernel analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the kernel analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
