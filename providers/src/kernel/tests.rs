@@ -374,3 +374,19 @@ fn a_fixed_layout_wins_over_the_trace_environment() {
     assert!(p.subscribe("syscall_entry_open").is_some());
     assert!(p.subscribe("sys_open").is_none());
 }
+
+#[test]
+fn refuses_traces_of_several_machines() {
+    let mut p = KernelStateProvider::new();
+    let mut info = TraceInfo {
+        hosts: vec!["a".into(), "a".into()],
+        ..Default::default()
+    };
+    assert!(
+        p.check_trace(&info).is_ok(),
+        "kernel and UST traces of one host"
+    );
+    info.hosts.push("b".into());
+    let err = p.check_trace(&info).unwrap_err().to_string();
+    assert!(err.contains("2 machines (a, b)"), "{err}");
+}
