@@ -675,13 +675,6 @@ pub fn build(
     let mut systems = Vec::new();
     let mut warnings = source.warnings();
     for mut run in runs {
-        let id = run.provider.id();
-        warnings.extend(
-            run.provider
-                .warnings()
-                .into_iter()
-                .map(|w| format!("{id}: {w}")),
-        );
         let mut ss = run.ss.take().expect("created at the first event");
         run.provider
             .finish(&mut ss)
@@ -690,6 +683,13 @@ pub fn build(
                 timestamp: end,
                 source,
             })?;
+        let id = run.provider.id();
+        warnings.extend(
+            run.provider
+                .warnings()
+                .into_iter()
+                .map(|w| format!("{id}: {w}")),
+        );
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,
