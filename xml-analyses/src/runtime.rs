@@ -151,6 +151,33 @@ pub fn java_string(v: &StateValue) -> String {
     }
 }
 
+/// Calls `f` with `String.valueOf(v)`, formatting integers on the stack (the
+/// common case for attribute names taken from event fields).
+fn with_name<R>(v: &StateValue, f: impl FnOnce(&str) -> R) -> R {
+    let n = match v {
+        StateValue::Int(i) => i64::from(*i),
+        StateValue::Long(l) => *l,
+        StateValue::String(s) => return f(s),
+        other => return f(&java_string(other)),
+    };
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    f(std::str::from_utf8(&buf[pos..]).unwrap_or("0"))
+}
+
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
@@ -271,6 +298,11 @@ impl Runtime {
     }
 
     fn child(&self, ss: &mut dyn StateSystemBuilder, q: Quark, name: &str) -> R<Quark> {
+        // Look up first: most children exist, and the read path needs no write access.
+        let c = ss.attributes().opt_quark(q, &[name]);
+        if c >= 0 {
+            return Ok(c);
+        }
         ss.quark_relative_and_add(q, &[name])
             .map_err(|e| self.state_err(e))
     }
@@ -296,7 +328,7 @@ impl Runtime {
                     if v.is_null() {
                         return Ok(None);
                     }
-                    q = self.child(ss, q, &java_string(&v))?;
+                    q = with_name(&v, |name| self.child(ss, q, name))?;
                 }
                 AttrElem::EventName => q = self.child(ss, q, ev.name())?,
                 AttrElem::Query(p) => {
@@ -307,7 +339,7 @@ impl Runtime {
                     if v.is_null() {
                         return Ok(None);
                     }
-                    q = self.child(ss, q, &java_string(&v))?;
+                    q = with_name(&v, |name| self.child(ss, q, name))?;
                 }
                 AttrElem::SelfAttr => {}
                 AttrElem::Pool => q = self.pool_attribute(ss, q, sc)?,
@@ -664,30 +696,48 @@ impl Runtime {
         })
     }
 
+    /// Indexes of the event handlers whose pattern matches `name`, in document order.
+    pub fn handlers_for(&self, name: &str) -> Arc<[usize]> {
+        self.prog
+            .handlers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.event.matches(name))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Handles one event (events must come in time order).
     pub fn handle_event(&mut self, ev: &dyn EventAccess, ss: &mut dyn StateSystemBuilder) -> R<()> {
+        let handlers = match self.dispatch.get(ev.name()) {
+            Some(h) => Arc::clone(h),
+            None => {
+                let h = self.handlers_for(ev.name());
+                self.dispatch.insert(ev.name().to_string(), Arc::clone(&h));
+                h
+            }
+        };
+        self.handle_dispatched(ev, &handlers, ss)
+    }
+
+    /// Handles one event whose matching handlers ([`Runtime::handlers_for`]) the
+    /// caller resolved once per event class.
+    pub fn handle_dispatched(
+        &mut self,
+        ev: &dyn EventAccess,
+        handlers: &[usize],
+        ss: &mut dyn StateSystemBuilder,
+    ) -> R<()> {
         let t = ev.timestamp();
-        self.apply_futures(ss, t)?;
+        if !self.futures.is_empty() {
+            self.apply_futures(ss, t)?;
+        }
         self.now = t;
         let prog = Arc::clone(&self.prog);
         if prog.pattern.is_some() {
             self.pattern_event(&prog, ev, ss)?;
         } else {
-            let handlers = match self.dispatch.get(ev.name()) {
-                Some(h) => Arc::clone(h),
-                None => {
-                    let h: Arc<[usize]> = prog
-                        .handlers
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, h)| h.event.matches(ev.name()))
-                        .map(|(i, _)| i)
-                        .collect();
-                    self.dispatch.insert(ev.name().to_string(), Arc::clone(&h));
-                    h
-                }
-            };
-            for &h in handlers.iter() {
+            for &h in handlers {
                 for c in &prog.handlers[h].changes {
                     // A fresh scenario-like holder: pool attributes are per event, never recycled.
                     let mut tmp = Scenario {
