@@ -83,7 +83,8 @@ struct Scenario {
     status: i32,
     /// (pool parent, attribute, number)
     pools: Vec<(Quark, Quark, u32)>,
-    /// Plain state providers: pool attributes are per event and never recycled.
+    /// Trace Compass's shared dummy scenario (state providers, preconditions): its
+    /// pool attributes are taken once and kept for the whole analysis.
     ephemeral: bool,
 }
 
@@ -109,6 +110,8 @@ pub struct Runtime {
     seen_first: bool,
     segments: Vec<Segment>,
     now: i64,
+    /// The dummy scenario of state providers and preconditions.
+    dummy: Scenario,
 }
 
 /// Java `String.valueOf(double)`.
@@ -246,6 +249,10 @@ impl Runtime {
             seen_first: false,
             segments: Vec::new(),
             now: 0,
+            dummy: Scenario {
+                ephemeral: true,
+                ..Scenario::default()
+            },
         }
     }
 
@@ -319,9 +326,11 @@ impl Runtime {
         for e in path {
             match e {
                 AttrElem::Constant(s) => q = self.child(ss, q, s)?,
+                // Outside a scenario Trace Compass uses its dummy scenario, whose quark
+                // is -1: the root.
                 AttrElem::CurrentScenario => match sc {
                     Some(s) if !s.ephemeral => q = s.quark,
-                    _ => return Ok(None),
+                    _ => q = ROOT_QUARK,
                 },
                 AttrElem::EventField(id) => {
                     let v = self.field(ev, *id);
@@ -739,13 +748,10 @@ impl Runtime {
         } else {
             for &h in handlers {
                 for c in &prog.handlers[h].changes {
-                    // A fresh scenario-like holder: pool attributes are per event, never recycled.
-                    let mut tmp = Scenario {
-                        ephemeral: true,
-                        ..Scenario::default()
-                    };
-                    let mut sc = Some(&mut tmp);
-                    self.run_change(c, ev, ss, &mut sc)?;
+                    let mut dummy = std::mem::take(&mut self.dummy);
+                    let result = self.run_change(c, ev, ss, &mut Some(&mut dummy));
+                    self.dummy = dummy;
+                    result?;
                 }
             }
         }
@@ -799,25 +805,29 @@ impl Runtime {
             pools: Vec::new(),
             ephemeral: false,
         };
+        // The status attribute comes first, when the scenario is created.
+        self.child(ss, quark, "status")?;
         let sid = fsm.states[fsm.initial].id.as_str();
-        self.write_scenario_state(ss, &sc, sid, true, t)?;
+        self.write_scenario_state(ss, &sc, sid, t)?;
         self.fsms[f].pending = Some(sc);
         Ok(())
     }
 
+    /// Scenario bookkeeping, in Trace Compass's order: `state/<S>/startTime` (only
+    /// when the ongoing `state` differs from `S`), `state`, then `status`.
     fn write_scenario_state(
         &self,
         ss: &mut dyn StateSystemBuilder,
         sc: &Scenario,
         state_id: &str,
-        entered: bool,
         t: i64,
     ) -> R<()> {
         let err = |e| self.state_err(e);
-        let state_q = ss
-            .quark_relative_and_add(sc.quark, &["state"])
-            .map_err(err)?;
-        if entered {
+        let state_q = self.child(ss, sc.quark, "state")?;
+        let current = ss.query_ongoing(state_q).map_err(err)?;
+        // Java's unboxStr of a null value is "nullValue".
+        let current = current.as_str().unwrap_or("nullValue");
+        if current != state_id {
             let st = ss
                 .quark_relative_and_add(state_q, &[state_id, "startTime"])
                 .map_err(err)?;
@@ -825,9 +835,7 @@ impl Runtime {
         }
         ss.modify(t, StateValue::string(state_id), state_q)
             .map_err(err)?;
-        let status_q = ss
-            .quark_relative_and_add(sc.quark, &["status"])
-            .map_err(err)?;
+        let status_q = self.child(ss, sc.quark, "status")?;
         ss.modify(t, StateValue::Int(sc.status), status_q)
             .map_err(err)
     }
@@ -862,12 +870,10 @@ impl Runtime {
             }
             let mut ok = true;
             for &c in &p.conds {
-                let mut dummy = Scenario {
-                    ephemeral: true,
-                    ..Scenario::default()
-                };
-                let mut sc = Some(&mut dummy);
-                if !self.eval_cond(&pat.tests[c], ev, ss, &mut sc)? {
+                let mut dummy = std::mem::take(&mut self.dummy);
+                let result = self.eval_cond(&pat.tests[c], ev, ss, &mut Some(&mut dummy));
+                self.dummy = dummy;
+                if !result? {
                     ok = false;
                     break;
                 }
@@ -1009,17 +1015,14 @@ impl Runtime {
             ss.modify(t, StateValue::Long(t), q).map_err(err)?;
         }
         let target = &fsm.states[tr.target];
-        let changed = tr.target != sc.state;
         sc.state = tr.target;
         if target.is_final {
             sc.status = 2;
             ss.remove(t, sc.quark).map_err(err)?;
             self.release_pools(ss, sc, t)?;
-            self.write_scenario_state(ss, sc, &target.id, true, t)?;
             self.fsms[sc.fsm].free_slots.push_back(sc.slot);
-        } else {
-            self.write_scenario_state(ss, sc, &target.id, changed, t)?;
         }
+        self.write_scenario_state(ss, sc, &target.id, t)?;
         Ok(true)
     }
 
