@@ -626,7 +626,8 @@ impl Runtime {
         ss: &mut dyn StateSystemBuilder,
         sc: &mut Option<&mut Scenario>,
     ) -> R<()> {
-        let Some(q) = self.resolve_path(&a.path, ev, ss, sc)? else {
+        // A null element, or a path that stays at the root, skips the change.
+        let Some(q) = self.resolve_path(&a.path, ev, ss, sc)?.filter(|q| *q >= 0) else {
             return Ok(());
         };
         let now = ev.timestamp();
@@ -661,6 +662,13 @@ impl Runtime {
             }
             return Ok(());
         }
+        // Increment first: an `update` then writes the sum (Trace Compass's order).
+        let value = if a.increment && !value.is_null() {
+            let cur = ss.query_ongoing(q).map_err(|e| self.state_err(e))?;
+            self.add(&cur, value)?
+        } else {
+            value
+        };
         if a.update {
             let v = match value {
                 StateValue::Custom(_) => StateValue::Null,
@@ -668,12 +676,6 @@ impl Runtime {
             };
             return ss.update_ongoing(v, q).map_err(|e| self.state_err(e));
         }
-        let value = if a.increment && !value.is_null() {
-            let cur = ss.query_ongoing(q).map_err(|e| self.state_err(e))?;
-            self.add(&cur, value)?
-        } else {
-            value
-        };
         match future {
             Some(ft) if ft > now => {
                 self.queue(ft, FutureOp::Modify, q, value);
