@@ -16,5 +16,6 @@ pub mod sync;
 
 pub use error::TraceError;
 pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub mod custom_xml;
 pub mod xmlstub;
 pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};
