@@ -258,3 +258,22 @@ fn unusable_definitions_and_files_are_refused() {
         (1, 0, None)
     );
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary logs give records or errors, never a panic or a hang.
+        #[test]
+        fn arbitrary_logs(log in "(START [0-9]{1,3}\n|DATA [a-z]{1,3}\n|\\s+x\n|[0-9/: \\[\\]A-Za-zé]{0,12}\n){0,30}") {
+            for body in [MULTI_LINE, MANDATORY, TYPES_AND_EXTRAS] {
+                let def = &definitions(body)[0];
+                let trace = CustomTxtTrace::from_text(def, Path::new("l"), log.clone()).unwrap();
+                prop_assert!(trace.events().count() <= log.lines().count());
+            }
+        }
+    }
+}

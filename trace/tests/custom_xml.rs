@@ -445,3 +445,44 @@ fn unusable_definitions_and_unreadable_files_are_refused() {
     let trace = CustomXmlTrace::from_text(&def, Path::new("l"), String::new()).unwrap();
     assert_eq!(trace.events().count(), 0);
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary logs and definitions give events or errors, never a panic.
+        #[test]
+        fn arbitrary_logs(log in "(<rec( t=\"[0-9a-z]{0,4}\")?>|</rec>|<msg>|</msg>|<!--|-->|[a-z \"'&;<>/\n]|é){0,40}") {
+            let def = definition(LOG_DEF);
+            for e in read(&def, &log) {
+                let _ = e;
+            }
+        }
+
+        #[test]
+        fn arbitrary_definitions(body in "(<Definition name=\"d\">|</Definition>|<InputElement name=\"r\" logentry=\"true\">|</InputElement>|<InputData action=\"[0-9x]\" name=\"Time Stamp\" format=\"[yMdHms:.S' T]{0,8}\"/>|<OutputColumn name=\"[a-z]\"/>|[<>/ a-z\"=]){0,20}") {
+            let text = format!("<CustomXMLTraceDefinitionList>{body}</CustomXMLTraceDefinitionList>");
+            if let Ok(defs) = CustomXmlDefinition::parse_all(&text, Path::new("d")) {
+                for d in defs {
+                    if let Ok(t) = CustomXmlTrace::from_text(&d, Path::new("l"), "<r t=\"1\">x</r>\n<r/>".into()) {
+                        let _ = t.read_all();
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_timestamps(pattern in "[yMdHhmsaSTCNnuEZX:.' /-]{0,12}", text in "[0-9A-Za-z:. /+-]{0,20}") {
+            if let Ok(f) = TimestampFormat::new(&pattern) {
+                if let Ok(ns) = f.parse(&text) {
+                    let _ = f.format(ns);
+                }
+                let _ = f.format(i64::MIN + 1);
+                let _ = f.format(i64::MAX);
+            }
+        }
+    }
+}
