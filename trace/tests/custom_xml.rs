@@ -8,30 +8,8 @@ use std::path::{Path, PathBuf};
 use sextant_trace::custom_time::TimestampFormat;
 use sextant_trace::custom_xml::{CustomXmlDefinition, CustomXmlError, CustomXmlTrace, Tag};
 
-/// `shared/` beside the workspace, or `$SEXTANT_SHARED`; None (with a notice)
-/// when absent, a failure under CI=true.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SEXTANT_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the shared directory {} is missing (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipping: shared directory {} not found (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    None
-}
-
 fn rabbitmq() -> Option<(PathBuf, CustomXmlDefinition)> {
-    let base = shared_dir()?.join("fixtures/openstack-rabbitmq");
+    let base = sextant_tests::shared_dir()?.join("fixtures/openstack-rabbitmq");
     let defs = CustomXmlDefinition::load_all(&base.join("nova/xml_parser.xml")).unwrap();
     assert_eq!(defs.len(), 1);
     Some((
