@@ -277,3 +277,25 @@ mod no_panics {
         }
     }
 }
+
+#[test]
+fn confidence_rates_files_as_trace_compass_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let def = &definitions(MANDATORY)[0];
+    let write = |name: &str, content: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    // First lines have one group: each counts 1 + 1/2; other lines count 0.
+    let all = write("all.log", "START 1\nSTART 2\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &all).unwrap(), 150);
+    let half = write("half.log", "START 1\nDATA a\nSTART 2\nDATA b\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &half).unwrap(), 75);
+    let none = write("none.log", "hello\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &none).unwrap(), 0);
+    assert!(matches!(
+        CustomTxtTrace::confidence(def, &tmp.path().join("missing")),
+        Err(CustomTxtError::Io { .. })
+    ));
+}

@@ -101,6 +101,7 @@ fn every_rabbitmq_queue_file_reads_completely() {
             want,
             "{file}"
         );
+        assert_eq!(CustomXmlTrace::confidence(&def, &path).unwrap(), 100, "{file}");
         let trace = CustomXmlTrace::open(&def, &path).unwrap();
         let events = trace.read_all().unwrap();
         assert_eq!(events.len(), want, "{file}");
@@ -463,4 +464,32 @@ mod no_panics {
             }
         }
     }
+}
+
+#[test]
+fn confidence_rates_files_as_trace_compass_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let def = definition(LOG_DEF);
+    let write = |name: &str, content: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    let good = write("good.xml", b"<log>\n<rec t=\"1\"/>\n</log>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &good).unwrap(), 100);
+    // A broken record, then a good one on the same line: still recognised.
+    let later = write("later.xml", b"<rec t=\"1\"><a></b></rec><rec/>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &later).unwrap(), 100);
+    let other = write("other.xml", b"<log><entry/></log>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &other).unwrap(), 0);
+    let mut far = "\n".repeat(150);
+    far.push_str("<rec/>\n");
+    let far = write("far.xml", far.as_bytes());
+    assert_eq!(CustomXmlTrace::confidence(&def, &far).unwrap(), 0);
+    let binary = write("bin.xml", b"<rec/>\0");
+    assert_eq!(CustomXmlTrace::confidence(&def, &binary).unwrap(), 0);
+    assert!(matches!(
+        CustomXmlTrace::confidence(&def, &tmp.path().join("missing")),
+        Err(CustomXmlError::Io { .. })
+    ));
 }
