@@ -101,7 +101,11 @@ fn every_rabbitmq_queue_file_reads_completely() {
             want,
             "{file}"
         );
-        assert_eq!(CustomXmlTrace::confidence(&def, &path).unwrap(), 100, "{file}");
+        assert_eq!(
+            CustomXmlTrace::confidence(&def, &path).unwrap(),
+            100,
+            "{file}"
+        );
         let trace = CustomXmlTrace::open(&def, &path).unwrap();
         let events = trace.read_all().unwrap();
         assert_eq!(events.len(), want, "{file}");
