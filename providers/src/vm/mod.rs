@@ -21,8 +21,51 @@ pub mod overhead;
 pub mod vresources;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{EventFields, Subscription, TraceInfo};
+
+/// A fast hasher for small integer keys (thread ids, CPUs), which the analyses look
+/// up several times per event; HashDoS is not a concern for trace data.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IntHasher(u64);
+
+impl IntHasher {
+    #[inline]
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.add(x as u64);
+    }
+    fn write_i32(&mut self, x: i32) {
+        self.add(x as u32 as u64);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.add(x);
+    }
+    fn write_i64(&mut self, x: i64) {
+        self.add(x as u64);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.add(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by small integers (see [`IntHasher`]).
+pub(crate) type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+pub(crate) type IntSet<K> = HashSet<K, BuildHasherDefault<IntHasher>>;
 
 /// The kernel and KVM events the VM analyses read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,8 +275,8 @@ pub(crate) struct Machine {
     pub children: Vec<usize>,
     pub parent: Option<usize>,
     /// Nested virtualization: host threads whose next entry goes to the next layer.
-    pub waiting_next_layer: HashSet<i32>,
-    pub ready_next_layer: HashSet<i32>,
+    pub waiting_next_layer: IntSet<i32>,
+    pub ready_next_layer: IntSet<i32>,
 }
 
 impl Machine {
@@ -255,9 +298,9 @@ pub(crate) struct Machines {
     pub list: Vec<Machine>,
     pub by_host: HashMap<String, usize>,
     /// (host machine, TID) -> guest machine.
-    pub tid_to_vm: HashMap<(usize, i32), usize>,
+    pub tid_to_vm: IntMap<(usize, i32), usize>,
     /// (host machine, TID) -> vCPU.
-    pub tid_to_vcpu: HashMap<(usize, i32), Vcpu>,
+    pub tid_to_vcpu: IntMap<(usize, i32), Vcpu>,
 }
 
 impl Machines {
@@ -274,8 +317,8 @@ impl Machines {
             vm_uid: -1,
             children: Vec::new(),
             parent: None,
-            waiting_next_layer: HashSet::new(),
-            ready_next_layer: HashSet::new(),
+            waiting_next_layer: IntSet::default(),
+            ready_next_layer: IntSet::default(),
         });
         self.by_host.insert(host_id.to_string(), i);
         i
@@ -412,13 +455,15 @@ pub(crate) mod status {
 #[derive(Debug, Default)]
 pub(crate) struct KernelModels {
     /// (trace index, cpu) -> TID.
-    pub on_cpu: HashMap<(usize, u32), History<i32>>,
+    pub on_cpu: IntMap<(usize, u32), History<i32>>,
     /// (trace index, tid) -> status (`None`: not alive).
-    pub status: HashMap<(usize, i32), History<Option<i32>>>,
+    pub status: IntMap<(usize, i32), History<Option<i32>>>,
     /// (trace index, tid) -> in a system call.
-    syscall: HashSet<(usize, i32)>,
+    syscall: IntSet<(usize, i32)>,
     /// (trace index, tid) -> parent PID.
-    pub ppid: HashMap<(usize, i32), i32>,
+    pub ppid: IntMap<(usize, i32), i32>,
+    /// Whether thread statuses are kept (only the overhead analysis reads them).
+    pub track_status: bool,
 }
 
 impl KernelModels {
@@ -431,6 +476,9 @@ impl KernelModels {
     }
 
     fn set_status(&mut self, trace: usize, tid: i32, t: i64, v: Option<i32>) {
+        if !self.track_status {
+            return;
+        }
         self.status.entry((trace, tid)).or_default().set(t, v);
     }
 

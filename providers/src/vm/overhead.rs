@@ -8,13 +8,11 @@
 //! models of each machine; level 1 follows the thread's kernel status intervals,
 //! written at their start as events reach them.
 
-use std::collections::HashMap;
-
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::model::{Ahead, MODEL_KINDS};
 use super::{
-    host_ids, status, subscribe_kinds, EventFields, HeldEvent, KernelModels, Kind, KVM_ARG,
+    host_ids, status, subscribe_kinds, EventFields, HeldEvent, IntMap, KernelModels, Kind, KVM_ARG,
     KVM_CTX_TID, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID,
 };
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
@@ -37,9 +35,9 @@ struct Followed {
 pub struct VmOverheadProvider {
     ahead: Ahead,
     /// (trace index, tid) -> level-1 attribute following its status.
-    followed: HashMap<(usize, i32), Followed>,
+    followed: IntMap<(usize, i32), Followed>,
     /// (guest machine, guest tid) -> levels 2 and 3 before the vCPU was preempted.
-    saved: HashMap<(usize, i32), (StateValue, StateValue)>,
+    saved: IntMap<(usize, i32), (StateValue, StateValue)>,
 }
 
 fn thread_name(tid: i32, cpu: i64) -> String {
@@ -62,13 +60,9 @@ impl VmOverheadProvider {
     pub fn new() -> Self {
         VmOverheadProvider {
             ahead: Ahead::default(),
-            followed: HashMap::new(),
-            saved: HashMap::new(),
+            followed: IntMap::default(),
+            saved: IntMap::default(),
         }
-    }
-
-    fn trace_of_host(&self, host_id: &str) -> Option<usize> {
-        self.ahead.model.hosts.iter().position(|h| h == host_id)
     }
 
     /// Starts copying the kernel status of `(trace, tid)` from `t` into `quark`.
@@ -139,9 +133,9 @@ impl VmOverheadProvider {
     /// The guest thread on the vCPU run by host thread `tid`: (guest machine, vcpu, guest tid).
     fn guest_thread_of(&self, host_trace: usize, tid: i32, t: i64) -> Option<(usize, i64, i32)> {
         let model = &self.ahead.model;
-        let host = model.machines.get(model.hosts.get(host_trace)?)?;
+        let host = model.machine_of_trace(host_trace)?;
         let &(vm, vcpu) = model.machines.tid_to_vcpu.get(&(host, tid))?;
-        let guest_trace = self.trace_of_host(&model.machines.list[vm].host_id)?;
+        let guest_trace = *model.machine_trace.get(vm)?;
         let guest_tid = model
             .kernel
             .thread_on_cpu(guest_trace, u32::try_from(vcpu).ok()?, t)?;
@@ -273,7 +267,7 @@ impl VmOverheadProvider {
     fn handle_held(&mut self, ev: &HeldEvent, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         self.advance(ss, ev.timestamp)?;
         let model = &self.ahead.model;
-        let Some(m) = model.machines.get(super::host_of(&model.hosts, ev)) else {
+        let Some(m) = model.machine_of_trace(ev.trace) else {
             return Ok(()); // Trace Compass fails on machines the model does not know
         };
         let (is_host, is_guest) = (
@@ -311,6 +305,7 @@ impl StateProvider for VmOverheadProvider {
     }
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
         self.ahead = Ahead::new(host_ids(trace));
+        self.ahead.model.kernel.track_status = true;
         self.followed.clear();
         self.saved.clear();
         Ok(())
