@@ -495,7 +495,10 @@ impl KernelModels {
         let trace = ev.trace_index();
         let t = ev.timestamp();
         let cpu = ev.cpu();
-        let current = cpu.and_then(|c| self.current_thread(trace, c));
+        let current = match kind {
+            Kind::SchedSwitch | Kind::SchedWakeup | Kind::SchedProcessFork => None,
+            _ => cpu.and_then(|c| self.current_thread(trace, c)),
+        };
         match kind {
             Kind::SchedSwitch => {
                 let (Some(prev), Some(next)) = (ev.int(SW_PREV_TID), ev.int(SW_NEXT_TID)) else {

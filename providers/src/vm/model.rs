@@ -91,6 +91,9 @@ impl ModelBuilder {
         ev: &dyn EventFields,
         ss: &mut Option<&mut dyn StateSystemBuilder>,
     ) -> sht::Result<usize> {
+        if let Some(m) = self.machine_of_trace(ev.trace_index()) {
+            return Ok(m);
+        }
         let host = self.host_id(ev);
         if let Some(m) = self.machines.get(&host) {
             return Ok(m);
