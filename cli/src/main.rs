@@ -6,10 +6,13 @@
 mod bench;
 mod build;
 mod demo;
+mod events;
 mod format;
 mod gen;
 mod history;
 mod serve;
+mod sync;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
@@ -44,8 +47,16 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
+    Xml(xml::XmlArgs),
+    /// Synchronize multi-host traces by matching network packets; print the formulas.
+    Sync(sync::SyncArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
+    /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
+    Events(events::EventsArgs),
+    /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
+    Stats(events::StatsArgs),
 }
 
 fn main() {
@@ -59,7 +70,11 @@ fn main() {
         Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Xml(a) => xml::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::GenTrace(a) => gen::run(a),
+        Command::Events(a) => events::events(a),
+        Command::Stats(a) => events::stats(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

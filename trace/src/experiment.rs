@@ -5,7 +5,7 @@
 //! how Trace Compass orders them: within a trace by timestamp then stream file name
 //! (`CTFTraceReader`), across traces by timestamp then trace order (`TmfExperiment`).
 
-use crate::ctf::decode::{Node, SlotKind};
+use crate::ctf::decode::{Node, Slot, SlotKind, StaticField};
 use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
 use std::cmp::Reverse;
@@ -35,6 +35,11 @@ enum FieldKind {
     Slot(u32),
     /// Variant options: the one slot the current event filled.
     AnyOf(Vec<u32>),
+    /// A field of a fixed layout, decoded on access from its scope's start.
+    Static {
+        scope: u8,
+        field: StaticField,
+    },
     LostCount,
     LostDuration,
 }
@@ -43,6 +48,15 @@ enum FieldKind {
 struct FieldDesc {
     class: ClassId,
     kind: FieldKind,
+    access: Access,
+}
+
+/// What `int`/`string` may return for a field, decided once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Int,
+    Text,
+    Other,
 }
 
 #[derive(Debug)]
@@ -69,6 +83,8 @@ pub struct Experiment {
     consumed: bool,
     /// Visit only events in [begin, end] (ns), see [`Experiment::set_time_range`].
     range: (Option<i64>, Option<i64>),
+    /// Trace synchronization formulas, see [`Experiment::set_time_transforms`].
+    time_transforms: crate::sync::TimeTransforms,
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -78,6 +94,8 @@ pub struct Event<'a> {
     trace: &'a CtfTrace,
     class: ClassId,
     trace_index: usize,
+    /// Timestamp in the experiment's (synchronized) time.
+    ns: i64,
 }
 
 impl Experiment {
@@ -140,13 +158,23 @@ impl Experiment {
                 collect_names(&cl.payload_tree, "", strip, &mut named);
                 let mut fl = Vec::new();
                 for (n, slots) in named {
+                    let access = match cl.slots[slots[0] as usize].kind {
+                        SlotKind::Int { .. } => Access::Int,
+                        SlotKind::Str | SlotKind::Text => Access::Text,
+                        _ => Access::Other,
+                    };
+                    let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
+                        ([_], Some(Some((scope, field)))) => FieldKind::Static {
+                            scope: *scope,
+                            field: *field,
+                        },
+                        ([s], _) => FieldKind::Slot(*s),
+                        _ => FieldKind::AnyOf(slots),
+                    };
                     fields.push(FieldDesc {
                         class: id,
-                        kind: if slots.len() == 1 {
-                            FieldKind::Slot(slots[0])
-                        } else {
-                            FieldKind::AnyOf(slots)
-                        },
+                        kind,
+                        access,
                     });
                     fl.push((n, FieldHandle(fields.len() as u32 - 1)));
                 }
@@ -165,6 +193,7 @@ impl Experiment {
                 fields.push(FieldDesc {
                     class: lost_id,
                     kind: k,
+                    access: Access::Int,
                 });
                 fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
             }
@@ -191,6 +220,7 @@ impl Experiment {
             errors: Vec::new(),
             consumed: false,
             range: (None, None),
+            time_transforms: Default::default(),
         })
     }
 
@@ -261,6 +291,22 @@ impl Experiment {
         self.range = (begin, end);
     }
 
+    // --- Trace synchronization (owned by the sync module) ---
+
+    /// Applies one formula per trace (trace order) to every event timestamp: events are
+    /// merged by synchronized time, [`Event::timestamp`] returns it, and time ranges are in
+    /// it. An empty slice (or identities) restores the original timestamps.
+    pub fn set_time_transforms(&mut self, transforms: &[crate::sync::LinearTransform]) {
+        self.time_transforms = crate::sync::TimeTransforms::new(transforms);
+    }
+
+    /// The formulas in force.
+    pub fn time_transforms(&self) -> &crate::sync::TimeTransforms {
+        &self.time_transforms
+    }
+
+    // --- end of trace synchronization ---
+
     /// Visits every event in timestamp order. A stream whose data contradicts its
     /// metadata stops at the bad spot (a warning says where) and the others go on,
     /// as in Trace Compass. Reading again re-opens the streams from the start.
@@ -279,6 +325,7 @@ impl Experiment {
         if let Some(b) = begin {
             for ci in 0..self.cursors.len() {
                 let ti = self.cursor_keys[ci].0 as usize;
+                let b = self.time_transforms.original_lower_bound(ti, b);
                 if let Err(e) = self.cursors[ci].skip_packets_before(&self.traces[ti], b) {
                     self.warnings
                         .push(format!("{e}; the rest of this stream is skipped"));
@@ -289,7 +336,10 @@ impl Experiment {
         for ci in 0..self.cursors.len() {
             if self.step(ci, progress) {
                 let (t, r) = self.cursor_keys[ci];
-                heap.push(Reverse((self.cursors[ci].cur.ns, t, r, ci as u32)));
+                let ns = self
+                    .time_transforms
+                    .apply(t as usize, self.cursors[ci].cur.ns);
+                heap.push(Reverse((ns, t, r, ci as u32)));
             }
         }
         while let Some(mut top) = heap.peek_mut() {
@@ -297,7 +347,7 @@ impl Experiment {
             let (ti, _) = self.cursor_keys[ci];
             let ti = ti as usize;
             let cursor = &self.cursors[ci];
-            if end.is_some_and(|e| cursor.cur.ns > e) {
+            if end.is_some_and(|e| top.0 .0 > e) {
                 break;
             }
             let class = match cursor.cur.lost {
@@ -310,12 +360,13 @@ impl Experiment {
                 trace: &self.traces[ti],
                 class,
                 trace_index: ti,
+                ns: top.0 .0,
             };
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
             if self.step(ci, progress) {
-                top.0 .0 = self.cursors[ci].cur.ns;
+                top.0 .0 = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
             } else {
                 std::collections::binary_heap::PeekMut::pop(top);
             }
@@ -478,6 +529,8 @@ fn walk(
 pub enum Value<'a> {
     Int(i64),
     UInt(u64),
+    /// An integer whose preferred display base is 16 (raw 64-bit value).
+    Hex(u64),
     Float(f64),
     Str(std::borrow::Cow<'a, str>),
     /// Enumeration: value and the labels covering it.
@@ -493,10 +546,11 @@ impl<'a> Event<'a> {
         self.class
     }
 
-    /// ns since the epoch, clock offset applied.
+    /// ns since the epoch, clock offset applied (and the trace's synchronization formula,
+    /// if the experiment has one).
     #[inline]
     pub fn timestamp(&self) -> i64 {
-        self.cursor.cur.ns
+        self.ns
     }
 
     /// Raw clock value (cycles).
@@ -533,30 +587,39 @@ impl<'a> Event<'a> {
         Some((n, conv.duration_ns(d)))
     }
 
-    /// The slot a handle designates for this event (None: other class, or not decoded).
+    /// A slot's value for the current event, decoding fixed-layout fields on access.
     #[inline]
-    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, &crate::ctf::decode::Slot)> {
-        let gen = self.cursor.m.gen;
+    fn slot_of(&self, s: u32) -> Option<Slot> {
+        let c = self.cursor;
+        if let Some(cl) = self.trace.classes.get(c.cur.class as usize) {
+            if let Some(Some((scope, f))) = cl.static_slots.get(s as usize) {
+                return Some(f.read(c.data(), c.scope_start[*scope as usize], c.m.gen));
+            }
+        }
+        let sl = c.m.slots.get(s as usize)?;
+        (sl.gen == c.m.gen).then_some(*sl)
+    }
+
+    /// The slot a handle designates for this event (None: not decoded, e.g. an
+    /// unselected variant option).
+    #[inline]
+    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, Slot)> {
+        let c = self.cursor;
         match &d.kind {
+            FieldKind::Static { scope, field } => Some((
+                0,
+                field.read(c.data(), c.scope_start[*scope as usize], c.m.gen),
+            )),
             FieldKind::Slot(s) => {
-                let sl = self.cursor.m.slots.get(*s as usize)?;
-                (sl.gen == gen).then_some((*s, sl))
+                let sl = c.m.slots.get(*s as usize)?;
+                (sl.gen == c.m.gen).then_some((*s, *sl))
             }
             FieldKind::AnyOf(v) => v.iter().find_map(|s| {
-                let sl = self.cursor.m.slots.get(*s as usize)?;
-                (sl.gen == gen).then_some((*s, sl))
+                let sl = c.m.slots.get(*s as usize)?;
+                (sl.gen == c.m.gen).then_some((*s, *sl))
             }),
             _ => None,
         }
-    }
-
-    #[inline]
-    fn slot(&self, f: FieldHandle) -> Option<(u32, &crate::ctf::decode::Slot)> {
-        let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class {
-            return None;
-        }
-        self.current_slot(d)
     }
 
     fn slot_kind(&self, s: u32) -> Option<&'a SlotKind> {
@@ -569,42 +632,35 @@ impl<'a> Event<'a> {
     #[inline]
     pub fn int(&self, f: FieldHandle) -> Option<i64> {
         let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class {
+        if d.class != self.class || d.access != Access::Int {
             return None;
         }
         match d.kind {
             FieldKind::LostCount => self.lost().map(|l| l.0 as i64),
             FieldKind::LostDuration => self.lost().map(|l| l.1),
-            _ => {
-                let (s, sl) = self.current_slot(d)?;
-                match self.slot_kind(s)? {
-                    SlotKind::Int { .. } => Some(sl.v as i64),
-                    _ => None,
-                }
-            }
+            _ => Some(self.current_slot(d)?.1.v as i64),
         }
     }
 
     /// String field, or char array/sequence as text (up to the first NUL; invalid
     /// UTF-8 cuts the text at the first bad byte).
     #[inline]
-    pub fn string(&self, f: FieldHandle) -> Option<&str> {
-        let (s, sl) = self.slot(f)?;
-        match self.slot_kind(s)? {
-            SlotKind::Str | SlotKind::Text => {
-                let data = self.cursor.data();
-                let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-                let b = match b.iter().position(|&c| c == 0) {
-                    Some(n) => &b[..n],
-                    None => b,
-                };
-                Some(match std::str::from_utf8(b) {
-                    Ok(s) => s,
-                    Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
-                })
-            }
-            _ => None,
+    pub fn string(&self, f: FieldHandle) -> Option<&'a str> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Text {
+            return None;
         }
+        let (_, sl) = self.current_slot(d)?;
+        let data = self.cursor_data();
+        let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+        let b = match b.iter().position(|&c| c == 0) {
+            Some(n) => &b[..n],
+            None => b,
+        };
+        Some(match std::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        })
     }
 
     /// Any field as a [`Value`] (allocates; for printing and tests).
@@ -613,22 +669,29 @@ impl<'a> Event<'a> {
         if d.class != self.class {
             return None;
         }
-        match d.kind {
+        match &d.kind {
             FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
             FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
+            FieldKind::Static { .. } => {
+                // Find the slot index of this static field for its kind.
+                let cl = self.trace.classes.get(self.cursor.cur.class as usize)?;
+                let s = cl.static_slots.iter().position(|x| {
+                    matches!((x, &d.kind), (Some((a, fa)), FieldKind::Static { scope, field }) if a == scope && fa == field)
+                })?;
+                self.slot_value(s as u32)
+            }
             _ => self.slot_value(self.current_slot(d)?.0),
         }
     }
 
     fn slot_value(&self, s: u32) -> Option<Value<'a>> {
-        let sl = *self.cursor.m.slots.get(s as usize)?;
-        if sl.gen != self.cursor.m.gen {
-            return None;
-        }
+        let sl = self.slot_of(s)?;
         let data: &'a [u8] = self.cursor_data();
         Some(match self.slot_kind(s)? {
             SlotKind::Int {
-                signed, mappings, ..
+                signed,
+                mappings,
+                base,
             } => match mappings {
                 Some(m) => {
                     let v: i128 = if *signed {
@@ -643,6 +706,7 @@ impl<'a> Event<'a> {
                         .collect();
                     Value::Enum(sl.v as i64, *signed, labels)
                 }
+                None if *base == 16 => Value::Hex(sl.v),
                 None if *signed => Value::Int(sl.v as i64),
                 None => Value::UInt(sl.v),
             },
@@ -776,7 +840,7 @@ impl Value<'_> {
         use serde_json::Value as J;
         match self {
             Value::Int(i) => J::from(*i),
-            Value::UInt(u) => J::from(*u),
+            Value::UInt(u) | Value::Hex(u) => J::from(*u),
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or_else(|| J::String(f.to_string())),

@@ -8,6 +8,9 @@
 //! read through pre-resolved [`FieldHandle`]s. Errors are [`TraceError`]s.
 
 pub mod ctf;
+pub mod custom_time;
+pub mod custom_txt;
+pub mod custom_xml;
 pub mod error;
 pub mod experiment;
 pub mod gen;

@@ -111,3 +111,30 @@ fn counts_match_reference_for_every_trace() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `stats::compute` agrees with the reference header lines (packets, streams, totals).
+#[test]
+fn stats_match_reference_headers() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let mut checked = 0;
+    for (name, dir, count_file) in common::all_traces(&shared) {
+        let want = common::read_counts(&count_file);
+        let mut exp = Experiment::open(&[&dir]).unwrap();
+        let s = sextant_trace::stats::compute(&mut exp, &AtomicU64::new(0)).unwrap();
+        assert_eq!(s.per_name, want.counts, "{name}");
+        for (key, got) in [
+            ("packets", s.packets),
+            ("streams", s.streams),
+            ("total_events", s.total),
+        ] {
+            if let Some(w) = want.header.get(key) {
+                assert_eq!(w.parse::<u64>().unwrap(), got, "{name}: {key}");
+                checked += 1;
+            }
+        }
+        assert!(s.warnings.is_empty(), "{name}: {:?}", s.warnings);
+    }
+    assert!(checked > 0);
+}
