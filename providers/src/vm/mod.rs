@@ -932,6 +932,88 @@ mod tests {
         assert!(ss.quark(&["VMs"]).is_err());
     }
 
+    /// The virtual-resources analysis sees the model as it stands 100 ms after each
+    /// event: a vCPU thread learnt 60 ms after a host event is attributed, one learnt
+    /// 500 ms after is not. Thousands of unrelated events in between make the held
+    /// events flow out and the histories be pruned.
+    #[test]
+    fn model_lookahead_is_one_hundred_milliseconds() {
+        const MS: i64 = 1_000_000;
+        let mut events = vec![
+            switch(0, 1, 0, 0, 31),
+            (1, 10, 0, "vmsync_gh_guest", vec![("vm_uid", F::I(7))]),
+            // The QEMU process (pid 30) stands for the guest: its other threads follow.
+            (
+                0,
+                50 * MS,
+                0,
+                "vmsync_gh_host",
+                vec![("vm_uid", F::I(7)), ("context._pid", F::I(30))],
+            ),
+            (0, 60 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            (0, 1000 * MS, 0, "kvm_exit", vec![("exit_reason", F::I(1))]),
+            (0, 1500 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            switch(1, 2000 * MS, 0, 0, 131),
+            // Thread 32 (vCPU 1) runs on CPU 1 from 2.5 s; its first entry is at 3 s.
+            switch(0, 2500 * MS, 1, 0, 32),
+            (
+                0,
+                3000 * MS,
+                1,
+                "kvm_entry",
+                vec![("vcpu_id", F::I(1)), ("context._pid", F::I(30))],
+            ),
+            switch(0, 3050 * MS, 1, 32, 0),
+        ];
+        // Exits of a thread that runs no vCPU (CPU 2), every 0.5 ms.
+        events.push(switch(0, 2, 2, 0, 99));
+        for i in 0..6000 {
+            events.push((
+                0,
+                3 + i * MS / 2,
+                2,
+                "kvm_exit",
+                vec![("exit_reason", F::I(1))],
+            ));
+        }
+        events.sort_by_key(|e| e.1);
+        let mut src = MemSource::new(&["host", "guest"], events);
+        let (_, ss) = run(
+            Box::new(vresources::VirtualResourcesProvider::new()),
+            &mut src,
+        );
+        let history = |path: &[&str]| {
+            let q = ss.quark(path).unwrap();
+            let mut out = Vec::new();
+            let mut t = ss.start_time();
+            while t <= ss.current_end_time() {
+                let i = ss.query_single(t, q).unwrap();
+                out.push((i.start, i.end, i.value.clone()));
+                t = i.end + 1;
+            }
+            out
+        };
+        let int = sht::StateValue::Int;
+        let end = 3050 * MS;
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "0", "Status"]),
+            vec![
+                (1, 1000 * MS - 1, int(0)),
+                (1000 * MS, 1500 * MS - 1, int(128)),
+                (1500 * MS, 2000 * MS - 1, int(0)),
+                (2000 * MS, end, int(2)),
+            ]
+        );
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "1", "Status"]),
+            vec![
+                (1, 3000 * MS - 1, sht::StateValue::Null),
+                (3000 * MS, 3050 * MS - 1, int(0)),
+                (3050 * MS, end, int(256)),
+            ]
+        );
+    }
+
     #[test]
     fn history_keeps_changes_and_prunes() {
         let mut h = History::default();
