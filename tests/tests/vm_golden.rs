@@ -275,7 +275,7 @@ fn fused_on_a_real_kernel_trace_follows_the_kernel_analysis() {
     for name in ["scp_src", "many-threads"] {
         let trace = shared.join("traces/ctf").join(name).join("ctf");
         let registry = sextant_providers::native_registry();
-        let mut source = sextant_providers::sources::open(&[trace.clone()]).unwrap();
+        let mut source = sextant_providers::sources::open(std::slice::from_ref(&trace)).unwrap();
         let analyses = [
             "kernel",
             "vm-fused",
