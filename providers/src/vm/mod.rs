@@ -11,7 +11,7 @@
 //! - [`nested`]: host-only vCPU states with nesting (L0/L1/L2), by exit reasons and CR3.
 //!
 //! This file holds what they share: event kinds and their fields, the machine model
-//! ([`Machines`]), per-machine thread tracking, and [`History`], which lets the
+//! (`Machines`), per-machine thread tracking, and `History`, which lets the
 //! analyses that Trace Compass runs against a *finished* model look ahead in time.
 
 pub mod fused;

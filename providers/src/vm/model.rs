@@ -6,9 +6,9 @@
 //! `Hypervisor` = "Qemu/KVM", `Process Id` (QEMU PID, when events carry
 //! `context._pid`) and `CPUs/<vcpu>` = host TID.
 //!
-//! [`ModelBuilder`] is also the model the virtual-resources and overhead analyses
-//! consult (without writing), through [`Ahead`], which holds events back until the
-//! model has seen [`MODEL_HEADSTART_NS`] further, as Trace Compass's analyses wait
+//! `ModelBuilder` is also the model the virtual-resources and overhead analyses
+//! consult (without writing), through `Ahead`, which holds events back until the
+//! model has seen `MODEL_HEADSTART_NS` further, as Trace Compass's analyses wait
 //! for the model analysis.
 
 use std::collections::VecDeque;

@@ -4,7 +4,7 @@
 //! level 2 `VMM` (vCPU in the hypervisor) or `VCPU Preempted`, level 3 the exit reason
 //! or the host `prev_state`; `.../<tid>/hostTid` is the host thread running its vCPU.
 //!
-//! Like Trace Compass, it reads the final model (through [`Ahead`]) and the kernel
+//! Like Trace Compass, it reads the final model (through `Ahead`) and the kernel
 //! models of each machine; level 1 follows the thread's kernel status intervals,
 //! written at their start as events reach them.
 

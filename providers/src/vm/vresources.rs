@@ -4,7 +4,7 @@
 //! and the next entry) and 256 (the host thread of the vCPU is scheduled out).
 //!
 //! Host events are attributed to vCPUs with the model as it stands
-//! [`MODEL_HEADSTART_NS`](super::MODEL_HEADSTART_NS) after them (see [`Ahead`]), so
+//! `MODEL_HEADSTART_NS` (100 ms) after them (see `Ahead`), so
 //! events before the guest's first sync are attributed too, as in Trace Compass.
 
 use std::collections::BTreeMap;
