@@ -22,11 +22,17 @@ const ADDONS_SEND: &str = "inet_sock_local_out";
 const ADDONS_RECEIVE: &str = "inet_sock_local_in";
 const NET_SEND: &[&str] = &["net_dev_queue"];
 const NET_RECEIVE: &[&str] = &["netif_receive_skb", "net_if_receive_skb"];
-/// Prefixes of the TCP header fields in mainline network events, tried in order.
+/// Prefixes of the TCP header fields in mainline network events, tried in order. Variant
+/// options are named `_ipv4`/`_tcp` in lttng-modules' metadata; Trace Compass strips the
+/// underscore (its path is `network_header/<selected>/transport_header/tcp/seq`), the
+/// experiment's field names may keep it: both spellings are accepted.
 const NET_TCP_PREFIXES: &[&str] = &[
     "network_header.ipv4.transport_header.tcp.",
     "network_header.ipv6.transport_header.tcp.",
+    "network_header._ipv4.transport_header._tcp.",
+    "network_header._ipv6.transport_header._tcp.",
     "transport_fields.thtype_tcp.",
+    "transport_fields._thtype_tcp.",
 ];
 
 /// Handles of one key field: alternatives (e.g. IPv4 and IPv6 layouts), first present wins.
