@@ -6,6 +6,7 @@
 //! [`LinearTransform`] per trace ([`SyncResult`]).
 
 pub mod algorithm;
+pub mod apply;
 pub mod events;
 pub mod exact;
 pub mod hull;
@@ -15,6 +16,7 @@ pub mod timeline;
 pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
+pub use apply::{apply, SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
 pub use events::{host_ids, synchronize, MatchPlan};
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
