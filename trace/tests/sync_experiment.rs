@@ -215,10 +215,8 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
     apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
     let o = apply(&mut other, &SyncMode::Auto, Some(&saved), &progress).unwrap();
     assert_eq!(o.origin, SyncOrigin::Computed);
-    assert!(matches!(
-        apply(&mut other, &SyncMode::File(saved.clone()), None, &progress),
-        Ok(_)
-    ));
+    let reloaded = apply(&mut other, &SyncMode::File(saved.clone()), None, &progress).unwrap();
+    assert_eq!(reloaded.transforms, o.transforms);
     // one trace: nothing to do
     let mut single = Experiment::open(&[ctf.join("scp_src")]).unwrap();
     let s = apply(&mut single, &SyncMode::Auto, None, &progress).unwrap();
