@@ -12,6 +12,7 @@ pub mod exact;
 pub mod hull;
 pub mod matching;
 pub mod report;
+pub mod stub;
 pub mod timeline;
 pub mod transform;
 
@@ -22,5 +23,6 @@ pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
 pub use matching::{Dependency, Direction, EventMatcher, MatchKey, MatchSide, TcpKey};
 pub use report::{transforms_from_json, SavedSyncError};
+pub use stub::{stub_key, synchronize_stubs};
 pub use timeline::TimeTransforms;
 pub use transform::LinearTransform;
