@@ -108,6 +108,11 @@ impl VmOverheadProvider {
             let Some(h) = kernel.status.get(key) else {
                 continue;
             };
+            // Cheap test first: no change after the current interval's start.
+            match h.last_start() {
+                Some(last) if last > f.start => {}
+                _ => continue,
+            }
             let next = if f.start == i64::MIN {
                 // Before the first change: the next interval starts at the first change.
                 h.first_start()
