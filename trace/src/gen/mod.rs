@@ -250,7 +250,7 @@ fn write_trace(
     }
     let out = PacketOut {
         uuid,
-        writer: PacketWriter::start(files),
+        writer: PacketWriter::start(files)?,
     };
     let sim = Sim::new(
         rng,

@@ -38,36 +38,44 @@ pub(crate) struct PacketWriter {
 }
 
 impl PacketWriter {
-    pub(crate) fn start(files: Vec<(PathBuf, File)>) -> Self {
+    pub(crate) fn start(files: Vec<(PathBuf, File)>) -> Result<Self, GenError> {
         // A few packets in flight: enough to ride out slow writes, little memory.
         let (tx, rx) = sync_channel::<Job>(8);
         let pool = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
         let (pool2, failed2, error2) = (pool.clone(), failed.clone(), error.clone());
-        let handle = std::thread::spawn(move || {
-            let mut files = files;
-            for (stream, buf, len) in rx {
-                if !failed2.load(Ordering::Relaxed) {
-                    let (path, file) = &mut files[stream];
-                    if let Err(source) = file.write_all(&buf[..len]) {
-                        *error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(GenError::Io {
-                            path: path.clone(),
-                            source,
-                        });
-                        failed2.store(true, Ordering::Relaxed);
+        let first = files.first().map(|(p, _)| p.clone()).unwrap_or_default();
+        let spawned = std::thread::Builder::new()
+            .name("gen-writer".into())
+            .spawn(move || {
+                let mut files = files;
+                for (stream, buf, len) in rx {
+                    if !failed2.load(Ordering::Relaxed) {
+                        let (path, file) = &mut files[stream];
+                        if let Err(source) = file.write_all(&buf[..len]) {
+                            *error2.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(GenError::Io {
+                                    path: path.clone(),
+                                    source,
+                                });
+                            failed2.store(true, Ordering::Relaxed);
+                        }
                     }
+                    pool2.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
                 }
-                pool2.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
-            }
-        });
-        PacketWriter {
+            });
+        let handle = spawned.map_err(|source| GenError::Io {
+            path: first,
+            source,
+        })?;
+        Ok(PacketWriter {
             tx: Some(tx),
             pool,
             failed,
             error,
             handle: Some(handle),
-        }
+        })
     }
 
     /// A packet buffer (contents arbitrary: every byte is written before use).
