@@ -505,11 +505,25 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.len() > 1 {
+            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
+            return Err(ProviderError::Unsupported {
+                analysis: DISKIO_ANALYSIS_ID.into(),
+                what: format!(
+                    "the traces come from {} machines ({}); the disk I/O analysis runs on one machine's trace at a time",
+                    hosts.len(),
+                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: DISKIO_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the disk I/O analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the disk I/O analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });

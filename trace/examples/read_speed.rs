@@ -1,6 +1,6 @@
 //! Rough decoding speed: `cargo run --release --example read_speed -- TRACE [touch]`.
 //! (Figures for reports come from the criterion bench benches/benches/ctf_read.rs.)
-use sextant_trace::{ClassId, Experiment, FieldHandle};
+use sextant_trace::{Access, ClassId, Experiment, FieldHandle};
 use std::ops::ControlFlow;
 use std::sync::atomic::AtomicU64;
 
@@ -8,12 +8,13 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let touch = a.get(2).is_some_and(|s| s == "touch");
     let mut exp = Experiment::open(&[&a[1]]).unwrap();
-    let handles: Vec<Vec<FieldHandle>> = (0..exp.class_count())
+    let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
         .map(|c| {
             let c = ClassId(c);
             exp.field_names(c)
                 .iter()
                 .filter_map(|n| exp.field_handle(c, n))
+                .map(|h| (h, exp.field_access(h)))
                 .collect()
         })
         .collect();
@@ -37,9 +38,12 @@ fn main() {
             &mut |ev| {
                 n += 1;
                 if touch {
-                    for h in &handles[ev.class().0 as usize] {
-                        acc = acc.wrapping_add(ev.int(*h).unwrap_or(0));
-                        acc = acc.wrapping_add(ev.string(*h).map_or(0, |s| s.len() as i64));
+                    for (h, a) in &handles[ev.class().0 as usize] {
+                        acc = acc.wrapping_add(match a {
+                            Access::Int => ev.int(*h).unwrap_or(0),
+                            Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
+                            Access::Other => ev.value(*h).is_some() as i64,
+                        });
                     }
                 }
                 ControlFlow::Continue(())

@@ -577,6 +577,38 @@ impl CustomXmlDefinition {
     }
 
     /// `custom.xml.trace:<category>:<name>`, the id analyses use in `traceType`.
+    /// Reads a log with this definition as an [`XmlStubTrace`] (every field a
+    /// string, the event type as the event name), the form the XML-analysis runtime
+    /// and the stub-trace event source consume.
+    pub fn read(&self, path: &Path) -> Result<crate::XmlStubTrace, CustomXmlError> {
+        let trace = CustomXmlTrace::open(self, path)?;
+        let events = trace
+            .read_all()?
+            .into_iter()
+            .map(|e| crate::StubEvent {
+                timestamp: e.timestamp_ns,
+                name: e.event_type,
+                cpu: None,
+                fields: e
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| (k, crate::StubValue::Str(v)))
+                    .collect(),
+                line: u32::try_from(e.line).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(crate::XmlStubTrace::from_events(
+            name,
+            path.to_path_buf(),
+            Vec::new(),
+            events,
+        ))
+    }
+
     pub fn trace_type_id(&self) -> String {
         format!("custom.xml.trace:{}:{}", self.category, self.name)
     }

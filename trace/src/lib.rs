@@ -20,6 +20,6 @@ pub mod stats;
 pub mod sync;
 
 pub use error::TraceError;
-pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
 pub mod xmlstub;
 pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};

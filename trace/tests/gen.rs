@@ -527,7 +527,7 @@ fn value_text(v: &sextant_trace::Value<'_>) -> String {
     match v {
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Hex(u) => format!("{u:#x}"),
+        Value::Hex(u) => format!("0x{u:X}"),
         Value::Float(f) => f.to_string(),
         Value::Str(s) => format!("\"{s}\""),
         Value::Enum(i, _, _) => i.to_string(),

@@ -96,8 +96,10 @@ pub struct KernelStateProvider {
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
     skipped: crate::SkippedEvents,
-    /// Subscribed event names, to refuse traces without the events that matter.
+    /// Whether the trace has a `sched_switch` class (refused otherwise).
     seen_switch: bool,
+    /// Set by [`KernelStateProvider::with_layout`]: the trace does not choose.
+    fixed_layout: bool,
 }
 
 impl Default for KernelStateProvider {
@@ -114,6 +116,7 @@ impl KernelStateProvider {
             syscall_names: Vec::new(),
             skipped: Default::default(),
             seen_switch: false,
+            fixed_layout: false,
         }
     }
 
@@ -121,6 +124,7 @@ impl KernelStateProvider {
     pub fn with_layout(layout: &'static Layout) -> Self {
         KernelStateProvider {
             layout,
+            fixed_layout: true,
             ..Self::new()
         }
     }
@@ -240,16 +244,32 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.len() > 1 {
+            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
+            return Err(ProviderError::Unsupported {
+                analysis: KERNEL_ANALYSIS_ID.into(),
+                what: format!(
+                    "the traces come from {} machines ({}); the kernel analysis runs on one machine's trace at a time",
+                    hosts.len(),
+                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: KERNEL_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the kernel analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the kernel analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
         }
-        self.layout = Layout::for_trace(trace);
+        if !self.fixed_layout {
+            self.layout = Layout::for_trace(trace);
+        }
         Ok(())
     }
 

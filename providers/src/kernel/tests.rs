@@ -360,3 +360,33 @@ fn perf_traces_use_the_perf_layout() {
     assert_eq!(at(&ss, &["Threads", "10", "Current_cpu_rq"], 11), int(1));
     assert_eq!(at(&ss, &["Threads", "11"], 12), int(status::RUN_SYSCALL));
 }
+
+#[test]
+fn a_fixed_layout_wins_over_the_trace_environment() {
+    let mut p = KernelStateProvider::with_layout(&Layout::LTTNG_2_6);
+    let mut info = TraceInfo::default();
+    info.env
+        .insert("tracer_name".into(), "lttng-modules".into());
+    info.env.insert("tracer_major".into(), "2".into());
+    info.env.insert("tracer_minor".into(), "1".into());
+    p.check_trace(&info).unwrap();
+    assert_eq!(p.layout().label, "lttng2.6");
+    assert!(p.subscribe("syscall_entry_open").is_some());
+    assert!(p.subscribe("sys_open").is_none());
+}
+
+#[test]
+fn refuses_traces_of_several_machines() {
+    let mut p = KernelStateProvider::new();
+    let mut info = TraceInfo {
+        hosts: vec!["a".into(), "a".into()],
+        ..Default::default()
+    };
+    assert!(
+        p.check_trace(&info).is_ok(),
+        "kernel and UST traces of one host"
+    );
+    info.hosts.push("b".into());
+    let err = p.check_trace(&info).unwrap_err().to_string();
+    assert!(err.contains("2 machines (a, b)"), "{err}");
+}

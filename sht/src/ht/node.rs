@@ -50,12 +50,8 @@ pub struct Node {
     /// Quark range of this node's own intervals.
     pub min_quark: i32,
     pub max_quark: i32,
-    /// In (end, start, quark) order, the on-disk order, unless `unsorted`.
+    /// Sorted by (end, start, quark), the on-disk order.
     pub intervals: Vec<Interval>,
-    /// Intervals were appended out of order; [`Node::sort`] restores it. Sorting once
-    /// when the node is written costs far less than keeping it sorted on every insert
-    /// (the key is unique, so the result is the same).
-    pub(crate) unsorted: bool,
     /// Core nodes only, in link order.
     pub children: Vec<ChildEntry>,
 }
@@ -71,7 +67,6 @@ impl Node {
             min_quark: nf::EMPTY_MIN_QUARK,
             max_quark: nf::EMPTY_MAX_QUARK,
             intervals: Vec::new(),
-            unsorted: false,
             children: Vec::new(),
         }
     }
@@ -85,32 +80,26 @@ impl Node {
             })
     }
 
-    /// Index of the first interval whose end is `>= t` (intervals are sorted by end),
-    /// or 0 while the node is unsorted (callers check each interval's end).
+    /// Index of the first interval whose end is `>= t` (intervals are sorted by end).
     #[inline]
     pub fn first_ending_at_or_after(&self, t: i64) -> usize {
-        if self.unsorted {
-            return 0;
-        }
         self.intervals.partition_point(|i| i.end < t)
     }
 
-    /// Adds an interval; the (end, start, quark) order is restored by [`Node::sort`].
-    pub(crate) fn add(&mut self, interval: Interval) {
-        if let Some(l) = self.intervals.last() {
-            if (l.end, l.start, l.quark) > (interval.end, interval.start, interval.quark) {
-                self.unsorted = true;
-            }
-        }
-        self.intervals.push(interval);
-    }
-
-    /// Puts the intervals in on-disk order.
-    pub(crate) fn sort(&mut self) {
-        if self.unsorted {
-            self.intervals
-                .sort_unstable_by_key(|i| (i.end, i.start, i.quark));
-            self.unsorted = false;
+    /// Adds an interval in (end, start, quark) order.
+    pub(crate) fn add_sorted(&mut self, interval: Interval) {
+        let key = (interval.end, interval.start, interval.quark);
+        let fits_at_end = self
+            .intervals
+            .last()
+            .is_none_or(|l| (l.end, l.start, l.quark) <= key);
+        if fits_at_end {
+            self.intervals.push(interval);
+        } else {
+            let pos = self
+                .intervals
+                .partition_point(|l| (l.end, l.start, l.quark) <= key);
+            self.intervals.insert(pos, interval);
         }
     }
 }
@@ -190,7 +179,6 @@ fn put_value(out: &mut Vec<u8>, value: &StateValue) {
 
 /// Encodes `node` into exactly `block_size` bytes (appended to `out`).
 pub fn encode(node: &Node, block_size: usize, max_children: usize, out: &mut Vec<u8>) {
-    debug_assert!(!node.unsorted, "a node is sorted before it is encoded");
     let base = out.len();
     out.push(match node.kind {
         NodeKind::Core => nf::TYPE_CORE,
@@ -639,7 +627,6 @@ pub fn decode(buf: &[u8], max_children: usize, path: &Path, file_offset: u64) ->
         min_quark: h.min_quark,
         max_quark: h.max_quark,
         intervals,
-        unsorted: false,
         children: layout.children,
     })
 }
@@ -659,7 +646,7 @@ mod tests {
             (400, 499, StateValue::Null),
             (500, 1000, StateValue::Int(3)),
         ] {
-            n.add(Interval::new(s, e, 0, v));
+            n.add_sorted(Interval::new(s, e, 0, v));
         }
         n.end = 1000;
         n.min_quark = 0;

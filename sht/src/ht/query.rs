@@ -21,13 +21,12 @@ pub(crate) trait NodeData {
     fn interval(&self, i: usize) -> Interval;
     fn first_ending_at_or_after(&self, t: i64) -> usize;
     fn find(&self, from: usize, quark: i32, t: i64) -> Option<usize> {
-        (from..self.len())
-            .find(|&i| self.quark(i) == quark && self.start(i) <= t && t <= self.end(i))
+        (from..self.len()).find(|&i| self.quark(i) == quark && self.start(i) <= t)
     }
     /// Calls `f(i)` for every interval containing `t`.
     fn for_each_containing(&self, t: i64, mut f: impl FnMut(usize)) {
         for i in self.first_ending_at_or_after(t)..self.len() {
-            if self.start(i) <= t && t <= self.end(i) {
+            if self.start(i) <= t {
                 f(i);
             }
         }

@@ -196,7 +196,7 @@ impl HistoryTreeWriter {
             n.min_quark = n.min_quark.min(interval.quark);
             n.max_quark = n.max_quark.max(interval.quark);
             self.tree_end = self.tree_end.max(interval.end);
-            n.add(interval);
+            n.add_sorted(interval);
             return Ok(());
         }
     }
@@ -277,7 +277,6 @@ impl HistoryTreeWriter {
         while self.branch.len() > j {
             let mut open = self.branch.pop().expect("non-empty branch");
             open.node.end = end;
-            open.node.sort();
             self.write_node(&open.node)?;
             let (min_quark, max_quark) = open.node.subtree_quark_range();
             let entry = ChildEntry {

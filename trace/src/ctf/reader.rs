@@ -441,6 +441,8 @@ fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceEr
 
 /// Reads one data stream file, packet by packet, event by event.
 pub struct Cursor {
+    /// Correction added to every timestamp of this stream (Trace Compass's trace offset).
+    pub offset_ns: i64,
     /// Bit position where the stream event context, event context and payload of the
     /// current event start (fields of fixed layouts are decoded from there on access).
     pub scope_start: [u64; 3],
@@ -478,6 +480,7 @@ impl Cursor {
         };
         let idx = index::load_for(&trace.dir, &file.name, file.size);
         Ok(Cursor {
+            offset_ns: 0,
             scope_start: [0; 3],
             file: file.clone(),
             map,
@@ -534,7 +537,10 @@ impl Cursor {
                     self.cur = Current {
                         class: u32::MAX,
                         cycles: self.last_ts,
-                        ns: layout.clock.to_ns(self.last_ts),
+                        ns: layout
+                            .clock
+                            .to_ns(self.last_ts)
+                            .wrapping_add(self.offset_ns),
                         lost: Some((count, end.wrapping_sub(self.last_ts))),
                         bits: (self.pos, self.pos, self.pos),
                     };
@@ -694,7 +700,7 @@ impl Cursor {
         self.cur = Current {
             class,
             cycles: ts,
-            ns: layout.clock.to_ns(ts),
+            ns: layout.clock.to_ns(ts).wrapping_add(self.offset_ns),
             lost: None,
             bits: (start, after_header, pos),
         };
@@ -847,8 +853,12 @@ impl Cursor {
         if self.packets_read != 0 {
             return Ok(());
         }
+        let offset_ns = self.offset_ns;
         let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
-            trace.streams[stream].clock.to_ns(cycles)
+            trace.streams[stream]
+                .clock
+                .to_ns(cycles)
+                .wrapping_add(offset_ns)
         };
         if let Some(idx) = &self.index {
             let mut k = 0;
