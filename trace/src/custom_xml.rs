@@ -384,6 +384,9 @@ pub fn parse_time(text: &str, format: &str) -> Option<i64> {
             if j == start {
                 return None;
             }
+            if j - start > 9 {
+                return None;
+            }
             let digits: String = t[start..j].iter().collect();
             let v: i64 = digits.parse().ok()?;
             match c {
