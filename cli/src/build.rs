@@ -18,12 +18,21 @@ pub struct BuildArgs {
     /// Trace directories or files: a CTF trace, an LTTng session directory (its traces
     /// are read as one experiment), or a Trace Compass XML stub trace (.xml). Several
     /// paths are read together as one experiment.
-    #[arg(required = true, value_name = "TRACE")]
+    #[arg(required_unless_present = "list", value_name = "TRACE")]
     traces: Vec<PathBuf>,
     /// Analyses to run in one pass, by short name or Trace Compass id (repeat or
     /// separate with commas). `sextant build --list` shows them.
-    #[arg(short, long = "analysis", value_delimiter = ',', required_unless_present = "list")]
+    #[arg(
+        short,
+        long = "analysis",
+        value_delimiter = ',',
+        required_unless_present_any = ["list", "xml"]
+    )]
     analyses: Vec<String>,
+    /// Trace Compass XML analysis files: every state provider and pattern they
+    /// define runs in the same pass (output files named after their ids).
+    #[arg(long, value_name = "FILE")]
+    xml: Vec<PathBuf>,
     /// Output: a .ht file for one analysis, a directory for several (files named
     /// `<analysis id>.ht`). Default: `<trace>.<analysis>.ht` in the current directory.
     #[arg(short, long, value_name = "PATH", conflicts_with = "workspace")]
@@ -31,7 +40,11 @@ pub struct BuildArgs {
     /// Write where Trace Compass looks for the analysis results of this trace
     /// (`<DIR>/<project>/.tracing/<trace name>/<analysis id>.ht`), so that it reuses
     /// them instead of rebuilding.
-    #[arg(long = "tracecompass-workspace", value_name = "DIR", requires = "project")]
+    #[arg(
+        long = "tracecompass-workspace",
+        value_name = "DIR",
+        requires = "project"
+    )]
     workspace: Option<PathBuf>,
     /// Trace Compass project name (with --tracecompass-workspace).
     #[arg(long, value_name = "NAME")]
@@ -91,14 +104,20 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
         let dir = ws.join(project).join(".tracing").join(folder);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the supplementary folder {}", dir.display()))?;
-        return Ok(ids.iter().map(|(_, id)| dir.join(format!("{id}.ht"))).collect());
+        return Ok(ids
+            .iter()
+            .map(|(_, id)| dir.join(format!("{id}.ht")))
+            .collect());
     }
     match &args.output {
         Some(out) if ids.len() == 1 && !out.is_dir() => Ok(vec![out.clone()]),
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the output directory {}", dir.display()))?;
-            Ok(ids.iter().map(|(_, id)| dir.join(format!("{id}.ht"))).collect())
+            Ok(ids
+                .iter()
+                .map(|(_, id)| dir.join(format!("{id}.ht")))
+                .collect())
         }
         None => Ok(ids
             .iter()
@@ -111,7 +130,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let registry = sextant_providers::native_registry();
     if args.list {
         for (short, id) in registry.names() {
-            println!("{short:<12} {id}");
+            println!("{short:<14} {id}");
         }
         return Ok(());
     }
@@ -126,12 +145,24 @@ pub fn run(args: BuildArgs) -> Result<()> {
             }
         }
     }
-    let paths = output_paths(&args, &ids)?;
-    let analyses = ids
+    let mut providers: Vec<_> = ids
         .iter()
+        .map(|(short, _)| registry.create(short).expect("listed by the registry"))
+        .collect();
+    if !args.xml.is_empty() {
+        let xml = sextant_xml::provider::providers_from_files(&args.xml)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for p in &xml {
+            ids.push((p.id(), p.id()));
+        }
+        providers.extend(xml);
+    }
+    let paths = output_paths(&args, &ids)?;
+    let analyses = providers
+        .into_iter()
         .zip(&paths)
-        .map(|((short, _), path)| Analysis {
-            provider: registry.create(short).expect("listed by the registry"),
+        .map(|(provider, path)| Analysis {
+            provider,
             output: Output::HistoryTree {
                 path: path.clone(),
                 block_size: args.block_size,
@@ -219,7 +250,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 a.id,
                 a.attributes,
                 a.intervals,
-                a.path.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+                a.path
+                    .as_deref()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
                 a.file_size.map(format::bytes).unwrap_or_default()
             );
         }

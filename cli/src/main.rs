@@ -4,11 +4,14 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod build;
 mod demo;
+mod events;
 mod format;
 mod gen;
 mod history;
 mod serve;
+mod sync;
 mod xml;
 
 use clap::{Parser, Subcommand};
@@ -38,17 +41,36 @@ enum Command {
     Query(history::QueryArgs),
     /// Show a .ht file's header, time range, node and attribute counts.
     Info(history::InfoArgs),
+    /// Run analyses over a trace and write their state histories (.ht).
+    Build(build::BuildArgs),
     /// Measure each stage on generated inputs (median, spread, throughput, memory).
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
     /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
     Xml(xml::XmlArgs),
+    /// Synchronize multi-host traces by matching network packets; print the formulas.
+    Sync(sync::SyncArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
+    /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
+    Events(events::EventsArgs),
+    /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
+    Stats(events::StatsArgs),
+}
+
+/// Output piped into a program that stops reading (`sextant events t | head`) ends
+/// the process quietly, as for other Unix tools, instead of a panic in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
@@ -56,10 +78,14 @@ fn main() {
         Command::Dump(a) => history::dump(a),
         Command::Query(a) => history::query(a),
         Command::Info(a) => history::info(a),
+        Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Xml(a) => xml::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::GenTrace(a) => gen::run(a),
+        Command::Events(a) => events::events(a),
+        Command::Stats(a) => events::stats(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

@@ -201,3 +201,65 @@ fn vm_goldens_from_history_files() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `thread_preemption_query`: the guest's kernel thread statuses overlaid with vCPU
+/// preemption, compared on `value & mask`.
+#[test]
+fn vm_thread_preemption_query() {
+    let Some(cases) = cases() else { return };
+    let mut compared = 0;
+    for (dir, golden) in &cases {
+        let Some(query) = golden["thread_preemption_query"].as_object() else {
+            continue;
+        };
+        let mask = query["mask"].as_i64().unwrap() as i32;
+        let vres = build_case(dir, golden, None);
+        // The guest: the trace the vresources tree has under "Virtual Machines".
+        let vms = vres.quark(&["Virtual Machines"]).unwrap();
+        let guest = vres.attributes().children_of(vms)[0];
+        let guest = vres.attributes().name(guest).unwrap().to_string();
+        let kernel = {
+            let mut source = sextant_providers::sources::open(&[dir.join(&guest)]).unwrap();
+            let provider = sextant_providers::native_registry()
+                .create("kernel")
+                .unwrap();
+            let (_, mut systems) = build(
+                &mut *source,
+                vec![Analysis {
+                    provider,
+                    output: Output::InMemory,
+                }],
+                &BuildOptions::default(),
+            )
+            .unwrap();
+            systems.remove(0)
+        };
+        let got =
+            sextant_providers::vm::vresources::thread_preemption_intervals(&vres, &guest, &kernel)
+                .unwrap();
+        for (tid, want) in query {
+            let Ok(tid) = tid.parse::<i32>() else {
+                continue;
+            };
+            let want: Vec<(i64, i64, i32)> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i[0].as_i64().unwrap(),
+                        i[1].as_i64().unwrap(),
+                        i[2].as_i64().unwrap() as i32 & mask,
+                    )
+                })
+                .collect();
+            let got: Vec<(i64, i64, i32)> = got
+                .get(&tid)
+                .map(|l| l.iter().map(|(s, e, v)| (*s, *e, v & mask)).collect())
+                .unwrap_or_default();
+            assert_eq!(got, want, "{}: thread {tid}", dir.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 2, "compared {compared} threads");
+}

@@ -8,6 +8,9 @@
 //! read through pre-resolved [`FieldHandle`]s. Errors are [`TraceError`]s.
 
 pub mod ctf;
+pub mod custom_time;
+pub mod custom_txt;
+pub mod custom_xml;
 pub mod error;
 pub mod experiment;
 pub mod gen;
@@ -15,7 +18,6 @@ pub mod stats;
 pub mod sync;
 
 pub use error::TraceError;
-pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
-pub mod custom_xml;
+pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
 pub mod xmlstub;
 pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};

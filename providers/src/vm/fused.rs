@@ -81,6 +81,7 @@ pub struct FusedVmProvider {
     syscalls: Vec<String>,
     start: i64,
     started: bool,
+    bad_vcpus: u64,
 }
 
 fn thread_attribute_name(tid: i32, cpu: i64) -> String {
@@ -129,6 +130,7 @@ impl FusedVmProvider {
             syscalls: Vec::new(),
             start: 0,
             started: false,
+            bad_vcpus: 0,
         }
     }
 
@@ -252,6 +254,10 @@ impl FusedVmProvider {
                                 Some(vm)
                             });
                         match (vm, ev.int(KVM_ARG)) {
+                            (Some(_), Some(id)) if !(0..=super::model::MAX_VCPU).contains(&id) => {
+                                self.bad_vcpus += 1;
+                                None
+                            }
                             (Some(vm), Some(id)) => {
                                 self.machines.tid_to_vcpu.insert((host, tid), (vm, id));
                                 Some((vm, id))
@@ -1285,5 +1291,38 @@ impl StateProvider for FusedVmProvider {
             kind
         };
         self.handle_event(handler, kind, name_kind, ev, ss)
+    }
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.all_roles_found {
+            let roles: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|h| match self.machines.get(h) {
+                    None => format!("{h}: unknown"),
+                    Some(m) => {
+                        let m = &self.machines.list[m];
+                        let role = match (m.is_host(), m.is_guest()) {
+                            (true, true) => "host and guest",
+                            (true, false) => "host",
+                            (false, true) => "guest",
+                            _ => "unknown",
+                        };
+                        format!("{h}: {role}")
+                    }
+                })
+                .collect();
+            out.push(format!(
+                "the role of every machine was never found ({}): only container events were analysed; guests need the vmsync_gh_guest/vmsync_hg_guest events, hosts the kvm_* and vmsync_gh_host events",
+                roles.join(", ")
+            ));
+        }
+        if self.bad_vcpus > 0 {
+            out.push(format!(
+                "{} kvm entries with a vCPU id out of range were ignored",
+                self.bad_vcpus
+            ));
+        }
+        out
     }
 }

@@ -608,3 +608,294 @@ impl EventFields for HeldEvent {
 /// Trace Compass's analyses wait until the model analysis is queryable at
 /// `t + 100 ms` (`VirtualEnvironmentBuilder`'s buffer).
 pub(crate) const MODEL_HEADSTART_NS: i64 = 100_000_000;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An in-memory experiment for the VM analyses' unit tests.
+
+    use std::ops::ControlFlow;
+    use std::sync::atomic::AtomicU64;
+
+    use crate::pipeline::{
+        build, Analysis, BuildOptions, BuildReport, EventSource, FieldKey, Output, SourceError,
+        SourceEvent,
+    };
+    use crate::{StateProvider, TraceInfo};
+
+    #[derive(Clone, Debug)]
+    pub enum F {
+        I(i64),
+        S(&'static str),
+    }
+
+    /// (trace, time, cpu, event name, fields)
+    pub type Ev = (usize, i64, u32, &'static str, Vec<(&'static str, F)>);
+
+    pub struct MemSource {
+        pub hosts: Vec<String>,
+        pub events: Vec<Ev>,
+        names: Vec<&'static str>,
+        fields: Vec<&'static str>,
+    }
+
+    impl MemSource {
+        pub fn new(hosts: &[&str], events: Vec<Ev>) -> Self {
+            let mut names = Vec::new();
+            let mut fields = Vec::new();
+            for e in &events {
+                if !names.contains(&e.3) {
+                    names.push(e.3);
+                }
+                for (f, _) in &e.4 {
+                    if !fields.contains(f) {
+                        fields.push(*f);
+                    }
+                }
+            }
+            MemSource {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                events,
+                names,
+                fields,
+            }
+        }
+    }
+
+    struct View<'a>(&'a Ev, u32, &'a [&'static str]);
+
+    impl View<'_> {
+        fn get(&self, key: FieldKey) -> Option<&F> {
+            let name = self.2.get(key as usize)?;
+            self.0 .4.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        }
+    }
+
+    impl SourceEvent for View<'_> {
+        fn class(&self) -> u32 {
+            self.1
+        }
+        fn timestamp(&self) -> i64 {
+            self.0 .1
+        }
+        fn cpu(&self) -> Option<u32> {
+            Some(self.0 .2)
+        }
+        fn int(&self, key: FieldKey) -> Option<i64> {
+            match self.get(key)? {
+                F::I(v) => Some(*v),
+                F::S(_) => None,
+            }
+        }
+        fn string(&self, key: FieldKey) -> Option<&str> {
+            match self.get(key)? {
+                F::S(s) => Some(s),
+                F::I(_) => None,
+            }
+        }
+        fn trace_index(&self) -> usize {
+            self.0 .0
+        }
+    }
+
+    impl EventSource for MemSource {
+        fn info(&self) -> TraceInfo {
+            TraceInfo {
+                name: "mem".into(),
+                hosts: self.hosts.clone(),
+                ..Default::default()
+            }
+        }
+        fn class_names(&self) -> Vec<String> {
+            self.names.iter().map(|n| n.to_string()).collect()
+        }
+        fn resolve(&self, _class: u32, field: &str) -> Option<FieldKey> {
+            self.fields
+                .iter()
+                .position(|f| *f == field)
+                .map(|i| i as FieldKey)
+        }
+        fn run(
+            &mut self,
+            visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+            _work: &AtomicU64,
+        ) -> Result<(), SourceError> {
+            for e in &self.events {
+                let class = self.names.iter().position(|n| *n == e.3).unwrap() as u32;
+                if visit(&View(e, class, &self.fields)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub fn run(
+        provider: Box<dyn StateProvider>,
+        source: &mut MemSource,
+    ) -> (BuildReport, sht::StateSystem) {
+        let (report, mut systems) = build(
+            source,
+            vec![Analysis {
+                provider,
+                output: Output::InMemory,
+            }],
+            &BuildOptions::default(),
+        )
+        .expect("build");
+        (report, systems.remove(0))
+    }
+
+    pub fn switch(trace: usize, t: i64, cpu: u32, prev: i64, next: i64) -> Ev {
+        (
+            trace,
+            t,
+            cpu,
+            "sched_switch",
+            vec![
+                ("prev_tid", F::I(prev)),
+                ("prev_state", F::I(0)),
+                ("next_tid", F::I(next)),
+                ("next_prio", F::I(20)),
+                ("next_comm", F::S("t")),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use sht::StateSystemQuerier;
+
+    /// A host with kvm events and a guest trace without the vmsync events.
+    fn guest_without_sync() -> MemSource {
+        MemSource::new(
+            &["host", "guest"],
+            vec![
+                switch(0, 1, 0, 0, 31),
+                (0, 5, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+                switch(1, 10, 0, 0, 131),
+                (0, 45, 0, "kvm_exit", vec![("exit_reason", F::I(32))]),
+                (0, 50, 0, "vmsync_gh_host", vec![("vm_uid", F::I(7))]),
+                (0, 60, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+                switch(1, 70, 0, 131, 0),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_guest_without_sync_events_is_reported_not_fatal() {
+        let (report, ss) = run(
+            Box::new(fused::FusedVmProvider::new()),
+            &mut guest_without_sync(),
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("guest: unknown") && w.contains("vmsync_gh_guest")),
+            "{:?}",
+            report.warnings
+        );
+        // Nothing but containers is analysed: no CPU attributes.
+        assert!(ss.quark(&["CPUs"]).is_err());
+
+        let (report, ss) = run(
+            Box::new(model::VmModelProvider::new()),
+            &mut guest_without_sync(),
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("guest: no kvm_entry/kvm_exit nor vmsync events")),
+            "{:?}",
+            report.warnings
+        );
+        assert!(ss.quark(&["host", "Guests"]).is_ok());
+        assert!(ss.quark(&["guest"]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_vcpu_ids_are_ignored_and_reported() {
+        let events = vec![
+            switch(0, 1, 0, 0, 31),
+            (0, 5, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            (1, 40, 0, "vmsync_gh_guest", vec![("vm_uid", F::I(7))]),
+            (0, 50, 0, "vmsync_gh_host", vec![("vm_uid", F::I(7))]),
+            (0, 60, 0, "kvm_entry", vec![("vcpu_id", F::I(1 << 40))]),
+            (0, 70, 0, "kvm_exit", vec![("exit_reason", F::I(1))]),
+        ];
+        let mut src = MemSource::new(&["host", "guest"], events);
+        let (report, ss) = run(Box::new(model::VmModelProvider::new()), &mut src);
+        assert!(ss.quark(&["host", "Guests", "guest", "Hypervisor"]).is_ok());
+        assert!(ss.quark(&["host", "Guests", "guest", "CPUs"]).is_err());
+        assert!(
+            report.warnings.iter().any(|w| w.contains("out of range")),
+            "{:?}",
+            report.warnings
+        );
+        let mut src = MemSource::new(&["host", "guest"], src.events.clone());
+        let (report, _) = run(
+            Box::new(vresources::VirtualResourcesProvider::new()),
+            &mut src,
+        );
+        assert!(report.warnings.iter().any(|w| w.contains("out of range")));
+    }
+
+    #[test]
+    fn nested_reports_exits_without_entries_and_bad_vcpus() {
+        let events = vec![
+            switch(0, 1, 0, 0, 501),
+            (
+                0,
+                2,
+                0,
+                "kvm_exit",
+                vec![("exit_reason", F::I(30)), ("context._tid", F::I(501))],
+            ),
+            (
+                0,
+                3,
+                0,
+                "kvm_entry",
+                vec![
+                    ("vcpu_id", F::I(100_000)),
+                    ("context._tid", F::I(501)),
+                    ("context._pid", F::I(500)),
+                ],
+            ),
+            (0, 4, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+        ];
+        let mut src = MemSource::new(&["host"], events);
+        let (report, ss) = run(Box::new(nested::NestedVcpuProvider::new()), &mut src);
+        let w = report.warnings.join("\n");
+        assert!(
+            w.contains("kvm_exit of thread 501 before any kvm_entry"),
+            "{w}"
+        );
+        assert!(w.contains("vCPU id 100000 out of range"), "{w}");
+        assert!(w.contains("without vcpu_id or pid context"), "{w}");
+        assert!(w.contains("no vCPU found"), "{w}");
+        assert!(ss.quark(&["VMs"]).is_err());
+    }
+
+    #[test]
+    fn history_keeps_changes_and_prunes() {
+        let mut h = History::default();
+        h.set(10, 1);
+        h.set(10, 2); // same time: replaced
+        h.set(20, 2); // same value: no change
+        h.set(30, 3);
+        h.set(30, 2); // back to the value before: the change disappears
+        assert_eq!(h.at(5), None);
+        assert_eq!(h.at(25), Some(&2));
+        assert_eq!(h.interval_at(35), Some((10, &2, None)));
+        h.set(40, 4);
+        assert_eq!(h.interval_at(15), Some((10, &2, Some(40))));
+        h.prune(45);
+        assert_eq!(h.first_start(), Some(40));
+        assert_eq!(h.at(50), Some(&4));
+    }
+}

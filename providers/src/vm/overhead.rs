@@ -336,6 +336,9 @@ impl StateProvider for VmOverheadProvider {
         }
         Ok(())
     }
+    fn warnings(&self) -> Vec<String> {
+        self.ahead.model.warnings()
+    }
     fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         while let Some(held) = self.ahead.next(true) {
             self.handle_held(&held, ss)?;

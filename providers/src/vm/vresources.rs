@@ -7,7 +7,9 @@
 //! [`MODEL_HEADSTART_NS`](super::MODEL_HEADSTART_NS) after them (see [`Ahead`]), so
 //! events before the guest's first sync are attributed too, as in Trace Compass.
 
-use sht::{StateSystemBuilder, StateValue};
+use std::collections::BTreeMap;
+
+use sht::{StateSystemBuilder, StateSystemQuerier, StateValue};
 
 use super::model::{Ahead, MODEL_KINDS};
 use super::{
@@ -124,6 +126,96 @@ impl VirtualResourcesProvider {
     }
 }
 
+/// Per thread id, `(start, end, value)` intervals.
+pub type ThreadIntervals = BTreeMap<i32, Vec<(i64, i64, i32)>>;
+
+/// Intervals of one attribute over the whole history, in time order.
+fn history(ss: &dyn StateSystemQuerier, q: sht::Quark) -> sht::Result<Vec<sht::Interval>> {
+    let mut out = Vec::new();
+    let mut t = ss.start_time();
+    while t <= ss.current_end_time() {
+        let i = ss.query_single(t, q)?;
+        t = i.end + 1;
+        out.push(i);
+    }
+    Ok(out)
+}
+
+/// The "thread preemption" query of the Virtual CPU view (Trace Compass
+/// `VirtualResourcesAnalysis.getUpdatedThreadIntervals`): for each thread of the guest,
+/// its status intervals from the guest's kernel analysis (`kernel`: `Threads/<tid>`,
+/// `CPUs/<n>/Current_thread`; null reads as 0), plus an interval of value
+/// [`VCPU_PREEMPT`] for every vCPU status interval of `vres` with the VMM or PREEMPT
+/// bit, given to the thread the guest ran on that vCPU when it began. Each list is in
+/// start order, a preemption after the status intervals starting before it; like
+/// Trace Compass's sorted multimap, a preemption starting with a status interval is
+/// dropped.
+pub fn thread_preemption_intervals(
+    vres: &dyn StateSystemQuerier,
+    guest: &str,
+    kernel: &dyn StateSystemQuerier,
+) -> sht::Result<ThreadIntervals> {
+    let mut map = ThreadIntervals::new();
+    let attrs = kernel.attributes();
+    if let Ok(threads) = kernel.quark(&["Threads"]) {
+        for &q in attrs.children_of(threads) {
+            let Ok(tid) = attrs.name(q)?.parse::<i32>() else {
+                continue; // "0_<cpu>" idle threads and other names
+            };
+            let list = map.entry(tid).or_default();
+            for i in history(kernel, q)? {
+                let v = match i.value {
+                    StateValue::Int(v) => v,
+                    _ => 0,
+                };
+                list.push((i.start, i.end, v));
+            }
+        }
+    }
+    let Ok(vm) = vres.quark(&["Virtual Machines", guest]) else {
+        return Ok(map);
+    };
+    let mut preempted: Vec<(i32, i64, i64)> = Vec::new();
+    for &vcpu_q in vres.attributes().children_of(vm) {
+        let vcpu = vres.attributes().name(vcpu_q)?.to_string();
+        let Ok(status) = vres.quark(&["Virtual Machines", guest, &vcpu, "Status"]) else {
+            continue;
+        };
+        let Ok(current) = kernel.quark(&["CPUs", &vcpu, "Current_thread"]) else {
+            continue;
+        };
+        for i in history(vres, status)? {
+            let StateValue::Int(v) = i.value else {
+                continue;
+            };
+            if v & (VCPU_PREEMPT | VCPU_VMM) == 0 {
+                continue;
+            }
+            if i.start < kernel.start_time() || i.start > kernel.current_end_time() {
+                continue;
+            }
+            if let StateValue::Int(tid) = kernel.query_single(i.start, current)?.value {
+                preempted.push((tid, i.start, i.end));
+            }
+        }
+    }
+    for (tid, start, end) in preempted {
+        let list = map.entry(tid).or_default();
+        if list
+            .iter()
+            .any(|(s, _, v)| *s == start && *v != VCPU_PREEMPT)
+        {
+            continue;
+        }
+        list.push((start, end, VCPU_PREEMPT));
+    }
+    for list in map.values_mut() {
+        // Stable: status intervals keep their order, preemptions follow by start.
+        list.sort_by_key(|(s, _, v)| (*s, *v == VCPU_PREEMPT));
+    }
+    Ok(map)
+}
+
 /// An [`EventFields`] that only knows its trace, to look a host id up.
 pub(crate) struct TraceAt(pub usize);
 
@@ -181,6 +273,9 @@ impl StateProvider for VirtualResourcesProvider {
             self.handle_held(&held, ss)?;
         }
         Ok(())
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.ahead.model.warnings()
     }
     fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         while let Some(held) = self.ahead.next(true) {

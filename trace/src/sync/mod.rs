@@ -1,12 +1,24 @@
 //! Trace synchronization by event matching (Trace Compass's fully incremental convex hull).
 //!
-//! Packets seen leaving one host and arriving at another give pairs of timestamps; per pair of
-//! hosts a convex hull bounds the clock relation, and a spanning tree from a reference host
-//! chains the per-pair formulas into one [`LinearTransform`] per trace.
+//! Packets seen leaving one host and arriving at another give pairs of timestamps
+//! ([`matching::EventMatcher`]); per pair of hosts a [`hull::ConvexHull`] bounds the clock
+//! relation; a [`Synchronizer`] chains the pair formulas from a reference host into one exact
+//! [`LinearTransform`] per trace ([`SyncResult`]).
 
+pub mod algorithm;
+pub mod events;
 pub mod exact;
 pub mod hull;
+pub mod matching;
+pub mod report;
+pub mod timeline;
 pub mod transform;
 
+pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
+pub use events::{host_ids, synchronize, MatchPlan};
 pub use exact::{BigInt, Ratio};
+pub use hull::{ConvexHull, HullStats, SyncQuality};
+pub use matching::{Dependency, Direction, EventMatcher, MatchKey, MatchSide, TcpKey};
+pub use report::{transforms_from_json, SavedSyncError};
+pub use timeline::TimeTransforms;
 pub use transform::LinearTransform;

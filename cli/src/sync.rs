@@ -1,0 +1,125 @@
+//! `sextant sync TRACE...`: synchronizes the traces of an experiment by matching network
+//! packets (Trace Compass's fully incremental convex hull) and prints each trace's formula,
+//! the quality per host pair and the match counts.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use sextant_trace::sync::{self, report::DECIMAL_DIGITS, SyncResult};
+use sextant_trace::Experiment;
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// Trace directories (or session directories holding several traces)
+    #[arg(required = true)]
+    traces: Vec<PathBuf>,
+    /// Print machine-readable JSON
+    #[arg(long)]
+    json: bool,
+    /// Also save the result as JSON (loadable as formulas for the experiment)
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Labels for the traces: their names, or their paths where names repeat.
+fn trace_labels(exp: &Experiment) -> Vec<String> {
+    let metas = exp.traces();
+    metas
+        .iter()
+        .map(|m| {
+            if metas.iter().filter(|o| o.name == m.name).count() > 1 {
+                m.path.display().to_string()
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: SyncArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut exp = Experiment::open(&args.traces).context("opening the traces")?;
+    let result = sync::synchronize(&mut exp, &AtomicU64::new(0)).context("matching packets")?;
+    let elapsed = started.elapsed();
+    let labels = trace_labels(&exp);
+    let value = result.to_json(&labels);
+    if let Some(path) = &args.output {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&value)? + "\n")
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        print_text(&mut out, &result, &labels, elapsed.as_secs_f64())?;
+    }
+    for w in exp.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn print_text(out: &mut impl Write, r: &SyncResult, labels: &[String], secs: f64) -> Result<()> {
+    match &r.reference_host {
+        Some(h) => writeln!(
+            out,
+            "{} traces, {} matched packets; reference host {h}",
+            r.traces.len(),
+            r.matches
+        )?,
+        None => writeln!(
+            out,
+            "{} traces, {} matched packets: not synchronized (no host pair exchanged packets both ways)",
+            r.traces.len(),
+            r.matches
+        )?,
+    }
+    let width = labels.iter().map(String::len).max().unwrap_or(0);
+    for (t, label) in r.traces.iter().zip(labels) {
+        let formula = if t.transform.is_identity() {
+            "timestamps unchanged".to_string()
+        } else {
+            format!(
+                "t' = {} * t + {}",
+                t.transform.slope().to_decimal(DECIMAL_DIGITS),
+                t.transform.offset().to_decimal(DECIMAL_DIGITS)
+            )
+        };
+        writeln!(
+            out,
+            "  {label:width$}  {:16}  {formula}  [host {}]",
+            t.status.as_str(),
+            t.host
+        )?;
+    }
+    if !r.pairs.is_empty() {
+        writeln!(out, "host pairs:")?;
+    }
+    for p in &r.pairs {
+        let s = &p.stats;
+        writeln!(
+            out,
+            "  {} <-> {}: {}, {} matches ({} moved the hull), hull points {} upper / {} lower, slope bracket {}",
+            p.reference_host,
+            p.other_host,
+            s.quality.as_str(),
+            s.matches,
+            s.accurate_matches,
+            s.upper_hull_points,
+            s.lower_hull_points,
+            s.accuracy.to_decimal(3)
+        )?;
+    }
+    writeln!(
+        out,
+        "matching: {secs:.3} s, at most {} packets waiting for their match",
+        r.peak_waiting
+    )?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Which events of an experiment are packet sends and receives, and their match keys
+//! (Trace Compass's `TcpEventMatching` and `TcpLttngEventMatching`); and
+//! [`synchronize`], one pass of matching over an experiment.
+//!
+//! - lttng-modules "addons" events `inet_sock_local_out` (send) and `inet_sock_local_in`
+//!   (receive), fields `seq`, `ack_seq`, `flags`;
+//! - mainline kernel events `net_dev_queue` (send) and `netif_receive_skb` (receive;
+//!   `net_if_receive_skb` in the LTTng 2.7 layout), TCP header fields under
+//!   `network_header.<ipv4|ipv6>.transport_header.tcp.` (LTTng >= 2.9) or
+//!   `transport_fields.thtype_tcp.` (earlier layout).
+//!
+//! An event lacking any of the three fields (a non-TCP packet) is not matched.
+
+use super::algorithm::{SyncResult, Synchronizer};
+use super::matching::{Direction, MatchKey, TcpKey};
+use crate::error::TraceError;
+use crate::experiment::{ClassId, Event, Experiment, FieldHandle};
+use std::ops::ControlFlow;
+use std::sync::atomic::AtomicU64;
+
+const ADDONS_SEND: &str = "inet_sock_local_out";
+const ADDONS_RECEIVE: &str = "inet_sock_local_in";
+const NET_SEND: &[&str] = &["net_dev_queue"];
+const NET_RECEIVE: &[&str] = &["netif_receive_skb", "net_if_receive_skb"];
+/// Prefixes of the TCP header fields in mainline network events, tried in order.
+const NET_TCP_PREFIXES: &[&str] = &[
+    "network_header.ipv4.transport_header.tcp.",
+    "network_header.ipv6.transport_header.tcp.",
+    "transport_fields.thtype_tcp.",
+];
+
+/// Handles of one key field: alternatives (e.g. IPv4 and IPv6 layouts), first present wins.
+#[derive(Debug, Clone, Default)]
+struct FieldAlternatives(Vec<FieldHandle>);
+
+impl FieldAlternatives {
+    fn read(&self, ev: &Event<'_>) -> Option<u64> {
+        self.0.iter().find_map(|&h| ev.int(h)).map(|v| v as u64)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ClassPlan {
+    direction: Direction,
+    seq: FieldAlternatives,
+    ack_seq: FieldAlternatives,
+    flags: FieldAlternatives,
+}
+
+/// Per event class of an experiment: whether it is a packet send or receive, and where
+/// its key fields are.
+#[derive(Debug, Clone)]
+pub struct MatchPlan {
+    classes: Vec<Option<ClassPlan>>,
+}
+
+impl MatchPlan {
+    pub fn new(exp: &Experiment) -> MatchPlan {
+        let classes = (0..exp.class_count())
+            .map(|c| {
+                let class = ClassId(c);
+                let name = exp.class_name(class);
+                let handles = |prefixes: &[&str], field: &str| {
+                    FieldAlternatives(
+                        prefixes
+                            .iter()
+                            .filter_map(|p| exp.field_handle(class, &format!("{p}{field}")))
+                            .collect(),
+                    )
+                };
+                let (direction, prefixes): (Direction, &[&str]) = if name == ADDONS_SEND {
+                    (Direction::Send, &[""])
+                } else if name == ADDONS_RECEIVE {
+                    (Direction::Receive, &[""])
+                } else if NET_SEND.contains(&name) {
+                    (Direction::Send, NET_TCP_PREFIXES)
+                } else if NET_RECEIVE.contains(&name) {
+                    (Direction::Receive, NET_TCP_PREFIXES)
+                } else {
+                    return None;
+                };
+                let plan = ClassPlan {
+                    direction,
+                    seq: handles(prefixes, "seq"),
+                    ack_seq: handles(prefixes, "ack_seq"),
+                    flags: handles(prefixes, "flags"),
+                };
+                let complete = !plan.seq.0.is_empty()
+                    && !plan.ack_seq.0.is_empty()
+                    && !plan.flags.0.is_empty();
+                complete.then_some(plan)
+            })
+            .collect();
+        MatchPlan { classes }
+    }
+
+    /// Whether no class of the experiment can be matched.
+    pub fn is_empty(&self) -> bool {
+        self.classes.iter().all(Option::is_none)
+    }
+
+    /// Names of the classes used, for reports.
+    pub fn class_count(&self) -> usize {
+        self.classes.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// The event's direction and key, if it is a TCP packet send or receive.
+    #[inline]
+    pub fn key_of(&self, ev: &Event<'_>) -> Option<(Direction, MatchKey)> {
+        let plan = self.classes.get(ev.class().0 as usize)?.as_ref()?;
+        let key = TcpKey {
+            seq: plan.seq.read(ev)?,
+            ack_seq: plan.ack_seq.read(ev)?,
+            flags: plan.flags.read(ev)?,
+        };
+        Some((plan.direction, MatchKey::Tcp(key)))
+    }
+}
+
+/// Host id of each trace, as Trace Compass's `CtfTmfTrace.getHostId`: the `uuid` of the
+/// trace's clock when it has exactly one clock and that clock has one (LTTng writes the
+/// machine's boot id there, so kernel and user-space traces of one machine share it), else
+/// the trace name (the path when several traces share a name). Trace Compass reads no clock
+/// uuid from CTF 2 metadata, so CTF 2 traces always get their name.
+pub fn host_ids(exp: &Experiment) -> Vec<String> {
+    let metas = exp.traces();
+    exp.ctf_traces()
+        .iter()
+        .zip(metas)
+        .map(|(t, m)| {
+            let clocks = &t.metadata.clocks;
+            if clocks.len() == 1 && !t.metadata.ctf2 {
+                if let Some(u) = clocks[0].uuid {
+                    return format_uuid(&u);
+                }
+            }
+            if metas.iter().filter(|o| o.name == m.name).count() > 1 {
+                m.path.display().to_string()
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect()
+}
+
+fn format_uuid(u: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Matches packets over the whole experiment and computes each trace's formula. Matching
+/// reads original timestamps: formulas already set on the experiment are lifted for the pass
+/// and put back after.
+pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
+    let plan = MatchPlan::new(exp);
+    let mut sync = Synchronizer::new(&host_ids(exp));
+    if plan.is_empty() {
+        return Ok(sync.result());
+    }
+    let saved: Vec<_> = (0..exp.traces().len())
+        .map(|i| exp.time_transforms().get(i))
+        .collect();
+    exp.set_time_transforms(&[]);
+    let pass = exp.for_each(
+        &mut |ev| {
+            if let Some((dir, key)) = plan.key_of(ev) {
+                sync.process(ev.trace_index(), ev.timestamp(), dir, key);
+            }
+            ControlFlow::Continue(())
+        },
+        progress,
+    );
+    exp.set_time_transforms(&saved);
+    pass?;
+    Ok(sync.result())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_print_as_in_metadata() {
+        let u = [
+            0x74, 0x71, 0x56, 0x93, 0x28, 0xc1, 0x4d, 0x0d, 0xbe, 0xe9, 0x24, 0x79, 0x0a, 0x49,
+            0x42, 0xb0,
+        ];
+        assert_eq!(format_uuid(&u), "74715693-28c1-4d0d-bee9-24790a4942b0");
+    }
+}
