@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use sextant_trace::custom_xml::{CustomXmlDefinition, CustomXmlTrace};
-use sextant_trace::XmlStubTrace;
 use sextant_trace::StubValue;
+use sextant_trace::XmlStubTrace;
 use sextant_xml::{build_in_memory, dom, load_file, stub_trace_from_custom};
 use sht::{StateSystemQuerier, StateValue};
 
