@@ -97,49 +97,61 @@ fn entry(el: &Element) -> EntryDef {
     }
 }
 
-/// Every view of the document, in document order.
+/// The views Trace Compass lists for a document: every `timeGraphView`, then every
+/// `xyView` (each in document order); the listing stops altogether at the first
+/// view without exactly one `head` (Trace Compass returns there).
 pub fn compile_views(root: &Element, _file: &Path) -> Result<Vec<ViewDef>, XmlError> {
     let mut out = Vec::new();
-    for el in &root.children {
-        let kind = match el.name.as_str() {
-            "timeGraphView" => ViewKind::TimeGraph,
-            "xyView" => ViewKind::Xy,
-            _ => continue,
-        };
-        let id = el.attr("id").unwrap_or("").to_string();
-        let head = el.child("head");
-        let label = head
-            .and_then(|h| h.child("label"))
-            .and_then(|l| l.attr("value"))
-            .map_or_else(|| id.clone(), str::to_string);
-        let analyses = head
-            .map(|h| {
-                h.children_named("analysis")
-                    .filter_map(|a| a.attr("id").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let styles = el
-            .children_named("definedValue")
-            .map(|d| {
-                (
-                    d.attr("name").unwrap_or("").to_string(),
-                    d.attr("value").unwrap_or("").to_string(),
-                    d.attr("color").map(str::to_string),
-                )
-            })
-            .collect();
-        out.push(ViewDef {
-            id,
-            kind,
-            label,
-            analyses,
-            styles,
-            entries: el.children_named("entry").map(entry).collect(),
-            line: el.line,
-        });
+    for (tag, kind) in [
+        ("timeGraphView", ViewKind::TimeGraph),
+        ("xyView", ViewKind::Xy),
+    ] {
+        let mut found = Vec::new();
+        root.descendants_named(tag, &mut found);
+        for el in found {
+            if el.children_named("head").count() != 1 {
+                return Ok(out);
+            }
+            out.push(view(el, kind));
+        }
     }
     Ok(out)
+}
+
+fn view(el: &Element, kind: ViewKind) -> ViewDef {
+    let id = el.attr("id").unwrap_or("").to_string();
+    let head = el.child("head");
+    // The first label's value (empty if it has none); the id without a label.
+    let label = match head.and_then(|h| h.child("label")) {
+        Some(l) => l.attr("value").unwrap_or("").to_string(),
+        None => id.clone(),
+    };
+    let analyses = head
+        .map(|h| {
+            h.children_named("analysis")
+                .filter_map(|a| a.attr("id").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let styles = el
+        .children_named("definedValue")
+        .map(|d| {
+            (
+                d.attr("name").unwrap_or("").to_string(),
+                d.attr("value").unwrap_or("").to_string(),
+                d.attr("color").map(str::to_string),
+            )
+        })
+        .collect();
+    ViewDef {
+        id,
+        kind,
+        label,
+        analyses,
+        styles,
+        entries: el.children_named("entry").map(entry).collect(),
+        line: el.line,
+    }
 }
 
 // ----- data: what the time-graph and XY data providers return -----
