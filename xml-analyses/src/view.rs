@@ -259,6 +259,8 @@ impl TreeBuilder<'_> {
                 .filter(|&c| self.ss.attributes().name(c).is_ok_and(|n| re.is_match(n)))
                 .collect();
         }
+        // (entry index, id, parent id) of this level, for `parent` links below.
+        let mut links: Vec<(usize, String, Option<String>)> = Vec::new();
         for q in level {
             let display = match &def.display {
                 Some(d) => match lookup(self.ss, q, d) {
@@ -275,6 +277,17 @@ impl TreeBuilder<'_> {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| self.ss.attributes().name(q).unwrap_or("").to_string());
             let (start, end) = entry_range(self.ss, q);
+            let value_of = |p: &Option<Vec<ViewAttr>>| {
+                p.as_ref()
+                    .and_then(|p| lookup(self.ss, q, p))
+                    .and_then(|pq| first_value(self.ss, pq))
+                    .filter(|v| !v.is_empty())
+            };
+            links.push((
+                self.out.len(),
+                value_of(&def.id).unwrap_or_else(|| name.clone()),
+                value_of(&def.parent),
+            ));
             let id = self.out.len();
             self.out.push(TreeEntry {
                 id,
@@ -287,6 +300,20 @@ impl TreeBuilder<'_> {
             });
             for c in &def.children {
                 self.expand(c, q, id);
+            }
+        }
+        // An entry whose `parent` names the `id` of an entry of the same level, with
+        // overlapping time ranges, goes under it.
+        for (index, _, parent) in &links {
+            let Some(parent) = parent else { continue };
+            let me = &self.out[*index];
+            let found = links.iter().find(|(other, id, _)| {
+                let o = &self.out[*other];
+                other != index && id == parent && o.start <= me.end && me.start <= o.end
+            });
+            if let Some((other, _, _)) = found {
+                let other = *other;
+                self.out[*index].parent = Some(other);
             }
         }
     }

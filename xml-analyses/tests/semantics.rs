@@ -114,3 +114,29 @@ fn delta_xy_series_differences() {
         vec![3.0, 3.0, 0.0, 3.0]
     );
 }
+
+#[test]
+fn view_entries_link_to_their_parent_by_id() {
+    use sextant_xml::view::tree;
+    let a = r#"<tmfxml><stateProvider id="s" version="1">
+<eventHandler eventName="proc"><stateChange><stateAttribute type="constant" value="Procs"/>
+<stateAttribute type="eventField" value="tid"/><stateAttribute type="constant" value="ppid"/>
+<stateValue type="eventField" value="ppid"/></stateChange></eventHandler></stateProvider>
+<timeGraphView id="v"><head><analysis id="s"/></head>
+<entry path="Procs/*"><display type="constant" value="ppid"/><parent type="constant" value="ppid"/></entry>
+</timeGraphView></tmfxml>"#;
+    let file = load_bytes(a.as_bytes(), Path::new("a.xml")).unwrap();
+    let t = "<trace><event timestamp=\"1\" name=\"proc\"><field name=\"tid\" value=\"1\" type=\"long\"/><field name=\"ppid\" value=\"0\" type=\"long\"/></event>\
+<event timestamp=\"2\" name=\"proc\"><field name=\"tid\" value=\"2\" type=\"long\"/><field name=\"ppid\" value=\"1\" type=\"long\"/></event></trace>";
+    let out = run(a, t);
+    let entries = tree(&file.views[0], &out.state_system, "t.xml");
+    let names: Vec<(&str, Option<&str>)> = entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.parent.map(|p| entries[p].name.as_str())))
+        .collect();
+    // Thread 2's parent value (1) is the id (default: the name) of thread 1's entry.
+    assert_eq!(
+        names,
+        vec![("t.xml", None), ("1", Some("t.xml")), ("2", Some("1"))]
+    );
+}
