@@ -59,7 +59,7 @@ pub fn run(args: SyncArgs) -> Result<()> {
     } else {
         print_text(&mut out, &result, &labels, elapsed.as_secs_f64())?;
     }
-    for w in exp.warnings() {
+    for w in exp.warnings().iter().chain(&result.warnings) {
         eprintln!("warning: {w}");
     }
     Ok(())

@@ -208,15 +208,109 @@ fn format_uuid(u: &[u8; 16]) -> String {
     s
 }
 
-/// Matches packets over the whole experiment and computes each trace's formula. Matching
-/// reads original timestamps: formulas already set on the experiment are lifted for the pass
-/// and put back after.
+/// Matches packets over the whole experiment and computes each trace's formula, in the
+/// experiment's event order (timestamp, then trace, then stream) as Trace Compass does.
+/// Matching reads original timestamps, whatever formulas the experiment has.
+///
+/// With several traces and several cores, each trace holding packet events is read on its own
+/// thread and only its packet events are kept; merging those by (timestamp, trace index)
+/// gives exactly their order in the experiment. Traces without packet events are not read.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
     let plan = MatchPlan::new(exp);
     let mut sync = Synchronizer::new(&host_ids(exp));
     if plan.is_empty() {
         return Ok(sync.result());
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if exp.traces().len() < 2 || cores < 2 {
+        return synchronize_in_one_pass(exp, &plan, sync, progress);
+    }
+    // Traces (by index) that have packet classes.
+    let mut wanted: Vec<usize> = (0..exp.class_count())
+        .filter(|&c| plan.classes[c as usize].is_some())
+        .map(|c| exp.class_trace(ClassId(c)))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let paths: Vec<(usize, std::path::PathBuf)> = wanted
+        .iter()
+        .map(|&i| (i, exp.traces()[i].path.clone()))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let collected: Vec<Result<Collected, TraceError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores.min(paths.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((index, path)) = paths.get(k) else {
+                            break;
+                        };
+                        out.push(collect_trace(*index, path, progress));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a matching thread panicked"))
+            .collect()
+    });
+    let mut packets = Vec::new();
+    let mut warnings = Vec::new();
+    for c in collected {
+        let c = c?;
+        packets.extend(c.packets);
+        warnings.extend(c.warnings);
+    }
+    // (timestamp, trace, rank in the trace's own order)
+    packets.sort_unstable_by_key(|p| (p.0, p.1, p.2));
+    for (ts, trace, _, dir, key) in packets {
+        sync.process(trace, ts, dir, key);
+    }
+    let mut result = sync.result();
+    result.warnings = warnings;
+    Ok(result)
+}
+
+/// One trace's packet events: (timestamp, trace index, rank, direction, key).
+struct Collected {
+    packets: Vec<(i64, usize, usize, Direction, MatchKey)>,
+    warnings: Vec<String>,
+}
+
+fn collect_trace(
+    index: usize,
+    path: &std::path::Path,
+    progress: &AtomicU64,
+) -> Result<Collected, TraceError> {
+    let mut exp = Experiment::open(&[path])?;
+    let plan = MatchPlan::new(&exp);
+    let mut packets = Vec::new();
+    exp.for_each(
+        &mut |ev| {
+            if let Some((dir, key)) = plan.key_of(ev) {
+                packets.push((ev.timestamp(), index, packets.len(), dir, key));
+            }
+            ControlFlow::Continue(())
+        },
+        progress,
+    )?;
+    Ok(Collected {
+        packets,
+        warnings: exp.warnings(),
+    })
+}
+
+/// The reference order: one pass over the experiment itself.
+pub fn synchronize_in_one_pass(
+    exp: &mut Experiment,
+    plan: &MatchPlan,
+    mut sync: Synchronizer,
+    progress: &AtomicU64,
+) -> Result<SyncResult, TraceError> {
     let saved: Vec<_> = (0..exp.traces().len())
         .map(|i| exp.time_transforms().get(i))
         .collect();
