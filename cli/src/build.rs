@@ -26,9 +26,13 @@ pub struct BuildArgs {
         short,
         long = "analysis",
         value_delimiter = ',',
-        required_unless_present = "list"
+        required_unless_present_any = ["list", "xml"]
     )]
     analyses: Vec<String>,
+    /// Trace Compass XML analysis files: every state provider and pattern they
+    /// define runs in the same pass (output files named after their ids).
+    #[arg(long, value_name = "FILE")]
+    xml: Vec<PathBuf>,
     /// Output: a .ht file for one analysis, a directory for several (files named
     /// `<analysis id>.ht`). Default: `<trace>.<analysis>.ht` in the current directory.
     #[arg(short, long, value_name = "PATH", conflicts_with = "workspace")]
@@ -141,12 +145,24 @@ pub fn run(args: BuildArgs) -> Result<()> {
             }
         }
     }
-    let paths = output_paths(&args, &ids)?;
-    let analyses = ids
+    let mut providers: Vec<_> = ids
         .iter()
+        .map(|(short, _)| registry.create(short).expect("listed by the registry"))
+        .collect();
+    if !args.xml.is_empty() {
+        let xml = sextant_xml::provider::providers_from_files(&args.xml)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for p in &xml {
+            ids.push((p.id(), p.id()));
+        }
+        providers.extend(xml);
+    }
+    let paths = output_paths(&args, &ids)?;
+    let analyses = providers
+        .into_iter()
         .zip(&paths)
-        .map(|((short, _), path)| Analysis {
-            provider: registry.create(short).expect("listed by the registry"),
+        .map(|(provider, path)| Analysis {
+            provider,
             output: Output::HistoryTree {
                 path: path.clone(),
                 block_size: args.block_size,

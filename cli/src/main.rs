@@ -4,13 +4,16 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod bench_trace;
 mod build;
 mod demo;
+mod events;
 mod format;
 mod gen;
 mod history;
 mod serve;
 mod sync;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
@@ -45,13 +48,30 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve state histories to trace viewers over the Trace Server Protocol.
     Serve(serve::ServeArgs),
+    /// Check Trace Compass XML analysis files (`sextant xml check FILE...`).
+    Xml(xml::XmlArgs),
     /// Synchronize multi-host traces by matching network packets; print the formulas.
     Sync(sync::SyncArgs),
     /// Write a synthetic LTTng kernel trace (CTF 1.8) of a chosen size.
     GenTrace(gen::GenTraceArgs),
+    /// Print the events of CTF traces in time order (text close to babeltrace2's, or JSON).
+    Events(events::EventsArgs),
+    /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
+    Stats(events::StatsArgs),
+}
+
+/// Output piped into a program that stops reading (`sextant events t | head`) ends
+/// the process quietly, as for other Unix tools, instead of a panic in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
@@ -62,8 +82,11 @@ fn main() {
         Command::Build(a) => build::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Xml(a) => xml::run(a),
         Command::Sync(a) => sync::run(a),
         Command::GenTrace(a) => gen::run(a),
+        Command::Events(a) => events::events(a),
+        Command::Stats(a) => events::stats(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

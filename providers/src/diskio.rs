@@ -4,7 +4,7 @@
 //! threads' `read*`/`write*` system calls.
 //!
 //! Requests are objects in Trace Compass and handlers mutate the one found in a
-//! queue; here they live in an arena ([`Request`] by index) and queues hold
+//! queue; here they live in an arena (`Request` by index) and queues hold
 //! indexes, so the same aliasing (one request in two slots after a front merge
 //! moved its sector) gives the same states.
 
@@ -159,12 +159,18 @@ pub struct DiskIoStateProvider {
     disks: Vec<Disk>,
     disk_index: HashMap<i32, usize>,
     requests: Vec<Request>,
+    /// Queue slots holding each request; requests in none are recycled after the
+    /// event (`pending`), so memory follows the queues, not the trace length.
+    refs: Vec<u32>,
+    pending: Vec<usize>,
+    free: Vec<usize>,
     disks_root: Option<Quark>,
     syscall_names: Vec<StateValue>,
     /// Thread running on each CPU (from `sched_switch`), for the syscall handlers'
     /// thread (Trace Compass resolves it with its TID analysis).
     current_tid: HashMap<u32, i32>,
     block_events: usize,
+    skipped: crate::SkippedEvents,
 }
 
 impl Default for DiskIoStateProvider {
@@ -183,10 +189,14 @@ impl DiskIoStateProvider {
             disks: Vec::new(),
             disk_index: HashMap::new(),
             requests: Vec::new(),
+            refs: Vec::new(),
+            pending: Vec::new(),
+            free: Vec::new(),
             disks_root: None,
             syscall_names: Vec::new(),
             current_tid: HashMap::new(),
             block_events: 0,
+            skipped: Default::default(),
         }
     }
 
@@ -238,12 +248,40 @@ impl DiskIoStateProvider {
     }
 
     fn new_request(&mut self, sector: i64, nr_sector: i32, ty: IoType) -> usize {
-        self.requests.push(Request {
+        let req = Request {
             sector,
             nr_sector,
             ty,
-        });
-        self.requests.len() - 1
+        };
+        let r = match self.free.pop() {
+            Some(r) => {
+                self.requests[r] = req;
+                r
+            }
+            None => {
+                self.requests.push(req);
+                self.refs.push(0);
+                self.requests.len() - 1
+            }
+        };
+        self.pending.push(r);
+        r
+    }
+
+    fn unref(refs: &mut [u32], pending: &mut Vec<usize>, r: usize) {
+        refs[r] -= 1;
+        if refs[r] == 0 {
+            pending.push(r);
+        }
+    }
+
+    /// Recycles the requests of this event that no queue holds.
+    fn recycle_requests(&mut self) {
+        for r in self.pending.drain(..) {
+            if self.refs[r] == 0 && !self.free.contains(&r) {
+                self.free.push(r);
+            }
+        }
     }
 
     /// First waiting request with this sector.
@@ -290,7 +328,8 @@ impl DiskIoStateProvider {
         }) else {
             return Ok(None);
         };
-        let (_, slot) = disk.waiting.remove(pos);
+        let (r, slot) = disk.waiting.remove(pos);
+        Self::unref(&mut self.refs, &mut self.pending, r);
         ss.remove(t, slot)?;
         disk.waiting_pool.free.push(Reverse(slot));
         Ok(Some(slot))
@@ -330,6 +369,7 @@ impl DiskIoStateProvider {
             (&merged_in, StateValue::Null),
         )?;
         self.disks[d].waiting.push((r, slot));
+        self.refs[r] += 1;
         self.update_lengths(ss, t, d)?;
         Ok(slot)
     }
@@ -400,10 +440,17 @@ impl DiskIoStateProvider {
         disk.waiting.retain(|&(o, slot)| {
             let covered = req.includes(&requests[o]);
             if covered {
-                dangling.push(slot);
+                dangling.push((o, slot));
             }
             !covered
         });
+        let dangling: Vec<Quark> = dangling
+            .into_iter()
+            .map(|(o, slot)| {
+                Self::unref(&mut self.refs, &mut self.pending, o);
+                slot
+            })
+            .collect();
         for slot in dangling {
             ss.remove(t, slot)?;
             disk.waiting_pool.free.push(Reverse(slot));
@@ -412,6 +459,7 @@ impl DiskIoStateProvider {
         let issued = Arc::clone(&self.names.issued_from);
         self.write_slot(ss, t, slot, req, (&issued, issued_from))?;
         self.disks[d].driver.push((r, slot));
+        self.refs[r] += 1;
         self.update_lengths(ss, t, d)
     }
 
@@ -438,7 +486,8 @@ impl DiskIoStateProvider {
             let o = &requests[o];
             o.sector == req.sector && o.ty == req.ty
         }) {
-            let (_, slot) = disk.driver.remove(pos);
+            let (r, slot) = disk.driver.remove(pos);
+            Self::unref(&mut self.refs, &mut self.pending, r);
             ss.remove(t, slot)?;
             disk.driver_pool.free.push(Reverse(slot));
         }
@@ -456,11 +505,25 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.len() > 1 {
+            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
+            return Err(ProviderError::Unsupported {
+                analysis: DISKIO_ANALYSIS_ID.into(),
+                what: format!(
+                    "the traces come from {} machines ({}); the disk I/O analysis runs on one machine's trace at a time",
+                    hosts.len(),
+                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: DISKIO_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the disk I/O analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the disk I/O analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
@@ -533,6 +596,23 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn handle(
+        &mut self,
+        handler: u32,
+        ev: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let result = self.handle_event(handler, ev, ss);
+        self.recycle_requests();
+        self.skipped.absorb(result, ev.timestamp())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.skipped.warnings()
+    }
+}
+
+impl DiskIoStateProvider {
+    fn handle_event(
         &mut self,
         handler: u32,
         ev: &dyn EventFields,
@@ -778,6 +858,51 @@ mod tests {
             at(&ss, &["Disks", "8", "Driver_queue", "0"], 20),
             StateValue::Null
         );
+    }
+
+    struct Block {
+        t: i64,
+        fields: [Option<i64>; 4],
+    }
+
+    impl EventFields for Block {
+        fn timestamp(&self) -> i64 {
+            self.t
+        }
+        fn cpu(&self) -> Option<u32> {
+            Some(0)
+        }
+        fn int(&self, slot: usize) -> Option<i64> {
+            self.fields.get(slot).copied().flatten()
+        }
+        fn string(&self, _: usize) -> Option<&str> {
+            None
+        }
+    }
+
+    #[test]
+    fn finished_requests_are_recycled() {
+        let mut p = DiskIoStateProvider::new();
+        p.check_trace(&TraceInfo::default()).unwrap();
+        let handler = |p: &mut DiskIoStateProvider, name| p.subscribe(name).unwrap().handler;
+        let (ins, iss, com) = (
+            handler(&mut p, "block_rq_insert"),
+            handler(&mut p, "block_rq_issue"),
+            handler(&mut p, "block_rq_complete"),
+        );
+        let mut ss = sht::StateSystem::null(0);
+        for i in 0..1000i64 {
+            for (k, h) in [ins, iss, com].into_iter().enumerate() {
+                let ev = Block {
+                    t: i * 10 + k as i64,
+                    fields: [Some(8), Some(i * 8), Some(8), Some(4)],
+                };
+                p.handle(h, &ev, &mut ss).unwrap();
+            }
+        }
+        assert!(p.requests.len() <= 2, "{} requests kept", p.requests.len());
+        let q = ss.quark(&["Disks", "8", "sectors_read"]).unwrap();
+        assert_eq!(ss.query_ongoing(q).unwrap(), StateValue::Int(8000));
     }
 
     #[test]

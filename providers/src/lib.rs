@@ -9,6 +9,11 @@
 //! an [`EventFields`] view whose slot `i` is the `i`-th requested field, resolved
 //! once to the trace's own field handles. The [`Registry`] lists providers by id,
 //! so new providers plug in without touching the pipeline.
+//!
+//! Data flow: [`sources::open`] (CTF experiment or XML stub trace) ->
+//! [`pipeline::build`] -> providers from [`native_registry`]
+//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`]) ->
+//! `sht` state systems and `.ht` files.
 
 pub mod diskio;
 pub mod kernel;
@@ -125,6 +130,44 @@ pub trait StateProvider: Send {
     fn finish(&mut self, _ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         Ok(())
     }
+    /// What the provider skipped (events it could not apply), for the user.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Events whose handling stopped at a state value type error: Trace Compass logs
+/// such an event (`StateValueTypeException`) and goes on with the next one, keeping
+/// the writes made before the error; providers that follow it count them here.
+#[derive(Debug, Default)]
+pub struct SkippedEvents {
+    count: u64,
+    first: Option<String>,
+}
+
+impl SkippedEvents {
+    /// `Ok` for a type error (counted), the error itself otherwise.
+    pub fn absorb(&mut self, result: sht::Result<()>, timestamp: i64) -> sht::Result<()> {
+        match result {
+            Err(e @ sht::Error::ValueType { .. }) => {
+                self.count += 1;
+                self.first
+                    .get_or_insert_with(|| format!("at {timestamp} ns: {e}"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.first {
+            Some(first) => vec![format!(
+                "{} event(s) partly applied after a state value type error (first {first})",
+                self.count
+            )],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Builds a fresh provider for one trace.
@@ -220,6 +263,44 @@ mod tests {
         ) -> sht::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn type_errors_are_counted_and_other_errors_pass() {
+        let mut skipped = SkippedEvents::default();
+        assert!(skipped.warnings().is_empty());
+        let type_error = || {
+            Err(sht::Error::ValueType {
+                quark: 3,
+                expected: sht::ValueType::Int,
+                found: sht::ValueType::String,
+            })
+        };
+        assert!(skipped.absorb(type_error(), 10).is_ok());
+        assert!(skipped.absorb(type_error(), 20).is_ok());
+        let other = skipped.absorb(Err(sht::Error::Config("x".into())), 30);
+        assert!(matches!(other, Err(sht::Error::Config(_))));
+        let w = skipped.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("2 event(s)") && w[0].contains("at 10 ns"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn native_registry_has_the_kernel_and_disk_analyses() {
+        let r = native_registry();
+        let kernel = r.create("kernel").unwrap();
+        assert_eq!(
+            kernel.id(),
+            "org.eclipse.tracecompass.analysis.os.linux.kernel"
+        );
+        assert_eq!(kernel.version(), 31);
+        let diskio = r
+            .create("org.eclipse.tracecompass.analysis.os.linux.inputoutput")
+            .unwrap();
+        assert_eq!(diskio.version(), 4);
     }
 
     #[test]

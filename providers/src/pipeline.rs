@@ -673,6 +673,7 @@ pub fn build(
 
     let mut reports = Vec::new();
     let mut systems = Vec::new();
+    let mut warnings = source.warnings();
     for mut run in runs {
         let mut ss = run.ss.take().expect("created at the first event");
         run.provider
@@ -682,6 +683,13 @@ pub fn build(
                 timestamp: end,
                 source,
             })?;
+        let id = run.provider.id();
+        warnings.extend(
+            run.provider
+                .warnings()
+                .into_iter()
+                .map(|w| format!("{id}: {w}")),
+        );
         ss.close(end).map_err(|source| ProviderError::State {
             analysis: run.provider.id().to_string(),
             timestamp: end,
@@ -713,7 +721,7 @@ pub fn build(
             end,
             elapsed: began.elapsed(),
             analyses: reports,
-            warnings: source.warnings(),
+            warnings,
         },
         systems,
     ))

@@ -276,3 +276,77 @@ impl EventSource for XmlSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_err(paths: &[PathBuf]) -> String {
+        match open(paths) {
+            Ok(_) => panic!("{paths:?} should not open"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(open_err(&[]), "no trace given");
+        assert!(open_err(&[dir.path().join("missing")]).contains("missing"));
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "hello").unwrap();
+        assert!(open_err(&[text]).contains("notes.txt"));
+        let xml = dir.path().join("t.xml");
+        std::fs::write(&xml, "<trace><event name=\"a\"/></trace>").unwrap();
+        assert!(
+            open_err(std::slice::from_ref(&xml)).contains("t.xml"),
+            "invalid stub trace"
+        );
+        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("alone"));
+        // A directory without any CTF metadata.
+        assert!(open_err(&[dir.path().to_path_buf()]).contains("no CTF trace"));
+    }
+
+    #[test]
+    fn an_xml_stub_trace_gives_fields_by_class_and_the_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("t.xml");
+        std::fs::write(
+            &xml,
+            r#"<trace><set_aspects><field name="cpu" value="0" type="int"/></set_aspects>
+<event timestamp="5" name="a"><field name="cpu" value="1" type="int"/><field name="x" value="7" type="long"/></event>
+<event timestamp="6" name="b"><field name="cpu" value="0" type="int"/><field name="s" value="hi" type="string"/></event>
+</trace>"#,
+        )
+        .unwrap();
+        let mut src = open(&[xml]).unwrap();
+        assert_eq!(src.class_names(), ["a", "b"]);
+        assert_eq!(src.info().name, "t.xml");
+        let x = src.resolve(0, "x").expect("a has x");
+        assert_eq!(src.resolve(1, "x"), None, "b has no x");
+        let s = src.resolve(1, "s").expect("b has s");
+        let mut seen = Vec::new();
+        src.run(
+            &mut |ev| {
+                seen.push((
+                    ev.class(),
+                    ev.timestamp(),
+                    ev.cpu(),
+                    ev.int(x),
+                    ev.string(s).map(str::to_string),
+                ));
+                ControlFlow::Continue(())
+            },
+            &AtomicU64::new(0),
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, 5, Some(1), Some(7), None),
+                (1, 6, Some(0), None, Some("hi".to_string()))
+            ]
+        );
+    }
+}

@@ -170,3 +170,102 @@ impl EventSource for StubSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const ASPECTS: &str = r#"<set_aspects><field name="cpu" value="0" type="int"/></set_aspects>"#;
+
+    fn event(t: i64, name: &str, cpu: u32, extra: &str) -> String {
+        format!(
+            r#"<event timestamp="{t}" name="{name}"><field name="cpu" value="{cpu}" type="int"/>{extra}</event>"#
+        )
+    }
+
+    #[test]
+    fn merges_traces_by_time_with_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(
+            dir.path(),
+            "a.xml",
+            &format!(
+                "<trace>{ASPECTS}{}{}</trace>",
+                event(1, "x", 0, r#"<field name="v" value="1" type="long"/>"#),
+                event(
+                    5,
+                    "y",
+                    1,
+                    r#"<field name="ids" value="4,5" type="longArray"/>"#
+                )
+            ),
+        );
+        let b = write(
+            dir.path(),
+            "b.xml",
+            &format!(
+                "<trace>{ASPECTS}{}{}</trace>",
+                event(1, "y", 2, r#"<field name="s" value="hi" type="string"/>"#),
+                event(3, "x", 0, r#"<field name="v" value="7" type="int"/>"#)
+            ),
+        );
+        let mut src = StubSource::open(&[a, b]).unwrap();
+        let info = src.info();
+        assert_eq!(info.hosts, ["a.xml", "b.xml"]);
+        assert_eq!(src.class_names(), ["x", "y"]);
+        let v = src.resolve(0, "v").unwrap();
+        let ids = src.resolve(1, "ids").unwrap();
+        let s = src.resolve(1, "s").unwrap();
+        assert_eq!(src.resolve(0, "nope"), None);
+        let mut seen = Vec::new();
+        src.run(
+            &mut |e| {
+                seen.push((
+                    e.timestamp(),
+                    e.trace_index(),
+                    e.class(),
+                    e.cpu(),
+                    e.int(v),
+                    e.string(ids).map(str::to_string),
+                    e.string(s).map(str::to_string),
+                ));
+                ControlFlow::Continue(())
+            },
+            &AtomicU64::new(0),
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (1, 0, 0, Some(0), Some(1), None, None),
+                // Same time: the earlier trace of the experiment first.
+                (1, 1, 1, Some(2), None, None, Some("hi".into())),
+                (3, 1, 0, Some(0), Some(7), None, None),
+                (5, 0, 1, Some(1), None, Some("4,5".into()), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.xml");
+        let err = StubSource::open(std::slice::from_ref(&missing))
+            .err()
+            .expect("missing file");
+        assert!(err.to_string().contains("missing.xml"), "{err}");
+        let bad = write(
+            dir.path(),
+            "bad.xml",
+            "<trace><event timestamp=\"x\" name=\"a\"/></trace>",
+        );
+        let err = StubSource::open(&[bad]).err().expect("bad timestamp");
+        assert!(err.to_string().contains("bad.xml"), "{err}");
+    }
+}

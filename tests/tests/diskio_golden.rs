@@ -41,3 +41,54 @@ fn diskio_golden_cases() {
         );
     }
 }
+
+/// On the real kernel traces with block events (scp_src, scp_dest: LTTng 2.1), the
+/// analysis completes, every request that reached the driver is counted once, and
+/// the queue lengths match the slots in use at every request boundary.
+#[test]
+fn diskio_on_real_ctf_traces_keeps_queues_consistent() {
+    use sht::{StateSystemQuerier, StateValue};
+    let Some(shared) = shared_dir() else { return };
+    for case in ["scp_src", "scp_dest"] {
+        let trace = shared.join("traces/ctf").join(case).join("ctf");
+        let mut source = sources::open(&[trace]).unwrap();
+        let analyses = vec![Analysis {
+            provider: Box::new(DiskIoStateProvider::new()),
+            output: Output::InMemory,
+        }];
+        let (report, systems) = build(&mut *source, analyses, &BuildOptions::default())
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(
+            report.analyses[0].events > 0,
+            "{case}: no block event handled"
+        );
+        let ss = &systems[0];
+        let disks = ss.quarks(&["Disks", "*"]).unwrap();
+        assert!(!disks.is_empty(), "{case}: no disk");
+        for disk in disks {
+            for (queue, length) in [
+                ("Waiting_queue", "waitingqueue_length"),
+                ("Driver_queue", "driverqueue_length"),
+            ] {
+                let slots = ss.attributes().opt_quark(disk, &[queue]);
+                let len_q = ss.attributes().opt_quark(disk, &[length]);
+                let slots: Vec<_> = ss.attributes().children_of(slots).to_vec();
+                let changes = ss
+                    .query_2d(&[len_q], ss.start_time(), ss.current_end_time())
+                    .unwrap();
+                for i in changes {
+                    let full = ss.query_full(i.start).unwrap();
+                    let used = slots
+                        .iter()
+                        .filter(|&&s| !full[s as usize].value.is_null())
+                        .count() as i32;
+                    let want = match i.value {
+                        StateValue::Int(n) => n,
+                        _ => 0,
+                    };
+                    assert_eq!(used, want, "{case}: {queue} at {}", i.start);
+                }
+            }
+        }
+    }
+}

@@ -174,3 +174,24 @@ fn kernel_checks_trace2_when_the_trace_is_present() {
     let ss = build_kernel(&trace_of(&shared, "trace2"), Output::InMemory);
     kernel_checks(&shared, "trace2", &ss);
 }
+
+/// A user-space trace is refused with a message naming the analysis and why.
+#[test]
+fn kernel_analysis_refuses_a_user_space_trace() {
+    let Some(shared) = shared_dir() else { return };
+    let trace = shared.join("traces/ctf/hello-lost/ctf");
+    let mut source = sources::open(&[trace]).unwrap();
+    let analyses = vec![Analysis {
+        provider: Box::new(KernelStateProvider::new()),
+        output: Output::Null,
+    }];
+    let err = build(&mut *source, analyses, &BuildOptions::default())
+        .err()
+        .expect("a UST trace has no kernel analysis");
+    let text = err.to_string();
+    assert!(
+        text.contains("org.eclipse.tracecompass.analysis.os.linux.kernel")
+            && text.contains("\"ust\""),
+        "{text}"
+    );
+}

@@ -201,3 +201,128 @@ fn vm_goldens_from_history_files() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `thread_preemption_query`: the guest's kernel thread statuses overlaid with vCPU
+/// preemption, compared on `value & mask`.
+#[test]
+fn vm_thread_preemption_query() {
+    let Some(cases) = cases() else { return };
+    let mut compared = 0;
+    for (dir, golden) in &cases {
+        let Some(query) = golden["thread_preemption_query"].as_object() else {
+            continue;
+        };
+        let mask = query["mask"].as_i64().unwrap() as i32;
+        let vres = build_case(dir, golden, None);
+        // The guest: the trace the vresources tree has under "Virtual Machines".
+        let vms = vres.quark(&["Virtual Machines"]).unwrap();
+        let guest = vres.attributes().children_of(vms)[0];
+        let guest = vres.attributes().name(guest).unwrap().to_string();
+        let kernel = {
+            let mut source = sextant_providers::sources::open(&[dir.join(&guest)]).unwrap();
+            let provider = sextant_providers::native_registry()
+                .create("kernel")
+                .unwrap();
+            let (_, mut systems) = build(
+                &mut *source,
+                vec![Analysis {
+                    provider,
+                    output: Output::InMemory,
+                }],
+                &BuildOptions::default(),
+            )
+            .unwrap();
+            systems.remove(0)
+        };
+        let got =
+            sextant_providers::vm::vresources::thread_preemption_intervals(&vres, &guest, &kernel)
+                .unwrap();
+        for (tid, want) in query {
+            let Ok(tid) = tid.parse::<i32>() else {
+                continue;
+            };
+            let want: Vec<(i64, i64, i32)> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i[0].as_i64().unwrap(),
+                        i[1].as_i64().unwrap(),
+                        i[2].as_i64().unwrap() as i32 & mask,
+                    )
+                })
+                .collect();
+            let got: Vec<(i64, i64, i32)> = got
+                .get(&tid)
+                .map(|l| l.iter().map(|(s, e, v)| (*s, *e, v & mask)).collect())
+                .unwrap_or_default();
+            assert_eq!(got, want, "{}: thread {tid}", dir.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 2, "compared {compared} threads");
+}
+
+/// On a real LTTng kernel trace (one machine: a host), the fused analysis runs every
+/// event through its handlers without error, and each CPU's `Current_thread` follows
+/// the kernel analysis's wherever the latter has a thread.
+#[test]
+fn fused_on_a_real_kernel_trace_follows_the_kernel_analysis() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    for name in ["scp_src", "many-threads"] {
+        let trace = shared.join("traces/ctf").join(name).join("ctf");
+        let registry = sextant_providers::native_registry();
+        let mut source = sextant_providers::sources::open(std::slice::from_ref(&trace)).unwrap();
+        let analyses = [
+            "kernel",
+            "vm-fused",
+            "vm-model",
+            "vm-vresources",
+            "vm-overhead",
+            "nested-vcpu",
+        ]
+        .iter()
+        .map(|a| Analysis {
+            provider: registry.create(a).unwrap(),
+            output: Output::InMemory,
+        })
+        .collect();
+        let (report, systems) = build(&mut *source, analyses, &BuildOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.events > 1000);
+        // No kvm events: the host-only analysis says so.
+        assert!(
+            report.warnings.iter().any(|w| w.contains("no vCPU found")),
+            "{:?}",
+            report.warnings
+        );
+        let (kernel, fused) = (&systems[0], &systems[1]);
+        let cpus = kernel.quark(&["CPUs"]).unwrap();
+        let mut compared = 0;
+        let mut differ = 0;
+        for &cpu in kernel.attributes().children_of(cpus) {
+            let n = kernel.attributes().name(cpu).unwrap().to_string();
+            let Ok(kq) = kernel.quark(&["CPUs", &n, "Current_thread"]) else {
+                continue;
+            };
+            let fq = fused.quark(&["CPUs", &n, "Current_thread"]).unwrap();
+            // Sample every interval start of the kernel analysis.
+            let mut t = kernel.start_time();
+            while t <= kernel.current_end_time() {
+                let i = kernel.query_single(t, kq).unwrap();
+                if !i.value.is_null() {
+                    compared += 1;
+                    if fused.query_single(i.start, fq).unwrap().value != i.value {
+                        differ += 1;
+                    }
+                }
+                t = i.end + 1;
+            }
+        }
+        assert!(compared > 100, "{name}: {compared}");
+        assert_eq!(differ, 0, "{name}: {differ} of {compared} differ");
+    }
+}

@@ -5,11 +5,10 @@
 //! how Trace Compass orders them: within a trace by timestamp then stream file name
 //! (`CTFTraceReader`), across traces by timestamp then trace order (`TmfExperiment`).
 
-use crate::ctf::decode::{Node, SlotKind};
+use crate::ctf::decode::{Node, Slot, SlotKind, StaticField};
 use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +34,11 @@ enum FieldKind {
     Slot(u32),
     /// Variant options: the one slot the current event filled.
     AnyOf(Vec<u32>),
+    /// A field of a fixed layout, decoded on access from its scope's start.
+    Static {
+        scope: u8,
+        field: StaticField,
+    },
     LostCount,
     LostDuration,
 }
@@ -43,6 +47,16 @@ enum FieldKind {
 struct FieldDesc {
     class: ClassId,
     kind: FieldKind,
+    access: Access,
+}
+
+/// Which accessor reads a field: [`Event::int`], [`Event::string`], or only
+/// [`Event::value`] (floats, arrays, blobs, structures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Int,
+    Text,
+    Other,
 }
 
 #[derive(Debug)]
@@ -77,6 +91,8 @@ pub struct Experiment {
 pub struct Event<'a> {
     exp_fields: &'a [FieldDesc],
     cursor: &'a Cursor,
+    /// The mapped stream file (cached out of the cursor).
+    data: &'a [u8],
     trace: &'a CtfTrace,
     class: ClassId,
     trace_index: usize,
@@ -144,13 +160,23 @@ impl Experiment {
                 collect_names(&cl.payload_tree, "", strip, &mut named);
                 let mut fl = Vec::new();
                 for (n, slots) in named {
+                    let access = match cl.slots[slots[0] as usize].kind {
+                        SlotKind::Int { .. } => Access::Int,
+                        SlotKind::Str | SlotKind::Text => Access::Text,
+                        _ => Access::Other,
+                    };
+                    let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
+                        ([_], Some(Some((scope, field)))) => FieldKind::Static {
+                            scope: *scope,
+                            field: *field,
+                        },
+                        ([s], _) => FieldKind::Slot(*s),
+                        _ => FieldKind::AnyOf(slots),
+                    };
                     fields.push(FieldDesc {
                         class: id,
-                        kind: if slots.len() == 1 {
-                            FieldKind::Slot(slots[0])
-                        } else {
-                            FieldKind::AnyOf(slots)
-                        },
+                        kind,
+                        access,
                     });
                     fl.push((n, FieldHandle(fields.len() as u32 - 1)));
                 }
@@ -169,6 +195,7 @@ impl Experiment {
                 fields.push(FieldDesc {
                     class: lost_id,
                     kind: k,
+                    access: Access::Int,
                 });
                 fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
             }
@@ -226,6 +253,14 @@ impl Experiment {
             .map(|(_, h)| *h)
     }
 
+    /// Which accessor reads this field.
+    pub fn field_access(&self, f: FieldHandle) -> Access {
+        self.fields
+            .get(f.0 as usize)
+            .map(|d| d.access)
+            .unwrap_or(Access::Other)
+    }
+
     /// Names of the fields of a class (those `field_handle` accepts), in layout order.
     pub fn field_names(&self, class: ClassId) -> Vec<&str> {
         self.classes[class.0 as usize]
@@ -257,6 +292,16 @@ impl Experiment {
     /// The opened traces' compiled metadata.
     pub fn ctf_traces(&self) -> &[CtfTrace] {
         &self.traces
+    }
+
+    /// Shifts every timestamp of trace `trace` by `offset_ns` (Trace Compass's "trace
+    /// offset", used to align the clocks of several hosts).
+    pub fn set_trace_offset(&mut self, trace: usize, offset_ns: i64) {
+        for (ci, c) in self.cursors.iter_mut().enumerate() {
+            if self.cursor_keys[ci].0 as usize == trace {
+                c.offset_ns = offset_ns;
+            }
+        }
     }
 
     /// Restricts [`for_each`](Self::for_each) to events with `begin <= ns <= end`.
@@ -294,8 +339,9 @@ impl Experiment {
             self.rewind()?;
         }
         self.consumed = true;
-        let mut heap: BinaryHeap<Reverse<(i64, u32, u32, u32)>> =
-            BinaryHeap::with_capacity(self.cursors.len());
+        // Cursors are numbered in (trace, stream file name) order, so the key
+        // (ns, cursor index) orders events as Trace Compass does.
+        let mut heap = MergeHeap::with_capacity(self.cursors.len());
         let (begin, end) = self.range;
         if let Some(b) = begin {
             for ci in 0..self.cursors.len() {
@@ -310,19 +356,17 @@ impl Experiment {
         }
         for ci in 0..self.cursors.len() {
             if self.step(ci, progress) {
-                let (t, r) = self.cursor_keys[ci];
-                let ns = self
-                    .time_transforms
-                    .apply(t as usize, self.cursors[ci].cur.ns);
-                heap.push(Reverse((ns, t, r, ci as u32)));
+                let t = self.cursor_keys[ci].0 as usize;
+                let ns = self.time_transforms.apply(t, self.cursors[ci].cur.ns);
+                heap.push(merge_key(ns, ci));
             }
         }
-        while let Some(mut top) = heap.peek_mut() {
-            let ci = top.0 .3 as usize;
-            let (ti, _) = self.cursor_keys[ci];
-            let ti = ti as usize;
+        while let Some(top) = heap.top() {
+            let ci = (top as u32) as usize;
+            let ti = self.cursor_keys[ci].0 as usize;
             let cursor = &self.cursors[ci];
-            if end.is_some_and(|e| top.0 .0 > e) {
+            let top_ns = key_ns(top);
+            if end.is_some_and(|e| top_ns > e) {
                 break;
             }
             let class = match cursor.cur.lost {
@@ -332,18 +376,20 @@ impl Experiment {
             let ev = Event {
                 exp_fields: &self.fields,
                 cursor,
+                data: cursor.data(),
                 trace: &self.traces[ti],
                 class,
                 trace_index: ti,
-                ns: top.0 .0,
+                ns: top_ns,
             };
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
             if self.step(ci, progress) {
-                top.0 .0 = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
+                let ns = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
+                heap.replace_top(merge_key(ns, ci));
             } else {
-                std::collections::binary_heap::PeekMut::pop(top);
+                heap.pop();
             }
         }
         for c in &mut self.cursors {
@@ -384,7 +430,9 @@ impl Experiment {
         let mut cursors = Vec::with_capacity(self.cursors.len());
         for (ci, c) in self.cursors.iter().enumerate() {
             let t = &self.traces[self.cursor_keys[ci].0 as usize];
-            cursors.push(Cursor::open(t, &c.file)?);
+            let mut fresh = Cursor::open(t, &c.file)?;
+            fresh.offset_ns = c.offset_ns;
+            cursors.push(fresh);
         }
         self.cursors = cursors;
         self.warnings.clear();
@@ -504,6 +552,8 @@ fn walk(
 pub enum Value<'a> {
     Int(i64),
     UInt(u64),
+    /// An integer whose preferred display base is 16 (raw 64-bit value).
+    Hex(u64),
     Float(f64),
     Str(std::borrow::Cow<'a, str>),
     /// Enumeration: value and the labels covering it.
@@ -560,30 +610,39 @@ impl<'a> Event<'a> {
         Some((n, conv.duration_ns(d)))
     }
 
-    /// The slot a handle designates for this event (None: other class, or not decoded).
+    /// A slot's value for the current event, decoding fixed-layout fields on access.
     #[inline]
-    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, &crate::ctf::decode::Slot)> {
-        let gen = self.cursor.m.gen;
+    fn slot_of(&self, s: u32) -> Option<Slot> {
+        let c = self.cursor;
+        if let Some(cl) = self.trace.classes.get(c.cur.class as usize) {
+            if let Some(Some((scope, f))) = cl.static_slots.get(s as usize) {
+                return Some(f.read(c.data(), c.scope_start[*scope as usize], c.m.gen));
+            }
+        }
+        let sl = c.m.slots.get(s as usize)?;
+        (sl.gen == c.m.gen).then_some(*sl)
+    }
+
+    /// The slot a handle designates for this event (None: not decoded, e.g. an
+    /// unselected variant option).
+    #[inline(always)]
+    fn current_slot(&self, d: &FieldDesc) -> Option<(u32, Slot)> {
+        let c = self.cursor;
         match &d.kind {
+            FieldKind::Static { scope, field } => Some((
+                0,
+                field.read(self.data, c.scope_start[*scope as usize], c.m.gen),
+            )),
             FieldKind::Slot(s) => {
-                let sl = self.cursor.m.slots.get(*s as usize)?;
-                (sl.gen == gen).then_some((*s, sl))
+                let sl = c.m.slots.get(*s as usize)?;
+                (sl.gen == c.m.gen).then_some((*s, *sl))
             }
             FieldKind::AnyOf(v) => v.iter().find_map(|s| {
-                let sl = self.cursor.m.slots.get(*s as usize)?;
-                (sl.gen == gen).then_some((*s, sl))
+                let sl = c.m.slots.get(*s as usize)?;
+                (sl.gen == c.m.gen).then_some((*s, *sl))
             }),
             _ => None,
         }
-    }
-
-    #[inline]
-    fn slot(&self, f: FieldHandle) -> Option<(u32, &crate::ctf::decode::Slot)> {
-        let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class {
-            return None;
-        }
-        self.current_slot(d)
     }
 
     fn slot_kind(&self, s: u32) -> Option<&'a SlotKind> {
@@ -596,42 +655,56 @@ impl<'a> Event<'a> {
     #[inline]
     pub fn int(&self, f: FieldHandle) -> Option<i64> {
         let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class {
+        if d.class != self.class || d.access != Access::Int {
             return None;
         }
-        match d.kind {
+        match &d.kind {
+            // The common case (fixed-layout integer) read straight from the bytes.
+            FieldKind::Static {
+                scope,
+                field:
+                    StaticField::Int {
+                        off,
+                        size,
+                        signed,
+                        be,
+                    },
+            } => {
+                let c = self.cursor;
+                let pos = c.scope_start[*scope as usize] + *off as u64;
+                let raw = crate::ctf::decode::read_bits(self.data, pos, *size as u32, *be);
+                Some(if *signed && *size < 64 {
+                    let sh = 64 - *size as u32;
+                    ((raw << sh) as i64) >> sh
+                } else {
+                    raw as i64
+                })
+            }
             FieldKind::LostCount => self.lost().map(|l| l.0 as i64),
             FieldKind::LostDuration => self.lost().map(|l| l.1),
-            _ => {
-                let (s, sl) = self.current_slot(d)?;
-                match self.slot_kind(s)? {
-                    SlotKind::Int { .. } => Some(sl.v as i64),
-                    _ => None,
-                }
-            }
+            _ => Some(self.current_slot(d)?.1.v as i64),
         }
     }
 
     /// String field, or char array/sequence as text (up to the first NUL; invalid
     /// UTF-8 cuts the text at the first bad byte).
     #[inline]
-    pub fn string(&self, f: FieldHandle) -> Option<&str> {
-        let (s, sl) = self.slot(f)?;
-        match self.slot_kind(s)? {
-            SlotKind::Str | SlotKind::Text => {
-                let data = self.cursor.data();
-                let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-                let b = match b.iter().position(|&c| c == 0) {
-                    Some(n) => &b[..n],
-                    None => b,
-                };
-                Some(match std::str::from_utf8(b) {
-                    Ok(s) => s,
-                    Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
-                })
-            }
-            _ => None,
+    pub fn string(&self, f: FieldHandle) -> Option<&'a str> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Text {
+            return None;
         }
+        let (_, sl) = self.current_slot(d)?;
+        let data = self.cursor_data();
+        let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+        let b = match b.iter().position(|&c| c == 0) {
+            Some(n) => &b[..n],
+            None => b,
+        };
+        Some(match std::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        })
     }
 
     /// Any field as a [`Value`] (allocates; for printing and tests).
@@ -640,22 +713,29 @@ impl<'a> Event<'a> {
         if d.class != self.class {
             return None;
         }
-        match d.kind {
+        match &d.kind {
             FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
             FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
+            FieldKind::Static { .. } => {
+                // Find the slot index of this static field for its kind.
+                let cl = self.trace.classes.get(self.cursor.cur.class as usize)?;
+                let s = cl.static_slots.iter().position(|x| {
+                    matches!((x, &d.kind), (Some((a, fa)), FieldKind::Static { scope, field }) if a == scope && fa == field)
+                })?;
+                self.slot_value(s as u32)
+            }
             _ => self.slot_value(self.current_slot(d)?.0),
         }
     }
 
     fn slot_value(&self, s: u32) -> Option<Value<'a>> {
-        let sl = *self.cursor.m.slots.get(s as usize)?;
-        if sl.gen != self.cursor.m.gen {
-            return None;
-        }
+        let sl = self.slot_of(s)?;
         let data: &'a [u8] = self.cursor_data();
         Some(match self.slot_kind(s)? {
             SlotKind::Int {
-                signed, mappings, ..
+                signed,
+                mappings,
+                base,
             } => match mappings {
                 Some(m) => {
                     let v: i128 = if *signed {
@@ -670,6 +750,7 @@ impl<'a> Event<'a> {
                         .collect();
                     Value::Enum(sl.v as i64, *signed, labels)
                 }
+                None if *base == 16 => Value::Hex(sl.v),
                 None if *signed => Value::Int(sl.v as i64),
                 None => Value::UInt(sl.v),
             },
@@ -705,8 +786,9 @@ impl<'a> Event<'a> {
         })
     }
 
+    #[inline]
     fn cursor_data(&self) -> &'a [u8] {
-        self.cursor.data()
+        self.data
     }
 
     fn float_size(&self, s: u32) -> u32 {
@@ -782,7 +864,15 @@ impl<'a> Event<'a> {
                 // An unselected variant option: none of its fields was decoded.
                 (m.is_empty() || !v.is_empty()).then_some(Value::Struct(v))
             }
-            Node::Variant(opts) => opts.iter().find_map(|(_, o)| self.node_value(o)),
+            // Babeltrace shows a variant as a structure holding the selected option.
+            Node::Variant(opts) => opts.iter().find_map(|(name, o)| {
+                let shown = if self.trace.metadata.ctf2 {
+                    name.clone()
+                } else {
+                    name.strip_prefix('_').unwrap_or(name).to_string()
+                };
+                self.node_value(o).map(|v| Value::Struct(vec![(shown, v)]))
+            }),
             Node::Optional(inner) => self.node_value(inner),
         }
     }
@@ -803,7 +893,7 @@ impl Value<'_> {
         use serde_json::Value as J;
         match self {
             Value::Int(i) => J::from(*i),
-            Value::UInt(u) => J::from(*u),
+            Value::UInt(u) | Value::Hex(u) => J::from(*u),
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or_else(|| J::String(f.to_string())),
@@ -830,5 +920,112 @@ impl Value<'_> {
             }
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
         }
+    }
+}
+
+/// Heap key: ns (order-preserving as unsigned) in the high bits, cursor index low.
+#[inline]
+fn merge_key(ns: i64, cursor: usize) -> u128 {
+    (((ns as u64) ^ (1 << 63)) as u128) << 64 | cursor as u128
+}
+
+/// The (possibly synchronized) timestamp of a merge key.
+#[inline]
+fn key_ns(k: u128) -> i64 {
+    (((k >> 64) as u64) ^ (1 << 63)) as i64
+}
+
+/// Min-heap of merge keys, with the replace-top operation the merge needs most.
+struct MergeHeap {
+    keys: Vec<u128>,
+}
+
+impl MergeHeap {
+    fn with_capacity(n: usize) -> Self {
+        MergeHeap {
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn top(&self) -> Option<u128> {
+        self.keys.first().copied()
+    }
+
+    fn push(&mut self, k: u128) {
+        self.keys.push(k);
+        let mut i = self.keys.len() - 1;
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.keys[parent] <= k {
+                break;
+            }
+            self.keys[i] = self.keys[parent];
+            i = parent;
+        }
+        self.keys[i] = k;
+    }
+
+    #[inline]
+    fn replace_top(&mut self, k: u128) {
+        let keys = &mut self.keys;
+        let n = keys.len();
+        let mut i = 0;
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let c = if r < n && keys[r] < keys[l] { r } else { l };
+            if keys[c] >= k {
+                break;
+            }
+            keys[i] = keys[c];
+            i = c;
+        }
+        keys[i] = k;
+    }
+
+    fn pop(&mut self) {
+        let last = self.keys.pop();
+        if let Some(k) = last {
+            if !self.keys.is_empty() {
+                self.replace_top(k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_heap_orders_by_ns_then_cursor() {
+        let mut h = MergeHeap::with_capacity(4);
+        let input = [
+            (5i64, 2usize),
+            (-3, 1),
+            (5, 0),
+            (i64::MAX, 3),
+            (i64::MIN, 4),
+        ];
+        for (ns, c) in input {
+            h.push(merge_key(ns, c));
+        }
+        let mut out = Vec::new();
+        while let Some(k) = h.top() {
+            out.push((k as u32) as usize);
+            h.pop();
+        }
+        assert_eq!(out, vec![4, 1, 0, 2, 3]);
+        assert_eq!(key_ns(merge_key(-3, 7)), -3);
+        assert_eq!(key_ns(merge_key(i64::MIN, 0)), i64::MIN);
+        let mut h = MergeHeap::with_capacity(2);
+        h.push(merge_key(10, 0));
+        h.push(merge_key(20, 1));
+        h.replace_top(merge_key(30, 0));
+        assert_eq!(h.top().map(|k| k as u32), Some(1));
     }
 }

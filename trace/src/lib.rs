@@ -6,8 +6,13 @@
 //! class ([`ctf::decode`]); [`Experiment::for_each`] merges the per-stream cursors
 //! ([`ctf::reader::Cursor`]) by timestamp and hands out [`Event`]s whose fields are
 //! read through pre-resolved [`FieldHandle`]s. Errors are [`TraceError`]s.
+//! Logs in Trace Compass custom-parser formats are read by [`custom_xml`] and
+//! [`custom_txt`] into [`custom_xml::CustomEvent`]s; [`gen`] writes synthetic LTTng kernel traces.
 
 pub mod ctf;
+pub mod custom_time;
+pub mod custom_txt;
+pub mod custom_xml;
 pub mod error;
 pub mod experiment;
 pub mod gen;
@@ -15,6 +20,6 @@ pub mod stats;
 pub mod sync;
 
 pub use error::TraceError;
-pub use experiment::{ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
+pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
 pub mod xmlstub;
 pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};

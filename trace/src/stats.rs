@@ -1,1 +1,76 @@
-//! Event statistics of an experiment (per-name counts, lost events, time range).
+//! Event statistics of an experiment: events per name, total, lost events, streams,
+//! packets and time range (what `sextant stats` prints, and what `babeltrace2.count`
+//! files record).
+
+use crate::error::TraceError;
+use crate::experiment::{ClassId, Experiment};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::AtomicU64;
+
+/// Totals over one pass of an experiment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Real events per event class name (lost-event records excluded).
+    pub per_name: BTreeMap<String, u64>,
+    pub total: u64,
+    /// Events the tracer discarded (sum of the lost-event records' counts).
+    pub lost_events: u64,
+    /// Lost-event records (one per packet reporting losses).
+    pub lost_records: u64,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    /// Data stream files holding at least one packet.
+    pub streams: u64,
+    pub packets: u64,
+    /// What could not be read (streams cut short).
+    pub warnings: Vec<String>,
+}
+
+/// Reads the whole experiment once and counts.
+pub fn compute(exp: &mut Experiment, progress: &AtomicU64) -> Result<Stats, TraceError> {
+    let n = exp.class_count();
+    let names: Vec<String> = (0..n)
+        .map(|c| exp.class_name(ClassId(c)).to_string())
+        .collect();
+    let lost_h: Vec<_> = (0..n)
+        .map(|c| {
+            let c = ClassId(c);
+            (exp.class_name(c) == crate::experiment::LOST_EVENT_NAME)
+                .then(|| exp.field_handle(c, crate::experiment::LOST_EVENTS_FIELD))
+                .flatten()
+        })
+        .collect();
+    let mut per_class = vec![0u64; n as usize];
+    let mut s = Stats::default();
+    exp.for_each(
+        &mut |ev| {
+            let c = ev.class().0 as usize;
+            match lost_h[c] {
+                Some(h) => {
+                    s.lost_records += 1;
+                    s.lost_events += ev.int(h).unwrap_or(0) as u64;
+                }
+                None => {
+                    per_class[c] += 1;
+                    s.first_ns.get_or_insert(ev.timestamp());
+                    s.last_ns = Some(ev.timestamp());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+        progress,
+    )?;
+    for (c, k) in per_class.into_iter().enumerate() {
+        if k > 0 {
+            *s.per_name.entry(names[c].clone()).or_default() += k;
+        }
+    }
+    s.total = s.per_name.values().sum();
+    for (_, _, packets, _) in exp.stream_totals() {
+        s.packets += packets;
+        s.streams += u64::from(packets > 0);
+    }
+    s.warnings = exp.warnings();
+    Ok(s)
+}

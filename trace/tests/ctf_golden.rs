@@ -182,3 +182,32 @@ fn hello_lost_records_where_trace_compass_puts_them() {
         n["ns"].as_i64().unwrap()
     );
 }
+
+/// The LTTng headers of x86 traces take the fast path (decoded without the interpreter);
+/// natural-alignment traces keep the generic one. Both are covered by the golden tests.
+#[test]
+fn lttng_headers_are_recognised() {
+    use sextant_trace::ctf::decode::HeaderKind;
+    use sextant_trace::ctf::reader::CtfTrace;
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let kind = |name: &str| {
+        let t = CtfTrace::open(&shared.join("traces/ctf").join(name).join("ctf")).unwrap();
+        t.streams[0].header_kind
+    };
+    assert!(matches!(
+        kind("many-threads"),
+        HeaderKind::Compact { be: false, .. }
+    ));
+    assert!(matches!(
+        kind("hello-lost"),
+        HeaderKind::Compact { be: false, .. }
+    ));
+    assert!(matches!(
+        kind("CTF2-7.0-trace-with-index"),
+        HeaderKind::Large { be: false, .. }
+    ));
+    assert_eq!(kind("bug446190"), HeaderKind::Generic);
+    assert_eq!(kind("flipping-endianness"), HeaderKind::Generic);
+}

@@ -518,3 +518,109 @@ fn babeltrace_decodes_one_cpu_and_many_cpus() {
     check_with_babeltrace(&config(80_000, 1, 5, 3));
     check_with_babeltrace(&config(150_000, 16, 2000, 4));
 }
+
+// ---- the project's own CTF reader ------------------------------------------------------
+
+/// Babeltrace's text for a value, so the checker reads both sources alike.
+fn value_text(v: &sextant_trace::Value<'_>) -> String {
+    use sextant_trace::Value;
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Hex(u) => format!("0x{u:X}"),
+        Value::Float(f) => f.to_string(),
+        Value::Str(s) => format!("\"{s}\""),
+        Value::Enum(i, _, _) => i.to_string(),
+        Value::Array(items) if items.is_empty() => "[ ]".into(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| format!("[{i}] = {}", value_text(x)))
+                .collect();
+            format!("[ {} ]", parts.join(", "))
+        }
+        Value::Struct(_) | Value::Bytes(_) => "?".into(),
+    }
+}
+
+fn reader_events(report: &GenReport) -> Vec<Event> {
+    use std::ops::ControlFlow;
+    let mut exp = sextant_trace::Experiment::open(&[&report.dir]).unwrap();
+    let mut out = Vec::new();
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let names: Vec<String> = (0..exp.class_count())
+        .map(|c| exp.class_name(sextant_trace::ClassId(c)).to_string())
+        .collect();
+    exp.for_each(
+        &mut |e| {
+            let (_, _, payload) = e.babeltrace_fields();
+            let fields: Vec<String> = payload
+                .iter()
+                .map(|(n, v)| format!("{n} = {}", value_text(v)))
+                .collect();
+            out.push(Event {
+                ns: e.timestamp() as u64,
+                name: names[e.class().0 as usize].clone(),
+                cpu: e.cpu().expect("every packet has cpu_id"),
+                fields: format!("{{ {} }}", fields.join(", ")),
+            });
+            ControlFlow::Continue(())
+        },
+        &progress,
+    )
+    .unwrap();
+    assert!(exp.warnings().is_empty(), "{:?}", exp.warnings());
+    assert!(exp.errors().is_empty(), "{:?}", exp.errors());
+    out
+}
+
+#[test]
+fn the_project_reader_decodes_it_with_the_reported_counts_and_consistent_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(300_000, 4, 150, 21);
+    let report = generate(&tmp.path().join("trace"), &cfg, None).unwrap();
+    let events = reader_events(&report);
+    assert_eq!(events.len() as u64, report.events);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &events {
+        *counts.entry(e.name.clone()).or_default() += 1;
+    }
+    assert_eq!(counts, report.counts);
+    assert_eq!(events.first().map(|e| e.ns), report.first_event_ns);
+    assert_eq!(events.last().map(|e| e.ns), report.last_event_ns);
+    let mut checker = Checker::default();
+    let mut last_ns = 0;
+    for e in &events {
+        assert!(e.ns > last_ns || last_ns == 0, "time goes back at {}", e.ns);
+        last_ns = e.ns;
+        checker.event(e);
+    }
+    // The checker saw what it checks: switches on every CPU, forks and exits.
+    assert_eq!(checker.current.len(), cfg.cpus as usize);
+    assert!(counts["sched_process_fork"] > 0 && !checker.dead.is_empty());
+}
+
+mod random_configs {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Any small configuration gives a trace the project's reader decodes
+        /// completely, with consistent kernel state.
+        #[test]
+        fn small_traces_are_consistent(seed in any::<u64>(), cpus in 1u32..9, threads in 2u64..60, events in 1u64..30_000) {
+            let tmp = tempfile::tempdir().unwrap();
+            let report = generate(&tmp.path().join("t"), &config(events, cpus, threads, seed), None).unwrap();
+            prop_assert_eq!(report.events, events);
+            let decoded = reader_events(&report);
+            prop_assert_eq!(decoded.len() as u64, events);
+            let mut checker = Checker::default();
+            for e in &decoded {
+                checker.event(e);
+            }
+        }
+    }
+}

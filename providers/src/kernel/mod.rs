@@ -3,7 +3,7 @@
 //! system calls, priorities and CPU frequencies (`shared/spec/kernel-analysis.md`).
 //!
 //! Attributes are created in exactly the order Trace Compass's handlers create
-//! them (quark numbers and the `.ht` bytes depend on it); [`quarks::KernelQuarks`]
+//! them (quark numbers and the `.ht` bytes depend on it); `quarks::KernelQuarks`
 //! caches them so that the steady state does no path look-up.
 
 pub mod layout;
@@ -95,8 +95,11 @@ pub struct KernelStateProvider {
     layout: &'static Layout,
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
-    /// Subscribed event names, to refuse traces without the events that matter.
+    skipped: crate::SkippedEvents,
+    /// Whether the trace has a `sched_switch` class (refused otherwise).
     seen_switch: bool,
+    /// Set by [`KernelStateProvider::with_layout`]: the trace does not choose.
+    fixed_layout: bool,
 }
 
 impl Default for KernelStateProvider {
@@ -111,7 +114,9 @@ impl KernelStateProvider {
             layout: &Layout::LTTNG,
             q: KernelQuarks::default(),
             syscall_names: Vec::new(),
+            skipped: Default::default(),
             seen_switch: false,
+            fixed_layout: false,
         }
     }
 
@@ -119,6 +124,7 @@ impl KernelStateProvider {
     pub fn with_layout(layout: &'static Layout) -> Self {
         KernelStateProvider {
             layout,
+            fixed_layout: true,
             ..Self::new()
         }
     }
@@ -226,15 +232,6 @@ fn status_from_statedump(status: i64) -> StateValue {
     }
 }
 
-/// Java's `unboxInt` of a state value: null (and other types) count as -1.
-fn unbox_int(v: &StateValue) -> i32 {
-    match v {
-        StateValue::Int(i) => *i,
-        StateValue::Long(l) => *l as i32,
-        _ => -1,
-    }
-}
-
 type Ss<'a> = &'a mut dyn StateSystemBuilder;
 
 impl StateProvider for KernelStateProvider {
@@ -247,16 +244,32 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.len() > 1 {
+            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
+            return Err(ProviderError::Unsupported {
+                analysis: KERNEL_ANALYSIS_ID.into(),
+                what: format!(
+                    "the traces come from {} machines ({}); the kernel analysis runs on one machine's trace at a time",
+                    hosts.len(),
+                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: KERNEL_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the kernel analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the kernel analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
         }
-        self.layout = Layout::for_trace(trace);
+        if !self.fixed_layout {
+            self.layout = Layout::for_trace(trace);
+        }
         Ok(())
     }
 
@@ -317,6 +330,17 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn handle(&mut self, handler: u32, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
+        let result = self.handle_event(handler, ev, ss);
+        self.skipped.absorb(result, ev.timestamp())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.skipped.warnings()
+    }
+}
+
+impl KernelStateProvider {
+    fn handle_event(&mut self, handler: u32, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
         if handler >= SYSCALL_BASE {
             let name = self.syscall_names[(handler - SYSCALL_BASE) as usize].clone();
             return self.sys_entry(ev, ss, name);
@@ -361,47 +385,31 @@ impl KernelStateProvider {
         ss.modify(t, v, node)
     }
 
-    /// `KernelEventHandlerUtils.updateCpuStatus`.
+    /// `KernelEventHandlerUtils.updateCpuStatus`: IRQ, else soft IRQ, else what
+    /// the current thread does (from the shadow of what was written).
     fn update_cpu_status(&mut self, t: i64, cpu: u32, ss: Ss<'_>) -> sht::Result<()> {
         let c = self.q.cpu(ss, cpu)?;
         let node = self.q.cpu_node(c);
-        let irqs = self.q.cpu_irqs(ss, c)?;
-        let mut value = None;
-        for &q in ss.attributes().children_of(irqs) {
-            if !ss.query_ongoing(q)?.is_null() {
-                value = Some(StateValue::Int(cpu_status::IRQ));
-                break;
-            }
-        }
-        if value.is_none() {
-            let softs = self.q.cpu_soft_irqs(ss, c)?;
-            for &q in ss.attributes().children_of(softs) {
-                if is_in_soft_irq(&ss.query_ongoing(q)?) {
-                    value = Some(StateValue::Int(cpu_status::SOFTIRQ));
-                    break;
-                }
-            }
-        }
-        let value = match value {
-            Some(v) => v,
-            None => {
-                let ct = self.q.cpu_current_thread(ss, c)?;
-                match ss.query_ongoing(ct)? {
-                    StateValue::Null => StateValue::Null,
-                    v => {
-                        let tid = unbox_int(&v);
-                        if tid == 0 {
-                            StateValue::Int(cpu_status::IDLE)
-                        } else {
-                            // `Threads/<tid>/System_call` by absolute path: plain tid name.
-                            let th = self.q.thread(ss, tid, None)?.expect("tid != 0 has a name");
-                            let sc = self.q.thread_field(ss, th, ThreadField::SystemCall)?;
-                            if ss.query_ongoing(sc)?.is_null() {
-                                StateValue::Int(cpu_status::RUN_USERMODE)
-                            } else {
-                                StateValue::Int(cpu_status::RUN_SYSCALL)
-                            }
-                        }
+        // Trace Compass creates these three while looking (in this order).
+        self.q.cpu_irqs(ss, c)?;
+        self.q.cpu_soft_irqs(ss, c)?;
+        self.q.cpu_current_thread(ss, c)?;
+        let (irq, soft, _) = self.q.cpu_irq_summary(c);
+        let value = if irq {
+            StateValue::Int(cpu_status::IRQ)
+        } else if soft {
+            StateValue::Int(cpu_status::SOFTIRQ)
+        } else {
+            match self.q.cpu_current(c) {
+                None => StateValue::Null,
+                Some((0, _)) => StateValue::Int(cpu_status::IDLE),
+                // `Threads/<tid>/System_call`: for tid != 0 the thread's own entry.
+                Some((_, th)) => {
+                    let sc = self.q.thread_field(ss, th, ThreadField::SystemCall)?;
+                    if ss.query_ongoing(sc)?.is_null() {
+                        StateValue::Int(cpu_status::RUN_USERMODE)
+                    } else {
+                        StateValue::Int(cpu_status::RUN_SYSCALL)
                     }
                 }
             }
@@ -412,15 +420,15 @@ impl KernelStateProvider {
     /// `getCurrentThreadNode`: the thread entry running on `cpu` (`-1` if unknown).
     fn current_thread(&mut self, cpu: u32, ss: Ss<'_>) -> sht::Result<u32> {
         let c = self.q.cpu(ss, cpu)?;
-        let ct = self.q.cpu_current_thread(ss, c)?;
-        let tid = match ss.query_ongoing(ct)? {
-            StateValue::Null => -1,
-            v => unbox_int(&v),
-        };
+        if let Some((_, th)) = self.q.cpu_current(c) {
+            // Everything the slow path would create exists already.
+            return Ok(th);
+        }
+        self.q.cpu_current_thread(ss, c)?;
         Ok(self
             .q
-            .thread(ss, tid, Some(cpu))?
-            .expect("a CPU is given, so every tid has a name"))
+            .thread(ss, -1, Some(cpu))?
+            .expect("tid -1 has a name"))
     }
 
     fn sys_entry(&mut self, ev: &dyn EventFields, ss: Ss<'_>, name: StateValue) -> sht::Result<()> {
@@ -461,9 +469,9 @@ impl KernelStateProvider {
         let t = ev.timestamp();
         let label = format!("{}/{}", irq as i32, name);
         let c = self.q.cpu(ss, cpu)?;
-        let irqs = self.q.cpu_irqs(ss, c)?;
-        let q = ss.quark_relative_and_add(irqs, &[&label])?;
+        let q = self.q.cpu_hw_irq(ss, c, irq as i32, &label)?;
         ss.modify(t, StateValue::Int(cpu as i32), q)?;
+        self.q.note_irq_value(c, q, false, Some(cpu as i32));
         let th = self.current_thread(cpu, ss)?;
         ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
         ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
@@ -478,36 +486,34 @@ impl KernelStateProvider {
         let Some(irq) = ev.int(0) else { return Ok(()) };
         let irq = irq as i32;
         let c = self.q.cpu(ss, cpu)?;
-        let irqs = self.q.cpu_irqs(ss, c)?;
-        let prefix = format!("{irq}/");
-        let mut found = None;
-        for &q in ss.attributes().children_of(irqs) {
-            if ss.attributes().name(q)?.starts_with(&prefix) && !ss.query_ongoing(q)?.is_null() {
-                found = Some(q);
-                break;
-            }
-        }
+        self.q.cpu_irqs(ss, c)?;
+        // The first `<irq>/...` child (creation order) still active.
+        let found = self
+            .q
+            .cpu_hw_irqs(c, irq)
+            .find(|&q| self.q.irq_value(q).is_some());
         let Some(q) = found else { return Ok(()) };
         let t = ev.timestamp();
         ss.modify(t, StateValue::Null, q)?;
+        self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
         // The aggregate reuses the per-CPU attribute's own name object.
         let name: Arc<str> = Arc::from(ss.attributes().name(q)?);
         let root = self.q.irqs_root(ss)?;
         let agg = ss.quark_relative_and_add(root, &[&name])?;
-        let value = self.cpu_for_irq(irq, ss)?;
+        let value = self.cpu_for_irq(irq);
         ss.modify(t, value, agg)
     }
 
     /// `getCpuForIrq`: the first CPU (in creation order) whose `IRQs/<irq>` is active.
-    fn cpu_for_irq(&mut self, irq: i32, ss: Ss<'_>) -> sht::Result<StateValue> {
+    fn cpu_for_irq(&self, irq: i32) -> StateValue {
         for (cpu, q) in self.q.ipi_quarks(irq) {
-            if !ss.query_ongoing(q)?.is_null() {
-                return Ok(StateValue::Int(cpu));
+            if self.q.irq_value(q).is_some() {
+                return StateValue::Int(cpu);
             }
         }
-        Ok(StateValue::Null)
+        StateValue::Null
     }
 
     fn ipi_entry(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -520,6 +526,7 @@ impl KernelStateProvider {
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_ipi(ss, c, vector)?;
         ss.modify(t, StateValue::Int(cpu as i32), q)?;
+        self.q.note_irq_value(c, q, false, Some(cpu as i32));
         let th = self.current_thread(cpu, ss)?;
         ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
         ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
@@ -539,29 +546,35 @@ impl KernelStateProvider {
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_ipi(ss, c, vector)?;
         ss.modify(t, StateValue::Null, q)?;
+        self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
         let root = self.q.irqs_root(ss)?;
         let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
-        let value = self.cpu_for_irq(vector, ss)?;
+        let value = self.cpu_for_irq(vector);
         ss.modify(t, value, agg)
     }
 
     /// `getAggregate` over `CPUs/*/Soft_IRQs/<vec>`: the largest ongoing value.
-    fn soft_irq_aggregate(&self, vec: i32, ss: Ss<'_>) -> sht::Result<StateValue> {
-        let mut best = StateValue::Null;
-        for &q in self.q.soft_irq_quarks(vec) {
-            let v = ss.query_ongoing(q)?;
-            if unbox_int(&v) > unbox_int(&best) {
-                best = v;
-            }
+    fn soft_irq_aggregate(&self, vec: i32) -> StateValue {
+        // Null counts as -1 (`unboxInt`).
+        let best = self
+            .q
+            .soft_irq_quarks(vec)
+            .iter()
+            .map(|&q| self.q.irq_value(q).unwrap_or(-1))
+            .max()
+            .unwrap_or(-1);
+        if best > -1 {
+            StateValue::Int(best)
+        } else {
+            StateValue::Null
         }
-        Ok(best)
     }
 
     fn write_soft_irq_aggregate(&mut self, t: i64, vec: i32, ss: Ss<'_>) -> sht::Result<()> {
         let agg = self.q.soft_irq_aggregate(ss, vec)?;
-        let value = self.soft_irq_aggregate(vec, ss)?;
+        let value = self.soft_irq_aggregate(vec);
         ss.modify(t, value, agg)
     }
 
@@ -574,6 +587,7 @@ impl KernelStateProvider {
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_soft_irq(ss, c, vec)?;
         ss.modify(t, StateValue::Int(cpu_status::SOFTIRQ), q)?;
+        self.q.note_irq_value(c, q, true, Some(cpu_status::SOFTIRQ));
         self.write_soft_irq_aggregate(t, vec, ss)?;
         ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
         self.update_cpu_status(t, cpu, ss)
@@ -587,23 +601,18 @@ impl KernelStateProvider {
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_soft_irq(ss, c, vec)?;
         let t = ev.timestamp();
-        let raised = match ss.query_ongoing(q)? {
-            StateValue::Null => false,
-            v => unbox_int(&v) & cpu_status::SOFT_IRQ_RAISED == cpu_status::SOFT_IRQ_RAISED,
-        };
-        let value = if raised {
-            StateValue::Int(cpu_status::SOFT_IRQ_RAISED)
-        } else {
-            StateValue::Null
-        };
-        ss.modify(t, value, q)?;
+        let raised = self
+            .q
+            .irq_value(q)
+            .is_some_and(|v| v & cpu_status::SOFT_IRQ_RAISED == cpu_status::SOFT_IRQ_RAISED);
+        let value = raised.then_some(cpu_status::SOFT_IRQ_RAISED);
+        ss.modify(t, value.map_or(StateValue::Null, StateValue::Int), q)?;
+        self.q.note_irq_value(c, q, true, value);
         self.write_soft_irq_aggregate(t, vec, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
-        let softs = self.q.cpu_soft_irqs(ss, c)?;
-        for &s in ss.attributes().children_of(softs) {
-            if !ss.query_ongoing(s)?.is_null() {
-                return Ok(());
-            }
+        // Back to running only once every soft IRQ of this CPU is null.
+        if self.q.cpu_irq_summary(c).2 {
+            return Ok(());
         }
         self.set_to_running(t, th, ss)
     }
@@ -615,12 +624,17 @@ impl KernelStateProvider {
         let t = ev.timestamp();
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_soft_irq(ss, c, vec)?;
-        let value = if is_in_soft_irq(&ss.query_ongoing(q)?) {
-            StateValue::Int(cpu_status::SOFT_IRQ_RAISED_RUNNING)
+        let running = self
+            .q
+            .irq_value(q)
+            .is_some_and(|v| v & cpu_status::SOFTIRQ == cpu_status::SOFTIRQ);
+        let value = if running {
+            cpu_status::SOFT_IRQ_RAISED_RUNNING
         } else {
-            StateValue::Int(cpu_status::SOFT_IRQ_RAISED)
+            cpu_status::SOFT_IRQ_RAISED
         };
-        ss.modify(t, value, q)?;
+        ss.modify(t, StateValue::Int(value), q)?;
+        self.q.note_irq_value(c, q, true, Some(value));
         self.write_soft_irq_aggregate(t, vec, ss)
     }
 
@@ -668,6 +682,7 @@ impl KernelStateProvider {
         let c = self.q.cpu(ss, cpu)?;
         let ct = self.q.cpu_current_thread(ss, c)?;
         ss.modify(t, StateValue::Int(next_tid), ct)?;
+        self.q.set_cpu_current(c, next_tid, new);
 
         if next_tid > 0 {
             let sc = self.q.thread_field(ss, new, ThreadField::SystemCall)?;
@@ -846,11 +861,6 @@ impl KernelStateProvider {
         };
         ss.update_ongoing(StateValue::Long(max), q)
     }
-}
-
-/// `isInSoftIrq`: non-null with the "running" bit.
-fn is_in_soft_irq(v: &StateValue) -> bool {
-    !v.is_null() && unbox_int(v) & cpu_status::SOFTIRQ == cpu_status::SOFTIRQ
 }
 
 #[cfg(test)]

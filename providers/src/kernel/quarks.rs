@@ -96,6 +96,16 @@ struct Cpu {
     frequencies: [Quark; 3],
     soft: IntMap<i32, Quark>,
     ipi: IntMap<i32, Quark>,
+    /// `CPUs/<n>/IRQs/"<irq>/<name>"` in creation order, with their irq number.
+    hw_irqs: Vec<(i32, Quark)>,
+    /// Shadow counts of the values written below `IRQs` (non-null) and
+    /// `Soft_IRQs` (running bit set; non-null), so the CPU status needs no scan.
+    irqs_active: u32,
+    softs_running: u32,
+    softs_non_null: u32,
+    /// Last `Current_thread` written (tid, thread entry): what Trace Compass
+    /// reads back from the state system.
+    current: Option<(i32, u32)>,
 }
 
 struct Thread {
@@ -114,10 +124,16 @@ pub(crate) struct KernelQuarks {
     irqs_root: Option<Quark>,
     soft_irqs_root: Option<Quark>,
     cpus: Vec<Cpu>,
+    /// CPU entries of CPUs below [`DIRECT_CPUS`] by number (`u32::MAX`: none yet);
+    /// others (odd `cpu_id` fields) by map.
+    cpu_direct: Vec<u32>,
     cpu_index: IntMap<i32, u32>,
     threads: Vec<Thread>,
     /// By tid, or for the idle threads `0_<cpu>`, by `IDLE_KEY + cpu`.
     thread_index: IntMap<i64, u32>,
+    /// Ongoing values of the per-CPU IRQ and soft IRQ attributes (absent: null),
+    /// kept as they are written: only this provider writes them.
+    irq_values: IntMap<Quark, i32>,
     /// `CPUs/*/Soft_IRQs/<vec>` by vec.
     soft_by_vec: IntMap<i32, Vec<Quark>>,
     /// `Soft_IRQs/<vec>` aggregates.
@@ -128,6 +144,7 @@ pub(crate) struct KernelQuarks {
 }
 
 const IDLE_KEY: i64 = 1 << 40;
+const DIRECT_CPUS: usize = 4096;
 
 type Ss<'a> = &'a mut dyn StateSystemBuilder;
 
@@ -153,7 +170,11 @@ impl KernelQuarks {
     /// `getCurrentCPUNode`: `CPUs/<cpu>`; returns the CPU's cache index.
     pub fn cpu(&mut self, ss: Ss<'_>, cpu: u32) -> sht::Result<u32> {
         let number = cpu as i32;
-        if let Some(&i) = self.cpu_index.get(&number) {
+        if let Some(&i) = self.cpu_direct.get(cpu as usize) {
+            if i != u32::MAX {
+                return Ok(i);
+            }
+        } else if let Some(&i) = self.cpu_index.get(&number) {
             return Ok(i);
         }
         let root = Self::root(ss, &mut self.cpus_root, &self.names.cpus)?;
@@ -168,8 +189,20 @@ impl KernelQuarks {
             frequencies: [NONE; 3],
             soft: IntMap::default(),
             ipi: IntMap::default(),
+            hw_irqs: Vec::new(),
+            irqs_active: 0,
+            softs_running: 0,
+            softs_non_null: 0,
+            current: None,
         });
-        self.cpu_index.insert(number, i);
+        if (cpu as usize) < DIRECT_CPUS {
+            if self.cpu_direct.len() <= cpu as usize {
+                self.cpu_direct.resize(cpu as usize + 1, u32::MAX);
+            }
+            self.cpu_direct[cpu as usize] = i;
+        } else {
+            self.cpu_index.insert(number, i);
+        }
         Ok(i)
     }
 
@@ -245,6 +278,67 @@ impl KernelQuarks {
 
     pub fn soft_irq_quarks(&self, vec: i32) -> &[Quark] {
         self.soft_by_vec.get(&vec).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Ongoing value of a per-CPU IRQ or soft IRQ attribute.
+    pub fn irq_value(&self, q: Quark) -> Option<i32> {
+        self.irq_values.get(&q).copied()
+    }
+
+    /// Records a write of `v` to `CPUs/<c>/IRQs/<x>` (`soft` false) or
+    /// `CPUs/<c>/Soft_IRQs/<x>` (`soft` true).
+    pub fn note_irq_value(&mut self, c: u32, q: Quark, soft: bool, v: Option<i32>) {
+        let old = match v {
+            Some(v) => self.irq_values.insert(q, v),
+            None => self.irq_values.remove(&q),
+        };
+        let cpu = &mut self.cpus[c as usize];
+        let running = |v: Option<i32>| v.is_some_and(|v| v & super::cpu_status::SOFTIRQ != 0);
+        if soft {
+            cpu.softs_running = cpu.softs_running + running(v) as u32 - running(old) as u32;
+            cpu.softs_non_null = cpu.softs_non_null + v.is_some() as u32 - old.is_some() as u32;
+        } else {
+            cpu.irqs_active = cpu.irqs_active + v.is_some() as u32 - old.is_some() as u32;
+        }
+    }
+
+    /// (any IRQ active, any soft IRQ running, any soft IRQ non-null) on a CPU.
+    pub fn cpu_irq_summary(&self, c: u32) -> (bool, bool, bool) {
+        let cpu = &self.cpus[c as usize];
+        (
+            cpu.irqs_active > 0,
+            cpu.softs_running > 0,
+            cpu.softs_non_null > 0,
+        )
+    }
+
+    /// The thread last switched to on a CPU (tid, entry).
+    pub fn cpu_current(&self, c: u32) -> Option<(i32, u32)> {
+        self.cpus[c as usize].current
+    }
+
+    pub fn set_cpu_current(&mut self, c: u32, tid: i32, thread: u32) {
+        self.cpus[c as usize].current = Some((tid, thread));
+    }
+
+    /// `CPUs/<c>/IRQs/"<irq>/<name>"`, created if missing.
+    pub fn cpu_hw_irq(&mut self, ss: Ss<'_>, c: u32, irq: i32, label: &str) -> sht::Result<Quark> {
+        let irqs = self.cpu_irqs(ss, c)?;
+        let before = ss.attribute_count();
+        let q = ss.quark_relative_and_add(irqs, &[label])?;
+        if ss.attribute_count() > before {
+            self.cpus[c as usize].hw_irqs.push((irq, q));
+        }
+        Ok(q)
+    }
+
+    /// `CPUs/<c>/IRQs/"<irq>/..."` attributes, in creation order.
+    pub fn cpu_hw_irqs(&self, c: u32, irq: i32) -> impl Iterator<Item = Quark> + '_ {
+        self.cpus[c as usize]
+            .hw_irqs
+            .iter()
+            .filter(move |&&(n, _)| n == irq)
+            .map(|&(_, q)| q)
     }
 
     pub fn irqs_root(&mut self, ss: Ss<'_>) -> sht::Result<Quark> {

@@ -343,3 +343,50 @@ fn constant_names_are_one_shared_object_in_the_file() {
     assert!(ss.quark(&["Threads", "10", "Exec_name"]).is_ok());
     assert!(ss.quark(&["Threads", "11", "Exec_name"]).is_ok());
 }
+
+#[test]
+fn perf_traces_use_the_perf_layout() {
+    let events = "10 sched:sched_switch cpu=0 prev_comm=\"a\" prev_pid=10 prev_prio=20 prev_state=1 next_comm=\"b\" next_pid=11 next_prio=21\n\
+         11 sched:sched_wakeup cpu=0 pid=10 prio=20 target_cpu=1\n\
+         12 raw_syscalls:sys_enter cpu=0 id=3\n13 sched_switch cpu=0 prev_tid=11 prev_state=0 next_tid=12";
+    let mut src = text(events).with_env("tracer_name", "perf");
+    let ss = run(&mut src);
+    assert_eq!(
+        at(&ss, &["CPUs", "0", "Current_thread"], 13),
+        int(11),
+        "sched_switch is not a perf event"
+    );
+    assert_eq!(at(&ss, &["Threads", "10"], 11), int(status::WAIT_FOR_CPU));
+    assert_eq!(at(&ss, &["Threads", "10", "Current_cpu_rq"], 11), int(1));
+    assert_eq!(at(&ss, &["Threads", "11"], 12), int(status::RUN_SYSCALL));
+}
+
+#[test]
+fn a_fixed_layout_wins_over_the_trace_environment() {
+    let mut p = KernelStateProvider::with_layout(&Layout::LTTNG_2_6);
+    let mut info = TraceInfo::default();
+    info.env
+        .insert("tracer_name".into(), "lttng-modules".into());
+    info.env.insert("tracer_major".into(), "2".into());
+    info.env.insert("tracer_minor".into(), "1".into());
+    p.check_trace(&info).unwrap();
+    assert_eq!(p.layout().label, "lttng2.6");
+    assert!(p.subscribe("syscall_entry_open").is_some());
+    assert!(p.subscribe("sys_open").is_none());
+}
+
+#[test]
+fn refuses_traces_of_several_machines() {
+    let mut p = KernelStateProvider::new();
+    let mut info = TraceInfo {
+        hosts: vec!["a".into(), "a".into()],
+        ..Default::default()
+    };
+    assert!(
+        p.check_trace(&info).is_ok(),
+        "kernel and UST traces of one host"
+    );
+    info.hosts.push("b".into());
+    let err = p.check_trace(&info).unwrap_err().to_string();
+    assert!(err.contains("2 machines (a, b)"), "{err}");
+}

@@ -13,13 +13,11 @@
 //! The roles of the machines are learnt during the pass (QEMU/KVM model); until every
 //! trace has its role, only container events are handled.
 
-use std::collections::HashMap;
-
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::{
-    host_ids, EventFields, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG, SW_NEXT_COMM,
-    SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
+    host_ids, EventFields, IntMap, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG,
+    SW_NEXT_COMM, SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
 };
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
 
@@ -73,14 +71,15 @@ pub struct FusedVmProvider {
     hosts: Vec<String>,
     machines: Machines,
     /// (guest machine, vcpu) -> physical CPU of its last entry.
-    virtual_to_physical: HashMap<Vcpu, i64>,
-    cpus: HashMap<(usize, i64), CpuObject>,
+    virtual_to_physical: IntMap<Vcpu, i64>,
+    cpus: IntMap<(usize, i64), CpuObject>,
     kernel: KernelModels,
     all_roles_found: bool,
     /// Names of the syscall entry classes, by handler number - SYSCALL_HANDLER_BASE.
     syscalls: Vec<String>,
     start: i64,
     started: bool,
+    bad_vcpus: u64,
 }
 
 fn thread_attribute_name(tid: i32, cpu: i64) -> String {
@@ -122,13 +121,14 @@ impl FusedVmProvider {
         FusedVmProvider {
             hosts: Vec::new(),
             machines: Machines::default(),
-            virtual_to_physical: HashMap::new(),
-            cpus: HashMap::new(),
+            virtual_to_physical: IntMap::default(),
+            cpus: IntMap::default(),
             kernel: KernelModels::default(),
             all_roles_found: false,
             syscalls: Vec::new(),
             start: 0,
             started: false,
+            bad_vcpus: 0,
         }
     }
 
@@ -252,6 +252,10 @@ impl FusedVmProvider {
                                 Some(vm)
                             });
                         match (vm, ev.int(KVM_ARG)) {
+                            (Some(_), Some(id)) if !(0..=super::model::MAX_VCPU).contains(&id) => {
+                                self.bad_vcpus += 1;
+                                None
+                            }
                             (Some(vm), Some(id)) => {
                                 self.machines.tid_to_vcpu.insert((host, tid), (vm, id));
                                 Some((vm, id))
@@ -1285,5 +1289,38 @@ impl StateProvider for FusedVmProvider {
             kind
         };
         self.handle_event(handler, kind, name_kind, ev, ss)
+    }
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.all_roles_found {
+            let roles: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|h| match self.machines.get(h) {
+                    None => format!("{h}: unknown"),
+                    Some(m) => {
+                        let m = &self.machines.list[m];
+                        let role = match (m.is_host(), m.is_guest()) {
+                            (true, true) => "host and guest",
+                            (true, false) => "host",
+                            (false, true) => "guest",
+                            _ => "unknown",
+                        };
+                        format!("{h}: {role}")
+                    }
+                })
+                .collect();
+            out.push(format!(
+                "the role of every machine was never found ({}): only container events were analysed; guests need the vmsync_gh_guest/vmsync_hg_guest events, hosts the kvm_* and vmsync_gh_host events",
+                roles.join(", ")
+            ));
+        }
+        if self.bad_vcpus > 0 {
+            out.push(format!(
+                "{} kvm entries with a vCPU id out of range were ignored",
+                self.bad_vcpus
+            ));
+        }
+        out
     }
 }

@@ -11,7 +11,7 @@
 //! - [`nested`]: host-only vCPU states with nesting (L0/L1/L2), by exit reasons and CR3.
 //!
 //! This file holds what they share: event kinds and their fields, the machine model
-//! ([`Machines`]), per-machine thread tracking, and [`History`], which lets the
+//! (`Machines`), per-machine thread tracking, and `History`, which lets the
 //! analyses that Trace Compass runs against a *finished* model look ahead in time.
 
 pub mod fused;
@@ -21,8 +21,51 @@ pub mod overhead;
 pub mod vresources;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{EventFields, Subscription, TraceInfo};
+
+/// A fast hasher for small integer keys (thread ids, CPUs), which the analyses look
+/// up several times per event; HashDoS is not a concern for trace data.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IntHasher(u64);
+
+impl IntHasher {
+    #[inline]
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.add(x as u64);
+    }
+    fn write_i32(&mut self, x: i32) {
+        self.add(x as u32 as u64);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.add(x);
+    }
+    fn write_i64(&mut self, x: i64) {
+        self.add(x as u64);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.add(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by small integers (see [`IntHasher`]).
+pub(crate) type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+pub(crate) type IntSet<K> = HashSet<K, BuildHasherDefault<IntHasher>>;
 
 /// The kernel and KVM events the VM analyses read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,8 +275,8 @@ pub(crate) struct Machine {
     pub children: Vec<usize>,
     pub parent: Option<usize>,
     /// Nested virtualization: host threads whose next entry goes to the next layer.
-    pub waiting_next_layer: HashSet<i32>,
-    pub ready_next_layer: HashSet<i32>,
+    pub waiting_next_layer: IntSet<i32>,
+    pub ready_next_layer: IntSet<i32>,
 }
 
 impl Machine {
@@ -255,9 +298,9 @@ pub(crate) struct Machines {
     pub list: Vec<Machine>,
     pub by_host: HashMap<String, usize>,
     /// (host machine, TID) -> guest machine.
-    pub tid_to_vm: HashMap<(usize, i32), usize>,
+    pub tid_to_vm: IntMap<(usize, i32), usize>,
     /// (host machine, TID) -> vCPU.
-    pub tid_to_vcpu: HashMap<(usize, i32), Vcpu>,
+    pub tid_to_vcpu: IntMap<(usize, i32), Vcpu>,
 }
 
 impl Machines {
@@ -274,8 +317,8 @@ impl Machines {
             vm_uid: -1,
             children: Vec::new(),
             parent: None,
-            waiting_next_layer: HashSet::new(),
-            ready_next_layer: HashSet::new(),
+            waiting_next_layer: IntSet::default(),
+            ready_next_layer: IntSet::default(),
         });
         self.by_host.insert(host_id.to_string(), i);
         i
@@ -412,13 +455,15 @@ pub(crate) mod status {
 #[derive(Debug, Default)]
 pub(crate) struct KernelModels {
     /// (trace index, cpu) -> TID.
-    pub on_cpu: HashMap<(usize, u32), History<i32>>,
+    pub on_cpu: IntMap<(usize, u32), History<i32>>,
     /// (trace index, tid) -> status (`None`: not alive).
-    pub status: HashMap<(usize, i32), History<Option<i32>>>,
+    pub status: IntMap<(usize, i32), History<Option<i32>>>,
     /// (trace index, tid) -> in a system call.
-    syscall: HashSet<(usize, i32)>,
+    syscall: IntSet<(usize, i32)>,
     /// (trace index, tid) -> parent PID.
-    pub ppid: HashMap<(usize, i32), i32>,
+    pub ppid: IntMap<(usize, i32), i32>,
+    /// Whether thread statuses are kept (only the overhead analysis reads them).
+    pub track_status: bool,
 }
 
 impl KernelModels {
@@ -431,6 +476,9 @@ impl KernelModels {
     }
 
     fn set_status(&mut self, trace: usize, tid: i32, t: i64, v: Option<i32>) {
+        if !self.track_status {
+            return;
+        }
         self.status.entry((trace, tid)).or_default().set(t, v);
     }
 
@@ -447,7 +495,10 @@ impl KernelModels {
         let trace = ev.trace_index();
         let t = ev.timestamp();
         let cpu = ev.cpu();
-        let current = cpu.and_then(|c| self.current_thread(trace, c));
+        let current = match kind {
+            Kind::SchedSwitch | Kind::SchedWakeup | Kind::SchedProcessFork => None,
+            _ => cpu.and_then(|c| self.current_thread(trace, c)),
+        };
         match kind {
             Kind::SchedSwitch => {
                 let (Some(prev), Some(next)) = (ev.int(SW_PREV_TID), ev.int(SW_NEXT_TID)) else {
@@ -608,3 +659,376 @@ impl EventFields for HeldEvent {
 /// Trace Compass's analyses wait until the model analysis is queryable at
 /// `t + 100 ms` (`VirtualEnvironmentBuilder`'s buffer).
 pub(crate) const MODEL_HEADSTART_NS: i64 = 100_000_000;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An in-memory experiment for the VM analyses' unit tests.
+
+    use std::ops::ControlFlow;
+    use std::sync::atomic::AtomicU64;
+
+    use crate::pipeline::{
+        build, Analysis, BuildOptions, BuildReport, EventSource, FieldKey, Output, SourceError,
+        SourceEvent,
+    };
+    use crate::{StateProvider, TraceInfo};
+
+    #[derive(Clone, Debug)]
+    pub enum F {
+        I(i64),
+        S(&'static str),
+    }
+
+    /// (trace, time, cpu, event name, fields)
+    pub type Ev = (usize, i64, u32, &'static str, Vec<(&'static str, F)>);
+
+    pub struct MemSource {
+        pub hosts: Vec<String>,
+        pub events: Vec<Ev>,
+        names: Vec<&'static str>,
+        fields: Vec<&'static str>,
+    }
+
+    impl MemSource {
+        pub fn new(hosts: &[&str], events: Vec<Ev>) -> Self {
+            let mut names = Vec::new();
+            let mut fields = Vec::new();
+            for e in &events {
+                if !names.contains(&e.3) {
+                    names.push(e.3);
+                }
+                for (f, _) in &e.4 {
+                    if !fields.contains(f) {
+                        fields.push(*f);
+                    }
+                }
+            }
+            MemSource {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                events,
+                names,
+                fields,
+            }
+        }
+    }
+
+    struct View<'a>(&'a Ev, u32, &'a [&'static str]);
+
+    impl View<'_> {
+        fn get(&self, key: FieldKey) -> Option<&F> {
+            let name = self.2.get(key as usize)?;
+            self.0 .4.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        }
+    }
+
+    impl SourceEvent for View<'_> {
+        fn class(&self) -> u32 {
+            self.1
+        }
+        fn timestamp(&self) -> i64 {
+            self.0 .1
+        }
+        fn cpu(&self) -> Option<u32> {
+            Some(self.0 .2)
+        }
+        fn int(&self, key: FieldKey) -> Option<i64> {
+            match self.get(key)? {
+                F::I(v) => Some(*v),
+                F::S(_) => None,
+            }
+        }
+        fn string(&self, key: FieldKey) -> Option<&str> {
+            match self.get(key)? {
+                F::S(s) => Some(s),
+                F::I(_) => None,
+            }
+        }
+        fn trace_index(&self) -> usize {
+            self.0 .0
+        }
+    }
+
+    impl EventSource for MemSource {
+        fn info(&self) -> TraceInfo {
+            TraceInfo {
+                name: "mem".into(),
+                hosts: self.hosts.clone(),
+                ..Default::default()
+            }
+        }
+        fn class_names(&self) -> Vec<String> {
+            self.names.iter().map(|n| n.to_string()).collect()
+        }
+        fn resolve(&self, _class: u32, field: &str) -> Option<FieldKey> {
+            self.fields
+                .iter()
+                .position(|f| *f == field)
+                .map(|i| i as FieldKey)
+        }
+        fn run(
+            &mut self,
+            visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+            _work: &AtomicU64,
+        ) -> Result<(), SourceError> {
+            for e in &self.events {
+                let class = self.names.iter().position(|n| *n == e.3).unwrap() as u32;
+                if visit(&View(e, class, &self.fields)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub fn run(
+        provider: Box<dyn StateProvider>,
+        source: &mut MemSource,
+    ) -> (BuildReport, sht::StateSystem) {
+        let (report, mut systems) = build(
+            source,
+            vec![Analysis {
+                provider,
+                output: Output::InMemory,
+            }],
+            &BuildOptions::default(),
+        )
+        .expect("build");
+        (report, systems.remove(0))
+    }
+
+    pub fn switch(trace: usize, t: i64, cpu: u32, prev: i64, next: i64) -> Ev {
+        (
+            trace,
+            t,
+            cpu,
+            "sched_switch",
+            vec![
+                ("prev_tid", F::I(prev)),
+                ("prev_state", F::I(0)),
+                ("next_tid", F::I(next)),
+                ("next_prio", F::I(20)),
+                ("next_comm", F::S("t")),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use sht::StateSystemQuerier;
+
+    /// A host with kvm events and a guest trace without the vmsync events.
+    fn guest_without_sync() -> MemSource {
+        MemSource::new(
+            &["host", "guest"],
+            vec![
+                switch(0, 1, 0, 0, 31),
+                (0, 5, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+                switch(1, 10, 0, 0, 131),
+                (0, 45, 0, "kvm_exit", vec![("exit_reason", F::I(32))]),
+                (0, 50, 0, "vmsync_gh_host", vec![("vm_uid", F::I(7))]),
+                (0, 60, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+                switch(1, 70, 0, 131, 0),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_guest_without_sync_events_is_reported_not_fatal() {
+        let (report, ss) = run(
+            Box::new(fused::FusedVmProvider::new()),
+            &mut guest_without_sync(),
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("guest: unknown") && w.contains("vmsync_gh_guest")),
+            "{:?}",
+            report.warnings
+        );
+        // Nothing but containers is analysed: no CPU attributes.
+        assert!(ss.quark(&["CPUs"]).is_err());
+
+        let (report, ss) = run(
+            Box::new(model::VmModelProvider::new()),
+            &mut guest_without_sync(),
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("guest: no kvm_entry/kvm_exit nor vmsync events")),
+            "{:?}",
+            report.warnings
+        );
+        assert!(ss.quark(&["host", "Guests"]).is_ok());
+        assert!(ss.quark(&["guest"]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_vcpu_ids_are_ignored_and_reported() {
+        let events = vec![
+            switch(0, 1, 0, 0, 31),
+            (0, 5, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            (1, 40, 0, "vmsync_gh_guest", vec![("vm_uid", F::I(7))]),
+            (0, 50, 0, "vmsync_gh_host", vec![("vm_uid", F::I(7))]),
+            (0, 60, 0, "kvm_entry", vec![("vcpu_id", F::I(1 << 40))]),
+            (0, 70, 0, "kvm_exit", vec![("exit_reason", F::I(1))]),
+        ];
+        let mut src = MemSource::new(&["host", "guest"], events);
+        let (report, ss) = run(Box::new(model::VmModelProvider::new()), &mut src);
+        assert!(ss.quark(&["host", "Guests", "guest", "Hypervisor"]).is_ok());
+        assert!(ss.quark(&["host", "Guests", "guest", "CPUs"]).is_err());
+        assert!(
+            report.warnings.iter().any(|w| w.contains("out of range")),
+            "{:?}",
+            report.warnings
+        );
+        let mut src = MemSource::new(&["host", "guest"], src.events.clone());
+        let (report, _) = run(
+            Box::new(vresources::VirtualResourcesProvider::new()),
+            &mut src,
+        );
+        assert!(report.warnings.iter().any(|w| w.contains("out of range")));
+    }
+
+    #[test]
+    fn nested_reports_exits_without_entries_and_bad_vcpus() {
+        let events = vec![
+            switch(0, 1, 0, 0, 501),
+            (
+                0,
+                2,
+                0,
+                "kvm_exit",
+                vec![("exit_reason", F::I(30)), ("context._tid", F::I(501))],
+            ),
+            (
+                0,
+                3,
+                0,
+                "kvm_entry",
+                vec![
+                    ("vcpu_id", F::I(100_000)),
+                    ("context._tid", F::I(501)),
+                    ("context._pid", F::I(500)),
+                ],
+            ),
+            (0, 4, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+        ];
+        let mut src = MemSource::new(&["host"], events);
+        let (report, ss) = run(Box::new(nested::NestedVcpuProvider::new()), &mut src);
+        let w = report.warnings.join("\n");
+        assert!(
+            w.contains("kvm_exit of thread 501 before any kvm_entry"),
+            "{w}"
+        );
+        assert!(w.contains("vCPU id 100000 out of range"), "{w}");
+        assert!(w.contains("without vcpu_id or pid context"), "{w}");
+        assert!(w.contains("no vCPU found"), "{w}");
+        assert!(ss.quark(&["VMs"]).is_err());
+    }
+
+    /// The virtual-resources analysis sees the model as it stands 100 ms after each
+    /// event: a vCPU thread learnt 60 ms after a host event is attributed, one learnt
+    /// 500 ms after is not. Thousands of unrelated events in between make the held
+    /// events flow out and the histories be pruned.
+    #[test]
+    fn model_lookahead_is_one_hundred_milliseconds() {
+        const MS: i64 = 1_000_000;
+        let mut events = vec![
+            switch(0, 1, 0, 0, 31),
+            (1, 10, 0, "vmsync_gh_guest", vec![("vm_uid", F::I(7))]),
+            // The QEMU process (pid 30) stands for the guest: its other threads follow.
+            (
+                0,
+                50 * MS,
+                0,
+                "vmsync_gh_host",
+                vec![("vm_uid", F::I(7)), ("context._pid", F::I(30))],
+            ),
+            (0, 60 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            (0, 1000 * MS, 0, "kvm_exit", vec![("exit_reason", F::I(1))]),
+            (0, 1500 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            switch(1, 2000 * MS, 0, 0, 131),
+            // Thread 32 (vCPU 1) runs on CPU 1 from 2.5 s; its first entry is at 3 s.
+            switch(0, 2500 * MS, 1, 0, 32),
+            (
+                0,
+                3000 * MS,
+                1,
+                "kvm_entry",
+                vec![("vcpu_id", F::I(1)), ("context._pid", F::I(30))],
+            ),
+            switch(0, 3050 * MS, 1, 32, 0),
+        ];
+        // Exits of a thread that runs no vCPU (CPU 2), every 0.5 ms.
+        events.push(switch(0, 2, 2, 0, 99));
+        for i in 0..6000 {
+            events.push((
+                0,
+                3 + i * MS / 2,
+                2,
+                "kvm_exit",
+                vec![("exit_reason", F::I(1))],
+            ));
+        }
+        events.sort_by_key(|e| e.1);
+        let mut src = MemSource::new(&["host", "guest"], events);
+        let (_, ss) = run(
+            Box::new(vresources::VirtualResourcesProvider::new()),
+            &mut src,
+        );
+        let history = |path: &[&str]| {
+            let q = ss.quark(path).unwrap();
+            let mut out = Vec::new();
+            let mut t = ss.start_time();
+            while t <= ss.current_end_time() {
+                let i = ss.query_single(t, q).unwrap();
+                out.push((i.start, i.end, i.value.clone()));
+                t = i.end + 1;
+            }
+            out
+        };
+        let int = sht::StateValue::Int;
+        let end = 3050 * MS;
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "0", "Status"]),
+            vec![
+                (1, 1000 * MS - 1, int(0)),
+                (1000 * MS, 1500 * MS - 1, int(128)),
+                (1500 * MS, 2000 * MS - 1, int(0)),
+                (2000 * MS, end, int(2)),
+            ]
+        );
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "1", "Status"]),
+            vec![
+                (1, 3000 * MS - 1, sht::StateValue::Null),
+                (3000 * MS, 3050 * MS - 1, int(0)),
+                (3050 * MS, end, int(256)),
+            ]
+        );
+    }
+
+    #[test]
+    fn history_keeps_changes_and_prunes() {
+        let mut h = History::default();
+        h.set(10, 1);
+        h.set(10, 2); // same time: replaced
+        h.set(20, 2); // same value: no change
+        h.set(30, 3);
+        h.set(30, 2); // back to the value before: the change disappears
+        assert_eq!(h.at(5), None);
+        assert_eq!(h.at(25), Some(&2));
+        assert_eq!(h.interval_at(35), Some((10, &2, None)));
+        h.set(40, 4);
+        assert_eq!(h.interval_at(15), Some((10, &2, Some(40))));
+        h.prune(45);
+        assert_eq!(h.first_start(), Some(40));
+        assert_eq!(h.at(50), Some(&4));
+    }
+}

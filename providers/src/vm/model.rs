@@ -6,9 +6,9 @@
 //! `Hypervisor` = "Qemu/KVM", `Process Id` (QEMU PID, when events carry
 //! `context._pid`) and `CPUs/<vcpu>` = host TID.
 //!
-//! [`ModelBuilder`] is also the model the virtual-resources and overhead analyses
-//! consult (without writing), through [`Ahead`], which holds events back until the
-//! model has seen [`MODEL_HEADSTART_NS`] further, as Trace Compass's analyses wait
+//! `ModelBuilder` is also the model the virtual-resources and overhead analyses
+//! consult (without writing), through `Ahead`, which holds events back until the
+//! model has seen `MODEL_HEADSTART_NS` further, as Trace Compass's analyses wait
 //! for the model analysis.
 
 use std::collections::VecDeque;
@@ -40,7 +40,16 @@ pub(crate) struct ModelBuilder {
     pub hosts: Vec<String>,
     pub machines: Machines,
     pub kernel: KernelModels,
+    /// kvm entries with a vCPU id out of range (ignored).
+    pub bad_vcpus: u64,
+    /// Machine of each trace index, once known.
+    pub trace_machine: Vec<Option<usize>>,
+    /// First trace index of each machine.
+    pub machine_trace: Vec<usize>,
 }
+
+/// Largest vCPU id accepted (KVM's limit is far below).
+pub(crate) const MAX_VCPU: i64 = 4095;
 
 /// Writes a string unless there is no state system to write to.
 fn put(
@@ -82,6 +91,9 @@ impl ModelBuilder {
         ev: &dyn EventFields,
         ss: &mut Option<&mut dyn StateSystemBuilder>,
     ) -> sht::Result<usize> {
+        if let Some(m) = self.machine_of_trace(ev.trace_index()) {
+            return Ok(m);
+        }
         let host = self.host_id(ev);
         if let Some(m) = self.machines.get(&host) {
             return Ok(m);
@@ -93,7 +105,20 @@ impl ModelBuilder {
             &[&host],
             StateValue::String(host.as_str().into()),
         )?;
-        Ok(self.machines.add(&host, &host, 0))
+        let m = self.machines.add(&host, &host, 0);
+        self.machine_trace.push(ev.trace_index());
+        self.trace_machine.resize(self.hosts.len(), None);
+        for (i, h) in self.hosts.iter().enumerate() {
+            if *h == host {
+                self.trace_machine[i] = Some(m);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The machine of trace `trace`, if known.
+    pub fn machine_of_trace(&self, trace: usize) -> Option<usize> {
+        self.trace_machine.get(trace).copied().flatten()
     }
 
     fn set_host(
@@ -235,6 +260,10 @@ impl ModelBuilder {
         let Some(vcpu) = ev.int(KVM_ARG) else {
             return Ok(());
         };
+        if !(0..=MAX_VCPU).contains(&vcpu) {
+            self.bad_vcpus += 1;
+            return Ok(());
+        }
         self.machines.tid_to_vcpu.insert((host, tid), (vm, vcpu));
         let host_id = self.machines.list[host].host_id.clone();
         let guest_id = self.machines.list[vm].host_id.clone();
@@ -244,6 +273,50 @@ impl ModelBuilder {
             &[&host_id, "Guests", &guest_id, "CPUs", &vcpu.to_string()],
             StateValue::Int(tid),
         )
+    }
+
+    /// What the model could not learn, for the user.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for host in &self.hosts {
+            if !seen.insert(host) {
+                continue;
+            }
+            match self.machines.get(host) {
+                None => out.push(format!(
+                    "{host}: no kvm_entry/kvm_exit nor vmsync events: its role (host or guest) is unknown"
+                )),
+                Some(m) => {
+                    let machine = &self.machines.list[m];
+                    if machine.is_guest()
+                        && !self.machines.list.iter().any(|h| h.children.contains(&m))
+                    {
+                        out.push(format!(
+                            "{host}: guest (vm_uid {}) that no host's vmsync_gh_host event names: its vCPUs are unknown",
+                            machine.vm_uid
+                        ));
+                    }
+                    if machine.kind == 0 {
+                        out.push(format!(
+                            "{host}: only vmsync_hg_host events: is it a guest without the vmsync_gh_guest/vmsync_hg_guest events?"
+                        ));
+                    }
+                }
+            }
+        }
+        if self.hosts.len() > 1 && !self.machines.list.iter().any(|m| m.is_guest()) {
+            out.push(
+                "no guest trace has the vmsync_gh_guest/vmsync_hg_guest events (lttng-vmsync-guest addon): guests cannot be told apart".to_string(),
+            );
+        }
+        if self.bad_vcpus > 0 {
+            out.push(format!(
+                "{} kvm entries with a vCPU id out of range (0..={MAX_VCPU}) were ignored",
+                self.bad_vcpus
+            ));
+        }
+        out
     }
 
     /// Feeds one event to the thread tracking and the model (nothing written).
@@ -345,5 +418,8 @@ impl StateProvider for VmModelProvider {
             return Ok(());
         }
         self.model.handle(kind, ev, Some(ss))
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.model.warnings()
     }
 }

@@ -101,8 +101,163 @@ pub enum Op {
 pub struct Program {
     pub ops: Vec<Op>,
     pub top: u32,
-    /// Fixed size in bits when the layout is static and byte-aligned throughout.
-    pub static_bits: Option<u64>,
+    /// Fixed layout: every field at a known bit offset from the (byte-aligned) scope
+    /// start and nothing the reader must act on. Such scopes are not decoded when
+    /// read; their fields are decoded on access (see [`StaticField`]).
+    pub fixed: Option<FixedLayout>,
+}
+
+/// A scope whose fields all sit at fixed offsets.
+#[derive(Debug, Clone, Default)]
+pub struct FixedLayout {
+    pub bits: u64,
+    /// (slot, how to read it relative to the scope start).
+    pub fields: Vec<(u32, StaticField)>,
+}
+
+/// How to decode one field of a fixed layout from the scope start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticField {
+    Int {
+        off: u32,
+        size: u8,
+        signed: bool,
+        be: bool,
+    },
+    Float {
+        off: u32,
+        size: u8,
+        be: bool,
+    },
+    Bytes {
+        off: u32,
+        len: u32,
+    },
+    Array {
+        off: u32,
+        len: u32,
+    },
+}
+
+impl StaticField {
+    /// The slot the interpreter would have filled, computed from the scope start (bits).
+    #[inline]
+    pub fn read(&self, data: &[u8], start: u64, gen: u32) -> Slot {
+        match *self {
+            StaticField::Int {
+                off,
+                size,
+                signed,
+                be,
+            } => {
+                let raw = read_bits(data, start + off as u64, size as u32, be);
+                let v = if signed && size < 64 {
+                    let sh = 64 - size as u32;
+                    (((raw << sh) as i64) >> sh) as u64
+                } else {
+                    raw
+                };
+                Slot { v, len: 0, gen }
+            }
+            StaticField::Float { off, size, be } => Slot {
+                v: read_bits(data, start + off as u64, size as u32, be),
+                len: 0,
+                gen,
+            },
+            StaticField::Bytes { off, len } => Slot {
+                v: (start + off as u64) / 8,
+                len,
+                gen,
+            },
+            StaticField::Array { off, len } => Slot {
+                v: start + off as u64,
+                len,
+                gen,
+            },
+        }
+    }
+}
+
+/// The fixed layout of a program, if it has one: it starts by aligning to a byte,
+/// has no data-dependent parts, no alignment above 8 bits, and no field the reader
+/// itself needs (ids, clocks, packet sizes, UUID checks).
+fn fixed_layout(ops: &[Op]) -> Option<FixedLayout> {
+    if ops.is_empty() {
+        return Some(FixedLayout::default());
+    }
+    if !matches!(ops.first(), Some(Op::Align(8))) {
+        return None;
+    }
+    let mut off: u64 = 0;
+    let mut fields = Vec::new();
+    for op in ops {
+        let o = u32::try_from(off).ok()?;
+        match *op {
+            Op::Align(a) => {
+                if a > 8 {
+                    return None;
+                }
+                off = off.div_ceil(a as u64) * a as u64;
+            }
+            Op::Int {
+                slot,
+                size,
+                signed,
+                be,
+                reg: r,
+                clock,
+            } => {
+                if r != reg::NONE || clock != 0 {
+                    return None;
+                }
+                fields.push((
+                    slot,
+                    StaticField::Int {
+                        off: o,
+                        size,
+                        signed,
+                        be,
+                    },
+                ));
+                off += size as u64;
+            }
+            Op::Float { slot, size, be } => {
+                fields.push((slot, StaticField::Float { off: o, size, be }));
+                off += size as u64;
+            }
+            Op::Bytes {
+                slot,
+                len: LenSrc::Fixed(n),
+                uuid: false,
+            } => {
+                fields.push((
+                    slot,
+                    StaticField::Bytes {
+                        off: o,
+                        len: u32::try_from(n).ok()?,
+                    },
+                ));
+                off += n.checked_mul(8)?;
+            }
+            Op::ScalarArray {
+                slot,
+                len: LenSrc::Fixed(n),
+                stride,
+            } => {
+                fields.push((
+                    slot,
+                    StaticField::Array {
+                        off: o,
+                        len: u32::try_from(n).ok()?,
+                    },
+                ));
+                off += n.checked_mul(stride as u64)?;
+            }
+            _ => return None,
+        }
+    }
+    u32::try_from(off).ok()?;
+    Some(FixedLayout { bits: off, fields })
 }
 
 impl Program {
@@ -216,6 +371,7 @@ impl<'a> Compiler<'a> {
         let mut prog = Program::default();
         let Some(ty) = ty else {
             self.scopes.push((scope, Node::Struct(Vec::new())));
+            prog.fixed = Some(FixedLayout::default());
             return Ok(prog);
         };
         let mut ctx = Ctx {
@@ -227,8 +383,8 @@ impl<'a> Compiler<'a> {
         let mut ops = Vec::new();
         let node = self.emit(&mut ops, ty, &mut ctx)?;
         prog.top = ops.len() as u32;
+        prog.fixed = fixed_layout(&ops);
         prog.ops = ops;
-        prog.static_bits = static_size(ty, self.trace_order);
         self.scopes.push((scope, node));
         Ok(prog)
     }
@@ -678,28 +834,6 @@ fn descend_members(members: &[(String, Node)], path: &[String]) -> Option<u32> {
     }
 }
 
-/// Size in bits of a type whose layout never depends on data or position:
-/// only fixed-size byte-aligned scalars, structs and fixed arrays of them.
-fn static_size(ty: &Type, _order: ByteOrder) -> Option<u64> {
-    match ty {
-        Type::Int(it) if it.size % 8 == 0 && it.align == 8 => Some(it.size as u64),
-        Type::Float { size, align: 8, .. } => Some(*size as u64),
-        Type::Struct(s) if s.min_align <= 8 => {
-            let mut total = 0u64;
-            for (_, t) in &s.fields {
-                total += static_size(t, _order)?;
-            }
-            Some(total)
-        }
-        Type::Array {
-            elem,
-            len: Length::Fixed(n),
-            min_align,
-        } if *min_align <= 8 => Some(static_size(elem, _order)? * n),
-        _ => None,
-    }
-}
-
 /// One decoded value.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Slot {
@@ -1124,5 +1258,137 @@ mod tests {
         let mut c = 0x7ffffff;
         update_clock(&mut c, 1, 27);
         assert_eq!(c, 0x8000001);
+    }
+}
+
+/// Recognised LTTng event headers, decoded without the interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderKind {
+    Generic,
+    /// `event_header_compact` (5-bit id, 27-bit timestamp; 31 escapes to 32 + 64 bits),
+    /// byte-aligned (x86 layout).
+    Compact {
+        be: bool,
+        slots: HeaderSlots,
+    },
+    /// `event_header_large` (16-bit id, 32-bit timestamp; 65535 escapes to 32 + 64 bits).
+    Large {
+        be: bool,
+        slots: HeaderSlots,
+    },
+}
+
+/// Slots of the header fields (filled by the fast path too, for references).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSlots {
+    pub id: u32,
+    pub ts: u32,
+    pub ext_id: u32,
+    pub ext_ts: u32,
+}
+
+/// Matches the compiled event header against LTTng's two headers.
+pub fn header_kind(prog: &Program) -> HeaderKind {
+    let ops = &prog.ops;
+    // Top-level ops only: compound ops jump over their bodies.
+    let mut top: Vec<&Op> = Vec::new();
+    let mut i = 0usize;
+    while i < prog.top as usize {
+        top.push(&ops[i]);
+        i = match &ops[i] {
+            Op::Variant { next, .. } | Op::Array { next, .. } | Op::Optional { next, .. } => {
+                *next as usize
+            }
+            _ => i + 1,
+        };
+    }
+    // The header starts on a byte; byte alignments after that change nothing for the
+    // byte-multiple fields matched below.
+    if !matches!(top.first(), Some(Op::Align(8))) {
+        return HeaderKind::Generic;
+    }
+    top.retain(|op| !matches!(op, Op::Align(1) | Op::Align(8)));
+    let [Op::Int {
+        slot: id_slot,
+        size,
+        signed: false,
+        be,
+        reg: r,
+        clock: 0,
+    }, Op::Variant {
+        tag,
+        choices,
+        bodies,
+        ..
+    }] = top.as_slice()
+    else {
+        return HeaderKind::Generic;
+    };
+    if *r != reg::EVENT_ID || tag != id_slot || bodies.len() != 2 {
+        return HeaderKind::Generic;
+    }
+    let escape: i128 = if *size == 5 { 31 } else { 65535 };
+    if (*size != 5 && *size != 16)
+        || choices.as_slice() != [(0, escape - 1, 0), (escape, escape, 1)]
+    {
+        return HeaderKind::Generic;
+    }
+    // The options' ops, alignments of at most a byte dropped (all fields below are
+    // byte multiples that start byte-aligned in these layouts).
+    let body = |k: usize| -> Vec<&Op> {
+        let (a, b) = bodies[k];
+        ops[a as usize..b as usize]
+            .iter()
+            .filter(|op| !matches!(op, Op::Align(1) | Op::Align(8)))
+            .collect()
+    };
+    let ts_size: u8 = if *size == 5 { 27 } else { 32 };
+    let compact = body(0);
+    let [Op::Int {
+        slot: ts,
+        size: s1,
+        be: b1,
+        reg: reg::NONE,
+        clock: c1,
+        ..
+    }] = compact.as_slice()
+    else {
+        return HeaderKind::Generic;
+    };
+    let ext = body(1);
+    let [Op::Int {
+        slot: ext_id,
+        size: 32,
+        be: b2,
+        reg: r2,
+        clock: 0,
+        ..
+    }, Op::Int {
+        slot: ext_ts,
+        size: 64,
+        be: b3,
+        reg: reg::NONE,
+        clock: 64,
+        ..
+    }] = ext.as_slice()
+    else {
+        return HeaderKind::Generic;
+    };
+    if *s1 != ts_size || *c1 != ts_size || *r2 != reg::EVENT_ID || b1 != be || b2 != be || b3 != be
+    {
+        return HeaderKind::Generic;
+    }
+    // For the large header the 32-bit timestamp must start on a byte: 16 + 0 bits, yes;
+    // for the compact header the 27 bits follow the 5 in the same 32-bit word.
+    let slots = HeaderSlots {
+        id: *id_slot,
+        ts: *ts,
+        ext_id: *ext_id,
+        ext_ts: *ext_ts,
+    };
+    if *size == 5 {
+        HeaderKind::Compact { be: *be, slots }
+    } else {
+        HeaderKind::Large { be: *be, slots }
     }
 }

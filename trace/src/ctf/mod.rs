@@ -4,6 +4,7 @@
 
 pub mod ctf2;
 pub mod decode;
+pub mod gen;
 pub mod index;
 pub mod metadata;
 pub mod reader;

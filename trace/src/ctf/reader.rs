@@ -1,7 +1,10 @@
 //! One CTF trace: metadata compiled into layouts, and a cursor per data stream file
 //! that walks packets and events over the memory-mapped file.
 
-use super::decode::{reg, CompileError, Compiler, Machine, Node, Program, SlotInfo};
+use super::decode::{
+    header_kind, read_bits, reg, update_clock, CompileError, Compiler, HeaderKind, Machine, Node,
+    Program, Slot, SlotInfo, StaticField,
+};
 use super::index;
 use super::metadata;
 use super::types::*;
@@ -82,6 +85,7 @@ pub struct StreamLayout {
     /// Mask of the `events_discarded` counter width (32-bit on 32-bit targets).
     pub discarded_mask: u64,
     pub stream_context_tree: Node,
+    pub header_kind: HeaderKind,
 }
 
 /// Event class id lookup: dense table for small ids, map for the others.
@@ -128,6 +132,9 @@ pub struct ClassLayout {
     pub slots: Vec<SlotInfo>,
     pub context_tree: Node,
     pub payload_tree: Node,
+    /// Per slot: (scope index 0..3 into `Cursor::scope_start`, field) when the slot's
+    /// scope has a fixed layout and is decoded on access.
+    pub static_slots: Vec<Option<(u8, StaticField)>>,
 }
 
 /// One data stream file of a trace.
@@ -201,7 +208,7 @@ impl CtfTrace {
             let event_header = c1
                 .compile(Scope::EventHeader, sc.event_header.as_ref())
                 .map_err(|e| prog_err("event.header", e))?;
-            let event_context = c1
+            let mut event_context = c1
                 .compile(Scope::StreamEventContext, sc.event_context.as_ref())
                 .map_err(|e| prog_err("event.context", e))?;
             let stream_context_tree = c1.scopes.last().expect("scope").1.clone();
@@ -256,6 +263,20 @@ impl CtfTrace {
                     .compile(Scope::EventPayload, ec.fields.as_ref())
                     .map_err(|e| cerr("fields", e))?;
                 let payload_tree = c2.scopes.last().expect("scope").1.clone();
+                // Fields other scopes refer to (lengths, selectors) must be decoded
+                // eagerly: their scope loses its fixed (on-access) layout.
+                let mut context = context;
+                let refs: Vec<u32> = referenced_slots(&context)
+                    .chain(referenced_slots(&payload))
+                    .collect();
+                for p in [&mut event_context, &mut context] {
+                    if p.fixed
+                        .as_ref()
+                        .is_some_and(|fx| fx.fields.iter().any(|(slot, _)| refs.contains(slot)))
+                    {
+                        p.fixed = None;
+                    }
+                }
                 nslots = nslots.max(c2.slots.len());
                 let idx = classes.len() as u32;
                 if by_id.get(ec.id).is_some() {
@@ -269,6 +290,7 @@ impl CtfTrace {
                 }
                 by_id.insert(ec.id, idx);
                 classes.push(ClassLayout {
+                    static_slots: Vec::new(),
                     name: ec.name.clone(),
                     id: ec.id,
                     stream: si,
@@ -282,8 +304,23 @@ impl CtfTrace {
             if members.len() == 1 {
                 by_id.single = Some(classes.len() as u32 - 1);
             }
+            for cl in classes.iter_mut().filter(|c| c.stream == si) {
+                let mut static_slots = vec![None; cl.slots.len()];
+                for (i, p) in [&event_context, &cl.context, &cl.payload]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(fx) = &p.fixed {
+                        for (slot, f) in &fx.fields {
+                            static_slots[*slot as usize] = Some((i as u8, *f));
+                        }
+                    }
+                }
+                cl.static_slots = static_slots;
+            }
             nslots = nslots.max(c1.slots.len());
             streams.push(StreamLayout {
+                header_kind: header_kind(&event_header),
                 id: sc.id,
                 packet_context,
                 event_header,
@@ -313,6 +350,28 @@ impl CtfTrace {
         }
         self.streams.iter().position(|s| s.id == id)
     }
+}
+
+/// Slots a program reads as lengths or selectors.
+fn referenced_slots(p: &Program) -> impl Iterator<Item = u32> + '_ {
+    use super::decode::{LenSrc, Op};
+    p.ops.iter().filter_map(|op| match op {
+        Op::Bytes {
+            len: LenSrc::Slot(s),
+            ..
+        }
+        | Op::ScalarArray {
+            len: LenSrc::Slot(s),
+            ..
+        }
+        | Op::Array {
+            len: LenSrc::Slot(s),
+            ..
+        } => Some(*s),
+        Op::Variant { tag, .. } => Some(*tag),
+        Op::Optional { sel, .. } => Some(*sel),
+        _ => None,
+    })
 }
 
 /// Every regular file of the directory except `metadata`, dot files and sub-directories.
@@ -351,6 +410,8 @@ pub struct Current {
     pub ns: i64,
     /// Lost-event record: count and duration (cycles).
     pub lost: Option<(u64, u64)>,
+    /// Bit positions in the stream file: event start, end of its header, event end.
+    pub bits: (u64, u64, u64),
 }
 
 /// Packet facts (from the packet header/context, or the index).
@@ -369,8 +430,22 @@ pub struct PacketInfo {
     pub events_at: u64,
 }
 
+#[cold]
+fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceError {
+    TraceError::Stream {
+        path: path.to_path_buf(),
+        offset: e.pos / 8,
+        reason: format!("{what}: {}", e.reason),
+    }
+}
+
 /// Reads one data stream file, packet by packet, event by event.
 pub struct Cursor {
+    /// Correction added to every timestamp of this stream (Trace Compass's trace offset).
+    pub offset_ns: i64,
+    /// Bit position where the stream event context, event context and payload of the
+    /// current event start (fields of fixed layouts are decoded from there on access).
+    pub scope_start: [u64; 3],
     pub file: StreamFile,
     map: Option<Mmap>,
     pub m: Machine,
@@ -405,6 +480,8 @@ impl Cursor {
         };
         let idx = index::load_for(&trace.dir, &file.name, file.size);
         Ok(Cursor {
+            offset_ns: 0,
+            scope_start: [0; 3],
             file: file.clone(),
             map,
             m: Machine::new(trace.nslots, trace.metadata.uuid),
@@ -460,8 +537,12 @@ impl Cursor {
                     self.cur = Current {
                         class: u32::MAX,
                         cycles: self.last_ts,
-                        ns: layout.clock.to_ns(self.last_ts),
+                        ns: layout
+                            .clock
+                            .to_ns(self.last_ts)
+                            .wrapping_add(self.offset_ns),
                         lost: Some((count, end.wrapping_sub(self.last_ts))),
+                        bits: (self.pos, self.pos, self.pos),
                     };
                     return Ok(true);
                 }
@@ -476,51 +557,141 @@ impl Cursor {
         let data = self.map.as_deref().unwrap_or(&[]);
         let layout = &trace.streams[self.stream];
         let start = self.pos;
-        let m = &mut self.m;
-        m.next_gen();
-        m.reg_set &= !(1 << reg::EVENT_ID);
         let end = self.content_end;
         let mut pos = self.pos;
-        let map_err = |e: super::decode::DecodeError, what: &str| TraceError::Stream {
-            path: self.file.path.clone(),
-            offset: e.pos / 8,
-            reason: format!("{what}: {}", e.reason),
+        let m = &mut self.m;
+        m.next_gen();
+        let gen = m.gen;
+        let id = match layout.header_kind {
+            HeaderKind::Compact { be, slots } => {
+                let p = (pos + 7) & !7;
+                if p + 32 > end {
+                    return Err(self.err(p, "event header runs past the packet content"));
+                }
+                let w = read_bits(data, p, 32, be);
+                let (id, low) = if be {
+                    (w >> 27, w & 0x7ff_ffff)
+                } else {
+                    (w & 31, w >> 5)
+                };
+                m.slots[slots.id as usize] = Slot { v: id, len: 0, gen };
+                if id < 31 {
+                    update_clock(&mut m.clock, low, 27);
+                    m.slots[slots.ts as usize] = Slot {
+                        v: low,
+                        len: 0,
+                        gen,
+                    };
+                    pos = p + 32;
+                    Some(id)
+                } else {
+                    let q = p + 8;
+                    if q + 96 > end {
+                        return Err(self.err(q, "event header runs past the packet content"));
+                    }
+                    let xid = read_bits(data, q, 32, be);
+                    let ts = read_bits(data, q + 32, 64, be);
+                    m.clock = ts;
+                    m.slots[slots.ext_id as usize] = Slot {
+                        v: xid,
+                        len: 0,
+                        gen,
+                    };
+                    m.slots[slots.ext_ts as usize] = Slot { v: ts, len: 0, gen };
+                    pos = q + 96;
+                    Some(xid)
+                }
+            }
+            HeaderKind::Large { be, slots } => {
+                let p = (pos + 7) & !7;
+                if p + 48 > end {
+                    return Err(self.err(p, "event header runs past the packet content"));
+                }
+                let id = read_bits(data, p, 16, be);
+                m.slots[slots.id as usize] = Slot { v: id, len: 0, gen };
+                if id < 65535 {
+                    let low = read_bits(data, p + 16, 32, be);
+                    update_clock(&mut m.clock, low, 32);
+                    m.slots[slots.ts as usize] = Slot {
+                        v: low,
+                        len: 0,
+                        gen,
+                    };
+                    pos = p + 48;
+                    Some(id)
+                } else {
+                    let q = p + 16;
+                    if q + 96 > end {
+                        return Err(self.err(q, "event header runs past the packet content"));
+                    }
+                    let xid = read_bits(data, q, 32, be);
+                    let ts = read_bits(data, q + 32, 64, be);
+                    m.clock = ts;
+                    m.slots[slots.ext_id as usize] = Slot {
+                        v: xid,
+                        len: 0,
+                        gen,
+                    };
+                    m.slots[slots.ext_ts as usize] = Slot { v: ts, len: 0, gen };
+                    pos = q + 96;
+                    Some(xid)
+                }
+            }
+            HeaderKind::Generic => {
+                m.reg_set &= !(1 << reg::EVENT_ID);
+                m.run(&layout.event_header, data, &mut pos, end)
+                    .map_err(|e| stream_err(&self.file.path, e, "event header"))?;
+                (m.reg_set & (1 << reg::EVENT_ID) != 0).then(|| m.regs[reg::EVENT_ID as usize])
+            }
         };
-        m.run(&layout.event_header, data, &mut pos, end)
-            .map_err(|e| map_err(e, "event header"))?;
-        let ts = m.clock;
-        let class =
-            if m.reg_set & (1 << reg::EVENT_ID) != 0 {
-                let id = m.regs[reg::EVENT_ID as usize];
-                match layout.by_id.get(id) {
-                    Some(c) => c,
-                    None => {
-                        return Err(TraceError::Stream {
-                            path: self.file.path.clone(),
-                            offset: start / 8,
-                            reason: format!("unknown event class id {id}"),
-                        })
+        let after_header = pos;
+        let ts = self.m.clock;
+        let class = match id {
+            Some(id) => match layout.by_id.get(id) {
+                Some(c) => c,
+                None => return Err(self.err(start, format!("unknown event class id {id}"))),
+            },
+            None => match layout.by_id.single {
+                Some(c) => c,
+                None => {
+                    return Err(self.err(
+                        start,
+                        "event header has no id and the stream class has several event classes",
+                    ))
+                }
+            },
+        };
+        let cl = &trace.classes[class as usize];
+        for (i, (prog, what)) in [
+            (&layout.event_context, "stream event context"),
+            (&cl.context, "event context"),
+            (&cl.payload, "payload"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            match &prog.fixed {
+                Some(fx) => {
+                    if !prog.ops.is_empty() {
+                        pos = (pos + 7) & !7;
+                    }
+                    self.scope_start[i] = pos;
+                    pos += fx.bits;
+                    if pos > end {
+                        return Err(self.err(
+                            self.scope_start[i],
+                            format!("{what} of `{}` runs past the packet content", cl.name),
+                        ));
                     }
                 }
-            } else {
-                match layout.by_id.single {
-                    Some(c) => c,
-                    None => return Err(TraceError::Stream {
-                        path: self.file.path.clone(),
-                        offset: start / 8,
-                        reason:
-                            "event header has no id and the stream class has several event classes"
-                                .into(),
-                    }),
+                None => {
+                    self.scope_start[i] = pos;
+                    self.m
+                        .run(prog, data, &mut pos, end)
+                        .map_err(|e| stream_err(&self.file.path, e, what))?;
                 }
-            };
-        m.run(&layout.event_context, data, &mut pos, end)
-            .map_err(|e| map_err(e, "stream event context"))?;
-        let cl = &trace.classes[class as usize];
-        m.run(&cl.context, data, &mut pos, end)
-            .map_err(|e| map_err(e, "event context"))?;
-        m.run(&cl.payload, data, &mut pos, end)
-            .map_err(|e| map_err(e, &format!("payload of `{}`", cl.name)))?;
+            }
+        }
         if pos == start {
             return Err(self.err(start, "empty event (no bits consumed)"));
         }
@@ -529,8 +700,9 @@ impl Cursor {
         self.cur = Current {
             class,
             cycles: ts,
-            ns: layout.clock.to_ns(ts),
+            ns: layout.clock.to_ns(ts).wrapping_add(self.offset_ns),
             lost: None,
+            bits: (start, after_header, pos),
         };
         Ok(())
     }
@@ -681,8 +853,12 @@ impl Cursor {
         if self.packets_read != 0 {
             return Ok(());
         }
+        let offset_ns = self.offset_ns;
         let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
-            trace.streams[stream].clock.to_ns(cycles)
+            trace.streams[stream]
+                .clock
+                .to_ns(cycles)
+                .wrapping_add(offset_ns)
         };
         if let Some(idx) = &self.index {
             let mut k = 0;

@@ -1,0 +1,150 @@
+//! An XML analysis as a `sextant_providers` [`StateProvider`], so the build
+//! pipeline (CTF traces, experiments, `sextant build --xml`) can run it next to
+//! native providers.
+//!
+//! The pipeline hands integer fields as `i64` without Java's Integer/Long
+//! distinction; they become Long values, which is what Trace Compass gives for
+//! CTF integer fields. (On XML stub traces use [`crate::build_in_memory`], which
+//! keeps `int` fields as Integer.)
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sextant_providers::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+use sht::{StateSystemBuilder, StateValue};
+
+use crate::program::{AnalysisKind, FieldId, Program};
+use crate::runtime::{EventAccess, RunError, Runtime};
+use crate::XmlError;
+
+/// A compiled XML analysis running in the pipeline.
+pub struct XmlProvider {
+    program: Arc<Program>,
+    id: &'static str,
+    fields: Vec<&'static str>,
+    runtime: Option<Runtime>,
+    /// Event class names and their matching handlers, by handler number.
+    classes: Vec<(String, Arc<[usize]>)>,
+}
+
+impl XmlProvider {
+    pub fn new(program: Arc<Program>) -> Self {
+        // The pipeline's contract wants 'static names; one small leak per analysis run.
+        let id: &'static str = Box::leak(program.id.clone().into_boxed_str());
+        let fields = program
+            .fields
+            .iter()
+            .map(|f| &*Box::leak(f.clone().into_boxed_str()))
+            .collect();
+        XmlProvider {
+            program,
+            id,
+            fields,
+            runtime: None,
+            classes: Vec::new(),
+        }
+    }
+}
+
+/// Every analysis of the given files as providers (all files are loaded and checked first).
+pub fn providers_from_files<P: AsRef<Path>>(
+    paths: &[P],
+) -> Result<Vec<Box<dyn StateProvider>>, XmlError> {
+    let files = crate::load_files(paths)?;
+    Ok(files
+        .into_iter()
+        .flat_map(|f| f.analyses)
+        .map(|p| Box::new(XmlProvider::new(p)) as Box<dyn StateProvider>)
+        .collect())
+}
+
+struct PipelineEvent<'a> {
+    name: &'a str,
+    fields: &'a dyn EventFields,
+}
+
+impl EventAccess for PipelineEvent<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn timestamp(&self) -> i64 {
+        self.fields.timestamp()
+    }
+    fn field(&self, id: FieldId, _name: &str) -> Option<StateValue> {
+        if let Some(v) = self.fields.int(id) {
+            return Some(StateValue::Long(v));
+        }
+        self.fields.string(id).map(StateValue::string)
+    }
+    fn cpu(&self) -> Option<u32> {
+        self.fields.cpu()
+    }
+}
+
+fn to_sht(e: RunError) -> sht::Error {
+    match e {
+        RunError::State { source, .. } => source,
+        // sht has no variant for interpreter failures; Config carries the message.
+        other @ RunError::Value { .. } => sht::Error::Config(other.to_string()),
+    }
+}
+
+impl StateProvider for XmlProvider {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn version(&self) -> i32 {
+        self.program.version
+    }
+
+    fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        // Host id: the trace name, as for Trace Compass's simple traces.
+        self.runtime = Some(Runtime::new(Arc::clone(&self.program), &trace.name));
+        Ok(())
+    }
+
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+        // Patterns see every event (scenarios are created on any event); state
+        // providers only the names one of their handlers matches.
+        let wanted = self.program.kind == AnalysisKind::Pattern
+            || self
+                .program
+                .handlers
+                .iter()
+                .any(|h| h.event.matches(event_name));
+        if !wanted {
+            return None;
+        }
+        let handlers = Runtime::new(Arc::clone(&self.program), "").handlers_for(event_name);
+        self.classes.push((event_name.to_string(), handlers));
+        Some(Subscription {
+            handler: (self.classes.len() - 1) as u32,
+            fields: self.fields.clone(),
+        })
+    }
+
+    fn handle(
+        &mut self,
+        handler: u32,
+        event: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let rt = self
+            .runtime
+            .get_or_insert_with(|| Runtime::new(Arc::clone(&self.program), ""));
+        let (name, handlers) = &self.classes[handler as usize];
+        let ev = PipelineEvent {
+            name,
+            fields: event,
+        };
+        rt.handle_dispatched(&ev, handlers, ss).map_err(to_sht)
+    }
+
+    fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+        match self.runtime.as_mut() {
+            Some(rt) => rt.finish(ss).map_err(to_sht),
+            None => Ok(()),
+        }
+    }
+}
