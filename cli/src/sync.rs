@@ -10,11 +10,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use sextant_trace::sync::{self, report::DECIMAL_DIGITS, SyncResult};
-use sextant_trace::Experiment;
+use sextant_trace::{Experiment, XmlStubTrace};
 
 #[derive(Args)]
 pub struct SyncArgs {
-    /// Trace directories (or session directories holding several traces)
+    /// Trace directories (or session directories holding several traces), or Trace Compass
+    /// XML stub trace files (`.xml`)
     #[arg(required = true)]
     traces: Vec<PathBuf>,
     /// Print machine-readable JSON
@@ -40,12 +41,28 @@ fn trace_labels(exp: &Experiment) -> Vec<String> {
         .collect()
 }
 
+fn is_xml(p: &std::path::Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+}
+
 pub fn run(args: SyncArgs) -> Result<()> {
     let started = Instant::now();
-    let mut exp = Experiment::open(&args.traces).context("opening the traces")?;
-    let result = sync::synchronize(&mut exp, &AtomicU64::new(0)).context("matching packets")?;
+    let mut warnings = Vec::new();
+    let (result, labels) = if args.traces.iter().all(|p| is_xml(p)) {
+        let mut stubs = Vec::new();
+        for p in &args.traces {
+            stubs.push(XmlStubTrace::open(p).with_context(|| format!("opening {}", p.display()))?);
+        }
+        let refs: Vec<&XmlStubTrace> = stubs.iter().collect();
+        let labels = stubs.iter().map(|t| t.name().to_string()).collect();
+        (sync::synchronize_stubs(&refs), labels)
+    } else {
+        let mut exp = Experiment::open(&args.traces).context("opening the traces")?;
+        let result = sync::synchronize(&mut exp, &AtomicU64::new(0)).context("matching packets")?;
+        warnings.extend(exp.warnings());
+        (result, trace_labels(&exp))
+    };
     let elapsed = started.elapsed();
-    let labels = trace_labels(&exp);
     let value = result.to_json(&labels);
     if let Some(path) = &args.output {
         let tmp = path.with_extension("json.tmp");
@@ -59,7 +76,7 @@ pub fn run(args: SyncArgs) -> Result<()> {
     } else {
         print_text(&mut out, &result, &labels, elapsed.as_secs_f64())?;
     }
-    for w in exp.warnings().iter().chain(&result.warnings) {
+    for w in warnings.iter().chain(&result.warnings) {
         eprintln!("warning: {w}");
     }
     Ok(())
@@ -69,13 +86,13 @@ fn print_text(out: &mut impl Write, r: &SyncResult, labels: &[String], secs: f64
     match &r.reference_host {
         Some(h) => writeln!(
             out,
-            "{} traces, {} matched packets; reference host {h}",
+            "{} traces, {} matches; reference host {h}",
             r.traces.len(),
             r.matches
         )?,
         None => writeln!(
             out,
-            "{} traces, {} matched packets: not synchronized (no host pair exchanged packets both ways)",
+            "{} traces, {} matches: not synchronized (no host pair exchanged messages both ways)",
             r.traces.len(),
             r.matches
         )?,
@@ -118,7 +135,7 @@ fn print_text(out: &mut impl Write, r: &SyncResult, labels: &[String], secs: f64
     }
     writeln!(
         out,
-        "matching: {secs:.3} s, at most {} packets waiting for their match",
+        "matching: {secs:.3} s, at most {} events waiting for their match",
         r.peak_waiting
     )?;
     Ok(())
