@@ -252,3 +252,24 @@ fn per_trace_reading_gives_the_one_pass_result() {
     }
     assert_eq!(fast.traces[1].status, TraceSyncStatus::NotSynchronized);
 }
+
+#[test]
+fn a_chosen_reference_trace_keeps_its_timestamps() {
+    use sextant_trace::sync::synchronize_with_reference;
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let mut exp = Experiment::open(&[ctf.join("scp_src"), ctf.join("scp_dest")]).unwrap();
+    let default = synchronize(&mut exp, &AtomicU64::new(0)).unwrap();
+    let src_host = host_ids(&exp)[0].clone();
+    let chosen =
+        synchronize_with_reference(&mut exp, Some(src_host.clone()), &AtomicU64::new(0)).unwrap();
+    assert_eq!(chosen.reference_host, Some(src_host));
+    assert_eq!(chosen.traces[0].status, TraceSyncStatus::Reference);
+    assert!(chosen.traces[0].transform.is_identity());
+    assert_eq!(chosen.traces[1].status, TraceSyncStatus::Synchronized);
+    // the two choices are exact inverses of each other
+    let round_trip = chosen.traces[1]
+        .transform
+        .compose(&default.traces[0].transform);
+    assert!(round_trip.is_identity(), "{round_trip:?}");
+}

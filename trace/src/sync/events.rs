@@ -216,8 +216,20 @@ fn format_uuid(u: &[u8; 16]) -> String {
 /// thread and only its packet events are kept; merging those by (timestamp, trace index)
 /// gives exactly their order in the experiment. Traces without packet events are not read.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
+    synchronize_with_reference(exp, None, progress)
+}
+
+/// [`synchronize`] with the reference host chosen (a host id from [`host_ids`]; Trace
+/// Compass's "reference trace" of its synchronization dialog). `None`: the host id that sorts
+/// first.
+pub fn synchronize_with_reference(
+    exp: &mut Experiment,
+    reference_host: Option<String>,
+    progress: &AtomicU64,
+) -> Result<SyncResult, TraceError> {
     let plan = MatchPlan::new(exp);
     let mut sync = Synchronizer::new(&host_ids(exp));
+    sync.set_reference_host(reference_host);
     if plan.is_empty() {
         return Ok(sync.result());
     }
