@@ -1,14 +1,13 @@
 //! Which events of an experiment are packet sends and receives, and their match keys
 //! (Trace Compass's `TcpEventMatching` and `TcpLttngEventMatching`); and
-//! [`synchronize`], one pass of matching over an experiment.
+//! [`synchronize`], matching over a whole experiment in its event order.
 //!
 //! - lttng-modules "addons" events `inet_sock_local_out` (send) and `inet_sock_local_in`
 //!   (receive), fields `seq`, `ack_seq`, `flags`;
 //! - mainline kernel events `net_dev_queue` (send) and `netif_receive_skb` (receive;
 //!   `net_if_receive_skb` in the LTTng 2.7 layout), TCP header fields under
 //!   `network_header.<ipv4|ipv6>.transport_header.tcp.` (LTTng >= 2.9) or
-//!   `transport_fields.thtype_tcp.` (earlier layout).
-//!
+//!   `transport_fields.thtype_tcp.` (earlier layout);
 //! - VM/host hypercalls (lttng-modules addons, Trace Compass incubator's
 //!   `TwoWayVmEventMatching`): `vmsync_gh_guest` (guest to host, sent) with `vmsync_gh_host`
 //!   (received), `vmsync_hg_host` (host to guest, sent) with `vmsync_hg_guest` (received),
@@ -143,7 +142,7 @@ impl MatchPlan {
         self.classes.iter().all(Option::is_none)
     }
 
-    /// Names of the classes used, for reports.
+    /// How many event classes are matched on (sends and receives, all traces).
     pub fn class_count(&self) -> usize {
         self.classes.iter().filter(|c| c.is_some()).count()
     }
@@ -316,7 +315,9 @@ fn collect_trace(
     })
 }
 
-/// The reference order: one pass over the experiment itself.
+/// The reference order: one pass over the experiment itself (within its time range, if one
+/// is set; [`synchronize`]'s per-trace path always reads whole traces, as Trace Compass
+/// matches over all time).
 pub fn synchronize_in_one_pass(
     exp: &mut Experiment,
     plan: &MatchPlan,
