@@ -54,6 +54,18 @@ fn bench_sync(c: &mut Criterion) {
                 .matches
         })
     });
+    g.bench_function("synchronize_one_pass", |b| {
+        b.iter(|| {
+            let plan = sync::MatchPlan::new(&exp);
+            let s = sync::Synchronizer::new(&sync::host_ids(&exp));
+            sync::synchronize_in_one_pass(&mut exp, &plan, s, &AtomicU64::new(0))
+                .unwrap()
+                .matches
+        })
+    });
+    g.bench_function("open_experiment", |b| {
+        b.iter(|| Experiment::open(&paths).unwrap().class_count())
+    });
     // The formula computation alone (exact rationals), from the pair's packet events.
     let plan = sync::MatchPlan::new(&exp);
     let mut packets = Vec::new();

@@ -211,9 +211,10 @@ fn format_uuid(u: &[u8; 16]) -> String {
 /// experiment's event order (timestamp, then trace, then stream) as Trace Compass does.
 /// Matching reads original timestamps, whatever formulas the experiment has.
 ///
-/// With several traces and several cores, each trace holding packet events is read on its own
-/// thread and only its packet events are kept; merging those by (timestamp, trace index)
-/// gives exactly their order in the experiment. Traces without packet events are not read.
+/// With large traces (or traces without packet events in the experiment) and several cores,
+/// each trace holding packet events is read on its own thread and only its packet events are
+/// kept; merging those by (timestamp, trace index) gives exactly their order in the
+/// experiment, and traces without packet events are not read. Otherwise one pass.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
     synchronize_with_reference(exp, None, progress)
 }
@@ -232,10 +233,6 @@ pub fn synchronize_with_reference(
     if plan.is_empty() {
         return Ok(sync.result());
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if exp.traces().len() < 2 || cores < 2 {
-        return synchronize_in_one_pass(exp, &plan, sync, progress);
-    }
     // Traces (by index) that have packet classes.
     let mut wanted: Vec<usize> = (0..exp.class_count())
         .filter(|&c| plan.classes[c as usize].is_some())
@@ -243,6 +240,19 @@ pub fn synchronize_with_reference(
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted_bytes: u64 = wanted
+        .iter()
+        .flat_map(|&i| exp.ctf_traces()[i].files.iter())
+        .map(|f| f.size)
+        .sum();
+    // Reading per trace re-opens each trace (a few ms of metadata parsing): worth it to avoid
+    // reading traces without packets, or for large traces on several cores.
+    let skips_traces = wanted.len() < exp.traces().len();
+    let parallel_pays = cores >= 2 && wanted.len() >= 2 && wanted_bytes >= PER_TRACE_MIN_BYTES;
+    if !skips_traces && !parallel_pays {
+        return synchronize_in_one_pass(exp, &plan, sync, progress);
+    }
     let paths: Vec<(usize, std::path::PathBuf)> = wanted
         .iter()
         .map(|&i| (i, exp.traces()[i].path.clone()))
@@ -285,6 +295,9 @@ pub fn synchronize_with_reference(
     result.warnings = warnings;
     Ok(result)
 }
+
+/// Below this much data to read (bytes), [`synchronize`] reads the experiment in one pass.
+const PER_TRACE_MIN_BYTES: u64 = 64 << 20;
 
 /// One trace's packet events: (timestamp, trace index, rank, direction, key).
 struct Collected {
