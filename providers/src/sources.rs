@@ -176,7 +176,7 @@ mod tests {
             open_err(std::slice::from_ref(&xml)).contains("t.xml"),
             "invalid stub trace"
         );
-        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("alone"));
+        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("not with CTF traces"));
         // A directory without any CTF metadata.
         assert!(open_err(&[dir.path().to_path_buf()]).contains("no CTF trace"));
     }
