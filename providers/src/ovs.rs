@@ -439,3 +439,56 @@ impl StateProvider for OvsPacketsProvider {
         w
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{build, Analysis, BuildOptions, Output};
+    use crate::testsource::TextSource;
+    use sht::StateSystemQuerier;
+
+    #[test]
+    fn untagged_and_idless_events_are_counted_not_applied() {
+        let sink = Arc::new(Mutex::new(OvsSummary::default()));
+        let mut src = TextSource::new(
+            "1 addons_lttng_ovs_vport_receive id=0 protocol=2048
+             2 addons_lttng_ovs_vport_receive protocol=2048
+             3 addons_lttng_ovs_vport_receive id=7 protocol=2048
+             4 addons_lttng_ovs_upcall_start id=99 protocol=2048
+             5 addons_lttng_ovs_vport_send id=7 protocol=2048
+             6 addons_lttng_ovs_vport_send id=7 protocol=2048
+             7 addons_lttng_ovs_vport_receive id=8 protocol=2048",
+        );
+        let analyses = vec![Analysis {
+            provider: Box::new(OvsPacketsProvider::with_summary(sink.clone())),
+            output: Output::InMemory,
+        }];
+        let (report, systems) = build(&mut src, analyses, &BuildOptions::default()).unwrap();
+        let ss = &systems[0];
+        let s = sink.lock().unwrap();
+        assert_eq!(s.untagged.get(RECEIVE_EVENT), Some(&1));
+        assert_eq!(s.latencies.len(), 1, "the second send is an extra copy");
+        assert_eq!(s.latencies[0].latency, 2);
+        let fast = ss.quark(&["OVS", "Switched_fast"]).unwrap();
+        assert_eq!(ss.query_single(7, fast).unwrap().value, StateValue::Long(1));
+        let w = report.warnings.join("\n");
+        assert!(
+            w.contains("1 untagged") && w.contains("without an `id`"),
+            "{w}"
+        );
+        assert!(w.contains("never sent"), "{w}");
+    }
+
+    #[test]
+    fn traces_without_ovs_events_are_refused() {
+        let mut src = TextSource::new("1 sched_switch cpu=0 next_tid=1");
+        let analyses = vec![Analysis {
+            provider: Box::new(OvsPathProvider::new()),
+            output: Output::InMemory,
+        }];
+        let err = build(&mut src, analyses, &BuildOptions::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("addons_lttng_ovs"), "{err}");
+    }
+}

@@ -7,7 +7,9 @@
 //! escapes; a value may also be an unquoted token (the real Nova traces have
 //! `'event_type':scheduler.select_destinations.start,`), ended by one of
 //! `, : ] } / \ " [ { ; = #` or a control character, then trimmed (the rule of
-//! `org.json`'s tokenizer). Truncated or otherwise broken input is a
+//! `org.json`'s tokenizer; `)` also ends one, for tuples, and `'`, so that a
+//! missing comma is an error). Like `org.json`, a
+//! token may hold spaces: `[1 2]` is a list of one bare token `1 2`. Truncated or otherwise broken input is a
 //! [`PyDictError`] naming the byte offset; nothing is ever evaluated.
 //! Strings without escapes borrow from the input (no allocation).
 
@@ -111,7 +113,7 @@ struct Parser<'a> {
 fn ends_token(c: char) -> bool {
     matches!(
         c,
-        ',' | ':' | ']' | '}' | '/' | '\\' | '"' | '[' | '{' | ';' | '=' | '#'
+        ',' | ':' | ']' | '}' | ')' | '\'' | '/' | '\\' | '"' | '[' | '{' | ';' | '=' | '#'
     ) || c.is_control()
 }
 
@@ -524,7 +526,7 @@ mod tests {
             "{'a' 'b'}",
             "{'a': 1 'b': 2}",
             "{'a':}",
-            "[1 2]",
+            "[1 'x']",
             "{,}",
             "{[1]: 2}",
             "}",

@@ -341,3 +341,60 @@ impl StateProvider for QemuMigrationProvider {
         w
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{build, Analysis, BuildOptions, Output};
+    use crate::testsource::TextSource;
+    use sht::StateSystemQuerier;
+
+    #[test]
+    fn events_without_procname_are_counted_and_processes_kept_apart() {
+        let mut src = TextSource::new(
+            r#"1 qemu:migration_bitmap_sync_end context._procname="a" dirty_pages=0
+               2 qemu:migration_bitmap_sync_end dirty_pages=5
+               3 qemu:migration_bitmap_sync_end context._procname="b" dirty_pages=0
+               4 qemu:migration_bitmap_sync_end context._procname="a" dirty_pages=9
+               5 qemu:migrate_set_state context._procname="a" new_state="failed"
+               6 qemu:migrate_fd_cancel context._procname="a""#,
+        );
+        let analyses = vec![Analysis {
+            provider: Box::new(QemuMigrationProvider::new()),
+            output: Output::InMemory,
+        }];
+        let (report, systems) = build(&mut src, analyses, &BuildOptions::default()).unwrap();
+        let ss = &systems[0];
+        let copy = |p: &str| ss.quark(&["QEMU_COPY", p, "MIG_COPY"]).unwrap();
+        assert_eq!(
+            ss.query_single(4, copy("a")).unwrap().value,
+            StateValue::Int(101)
+        );
+        assert_eq!(
+            ss.query_single(4, copy("b")).unwrap().value,
+            StateValue::Int(PRECOPY)
+        );
+        let result = ss.quark(&["QEMU_COPY", "a", "Result"]).unwrap();
+        // The first end wins: a later cancel does not overwrite "failed".
+        assert_eq!(
+            ss.query_single(6, result).unwrap().value,
+            StateValue::from("failed")
+        );
+        let w = report.warnings.join("\n");
+        assert!(w.contains("1 event(s) without `context._procname`"), "{w}");
+        assert!(w.contains("b: the migration has no end"), "{w}");
+    }
+
+    #[test]
+    fn traces_without_migration_events_are_refused() {
+        let mut src = TextSource::new("1 sched_switch cpu=0 next_tid=1");
+        let analyses = vec![Analysis {
+            provider: Box::new(QemuMigrationProvider::new()),
+            output: Output::InMemory,
+        }];
+        let err = build(&mut src, analyses, &BuildOptions::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("qemu:migration"), "{err}");
+    }
+}

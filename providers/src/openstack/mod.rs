@@ -55,14 +55,11 @@ pub(crate) fn require_python_events(seen: bool, analysis: &str) -> Result<(), Pr
 /// `Some(Err)` when it is a thesis message whose dict does not parse.
 pub fn thesis_payload(msg: &str) -> Option<Result<PyValue<'_>, PyDictError>> {
     let at = msg.find(THESIS_MARKER)?;
-    let rest = &msg[at + THESIS_MARKER.len()..];
-    let Some(brace) = rest.find('{') else {
-        return Some(Err(PyDictError::Truncated {
-            offset: msg.len(),
-            inside: "the message (no dict after `lttng_trace`)",
-        }));
-    };
-    let base = at + THESIS_MARKER.len() + brace;
+    let after = at + THESIS_MARKER.len();
+    let rest = &msg[after..];
+    // `lttng_trace:{...}`: the separator and spaces before the literal.
+    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
+    let base = after + skipped;
     Some(
         pydict::parse_prefix(&msg[base..])
             .map(|(v, _)| v)
@@ -223,8 +220,9 @@ mod tests {
         }
         assert!(matches!(
             thesis_payload("lttng_trace: nothing"),
-            Some(Err(_))
+            Some(Ok(PyValue::Bare("nothing")))
         ));
+        assert!(matches!(thesis_payload("lttng_trace:"), Some(Err(_))));
     }
 
     #[test]
@@ -250,3 +248,6 @@ mod tests {
         assert_eq!(vm_state_code("weird"), None);
     }
 }
+
+#[cfg(test)]
+mod bad_input_tests;

@@ -105,7 +105,7 @@ impl StateProvider for NovaVmStateProvider {
             payload.get_text("host"),
         ) else {
             // Neutron and Cinder records carry other keys: only Nova-shaped ones count.
-            if payload.get("vmname").is_some() {
+            if payload.get("vmname").is_some() || payload.get("vm_state").is_some() {
                 self.malformed.note(R_MISSING_KEYS, t, String::new);
             }
             return Ok(());
