@@ -244,3 +244,30 @@ fn cinder_real_trace_volume_lifecycle() {
     assert_eq!(updates.len(), 4);
     assert!(updates.iter().all(|i| i.value == StateValue::Int(9)));
 }
+
+/// Multi-layer report of vm-26009 on the real Nova session: its states
+/// (building then active on host controller) and the request that created it
+/// (scheduler select then compute create, same request id).
+#[test]
+fn vm_report_links_states_and_requests_of_one_vm() {
+    use sextant_providers::openstack::vm_report::vm_report;
+    let Some(shared) = shared_dir() else { return };
+    let trace = real_trace(&shared, "nova");
+    let (_, vmstate) = run(&trace, Box::new(nova::NovaVmStateProvider::new()));
+    let (_, services) = run(&trace, Box::new(nova_services::NovaServicesProvider::new()));
+    let r = vm_report(&vmstate, Some(&services), None, "vm-26009", None).expect("vm-26009");
+    let states: Vec<&str> = r.status.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(states, ["building", "active"]);
+    assert_eq!(r.host.last().unwrap().label, "controller");
+    let ops: Vec<&str> = r.requests.iter().map(|o| o.operation.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["scheduler.select_destinations", "compute.instance.create"]
+    );
+    assert!(r
+        .requests
+        .iter()
+        .all(|o| o.request_id == "req-2274bd7a-e7a3-4284-a44b-5dd843edf212"));
+    assert!(r.timeline().len() >= 3);
+    assert!(vm_report(&vmstate, Some(&services), None, "no-such-vm", None).is_none());
+}

@@ -15,6 +15,7 @@ pub mod cinder;
 pub mod neutron;
 pub mod nova;
 pub mod nova_services;
+pub mod vm_report;
 
 use std::collections::{BTreeMap, HashMap};
 
