@@ -228,7 +228,7 @@ impl VmReport {
                 ));
             }
         }
-        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        rows.sort_by_key(|r| (r.0, r.1));
         rows
     }
 }
