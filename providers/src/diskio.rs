@@ -171,6 +171,7 @@ pub struct DiskIoStateProvider {
     current_tid: HashMap<u32, i32>,
     block_events: usize,
     skipped: crate::SkippedEvents,
+    machines_warning: Option<String>,
 }
 
 impl Default for DiskIoStateProvider {
@@ -197,6 +198,7 @@ impl DiskIoStateProvider {
             current_tid: HashMap::new(),
             block_events: 0,
             skipped: Default::default(),
+            machines_warning: None,
         }
     }
 
@@ -505,20 +507,7 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
-        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
-        hosts.sort();
-        hosts.dedup();
-        if hosts.len() > 1 {
-            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
-            return Err(ProviderError::Unsupported {
-                analysis: DISKIO_ANALYSIS_ID.into(),
-                what: format!(
-                    "the traces come from {} machines ({}); the disk I/O analysis runs on one machine's trace at a time",
-                    hosts.len(),
-                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
+        self.machines_warning = crate::several_machines_warning(trace);
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: DISKIO_ANALYSIS_ID.into(),
@@ -607,7 +596,9 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.skipped.warnings()
+        let mut w = self.skipped.warnings();
+        w.extend(self.machines_warning.clone());
+        w
     }
 }
 

@@ -96,6 +96,7 @@ pub struct KernelStateProvider {
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
     skipped: crate::SkippedEvents,
+    machines_warning: Option<String>,
     /// Whether the trace has a `sched_switch` class (refused otherwise).
     seen_switch: bool,
     /// Set by [`KernelStateProvider::with_layout`]: the trace does not choose.
@@ -115,6 +116,7 @@ impl KernelStateProvider {
             q: KernelQuarks::default(),
             syscall_names: Vec::new(),
             skipped: Default::default(),
+            machines_warning: None,
             seen_switch: false,
             fixed_layout: false,
         }
@@ -244,20 +246,7 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
-        let mut hosts: Vec<&String> = trace.hosts.iter().collect();
-        hosts.sort();
-        hosts.dedup();
-        if hosts.len() > 1 {
-            // Trace Compass runs it per trace: CPUs and threads of machines must not mix.
-            return Err(ProviderError::Unsupported {
-                analysis: KERNEL_ANALYSIS_ID.into(),
-                what: format!(
-                    "the traces come from {} machines ({}); the kernel analysis runs on one machine's trace at a time",
-                    hosts.len(),
-                    hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
+        self.machines_warning = crate::several_machines_warning(trace);
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: KERNEL_ANALYSIS_ID.into(),
@@ -335,7 +324,9 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.skipped.warnings()
+        let mut w = self.skipped.warnings();
+        w.extend(self.machines_warning.clone());
+        w
     }
 }
 

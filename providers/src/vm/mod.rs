@@ -385,6 +385,10 @@ impl<V: PartialEq + Clone> History<V> {
         self.index_at(t).map(|i| &self.changes[i].1)
     }
 
+    pub fn last_start(&self) -> Option<i64> {
+        self.changes.back().map(|c| c.0)
+    }
+
     pub fn first_start(&self) -> Option<i64> {
         self.changes.front().map(|c| c.0)
     }

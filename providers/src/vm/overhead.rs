@@ -30,6 +30,8 @@ struct Followed {
     quark: Quark,
     /// Start of the interval last written (`i64::MIN` before the first change).
     start: i64,
+    /// Start of the change after it, once known.
+    next: Option<i64>,
 }
 
 pub struct VmOverheadProvider {
@@ -90,13 +92,13 @@ impl VmOverheadProvider {
         let Some(h) = self.ahead.model.kernel.status.get(&(trace, tid)) else {
             return Ok(()); // a thread the kernel model does not know: no intervals
         };
-        let (start, value) = match h.interval_at(t) {
-            Some((s, v, _)) => (s, *v),
-            None => (i64::MIN, None),
+        let (start, value, next) = match h.interval_at(t) {
+            Some((s, v, n)) => (s, *v, n),
+            None => (i64::MIN, None, h.first_start()),
         };
         ss.modify(t, text(status::name(value)), quark)?;
         self.followed
-            .insert((trace, tid), Followed { quark, start });
+            .insert((trace, tid), Followed { quark, start, next });
         Ok(())
     }
 
@@ -108,20 +110,33 @@ impl VmOverheadProvider {
             let Some(h) = kernel.status.get(key) else {
                 continue;
             };
-            let next = if f.start == i64::MIN {
-                // Before the first change: the next interval starts at the first change.
-                h.first_start()
-            } else {
-                match h.interval_at(f.start) {
-                    Some((_, _, Some(n))) => Some(n),
-                    // Pruned: take the interval in effect now.
-                    None => h.interval_at(t).map(|(s, _, _)| s).filter(|s| *s > f.start),
-                    Some((_, _, None)) => None,
-                }
-            };
+            if f.next.is_none() {
+                // A change may have been learnt since.
+                f.next = match h.last_start() {
+                    Some(last) if last > f.start => {
+                        if f.start == i64::MIN {
+                            h.first_start()
+                        } else {
+                            match h.interval_at(f.start) {
+                                Some((_, _, n)) => n,
+                                // Pruned: the interval in effect now.
+                                None => {
+                                    h.interval_at(t).map(|(s, _, _)| s).filter(|s| *s > f.start)
+                                }
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+            }
+            let next = f.next;
             if let Some(n) = next.filter(|n| *n <= t) {
-                let value = h.at(n).copied().flatten();
+                let (value, after) = match h.interval_at(n) {
+                    Some((_, v, after)) => (*v, after),
+                    None => (None, None),
+                };
                 f.start = n;
+                f.next = after;
                 ss.modify(n, text(status::name(value)), f.quark)?;
             }
         }
