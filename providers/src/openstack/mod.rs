@@ -242,6 +242,23 @@ mod tests {
     }
 
     #[test]
+    fn registry_has_every_cloud_analysis_by_short_name_and_id() {
+        let r = crate::native_registry();
+        for (short, id) in [
+            ("nova", nova::ID),
+            ("nova-services", nova_services::ID),
+            ("neutron", neutron::ID),
+            ("cinder", cinder::ID),
+            ("qemu-migration", crate::qemu_migration::ID),
+            ("ovs", crate::ovs::PACKETS_ID),
+            ("ovs-path", crate::ovs::PATH_ID),
+        ] {
+            assert_eq!(r.create(short).expect(short).id(), id);
+            assert_eq!(r.create(id).expect(id).version(), 1);
+        }
+    }
+
+    #[test]
     fn vm_states_include_the_java_misspelling_and_extensions() {
         assert_eq!(vm_state_code("supended"), Some(2));
         assert_eq!(vm_state_code("stopped"), Some(5));
