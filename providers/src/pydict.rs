@@ -559,4 +559,60 @@ mod tests {
         // Trailing comma is accepted as Python does.
         assert!(parse("{'a':'b',}").is_ok());
     }
+
+    /// Python's `repr` of a string (single quotes unless the text has one and no
+    /// double quote), as the thesis instrumentation writes keys and values.
+    fn py_repr(s: &str) -> String {
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        let mut out = String::from(quote);
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c == quote => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push(quote);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_fails_without_panicking(text in "\\PC{0,80}") {
+            let _ = parse(&text);
+            let _ = parse_prefix(&text);
+        }
+
+        #[test]
+        fn repr_of_a_string_dict_parses_back(
+            pairs in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,20}"), 0..6)
+        ) {
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v)))
+                .collect();
+            let text = format!("{{{}}}", body.join(", "));
+            let parsed = parse(&text).unwrap();
+            let PyValue::Dict(got) = parsed else { panic!("not a dict") };
+            proptest::prop_assert_eq!(got.len(), pairs.len());
+            for ((gk, gv), (k, v)) in got.iter().zip(&pairs) {
+                proptest::prop_assert_eq!(gk.as_ref(), k.as_str());
+                let text = gv.text();
+                proptest::prop_assert_eq!(text.as_deref(), Some(v.as_str()));
+            }
+        }
+    }
 }
