@@ -12,7 +12,8 @@
 //!
 //! Data flow: [`sources::open`] (CTF experiment or XML stub trace) ->
 //! [`pipeline::build`] -> providers from [`native_registry`]
-//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`]) ->
+//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`],
+//! [`openstack`], [`qemu_migration`], [`ovs`]) ->
 //! `sht` state systems and `.ht` files.
 
 pub mod diskio;
