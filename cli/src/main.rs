@@ -13,6 +13,7 @@ mod gen;
 mod history;
 mod serve;
 mod sync;
+mod vm_report;
 mod xml;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
     Stats(events::StatsArgs),
+    /// One VM across layers: Nova states, requests across services, QEMU migration.
+    VmReport(vm_report::VmReportArgs),
 }
 
 /// Output piped into a program that stops reading (`sextant events t | head`) ends
@@ -87,6 +90,7 @@ fn main() {
         Command::GenTrace(a) => gen::run(a),
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),
+        Command::VmReport(a) => vm_report::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.
