@@ -7,7 +7,21 @@ use std::sync::atomic::AtomicU64;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let touch = a.get(2).is_some_and(|s| s == "touch");
+    if a.get(2).is_some_and(|s| s == "open") {
+        let t0 = std::time::Instant::now();
+        for _ in 0..20 {
+            let e = Experiment::open(&[&a[1]]).unwrap();
+            std::hint::black_box(e.class_count());
+        }
+        println!(
+            "open: {:.2} ms wall each",
+            t0.elapsed().as_secs_f64() * 1e3 / 20.0
+        );
+        return;
+    }
+    let t0 = std::time::Instant::now();
     let mut exp = Experiment::open(&[&a[1]]).unwrap();
+    println!("open: {:.1} ms wall", t0.elapsed().as_secs_f64() * 1e3);
     let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
         .map(|c| {
             let c = ClassId(c);

@@ -301,7 +301,7 @@ pub struct ScalarElem {
 pub struct SlotInfo {
     pub scope: Scope,
     /// Member names from the scope root, as written in the metadata.
-    pub path: Vec<String>,
+    pub path: Arc<[String]>,
     pub kind: SlotKind,
     /// True when inside an array element (not addressable by name).
     pub in_array: bool,
@@ -326,7 +326,7 @@ pub struct CompileError(pub String);
 pub struct Compiler<'a> {
     pub slots: Vec<SlotInfo>,
     /// Compiled scopes so far (for references), most recent last.
-    pub scopes: Vec<(Scope, Node)>,
+    pub scopes: Vec<(Scope, Arc<Node>)>,
     trace_order: ByteOrder,
     /// CTF 1.8: well-known field names act as roles.
     by_name: bool,
@@ -370,7 +370,8 @@ impl<'a> Compiler<'a> {
     pub fn compile(&mut self, scope: Scope, ty: Option<&Type>) -> Result<Program, CompileError> {
         let mut prog = Program::default();
         let Some(ty) = ty else {
-            self.scopes.push((scope, Node::Struct(Vec::new())));
+            self.scopes
+                .push((scope, Arc::new(Node::Struct(Vec::new()))));
             prog.fixed = Some(FixedLayout::default());
             return Ok(prog);
         };
@@ -385,7 +386,7 @@ impl<'a> Compiler<'a> {
         prog.top = ops.len() as u32;
         prog.fixed = fixed_layout(&ops);
         prog.ops = ops;
-        self.scopes.push((scope, node));
+        self.scopes.push((scope, Arc::new(node)));
         Ok(prog)
     }
 
@@ -400,7 +401,7 @@ impl<'a> Compiler<'a> {
     fn new_slot(&mut self, ctx: &Ctx, kind: SlotKind) -> u32 {
         self.slots.push(SlotInfo {
             scope: ctx.scope,
-            path: ctx.path.clone(),
+            path: ctx.path.as_slice().into(),
             kind,
             in_array: ctx.in_array,
         });

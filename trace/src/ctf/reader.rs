@@ -211,7 +211,7 @@ impl CtfTrace {
             let mut event_context = c1
                 .compile(Scope::StreamEventContext, sc.event_context.as_ref())
                 .map_err(|e| prog_err("event.context", e))?;
-            let stream_context_tree = c1.scopes.last().expect("scope").1.clone();
+            let stream_context_tree = Node::clone(&c1.scopes.last().expect("scope").1);
             let clock_name = sc.clock.clone().or_else(|| c1.clock.clone());
             let clock = match clock_name
                 .as_ref()
@@ -258,11 +258,11 @@ impl CtfTrace {
                 let context = c2
                     .compile(Scope::EventContext, ec.context.as_ref())
                     .map_err(|e| cerr("context", e))?;
-                let context_tree = c2.scopes.last().expect("scope").1.clone();
+                let context_tree = Node::clone(&c2.scopes.last().expect("scope").1);
                 let payload = c2
                     .compile(Scope::EventPayload, ec.fields.as_ref())
                     .map_err(|e| cerr("fields", e))?;
-                let payload_tree = c2.scopes.last().expect("scope").1.clone();
+                let payload_tree = Node::clone(&c2.scopes.last().expect("scope").1);
                 // Fields other scopes refer to (lengths, selectors) must be decoded
                 // eagerly: their scope loses its fixed (on-access) layout.
                 let mut context = context;
