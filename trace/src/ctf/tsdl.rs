@@ -334,7 +334,7 @@ impl<'a> Parser<'a> {
                 self.pos += 2;
                 let attrs = self.block_body()?;
                 self.eat(";");
-                self.apply_block(&kw, attrs)
+                self.apply_block(kw, attrs)
             }
             _ => {
                 self.declaration_statement()?;
