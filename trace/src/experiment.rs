@@ -48,6 +48,40 @@ struct FieldDesc {
     class: ClassId,
     kind: FieldKind,
     access: Access,
+    /// Byte-aligned little-endian 8/16/32/64-bit integer of a fixed layout: read with
+    /// one load (scope, byte offset, width in bytes; width 0: not such a field).
+    fast: FastInt,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FastInt {
+    scope: u8,
+    width: u8,
+    signed: bool,
+    byte_off: u32,
+}
+
+impl FastInt {
+    fn of(kind: &FieldKind) -> FastInt {
+        match *kind {
+            FieldKind::Static {
+                scope,
+                field:
+                    StaticField::Int {
+                        off,
+                        size,
+                        signed,
+                        be: false,
+                    },
+            } if off % 8 == 0 && matches!(size, 8 | 16 | 32 | 64) => FastInt {
+                scope,
+                width: size / 8,
+                signed,
+                byte_off: off / 8,
+            },
+            _ => FastInt::default(),
+        }
+    }
 }
 
 /// Which accessor reads a field: [`Event::int`], [`Event::string`], or only
@@ -175,6 +209,11 @@ impl Experiment {
                     };
                     fields.push(FieldDesc {
                         class: id,
+                        fast: if access == Access::Int {
+                            FastInt::of(&kind)
+                        } else {
+                            FastInt::default()
+                        },
                         kind,
                         access,
                     });
@@ -196,6 +235,7 @@ impl Experiment {
                     class: lost_id,
                     kind: k,
                     access: Access::Int,
+                    fast: FastInt::default(),
                 });
                 fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
             }
@@ -658,6 +698,22 @@ impl<'a> Event<'a> {
         if d.class != self.class || d.access != Access::Int {
             return None;
         }
+        let fast = d.fast;
+        if fast.width != 0 {
+            // Fixed layouts start on a byte (scope start is byte-aligned).
+            let at = (self.cursor.scope_start[fast.scope as usize] / 8) as usize
+                + fast.byte_off as usize;
+            let b = self.data.get(at..at + fast.width as usize)?;
+            return Some(match (fast.width, fast.signed) {
+                (1, false) => b[0] as i64,
+                (1, true) => b[0] as i8 as i64,
+                (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
+                (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
+                (4, false) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                (4, true) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            });
+        }
         match &d.kind {
             // The common case (fixed-layout integer) read straight from the bytes.
             FieldKind::Static {
@@ -697,7 +753,7 @@ impl<'a> Event<'a> {
         let (_, sl) = self.current_slot(d)?;
         let data = self.cursor_data();
         let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-        let b = match b.iter().position(|&c| c == 0) {
+        let b = match crate::ctf::decode::find_nul(b) {
             Some(n) => &b[..n],
             None => b,
         };
@@ -757,7 +813,7 @@ impl<'a> Event<'a> {
             SlotKind::Float => Value::Float(float_of(sl.v, self.float_size(s))),
             SlotKind::Str | SlotKind::Text => {
                 let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-                let b = match b.iter().position(|&c| c == 0) {
+                let b = match crate::ctf::decode::find_nul(b) {
                     Some(n) => &b[..n],
                     None => b,
                 };

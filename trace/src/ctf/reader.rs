@@ -135,6 +135,10 @@ pub struct ClassLayout {
     /// Per slot: (scope index 0..3 into `Cursor::scope_start`, field) when the slot's
     /// scope has a fixed layout and is decoded on access.
     pub static_slots: Vec<Option<(u8, StaticField)>>,
+    /// When the stream event context, event context and payload all have fixed layouts
+    /// of whole bytes: their offsets from the first byte boundary after the header, and
+    /// their total size in bits (the event is then skipped in one step).
+    pub fixed_body: Option<([u64; 3], u64)>,
 }
 
 /// One data stream file of a trace.
@@ -290,6 +294,7 @@ impl CtfTrace {
                 }
                 by_id.insert(ec.id, idx);
                 classes.push(ClassLayout {
+                    fixed_body: None,
                     static_slots: Vec::new(),
                     name: ec.name.clone(),
                     id: ec.id,
@@ -317,6 +322,7 @@ impl CtfTrace {
                     }
                 }
                 cl.static_slots = static_slots;
+                cl.fixed_body = fixed_body([&event_context, &cl.context, &cl.payload]);
             }
             nslots = nslots.max(c1.slots.len());
             streams.push(StreamLayout {
@@ -350,6 +356,25 @@ impl CtfTrace {
         }
         self.streams.iter().position(|s| s.id == id)
     }
+}
+
+/// Offsets and total size of three fixed scopes of whole bytes (see `fixed_body`).
+fn fixed_body(progs: [&Program; 3]) -> Option<([u64; 3], u64)> {
+    let mut offs = [0u64; 3];
+    let mut total = 0u64;
+    for (i, p) in progs.into_iter().enumerate() {
+        let fx = p.fixed.as_ref()?;
+        if fx.bits % 8 != 0 {
+            return None;
+        }
+        offs[i] = total;
+        total += fx.bits;
+    }
+    // Empty scopes do not align; a body of empty scopes only must not align either.
+    if total == 0 {
+        return None;
+    }
+    Some((offs, total))
 }
 
 /// Slots a program reads as lengths or selectors.
@@ -662,6 +687,28 @@ impl Cursor {
             },
         };
         let cl = &trace.classes[class as usize];
+        if let Some((offs, total)) = cl.fixed_body {
+            // Every non-empty fixed scope starts by aligning to a byte; all sizes are
+            // whole bytes, so one alignment places the three scopes.
+            let a = (pos + 7) & !7;
+            if a + total > end {
+                return Err(self.err(
+                    a,
+                    format!("event `{}` runs past the packet content", cl.name),
+                ));
+            }
+            self.scope_start = [a + offs[0], a + offs[1], a + offs[2]];
+            self.pos = a + total;
+            self.last_ts = ts;
+            self.cur = Current {
+                class,
+                cycles: ts,
+                ns: layout.clock.to_ns(ts).wrapping_add(self.offset_ns),
+                lost: None,
+                bits: (start, after_header, a + total),
+            };
+            return Ok(());
+        }
         for (i, (prog, what)) in [
             (&layout.event_context, "stream event context"),
             (&cl.context, "event context"),
