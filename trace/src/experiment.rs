@@ -757,6 +757,10 @@ impl<'a> Event<'a> {
             Some(n) => &b[..n],
             None => b,
         };
+        if b.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8 (the common case: names, comms, paths).
+            return Some(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         Some(match std::str::from_utf8(b) {
             Ok(s) => s,
             Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
