@@ -466,6 +466,8 @@ fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceEr
 
 /// Reads one data stream file, packet by packet, event by event.
 pub struct Cursor {
+    /// Set after an error: the rest of the stream is not read (no error repeated).
+    pub failed: bool,
     /// Correction added to every timestamp of this stream (Trace Compass's trace offset).
     pub offset_ns: i64,
     /// Bit position where the stream event context, event context and payload of the
@@ -505,6 +507,7 @@ impl Cursor {
         };
         let idx = index::load_for(&trace.dir, &file.name, file.size);
         Ok(Cursor {
+            failed: false,
             offset_ns: 0,
             scope_start: [0; 3],
             file: file.clone(),
@@ -548,6 +551,16 @@ impl Cursor {
     /// Moves to the next event (or lost-event record). Ok(false) at the end of the stream.
     #[inline]
     pub fn advance(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
+        if self.failed {
+            return Ok(false);
+        }
+        let r = self.advance_inner(trace);
+        self.failed = r.is_err();
+        r
+    }
+
+    #[inline]
+    fn advance_inner(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
         loop {
             if self.in_packet {
                 if self.pos < self.content_end {
@@ -897,9 +910,15 @@ impl Cursor {
         trace: &CtfTrace,
         begin_ns: i64,
     ) -> Result<(), TraceError> {
-        if self.packets_read != 0 {
+        if self.packets_read != 0 || self.failed {
             return Ok(());
         }
+        let r = self.skip_inner(trace, begin_ns);
+        self.failed = r.is_err();
+        r
+    }
+
+    fn skip_inner(&mut self, trace: &CtfTrace, begin_ns: i64) -> Result<(), TraceError> {
         let offset_ns = self.offset_ns;
         let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
             trace.streams[stream]
