@@ -16,16 +16,20 @@ use crate::format;
 pub enum Suite {
     /// The state history tree: build, queries, scan
     Ht,
+    /// The CTF reader: decoding every field of generated and real kernel traces
+    Ctf,
+    /// The Linux kernel analysis end to end (CTF -> .ht), on 1 core and on all
+    Kernel,
     All,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Size {
-    /// 500 k changes (seconds)
+    /// 500 k changes; 64 MiB kernel trace (seconds)
     Small,
-    /// 5 M changes: the workload Trace Compass was measured on
+    /// 5 M changes (the workload Trace Compass was measured on); 1 GiB kernel trace
     Medium,
-    /// 20 M changes
+    /// 20 M changes; 10 GiB kernel trace
     Large,
 }
 
@@ -33,25 +37,28 @@ pub enum Size {
 pub struct BenchArgs {
     /// What to measure
     #[arg(value_enum, default_value = "ht")]
-    suite: Suite,
+    pub(crate) suite: Suite,
     #[arg(long, value_enum, default_value = "medium")]
-    size: Size,
+    pub(crate) size: Size,
     /// Runs per measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub(crate) runs: usize,
     /// Where to write the generated files (default: the system temporary directory)
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Also run Trace Compass's HistoryTreeBackendBenchmark scenarios
     #[arg(long)]
-    scenarios: bool,
+    pub(crate) scenarios: bool,
     /// Print machine-readable JSON
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    /// Baseline to measure in the same run: `babeltrace2` (default when installed) or `none`
+    #[arg(long, value_name = "NAME")]
+    pub(crate) baseline: Option<String>,
 }
 
 /// Linux peak-RSS tracking: reset the high-water mark, then read it.
-mod rss {
+pub(crate) mod rss {
     pub fn reset_peak() {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
@@ -67,13 +74,13 @@ mod rss {
     }
 }
 
-struct Stats {
-    median: Duration,
-    min: Duration,
-    max: Duration,
+pub(crate) struct Stats {
+    pub(crate) median: Duration,
+    pub(crate) min: Duration,
+    pub(crate) max: Duration,
 }
 
-fn stats(mut v: Vec<Duration>) -> Stats {
+pub(crate) fn stats(mut v: Vec<Duration>) -> Stats {
     v.sort();
     Stats {
         median: v[v.len() / 2],
@@ -86,10 +93,10 @@ fn per_op(total: Duration, n: usize) -> Duration {
     total / n.max(1) as u32
 }
 
-struct Row {
-    name: String,
-    value: String,
-    json: serde_json::Value,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) json: serde_json::Value,
 }
 
 fn build_once(w: &Workload, path: &Path) -> Result<(Duration, u64, u64)> {
@@ -299,8 +306,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&dir)?;
     let mut rows = Vec::new();
+    if let Some(b) = args.baseline.as_deref() {
+        if b != "babeltrace2" && b != "none" {
+            bail!("unknown baseline `{b}` (babeltrace2 or none)");
+        }
+    }
     if matches!(args.suite, Suite::Ht | Suite::All) {
         bench_ht(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Ctf | Suite::All) {
+        crate::bench_trace::bench_ctf(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Kernel | Suite::All) {
+        crate::bench_trace::bench_kernel(&args, &dir, &mut rows)?;
     }
     if args.json {
         let v: Vec<_> = rows.into_iter().map(|r| r.json).collect();

@@ -4,6 +4,7 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod bench_trace;
 mod build;
 mod demo;
 mod events;
@@ -59,7 +60,18 @@ enum Command {
     Stats(events::StatsArgs),
 }
 
+/// Output piped into a program that stops reading (`sextant events t | head`) ends
+/// the process quietly, as for other Unix tools, instead of a panic in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),

@@ -171,6 +171,7 @@ pub struct DiskIoStateProvider {
     current_tid: HashMap<u32, i32>,
     block_events: usize,
     skipped: crate::SkippedEvents,
+    machines_warning: Option<String>,
 }
 
 impl Default for DiskIoStateProvider {
@@ -197,6 +198,7 @@ impl DiskIoStateProvider {
             current_tid: HashMap::new(),
             block_events: 0,
             skipped: Default::default(),
+            machines_warning: None,
         }
     }
 
@@ -505,11 +507,12 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        self.machines_warning = crate::several_machines_warning(trace);
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: DISKIO_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the disk I/O analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the disk I/O analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
@@ -593,7 +596,9 @@ impl StateProvider for DiskIoStateProvider {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.skipped.warnings()
+        let mut w = self.skipped.warnings();
+        w.extend(self.machines_warning.clone());
+        w
     }
 }
 

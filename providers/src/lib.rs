@@ -136,6 +136,22 @@ pub trait StateProvider: Send {
     }
 }
 
+/// A warning for analyses that Trace Compass runs per trace when the source mixes
+/// several machines (their CPUs and threads then share attributes).
+pub fn several_machines_warning(trace: &TraceInfo) -> Option<String> {
+    let mut hosts: Vec<&str> = trace.hosts.iter().map(String::as_str).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    (hosts.len() > 1).then(|| {
+        format!(
+            "the traces come from {} machines ({}): their CPUs and threads are mixed in one \
+             history (Trace Compass builds this analysis per trace)",
+            hosts.len(),
+            hosts.join(", ")
+        )
+    })
+}
+
 /// Events whose handling stopped at a state value type error: Trace Compass logs
 /// such an event (`StateValueTypeException`) and goes on with the next one, keeping
 /// the writes made before the error; providers that follow it count them here.

@@ -5,11 +5,12 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use sextant_trace::{ClassId, Event, Experiment, FieldHandle, StubEvent, StubValue, XmlStubTrace};
+use sextant_trace::{ClassId, Event, Experiment, FieldHandle};
 
 use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
+use crate::stub_source::StubSource;
 use crate::TraceInfo;
 
 /// Why the given paths cannot be opened as one source.
@@ -17,7 +18,7 @@ use crate::TraceInfo;
 pub enum OpenError {
     #[error("no trace given")]
     NoPath,
-    #[error("{0}: an XML stub trace is read alone, not with other traces")]
+    #[error("{0}: XML stub traces are read with other XML stub traces only, not with CTF traces")]
     XmlWithOthers(PathBuf),
     #[error("{0}: not a directory (CTF trace or LTTng session) nor an .xml stub trace")]
     NotATrace(PathBuf),
@@ -29,10 +30,17 @@ pub fn open(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {
         return Err(OpenError::NoPath.into());
     };
     if let Some(xml) = paths.iter().find(|p| is_xml(p)) {
-        if paths.len() > 1 {
-            return Err(OpenError::XmlWithOthers(xml.clone()).into());
+        // Several stub traces form an experiment (a host and its guests); they do
+        // not mix with CTF traces.
+        if let Some(other) = paths.iter().find(|p| !is_xml(p)) {
+            return Err(OpenError::XmlWithOthers(if other == first {
+                xml.clone()
+            } else {
+                other.clone()
+            })
+            .into());
         }
-        return Ok(Box::new(XmlSource::open(first)?));
+        return Ok(Box::new(StubSource::open(paths)?));
     }
     if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
         return Err(OpenError::NotATrace(p.clone()).into());
@@ -142,141 +150,6 @@ impl EventSource for CtfSource {
     }
 }
 
-/// An XML stub trace. Field keys index the trace's distinct field names; an
-/// event's field is found by name (stub traces are small).
-pub struct XmlSource {
-    trace: XmlStubTrace,
-    classes: Vec<String>,
-    /// Class of each event, in file order.
-    event_class: Vec<u32>,
-    field_names: Vec<String>,
-}
-
-impl XmlSource {
-    pub fn open(path: &Path) -> Result<XmlSource, SourceError> {
-        let trace = XmlStubTrace::open(path)?;
-        let classes = trace.event_names();
-        let event_class = trace
-            .events()
-            .iter()
-            .map(|e| classes.iter().position(|c| *c == e.name).unwrap_or(0) as u32)
-            .collect();
-        let mut field_names: Vec<String> = Vec::new();
-        for e in trace.events() {
-            for (name, _) in &e.fields {
-                if !field_names.contains(name) {
-                    field_names.push(name.clone());
-                }
-            }
-        }
-        Ok(XmlSource {
-            trace,
-            classes,
-            event_class,
-            field_names,
-        })
-    }
-}
-
-struct XmlEvent<'a> {
-    event: &'a StubEvent,
-    class: u32,
-    field_names: &'a [String],
-}
-
-impl<'a> XmlEvent<'a> {
-    fn field(&self, key: FieldKey) -> Option<&'a StubValue> {
-        let name = self.field_names.get(key as usize)?;
-        self.event
-            .fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-    }
-}
-
-impl SourceEvent for XmlEvent<'_> {
-    fn class(&self) -> u32 {
-        self.class
-    }
-    fn timestamp(&self) -> i64 {
-        self.event.timestamp
-    }
-    fn cpu(&self) -> Option<u32> {
-        self.event.cpu
-    }
-    fn int(&self, key: FieldKey) -> Option<i64> {
-        match self.field(key)? {
-            StubValue::Int(v) | StubValue::Long(v) => Some(*v),
-            _ => None,
-        }
-    }
-    fn string(&self, key: FieldKey) -> Option<&str> {
-        match self.field(key)? {
-            StubValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl EventSource for XmlSource {
-    /// Stub traces carry no environment: the domain is unknown (empty), and
-    /// providers use their default layout.
-    fn info(&self) -> TraceInfo {
-        TraceInfo {
-            name: self.trace.name().to_string(),
-            ..Default::default()
-        }
-    }
-
-    fn class_names(&self) -> Vec<String> {
-        self.classes.clone()
-    }
-
-    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
-        let class_name = self.classes.get(class as usize)?;
-        // Only fields some event of this class carries.
-        let key = self.field_names.iter().position(|n| n == field)?;
-        self.trace
-            .events()
-            .iter()
-            .any(|e| &e.name == class_name && e.fields.iter().any(|(n, _)| n == field))
-            .then_some(key as FieldKey)
-    }
-
-    fn total_work(&self) -> Option<u64> {
-        Some(self.trace.events().len() as u64)
-    }
-
-    fn run(
-        &mut self,
-        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
-        work_done: &AtomicU64,
-    ) -> Result<(), SourceError> {
-        for (i, (event, &class)) in self
-            .trace
-            .events()
-            .iter()
-            .zip(&self.event_class)
-            .enumerate()
-        {
-            let ev = XmlEvent {
-                event,
-                class,
-                field_names: &self.field_names,
-            };
-            if visit(&ev).is_break() {
-                break;
-            }
-            if i % 1024 == 0 {
-                work_done.store(i as u64 + 1, Ordering::Relaxed);
-            }
-        }
-        work_done.store(self.trace.events().len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,7 +176,7 @@ mod tests {
             open_err(std::slice::from_ref(&xml)).contains("t.xml"),
             "invalid stub trace"
         );
-        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("alone"));
+        assert!(open_err(&[xml, dir.path().to_path_buf()]).contains("not with CTF traces"));
         // A directory without any CTF metadata.
         assert!(open_err(&[dir.path().to_path_buf()]).contains("no CTF trace"));
     }

@@ -22,6 +22,8 @@ pub struct StubSource {
     class_of: HashMap<String, u32>,
     field_names: Vec<String>,
     field_of: HashMap<String, FieldKey>,
+    /// Keys of the fields each class's events carry.
+    class_fields: Vec<std::collections::BTreeSet<FieldKey>>,
 }
 
 impl StubSource {
@@ -40,17 +42,20 @@ impl StubSource {
         let mut class_of = HashMap::new();
         let mut field_names = Vec::new();
         let mut field_of = HashMap::new();
+        let mut class_fields: Vec<std::collections::BTreeSet<FieldKey>> = Vec::new();
         for trace in &traces {
             for ev in trace.events() {
-                if !class_of.contains_key(&ev.name) {
-                    class_of.insert(ev.name.clone(), class_names.len() as u32);
+                let class = *class_of.entry(ev.name.clone()).or_insert_with(|| {
                     class_names.push(ev.name.clone());
-                }
+                    class_fields.push(Default::default());
+                    class_names.len() as u32 - 1
+                });
                 for (name, _) in &ev.fields {
-                    if !field_of.contains_key(name) {
-                        field_of.insert(name.clone(), field_names.len() as FieldKey);
+                    let key = *field_of.entry(name.clone()).or_insert_with(|| {
                         field_names.push(name.clone());
-                    }
+                        field_names.len() as FieldKey - 1
+                    });
+                    class_fields[class as usize].insert(key);
                 }
             }
         }
@@ -60,6 +65,7 @@ impl StubSource {
             class_of,
             field_names,
             field_of,
+            class_fields,
         }
     }
 
@@ -130,9 +136,12 @@ impl EventSource for StubSource {
     fn class_names(&self) -> Vec<String> {
         self.class_names.clone()
     }
+    /// Only fields some event of the class carries, so that providers can tell a
+    /// trace lacking a field they need.
     fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
-        self.class_names.get(class as usize)?;
-        self.field_of.get(field).copied()
+        let fields = self.class_fields.get(class as usize)?;
+        let key = self.field_of.get(field).copied()?;
+        fields.contains(&key).then_some(key)
     }
     fn total_work(&self) -> Option<u64> {
         Some(self.event_count())

@@ -263,3 +263,66 @@ fn vm_thread_preemption_query() {
     }
     assert!(compared >= 2, "compared {compared} threads");
 }
+
+/// On a real LTTng kernel trace (one machine: a host), the fused analysis runs every
+/// event through its handlers without error, and each CPU's `Current_thread` follows
+/// the kernel analysis's wherever the latter has a thread.
+#[test]
+fn fused_on_a_real_kernel_trace_follows_the_kernel_analysis() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    for name in ["scp_src", "many-threads"] {
+        let trace = shared.join("traces/ctf").join(name).join("ctf");
+        let registry = sextant_providers::native_registry();
+        let mut source = sextant_providers::sources::open(std::slice::from_ref(&trace)).unwrap();
+        let analyses = [
+            "kernel",
+            "vm-fused",
+            "vm-model",
+            "vm-vresources",
+            "vm-overhead",
+            "nested-vcpu",
+        ]
+        .iter()
+        .map(|a| Analysis {
+            provider: registry.create(a).unwrap(),
+            output: Output::InMemory,
+        })
+        .collect();
+        let (report, systems) = build(&mut *source, analyses, &BuildOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.events > 1000);
+        // No kvm events: the host-only analysis says so.
+        assert!(
+            report.warnings.iter().any(|w| w.contains("no vCPU found")),
+            "{:?}",
+            report.warnings
+        );
+        let (kernel, fused) = (&systems[0], &systems[1]);
+        let cpus = kernel.quark(&["CPUs"]).unwrap();
+        let mut compared = 0;
+        let mut differ = 0;
+        for &cpu in kernel.attributes().children_of(cpus) {
+            let n = kernel.attributes().name(cpu).unwrap().to_string();
+            let Ok(kq) = kernel.quark(&["CPUs", &n, "Current_thread"]) else {
+                continue;
+            };
+            let fq = fused.quark(&["CPUs", &n, "Current_thread"]).unwrap();
+            // Sample every interval start of the kernel analysis.
+            let mut t = kernel.start_time();
+            while t <= kernel.current_end_time() {
+                let i = kernel.query_single(t, kq).unwrap();
+                if !i.value.is_null() {
+                    compared += 1;
+                    if fused.query_single(i.start, fq).unwrap().value != i.value {
+                        differ += 1;
+                    }
+                }
+                t = i.end + 1;
+            }
+        }
+        assert!(compared > 100, "{name}: {compared}");
+        assert_eq!(differ, 0, "{name}: {differ} of {compared} differ");
+    }
+}

@@ -108,7 +108,7 @@ impl TimestampFormat {
                         break;
                     }
                     if DELIMITERS.contains(ch) {
-                        last_delim = if ch == '\'' { i - 1 } else { i };
+                        last_delim = if ch == '\'' { i.saturating_sub(1) } else { i };
                     }
                 }
                 i += 1;
@@ -579,11 +579,26 @@ fn parse_date(tokens: &[Token], text: &[char]) -> Result<i64, String> {
     if hour12 && pm == Some(true) {
         hour += 12;
     }
+    // Lenient fields may be huge: compute wide, refuse what no i64 ns can hold.
+    if !(-1_000_000..=1_000_000).contains(&year)
+        || [month, day, hour, minute, second, milli]
+            .iter()
+            .chain(day_of_year.iter())
+            .any(|v| v.abs() > 1_000_000_000_000)
+    {
+        return Err("field out of range".into());
+    }
     let days = match day_of_year {
-        Some(d) => days_from_civil(year, 1, 1) + d - 1,
-        None => days_from_civil(year, month, day),
+        Some(d) => days_from_civil(year, 1, 1) as i128 + d as i128 - 1,
+        None => days_from_civil(year, month, day) as i128,
     };
-    Ok((((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + milli - offset_ms)
+    let ms = (((days * 24 + hour as i128) * 60 + minute as i128) * 60 + second as i128) * 1000
+        + milli as i128
+        - offset_ms as i128;
+    i64::try_from(ms)
+        .ok()
+        .filter(|ms| ms.checked_mul(1_000_000).is_some())
+        .ok_or_else(|| "time out of range".to_string())
 }
 
 /// Longest full name, else 3-letter abbreviation, at the start of `lower`.

@@ -378,6 +378,31 @@ impl CustomTxtTrace {
         &self.definition
     }
 
+    /// How well `path` fits `definition`, as Trace Compass rates it when it
+    /// picks a trace type: over the first 100 lines, 100 × (sum over lines
+    /// matching a first line with g groups of 1 + g/(g+1)) / lines read, so a
+    /// perfect fit with groups exceeds 100. 0 for binary files; errors only
+    /// when the file cannot be read.
+    pub fn confidence(
+        definition: &CustomTxtDefinition,
+        path: &Path,
+    ) -> Result<u32, CustomTxtError> {
+        let text = match text_of(path) {
+            Ok(t) => t,
+            Err(CustomTxtError::NotText { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let (mut matches, mut confidence) = (0.0f64, 0u32);
+        for (i, line) in text.lines().take(100).enumerate() {
+            if let Some(m) = definition.inputs.iter().find(|l| l.matcher.is_match(line)) {
+                let groups = (m.matcher.captures_len() - 1) as f64;
+                matches += 1.0 + groups / (groups + 1.0);
+            }
+            confidence = (100.0 * matches / (i + 1) as f64) as u32;
+        }
+        Ok(confidence)
+    }
+
     pub fn trace_type_id(&self) -> String {
         self.definition.trace_type_id()
     }

@@ -577,6 +577,38 @@ impl CustomXmlDefinition {
     }
 
     /// `custom.xml.trace:<category>:<name>`, the id analyses use in `traceType`.
+    /// Reads a log with this definition as an [`XmlStubTrace`] (every field a
+    /// string, the event type as the event name), the form the XML-analysis runtime
+    /// and the stub-trace event source consume.
+    pub fn read(&self, path: &Path) -> Result<crate::XmlStubTrace, CustomXmlError> {
+        let trace = CustomXmlTrace::open(self, path)?;
+        let events = trace
+            .read_all()?
+            .into_iter()
+            .map(|e| crate::StubEvent {
+                timestamp: e.timestamp_ns,
+                name: e.event_type,
+                cpu: None,
+                fields: e
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| (k, crate::StubValue::Str(v)))
+                    .collect(),
+                line: u32::try_from(e.line).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(crate::XmlStubTrace::from_events(
+            name,
+            path.to_path_buf(),
+            Vec::new(),
+            events,
+        ))
+    }
+
     pub fn trace_type_id(&self) -> String {
         format!("custom.xml.trace:{}:{}", self.category, self.name)
     }
@@ -945,6 +977,42 @@ impl CustomXmlTrace {
 
     pub fn definition(&self) -> &CustomXmlDefinition {
         &self.definition
+    }
+
+    /// How well `path` fits `definition`, as Trace Compass rates it when it
+    /// picks a trace type: 100 when a well-formed record starts within the first
+    /// 100 lines, else 0 (also for binary files). Errors only when the file
+    /// cannot be read.
+    pub fn confidence(
+        definition: &CustomXmlDefinition,
+        path: &Path,
+    ) -> Result<u32, CustomXmlError> {
+        let Some(record) = definition.record_element() else {
+            return Ok(0);
+        };
+        let text = match read_text(path) {
+            Ok(t) => t,
+            Err(CustomXmlError::NotText { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let (mut pos, mut lines) = (0, 0);
+        while pos < text.len() && lines < 100 {
+            lines += 1;
+            let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+            let line = text[pos..line_end].trim_end_matches('\r');
+            if let Some(i) = index_of_element(&record.name, line, 0) {
+                let start = pos + i;
+                let end = read_element(&text, start);
+                if dom::parse(&text[start..end]).is_ok() {
+                    return Ok(100);
+                }
+                // Go on with the rest of the line after the element.
+                pos = end;
+                continue;
+            }
+            pos = line_end + 1;
+        }
+        Ok(0)
     }
 
     pub fn trace_type_id(&self) -> String {

@@ -6,6 +6,8 @@
 //! class ([`ctf::decode`]); [`Experiment::for_each`] merges the per-stream cursors
 //! ([`ctf::reader::Cursor`]) by timestamp and hands out [`Event`]s whose fields are
 //! read through pre-resolved [`FieldHandle`]s. Errors are [`TraceError`]s.
+//! Logs in Trace Compass custom-parser formats are read by [`custom_xml`] and
+//! [`custom_txt`] into [`custom_xml::CustomEvent`]s; [`gen`] writes synthetic LTTng kernel traces.
 
 pub mod ctf;
 pub mod custom_time;

@@ -171,6 +171,21 @@ impl XmlStubTrace {
         })
     }
 
+    /// A trace built from events read elsewhere (custom parsers), in the given order.
+    pub fn from_events(
+        name: String,
+        path: PathBuf,
+        aspects: Vec<String>,
+        events: Vec<StubEvent>,
+    ) -> XmlStubTrace {
+        XmlStubTrace {
+            name,
+            path,
+            aspects,
+            events,
+        }
+    }
+
     /// File name, as Trace Compass names the trace (also its host ID).
     pub fn name(&self) -> &str {
         &self.name

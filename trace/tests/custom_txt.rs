@@ -258,3 +258,44 @@ fn unusable_definitions_and_files_are_refused() {
         (1, 0, None)
     );
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary logs give records or errors, never a panic or a hang.
+        #[test]
+        fn arbitrary_logs(log in "(START [0-9]{1,3}\n|DATA [a-z]{1,3}\n|\\s+x\n|[0-9/: \\[\\]A-Za-zé]{0,12}\n){0,30}") {
+            for body in [MULTI_LINE, MANDATORY, TYPES_AND_EXTRAS] {
+                let def = &definitions(body)[0];
+                let trace = CustomTxtTrace::from_text(def, Path::new("l"), log.clone()).unwrap();
+                prop_assert!(trace.events().count() <= log.lines().count());
+            }
+        }
+    }
+}
+
+#[test]
+fn confidence_rates_files_as_trace_compass_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let def = &definitions(MANDATORY)[0];
+    let write = |name: &str, content: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    // First lines have one group: each counts 1 + 1/2; other lines count 0.
+    let all = write("all.log", "START 1\nSTART 2\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &all).unwrap(), 150);
+    let half = write("half.log", "START 1\nDATA a\nSTART 2\nDATA b\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &half).unwrap(), 75);
+    let none = write("none.log", "hello\n");
+    assert_eq!(CustomTxtTrace::confidence(def, &none).unwrap(), 0);
+    assert!(matches!(
+        CustomTxtTrace::confidence(def, &tmp.path().join("missing")),
+        Err(CustomTxtError::Io { .. })
+    ));
+}

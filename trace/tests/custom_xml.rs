@@ -8,30 +8,8 @@ use std::path::{Path, PathBuf};
 use sextant_trace::custom_time::TimestampFormat;
 use sextant_trace::custom_xml::{CustomXmlDefinition, CustomXmlError, CustomXmlTrace, Tag};
 
-/// `shared/` beside the workspace, or `$SEXTANT_SHARED`; None (with a notice)
-/// when absent, a failure under CI=true.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SEXTANT_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the shared directory {} is missing (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipping: shared directory {} not found (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    None
-}
-
 fn rabbitmq() -> Option<(PathBuf, CustomXmlDefinition)> {
-    let base = shared_dir()?.join("fixtures/openstack-rabbitmq");
+    let base = sextant_tests::shared_dir()?.join("fixtures/openstack-rabbitmq");
     let defs = CustomXmlDefinition::load_all(&base.join("nova/xml_parser.xml")).unwrap();
     assert_eq!(defs.len(), 1);
     Some((
@@ -121,6 +99,11 @@ fn every_rabbitmq_queue_file_reads_completely() {
         assert_eq!(
             text.lines().filter(|l| l.starts_with("<event>")).count(),
             want,
+            "{file}"
+        );
+        assert_eq!(
+            CustomXmlTrace::confidence(&def, &path).unwrap(),
+            100,
             "{file}"
         );
         let trace = CustomXmlTrace::open(&def, &path).unwrap();
@@ -444,4 +427,73 @@ fn unusable_definitions_and_unreadable_files_are_refused() {
     // An empty log has no records.
     let trace = CustomXmlTrace::from_text(&def, Path::new("l"), String::new()).unwrap();
     assert_eq!(trace.events().count(), 0);
+}
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary logs and definitions give events or errors, never a panic.
+        #[test]
+        fn arbitrary_logs(log in "(<rec( t=\"[0-9a-z]{0,4}\")?>|</rec>|<msg>|</msg>|<!--|-->|[a-z \"'&;<>/\n]|é){0,40}") {
+            let def = definition(LOG_DEF);
+            for e in read(&def, &log) {
+                let _ = e;
+            }
+        }
+
+        #[test]
+        fn arbitrary_definitions(body in "(<Definition name=\"d\">|</Definition>|<InputElement name=\"r\" logentry=\"true\">|</InputElement>|<InputData action=\"[0-9x]\" name=\"Time Stamp\" format=\"[yMdHms:.S' T]{0,8}\"/>|<OutputColumn name=\"[a-z]\"/>|[<>/ a-z\"=]){0,20}") {
+            let text = format!("<CustomXMLTraceDefinitionList>{body}</CustomXMLTraceDefinitionList>");
+            if let Ok(defs) = CustomXmlDefinition::parse_all(&text, Path::new("d")) {
+                for d in defs {
+                    if let Ok(t) = CustomXmlTrace::from_text(&d, Path::new("l"), "<r t=\"1\">x</r>\n<r/>".into()) {
+                        let _ = t.read_all();
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_timestamps(pattern in "[yMdHhmsaSTCNnuEZX:.' /-]{0,12}", text in "[0-9A-Za-z:. /+-]{0,20}") {
+            if let Ok(f) = TimestampFormat::new(&pattern) {
+                if let Ok(ns) = f.parse(&text) {
+                    let _ = f.format(ns);
+                }
+                let _ = f.format(i64::MIN + 1);
+                let _ = f.format(i64::MAX);
+            }
+        }
+    }
+}
+
+#[test]
+fn confidence_rates_files_as_trace_compass_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let def = definition(LOG_DEF);
+    let write = |name: &str, content: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    let good = write("good.xml", b"<log>\n<rec t=\"1\"/>\n</log>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &good).unwrap(), 100);
+    // A broken record, then a good one on the same line: still recognised.
+    let later = write("later.xml", b"<rec t=\"1\"><a></b></rec><rec/>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &later).unwrap(), 100);
+    let other = write("other.xml", b"<log><entry/></log>\n");
+    assert_eq!(CustomXmlTrace::confidence(&def, &other).unwrap(), 0);
+    let mut far = "\n".repeat(150);
+    far.push_str("<rec/>\n");
+    let far = write("far.xml", far.as_bytes());
+    assert_eq!(CustomXmlTrace::confidence(&def, &far).unwrap(), 0);
+    let binary = write("bin.xml", b"<rec/>\0");
+    assert_eq!(CustomXmlTrace::confidence(&def, &binary).unwrap(), 0);
+    assert!(matches!(
+        CustomXmlTrace::confidence(&def, &tmp.path().join("missing")),
+        Err(CustomXmlError::Io { .. })
+    ));
 }

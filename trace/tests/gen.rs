@@ -600,3 +600,27 @@ fn the_project_reader_decodes_it_with_the_reported_counts_and_consistent_state()
     assert_eq!(checker.current.len(), cfg.cpus as usize);
     assert!(counts["sched_process_fork"] > 0 && !checker.dead.is_empty());
 }
+
+mod random_configs {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Any small configuration gives a trace the project's reader decodes
+        /// completely, with consistent kernel state.
+        #[test]
+        fn small_traces_are_consistent(seed in any::<u64>(), cpus in 1u32..9, threads in 2u64..60, events in 1u64..30_000) {
+            let tmp = tempfile::tempdir().unwrap();
+            let report = generate(&tmp.path().join("t"), &config(events, cpus, threads, seed), None).unwrap();
+            prop_assert_eq!(report.events, events);
+            let decoded = reader_events(&report);
+            prop_assert_eq!(decoded.len() as u64, events);
+            let mut checker = Checker::default();
+            for e in &decoded {
+                checker.event(e);
+            }
+        }
+    }
+}

@@ -157,3 +157,69 @@ fn experiments_without_packets_open_and_are_not_synchronized() {
     assert_eq!(r.matches, 0);
     assert_eq!(r.traces[0].status, TraceSyncStatus::NotSynchronized);
 }
+
+#[test]
+fn formulas_are_computed_once_then_reused_and_files_are_checked() {
+    use sextant_trace::sync::{apply, SyncError, SyncMode, SyncOrigin};
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let paths = [ctf.join("scp_src"), ctf.join("scp_dest")];
+    let dir = std::env::temp_dir().join(format!("sextant-sync-apply-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("sextant-sync.json");
+    let progress = AtomicU64::new(0);
+
+    let mut exp = Experiment::open(&paths).unwrap();
+    let first = apply(&mut exp, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(first.origin, SyncOrigin::Computed);
+    assert_eq!(first.result.as_ref().unwrap().matches, 46);
+    assert!(saved.is_file());
+    let synced = visit(&mut exp);
+
+    // a fresh experiment reuses the saved formulas: same timeline, no matching pass
+    let mut exp2 = Experiment::open(&paths).unwrap();
+    let second = apply(&mut exp2, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(second.origin, SyncOrigin::Loaded(saved.clone()));
+    assert_eq!(second.transforms, first.transforms);
+    assert_eq!(visit(&mut exp2), synced);
+
+    // --sync FILE
+    let mut exp3 = Experiment::open(&paths).unwrap();
+    let third = apply(&mut exp3, &SyncMode::File(saved.clone()), None, &progress).unwrap();
+    assert_eq!(third.transforms, first.transforms);
+    // --sync off
+    apply(&mut exp3, &SyncMode::Off, None, &progress).unwrap();
+    assert!(exp3.time_transforms().is_empty());
+
+    // a corrupt saved file is recomputed over in auto mode, an error when named explicitly
+    std::fs::write(&saved, "{ not json").unwrap();
+    let again = apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(again.origin, SyncOrigin::Computed);
+    std::fs::write(&saved, "{ not json").unwrap();
+    assert!(matches!(
+        apply(&mut exp3, &SyncMode::File(saved.clone()), None, &progress),
+        Err(SyncError::Json { .. })
+    ));
+    assert!(matches!(
+        apply(
+            &mut exp3,
+            &SyncMode::File(dir.join("missing.json")),
+            None,
+            &progress
+        ),
+        Err(SyncError::Io { .. })
+    ));
+    // a saved file for other traces is not reused
+    let mut other = Experiment::open(&[ctf.join("scp_src"), ctf.join("many-threads")]).unwrap();
+    std::fs::remove_file(&saved).unwrap();
+    apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    let o = apply(&mut other, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(o.origin, SyncOrigin::Computed);
+    let reloaded = apply(&mut other, &SyncMode::File(saved.clone()), None, &progress).unwrap();
+    assert_eq!(reloaded.transforms, o.transforms);
+    // one trace: nothing to do
+    let mut single = Experiment::open(&[ctf.join("scp_src")]).unwrap();
+    let s = apply(&mut single, &SyncMode::Auto, None, &progress).unwrap();
+    assert_eq!(s.origin, SyncOrigin::SingleHost);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,8 +23,8 @@ pub struct XmlProvider {
     id: &'static str,
     fields: Vec<&'static str>,
     runtime: Option<Runtime>,
-    /// Event class names by handler number.
-    classes: Vec<String>,
+    /// Event class names and their matching handlers, by handler number.
+    classes: Vec<(String, Arc<[usize]>)>,
 }
 
 impl XmlProvider {
@@ -116,7 +116,8 @@ impl StateProvider for XmlProvider {
         if !wanted {
             return None;
         }
-        self.classes.push(event_name.to_string());
+        let handlers = Runtime::new(Arc::clone(&self.program), "").handlers_for(event_name);
+        self.classes.push((event_name.to_string(), handlers));
         Some(Subscription {
             handler: (self.classes.len() - 1) as u32,
             fields: self.fields.clone(),
@@ -132,11 +133,12 @@ impl StateProvider for XmlProvider {
         let rt = self
             .runtime
             .get_or_insert_with(|| Runtime::new(Arc::clone(&self.program), ""));
+        let (name, handlers) = &self.classes[handler as usize];
         let ev = PipelineEvent {
-            name: &self.classes[handler as usize],
+            name,
             fields: event,
         };
-        rt.handle_event(&ev, ss).map_err(to_sht)
+        rt.handle_dispatched(&ev, handlers, ss).map_err(to_sht)
     }
 
     fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {

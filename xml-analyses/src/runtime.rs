@@ -83,7 +83,8 @@ struct Scenario {
     status: i32,
     /// (pool parent, attribute, number)
     pools: Vec<(Quark, Quark, u32)>,
-    /// Plain state providers: pool attributes are per event and never recycled.
+    /// Trace Compass's shared dummy scenario (state providers, preconditions): its
+    /// pool attributes are taken once and kept for the whole analysis.
     ephemeral: bool,
 }
 
@@ -109,6 +110,8 @@ pub struct Runtime {
     seen_first: bool,
     segments: Vec<Segment>,
     now: i64,
+    /// The dummy scenario of state providers and preconditions.
+    dummy: Scenario,
 }
 
 /// Java `String.valueOf(double)`.
@@ -149,6 +152,33 @@ pub fn java_string(v: &StateValue) -> String {
         StateValue::String(s) => s.to_string(),
         StateValue::Custom(c) => format!("custom({})", c.type_id),
     }
+}
+
+/// Calls `f` with `String.valueOf(v)`, formatting integers on the stack (the
+/// common case for attribute names taken from event fields).
+fn with_name<R>(v: &StateValue, f: impl FnOnce(&str) -> R) -> R {
+    let n = match v {
+        StateValue::Int(i) => i64::from(*i),
+        StateValue::Long(l) => *l,
+        StateValue::String(s) => return f(s),
+        other => return f(&java_string(other)),
+    };
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    f(std::str::from_utf8(&buf[pos..]).unwrap_or("0"))
 }
 
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -219,6 +249,10 @@ impl Runtime {
             seen_first: false,
             segments: Vec::new(),
             now: 0,
+            dummy: Scenario {
+                ephemeral: true,
+                ..Scenario::default()
+            },
         }
     }
 
@@ -271,6 +305,11 @@ impl Runtime {
     }
 
     fn child(&self, ss: &mut dyn StateSystemBuilder, q: Quark, name: &str) -> R<Quark> {
+        // Look up first: most children exist, and the read path needs no write access.
+        let c = ss.attributes().opt_quark(q, &[name]);
+        if c >= 0 {
+            return Ok(c);
+        }
         ss.quark_relative_and_add(q, &[name])
             .map_err(|e| self.state_err(e))
     }
@@ -287,16 +326,18 @@ impl Runtime {
         for e in path {
             match e {
                 AttrElem::Constant(s) => q = self.child(ss, q, s)?,
+                // Outside a scenario Trace Compass uses its dummy scenario, whose quark
+                // is -1: the root.
                 AttrElem::CurrentScenario => match sc {
                     Some(s) if !s.ephemeral => q = s.quark,
-                    _ => return Ok(None),
+                    _ => q = ROOT_QUARK,
                 },
                 AttrElem::EventField(id) => {
                     let v = self.field(ev, *id);
                     if v.is_null() {
                         return Ok(None);
                     }
-                    q = self.child(ss, q, &java_string(&v))?;
+                    q = with_name(&v, |name| self.child(ss, q, name))?;
                 }
                 AttrElem::EventName => q = self.child(ss, q, ev.name())?,
                 AttrElem::Query(p) => {
@@ -307,7 +348,7 @@ impl Runtime {
                     if v.is_null() {
                         return Ok(None);
                     }
-                    q = self.child(ss, q, &java_string(&v))?;
+                    q = with_name(&v, |name| self.child(ss, q, name))?;
                 }
                 AttrElem::SelfAttr => {}
                 AttrElem::Pool => q = self.pool_attribute(ss, q, sc)?,
@@ -585,7 +626,8 @@ impl Runtime {
         ss: &mut dyn StateSystemBuilder,
         sc: &mut Option<&mut Scenario>,
     ) -> R<()> {
-        let Some(q) = self.resolve_path(&a.path, ev, ss, sc)? else {
+        // A null element, or a path that stays at the root, skips the change.
+        let Some(q) = self.resolve_path(&a.path, ev, ss, sc)?.filter(|q| *q >= 0) else {
             return Ok(());
         };
         let now = ev.timestamp();
@@ -620,6 +662,13 @@ impl Runtime {
             }
             return Ok(());
         }
+        // Increment first: an `update` then writes the sum (Trace Compass's order).
+        let value = if a.increment && !value.is_null() {
+            let cur = ss.query_ongoing(q).map_err(|e| self.state_err(e))?;
+            self.add(&cur, value)?
+        } else {
+            value
+        };
         if a.update {
             let v = match value {
                 StateValue::Custom(_) => StateValue::Null,
@@ -627,12 +676,6 @@ impl Runtime {
             };
             return ss.update_ongoing(v, q).map_err(|e| self.state_err(e));
         }
-        let value = if a.increment && !value.is_null() {
-            let cur = ss.query_ongoing(q).map_err(|e| self.state_err(e))?;
-            self.add(&cur, value)?
-        } else {
-            value
-        };
         match future {
             Some(ft) if ft > now => {
                 self.queue(ft, FutureOp::Modify, q, value);
@@ -664,38 +707,53 @@ impl Runtime {
         })
     }
 
+    /// Indexes of the event handlers whose pattern matches `name`, in document order.
+    pub fn handlers_for(&self, name: &str) -> Arc<[usize]> {
+        self.prog
+            .handlers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.event.matches(name))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Handles one event (events must come in time order).
     pub fn handle_event(&mut self, ev: &dyn EventAccess, ss: &mut dyn StateSystemBuilder) -> R<()> {
+        let handlers = match self.dispatch.get(ev.name()) {
+            Some(h) => Arc::clone(h),
+            None => {
+                let h = self.handlers_for(ev.name());
+                self.dispatch.insert(ev.name().to_string(), Arc::clone(&h));
+                h
+            }
+        };
+        self.handle_dispatched(ev, &handlers, ss)
+    }
+
+    /// Handles one event whose matching handlers ([`Runtime::handlers_for`]) the
+    /// caller resolved once per event class.
+    pub fn handle_dispatched(
+        &mut self,
+        ev: &dyn EventAccess,
+        handlers: &[usize],
+        ss: &mut dyn StateSystemBuilder,
+    ) -> R<()> {
         let t = ev.timestamp();
-        self.apply_futures(ss, t)?;
+        if !self.futures.is_empty() {
+            self.apply_futures(ss, t)?;
+        }
         self.now = t;
         let prog = Arc::clone(&self.prog);
         if prog.pattern.is_some() {
             self.pattern_event(&prog, ev, ss)?;
         } else {
-            let handlers = match self.dispatch.get(ev.name()) {
-                Some(h) => Arc::clone(h),
-                None => {
-                    let h: Arc<[usize]> = prog
-                        .handlers
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, h)| h.event.matches(ev.name()))
-                        .map(|(i, _)| i)
-                        .collect();
-                    self.dispatch.insert(ev.name().to_string(), Arc::clone(&h));
-                    h
-                }
-            };
-            for &h in handlers.iter() {
+            for &h in handlers {
                 for c in &prog.handlers[h].changes {
-                    // A fresh scenario-like holder: pool attributes are per event, never recycled.
-                    let mut tmp = Scenario {
-                        ephemeral: true,
-                        ..Scenario::default()
-                    };
-                    let mut sc = Some(&mut tmp);
-                    self.run_change(c, ev, ss, &mut sc)?;
+                    let mut dummy = std::mem::take(&mut self.dummy);
+                    let result = self.run_change(c, ev, ss, &mut Some(&mut dummy));
+                    self.dummy = dummy;
+                    result?;
                 }
             }
         }
@@ -749,25 +807,29 @@ impl Runtime {
             pools: Vec::new(),
             ephemeral: false,
         };
+        // The status attribute comes first, when the scenario is created.
+        self.child(ss, quark, "status")?;
         let sid = fsm.states[fsm.initial].id.as_str();
-        self.write_scenario_state(ss, &sc, sid, true, t)?;
+        self.write_scenario_state(ss, &sc, sid, t)?;
         self.fsms[f].pending = Some(sc);
         Ok(())
     }
 
+    /// Scenario bookkeeping, in Trace Compass's order: `state/<S>/startTime` (only
+    /// when the ongoing `state` differs from `S`), `state`, then `status`.
     fn write_scenario_state(
         &self,
         ss: &mut dyn StateSystemBuilder,
         sc: &Scenario,
         state_id: &str,
-        entered: bool,
         t: i64,
     ) -> R<()> {
         let err = |e| self.state_err(e);
-        let state_q = ss
-            .quark_relative_and_add(sc.quark, &["state"])
-            .map_err(err)?;
-        if entered {
+        let state_q = self.child(ss, sc.quark, "state")?;
+        let current = ss.query_ongoing(state_q).map_err(err)?;
+        // Java's unboxStr of a null value is "nullValue".
+        let current = current.as_str().unwrap_or("nullValue");
+        if current != state_id {
             let st = ss
                 .quark_relative_and_add(state_q, &[state_id, "startTime"])
                 .map_err(err)?;
@@ -775,9 +837,7 @@ impl Runtime {
         }
         ss.modify(t, StateValue::string(state_id), state_q)
             .map_err(err)?;
-        let status_q = ss
-            .quark_relative_and_add(sc.quark, &["status"])
-            .map_err(err)?;
+        let status_q = self.child(ss, sc.quark, "status")?;
         ss.modify(t, StateValue::Int(sc.status), status_q)
             .map_err(err)
     }
@@ -812,12 +872,10 @@ impl Runtime {
             }
             let mut ok = true;
             for &c in &p.conds {
-                let mut dummy = Scenario {
-                    ephemeral: true,
-                    ..Scenario::default()
-                };
-                let mut sc = Some(&mut dummy);
-                if !self.eval_cond(&pat.tests[c], ev, ss, &mut sc)? {
+                let mut dummy = std::mem::take(&mut self.dummy);
+                let result = self.eval_cond(&pat.tests[c], ev, ss, &mut Some(&mut dummy));
+                self.dummy = dummy;
+                if !result? {
                     ok = false;
                     break;
                 }
@@ -959,17 +1017,14 @@ impl Runtime {
             ss.modify(t, StateValue::Long(t), q).map_err(err)?;
         }
         let target = &fsm.states[tr.target];
-        let changed = tr.target != sc.state;
         sc.state = tr.target;
         if target.is_final {
             sc.status = 2;
             ss.remove(t, sc.quark).map_err(err)?;
             self.release_pools(ss, sc, t)?;
-            self.write_scenario_state(ss, sc, &target.id, true, t)?;
             self.fsms[sc.fsm].free_slots.push_back(sc.slot);
-        } else {
-            self.write_scenario_state(ss, sc, &target.id, changed, t)?;
         }
+        self.write_scenario_state(ss, sc, &target.id, t)?;
         Ok(true)
     }
 

@@ -357,3 +357,27 @@ fn the_pipeline_provider_gives_the_same_state_system() {
         );
     }
 }
+
+#[test]
+fn state_provider_pools_and_current_scenario_follow_the_dummy_scenario() {
+    // Trace Compass runs state providers with one shared dummy scenario: a pool gives
+    // the same attribute for the whole analysis, and #CurrentScenario is the root.
+    let body = "<eventHandler eventName=\"a\"><stateChange>\
+<stateAttribute type=\"constant\" value=\"P\"/><stateAttribute type=\"pool\"/>\
+<stateValue type=\"eventField\" value=\"v\"/></stateChange><stateChange>\
+<stateAttribute type=\"constant\" value=\"#CurrentScenario\"/><stateAttribute type=\"constant\" value=\"r\"/>\
+<stateValue type=\"eventField\" value=\"v\"/></stateChange></eventHandler>";
+    let file = load_bytes(sp(body).as_bytes(), Path::new("t.xml")).unwrap();
+    let trace = stub(
+        "<trace><event timestamp=\"1\" name=\"a\"><field name=\"v\" value=\"1\" type=\"long\"/></event>\
+<event timestamp=\"4\" name=\"a\"><field name=\"v\" value=\"2\" type=\"long\"/></event></trace>",
+    );
+    let out = build_in_memory(&file.analyses[0], &trace).unwrap();
+    let ss = &out.state_system;
+    let p = ss.quark(&["P"]).unwrap();
+    assert_eq!(ss.attributes().children_of(p).len(), 1);
+    let p0 = ss.quark(&["P", "0"]).unwrap();
+    assert_eq!(ss.query_single(4, p0).unwrap().value, StateValue::Long(2));
+    let r = ss.quark(&["r"]).unwrap();
+    assert_eq!(ss.query_single(1, r).unwrap().value, StateValue::Long(1));
+}

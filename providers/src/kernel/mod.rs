@@ -96,8 +96,11 @@ pub struct KernelStateProvider {
     q: KernelQuarks,
     syscall_names: Vec<StateValue>,
     skipped: crate::SkippedEvents,
-    /// Subscribed event names, to refuse traces without the events that matter.
+    machines_warning: Option<String>,
+    /// Whether the trace has a `sched_switch` class (refused otherwise).
     seen_switch: bool,
+    /// Set by [`KernelStateProvider::with_layout`]: the trace does not choose.
+    fixed_layout: bool,
 }
 
 impl Default for KernelStateProvider {
@@ -113,7 +116,9 @@ impl KernelStateProvider {
             q: KernelQuarks::default(),
             syscall_names: Vec::new(),
             skipped: Default::default(),
+            machines_warning: None,
             seen_switch: false,
+            fixed_layout: false,
         }
     }
 
@@ -121,6 +126,7 @@ impl KernelStateProvider {
     pub fn with_layout(layout: &'static Layout) -> Self {
         KernelStateProvider {
             layout,
+            fixed_layout: true,
             ..Self::new()
         }
     }
@@ -240,16 +246,19 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        self.machines_warning = crate::several_machines_warning(trace);
         if !trace.domain.is_empty() && trace.domain != "kernel" {
             return Err(ProviderError::Unsupported {
                 analysis: KERNEL_ANALYSIS_ID.into(),
                 what: format!(
-                    "trace {} is a {:?} trace; the kernel analysis needs a kernel trace",
+                    "trace {:?} is in the {:?} domain; the kernel analysis needs a kernel trace",
                     trace.name, trace.domain
                 ),
             });
         }
-        self.layout = Layout::for_trace(trace);
+        if !self.fixed_layout {
+            self.layout = Layout::for_trace(trace);
+        }
         Ok(())
     }
 
@@ -315,7 +324,9 @@ impl StateProvider for KernelStateProvider {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.skipped.warnings()
+        let mut w = self.skipped.warnings();
+        w.extend(self.machines_warning.clone());
+        w
     }
 }
 

@@ -360,3 +360,32 @@ fn perf_traces_use_the_perf_layout() {
     assert_eq!(at(&ss, &["Threads", "10", "Current_cpu_rq"], 11), int(1));
     assert_eq!(at(&ss, &["Threads", "11"], 12), int(status::RUN_SYSCALL));
 }
+
+#[test]
+fn a_fixed_layout_wins_over_the_trace_environment() {
+    let mut p = KernelStateProvider::with_layout(&Layout::LTTNG_2_6);
+    let mut info = TraceInfo::default();
+    info.env
+        .insert("tracer_name".into(), "lttng-modules".into());
+    info.env.insert("tracer_major".into(), "2".into());
+    info.env.insert("tracer_minor".into(), "1".into());
+    p.check_trace(&info).unwrap();
+    assert_eq!(p.layout().label, "lttng2.6");
+    assert!(p.subscribe("syscall_entry_open").is_some());
+    assert!(p.subscribe("sys_open").is_none());
+}
+
+#[test]
+fn traces_of_several_machines_get_a_warning() {
+    let mut p = KernelStateProvider::new();
+    let mut info = TraceInfo {
+        hosts: vec!["a".into(), "a".into()],
+        ..Default::default()
+    };
+    p.check_trace(&info).unwrap();
+    assert!(p.warnings().is_empty(), "kernel and UST traces of one host");
+    info.hosts.push("b".into());
+    p.check_trace(&info).unwrap();
+    let w = p.warnings();
+    assert!(w.len() == 1 && w[0].contains("2 machines (a, b)"), "{w:?}");
+}

@@ -13,13 +13,11 @@
 //! The roles of the machines are learnt during the pass (QEMU/KVM model); until every
 //! trace has its role, only container events are handled.
 
-use std::collections::HashMap;
-
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::{
-    host_ids, EventFields, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG, SW_NEXT_COMM,
-    SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
+    host_ids, EventFields, IntMap, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG,
+    SW_NEXT_COMM, SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
 };
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
 
@@ -73,8 +71,8 @@ pub struct FusedVmProvider {
     hosts: Vec<String>,
     machines: Machines,
     /// (guest machine, vcpu) -> physical CPU of its last entry.
-    virtual_to_physical: HashMap<Vcpu, i64>,
-    cpus: HashMap<(usize, i64), CpuObject>,
+    virtual_to_physical: IntMap<Vcpu, i64>,
+    cpus: IntMap<(usize, i64), CpuObject>,
     kernel: KernelModels,
     all_roles_found: bool,
     /// Names of the syscall entry classes, by handler number - SYSCALL_HANDLER_BASE.
@@ -123,8 +121,8 @@ impl FusedVmProvider {
         FusedVmProvider {
             hosts: Vec::new(),
             machines: Machines::default(),
-            virtual_to_physical: HashMap::new(),
-            cpus: HashMap::new(),
+            virtual_to_physical: IntMap::default(),
+            cpus: IntMap::default(),
             kernel: KernelModels::default(),
             all_roles_found: false,
             syscalls: Vec::new(),

@@ -11,7 +11,7 @@
 //! - [`nested`]: host-only vCPU states with nesting (L0/L1/L2), by exit reasons and CR3.
 //!
 //! This file holds what they share: event kinds and their fields, the machine model
-//! ([`Machines`]), per-machine thread tracking, and [`History`], which lets the
+//! (`Machines`), per-machine thread tracking, and `History`, which lets the
 //! analyses that Trace Compass runs against a *finished* model look ahead in time.
 
 pub mod fused;
@@ -21,8 +21,51 @@ pub mod overhead;
 pub mod vresources;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{EventFields, Subscription, TraceInfo};
+
+/// A fast hasher for small integer keys (thread ids, CPUs), which the analyses look
+/// up several times per event; HashDoS is not a concern for trace data.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IntHasher(u64);
+
+impl IntHasher {
+    #[inline]
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.add(x as u64);
+    }
+    fn write_i32(&mut self, x: i32) {
+        self.add(x as u32 as u64);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.add(x);
+    }
+    fn write_i64(&mut self, x: i64) {
+        self.add(x as u64);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.add(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by small integers (see [`IntHasher`]).
+pub(crate) type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+pub(crate) type IntSet<K> = HashSet<K, BuildHasherDefault<IntHasher>>;
 
 /// The kernel and KVM events the VM analyses read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,8 +275,8 @@ pub(crate) struct Machine {
     pub children: Vec<usize>,
     pub parent: Option<usize>,
     /// Nested virtualization: host threads whose next entry goes to the next layer.
-    pub waiting_next_layer: HashSet<i32>,
-    pub ready_next_layer: HashSet<i32>,
+    pub waiting_next_layer: IntSet<i32>,
+    pub ready_next_layer: IntSet<i32>,
 }
 
 impl Machine {
@@ -255,9 +298,9 @@ pub(crate) struct Machines {
     pub list: Vec<Machine>,
     pub by_host: HashMap<String, usize>,
     /// (host machine, TID) -> guest machine.
-    pub tid_to_vm: HashMap<(usize, i32), usize>,
+    pub tid_to_vm: IntMap<(usize, i32), usize>,
     /// (host machine, TID) -> vCPU.
-    pub tid_to_vcpu: HashMap<(usize, i32), Vcpu>,
+    pub tid_to_vcpu: IntMap<(usize, i32), Vcpu>,
 }
 
 impl Machines {
@@ -274,8 +317,8 @@ impl Machines {
             vm_uid: -1,
             children: Vec::new(),
             parent: None,
-            waiting_next_layer: HashSet::new(),
-            ready_next_layer: HashSet::new(),
+            waiting_next_layer: IntSet::default(),
+            ready_next_layer: IntSet::default(),
         });
         self.by_host.insert(host_id.to_string(), i);
         i
@@ -340,6 +383,10 @@ impl<V: PartialEq + Clone> History<V> {
 
     pub fn at(&self, t: i64) -> Option<&V> {
         self.index_at(t).map(|i| &self.changes[i].1)
+    }
+
+    pub fn last_start(&self) -> Option<i64> {
+        self.changes.back().map(|c| c.0)
     }
 
     pub fn first_start(&self) -> Option<i64> {
@@ -412,13 +459,15 @@ pub(crate) mod status {
 #[derive(Debug, Default)]
 pub(crate) struct KernelModels {
     /// (trace index, cpu) -> TID.
-    pub on_cpu: HashMap<(usize, u32), History<i32>>,
+    pub on_cpu: IntMap<(usize, u32), History<i32>>,
     /// (trace index, tid) -> status (`None`: not alive).
-    pub status: HashMap<(usize, i32), History<Option<i32>>>,
+    pub status: IntMap<(usize, i32), History<Option<i32>>>,
     /// (trace index, tid) -> in a system call.
-    syscall: HashSet<(usize, i32)>,
+    syscall: IntSet<(usize, i32)>,
     /// (trace index, tid) -> parent PID.
-    pub ppid: HashMap<(usize, i32), i32>,
+    pub ppid: IntMap<(usize, i32), i32>,
+    /// Whether thread statuses are kept (only the overhead analysis reads them).
+    pub track_status: bool,
 }
 
 impl KernelModels {
@@ -431,6 +480,9 @@ impl KernelModels {
     }
 
     fn set_status(&mut self, trace: usize, tid: i32, t: i64, v: Option<i32>) {
+        if !self.track_status {
+            return;
+        }
         self.status.entry((trace, tid)).or_default().set(t, v);
     }
 
@@ -447,7 +499,10 @@ impl KernelModels {
         let trace = ev.trace_index();
         let t = ev.timestamp();
         let cpu = ev.cpu();
-        let current = cpu.and_then(|c| self.current_thread(trace, c));
+        let current = match kind {
+            Kind::SchedSwitch | Kind::SchedWakeup | Kind::SchedProcessFork => None,
+            _ => cpu.and_then(|c| self.current_thread(trace, c)),
+        };
         match kind {
             Kind::SchedSwitch => {
                 let (Some(prev), Some(next)) = (ev.int(SW_PREV_TID), ev.int(SW_NEXT_TID)) else {
@@ -879,6 +934,88 @@ mod tests {
         assert!(w.contains("without vcpu_id or pid context"), "{w}");
         assert!(w.contains("no vCPU found"), "{w}");
         assert!(ss.quark(&["VMs"]).is_err());
+    }
+
+    /// The virtual-resources analysis sees the model as it stands 100 ms after each
+    /// event: a vCPU thread learnt 60 ms after a host event is attributed, one learnt
+    /// 500 ms after is not. Thousands of unrelated events in between make the held
+    /// events flow out and the histories be pruned.
+    #[test]
+    fn model_lookahead_is_one_hundred_milliseconds() {
+        const MS: i64 = 1_000_000;
+        let mut events = vec![
+            switch(0, 1, 0, 0, 31),
+            (1, 10, 0, "vmsync_gh_guest", vec![("vm_uid", F::I(7))]),
+            // The QEMU process (pid 30) stands for the guest: its other threads follow.
+            (
+                0,
+                50 * MS,
+                0,
+                "vmsync_gh_host",
+                vec![("vm_uid", F::I(7)), ("context._pid", F::I(30))],
+            ),
+            (0, 60 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            (0, 1000 * MS, 0, "kvm_exit", vec![("exit_reason", F::I(1))]),
+            (0, 1500 * MS, 0, "kvm_entry", vec![("vcpu_id", F::I(0))]),
+            switch(1, 2000 * MS, 0, 0, 131),
+            // Thread 32 (vCPU 1) runs on CPU 1 from 2.5 s; its first entry is at 3 s.
+            switch(0, 2500 * MS, 1, 0, 32),
+            (
+                0,
+                3000 * MS,
+                1,
+                "kvm_entry",
+                vec![("vcpu_id", F::I(1)), ("context._pid", F::I(30))],
+            ),
+            switch(0, 3050 * MS, 1, 32, 0),
+        ];
+        // Exits of a thread that runs no vCPU (CPU 2), every 0.5 ms.
+        events.push(switch(0, 2, 2, 0, 99));
+        for i in 0..6000 {
+            events.push((
+                0,
+                3 + i * MS / 2,
+                2,
+                "kvm_exit",
+                vec![("exit_reason", F::I(1))],
+            ));
+        }
+        events.sort_by_key(|e| e.1);
+        let mut src = MemSource::new(&["host", "guest"], events);
+        let (_, ss) = run(
+            Box::new(vresources::VirtualResourcesProvider::new()),
+            &mut src,
+        );
+        let history = |path: &[&str]| {
+            let q = ss.quark(path).unwrap();
+            let mut out = Vec::new();
+            let mut t = ss.start_time();
+            while t <= ss.current_end_time() {
+                let i = ss.query_single(t, q).unwrap();
+                out.push((i.start, i.end, i.value.clone()));
+                t = i.end + 1;
+            }
+            out
+        };
+        let int = sht::StateValue::Int;
+        let end = 3050 * MS;
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "0", "Status"]),
+            vec![
+                (1, 1000 * MS - 1, int(0)),
+                (1000 * MS, 1500 * MS - 1, int(128)),
+                (1500 * MS, 2000 * MS - 1, int(0)),
+                (2000 * MS, end, int(2)),
+            ]
+        );
+        assert_eq!(
+            history(&["Virtual Machines", "guest", "1", "Status"]),
+            vec![
+                (1, 3000 * MS - 1, sht::StateValue::Null),
+                (3000 * MS, 3050 * MS - 1, int(0)),
+                (3050 * MS, end, int(256)),
+            ]
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! `Hypervisor` = "Qemu/KVM", `Process Id` (QEMU PID, when events carry
 //! `context._pid`) and `CPUs/<vcpu>` = host TID.
 //!
-//! [`ModelBuilder`] is also the model the virtual-resources and overhead analyses
-//! consult (without writing), through [`Ahead`], which holds events back until the
-//! model has seen [`MODEL_HEADSTART_NS`] further, as Trace Compass's analyses wait
+//! `ModelBuilder` is also the model the virtual-resources and overhead analyses
+//! consult (without writing), through `Ahead`, which holds events back until the
+//! model has seen `MODEL_HEADSTART_NS` further, as Trace Compass's analyses wait
 //! for the model analysis.
 
 use std::collections::VecDeque;
@@ -42,6 +42,10 @@ pub(crate) struct ModelBuilder {
     pub kernel: KernelModels,
     /// kvm entries with a vCPU id out of range (ignored).
     pub bad_vcpus: u64,
+    /// Machine of each trace index, once known.
+    pub trace_machine: Vec<Option<usize>>,
+    /// First trace index of each machine.
+    pub machine_trace: Vec<usize>,
 }
 
 /// Largest vCPU id accepted (KVM's limit is far below).
@@ -87,6 +91,9 @@ impl ModelBuilder {
         ev: &dyn EventFields,
         ss: &mut Option<&mut dyn StateSystemBuilder>,
     ) -> sht::Result<usize> {
+        if let Some(m) = self.machine_of_trace(ev.trace_index()) {
+            return Ok(m);
+        }
         let host = self.host_id(ev);
         if let Some(m) = self.machines.get(&host) {
             return Ok(m);
@@ -98,7 +105,20 @@ impl ModelBuilder {
             &[&host],
             StateValue::String(host.as_str().into()),
         )?;
-        Ok(self.machines.add(&host, &host, 0))
+        let m = self.machines.add(&host, &host, 0);
+        self.machine_trace.push(ev.trace_index());
+        self.trace_machine.resize(self.hosts.len(), None);
+        for (i, h) in self.hosts.iter().enumerate() {
+            if *h == host {
+                self.trace_machine[i] = Some(m);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The machine of trace `trace`, if known.
+    pub fn machine_of_trace(&self, trace: usize) -> Option<usize> {
+        self.trace_machine.get(trace).copied().flatten()
     }
 
     fn set_host(

@@ -4,17 +4,15 @@
 //! level 2 `VMM` (vCPU in the hypervisor) or `VCPU Preempted`, level 3 the exit reason
 //! or the host `prev_state`; `.../<tid>/hostTid` is the host thread running its vCPU.
 //!
-//! Like Trace Compass, it reads the final model (through [`Ahead`]) and the kernel
+//! Like Trace Compass, it reads the final model (through `Ahead`) and the kernel
 //! models of each machine; level 1 follows the thread's kernel status intervals,
 //! written at their start as events reach them.
-
-use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::model::{Ahead, MODEL_KINDS};
 use super::{
-    host_ids, status, subscribe_kinds, EventFields, HeldEvent, KernelModels, Kind, KVM_ARG,
+    host_ids, status, subscribe_kinds, EventFields, HeldEvent, IntMap, KernelModels, Kind, KVM_ARG,
     KVM_CTX_TID, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID,
 };
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
@@ -32,14 +30,28 @@ struct Followed {
     quark: Quark,
     /// Start of the interval last written (`i64::MIN` before the first change).
     start: i64,
+    /// Start of the change after it, once known.
+    next: Option<i64>,
 }
 
 pub struct VmOverheadProvider {
     ahead: Ahead,
     /// (trace index, tid) -> level-1 attribute following its status.
-    followed: HashMap<(usize, i32), Followed>,
+    followed: IntMap<(usize, i32), Followed>,
     /// (guest machine, guest tid) -> levels 2 and 3 before the vCPU was preempted.
-    saved: HashMap<(usize, i32), (StateValue, StateValue)>,
+    saved: IntMap<(usize, i32), (StateValue, StateValue)>,
+    /// (guest machine, tid, cpu of thread 0) -> the thread's attributes.
+    nodes: IntMap<(usize, i32, i64), Nodes>,
+}
+
+/// Attributes of one guest thread.
+#[derive(Debug, Clone, Copy)]
+struct Nodes {
+    base: Quark,
+    l1: Quark,
+    l2: Quark,
+    l3: Quark,
+    host_tid: Option<Quark>,
 }
 
 fn thread_name(tid: i32, cpu: i64) -> String {
@@ -62,13 +74,10 @@ impl VmOverheadProvider {
     pub fn new() -> Self {
         VmOverheadProvider {
             ahead: Ahead::default(),
-            followed: HashMap::new(),
-            saved: HashMap::new(),
+            followed: IntMap::default(),
+            saved: IntMap::default(),
+            nodes: IntMap::default(),
         }
-    }
-
-    fn trace_of_host(&self, host_id: &str) -> Option<usize> {
-        self.ahead.model.hosts.iter().position(|h| h == host_id)
     }
 
     /// Starts copying the kernel status of `(trace, tid)` from `t` into `quark`.
@@ -83,13 +92,13 @@ impl VmOverheadProvider {
         let Some(h) = self.ahead.model.kernel.status.get(&(trace, tid)) else {
             return Ok(()); // a thread the kernel model does not know: no intervals
         };
-        let (start, value) = match h.interval_at(t) {
-            Some((s, v, _)) => (s, *v),
-            None => (i64::MIN, None),
+        let (start, value, next) = match h.interval_at(t) {
+            Some((s, v, n)) => (s, *v, n),
+            None => (i64::MIN, None, h.first_start()),
         };
         ss.modify(t, text(status::name(value)), quark)?;
         self.followed
-            .insert((trace, tid), Followed { quark, start });
+            .insert((trace, tid), Followed { quark, start, next });
         Ok(())
     }
 
@@ -101,47 +110,81 @@ impl VmOverheadProvider {
             let Some(h) = kernel.status.get(key) else {
                 continue;
             };
-            let next = if f.start == i64::MIN {
-                // Before the first change: the next interval starts at the first change.
-                h.first_start()
-            } else {
-                match h.interval_at(f.start) {
-                    Some((_, _, Some(n))) => Some(n),
-                    // Pruned: take the interval in effect now.
-                    None => h.interval_at(t).map(|(s, _, _)| s).filter(|s| *s > f.start),
-                    Some((_, _, None)) => None,
-                }
-            };
+            if f.next.is_none() {
+                // A change may have been learnt since.
+                f.next = match h.last_start() {
+                    Some(last) if last > f.start => {
+                        if f.start == i64::MIN {
+                            h.first_start()
+                        } else {
+                            match h.interval_at(f.start) {
+                                Some((_, _, n)) => n,
+                                // Pruned: the interval in effect now.
+                                None => {
+                                    h.interval_at(t).map(|(s, _, _)| s).filter(|s| *s > f.start)
+                                }
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+            }
+            let next = f.next;
             if let Some(n) = next.filter(|n| *n <= t) {
-                let value = h.at(n).copied().flatten();
+                let (value, after) = match h.interval_at(n) {
+                    Some((_, v, after)) => (*v, after),
+                    None => (None, None),
+                };
                 f.start = n;
+                f.next = after;
                 ss.modify(n, text(status::name(value)), f.quark)?;
             }
         }
         Ok(())
     }
 
-    fn callstack(
+    /// The attributes of thread `tid` of guest machine `m` (`hostTid` first when
+    /// `host_tid`, the order Trace Compass creates them in on a guest switch).
+    fn nodes(
+        &mut self,
         ss: &mut dyn StateSystemBuilder,
-        trace_name: &str,
+        m: usize,
         tid: i32,
         cpu: i64,
-    ) -> sht::Result<Quark> {
-        ss.quark_and_add(&[
-            "Traces",
-            trace_name,
-            "Threads",
-            &thread_name(tid, cpu),
-            "CallStack",
-        ])
+        host_tid: bool,
+    ) -> sht::Result<Nodes> {
+        let key = (m, tid, if tid == 0 { cpu } else { i64::MIN });
+        if let Some(n) = self.nodes.get_mut(&key) {
+            if host_tid && n.host_tid.is_none() {
+                n.host_tid = Some(ss.quark_relative_and_add(n.base, &["hostTid"])?);
+            }
+            return Ok(*n);
+        }
+        let name = &self.ahead.model.machines.list[m].trace_name;
+        let base = ss.quark_and_add(&["Traces", name, "Threads", &thread_name(tid, cpu)])?;
+        let host_tid = if host_tid {
+            Some(ss.quark_relative_and_add(base, &["hostTid"])?)
+        } else {
+            None
+        };
+        let cs = ss.quark_relative_and_add(base, &["CallStack"])?;
+        let n = Nodes {
+            base,
+            l1: ss.quark_relative_and_add(cs, &["1"])?,
+            l2: ss.quark_relative_and_add(cs, &["2"])?,
+            l3: ss.quark_relative_and_add(cs, &["3"])?,
+            host_tid,
+        };
+        self.nodes.insert(key, n);
+        Ok(n)
     }
 
     /// The guest thread on the vCPU run by host thread `tid`: (guest machine, vcpu, guest tid).
     fn guest_thread_of(&self, host_trace: usize, tid: i32, t: i64) -> Option<(usize, i64, i32)> {
         let model = &self.ahead.model;
-        let host = model.machines.get(model.hosts.get(host_trace)?)?;
+        let host = model.machine_of_trace(host_trace)?;
         let &(vm, vcpu) = model.machines.tid_to_vcpu.get(&(host, tid))?;
-        let guest_trace = self.trace_of_host(&model.machines.list[vm].host_id)?;
+        let guest_trace = *model.machine_trace.get(vm)?;
         let guest_tid = model
             .kernel
             .thread_on_cpu(guest_trace, u32::try_from(vcpu).ok()?, t)?;
@@ -158,12 +201,10 @@ impl VmOverheadProvider {
         let Some((vm, vcpu, guest_tid)) = self.guest_thread_of(ev.trace, tid, t) else {
             return Ok(());
         };
-        let name = self.ahead.model.machines.list[vm].trace_name.clone();
-        let cs = Self::callstack(ss, &name, guest_tid, vcpu)?;
-        let l1 = ss.quark_relative_and_add(cs, &["1"])?;
-        if ss.query_ongoing(l1)?.is_null() {
+        let n = self.nodes(ss, vm, guest_tid, vcpu, false)?;
+        if ss.query_ongoing(n.l1)?.is_null() {
             // As Trace Compass, the guest thread is looked up on the host's machine.
-            self.follow(ss, ev.trace, guest_tid, t, l1)?;
+            self.follow(ss, ev.trace, guest_tid, t, n.l1)?;
         }
         let (l2, l3) = if ev.kind == Kind::KvmExit {
             let reason = ev
@@ -173,10 +214,8 @@ impl VmOverheadProvider {
         } else {
             (StateValue::Null, StateValue::Null)
         };
-        let q2 = ss.quark_relative_and_add(cs, &["2"])?;
-        ss.modify(t, l2, q2)?;
-        let q3 = ss.quark_relative_and_add(cs, &["3"])?;
-        ss.modify(t, l3, q3)
+        ss.modify(t, l2, n.l2)?;
+        ss.modify(t, l3, n.l3)
     }
 
     fn host_switch(&mut self, ev: &HeldEvent, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
@@ -187,14 +226,11 @@ impl VmOverheadProvider {
         let (prev, next) = (prev as i32, next as i32);
         if prev != 0 {
             if let Some((vm, vcpu, guest_tid)) = self.guest_thread_of(ev.trace, prev, t) {
-                let name = self.ahead.model.machines.list[vm].trace_name.clone();
-                let cs = Self::callstack(ss, &name, guest_tid, vcpu)?;
-                let l1 = ss.quark_relative_and_add(cs, &["1"])?;
-                if ss.query_ongoing(l1)?.is_null() {
-                    self.follow(ss, ev.trace, guest_tid, t, l1)?;
+                let n = self.nodes(ss, vm, guest_tid, vcpu, false)?;
+                if ss.query_ongoing(n.l1)?.is_null() {
+                    self.follow(ss, ev.trace, guest_tid, t, n.l1)?;
                 }
-                let q2 = ss.quark_relative_and_add(cs, &["2"])?;
-                let q3 = ss.quark_relative_and_add(cs, &["3"])?;
+                let (q2, q3) = (n.l2, n.l3);
                 self.saved.insert(
                     (vm, guest_tid),
                     (ss.query_ongoing(q2)?, ss.query_ongoing(q3)?),
@@ -207,14 +243,11 @@ impl VmOverheadProvider {
         }
         if next != 0 {
             if let Some((vm, vcpu, guest_tid)) = self.guest_thread_of(ev.trace, next, t) {
-                let name = self.ahead.model.machines.list[vm].trace_name.clone();
-                let cs = Self::callstack(ss, &name, guest_tid, vcpu)?;
-                let l1 = ss.quark_relative_and_add(cs, &["1"])?;
-                if ss.query_ongoing(l1)?.is_null() {
-                    ss.modify(t, text(STATUS_RUNNING), l1)?;
+                let n = self.nodes(ss, vm, guest_tid, vcpu, false)?;
+                if ss.query_ongoing(n.l1)?.is_null() {
+                    ss.modify(t, text(STATUS_RUNNING), n.l1)?;
                 }
-                let q2 = ss.quark_relative_and_add(cs, &["2"])?;
-                let q3 = ss.quark_relative_and_add(cs, &["3"])?;
+                let (q2, q3) = (n.l2, n.l3);
                 match self.saved.remove(&(vm, guest_tid)) {
                     None => {
                         ss.remove(t, q2)?;
@@ -242,29 +275,29 @@ impl VmOverheadProvider {
         };
         let (prev, next) = (prev as i32, next as i32);
         let cpu = ev.cpu.map_or(-1, i64::from);
-        let name = super::host_of(&self.ahead.model.hosts, ev).to_string();
-        let base = ss.quark_and_add(&["Traces", &name, "Threads", &thread_name(prev, cpu)])?;
-        let q = ss.quark_relative_and_add(base, &["hostTid"])?;
-        ss.remove(t, q)?;
-        for level in ["1", "2", "3"] {
-            let q = ss.quark_relative_and_add(base, &["CallStack", level])?;
+        let n = self.nodes(ss, guest, prev, cpu, true)?;
+        if let Some(q) = n.host_tid {
+            ss.remove(t, q)?;
+        }
+        for q in [n.l1, n.l2, n.l3] {
             ss.remove(t, q)?;
         }
         self.followed.remove(&(ev.trace, prev));
 
-        let base = ss.quark_and_add(&["Traces", &name, "Threads", &thread_name(next, cpu)])?;
-        if cpu >= 0 {
-            if let Some((_, host_tid)) = self.ahead.model.machines.vcpu_tid((guest, cpu)) {
-                let q = ss.quark_relative_and_add(base, &["hostTid"])?;
-                ss.modify(t, StateValue::Int(host_tid), q)?;
-            }
+        let vcpu_tid = if cpu >= 0 {
+            self.ahead.model.machines.vcpu_tid((guest, cpu))
+        } else {
+            None
+        };
+        let n = self.nodes(ss, guest, next, cpu, vcpu_tid.is_some())?;
+        if let (Some((_, host_tid)), Some(q)) = (vcpu_tid, n.host_tid) {
+            ss.modify(t, StateValue::Int(host_tid), q)?;
         }
-        let l1 = ss.quark_relative_and_add(base, &["CallStack", "1"])?;
+        let l1 = n.l1;
         if ss.query_ongoing(l1)?.is_null() {
             ss.modify(t, text(STATUS_RUNNING), l1)?;
         }
-        for level in ["2", "3"] {
-            let q = ss.quark_relative_and_add(base, &["CallStack", level])?;
+        for q in [n.l2, n.l3] {
             ss.remove(t, q)?;
         }
         self.follow(ss, ev.trace, next, t, l1)
@@ -273,7 +306,7 @@ impl VmOverheadProvider {
     fn handle_held(&mut self, ev: &HeldEvent, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         self.advance(ss, ev.timestamp)?;
         let model = &self.ahead.model;
-        let Some(m) = model.machines.get(super::host_of(&model.hosts, ev)) else {
+        let Some(m) = model.machine_of_trace(ev.trace) else {
             return Ok(()); // Trace Compass fails on machines the model does not know
         };
         let (is_host, is_guest) = (
@@ -311,8 +344,10 @@ impl StateProvider for VmOverheadProvider {
     }
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
         self.ahead = Ahead::new(host_ids(trace));
+        self.ahead.model.kernel.track_status = true;
         self.followed.clear();
         self.saved.clear();
+        self.nodes.clear();
         Ok(())
     }
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {

@@ -4,7 +4,7 @@
 //! and the next entry) and 256 (the host thread of the vCPU is scheduled out).
 //!
 //! Host events are attributed to vCPUs with the model as it stands
-//! [`MODEL_HEADSTART_NS`](super::MODEL_HEADSTART_NS) after them (see [`Ahead`]), so
+//! `MODEL_HEADSTART_NS` (100 ms) after them (see `Ahead`), so
 //! events before the guest's first sync are attributed too, as in Trace Compass.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use sht::{StateSystemBuilder, StateSystemQuerier, StateValue};
 
 use super::model::{Ahead, MODEL_KINDS};
 use super::{
-    host_ids, subscribe_kinds, EventFields, HeldEvent, KernelModels, Kind, KVM_CTX_TID,
+    host_ids, subscribe_kinds, EventFields, HeldEvent, IntMap, KernelModels, Kind, KVM_CTX_TID,
     SW_NEXT_TID, SW_PREV_TID,
 };
 use crate::{ProviderError, StateProvider, Subscription, TraceInfo};
@@ -29,21 +29,31 @@ pub const VCPU_PREEMPT: i32 = 256;
 
 pub struct VirtualResourcesProvider {
     ahead: Ahead,
+    /// (guest machine, vcpu) -> its Status attribute.
+    status_quarks: IntMap<(usize, i64), sht::Quark>,
 }
 
 impl VirtualResourcesProvider {
     pub fn new() -> Self {
         VirtualResourcesProvider {
             ahead: Ahead::default(),
+            status_quarks: IntMap::default(),
         }
     }
 
     fn status_quark(
+        &mut self,
         ss: &mut dyn StateSystemBuilder,
-        guest: &str,
-        vcpu: &str,
+        vm: usize,
+        vcpu: i64,
     ) -> sht::Result<sht::Quark> {
-        ss.quark_and_add(&["Virtual Machines", guest, vcpu, "Status"])
+        if let Some(q) = self.status_quarks.get(&(vm, vcpu)) {
+            return Ok(*q);
+        }
+        let guest = &self.ahead.model.machines.list[vm].host_id;
+        let q = ss.quark_and_add(&["Virtual Machines", guest, &vcpu.to_string(), "Status"])?;
+        self.status_quarks.insert((vm, vcpu), q);
+        Ok(q)
     }
 
     /// Ongoing status as Trace Compass unboxes it: null reads as -1.
@@ -56,7 +66,7 @@ impl VirtualResourcesProvider {
 
     /// Applies `f` to the status of the vCPU run by host thread `tid` of `trace`.
     fn update_vcpu_of(
-        &self,
+        &mut self,
         trace: usize,
         tid: i32,
         t: i64,
@@ -64,41 +74,39 @@ impl VirtualResourcesProvider {
         f: impl Fn(i32) -> i32,
     ) -> sht::Result<()> {
         let model = &self.ahead.model;
-        let host_id = super::host_of(&model.hosts, &TraceAt(trace));
-        let Some(host) = model.machines.get(host_id) else {
+        let Some(host) = model.machine_of_trace(trace) else {
             return Ok(());
         };
         let Some(&(vm, vcpu)) = model.machines.tid_to_vcpu.get(&(host, tid)) else {
             return Ok(());
         };
-        let guest = model.machines.list[vm].host_id.clone();
-        let q = Self::status_quark(ss, &guest, &vcpu.to_string())?;
+        let q = self.status_quark(ss, vm, vcpu)?;
         let prev = Self::ongoing(ss, q)?.max(VCPU_UNKNOWN);
         ss.modify(t, StateValue::Int(f(prev)), q)
     }
 
-    fn handle_held(&self, ev: &HeldEvent, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
+    fn handle_held(&mut self, ev: &HeldEvent, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         let model = &self.ahead.model;
         let t = ev.timestamp;
-        let host_id = super::host_of(&model.hosts, ev);
         // Trace Compass fails on events of machines the model does not know.
-        let Some(m) = model.machines.get(host_id) else {
+        let Some(m) = model.machine_of_trace(ev.trace) else {
             return Ok(());
         };
         let machine = &model.machines.list[m];
+        let (is_host, is_guest) = (machine.is_host(), machine.is_guest());
         match ev.kind {
             Kind::SchedSwitch => {
                 let prev = ev.int(SW_PREV_TID);
                 let next = ev.int(SW_NEXT_TID);
-                if machine.is_guest() {
+                if is_guest {
                     if let (Some(next), Some(cpu)) = (next, ev.cpu) {
-                        let q = Self::status_quark(ss, &machine.host_id, &cpu.to_string())?;
+                        let q = self.status_quark(ss, m, cpu as i64)?;
                         let flags = Self::ongoing(ss, q)? & (VCPU_PREEMPT | VCPU_VMM);
                         let base = if next > 0 { VCPU_RUNNING } else { VCPU_IDLE };
                         ss.modify(t, StateValue::Int(base | flags), q)?;
                     }
                 }
-                if machine.is_host() {
+                if is_host {
                     if let Some(prev) = prev {
                         self.update_vcpu_of(ev.trace, prev as i32, t, ss, |s| s | VCPU_PREEMPT)?;
                     }
@@ -110,7 +118,7 @@ impl VirtualResourcesProvider {
             Kind::KvmEntry | Kind::KvmExit => {
                 let tid = ev
                     .cpu
-                    .and_then(|c| model.kernel.thread_on_cpu(ev.trace, c, t))
+                    .and_then(|c| self.ahead.model.kernel.thread_on_cpu(ev.trace, c, t))
                     .or_else(|| ev.int(KVM_CTX_TID).map(|v| v as i32));
                 if let Some(tid) = tid {
                     if ev.kind == Kind::KvmEntry {
@@ -216,27 +224,6 @@ pub fn thread_preemption_intervals(
     Ok(map)
 }
 
-/// An [`EventFields`] that only knows its trace, to look a host id up.
-pub(crate) struct TraceAt(pub usize);
-
-impl EventFields for TraceAt {
-    fn timestamp(&self) -> i64 {
-        0
-    }
-    fn cpu(&self) -> Option<u32> {
-        None
-    }
-    fn int(&self, _: usize) -> Option<i64> {
-        None
-    }
-    fn string(&self, _: usize) -> Option<&str> {
-        None
-    }
-    fn trace_index(&self) -> usize {
-        self.0
-    }
-}
-
 impl Default for VirtualResourcesProvider {
     fn default() -> Self {
         Self::new()
@@ -252,6 +239,7 @@ impl StateProvider for VirtualResourcesProvider {
     }
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
         self.ahead = Ahead::new(host_ids(trace));
+        self.status_quarks.clear();
         Ok(())
     }
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {

@@ -415,4 +415,41 @@ mod tests {
             assert!(decode_attribute_tree(&bytes[..cut], Path::new("x"), 0).is_err());
         }
     }
+
+    /// A name object shared by several attributes is written once, then
+    /// back-referenced (`71 <handle>`), as Java does for a provider's constants;
+    /// equal names created separately stay separate string objects.
+    #[test]
+    fn shared_name_objects_are_back_referenced() {
+        let count = |bytes: &[u8], needle: &[u8]| {
+            bytes.windows(needle.len()).filter(|w| *w == needle).count()
+        };
+        let shared: std::sync::Arc<str> = "Exec_name".into();
+        let mut t = AttributeTree::new();
+        for tid in ["1", "2"] {
+            let th = t.quark_absolute_and_add(&["Threads", tid]).unwrap();
+            t.child_and_add_shared(th, &shared).unwrap();
+            t.quark_and_add(th, &["Prio"]).unwrap();
+        }
+        let bytes = encode_attribute_tree(&t);
+        assert_eq!(count(&bytes, b"Exec_name"), 1, "shared: one string object");
+        assert_eq!(
+            count(&bytes, b"Prio"),
+            2,
+            "not shared: one object per attribute"
+        );
+        let back = decode_attribute_tree(&bytes, Path::new("x"), 0).unwrap();
+        for q in 0..t.len() as Quark {
+            assert_eq!(back.path(q).unwrap(), t.path(q).unwrap());
+        }
+        // Asking again finds the existing child.
+        let th = t.quark_absolute_and_add(&["Threads", "1"]).unwrap();
+        let before = t.len();
+        t.child_and_add_shared(th, &shared).unwrap();
+        assert_eq!(t.len(), before);
+        assert!(
+            t.child_and_add_shared(th, &"*".into()).is_err(),
+            "reserved name"
+        );
+    }
 }

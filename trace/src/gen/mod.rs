@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use classes::{packetized_metadata, tsdl, TraceEnv, EVENT_CLASSES};
 use rng::Rng;
 use sim::Sim;
-use stream::StreamWriter;
+use stream::{PacketOut, PacketWriter, StreamWriter};
 
 /// When to stop generating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,29 +242,37 @@ fn write_trace(
     let clock_offset = cfg.start_ns - start;
 
     let mut streams = Vec::with_capacity(cfg.cpus as usize);
+    let mut files = Vec::with_capacity(cfg.cpus as usize);
     for cpu in 0..cfg.cpus {
-        streams.push(StreamWriter::create(dir, cpu, start)?);
+        let (stream, file) = StreamWriter::create(dir, cpu, start)?;
+        streams.push(stream);
+        files.push(file);
     }
+    let out = PacketOut {
+        uuid,
+        writer: PacketWriter::start(files)?,
+    };
     let sim = Sim::new(
         rng,
         start,
         cfg.cpus,
         cfg.threads,
         streams,
-        uuid,
+        out,
         cfg.limit,
         progress,
     );
-    let (totals, streams) = sim.run()?;
+    let (totals, streams, out) = sim.run()?;
     let mut stream_bytes = 0;
     let mut index_bytes = 0;
     let mut packets = 0;
     for s in streams {
-        let (b, i, p) = s.finish(totals.end_ts, &index_dir, &uuid)?;
+        let (b, i, p) = s.finish(totals.end_ts, &index_dir, &out)?;
         stream_bytes += b;
         index_bytes += i;
         packets += p;
     }
+    out.writer.finish()?;
     let text = tsdl(&TraceEnv {
         hostname: &cfg.hostname,
         uuid,

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use super::classes::{comm, Ev, Payload};
 use super::rng::Rng;
-use super::stream::StreamWriter;
+use super::stream::{PacketOut, StreamWriter};
 use super::{GenError, GenLimit};
 
 const TASK_RUNNING: i64 = 0;
@@ -188,7 +188,7 @@ pub(crate) struct Sim<'a> {
     next_sector: u64,
     zombies: Vec<Zombie>,
     streams: Vec<StreamWriter>,
-    uuid: [u8; 16],
+    out: PacketOut,
     p: Payload,
     counts: Vec<u64>,
     events: u64,
@@ -208,7 +208,7 @@ impl<'a> Sim<'a> {
         cpus: u32,
         threads: u64,
         streams: Vec<StreamWriter>,
-        uuid: [u8; 16],
+        out: PacketOut,
         limit: GenLimit,
         progress: Option<&'a dyn Fn(u64, u64)>,
     ) -> Self {
@@ -237,7 +237,7 @@ impl<'a> Sim<'a> {
             next_sector: 2048,
             zombies: Vec::new(),
             streams,
-            uuid,
+            out,
             p: Payload::new(),
             counts: vec![0; super::classes::EVENT_CLASSES.len()],
             events: 0,
@@ -381,7 +381,7 @@ impl<'a> Sim<'a> {
         self.now += 1 + self.rng.below(400);
         let stream = &mut self.streams[c as usize];
         let before = stream.bytes();
-        let closed = stream.emit(ev.id(), ts, &self.p.buf, &self.uuid)?;
+        let closed = stream.emit(ev.id(), ts, &self.p.buf, &self.out)?;
         self.bytes += stream.bytes() - before;
         self.counts[ev as usize] += 1;
         self.events += 1;
@@ -414,7 +414,7 @@ impl<'a> Sim<'a> {
 
     // ---- the main loop ----------------------------------------------------------
 
-    pub(crate) fn run(mut self) -> Result<(SimTotals, Vec<StreamWriter>), GenError> {
+    pub(crate) fn run(mut self) -> Result<(SimTotals, Vec<StreamWriter>, PacketOut), GenError> {
         self.statedump(0)?;
         while !self.done {
             self.step()?;
@@ -427,7 +427,7 @@ impl<'a> Sim<'a> {
             last_ts: self.last_ts,
             end_ts: end,
         };
-        Ok((totals, self.streams))
+        Ok((totals, self.streams, self.out))
     }
 
     fn step(&mut self) -> Result<(), GenError> {

@@ -1,10 +1,16 @@
 //! One per-CPU data stream file (`channel0_<cpu>`) and its index
 //! (`index/channel0_<cpu>.idx`), written packet by packet as LTTng's consumer
 //! daemon does: 256 KiB packets, the last one trimmed to whole 4 KiB pages.
+//! Closed packets go to a [`PacketWriter`] thread, so that the file system's
+//! work overlaps with generating the next packets.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use super::GenError;
 
@@ -18,10 +24,116 @@ const COMPACT_TS_LIMIT: u64 = 1 << 27;
 const EXTENDED_ID: u32 = 31;
 const INDEX_ENTRY_BYTES: u32 = 56;
 
+/// A closed packet: stream number, buffer, bytes to write.
+type Job = (usize, Vec<u8>, usize);
+
+/// The background thread writing closed packets to the stream files, in the
+/// order they were closed. Buffers come back through a pool for reuse.
+pub(crate) struct PacketWriter {
+    tx: Option<SyncSender<Job>>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+    failed: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<GenError>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl PacketWriter {
+    pub(crate) fn start(files: Vec<(PathBuf, File)>) -> Result<Self, GenError> {
+        // A few packets in flight: enough to ride out slow writes, little memory.
+        let (tx, rx) = sync_channel::<Job>(8);
+        let pool = Arc::new(Mutex::new(Vec::new()));
+        let failed = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None));
+        let (pool2, failed2, error2) = (pool.clone(), failed.clone(), error.clone());
+        let first = files.first().map(|(p, _)| p.clone()).unwrap_or_default();
+        let spawned = std::thread::Builder::new()
+            .name("gen-writer".into())
+            .spawn(move || {
+                let mut files = files;
+                for (stream, buf, len) in rx {
+                    if !failed2.load(Ordering::Relaxed) {
+                        let (path, file) = &mut files[stream];
+                        if let Err(source) = file.write_all(&buf[..len]) {
+                            *error2.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(GenError::Io {
+                                    path: path.clone(),
+                                    source,
+                                });
+                            failed2.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    pool2.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                }
+            });
+        let handle = spawned.map_err(|source| GenError::Io {
+            path: first,
+            source,
+        })?;
+        Ok(PacketWriter {
+            tx: Some(tx),
+            pool,
+            failed,
+            error,
+            handle: Some(handle),
+        })
+    }
+
+    /// A packet buffer (contents arbitrary: every byte is written before use).
+    fn buffer(&self) -> Vec<u8> {
+        let reused = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        reused.unwrap_or_else(|| vec![0; PACKET_BYTES])
+    }
+
+    fn take_error(&self) -> GenError {
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| GenError::Io {
+                path: PathBuf::from("<packet writer>"),
+                source: std::io::Error::other("the packet writer thread stopped"),
+            })
+    }
+
+    fn send(&self, job: Job) -> Result<(), GenError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent || self.failed.load(Ordering::Relaxed) {
+            return Err(self.take_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for every packet to be written.
+    pub(crate) fn finish(mut self) -> Result<(), GenError> {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(self.take_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PacketWriter {
+    /// On an early return, stop the thread before the caller removes the files.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What closing a packet needs besides the stream: the trace UUID and the writer.
+pub(crate) struct PacketOut {
+    pub uuid: [u8; 16],
+    pub writer: PacketWriter,
+}
+
 pub(crate) struct StreamWriter {
     cpu: u32,
-    path: PathBuf,
-    file: File,
     packet: Vec<u8>,
     /// Bytes used in the current packet (the preamble is filled in on close).
     pos: usize,
@@ -34,7 +146,12 @@ pub(crate) struct StreamWriter {
 }
 
 impl StreamWriter {
-    pub(crate) fn create(dir: &Path, cpu: u32, begin: u64) -> Result<Self, GenError> {
+    /// The stream of `cpu` and its (empty) file, to hand to the [`PacketWriter`].
+    pub(crate) fn create(
+        dir: &Path,
+        cpu: u32,
+        begin: u64,
+    ) -> Result<(Self, (PathBuf, File)), GenError> {
         let path = dir.join(format!("channel0_{cpu}"));
         let file = File::create(&path).map_err(|source| GenError::Io {
             path: path.clone(),
@@ -45,10 +162,8 @@ impl StreamWriter {
         index.extend_from_slice(&1u32.to_be_bytes());
         index.extend_from_slice(&0u32.to_be_bytes());
         index.extend_from_slice(&INDEX_ENTRY_BYTES.to_be_bytes());
-        Ok(StreamWriter {
+        let stream = StreamWriter {
             cpu,
-            path,
-            file,
             packet: vec![0; PACKET_BYTES],
             pos: PACKET_PREAMBLE,
             last_ts: begin,
@@ -56,7 +171,8 @@ impl StreamWriter {
             seq: 0,
             file_offset: 0,
             index,
-        })
+        };
+        Ok((stream, (path, file)))
     }
 
     /// Appends one event record. Returns true when a packet was closed (written)
@@ -67,7 +183,7 @@ impl StreamWriter {
         id: u32,
         ts: u64,
         payload: &[u8],
-        uuid: &[u8; 16],
+        out: &PacketOut,
     ) -> Result<bool, GenError> {
         debug_assert!(
             ts >= self.last_ts,
@@ -80,7 +196,7 @@ impl StreamWriter {
             id < EXTENDED_ID && self.pos > PACKET_PREAMBLE && ts - self.last_ts < COMPACT_TS_LIMIT;
         let mut closed = false;
         if self.pos + if compact { 4 } else { 13 } + payload.len() > PACKET_BYTES {
-            self.close_packet(ts, false, uuid)?;
+            self.close_packet(ts, false, out)?;
             compact = false;
             closed = true;
         }
@@ -104,7 +220,7 @@ impl StreamWriter {
 
     /// Writes the current packet. `end` is its `timestamp_end` and the next
     /// packet's `timestamp_begin` (LTTng switches sub-buffers at one instant).
-    fn close_packet(&mut self, end: u64, last: bool, uuid: &[u8; 16]) -> Result<(), GenError> {
+    fn close_packet(&mut self, end: u64, last: bool, out: &PacketOut) -> Result<(), GenError> {
         let content = self.pos;
         let size = if last {
             content.div_ceil(PAGE) * PAGE
@@ -113,7 +229,7 @@ impl StreamWriter {
         };
         let h = &mut self.packet;
         h[0..4].copy_from_slice(&0xC1FC_1FC1u32.to_le_bytes());
-        h[4..20].copy_from_slice(uuid);
+        h[4..20].copy_from_slice(&out.uuid);
         h[20..24].copy_from_slice(&0u32.to_le_bytes());
         h[24..32].copy_from_slice(&(self.cpu as u64).to_le_bytes());
         h[32..40].copy_from_slice(&self.packet_begin.to_le_bytes());
@@ -124,12 +240,8 @@ impl StreamWriter {
         h[72..80].copy_from_slice(&0u64.to_le_bytes());
         h[80..84].copy_from_slice(&self.cpu.to_le_bytes());
         h[content..size].fill(0);
-        self.file
-            .write_all(&h[..size])
-            .map_err(|source| GenError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        let full = std::mem::replace(&mut self.packet, out.writer.buffer());
+        out.writer.send((self.cpu as usize, full, size))?;
         for v in [
             self.file_offset,
             size as u64 * 8,
@@ -155,15 +267,11 @@ impl StreamWriter {
         mut self,
         end: u64,
         index_dir: &Path,
-        uuid: &[u8; 16],
+        out: &PacketOut,
     ) -> Result<(u64, u64, u64), GenError> {
-        self.close_packet(end, true, uuid)?;
+        self.close_packet(end, true, out)?;
         let path = index_dir.join(format!("channel0_{}.idx", self.cpu));
         std::fs::write(&path, &self.index).map_err(|source| GenError::Io { path, source })?;
-        self.file.flush().map_err(|source| GenError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
         Ok((self.file_offset, self.index.len() as u64, self.seq))
     }
 

@@ -9,7 +9,12 @@
 //!   `network_header.<ipv4|ipv6>.transport_header.tcp.` (LTTng >= 2.9) or
 //!   `transport_fields.thtype_tcp.` (earlier layout).
 //!
-//! An event lacking any of the three fields (a non-TCP packet) is not matched.
+//! - VM/host hypercalls (lttng-modules addons, Trace Compass incubator's
+//!   `TwoWayVmEventMatching`): `vmsync_gh_guest` (guest to host, sent) with `vmsync_gh_host`
+//!   (received), `vmsync_hg_host` (host to guest, sent) with `vmsync_hg_guest` (received),
+//!   keyed by `vm_uid` and `cnt`.
+//!
+//! An event lacking any key field (a non-TCP packet) is not matched.
 
 use super::algorithm::{SyncResult, Synchronizer};
 use super::matching::{Direction, MatchKey, TcpKey};
@@ -22,12 +27,21 @@ const ADDONS_SEND: &str = "inet_sock_local_out";
 const ADDONS_RECEIVE: &str = "inet_sock_local_in";
 const NET_SEND: &[&str] = &["net_dev_queue"];
 const NET_RECEIVE: &[&str] = &["netif_receive_skb", "net_if_receive_skb"];
-/// Prefixes of the TCP header fields in mainline network events, tried in order.
+/// Prefixes of the TCP header fields in mainline network events, tried in order. Variant
+/// options are named `_ipv4`/`_tcp` in lttng-modules' metadata; Trace Compass strips the
+/// underscore (its path is `network_header/<selected>/transport_header/tcp/seq`), the
+/// experiment's field names may keep it: both spellings are accepted.
 const NET_TCP_PREFIXES: &[&str] = &[
     "network_header.ipv4.transport_header.tcp.",
     "network_header.ipv6.transport_header.tcp.",
+    "network_header._ipv4.transport_header._tcp.",
+    "network_header._ipv6.transport_header._tcp.",
     "transport_fields.thtype_tcp.",
+    "transport_fields._thtype_tcp.",
 ];
+
+const VMSYNC_SEND: &[&str] = &["vmsync_gh_guest", "vmsync_hg_host"];
+const VMSYNC_RECEIVE: &[&str] = &["vmsync_gh_host", "vmsync_hg_guest"];
 
 /// Handles of one key field: alternatives (e.g. IPv4 and IPv6 layouts), first present wins.
 #[derive(Debug, Clone, Default)]
@@ -40,11 +54,22 @@ impl FieldAlternatives {
 }
 
 #[derive(Debug, Clone)]
+enum KeyFields {
+    Tcp {
+        seq: FieldAlternatives,
+        ack_seq: FieldAlternatives,
+        flags: FieldAlternatives,
+    },
+    VmSync {
+        vm_uid: FieldHandle,
+        cnt: FieldHandle,
+    },
+}
+
+#[derive(Debug, Clone)]
 struct ClassPlan {
     direction: Direction,
-    seq: FieldAlternatives,
-    ack_seq: FieldAlternatives,
-    flags: FieldAlternatives,
+    key: KeyFields,
 }
 
 /// Per event class of an experiment: whether it is a packet send or receive, and where
@@ -68,6 +93,21 @@ impl MatchPlan {
                             .collect(),
                     )
                 };
+                let vmsync = |direction| {
+                    Some(ClassPlan {
+                        direction,
+                        key: KeyFields::VmSync {
+                            vm_uid: exp.field_handle(class, "vm_uid")?,
+                            cnt: exp.field_handle(class, "cnt")?,
+                        },
+                    })
+                };
+                if VMSYNC_SEND.contains(&name) {
+                    return vmsync(Direction::Send);
+                }
+                if VMSYNC_RECEIVE.contains(&name) {
+                    return vmsync(Direction::Receive);
+                }
                 let (direction, prefixes): (Direction, &[&str]) = if name == ADDONS_SEND {
                     (Direction::Send, &[""])
                 } else if name == ADDONS_RECEIVE {
@@ -79,16 +119,20 @@ impl MatchPlan {
                 } else {
                     return None;
                 };
-                let plan = ClassPlan {
+                let (seq, ack_seq, flags) = (
+                    handles(prefixes, "seq"),
+                    handles(prefixes, "ack_seq"),
+                    handles(prefixes, "flags"),
+                );
+                let complete = !seq.0.is_empty() && !ack_seq.0.is_empty() && !flags.0.is_empty();
+                complete.then_some(ClassPlan {
                     direction,
-                    seq: handles(prefixes, "seq"),
-                    ack_seq: handles(prefixes, "ack_seq"),
-                    flags: handles(prefixes, "flags"),
-                };
-                let complete = !plan.seq.0.is_empty()
-                    && !plan.ack_seq.0.is_empty()
-                    && !plan.flags.0.is_empty();
-                complete.then_some(plan)
+                    key: KeyFields::Tcp {
+                        seq,
+                        ack_seq,
+                        flags,
+                    },
+                })
             })
             .collect();
         MatchPlan { classes }
@@ -108,12 +152,22 @@ impl MatchPlan {
     #[inline]
     pub fn key_of(&self, ev: &Event<'_>) -> Option<(Direction, MatchKey)> {
         let plan = self.classes.get(ev.class().0 as usize)?.as_ref()?;
-        let key = TcpKey {
-            seq: plan.seq.read(ev)?,
-            ack_seq: plan.ack_seq.read(ev)?,
-            flags: plan.flags.read(ev)?,
+        let key = match &plan.key {
+            KeyFields::Tcp {
+                seq,
+                ack_seq,
+                flags,
+            } => MatchKey::Tcp(TcpKey {
+                seq: seq.read(ev)?,
+                ack_seq: ack_seq.read(ev)?,
+                flags: flags.read(ev)?,
+            }),
+            KeyFields::VmSync { vm_uid, cnt } => MatchKey::VmSync {
+                vm_uid: ev.int(*vm_uid)? as u64,
+                cnt: ev.int(*cnt)? as u64,
+            },
         };
-        Some((plan.direction, MatchKey::Tcp(key)))
+        Some((plan.direction, key))
     }
 }
 

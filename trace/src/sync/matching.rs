@@ -24,12 +24,19 @@ pub struct TcpKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatchKey {
     Tcp(TcpKey),
+    /// A VM/host synchronization hypercall (lttng-modules addons `vmsync_*` events; Trace
+    /// Compass incubator's `QemuPacketKey`): the guest's id and the hypercall counter.
+    VmSync {
+        vm_uid: u64,
+        cnt: u64,
+    },
 }
 
 impl MatchKey {
     fn kind(&self) -> u8 {
         match self {
             MatchKey::Tcp(_) => 0,
+            MatchKey::VmSync { .. } => 1,
         }
     }
 }

@@ -6,19 +6,23 @@
 //! [`LinearTransform`] per trace ([`SyncResult`]).
 
 pub mod algorithm;
+pub mod apply;
 pub mod events;
 pub mod exact;
 pub mod hull;
 pub mod matching;
 pub mod report;
+pub mod stub;
 pub mod timeline;
 pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
+pub use apply::{apply, SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
 pub use events::{host_ids, synchronize, MatchPlan};
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
 pub use matching::{Dependency, Direction, EventMatcher, MatchKey, MatchSide, TcpKey};
 pub use report::{transforms_from_json, SavedSyncError};
+pub use stub::{stub_key, synchronize_stubs};
 pub use timeline::TimeTransforms;
 pub use transform::LinearTransform;
