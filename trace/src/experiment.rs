@@ -51,6 +51,8 @@ struct FieldDesc {
     /// Byte-aligned little-endian 8/16/32/64-bit integer of a fixed layout: read with
     /// one load (scope, byte offset, width in bytes; width 0: not such a field).
     fast: FastInt,
+    /// The field's (first) slot, for its kind.
+    slot: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -199,6 +201,7 @@ impl Experiment {
                         SlotKind::Str | SlotKind::Text => Access::Text,
                         _ => Access::Other,
                     };
+                    let first = slots[0];
                     let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
                         ([_], Some(Some((scope, field)))) => FieldKind::Static {
                             scope: *scope,
@@ -209,6 +212,7 @@ impl Experiment {
                     };
                     fields.push(FieldDesc {
                         class: id,
+                        slot: first,
                         fast: if access == Access::Int {
                             FastInt::of(&kind)
                         } else {
@@ -236,6 +240,7 @@ impl Experiment {
                     kind: k,
                     access: Access::Int,
                     fast: FastInt::default(),
+                    slot: 0,
                 });
                 fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
             }
@@ -764,6 +769,44 @@ impl<'a> Event<'a> {
         Some(match std::str::from_utf8(b) {
             Ok(s) => s,
             Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        })
+    }
+
+    /// Number of elements of an array or sequence field of scalars (None for other fields).
+    #[inline]
+    pub fn array_len(&self, f: FieldHandle) -> Option<usize> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Other {
+            return None;
+        }
+        match self.slot_kind(d.slot)? {
+            SlotKind::ScalarArray { .. } => Some(self.current_slot(d)?.1.len as usize),
+            _ => None,
+        }
+    }
+
+    /// Element `i` of an array or sequence of integers (u64 values as i64 bits), without
+    /// allocating; None past the end or for other fields.
+    #[inline]
+    pub fn array_int(&self, f: FieldHandle, i: usize) -> Option<i64> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Other {
+            return None;
+        }
+        let SlotKind::ScalarArray { elem, stride } = self.slot_kind(d.slot)? else {
+            return None;
+        };
+        let (_, sl) = self.current_slot(d)?;
+        if elem.float || i >= sl.len as usize {
+            return None;
+        }
+        let pos = sl.v + i as u64 * *stride as u64;
+        let raw = crate::ctf::decode::read_bits(self.data, pos, elem.size as u32, elem.be);
+        Some(if elem.signed && elem.size < 64 {
+            let sh = 64 - elem.size as u32;
+            ((raw << sh) as i64) >> sh
+        } else {
+            raw as i64
         })
     }
 
