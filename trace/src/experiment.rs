@@ -819,14 +819,7 @@ impl<'a> Event<'a> {
         match &d.kind {
             FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
             FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
-            FieldKind::Static { .. } => {
-                // Find the slot index of this static field for its kind.
-                let cl = self.trace.classes.get(self.cursor.cur.class as usize)?;
-                let s = cl.static_slots.iter().position(|x| {
-                    matches!((x, &d.kind), (Some((a, fa)), FieldKind::Static { scope, field }) if a == scope && fa == field)
-                })?;
-                self.slot_value(s as u32)
-            }
+            FieldKind::Static { .. } => self.slot_value(d.slot),
             _ => self.slot_value(self.current_slot(d)?.0),
         }
     }

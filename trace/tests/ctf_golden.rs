@@ -251,6 +251,7 @@ fn array_elements_read_without_allocation() {
                     .collect();
                 assert_eq!(got, w, "event {i} {name}");
                 assert_eq!(ev.array_int(*h, n), None);
+                assert_eq!(ev.value(*h).unwrap().to_json(), want[i]["fields"][name]);
                 assert_eq!(ev.int(*h), None);
             }
             i += 1;
