@@ -9,7 +9,9 @@
 //! [`Runtime`] -> `StateSystemBuilder` -> history backend, and patterns also emit
 //! [`Segment`]s. [`build_in_memory`] and [`build_history_tree`] run an analysis
 //! over an XML stub trace; [`provider::XmlProvider`] runs it inside the
-//! `sextant_providers` pipeline (CTF traces, `sextant build --xml`).
+//! `sextant_providers` pipeline (CTF traces, `sextant build --xml`). Pattern
+//! segments end in a [`segstore::SegmentStore`]: in memory, or, above a threshold,
+//! a sorted, indexed segment file written beside the `.ht`.
 
 pub mod compile;
 pub mod dom;
@@ -17,6 +19,7 @@ pub mod js;
 pub mod program;
 pub mod provider;
 pub mod runtime;
+pub mod segstore;
 pub mod validate;
 pub mod view;
 
@@ -28,6 +31,7 @@ use sht::{HtConfig, StateSystem, StateSystemBuilder, StateValue};
 
 pub use program::{AnalysisKind, Program};
 pub use runtime::{EventAccess, RunError, Runtime, Segment};
+pub use segstore::{SegmentStore, SegmentStoreError};
 
 /// Why an XML analysis file cannot be used. Every variant names the file; content
 /// errors name the line and the element.
@@ -134,7 +138,7 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<XmlFile>, XmlError>
 /// start, end, name, content).
 pub struct AnalysisOutput {
     pub state_system: StateSystem,
-    pub segments: Vec<Segment>,
+    pub segments: SegmentStore,
 }
 
 /// A stub event seen through [`EventAccess`].
@@ -223,7 +227,7 @@ pub fn build_in_memory(
     let segments = run_on_stub(program, trace, &mut ss)?;
     Ok(AnalysisOutput {
         state_system: ss,
-        segments,
+        segments: SegmentStore::Memory(segments),
     })
 }
 
@@ -238,15 +242,36 @@ pub enum BuildError {
         #[source]
         source: sht::Error,
     },
+    #[error(transparent)]
+    Segments(#[from] SegmentStoreError),
+}
+
+/// Where [`build_history_tree`] puts the segment file of the history at `ht_path`:
+/// beside it, with the `.dat` extension Trace Compass gives its segment stores.
+pub fn segment_file_path(ht_path: &Path) -> PathBuf {
+    ht_path.with_extension("dat")
 }
 
 /// Runs an analysis over a stub trace into a `.ht` file at `path` (written under a
 /// temporary name and renamed when complete), with the program's version as the
-/// provider version. Returns the state system opened on the finished file.
+/// provider version. Returns the state system opened on the finished file. More than
+/// [`segstore::DEFAULT_SPILL_THRESHOLD`] segments are written to
+/// [`segment_file_path`]`(path)`.
 pub fn build_history_tree(
     program: &Arc<Program>,
     trace: &XmlStubTrace,
     path: &Path,
+) -> Result<AnalysisOutput, BuildError> {
+    build_history_tree_spilling(program, trace, path, segstore::DEFAULT_SPILL_THRESHOLD)
+}
+
+/// [`build_history_tree`] with the number of segments above which the segment store
+/// is written to disk.
+pub fn build_history_tree_spilling(
+    program: &Arc<Program>,
+    trace: &XmlStubTrace,
+    path: &Path,
+    spill_threshold: usize,
 ) -> Result<AnalysisOutput, BuildError> {
     let file_err = |source| BuildError::File {
         path: path.to_path_buf(),
@@ -271,6 +296,8 @@ pub fn build_history_tree(
         })
     })?;
     let state_system = StateSystem::open(path, Some(program.version)).map_err(file_err)?;
+    let segments =
+        SegmentStore::spill_if_large(segments, spill_threshold, &segment_file_path(path))?;
     Ok(AnalysisOutput {
         state_system,
         segments,

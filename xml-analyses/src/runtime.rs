@@ -262,11 +262,7 @@ impl Runtime {
 
     pub fn take_segments(&mut self) -> Vec<Segment> {
         let mut s = std::mem::take(&mut self.segments);
-        s.sort_by(|a, b| {
-            (a.start, a.end, &a.name)
-                .cmp(&(b.start, b.end, &b.name))
-                .then_with(|| format!("{:?}", a.content).cmp(&format!("{:?}", b.content)))
-        });
+        crate::segstore::sort_segments(&mut s);
         s
     }
 
