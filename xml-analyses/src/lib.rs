@@ -205,6 +205,16 @@ pub fn run_on_stub(
     ss: &mut dyn StateSystemBuilder,
 ) -> Result<Vec<Segment>, RunError> {
     let mut rt = Runtime::new(Arc::clone(program), trace.name());
+    run_runtime(&mut rt, program, trace, ss)?;
+    Ok(rt.take_segments())
+}
+
+fn run_runtime(
+    rt: &mut Runtime,
+    program: &Arc<Program>,
+    trace: &XmlStubTrace,
+    ss: &mut dyn StateSystemBuilder,
+) -> Result<(), RunError> {
     for e in trace.events() {
         rt.handle_event(&StubEventAccess { event: e }, ss)?;
     }
@@ -214,8 +224,7 @@ pub fn run_on_stub(
         analysis: program.id.clone(),
         timestamp: end,
         source,
-    })?;
-    Ok(rt.take_segments())
+    })
 }
 
 /// Runs an analysis over a stub trace into an in-memory state system.
@@ -242,8 +251,6 @@ pub enum BuildError {
         #[source]
         source: sht::Error,
     },
-    #[error(transparent)]
-    Segments(#[from] SegmentStoreError),
 }
 
 /// Where [`build_history_tree`] puts the segment file of the history at `ht_path`:
@@ -266,7 +273,8 @@ pub fn build_history_tree(
 }
 
 /// [`build_history_tree`] with the number of segments above which the segment store
-/// is written to disk.
+/// is written to disk: at most that many are held in memory during the run (the
+/// rest go to sorted run files, merged into the segment file at the end).
 pub fn build_history_tree_spilling(
     program: &Arc<Program>,
     trace: &XmlStubTrace,
@@ -280,14 +288,17 @@ pub fn build_history_tree_spilling(
     let tmp = path.with_extension("ht.tmp");
     let config = HtConfig::new(trace.start_time().unwrap_or(0), program.version);
     let mut ss = StateSystem::create_history_tree(&tmp, config).map_err(file_err)?;
-    let segments = match run_on_stub(program, trace, &mut ss) {
-        Ok(s) => s,
-        Err(e) => {
-            drop(ss);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
+    let mut rt = Runtime::new(Arc::clone(program), trace.name());
+    rt.spill_segments_to(&segment_file_path(path), spill_threshold);
+    let segments =
+        match run_runtime(&mut rt, program, trace, &mut ss).and_then(|()| rt.finish_segments()) {
+            Ok(s) => s,
+            Err(e) => {
+                drop(ss);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        };
     drop(ss);
     std::fs::rename(&tmp, path).map_err(|source| {
         file_err(sht::Error::Io {
@@ -296,8 +307,6 @@ pub fn build_history_tree_spilling(
         })
     })?;
     let state_system = StateSystem::open(path, Some(program.version)).map_err(file_err)?;
-    let segments =
-        SegmentStore::spill_if_large(segments, spill_threshold, &segment_file_path(path))?;
     Ok(AnalysisOutput {
         state_system,
         segments,

@@ -66,11 +66,7 @@ pub enum SegmentStoreError {
 
 /// Canonical segment order: start, end, name, then content (for ties).
 pub fn sort_segments(s: &mut [Segment]) {
-    s.sort_by(|a, b| {
-        (a.start, a.end, &a.name)
-            .cmp(&(b.start, b.end, &b.name))
-            .then_with(|| format!("{:?}", a.content).cmp(&format!("{:?}", b.content)))
-    });
+    s.sort_by(segment_order);
 }
 
 /// A pattern's segments, sorted by start; in memory or in a [`SegmentFile`].
@@ -227,70 +223,261 @@ fn encode_segment(out: &mut Vec<u8>, s: &Segment) {
     }
 }
 
+/// Compares segments in the canonical order of [`sort_segments`].
+pub fn segment_order(a: &Segment, b: &Segment) -> std::cmp::Ordering {
+    (a.start, a.end, &a.name)
+        .cmp(&(b.start, b.end, &b.name))
+        .then_with(|| format!("{:?}", a.content).cmp(&format!("{:?}", b.content)))
+}
+
+/// Writes a segment file one segment at a time (segments must come in start
+/// order), under `path.tmp`, renamed to `path` by [`SegmentWriter::finish`].
+pub struct SegmentWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    at: u64,
+    count: u64,
+    index: Vec<BlockIndex>,
+    block: Vec<u8>,
+    block_count: u64,
+    block_first: i64,
+    block_last: i64,
+    block_max_end: i64,
+}
+
+impl SegmentWriter {
+    pub fn create(path: &Path) -> Result<SegmentWriter, SegmentStoreError> {
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let file = File::create(&tmp).map_err(|source| SegmentStoreError::Io {
+            file: tmp.clone(),
+            source,
+        })?;
+        let mut w = SegmentWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: BufWriter::new(file),
+            at: HEADER_LEN,
+            count: 0,
+            index: Vec::new(),
+            block: Vec::new(),
+            block_count: 0,
+            block_first: 0,
+            block_last: 0,
+            block_max_end: i64::MIN,
+        };
+        // The header is written last, when the counts are known.
+        w.write(&[0u8; HEADER_LEN as usize])?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SegmentStoreError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| SegmentStoreError::Io {
+                file: self.tmp.clone(),
+                source,
+            })
+    }
+
+    pub fn push(&mut self, s: &Segment) -> Result<(), SegmentStoreError> {
+        if self.count > 0 && s.start < self.block_last {
+            return Err(SegmentStoreError::Corrupt {
+                file: self.tmp.clone(),
+                offset: self.at + self.block.len() as u64,
+                message: format!(
+                    "segment starting at {} written after one starting at {}",
+                    s.start, self.block_last
+                ),
+            });
+        }
+        if self.block_count == 0 {
+            self.block_first = s.start;
+            self.block_max_end = s.end;
+        }
+        encode_segment(&mut self.block, s);
+        self.block_count += 1;
+        self.block_last = s.start;
+        self.block_max_end = self.block_max_end.max(s.end);
+        self.count += 1;
+        if self.block_count as usize == BLOCK_SEGMENTS {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<(), SegmentStoreError> {
+        if self.block_count == 0 {
+            return Ok(());
+        }
+        let block = std::mem::take(&mut self.block);
+        self.write(&block)?;
+        self.index.push(BlockIndex {
+            offset: self.at,
+            length: block.len() as u64,
+            count: self.block_count,
+            first_start: self.block_first,
+            last_start: self.block_last,
+            max_end: self.block_max_end,
+        });
+        self.at += block.len() as u64;
+        self.block = block;
+        self.block.clear();
+        self.block_count = 0;
+        Ok(())
+    }
+
+    /// Writes the index and header, and renames the file into place.
+    pub fn finish(mut self) -> Result<(), SegmentStoreError> {
+        self.flush_block()?;
+        let index_at = self.at;
+        let mut raw = Vec::with_capacity(self.index.len() * INDEX_ENTRY_LEN as usize);
+        for b in &self.index {
+            for v in [
+                b.offset,
+                b.length,
+                b.count,
+                b.first_start as u64,
+                b.last_start as u64,
+                b.max_end as u64,
+            ] {
+                raw.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        self.write(&raw)?;
+        let file_len = index_at + raw.len() as u64;
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(MAGIC);
+        for v in [self.count, self.index.len() as u64, index_at, file_len, 0] {
+            header.extend_from_slice(&v.to_le_bytes());
+        }
+        let tmp = self.tmp.clone();
+        let io = |source| SegmentStoreError::Io {
+            file: tmp.clone(),
+            source,
+        };
+        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.write_all_at(&header, 0).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| SegmentStoreError::Io {
+            file: self.path.clone(),
+            source,
+        })
+    }
+}
+
 /// Writes `segments` (already in canonical order) to `path` via `path.tmp` + rename.
 pub fn write_segment_file(segments: &[Segment], path: &Path) -> Result<(), SegmentStoreError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let io = |source| SegmentStoreError::Io {
-        file: tmp.clone(),
-        source,
-    };
-    let file = File::create(&tmp).map_err(io)?;
-    let mut w = BufWriter::new(file);
-    w.write_all(&[0u8; HEADER_LEN as usize]).map_err(io)?;
-    let mut at = HEADER_LEN;
-    let mut index = Vec::new();
-    let mut buf = Vec::new();
-    for chunk in segments.chunks(BLOCK_SEGMENTS) {
-        buf.clear();
-        for s in chunk {
-            encode_segment(&mut buf, s);
-        }
-        w.write_all(&buf).map_err(io)?;
-        index.push(BlockIndex {
-            offset: at,
-            length: buf.len() as u64,
-            count: chunk.len() as u64,
-            first_start: chunk[0].start,
-            last_start: chunk[chunk.len() - 1].start,
-            max_end: chunk.iter().map(|s| s.end).max().unwrap_or(i64::MIN),
-        });
-        at += buf.len() as u64;
+    let mut w = SegmentWriter::create(path)?;
+    for s in segments {
+        w.push(s)?;
     }
-    let index_at = at;
-    for b in &index {
-        for v in [
-            b.offset,
-            b.length,
-            b.count,
-            b.first_start as u64,
-            b.last_start as u64,
-            b.max_end as u64,
-        ] {
-            w.write_all(&v.to_le_bytes()).map_err(io)?;
+    w.finish()
+}
+
+/// Collects segments as a pattern emits them (in end order, not start order),
+/// keeping at most `threshold` in memory: each full batch is sorted and written
+/// to a run file beside `path`; [`SegmentSpiller::finish`] merges the runs into
+/// the segment file at `path`. A store that never exceeds the threshold stays in
+/// memory.
+pub struct SegmentSpiller {
+    path: PathBuf,
+    threshold: usize,
+    pending: Vec<Segment>,
+    runs: Vec<PathBuf>,
+}
+
+impl SegmentSpiller {
+    pub fn new(path: &Path, threshold: usize) -> SegmentSpiller {
+        SegmentSpiller {
+            path: path.to_path_buf(),
+            threshold: threshold.max(1),
+            pending: Vec::new(),
+            runs: Vec::new(),
         }
     }
-    let file_len = index_at + index.len() as u64 * INDEX_ENTRY_LEN;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    header.extend_from_slice(MAGIC);
-    for v in [
-        segments.len() as u64,
-        index.len() as u64,
-        index_at,
-        file_len,
-        0,
-    ] {
-        header.extend_from_slice(&v.to_le_bytes());
+
+    pub fn push(&mut self, s: Segment) -> Result<(), SegmentStoreError> {
+        self.pending.push(s);
+        if self.pending.len() > self.threshold {
+            self.write_run()?;
+        }
+        Ok(())
     }
-    file.write_all_at(&header, 0).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|source| SegmentStoreError::Io {
-        file: path.to_path_buf(),
-        source,
-    })
+
+    fn write_run(&mut self) -> Result<(), SegmentStoreError> {
+        let mut run = std::mem::take(&mut self.pending);
+        sort_segments(&mut run);
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".run{}", self.runs.len()));
+        let path = PathBuf::from(name);
+        write_segment_file(&run, &path)?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// The finished store: in memory if no run was written, else the merged file.
+    pub fn finish(mut self) -> Result<SegmentStore, SegmentStoreError> {
+        if self.runs.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            return SegmentStore::spill_if_large(pending, self.threshold, &self.path);
+        }
+        if !self.pending.is_empty() {
+            self.write_run()?;
+        }
+        // The run files are removed when `self` drops.
+        self.merge_runs()?;
+        Ok(SegmentStore::File(SegmentFile::open(&self.path)?))
+    }
+
+    /// Number of run files written so far.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// K-way merge of the sorted runs, holding one block per run in memory.
+    fn merge_runs(&self) -> Result<(), SegmentStoreError> {
+        let files = self
+            .runs
+            .iter()
+            .map(|r| SegmentFile::open(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cursors: Vec<(usize, std::collections::VecDeque<Segment>)> =
+            files.iter().map(|_| (0, Default::default())).collect();
+        let mut out = SegmentWriter::create(&self.path)?;
+        loop {
+            // Refill empty cursors from their next block.
+            for (f, (next_block, buf)) in files.iter().zip(cursors.iter_mut()) {
+                if buf.is_empty() && *next_block < f.index.len() {
+                    let mut v = Vec::new();
+                    f.read_block(&f.index[*next_block], &mut v)?;
+                    *next_block += 1;
+                    buf.extend(v);
+                }
+            }
+            let best = cursors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, buf))| buf.front().map(|s| (i, s)))
+                .min_by(|a, b| segment_order(a.1, b.1))
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let s = cursors[i].1.pop_front().expect("non-empty");
+            out.push(&s)?;
+        }
+        out.finish()
+    }
+}
+
+impl Drop for SegmentSpiller {
+    fn drop(&mut self) {
+        for r in &self.runs {
+            let _ = std::fs::remove_file(r);
+        }
+    }
 }
 
 /// A cursor over bytes read from `base` in the file, with offset-naming errors.

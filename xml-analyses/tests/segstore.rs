@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sextant_trace::{StubTimeUnit, XmlStubTrace};
-use sextant_xml::segstore::{write_segment_file, SegmentFile, SegmentStore, BLOCK_SEGMENTS};
+use sextant_xml::segstore::{
+    sort_segments, write_segment_file, SegmentFile, SegmentSpiller, SegmentStore, BLOCK_SEGMENTS,
+};
 use sextant_xml::{
     build_history_tree_spilling, build_in_memory, load_bytes, segment_file_path, Segment,
     SegmentStoreError,
@@ -111,6 +113,23 @@ fn large_pattern_store_spills_beside_the_ht_and_answers_like_memory() {
         .intersecting(hi + 1, hi + 10)
         .unwrap()
         .is_empty());
+
+    // A threshold far below the count: batches of 100 go to sorted run files during
+    // the run, merged at the end; the runs are removed.
+    let merged = build_history_tree_spilling(prog, &trace, &ht, 100).unwrap();
+    assert_eq!(merged.segments.file_path(), Some(dat.as_path()));
+    assert_eq!(merged.segments.all().unwrap(), all);
+    let (a, b) = (all[n / 2].start, all[n / 2].start + 200);
+    assert_eq!(
+        merged.segments.intersecting(a, b).unwrap(),
+        brute(&all, a, b)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".run") || n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // Below the threshold the store stays in memory and a stale file is removed.
     let again = build_history_tree_spilling(prog, &trace, &ht, n).unwrap();
@@ -225,6 +244,25 @@ fn any_single_byte_damage_never_panics() {
             Err(e) => assert!(e.to_string().contains("s.dat"), "{e}"),
         }
     }
+}
+
+#[test]
+fn spiller_merges_unsorted_batches_into_one_sorted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.dat");
+    let mut segs = sample_segments();
+    // Emit in reverse start order, as end-ordered pattern output can be.
+    segs.reverse();
+    let mut spiller = SegmentSpiller::new(&path, 40);
+    for s in &segs {
+        spiller.push(s.clone()).unwrap();
+    }
+    assert!(spiller.runs() >= segs.len() / 41);
+    let store = spiller.finish().unwrap();
+    let mut want = segs;
+    sort_segments(&mut want);
+    assert_eq!(store.all().unwrap(), want);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]
