@@ -8,8 +8,7 @@
 //! without it.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sextant_trace::{Access, ClassId, Experiment, FieldHandle};
-use std::ops::ControlFlow;
+use sextant_trace::Experiment;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicU64;
@@ -25,38 +24,7 @@ fn shared_dir() -> Option<PathBuf> {
 /// Reads every event; with `all_fields`, reads every field through its typed accessor.
 fn read(dir: &Path, all_fields: bool) -> (u64, i64) {
     let mut exp = Experiment::open(&[dir]).unwrap();
-    let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
-        .map(|c| {
-            let c = ClassId(c);
-            exp.field_names(c)
-                .iter()
-                .filter_map(|n| exp.field_handle(c, n))
-                .map(|h| (h, exp.field_access(h)))
-                .collect()
-        })
-        .collect();
-    let (mut n, mut acc) = (0u64, 0i64);
-    exp.for_each(
-        &mut |ev| {
-            n += 1;
-            if all_fields {
-                for (h, a) in &handles[ev.class().0 as usize] {
-                    acc = acc.wrapping_add(match a {
-                        Access::Int => ev.int(*h).unwrap_or(0),
-                        Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
-                        Access::Other => match ev.array_len(*h) {
-                            Some(n) => (0..n).map(|k| ev.array_int(*h, k).unwrap_or(0)).sum(),
-                            None => ev.value(*h).is_some() as i64,
-                        },
-                    });
-                }
-            }
-            ControlFlow::Continue(())
-        },
-        &AtomicU64::new(0),
-    )
-    .unwrap();
-    (n, acc)
+    sextant_trace::stats::read_all_fields(&mut exp, all_fields, &AtomicU64::new(0)).unwrap()
 }
 
 fn babeltrace_available() -> bool {

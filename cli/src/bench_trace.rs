@@ -2,7 +2,6 @@
 //! traces (and on `many-threads` when the shared traces are present), with
 //! babeltrace2 measured on the same trace in the same run as the baseline.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
@@ -12,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output};
 use sextant_trace::gen::{self, GenConfig, GenLimit};
-use sextant_trace::{Access, ClassId, Experiment, FieldHandle};
+use sextant_trace::Experiment;
 
 use crate::bench::{rss, stats, BenchArgs, Row, Size};
 use crate::format;
@@ -72,31 +71,7 @@ fn shared_many_threads() -> Option<PathBuf> {
 /// Reads every event and every field through its typed accessor.
 fn decode_every_field(trace: &Path) -> Result<u64> {
     let mut exp = Experiment::open(&[trace])?;
-    let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
-        .map(|c| {
-            let c = ClassId(c);
-            exp.field_names(c)
-                .iter()
-                .filter_map(|n| exp.field_handle(c, n))
-                .map(|h| (h, exp.field_access(h)))
-                .collect()
-        })
-        .collect();
-    let (mut events, mut acc) = (0u64, 0i64);
-    exp.for_each(
-        &mut |ev| {
-            events += 1;
-            for (h, a) in &handles[ev.class().0 as usize] {
-                acc = acc.wrapping_add(match a {
-                    Access::Int => ev.int(*h).unwrap_or(0),
-                    Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
-                    Access::Other => i64::from(ev.value(*h).is_some()),
-                });
-            }
-            ControlFlow::Continue(())
-        },
-        &AtomicU64::new(0),
-    )?;
+    let (events, acc) = sextant_trace::stats::read_all_fields(&mut exp, true, &AtomicU64::new(0))?;
     std::hint::black_box(acc);
     Ok(events)
 }

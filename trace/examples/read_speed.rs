@@ -1,7 +1,6 @@
 //! Rough decoding speed: `cargo run --release --example read_speed -- TRACE [touch]`.
 //! (Figures for reports come from the criterion bench benches/benches/ctf_read.rs.)
-use sextant_trace::{Access, ClassId, Experiment, FieldHandle};
-use std::ops::ControlFlow;
+use sextant_trace::Experiment;
 use std::sync::atomic::AtomicU64;
 
 fn main() {
@@ -22,16 +21,6 @@ fn main() {
     let t0 = std::time::Instant::now();
     let mut exp = Experiment::open(&[&a[1]]).unwrap();
     println!("open: {:.1} ms wall", t0.elapsed().as_secs_f64() * 1e3);
-    let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
-        .map(|c| {
-            let c = ClassId(c);
-            exp.field_names(c)
-                .iter()
-                .filter_map(|n| exp.field_handle(c, n))
-                .map(|h| (h, exp.field_access(h)))
-                .collect()
-        })
-        .collect();
     // CPU time of this thread (ns on CPU), robust to other processes sharing the cores.
     let cpu = || {
         std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -51,28 +40,8 @@ fn main() {
     for _ in 0..runs {
         let t = std::time::Instant::now();
         let c0 = cpu();
-        let mut n = 0u64;
-        let mut acc = 0i64;
-        exp.for_each(
-            &mut |ev| {
-                n += 1;
-                if touch {
-                    for (h, a) in &handles[ev.class().0 as usize] {
-                        acc = acc.wrapping_add(match a {
-                            Access::Int => ev.int(*h).unwrap_or(0),
-                            Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
-                            Access::Other => match ev.array_len(*h) {
-                                Some(n) => (0..n).map(|k| ev.array_int(*h, k).unwrap_or(0)).sum(),
-                                None => ev.value(*h).is_some() as i64,
-                            },
-                        });
-                    }
-                }
-                ControlFlow::Continue(())
-            },
-            &AtomicU64::new(0),
-        )
-        .unwrap();
+        let (n, acc) =
+            sextant_trace::stats::read_all_fields(&mut exp, touch, &AtomicU64::new(0)).unwrap();
         let s = t.elapsed().as_secs_f64();
         let c = (cpu() - c0) as f64 / 1e9;
         println!(

@@ -74,3 +74,46 @@ pub fn compute(exp: &mut Experiment, progress: &AtomicU64) -> Result<Stats, Trac
     s.warnings = exp.warnings();
     Ok(s)
 }
+
+/// Reads every event of `exp` once; with `all_fields`, also every field through its
+/// typed accessor (integers, text, array elements). Returns the events read and a
+/// checksum of the values (so that the decoding cannot be optimized away). This is
+/// the "decode everything" workload of the benchmarks.
+pub fn read_all_fields(
+    exp: &mut Experiment,
+    all_fields: bool,
+    progress: &AtomicU64,
+) -> Result<(u64, i64), TraceError> {
+    use crate::experiment::{Access, FieldHandle};
+    let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
+        .map(|c| {
+            let c = ClassId(c);
+            exp.field_names(c)
+                .iter()
+                .filter_map(|n| exp.field_handle(c, n))
+                .map(|h| (h, exp.field_access(h)))
+                .collect()
+        })
+        .collect();
+    let (mut events, mut acc) = (0u64, 0i64);
+    exp.for_each(
+        &mut |ev| {
+            events += 1;
+            if all_fields {
+                for (h, a) in &handles[ev.class().0 as usize] {
+                    acc = acc.wrapping_add(match a {
+                        Access::Int => ev.int(*h).unwrap_or(0),
+                        Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
+                        Access::Other => match ev.array_len(*h) {
+                            Some(n) => (0..n).map(|k| ev.array_int(*h, k).unwrap_or(0)).sum(),
+                            None => i64::from(ev.value(*h).is_some()),
+                        },
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        },
+        progress,
+    )?;
+    Ok((events, acc))
+}
