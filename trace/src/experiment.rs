@@ -997,39 +997,6 @@ impl MergeHeap {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_heap_orders_by_ns_then_cursor() {
-        let mut h = MergeHeap::with_capacity(4);
-        let input = [
-            (5i64, 2usize),
-            (-3, 1),
-            (5, 0),
-            (i64::MAX, 3),
-            (i64::MIN, 4),
-        ];
-        for (ns, c) in input {
-            h.push(merge_key(ns, c));
-        }
-        let mut out = Vec::new();
-        while let Some(k) = h.top() {
-            out.push((k as u32) as usize);
-            h.pop();
-        }
-        assert_eq!(out, vec![4, 1, 0, 2, 3]);
-        assert_eq!(key_ns(merge_key(-3, 7)), -3);
-        assert_eq!(key_ns(merge_key(i64::MIN, 0)), i64::MIN);
-        let mut h = MergeHeap::with_capacity(2);
-        h.push(merge_key(10, 0));
-        h.push(merge_key(20, 1));
-        h.replace_top(merge_key(30, 0));
-        assert_eq!(h.top().map(|k| k as u32), Some(1));
-    }
-}
-
 // --- In-memory streams (live sessions; fetching and merging are in crate::live) ---
 impl Experiment {
     /// An experiment over compiled traces whose streams arrive in memory: it starts
@@ -1094,5 +1061,38 @@ impl Experiment {
             ns: self.time_transforms.apply(ti, cursor.cur.ns),
         };
         f(&ev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_heap_orders_by_ns_then_cursor() {
+        let mut h = MergeHeap::with_capacity(4);
+        let input = [
+            (5i64, 2usize),
+            (-3, 1),
+            (5, 0),
+            (i64::MAX, 3),
+            (i64::MIN, 4),
+        ];
+        for (ns, c) in input {
+            h.push(merge_key(ns, c));
+        }
+        let mut out = Vec::new();
+        while let Some(k) = h.top() {
+            out.push((k as u32) as usize);
+            h.pop();
+        }
+        assert_eq!(out, vec![4, 1, 0, 2, 3]);
+        assert_eq!(key_ns(merge_key(-3, 7)), -3);
+        assert_eq!(key_ns(merge_key(i64::MIN, 0)), i64::MIN);
+        let mut h = MergeHeap::with_capacity(2);
+        h.push(merge_key(10, 0));
+        h.push(merge_key(20, 1));
+        h.replace_top(merge_key(30, 0));
+        assert_eq!(h.top().map(|k| k as u32), Some(1));
     }
 }

@@ -8,6 +8,7 @@
 //! earlier event. Every reply is bounded by a timeout; malformed replies,
 //! disconnects and refusals are [`LiveError`]s.
 
+pub mod fake;
 pub mod proto;
 pub mod session;
 

@@ -235,11 +235,12 @@ impl Client {
                 Err(e) => last = Some(e),
             }
         }
-        let stream = stream.ok_or_else(|| {
-            cerr(last.unwrap_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
-            }))
-        })?;
+        let stream =
+            stream.ok_or_else(|| {
+                cerr(last.unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+                }))
+            })?;
         for r in [
             stream.set_read_timeout(Some(timeout)),
             stream.set_write_timeout(Some(timeout)),
@@ -267,7 +268,10 @@ impl Client {
         if major != VERSION.0 {
             return Err(c.refused(
                 cmd,
-                format!("relay speaks protocol {major}.{minor}, viewer {}.{}", VERSION.0, VERSION.1),
+                format!(
+                    "relay speaks protocol {major}.{minor}, viewer {}.{}",
+                    VERSION.0, VERSION.1
+                ),
             ));
         }
         c.version = (major, minor.min(VERSION.1));
@@ -525,12 +529,10 @@ impl Client {
                 command,
                 secs: self.timeout.as_secs().max(1),
             },
-            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
-                LiveError::Closed {
-                    addr: self.addr.clone(),
-                    command,
-                }
-            }
+            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => LiveError::Closed {
+                addr: self.addr.clone(),
+                command,
+            },
             _ => LiveError::Io {
                 addr: self.addr.clone(),
                 command,

@@ -434,9 +434,7 @@ impl LiveSession {
             .filter_map(|(k, s)| s.head.map(|h| (k, h)))
             .min_by_key(|&(k, h)| (h, k))?;
         let blocked = self.streams.iter().enumerate().any(|(j, s)| {
-            s.head.is_none()
-                && !s.closed
-                && (s.quiet_until < ns || (s.quiet_until == ns && j < k))
+            s.head.is_none() && !s.closed && (s.quiet_until < ns || (s.quiet_until == ns && j < k))
         });
         (!blocked).then_some(k)
     }
