@@ -17,6 +17,7 @@
 
 pub mod diskio;
 pub mod kernel;
+pub mod live_source;
 pub mod pipeline;
 pub mod sources;
 pub mod stub_source;

@@ -29,6 +29,14 @@ pub fn open(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {
     let Some(first) = paths.first() else {
         return Err(OpenError::NoPath.into());
     };
+    if let Some(url) = first
+        .to_str()
+        .filter(|s| crate::live_source::is_live_url(s))
+    {
+        // A live session (LTTng relay daemon), read alone.
+        let opts = sextant_trace::live::LiveOptions::default();
+        return Ok(Box::new(crate::live_source::LiveSource::open(url, opts)?));
+    }
     if let Some(xml) = paths.iter().find(|p| is_xml(p)) {
         // Several stub traces form an experiment (a host and its guests); they do
         // not mix with CTF traces.
