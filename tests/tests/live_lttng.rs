@@ -60,3 +60,288 @@ fn live_kernel_history_equals_offline_through_fake_relay() {
     );
     assert!(a == b, "live .ht differs from the offline .ht");
 }
+
+// --- With the real LTTng tools ---
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sextant_providers::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+use sht::{StateSystemBuilder, StateValue};
+
+/// Per logger of the Python agent: how many messages, the last one and its level.
+struct LoggerProvider;
+
+impl StateProvider for LoggerProvider {
+    fn id(&self) -> &'static str {
+        "test.python.loggers"
+    }
+    fn version(&self) -> i32 {
+        1
+    }
+    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+        (event_name == "lttng_python:event").then(|| Subscription {
+            handler: 0,
+            fields: vec!["logger_name", "msg", "int_loglevel"],
+        })
+    }
+    fn handle(
+        &mut self,
+        _handler: u32,
+        ev: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let t = ev.timestamp();
+        let logger = ev.string(0).unwrap_or("?").to_string();
+        let count = ss.quark_and_add(&["loggers", &logger, "count"])?;
+        ss.increment(t, StateValue::Long(1), count)?;
+        let last = ss.quark_and_add(&["loggers", &logger, "last"])?;
+        let msg: Arc<str> = ev.string(1).unwrap_or("").into();
+        ss.modify(t, StateValue::String(msg), last)?;
+        let level = ss.quark_and_add(&["loggers", &logger, "level"])?;
+        ss.modify(t, StateValue::Long(ev.int(2).unwrap_or(-1)), level)
+    }
+}
+
+fn build_loggers(trace: &str, out: &Path) -> Result<u64, String> {
+    let mut source = sources::open(&[PathBuf::from(trace)]).map_err(|e| format!("{trace}: {e}"))?;
+    let analyses = vec![Analysis {
+        provider: Box::new(LoggerProvider),
+        output: Output::file(out),
+    }];
+    let (report, _) = build(&mut *source, analyses, &BuildOptions::default())
+        .map_err(|e| format!("{trace}: {e}"))?;
+    Ok(report.events)
+}
+
+/// Daemons started by the test, stopped (SIGTERM, then SIGKILL) by pid on drop.
+#[derive(Default)]
+struct Daemons(Vec<(&'static str, Child)>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for (_, c) in self.0.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !matches!(c.try_wait(), Ok(Some(_))) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn lttng(home: &Path, args: &[&str]) -> Result<String, String> {
+    let o = Command::new("lttng")
+        .env("LTTNG_HOME", home)
+        .args(args)
+        .output()
+        .map_err(|e| format!("lttng: {e}"))?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!(
+            "lttng {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ))
+    }
+}
+
+const PYTHON_APP: &str = r#"
+import logging, sys, time
+import lttngust
+n, secs = int(sys.argv[1]), float(sys.argv[2])
+loggers = [logging.getLogger(n) for n in ("nova.compute.manager", "nova.scheduler.host_manager", "nova.virt.libvirt.driver")]
+for l in loggers:
+    l.setLevel(logging.DEBUG)
+for i in range(n):
+    l = loggers[i % len(loggers)]
+    l.info("[instance: %08d] Instance spawned successfully on compute-%d", i, i % 7)
+    time.sleep(secs / n)
+"#;
+
+#[test]
+fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
+    let missing: Vec<&str> = [
+        ("lttng", "--version"),
+        ("lttng-sessiond", "--version"),
+        ("lttng-relayd", "--version"),
+        ("babeltrace2", "--version"),
+    ]
+    .into_iter()
+    .filter(|(c, a)| !have(c, a))
+    .map(|(c, _)| c)
+    .collect();
+    // The Debian agent is installed for the system interpreter.
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args([
+                "-c",
+                "import importlib.util,sys; sys.exit(importlib.util.find_spec('lttngust') is None)",
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let agent = python.is_some();
+    if !missing.is_empty() || !agent {
+        eprintln!(
+            "skipping live LTTng test: missing {}{} (apt-get install lttng-tools python3-lttngust babeltrace2)",
+            missing.join(", "),
+            if agent { "" } else { " python3-lttngust" }
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let relay_out = tmp.path().join("relay");
+    std::fs::create_dir_all(&home).unwrap();
+    let (ctrl, data, live, agent_port) = (free_port(), free_port(), free_port(), free_port());
+    let mut daemons = Daemons::default();
+    let log = |name: &str| std::fs::File::create(tmp.path().join(name)).unwrap();
+    daemons.0.push((
+        "lttng-relayd",
+        Command::new("lttng-relayd")
+            .env("LTTNG_HOME", &home)
+            .arg(format!("--control-port=tcp://127.0.0.1:{ctrl}"))
+            .arg(format!("--data-port=tcp://127.0.0.1:{data}"))
+            .arg(format!("--live-port=tcp://127.0.0.1:{live}"))
+            .arg(format!("--output={}", relay_out.display()))
+            .stdout(log("relayd.out"))
+            .stderr(log("relayd.err"))
+            .spawn()
+            .unwrap(),
+    ));
+    daemons.0.push((
+        "lttng-sessiond",
+        Command::new("lttng-sessiond")
+            .env("LTTNG_HOME", &home)
+            .args(["--no-kernel", &format!("--agent-tcp-port={agent_port}")])
+            .stdout(log("sessiond.out"))
+            .stderr(log("sessiond.err"))
+            .spawn()
+            .unwrap(),
+    ));
+    let t0 = Instant::now();
+    while lttng(&home, &["list"]).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "lttng-sessiond did not come up: {}",
+            std::fs::read_to_string(tmp.path().join("sessiond.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let session = "sextant-live";
+    lttng(
+        &home,
+        &[
+            "create",
+            session,
+            "--live=1000000",
+            &format!("--set-url=net://127.0.0.1:{ctrl}:{data}"),
+        ],
+    )
+    .unwrap();
+    lttng(&home, &["enable-event", "--python", "--all", "-s", session]).unwrap();
+    lttng(&home, &["start", session]).unwrap();
+
+    // The relay names the session by the traced host's name.
+    let addr = format!("127.0.0.1:{live}");
+    let mut client =
+        sextant_trace::live::proto::Client::connect(&addr, Duration::from_secs(5)).unwrap();
+    let hostname = client
+        .list_sessions()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == session)
+        .expect("the relay lists the live session")
+        .hostname;
+    drop(client);
+
+    let events_wanted = 3000;
+    let mut app = Command::new(python.expect("checked above"))
+        .env("LTTNG_HOME", &home)
+        .args(["-c", PYTHON_APP, &events_wanted.to_string(), "4"])
+        .stdout(log("app.out"))
+        .stderr(log("app.err"))
+        .spawn()
+        .unwrap();
+    let url = format!("net://{addr}/host/{hostname}/{session}");
+    let live_ht = tmp.path().join("live.ht");
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (url, live_ht) = (url.clone(), live_ht.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(build_loggers(&url, &live_ht));
+        });
+    }
+    let app_ok = app.wait().unwrap().success();
+    // Destroying the session ends the live build.
+    lttng(&home, &["destroy", session]).unwrap();
+    let live_events = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the live build ends after the session is destroyed")
+        .unwrap();
+    assert!(
+        app_ok,
+        "python app failed: {}",
+        std::fs::read_to_string(tmp.path().join("app.err")).unwrap_or_default()
+    );
+    drop(daemons);
+
+    let bt = Command::new("babeltrace2")
+        .arg(&relay_out)
+        .output()
+        .unwrap();
+    assert!(
+        bt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bt.stderr)
+    );
+    let bt_events = bt.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(bt_events, events_wanted, "babeltrace2 on the relay's files");
+    assert_eq!(live_events, bt_events, "events received live");
+
+    let offline_ht = tmp.path().join("offline.ht");
+    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht).unwrap();
+    assert_eq!(off_events, bt_events);
+    let (a, b) = (
+        std::fs::read(&offline_ht).unwrap(),
+        std::fs::read(&live_ht).unwrap(),
+    );
+    assert!(a == b, "live .ht differs from the offline .ht");
+    eprintln!(
+        "live LTTng: {live_events} events received live from {url}, babeltrace2 {bt_events}, .ht of {} bytes equal",
+        a.len()
+    );
+}
