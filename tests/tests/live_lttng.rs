@@ -63,9 +63,13 @@ fn live_kernel_history_equals_offline_through_fake_relay() {
 
 // --- With the real LTTng tools ---
 
+use std::ops::ControlFlow;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sextant_providers::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
 
 use sextant_providers::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
 use sht::{StateSystemBuilder, StateValue};
@@ -107,8 +111,48 @@ impl StateProvider for LoggerProvider {
     }
 }
 
-fn build_loggers(trace: &str, out: &Path) -> Result<u64, String> {
+/// Delegates to a source and records, per event, how late it arrives: wall clock
+/// at delivery minus the event's timestamp (LTTng clocks are offset to the epoch).
+struct Timed(Box<dyn EventSource>, Arc<Mutex<Vec<i64>>>);
+
+impl EventSource for Timed {
+    fn info(&self) -> TraceInfo {
+        self.0.info()
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.0.class_names()
+    }
+    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+        self.0.resolve(class, field)
+    }
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        work_done: &AtomicU64,
+    ) -> Result<(), SourceError> {
+        let lags = self.1.clone();
+        self.0.run(
+            &mut |ev| {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i64);
+                lags.lock().unwrap().push(now - ev.timestamp());
+                visit(ev)
+            },
+            work_done,
+        )
+    }
+}
+
+fn build_loggers(
+    trace: &str,
+    out: &Path,
+    lags: Option<Arc<Mutex<Vec<i64>>>>,
+) -> Result<u64, String> {
     let mut source = sources::open(&[PathBuf::from(trace)]).map_err(|e| format!("{trace}: {e}"))?;
+    if let Some(l) = lags {
+        source = Box::new(Timed(source, l));
+    }
     let analyses = vec![Analysis {
         provider: Box::new(LoggerProvider),
         output: Output::file(out),
@@ -299,10 +343,11 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     let url = format!("net://{addr}/host/{hostname}/{session}");
     let live_ht = tmp.path().join("live.ht");
     let (tx, rx) = std::sync::mpsc::channel();
+    let lags = Arc::new(Mutex::new(Vec::new()));
     {
-        let (url, live_ht) = (url.clone(), live_ht.clone());
+        let (url, live_ht, lags) = (url.clone(), live_ht.clone(), lags.clone());
         std::thread::spawn(move || {
-            let _ = tx.send(build_loggers(&url, &live_ht));
+            let _ = tx.send(build_loggers(&url, &live_ht, Some(lags)));
         });
     }
     let app_ok = app.wait().unwrap().success();
@@ -333,15 +378,23 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     assert_eq!(live_events, bt_events, "events received live");
 
     let offline_ht = tmp.path().join("offline.ht");
-    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht).unwrap();
+    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht, None).unwrap();
     assert_eq!(off_events, bt_events);
     let (a, b) = (
         std::fs::read(&offline_ht).unwrap(),
         std::fs::read(&live_ht).unwrap(),
     );
     assert!(a == b, "live .ht differs from the offline .ht");
+    // Delivery lag with a 1 s live timer (a figure, not a test: see BENCHMARKS.md).
+    let mut lags = lags.lock().unwrap().clone();
+    lags.sort_unstable();
+    let pct = |p: usize| lags[(lags.len() - 1) * p / 100] as f64 / 1e9;
     eprintln!(
-        "live LTTng: {live_events} events received live from {url}, babeltrace2 {bt_events}, .ht of {} bytes equal",
-        a.len()
+        "live LTTng: {live_events} events received live from {url}, babeltrace2 {bt_events}, \
+         .ht of {} bytes equal; delivery lag p50 {:.3} s, p95 {:.3} s, max {:.3} s",
+        a.len(),
+        pct(50),
+        pct(95),
+        pct(100)
     );
 }
