@@ -13,6 +13,7 @@ mod gen;
 mod history;
 mod serve;
 mod sync;
+mod top;
 mod xml;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
     Stats(events::StatsArgs),
+    /// Follow an LTTng live session (net://HOST[:PORT]/host/HOSTNAME/SESSION): a live summary.
+    Top(top::TopArgs),
 }
 
 /// Output piped into a program that stops reading (`sextant events t | head`) ends
@@ -87,6 +90,7 @@ fn main() {
         Command::GenTrace(a) => gen::run(a),
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),
+        Command::Top(a) => top::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.
