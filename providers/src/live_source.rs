@@ -22,6 +22,8 @@ pub fn is_live_url(s: &str) -> bool {
 pub struct LiveSource {
     session: LiveSession,
     stop: Arc<AtomicBool>,
+    /// Why the input ended early, if it did.
+    ended_early: Option<String>,
 }
 
 impl LiveSource {
@@ -31,6 +33,7 @@ impl LiveSource {
         Ok(LiveSource {
             session: LiveSession::open(&url, opts)?,
             stop: Arc::new(AtomicBool::new(false)),
+            ended_early: None,
         })
     }
 
@@ -104,17 +107,33 @@ impl EventSource for LiveSource {
         work_done: &AtomicU64,
     ) -> Result<(), SourceError> {
         let stop = self.stop.clone();
-        self.session.run(
+        let mut delivered = 0u64;
+        let mut last_ns = None;
+        let r = self.session.run(
             &mut |ev| {
+                delivered += 1;
+                last_ns = Some(ev.timestamp());
                 work_done.fetch_add(1, Ordering::Relaxed);
                 visit(&LiveEvent(ev))
             },
             &stop,
-        )?;
-        Ok(())
+        );
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if delivered > 0 => {
+                self.ended_early = Some(format!(
+                    "live session ended early: {e}; the history stops after {delivered} events (last at {} ns)",
+                    last_ns.unwrap_or_default()
+                ));
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.session.warnings()
+        let mut w = self.session.warnings();
+        w.extend(self.ended_early.clone());
+        w
     }
 }

@@ -398,3 +398,58 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         pct(100)
     );
 }
+
+/// A relay that disconnects or is destroyed mid-stream leaves a closed, readable
+/// history of what arrived, shorter than the full one; the failure is a warning.
+#[test]
+fn live_partial_session_keeps_a_consistent_history() {
+    use sextant_trace::live::fake::Fault;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let cfg = GenConfig {
+        limit: GenLimit::Events(200_000),
+        cpus: 2,
+        threads: 40,
+        seed: 5,
+        hostname: "live-host".into(),
+        ..Default::default()
+    };
+    let gen = generate(&dir, &cfg, None).unwrap();
+    assert!(gen.packets >= 6, "{} packets", gen.packets);
+    let full = tmp.path().join("full.ht");
+    build_kernel(dir.to_str().unwrap(), &full);
+    let full_end = sht::HistoryTreeReader::open(&full, None)
+        .unwrap()
+        .end_time();
+    let half = gen.packets as u32 / 2;
+    // Commands: connect, create, list, attach, metadata x2, then index/packet pairs.
+    for (fault, why) in [
+        (Fault::CloseAt(6 + half * 2), "closed the connection"),
+        (Fault::DestroyAfterPackets(half), ""),
+    ] {
+        let relay = FakeRelay::start(
+            &dir,
+            FakeConfig {
+                fault,
+                hostname: "live-host".into(),
+                session: "s".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let out = tmp.path().join("partial.ht");
+        let url = relay.url("live-host", "s");
+        let mut source = sources::open(&[PathBuf::from(&url)]).unwrap();
+        let analyses = vec![Analysis {
+            provider: Box::new(KernelStateProvider::new()),
+            output: Output::file(&out),
+        }];
+        let (report, _) = build(&mut *source, analyses, &BuildOptions::default()).unwrap();
+        assert!(report.events > 0 && report.events < gen.events, "{fault:?}");
+        let warned = report.warnings.iter().any(|w| w.contains("ended early"));
+        assert_eq!(warned, !why.is_empty(), "{fault:?}: {:?}", report.warnings);
+        assert!(why.is_empty() || report.warnings.iter().any(|w| w.contains(why)));
+        let r = sht::HistoryTreeReader::open(&out, None).unwrap();
+        assert!(r.end_time() < full_end, "{fault:?}");
+    }
+}
