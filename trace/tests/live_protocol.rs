@@ -102,13 +102,18 @@ fn live_session_delivers_every_event_in_file_order() {
     trace(&dir, 20_000, 4);
     let want = offline(&dir);
     assert!(want.len() >= 20_000);
-    for (retry_first, beacons, chunk) in [(false, false, 0), (true, true, 700)] {
+    for (retry_first, beacons, chunk, pause) in [
+        (false, false, 0, false),
+        (true, true, 700, false),
+        (false, true, 1000, true),
+    ] {
         let relay = FakeRelay::start(
             &dir,
             FakeConfig {
                 retry_first,
                 beacons,
                 metadata_chunk: chunk,
+                metadata_pause: pause,
                 ..cfg(Fault::None)
             },
         )

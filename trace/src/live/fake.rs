@@ -41,6 +41,9 @@ pub struct FakeConfig {
     pub beacons: bool,
     /// The metadata is sent in chunks of this many bytes (0: in one reply).
     pub metadata_chunk: usize,
+    /// After the first metadata chunk, answer "no new metadata" once (the tracer has
+    /// not written the rest yet).
+    pub metadata_pause: bool,
     pub hostname: String,
     pub session: String,
 }
@@ -113,6 +116,7 @@ impl FakeRelay {
             cfg,
             metadata,
             metadata_sent: 0,
+            metadata_paused: false,
             streams,
             commands: 0,
             packets_served: 0,
@@ -154,6 +158,7 @@ struct State {
     cfg: FakeConfig,
     metadata: Vec<u8>,
     metadata_sent: usize,
+    metadata_paused: bool,
     streams: Vec<Stream>,
     commands: u32,
     packets_served: u32,
@@ -251,10 +256,14 @@ impl State {
                 }
                 6 => {
                     let left = &self.metadata[self.metadata_sent..];
-                    let take = match self.cfg.metadata_chunk {
+                    let mut take = match self.cfg.metadata_chunk {
                         0 => left.len(),
                         c => c.min(left.len()),
                     };
+                    if self.cfg.metadata_pause && self.metadata_sent > 0 && !self.metadata_paused {
+                        self.metadata_paused = true;
+                        take = 0;
+                    }
                     let status: u32 = if bad {
                         99
                     } else if take == 0 {

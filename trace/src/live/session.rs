@@ -196,19 +196,29 @@ impl LiveSession {
             }
             let has_data = all.iter().any(|s| !s.is_metadata);
             let mut parsed = Vec::new();
+            // Metadata may stop mid-declaration while the tracer is still writing it:
+            // a parse error is final only when the wait is over.
+            let mut parse_error = None;
             for (tid, _, bytes) in &metas {
                 if bytes.is_empty() {
                     continue;
                 }
                 let dir = PathBuf::from(format!("{url}/trace{tid}"));
-                let md = metadata::parse_bytes(&dir.join("metadata"), bytes)?;
-                parsed.push(CtfTrace::from_metadata(&dir, &dir.join("metadata"), md)?);
+                let md = metadata::parse_bytes(&dir.join("metadata"), bytes)
+                    .and_then(|md| CtfTrace::from_metadata(&dir, &dir.join("metadata"), md));
+                match md {
+                    Ok(t) => parsed.push(t),
+                    Err(e) => parse_error = Some(e),
+                }
             }
             let classes: usize = parsed.iter().map(|t| t.classes.len()).sum();
             if has_data && classes > 0 && parsed.len() == metas.len() {
                 break parsed;
             }
             if Instant::now() >= deadline {
+                if let Some(e) = parse_error {
+                    return Err(e.into());
+                }
                 return Err(session_err(format!(
                     "no data streams with event classes after {} s",
                     opts.setup_timeout.as_secs()
@@ -310,8 +320,10 @@ impl LiveSession {
                 fetch_metadata(&mut self.client, t.metadata_stream, &mut t.metadata)?;
                 if t.metadata.len() != before {
                     let path = PathBuf::from(format!("{}/metadata", self.url));
-                    let md = metadata::parse_bytes(&path, &t.metadata)?;
-                    let n = md.events.len();
+                    // Only counted here; a text cut mid-declaration is read again with
+                    // the next update.
+                    let n =
+                        metadata::parse_bytes(&path, &t.metadata).map_or(0, |md| md.events.len());
                     if n > t.classes {
                         self.warnings.push(format!(
                             "{}: {} event classes were added after attaching; their events end their stream",
