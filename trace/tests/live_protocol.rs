@@ -237,3 +237,27 @@ fn live_unknown_session_and_bad_urls() {
         Err(LiveError::Connect { .. } | LiveError::Closed { .. })
     ));
 }
+
+#[test]
+fn live_streams_announced_later_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    trace(&dir, 50_000, 4);
+    let mut want = offline(&dir);
+    let relay = FakeRelay::start(
+        &dir,
+        FakeConfig {
+            late_streams: true,
+            ..cfg(Fault::None)
+        },
+    )
+    .unwrap();
+    let (mut got, r) = live(&relay);
+    assert!(r.unwrap());
+    // Events of the first stream may come before the late streams are known: same
+    // events, order aside.
+    want.sort();
+    got.sort();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+}

@@ -44,6 +44,9 @@ pub struct FakeConfig {
     /// After the first metadata chunk, answer "no new metadata" once (the tracer has
     /// not written the rest yet).
     pub metadata_pause: bool,
+    /// Only the first data stream is announced at attach; the others come with the
+    /// "new streams" flag once its first packet was served.
+    pub late_streams: bool,
     pub hostname: String,
     pub session: String,
 }
@@ -117,6 +120,7 @@ impl FakeRelay {
             metadata,
             metadata_sent: 0,
             metadata_paused: false,
+            announced: 0,
             streams,
             commands: 0,
             packets_served: 0,
@@ -159,6 +163,8 @@ struct State {
     metadata: Vec<u8>,
     metadata_sent: usize,
     metadata_paused: bool,
+    /// Data streams announced so far.
+    announced: usize,
     streams: Vec<Stream>,
     commands: u32,
     packets_served: u32,
@@ -245,11 +251,16 @@ impl State {
                         })
                         .to_be_bytes(),
                     );
-                    let n = if ok { self.streams.len() as u32 + 1 } else { 0 };
+                    self.announced = if self.cfg.late_streams {
+                        1.min(self.streams.len())
+                    } else {
+                        self.streams.len()
+                    };
+                    let n = if ok { self.announced as u32 + 1 } else { 0 };
                     out.extend_from_slice(&n.to_be_bytes());
                     if ok {
                         stream_entry(&mut out, METADATA_STREAM, true, "metadata");
-                        for (i, st) in self.streams.iter().enumerate() {
+                        for (i, st) in self.streams[..self.announced].iter().enumerate() {
                             stream_entry(&mut out, i as u64, false, &st.name);
                         }
                     }
@@ -280,8 +291,21 @@ impl State {
                 }
                 7 => {
                     let destroyed = matches!(self.cfg.fault, Fault::DestroyAfterPackets(k) if self.packets_served >= k);
-                    out.extend_from_slice(&(if destroyed { 4u32 } else { 2 }).to_be_bytes());
-                    out.extend_from_slice(&0u32.to_be_bytes());
+                    let late = self.streams.len() - self.announced;
+                    if destroyed {
+                        out.extend_from_slice(&4u32.to_be_bytes());
+                        out.extend_from_slice(&0u32.to_be_bytes());
+                    } else if late > 0 && self.packets_served > 0 {
+                        out.extend_from_slice(&1u32.to_be_bytes());
+                        out.extend_from_slice(&(late as u32).to_be_bytes());
+                        for i in self.announced..self.streams.len() {
+                            stream_entry(&mut out, i as u64, false, &self.streams[i].name);
+                        }
+                        self.announced = self.streams.len();
+                    } else {
+                        out.extend_from_slice(&2u32.to_be_bytes());
+                        out.extend_from_slice(&0u32.to_be_bytes());
+                    }
                 }
                 4 => {
                     let id = arg(0) as usize;
@@ -326,8 +350,13 @@ impl State {
                     for v in idx {
                         out.extend_from_slice(&v.to_be_bytes());
                     }
+                    let flags = if self.announced < self.streams.len() && self.packets_served > 0 {
+                        2u32
+                    } else {
+                        0
+                    };
                     out.extend_from_slice(&status.to_be_bytes());
-                    out.extend_from_slice(&0u32.to_be_bytes());
+                    out.extend_from_slice(&flags.to_be_bytes());
                     debug_assert_eq!(out.len(), INDEX_LEN);
                 }
                 5 => {
