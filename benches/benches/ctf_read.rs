@@ -44,7 +44,10 @@ fn read(dir: &Path, all_fields: bool) -> (u64, i64) {
                     acc = acc.wrapping_add(match a {
                         Access::Int => ev.int(*h).unwrap_or(0),
                         Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
-                        Access::Other => ev.value(*h).is_some() as i64,
+                        Access::Other => match ev.array_len(*h) {
+                            Some(n) => (0..n).map(|k| ev.array_int(*h, k).unwrap_or(0)).sum(),
+                            None => ev.value(*h).is_some() as i64,
+                        },
                     });
                 }
             }

@@ -12,6 +12,7 @@ use serde_json::json;
 use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output, Progress};
 use sextant_providers::stub_source::StubSource;
 use sextant_trace::custom_xml::CustomXmlDefinition;
+use sextant_trace::sync::{SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
 
 use crate::format;
 
@@ -40,6 +41,11 @@ pub struct BuildArgs {
     /// of the OpenStack XML analyses; several logs form one experiment.
     #[arg(long, value_name = "FILE")]
     parser: Option<PathBuf>,
+    /// Clock synchronization of traces from several hosts: `auto` (match network
+    /// packets, computed once and saved beside the histories as sextant-sync.json),
+    /// `off`, or a file written by `sextant sync -o`.
+    #[arg(long, value_name = "auto|off|FILE", default_value = "auto")]
+    sync: SyncMode,
     /// Which definition of the --parser file (its name; needed when it holds several).
     #[arg(long, value_name = "NAME", requires = "parser")]
     parser_name: Option<String>,
@@ -136,6 +142,24 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
     }
 }
 
+fn describe_sync(a: &SyncApplied) -> String {
+    match &a.origin {
+        SyncOrigin::Off => "off".into(),
+        SyncOrigin::SingleHost => "one host".into(),
+        SyncOrigin::Loaded(p) => format!("formulas read from {}", p.display()),
+        SyncOrigin::Computed => match &a.result {
+            Some(r) if r.is_synchronized() => {
+                format!("computed by packet matching ({} matches)", r.matches)
+            }
+            Some(r) => format!(
+                "not synchronized: no usable packet matches ({} matches)",
+                r.matches
+            ),
+            None => "computed".into(),
+        },
+    }
+}
+
 /// Logs read with a custom XML parser definition, as one experiment.
 fn custom_xml_source(
     parser: &Path,
@@ -221,9 +245,26 @@ pub fn run(args: BuildArgs) -> Result<()> {
 
     let mut source = match &args.parser {
         Some(parser) => custom_xml_source(parser, args.parser_name.as_deref(), &args.traces)?,
-        None => sextant_providers::sources::open(&args.traces)
+        None => {
+            // Saved formulas live with the histories when they have a folder of their own.
+            let saved = paths[0]
+                .parent()
+                .filter(|_| {
+                    args.workspace.is_some() || args.output.as_ref().is_some_and(|o| o.is_dir())
+                })
+                .map(|dir| dir.join(SAVED_SYNC_FILE));
+            let (source, applied) = sextant_providers::sources::open_synchronized(
+                &args.traces,
+                &args.sync,
+                saved.as_deref(),
+            )
             .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("opening the trace")?,
+            .context("opening the trace")?;
+            if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
+                eprintln!("synchronization: {}", describe_sync(&a));
+            }
+            source
+        }
     };
 
     let options = BuildOptions::default();

@@ -36,6 +36,13 @@ pub struct GenTraceArgs {
     /// Time of the first event, in ns since the Unix epoch
     #[arg(long)]
     start_ns: Option<u64>,
+    /// KVM host mode: this many QEMU processes whose vCPU threads enter and leave
+    /// their guests (kvm_x86_entry/kvm_x86_exit; events get pid/tid contexts)
+    #[arg(long, default_value_t = 0)]
+    vms: u32,
+    /// vCPU threads per VM (with --vms)
+    #[arg(long, default_value_t = 2)]
+    vcpus: u32,
     /// Replace OUT if it is an existing trace directory (or empty)
     #[arg(long)]
     force: bool,
@@ -92,6 +99,8 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
         hostname: a.hostname,
         start_ns: a.start_ns.unwrap_or(defaults.start_ns),
         replace_existing: a.force,
+        vms: a.vms,
+        vcpus_per_vm: a.vcpus,
     };
     if a.out.exists() && !a.force {
         bail!(
@@ -131,6 +140,8 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
             "last_event_ns": report.last_event_ns,
             "counts": report.counts,
             "seed": cfg.seed,
+            "vms": cfg.vms,
+            "vcpus_per_vm": cfg.vcpus_per_vm,
             "elapsed_s": elapsed.as_secs_f64(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -14,6 +14,7 @@ mod history;
 mod serve;
 mod sync;
 mod top;
+mod vm_report;
 mod xml;
 
 use clap::{Parser, Subcommand};
@@ -61,6 +62,8 @@ enum Command {
     Stats(events::StatsArgs),
     /// Follow an LTTng live session (net://HOST[:PORT]/host/HOSTNAME/SESSION): a live summary.
     Top(top::TopArgs),
+    /// One VM across layers: Nova states, requests across services, QEMU migration.
+    VmReport(vm_report::VmReportArgs),
 }
 
 /// Output piped into a program that stops reading (`sextant events t | head`) ends
@@ -91,6 +94,7 @@ fn main() {
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),
         Command::Top(a) => top::run(a),
+        Command::VmReport(a) => vm_report::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

@@ -119,3 +119,45 @@ fn custom_xml_logs_run_xml_analyses() {
     assert_eq!(summary["events"].as_u64().unwrap() as usize, records);
     assert!(dir.path().join("out").is_file());
 }
+
+#[test]
+fn a_multi_host_experiment_is_synchronized_once_and_the_formulas_reused() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    let ctf = shared.join("traces/ctf");
+    let (src, dest) = (ctf.join("scp_src/ctf"), ctf.join("scp_dest/ctf"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let args = [
+        "build",
+        src.to_str().unwrap(),
+        dest.to_str().unwrap(),
+        "-a",
+        "kernel",
+        "-o",
+        "out",
+    ];
+    let first = sextant(&args, dir.path());
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("46 matches"), "{}", text(&first));
+    let saved = dir.path().join("out/sextant-sync.json");
+    assert!(saved.is_file());
+    let second = sextant(&args, dir.path());
+    assert!(
+        text(&second).contains("formulas read from"),
+        "{}",
+        text(&second)
+    );
+    // The same formulas give the same history.
+    let ht = dir
+        .path()
+        .join("out/org.eclipse.tracecompass.analysis.os.linux.kernel.ht");
+    let again = std::fs::read(&ht).unwrap();
+    let off = sextant(
+        &[&args[..5], &["--sync", "off", "-o", "off.ht"]].concat(),
+        dir.path(),
+    );
+    assert!(off.status.success(), "{}", text(&off));
+    assert_ne!(std::fs::read(dir.path().join("off.ht")).unwrap(), again);
+}

@@ -12,13 +12,18 @@
 //!
 //! Data flow: [`sources::open`] (CTF experiment or XML stub trace) ->
 //! [`pipeline::build`] -> providers from [`native_registry`]
-//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`]) ->
+//! ([`kernel::KernelStateProvider`], [`diskio::DiskIoStateProvider`], [`vm`],
+//! [`openstack`], [`qemu_migration`], [`ovs`]) ->
 //! `sht` state systems and `.ht` files.
 
 pub mod diskio;
 pub mod kernel;
 pub mod live_source;
+pub mod openstack;
+pub mod ovs;
 pub mod pipeline;
+pub mod pydict;
+pub mod qemu_migration;
 pub mod sources;
 pub mod stub_source;
 #[cfg(test)]
@@ -231,6 +236,7 @@ pub fn native_registry() -> Registry {
         Box::new(diskio::DiskIoStateProvider::new())
     });
     register_vm(&mut r);
+    register_openstack(&mut r);
     r
 }
 
@@ -253,6 +259,37 @@ pub fn register_vm(registry: &mut Registry) {
         Box::new(vm::nested::NestedVcpuProvider::new())
     });
 }
+
+// ---- OpenStack, QEMU live migration, Open vSwitch (issue 6) ----
+
+/// Registers the cloud-layer analyses of the Bationo 2016 thesis: `nova` (VM
+/// states), `nova-services`, `neutron`, `cinder`, `qemu-migration`, `ovs`
+/// (per-packet path) and `ovs-path` (the Java-compatible global rows).
+pub fn register_openstack(registry: &mut Registry) {
+    registry.register("nova", openstack::nova::ID, || {
+        Box::new(openstack::nova::NovaVmStateProvider::new())
+    });
+    registry.register("nova-services", openstack::nova_services::ID, || {
+        Box::new(openstack::nova_services::NovaServicesProvider::new())
+    });
+    registry.register("neutron", openstack::neutron::ID, || {
+        Box::new(openstack::neutron::NeutronProvider::new())
+    });
+    registry.register("cinder", openstack::cinder::ID, || {
+        Box::new(openstack::cinder::CinderProvider::new())
+    });
+    registry.register("qemu-migration", qemu_migration::ID, || {
+        Box::new(qemu_migration::QemuMigrationProvider::new())
+    });
+    registry.register("ovs", ovs::PACKETS_ID, || {
+        Box::new(ovs::OvsPacketsProvider::new())
+    });
+    registry.register("ovs-path", ovs::PATH_ID, || {
+        Box::new(ovs::OvsPathProvider::new())
+    });
+}
+
+// ---- end of the OpenStack block ----
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,21 @@ use std::sync::atomic::AtomicU64;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let touch = a.get(2).is_some_and(|s| s == "touch");
+    if a.get(2).is_some_and(|s| s == "open") {
+        let t0 = std::time::Instant::now();
+        for _ in 0..20 {
+            let e = Experiment::open(&[&a[1]]).unwrap();
+            std::hint::black_box(e.class_count());
+        }
+        println!(
+            "open: {:.2} ms wall each",
+            t0.elapsed().as_secs_f64() * 1e3 / 20.0
+        );
+        return;
+    }
+    let t0 = std::time::Instant::now();
     let mut exp = Experiment::open(&[&a[1]]).unwrap();
+    println!("open: {:.1} ms wall", t0.elapsed().as_secs_f64() * 1e3);
     let handles: Vec<Vec<(FieldHandle, Access)>> = (0..exp.class_count())
         .map(|c| {
             let c = ClassId(c);
@@ -29,7 +43,12 @@ fn main() {
             })
             .unwrap_or(0)
     };
-    for _ in 0..3 {
+    let runs = if std::env::var_os("ONCE").is_some() {
+        1
+    } else {
+        3
+    };
+    for _ in 0..runs {
         let t = std::time::Instant::now();
         let c0 = cpu();
         let mut n = 0u64;
@@ -42,7 +61,10 @@ fn main() {
                         acc = acc.wrapping_add(match a {
                             Access::Int => ev.int(*h).unwrap_or(0),
                             Access::Text => ev.string(*h).map_or(0, |s| s.len() as i64),
-                            Access::Other => ev.value(*h).is_some() as i64,
+                            Access::Other => match ev.array_len(*h) {
+                                Some(n) => (0..n).map(|k| ev.array_int(*h, k).unwrap_or(0)).sum(),
+                                None => ev.value(*h).is_some() as i64,
+                            },
                         });
                     }
                 }

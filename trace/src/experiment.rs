@@ -48,6 +48,42 @@ struct FieldDesc {
     class: ClassId,
     kind: FieldKind,
     access: Access,
+    /// Byte-aligned little-endian 8/16/32/64-bit integer of a fixed layout: read with
+    /// one load (scope, byte offset, width in bytes; width 0: not such a field).
+    fast: FastInt,
+    /// The field's (first) slot, for its kind.
+    slot: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FastInt {
+    scope: u8,
+    width: u8,
+    signed: bool,
+    byte_off: u32,
+}
+
+impl FastInt {
+    fn of(kind: &FieldKind) -> FastInt {
+        match *kind {
+            FieldKind::Static {
+                scope,
+                field:
+                    StaticField::Int {
+                        off,
+                        size,
+                        signed,
+                        be: false,
+                    },
+            } if off % 8 == 0 && matches!(size, 8 | 16 | 32 | 64) => FastInt {
+                scope,
+                width: size / 8,
+                signed,
+                byte_off: off / 8,
+            },
+            _ => FastInt::default(),
+        }
+    }
 }
 
 /// Which accessor reads a field: [`Event::int`], [`Event::string`], or only
@@ -165,6 +201,7 @@ impl Experiment {
                         SlotKind::Str | SlotKind::Text => Access::Text,
                         _ => Access::Other,
                     };
+                    let first = slots[0];
                     let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
                         ([_], Some(Some((scope, field)))) => FieldKind::Static {
                             scope: *scope,
@@ -175,6 +212,12 @@ impl Experiment {
                     };
                     fields.push(FieldDesc {
                         class: id,
+                        slot: first,
+                        fast: if access == Access::Int {
+                            FastInt::of(&kind)
+                        } else {
+                            FastInt::default()
+                        },
                         kind,
                         access,
                     });
@@ -196,6 +239,8 @@ impl Experiment {
                     class: lost_id,
                     kind: k,
                     access: Access::Int,
+                    fast: FastInt::default(),
+                    slot: 0,
                 });
                 fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
             }
@@ -658,6 +703,22 @@ impl<'a> Event<'a> {
         if d.class != self.class || d.access != Access::Int {
             return None;
         }
+        let fast = d.fast;
+        if fast.width != 0 {
+            // Fixed layouts start on a byte (scope start is byte-aligned).
+            let at = (self.cursor.scope_start[fast.scope as usize] / 8) as usize
+                + fast.byte_off as usize;
+            let b = self.data.get(at..at + fast.width as usize)?;
+            return Some(match (fast.width, fast.signed) {
+                (1, false) => b[0] as i64,
+                (1, true) => b[0] as i8 as i64,
+                (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
+                (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
+                (4, false) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                (4, true) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            });
+        }
         match &d.kind {
             // The common case (fixed-layout integer) read straight from the bytes.
             FieldKind::Static {
@@ -697,13 +758,55 @@ impl<'a> Event<'a> {
         let (_, sl) = self.current_slot(d)?;
         let data = self.cursor_data();
         let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-        let b = match b.iter().position(|&c| c == 0) {
+        let b = match crate::ctf::decode::find_nul(b) {
             Some(n) => &b[..n],
             None => b,
         };
+        if b.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8 (the common case: names, comms, paths).
+            return Some(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         Some(match std::str::from_utf8(b) {
             Ok(s) => s,
             Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        })
+    }
+
+    /// Number of elements of an array or sequence field of scalars (None for other fields).
+    #[inline]
+    pub fn array_len(&self, f: FieldHandle) -> Option<usize> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Other {
+            return None;
+        }
+        match self.slot_kind(d.slot)? {
+            SlotKind::ScalarArray { .. } => Some(self.current_slot(d)?.1.len as usize),
+            _ => None,
+        }
+    }
+
+    /// Element `i` of an array or sequence of integers (u64 values as i64 bits), without
+    /// allocating; None past the end or for other fields.
+    #[inline]
+    pub fn array_int(&self, f: FieldHandle, i: usize) -> Option<i64> {
+        let d = self.exp_fields.get(f.0 as usize)?;
+        if d.class != self.class || d.access != Access::Other {
+            return None;
+        }
+        let SlotKind::ScalarArray { elem, stride } = self.slot_kind(d.slot)? else {
+            return None;
+        };
+        let (_, sl) = self.current_slot(d)?;
+        if elem.float || i >= sl.len as usize {
+            return None;
+        }
+        let pos = sl.v + i as u64 * *stride as u64;
+        let raw = crate::ctf::decode::read_bits(self.data, pos, elem.size as u32, elem.be);
+        Some(if elem.signed && elem.size < 64 {
+            let sh = 64 - elem.size as u32;
+            ((raw << sh) as i64) >> sh
+        } else {
+            raw as i64
         })
     }
 
@@ -716,14 +819,7 @@ impl<'a> Event<'a> {
         match &d.kind {
             FieldKind::LostCount => self.lost().map(|l| Value::UInt(l.0)),
             FieldKind::LostDuration => self.lost().map(|l| Value::Int(l.1)),
-            FieldKind::Static { .. } => {
-                // Find the slot index of this static field for its kind.
-                let cl = self.trace.classes.get(self.cursor.cur.class as usize)?;
-                let s = cl.static_slots.iter().position(|x| {
-                    matches!((x, &d.kind), (Some((a, fa)), FieldKind::Static { scope, field }) if a == scope && fa == field)
-                })?;
-                self.slot_value(s as u32)
-            }
+            FieldKind::Static { .. } => self.slot_value(d.slot),
             _ => self.slot_value(self.current_slot(d)?.0),
         }
     }
@@ -757,7 +853,7 @@ impl<'a> Event<'a> {
             SlotKind::Float => Value::Float(float_of(sl.v, self.float_size(s))),
             SlotKind::Str | SlotKind::Text => {
                 let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
-                let b = match b.iter().position(|&c| c == 0) {
+                let b = match crate::ctf::decode::find_nul(b) {
                     Some(n) => &b[..n],
                     None => b,
                 };

@@ -388,3 +388,24 @@ fn content_size_past_packet_size_is_an_error() {
     assert_eq!(offset, 0);
     assert!(reason.contains("exceeds packet size"), "{reason}");
 }
+
+#[test]
+fn a_bad_stream_is_reported_once_with_a_time_range_too() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let (_tmp, dir) = copy_trace(&shared, "glxgears-cyg-profile");
+    std::fs::remove_dir_all(dir.join("index")).ok();
+    let file = dir.join("channel0_1");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0xff; // magic of the first packet
+    std::fs::write(&file, bytes).unwrap();
+    let mut exp = Experiment::open(&[&dir]).unwrap();
+    exp.set_time_range(Some(0), None);
+    exp.for_each(&mut |_| ControlFlow::Continue(()), &AtomicU64::new(0))
+        .unwrap();
+    assert_eq!(exp.errors().len(), 1, "{:?}", exp.warnings());
+    assert!(
+        matches!(&exp.errors()[0], TraceError::Stream { path, offset: 0, .. } if *path == file)
+    );
+}

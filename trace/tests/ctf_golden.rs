@@ -211,3 +211,58 @@ fn lttng_headers_are_recognised() {
     assert_eq!(kind("bug446190"), HeaderKind::Generic);
     assert_eq!(kind("flipping-endianness"), HeaderKind::Generic);
 }
+
+/// Arrays and sequences of integers read element by element without allocation equal
+/// the golden lists (hello-lost `arrfield1`, `seqfield1`).
+#[test]
+fn array_elements_read_without_allocation() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let golden: J = serde_json::from_str(
+        &std::fs::read_to_string(shared.join("golden/ctf/hello-lost/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exp =
+        Experiment::open(&[trace_path(&shared, golden["trace"].as_str().unwrap())]).unwrap();
+    let class = (0..exp.class_count())
+        .map(ClassId)
+        .find(|c| exp.class_name(*c) == "ust_tests_hello:tptest")
+        .unwrap();
+    let handles: Vec<_> = ["arrfield1", "seqfield1"]
+        .iter()
+        .map(|n| exp.field_handle(class, n).unwrap())
+        .collect();
+    let want = golden["first_events"].as_array().unwrap().clone();
+    let mut i = 0;
+    exp.for_each(
+        &mut |ev| {
+            if ev.class() != class {
+                return ControlFlow::Continue(());
+            }
+            for (h, name) in handles.iter().zip(["arrfield1", "seqfield1"]) {
+                let n = ev.array_len(*h).unwrap();
+                let got: Vec<i64> = (0..n).map(|k| ev.array_int(*h, k).unwrap()).collect();
+                let w: Vec<i64> = want[i]["fields"][name]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_i64().unwrap())
+                    .collect();
+                assert_eq!(got, w, "event {i} {name}");
+                assert_eq!(ev.array_int(*h, n), None);
+                assert_eq!(ev.value(*h).unwrap().to_json(), want[i]["fields"][name]);
+                assert_eq!(ev.int(*h), None);
+            }
+            i += 1;
+            if i == want.len() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    assert_eq!(i, want.len());
+}

@@ -9,7 +9,9 @@
 //! [`Runtime`] -> `StateSystemBuilder` -> history backend, and patterns also emit
 //! [`Segment`]s. [`build_in_memory`] and [`build_history_tree`] run an analysis
 //! over an XML stub trace; [`provider::XmlProvider`] runs it inside the
-//! `sextant_providers` pipeline (CTF traces, `sextant build --xml`).
+//! `sextant_providers` pipeline (CTF traces, `sextant build --xml`). Pattern
+//! segments end in a [`segstore::SegmentStore`]: in memory, or, above a threshold,
+//! a sorted, indexed segment file written beside the `.ht`.
 
 pub mod compile;
 pub mod dom;
@@ -17,6 +19,7 @@ pub mod js;
 pub mod program;
 pub mod provider;
 pub mod runtime;
+pub mod segstore;
 pub mod validate;
 pub mod view;
 
@@ -28,6 +31,7 @@ use sht::{HtConfig, StateSystem, StateSystemBuilder, StateValue};
 
 pub use program::{AnalysisKind, Program};
 pub use runtime::{EventAccess, RunError, Runtime, Segment};
+pub use segstore::{SegmentStore, SegmentStoreError};
 
 /// Why an XML analysis file cannot be used. Every variant names the file; content
 /// errors name the line and the element.
@@ -134,7 +138,7 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<XmlFile>, XmlError>
 /// start, end, name, content).
 pub struct AnalysisOutput {
     pub state_system: StateSystem,
-    pub segments: Vec<Segment>,
+    pub segments: SegmentStore,
 }
 
 /// A stub event seen through [`EventAccess`].
@@ -201,6 +205,16 @@ pub fn run_on_stub(
     ss: &mut dyn StateSystemBuilder,
 ) -> Result<Vec<Segment>, RunError> {
     let mut rt = Runtime::new(Arc::clone(program), trace.name());
+    run_runtime(&mut rt, program, trace, ss)?;
+    Ok(rt.take_segments())
+}
+
+fn run_runtime(
+    rt: &mut Runtime,
+    program: &Arc<Program>,
+    trace: &XmlStubTrace,
+    ss: &mut dyn StateSystemBuilder,
+) -> Result<(), RunError> {
     for e in trace.events() {
         rt.handle_event(&StubEventAccess { event: e }, ss)?;
     }
@@ -210,8 +224,7 @@ pub fn run_on_stub(
         analysis: program.id.clone(),
         timestamp: end,
         source,
-    })?;
-    Ok(rt.take_segments())
+    })
 }
 
 /// Runs an analysis over a stub trace into an in-memory state system.
@@ -223,7 +236,7 @@ pub fn build_in_memory(
     let segments = run_on_stub(program, trace, &mut ss)?;
     Ok(AnalysisOutput {
         state_system: ss,
-        segments,
+        segments: SegmentStore::Memory(segments),
     })
 }
 
@@ -240,13 +253,33 @@ pub enum BuildError {
     },
 }
 
+/// Where [`build_history_tree`] puts the segment file of the history at `ht_path`:
+/// beside it, with the `.dat` extension Trace Compass gives its segment stores.
+pub fn segment_file_path(ht_path: &Path) -> PathBuf {
+    ht_path.with_extension("dat")
+}
+
 /// Runs an analysis over a stub trace into a `.ht` file at `path` (written under a
 /// temporary name and renamed when complete), with the program's version as the
-/// provider version. Returns the state system opened on the finished file.
+/// provider version. Returns the state system opened on the finished file. More than
+/// [`segstore::DEFAULT_SPILL_THRESHOLD`] segments are written to
+/// [`segment_file_path`]`(path)`.
 pub fn build_history_tree(
     program: &Arc<Program>,
     trace: &XmlStubTrace,
     path: &Path,
+) -> Result<AnalysisOutput, BuildError> {
+    build_history_tree_spilling(program, trace, path, segstore::DEFAULT_SPILL_THRESHOLD)
+}
+
+/// [`build_history_tree`] with the number of segments above which the segment store
+/// is written to disk: at most that many are held in memory during the run (the
+/// rest go to sorted run files, merged into the segment file at the end).
+pub fn build_history_tree_spilling(
+    program: &Arc<Program>,
+    trace: &XmlStubTrace,
+    path: &Path,
+    spill_threshold: usize,
 ) -> Result<AnalysisOutput, BuildError> {
     let file_err = |source| BuildError::File {
         path: path.to_path_buf(),
@@ -255,14 +288,17 @@ pub fn build_history_tree(
     let tmp = path.with_extension("ht.tmp");
     let config = HtConfig::new(trace.start_time().unwrap_or(0), program.version);
     let mut ss = StateSystem::create_history_tree(&tmp, config).map_err(file_err)?;
-    let segments = match run_on_stub(program, trace, &mut ss) {
-        Ok(s) => s,
-        Err(e) => {
-            drop(ss);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
+    let mut rt = Runtime::new(Arc::clone(program), trace.name());
+    rt.spill_segments_to(&segment_file_path(path), spill_threshold);
+    let segments =
+        match run_runtime(&mut rt, program, trace, &mut ss).and_then(|()| rt.finish_segments()) {
+            Ok(s) => s,
+            Err(e) => {
+                drop(ss);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        };
     drop(ss);
     std::fs::rename(&tmp, path).map_err(|source| {
         file_err(sht::Error::Io {

@@ -103,7 +103,9 @@ fn to_sht(e: RunError) -> sht::Error {
     match e {
         RunError::State { source, .. } => source,
         // sht has no variant for interpreter failures; Config carries the message.
-        other @ RunError::Value { .. } => sht::Error::Config(other.to_string()),
+        other @ (RunError::Value { .. } | RunError::Segments { .. }) => {
+            sht::Error::Config(other.to_string())
+        }
     }
 }
 

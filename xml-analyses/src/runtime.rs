@@ -36,6 +36,12 @@ pub enum RunError {
         timestamp: i64,
         message: String,
     },
+    #[error("analysis {analysis}: segments: {source}")]
+    Segments {
+        analysis: String,
+        #[source]
+        source: crate::segstore::SegmentStoreError,
+    },
 }
 
 type R<T> = Result<T, RunError>;
@@ -109,6 +115,8 @@ pub struct Runtime {
     fsms: Vec<FsmRuntime>,
     seen_first: bool,
     segments: Vec<Segment>,
+    /// Where segments go when the store may grow large (else `segments`).
+    spiller: Option<crate::segstore::SegmentSpiller>,
     now: i64,
     /// The dummy scenario of state providers and preconditions.
     dummy: Scenario,
@@ -248,6 +256,7 @@ impl Runtime {
             fsms,
             seen_first: false,
             segments: Vec::new(),
+            spiller: None,
             now: 0,
             dummy: Scenario {
                 ephemeral: true,
@@ -260,13 +269,30 @@ impl Runtime {
         &self.prog
     }
 
+    /// From now on, keeps at most `threshold` segments in memory, the rest in run
+    /// files merged into the segment file at `path` by [`Runtime::finish_segments`].
+    pub fn spill_segments_to(&mut self, path: &std::path::Path, threshold: usize) {
+        self.spiller = Some(crate::segstore::SegmentSpiller::new(path, threshold));
+    }
+
+    /// The segment store: in memory, or the segment file when it spilled.
+    pub fn finish_segments(&mut self) -> R<crate::segstore::SegmentStore> {
+        let Some(mut spiller) = self.spiller.take() else {
+            return Ok(crate::segstore::SegmentStore::Memory(self.take_segments()));
+        };
+        let err = |source| RunError::Segments {
+            analysis: self.prog.id.clone(),
+            source,
+        };
+        for s in std::mem::take(&mut self.segments) {
+            spiller.push(s).map_err(err)?;
+        }
+        spiller.finish().map_err(err)
+    }
+
     pub fn take_segments(&mut self) -> Vec<Segment> {
         let mut s = std::mem::take(&mut self.segments);
-        s.sort_by(|a, b| {
-            (a.start, a.end, &a.name)
-                .cmp(&(b.start, b.end, &b.name))
-                .then_with(|| format!("{:?}", a.content).cmp(&format!("{:?}", b.content)))
-        });
+        crate::segstore::sort_segments(&mut s);
         s
     }
 
@@ -966,12 +992,19 @@ impl Runtime {
             }
         }
         let _ = prog;
-        self.segments.push(Segment {
+        let segment = Segment {
             start,
             end,
             name,
             content,
-        });
+        };
+        match &mut self.spiller {
+            Some(spiller) => spiller.push(segment).map_err(|source| RunError::Segments {
+                analysis: self.prog.id.clone(),
+                source,
+            })?,
+            None => self.segments.push(segment),
+        }
         Ok(())
     }
 

@@ -28,6 +28,9 @@ pub enum ViewAttr {
 pub struct EntryDef {
     /// Regex per level, `*` replaced by `(.*)`.
     pub path: Vec<String>,
+    /// The `path` attribute as written (empty = `*`): `$1`-style references in it
+    /// are replaced when the tree is built, from the ancestors' matches.
+    pub raw_path: String,
     pub analysis_id: Option<String>,
     pub display: Option<Vec<ViewAttr>>,
     pub id: Option<Vec<ViewAttr>>,
@@ -81,6 +84,7 @@ fn entry(el: &Element) -> EntryDef {
     let path = if path.is_empty() { "*" } else { path };
     EntryDef {
         path: path.split('/').map(|p| p.replace('*', "(.*)")).collect(),
+        raw_path: path.to_string(),
         analysis_id: el.attr("analysisId").map(str::to_string),
         display: el.child("display").map(view_element),
         id: el.child("id").map(view_element),
@@ -171,6 +175,9 @@ pub struct TreeEntry {
     pub display: Option<Quark>,
     /// XY: `delta` series.
     pub delta: bool,
+    /// The analysis whose state system holds `display` (an `analysisId` on this entry
+    /// or an ancestor); `None` = the state system the tree was built on.
+    pub analysis_id: Option<String>,
 }
 
 /// A time-graph state: (start, duration, value, label), as Trace Compass's data provider.
@@ -241,29 +248,124 @@ fn entry_range(ss: &dyn StateSystemQuerier, q: Quark) -> (i64, i64) {
     (start, end)
 }
 
+/// Java `Matcher.find` then `replaceFirst` (the path as written if there is no
+/// match): the first match of `re` in `text` is replaced by
+/// `template`, where `$n` is group n (empty if it did not take part) and `\x` is a
+/// literal x; `None` where Java throws (a reference to a group the regex lacks, a
+/// `$` not followed by a digit, a trailing `\`).
+fn java_replace_first(re: &Regex, text: &str, template: &str) -> Option<String> {
+    let Some(caps) = re.captures(text) else {
+        // No match: Trace Compass keeps the path as written.
+        return Some(template.to_string());
+    };
+    let whole = caps.get(0)?;
+    let mut out = String::from(&text[..whole.start()]);
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '$' => {
+                let mut group = chars.next()?.to_digit(10)? as usize;
+                if group >= caps.len() {
+                    return None;
+                }
+                // Java takes further digits while the number stays a valid group.
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    let longer = group * 10 + d as usize;
+                    if longer >= caps.len() {
+                        break;
+                    }
+                    group = longer;
+                    chars.next();
+                }
+                out.push_str(caps.get(group).map_or("", |m| m.as_str()));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(&text[whole.end()..]);
+    Some(out)
+}
+
+/// Full attribute path of `q` (`a/b/c`), as Trace Compass's `getFullAttributePath`.
+fn full_path(ss: &dyn StateSystemQuerier, mut q: Quark) -> String {
+    let mut parts = Vec::new();
+    while q != ROOT_QUARK && q >= 0 {
+        parts.push(ss.attributes().name(q).unwrap_or("").to_string());
+        q = ss.attributes().parent(q).unwrap_or(ROOT_QUARK);
+    }
+    parts.reverse();
+    parts.join("/")
+}
+
+/// State systems of other analyses, by analysis id, for entries with `analysisId`.
+pub type AnalysisLookup<'a> = dyn Fn(&str) -> Option<&'a dyn StateSystemQuerier> + 'a;
+
 struct TreeBuilder<'a> {
-    ss: &'a dyn StateSystemQuerier,
+    lookup_analysis: &'a AnalysisLookup<'a>,
     out: Vec<TreeEntry>,
 }
 
-impl TreeBuilder<'_> {
-    fn expand(&mut self, def: &EntryDef, base: Quark, parent: usize) {
-        let mut level = vec![base];
-        for seg in &def.path {
+/// Where an entry definition is expanded: the state system, the parent entry's
+/// attribute there, the ancestors' concatenated path regex, and which analysis.
+#[derive(Clone)]
+struct Scope<'a> {
+    ss: &'a dyn StateSystemQuerier,
+    base: Quark,
+    prev_regex: String,
+    analysis_id: Option<String>,
+}
+
+impl<'a> TreeBuilder<'a> {
+    fn expand(&mut self, def: &EntryDef, parent_scope: &Scope<'a>, parent: usize) {
+        // An `analysisId` switches to that analysis' state system, from its root.
+        let mut scope = parent_scope.clone();
+        if let Some(id) = &def.analysis_id {
+            let Some(other) = (self.lookup_analysis)(id) else {
+                return;
+            };
+            scope.ss = other;
+            scope.base = ROOT_QUARK;
+            scope.analysis_id = Some(id.clone());
+        }
+        // `$n` in the path: the ancestors' regex is applied to the parent attribute's
+        // full path (in the parent's state system; empty for quark 0 and the root, as
+        // Trace Compass tests `quark > 0`) and its first match replaced by this path.
+        let Ok(prev) = Regex::new(&parent_scope.prev_regex) else {
+            return;
+        };
+        let parent_path = if parent_scope.base > 0 {
+            full_path(parent_scope.ss, parent_scope.base)
+        } else {
+            String::new()
+        };
+        let Some(path) = java_replace_first(&prev, &parent_path, &def.raw_path) else {
+            // Trace Compass's provider throws here; show nothing for this entry.
+            return;
+        };
+        let regex_name = path.replace('*', "(.*)");
+        let child_regex = if parent_scope.prev_regex.is_empty() {
+            regex_name.clone()
+        } else {
+            format!("{}/{regex_name}", parent_scope.prev_regex)
+        };
+        let ss = scope.ss;
+        let mut level = vec![scope.base];
+        for seg in regex_name.split('/') {
             let Ok(re) = Regex::new(&format!("^(?:{seg})$")) else {
                 return;
             };
             level = level
                 .iter()
-                .flat_map(|&q| self.ss.attributes().children_of(q).to_vec())
-                .filter(|&c| self.ss.attributes().name(c).is_ok_and(|n| re.is_match(n)))
+                .flat_map(|&q| ss.attributes().children_of(q).to_vec())
+                .filter(|&c| ss.attributes().name(c).is_ok_and(|n| re.is_match(n)))
                 .collect();
         }
         // (entry index, id, parent id) of this level, for `parent` links below.
         let mut links: Vec<(usize, String, Option<String>)> = Vec::new();
         for q in level {
             let display = match &def.display {
-                Some(d) => match lookup(self.ss, q, d) {
+                Some(d) => match lookup(ss, q, d) {
                     Some(dq) => Some(dq),
                     None => continue, // a display that does not resolve hides the subtree
                 },
@@ -272,15 +374,15 @@ impl TreeBuilder<'_> {
             let name = def
                 .name
                 .as_ref()
-                .and_then(|n| lookup(self.ss, q, n))
-                .and_then(|nq| first_value(self.ss, nq))
+                .and_then(|n| lookup(ss, q, n))
+                .and_then(|nq| first_value(ss, nq))
                 .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| self.ss.attributes().name(q).unwrap_or("").to_string());
-            let (start, end) = entry_range(self.ss, q);
+                .unwrap_or_else(|| ss.attributes().name(q).unwrap_or("").to_string());
+            let (start, end) = entry_range(ss, q);
             let value_of = |p: &Option<Vec<ViewAttr>>| {
                 p.as_ref()
-                    .and_then(|p| lookup(self.ss, q, p))
-                    .and_then(|pq| first_value(self.ss, pq))
+                    .and_then(|p| lookup(ss, q, p))
+                    .and_then(|pq| first_value(ss, pq))
                     .filter(|v| !v.is_empty())
             };
             links.push((
@@ -297,32 +399,55 @@ impl TreeBuilder<'_> {
                 end,
                 display,
                 delta: def.delta,
+                analysis_id: scope.analysis_id.clone(),
             });
+            let child_scope = Scope {
+                ss,
+                base: q,
+                prev_regex: child_regex.clone(),
+                analysis_id: scope.analysis_id.clone(),
+            };
             for c in &def.children {
-                self.expand(c, q, id);
+                self.expand(c, &child_scope, id);
             }
         }
         // An entry whose `parent` names the `id` of an entry of the same level, with
-        // overlapping time ranges, goes under it.
-        for (index, _, parent) in &links {
+        // overlapping time ranges, goes under it. Ids are keys of a map in Trace
+        // Compass: for a repeated id only the last entry is linked or linked to.
+        let last_with_id = |id: &str| links.iter().rev().find(|(_, i, _)| i == id);
+        for (index, id, parent) in &links {
             let Some(parent) = parent else { continue };
+            if last_with_id(id).map(|l| l.0) != Some(*index) {
+                continue;
+            }
             let me = &self.out[*index];
-            let found = links.iter().find(|(other, id, _)| {
-                let o = &self.out[*other];
-                other != index && id == parent && o.start <= me.end && me.start <= o.end
-            });
-            if let Some((other, _, _)) = found {
-                let other = *other;
-                self.out[*index].parent = Some(other);
+            // An entry naming itself as parent is left where it is (no cycles).
+            if let Some(&(other, _, _)) = last_with_id(parent) {
+                let o = &self.out[other];
+                if other != *index && o.start <= me.end && me.start <= o.end {
+                    self.out[*index].parent = Some(other);
+                }
             }
         }
     }
 }
 
 /// The tree of a view over one state system: the trace-name root, then the entries.
+/// Entries with an `analysisId` find nothing (see [`tree_with_analyses`]).
 pub fn tree(view: &ViewDef, ss: &dyn StateSystemQuerier, trace_name: &str) -> Vec<TreeEntry> {
+    tree_with_analyses(view, ss, trace_name, &|_| None)
+}
+
+/// [`tree`], where an entry with `analysisId="A"` (and its sub-entries) is built
+/// from `analyses("A")`'s state system, from its root; an unknown id yields no entries.
+pub fn tree_with_analyses<'a>(
+    view: &ViewDef,
+    ss: &'a dyn StateSystemQuerier,
+    trace_name: &str,
+    analyses: &'a AnalysisLookup<'a>,
+) -> Vec<TreeEntry> {
     let mut b = TreeBuilder {
-        ss,
+        lookup_analysis: analyses,
         out: vec![TreeEntry {
             id: 0,
             parent: None,
@@ -331,10 +456,17 @@ pub fn tree(view: &ViewDef, ss: &dyn StateSystemQuerier, trace_name: &str) -> Ve
             end: ss.current_end_time(),
             display: None,
             delta: false,
+            analysis_id: None,
         }],
     };
+    let scope = Scope {
+        ss,
+        base: ROOT_QUARK,
+        prev_regex: String::new(),
+        analysis_id: None,
+    };
     for e in &view.entries {
-        b.expand(e, ROOT_QUARK, 0);
+        b.expand(e, &scope, 0);
     }
     b.out
 }

@@ -147,21 +147,19 @@ fn check(out: &AnalysisOutput, c: &Json) -> Result<(), String> {
                 .ok_or_else(|| format!("compare {l} {} {r} is false", c["op"]))
         }
         "segment_count" => {
+            let segments = out.segments.all().map_err(|e| e.to_string())?;
             let want = c["count"].as_u64().unwrap() as usize;
-            (out.segments.len() == want)
+            (segments.len() == want)
                 .then_some(())
-                .ok_or_else(|| format!("want {want} segments, got {:?}", out.segments))
+                .ok_or_else(|| format!("want {want} segments, got {segments:?}"))
         }
         "segments" => {
+            let segments = out.segments.all().map_err(|e| e.to_string())?;
             let want = c["segments"].as_array().unwrap();
-            if want.len() != out.segments.len() {
-                return Err(format!(
-                    "want {} segments, got {:?}",
-                    want.len(),
-                    out.segments
-                ));
+            if want.len() != segments.len() {
+                return Err(format!("want {} segments, got {segments:?}", want.len(),));
             }
-            for (w, g) in want.iter().zip(&out.segments) {
+            for (w, g) in want.iter().zip(&segments) {
                 let mismatch = || format!("want {w}, got {g:?}");
                 if w.get("start").is_some_and(|s| s.as_i64() != Some(g.start))
                     || w.get("end").is_some_and(|s| s.as_i64() != Some(g.end))
@@ -186,11 +184,8 @@ fn check(out: &AnalysisOutput, c: &Json) -> Result<(), String> {
         }
         "segments_intersecting" => {
             let t = c["time"].as_i64().unwrap();
-            let first = out
-                .segments
-                .iter()
-                .find(|s| s.start <= t && t <= s.end)
-                .ok_or_else(|| format!("no segment at {t}"))?;
+            let at = out.segments.at(t).map_err(|e| e.to_string())?;
+            let first = at.first().ok_or_else(|| format!("no segment at {t}"))?;
             let w = &c["first"];
             (Some(first.start) == w["start"].as_i64()
                 && Some(first.end - first.start) == w["length"].as_i64())
@@ -198,7 +193,8 @@ fn check(out: &AnalysisOutput, c: &Json) -> Result<(), String> {
             .ok_or_else(|| format!("want {w}, got {first:?}"))
         }
         "segments_first" => {
-            let first = out.segments.first().ok_or("no segment")?;
+            let all = out.segments.all().map_err(|e| e.to_string())?;
+            let first = all.first().ok_or("no segment")?;
             (Some(first.end - first.start) == c["first"]["length"].as_i64())
                 .then_some(())
                 .ok_or_else(|| format!("want {}, got {first:?}", c["first"]))

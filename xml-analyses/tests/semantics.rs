@@ -89,8 +89,9 @@ fn time_conditions_and_segment_times() {
         ]),
     );
     // Only the b at 4 completes (2 ns after entering wait); b at 20 is too late, b at 202 out of range.
-    assert_eq!(out.segments.len(), 1);
-    assert_eq!((out.segments[0].start, out.segments[0].end), (4, 6));
+    let segments = out.segments.all().unwrap();
+    assert_eq!(segments.len(), 1);
+    assert_eq!((segments[0].start, segments[0].end), (4, 6));
     // onentry of wait ran when entering it at 2.
     assert_eq!(value(&out, &["entered"], 2), StateValue::Long(2));
     assert_eq!(value(&out, &["entered"], 10), StateValue::Long(10));

@@ -301,7 +301,7 @@ pub struct ScalarElem {
 pub struct SlotInfo {
     pub scope: Scope,
     /// Member names from the scope root, as written in the metadata.
-    pub path: Vec<String>,
+    pub path: Arc<[String]>,
     pub kind: SlotKind,
     /// True when inside an array element (not addressable by name).
     pub in_array: bool,
@@ -326,7 +326,7 @@ pub struct CompileError(pub String);
 pub struct Compiler<'a> {
     pub slots: Vec<SlotInfo>,
     /// Compiled scopes so far (for references), most recent last.
-    pub scopes: Vec<(Scope, Node)>,
+    pub scopes: Vec<(Scope, Arc<Node>)>,
     trace_order: ByteOrder,
     /// CTF 1.8: well-known field names act as roles.
     by_name: bool,
@@ -370,7 +370,8 @@ impl<'a> Compiler<'a> {
     pub fn compile(&mut self, scope: Scope, ty: Option<&Type>) -> Result<Program, CompileError> {
         let mut prog = Program::default();
         let Some(ty) = ty else {
-            self.scopes.push((scope, Node::Struct(Vec::new())));
+            self.scopes
+                .push((scope, Arc::new(Node::Struct(Vec::new()))));
             prog.fixed = Some(FixedLayout::default());
             return Ok(prog);
         };
@@ -385,7 +386,7 @@ impl<'a> Compiler<'a> {
         prog.top = ops.len() as u32;
         prog.fixed = fixed_layout(&ops);
         prog.ops = ops;
-        self.scopes.push((scope, node));
+        self.scopes.push((scope, Arc::new(node)));
         Ok(prog)
     }
 
@@ -400,7 +401,7 @@ impl<'a> Compiler<'a> {
     fn new_slot(&mut self, ctx: &Ctx, kind: SlotKind) -> u32 {
         self.slots.push(SlotInfo {
             scope: ctx.scope,
-            path: ctx.path.clone(),
+            path: ctx.path.as_slice().into(),
             kind,
             in_array: ctx.in_array,
         });
@@ -1011,7 +1012,7 @@ impl Machine {
                     let start = (*pos / 8) as usize;
                     let lim = ((end / 8) as usize).min(data.len());
                     let hay = data.get(start..lim).unwrap_or(&[]);
-                    let Some(n) = hay.iter().position(|&b| b == 0) else {
+                    let Some(n) = find_nul(hay) else {
                         return Err(DecodeError {
                             pos: *pos,
                             reason: "string not terminated before the end of the packet content"
@@ -1174,6 +1175,29 @@ fn absurd(pos: u64, n: u64, end: u64) -> DecodeError {
     }
 }
 
+/// Position of the first NUL byte, eight bytes at a time.
+#[inline]
+pub fn find_nul(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        // Classic "has a zero byte" test; exact for the lowest zero byte.
+        let z = w.wrapping_sub(LO) & !w & HI;
+        if z != 0 {
+            return Some(base + (z.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|i| base + i)
+}
+
 /// Reads `size` (1..=64) bits at bit position `pos` (CTF bit order of §3.4).
 /// The caller guarantees `pos + size` is within `data`.
 #[inline(always)]
@@ -1248,6 +1272,26 @@ mod tests {
         let d = [0x01, 0x02, 0x03];
         assert_eq!(read_bits(&d, 8, 16, false), 0x0302);
         assert_eq!(read_bits(&d, 8, 16, true), 0x0203);
+    }
+
+    #[test]
+    fn nul_search_agrees_with_a_scan() {
+        let mut v = vec![7u8; 40];
+        assert_eq!(find_nul(&v), None);
+        for at in [0, 1, 7, 8, 9, 15, 16, 31, 39] {
+            v.iter_mut().for_each(|b| *b = 0x81);
+            v[at] = 0;
+            if at + 1 < v.len() {
+                v[at + 1] = 0;
+            }
+            assert_eq!(find_nul(&v), Some(at), "at {at}");
+            assert_eq!(find_nul(&v[..at]), None);
+        }
+        assert_eq!(find_nul(&[1, 0x80, 0]), Some(2));
+        assert_eq!(
+            find_nul(&[0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x80, 0]),
+            Some(8)
+        );
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct ClassLayout {
     /// Per slot: (scope index 0..3 into `Cursor::scope_start`, field) when the slot's
     /// scope has a fixed layout and is decoded on access.
     pub static_slots: Vec<Option<(u8, StaticField)>>,
+    /// When the stream event context, event context and payload all have fixed layouts
+    /// of whole bytes: their offsets from the first byte boundary after the header, and
+    /// their total size in bits (the event is then skipped in one step).
+    pub fixed_body: Option<([u64; 3], u64)>,
 }
 
 /// One data stream file of a trace.
@@ -211,7 +215,7 @@ impl CtfTrace {
             let mut event_context = c1
                 .compile(Scope::StreamEventContext, sc.event_context.as_ref())
                 .map_err(|e| prog_err("event.context", e))?;
-            let stream_context_tree = c1.scopes.last().expect("scope").1.clone();
+            let stream_context_tree = Node::clone(&c1.scopes.last().expect("scope").1);
             let clock_name = sc.clock.clone().or_else(|| c1.clock.clone());
             let clock = match clock_name
                 .as_ref()
@@ -258,11 +262,11 @@ impl CtfTrace {
                 let context = c2
                     .compile(Scope::EventContext, ec.context.as_ref())
                     .map_err(|e| cerr("context", e))?;
-                let context_tree = c2.scopes.last().expect("scope").1.clone();
+                let context_tree = Node::clone(&c2.scopes.last().expect("scope").1);
                 let payload = c2
                     .compile(Scope::EventPayload, ec.fields.as_ref())
                     .map_err(|e| cerr("fields", e))?;
-                let payload_tree = c2.scopes.last().expect("scope").1.clone();
+                let payload_tree = Node::clone(&c2.scopes.last().expect("scope").1);
                 // Fields other scopes refer to (lengths, selectors) must be decoded
                 // eagerly: their scope loses its fixed (on-access) layout.
                 let mut context = context;
@@ -290,6 +294,7 @@ impl CtfTrace {
                 }
                 by_id.insert(ec.id, idx);
                 classes.push(ClassLayout {
+                    fixed_body: None,
                     static_slots: Vec::new(),
                     name: ec.name.clone(),
                     id: ec.id,
@@ -317,6 +322,7 @@ impl CtfTrace {
                     }
                 }
                 cl.static_slots = static_slots;
+                cl.fixed_body = fixed_body([&event_context, &cl.context, &cl.payload]);
             }
             nslots = nslots.max(c1.slots.len());
             streams.push(StreamLayout {
@@ -350,6 +356,25 @@ impl CtfTrace {
         }
         self.streams.iter().position(|s| s.id == id)
     }
+}
+
+/// Offsets and total size of three fixed scopes of whole bytes (see `fixed_body`).
+fn fixed_body(progs: [&Program; 3]) -> Option<([u64; 3], u64)> {
+    let mut offs = [0u64; 3];
+    let mut total = 0u64;
+    for (i, p) in progs.into_iter().enumerate() {
+        let fx = p.fixed.as_ref()?;
+        if fx.bits % 8 != 0 {
+            return None;
+        }
+        offs[i] = total;
+        total += fx.bits;
+    }
+    // Empty scopes do not align; a body of empty scopes only must not align either.
+    if total == 0 {
+        return None;
+    }
+    Some((offs, total))
 }
 
 /// Slots a program reads as lengths or selectors.
@@ -441,6 +466,8 @@ fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceEr
 
 /// Reads one data stream file, packet by packet, event by event.
 pub struct Cursor {
+    /// Set after an error: the rest of the stream is not read (no error repeated).
+    pub failed: bool,
     /// Correction added to every timestamp of this stream (Trace Compass's trace offset).
     pub offset_ns: i64,
     /// Bit position where the stream event context, event context and payload of the
@@ -487,6 +514,7 @@ impl Cursor {
         };
         let idx = index::load_for(&trace.dir, &file.name, file.size);
         Ok(Cursor {
+            failed: false,
             offset_ns: 0,
             scope_start: [0; 3],
             file: file.clone(),
@@ -554,6 +582,16 @@ impl Cursor {
     /// Moves to the next event (or lost-event record). Ok(false) at the end of the stream.
     #[inline]
     pub fn advance(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
+        if self.failed {
+            return Ok(false);
+        }
+        let r = self.advance_inner(trace);
+        self.failed = r.is_err();
+        r
+    }
+
+    #[inline]
+    fn advance_inner(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
         loop {
             if self.in_packet {
                 if self.pos < self.content_end {
@@ -693,6 +731,28 @@ impl Cursor {
             },
         };
         let cl = &trace.classes[class as usize];
+        if let Some((offs, total)) = cl.fixed_body {
+            // Every non-empty fixed scope starts by aligning to a byte; all sizes are
+            // whole bytes, so one alignment places the three scopes.
+            let a = (pos + 7) & !7;
+            if a + total > end {
+                return Err(self.err(
+                    a,
+                    format!("event `{}` runs past the packet content", cl.name),
+                ));
+            }
+            self.scope_start = [a + offs[0], a + offs[1], a + offs[2]];
+            self.pos = a + total;
+            self.last_ts = ts;
+            self.cur = Current {
+                class,
+                cycles: ts,
+                ns: layout.clock.to_ns(ts).wrapping_add(self.offset_ns),
+                lost: None,
+                bits: (start, after_header, a + total),
+            };
+            return Ok(());
+        }
         for (i, (prog, what)) in [
             (&layout.event_context, "stream event context"),
             (&cl.context, "event context"),
@@ -882,9 +942,15 @@ impl Cursor {
         trace: &CtfTrace,
         begin_ns: i64,
     ) -> Result<(), TraceError> {
-        if self.packets_read != 0 {
+        if self.packets_read != 0 || self.failed {
             return Ok(());
         }
+        let r = self.skip_inner(trace, begin_ns);
+        self.failed = r.is_err();
+        r
+    }
+
+    fn skip_inner(&mut self, trace: &CtfTrace, begin_ns: i64) -> Result<(), TraceError> {
         let offset_ns = self.offset_ns;
         let conv = |trace: &CtfTrace, stream: usize, cycles: u64| {
             trace.streams[stream]

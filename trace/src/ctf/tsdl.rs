@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
+enum Tok<'a> {
+    /// Identifiers borrow the metadata text (most tokens; no allocation).
+    Ident(&'a str),
     Int(i128),
     Str(String),
     /// Punctuation: one of `{ } [ ] ( ) < > ; , = : . * +` and the pairs `:=`, `...`, `-`.
@@ -75,7 +76,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn next(&mut self) -> R<Option<(Tok, u32)>> {
+    fn next(&mut self) -> R<Option<(Tok<'a>, u32)>> {
         self.skip_ws()?;
         let line = self.line;
         let Some(&c) = self.src.get(self.pos) else {
@@ -91,7 +92,8 @@ impl<'a> Lexer<'a> {
             {
                 self.pos += 1;
             }
-            let s = String::from_utf8_lossy(&self.src[start..self.pos]).into_owned();
+            // ASCII letters, digits and '_' only: always valid UTF-8.
+            let s = std::str::from_utf8(&self.src[start..self.pos]).unwrap_or("_");
             return Ok(Some((Tok::Ident(s), line)));
         }
         if c.is_ascii_digit() {
@@ -209,8 +211,8 @@ struct TypeScope {
 /// Nesting bound for types (hostile metadata must not overflow the stack).
 const MAX_DEPTH: u32 = 64;
 
-struct Parser {
-    toks: Vec<(Tok, u32)>,
+struct Parser<'a> {
+    toks: Vec<(Tok<'a>, u32)>,
     pos: usize,
     depth: u32,
     scopes: Vec<TypeScope>,
@@ -246,7 +248,7 @@ pub fn parse(text: &str) -> Result<Metadata, TsdlError> {
     Ok(p.meta)
 }
 
-impl Parser {
+impl<'a> Parser<'a> {
     fn line(&self) -> u32 {
         self.toks
             .get(self.pos)
@@ -262,11 +264,11 @@ impl Parser {
         })
     }
 
-    fn peek(&self) -> Option<&Tok> {
+    fn peek(&self) -> Option<&Tok<'a>> {
         self.toks.get(self.pos).map(|t| &t.0)
     }
 
-    fn peek_at(&self, k: usize) -> Option<&Tok> {
+    fn peek_at(&self, k: usize) -> Option<&Tok<'a>> {
         self.toks.get(self.pos + k).map(|t| &t.0)
     }
 
@@ -275,10 +277,10 @@ impl Parser {
     }
 
     fn is_ident(&self, s: &str) -> bool {
-        matches!(self.peek(), Some(Tok::Ident(q)) if q == s)
+        matches!(self.peek(), Some(Tok::Ident(q)) if *q == s)
     }
 
-    fn bump(&mut self) -> R<Tok> {
+    fn bump(&mut self) -> R<Tok<'a>> {
         match self.toks.get(self.pos) {
             Some(t) => {
                 self.pos += 1;
@@ -309,7 +311,7 @@ impl Parser {
 
     fn ident(&mut self) -> R<String> {
         match self.bump()? {
-            Tok::Ident(s) => Ok(s),
+            Tok::Ident(s) => Ok(s.to_string()),
             t => {
                 self.pos -= 1;
                 self.err(format!("expected an identifier, found {t:?}"))
@@ -325,14 +327,14 @@ impl Parser {
         let Some(Tok::Ident(kw)) = self.peek().cloned() else {
             return self.err(format!("unexpected {:?} at top level", self.peek()));
         };
-        match kw.as_str() {
+        match kw {
             "trace" | "env" | "clock" | "stream" | "event" | "callsite"
                 if matches!(self.peek_at(1), Some(Tok::P("{"))) =>
             {
                 self.pos += 2;
                 let attrs = self.block_body()?;
                 self.eat(";");
-                self.apply_block(&kw, attrs)
+                self.apply_block(kw, attrs)
             }
             _ => {
                 self.declaration_statement()?;
@@ -410,7 +412,7 @@ impl Parser {
             Tok::Int(v) => Ok(Attr::Int(if neg { -v } else { v })),
             Tok::Str(s) if !neg => Ok(Attr::Str(s)),
             Tok::Ident(s) if !neg => {
-                let mut s = s;
+                let mut s = s.to_string();
                 while self.eat(".") {
                     s.push('.');
                     s.push_str(&self.ident()?);
@@ -509,7 +511,7 @@ impl Parser {
         let Some(Tok::Ident(kw)) = self.peek().cloned() else {
             return self.err(format!("expected a type, found {:?}", self.peek()));
         };
-        match kw.as_str() {
+        match kw {
             "integer" => {
                 self.pos += 1;
                 let attrs = self.type_attrs()?;
@@ -567,7 +569,7 @@ impl Parser {
                 let mut words = Vec::new();
                 let mut k = 0;
                 while let Some(Tok::Ident(w)) = self.peek_at(k) {
-                    words.push(w.clone());
+                    words.push(*w);
                     k += 1;
                 }
                 for n in (1..=words.len()).rev() {
@@ -847,7 +849,8 @@ impl Parser {
                 continue;
             }
             let label = match self.bump()? {
-                Tok::Ident(s) | Tok::Str(s) => s,
+                Tok::Ident(s) => s.to_string(),
+                Tok::Str(s) => s,
                 t => return self.err(format!("bad enum label {t:?}")),
             };
             let (lo, hi) = if self.eat("=") {
@@ -906,7 +909,7 @@ impl Parser {
             let len = match self.bump()? {
                 Tok::Int(v) if v >= 0 => Length::Fixed(v as u64),
                 Tok::Ident(first) => {
-                    let mut path = vec![first];
+                    let mut path = vec![first.to_string()];
                     while self.eat(".") {
                         path.push(self.ident()?);
                     }

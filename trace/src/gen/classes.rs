@@ -123,7 +123,14 @@ event_classes! {
     StatedumpFileDescriptor "lttng_statedump_file_descriptor" { pid: I32, fd: I32, flags: X32, fmode: X32, filename: Str }
     StatedumpInterrupt "lttng_statedump_interrupt" { irq: U32, name: Str, action: Str }
     StatedumpBlockDevice "lttng_statedump_block_device" { dev: U32, diskname: Str }
+    // KVM host mode only (declared only then, so that other traces keep their bytes);
+    // lttng-modules 2.8 names and fields (`arch/x86/kvm/trace.h`, MAP to `kvm_x86_*`).
+    KvmEntry "kvm_x86_entry" { vcpu_id: U32 }
+    KvmExit "kvm_x86_exit" { exit_reason: U32, guest_rip: U64, isa: U32, info1: U64, info2: U64 }
 }
+
+/// Classes declared without the KVM host mode: all but the KVM ones at the end.
+pub(crate) const BASE_CLASSES: usize = Ev::KvmEntry as usize;
 
 impl Ev {
     pub(crate) fn id(self) -> u32 {
@@ -141,6 +148,9 @@ pub(crate) struct TraceEnv<'a> {
     pub uuid: [u8; 16],
     pub clock_uuid: [u8; 16],
     pub clock_offset: u64,
+    /// KVM host mode: the KVM classes are declared, and every event carries the
+    /// `pid` and `tid` contexts (`lttng add-context -k -t pid -t tid`).
+    pub kvm: bool,
 }
 
 pub(crate) fn uuid_text(u: &[u8; 16]) -> String {
@@ -255,11 +265,27 @@ pub(crate) fn tsdl(env: &TraceEnv) -> String {
          \t\tstruct {\n\t\t\tuint32_t id;\n\t\t\tuint64_clock_monotonic_t timestamp;\n\t\t} extended;\n\
          \t} v;\n} align(8);\n\n",
     );
-    s.push_str(
-        "stream {\n\tid = 0;\n\tevent.header := struct event_header_compact;\n\
-         \tpacket.context := struct packet_context;\n};\n\n",
-    );
-    for (id, class) in EVENT_CLASSES.iter().enumerate() {
+    if env.kvm {
+        let _ = write!(
+            s,
+            "stream {{\n\tid = 0;\n\tevent.header := struct event_header_compact;\n\
+             \tpacket.context := struct packet_context;\n\tevent.context := struct {{\n\
+             \t\t{} _pid;\n\t\t{} _tid;\n\t}};\n}};\n\n",
+            int_decl(32, true, 10),
+            int_decl(32, true, 10)
+        );
+    } else {
+        s.push_str(
+            "stream {\n\tid = 0;\n\tevent.header := struct event_header_compact;\n\
+             \tpacket.context := struct packet_context;\n};\n\n",
+        );
+    }
+    let declared = if env.kvm {
+        EVENT_CLASSES.len()
+    } else {
+        BASE_CLASSES
+    };
+    for (id, class) in EVENT_CLASSES[..declared].iter().enumerate() {
         let _ = write!(
             s,
             "event {{\n\tname = \"{}\";\n\tid = {id};\n\tstream_id = 0;\n\tfields := struct {{\n",
@@ -452,6 +478,7 @@ mod tests {
             uuid: [7; 16],
             clock_uuid: [8; 16],
             clock_offset: 42,
+            kvm: false,
         };
         let text = tsdl(&env);
         let packed = packetized_metadata(&text, &env.uuid);

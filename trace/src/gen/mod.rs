@@ -4,6 +4,9 @@
 //! `packet_seq_num`, index files v1.0), filled with the activity of a simulated
 //! kernel driven by a seeded PRNG: state dump, scheduling, system calls,
 //! interrupts, soft IRQs and block I/O, consistent across CPUs and threads.
+//! With `vms > 0` it is a KVM host: QEMU processes whose vCPU threads enter and
+//! leave their guest (`kvm_x86_entry` / `kvm_x86_exit`) while they run, and every
+//! event carries the `pid` and `tid` contexts the VM analyses need.
 //!
 //! The same [`GenConfig`] always produces the same bytes. The trace is written
 //! into a temporary sibling directory and renamed into place when complete.
@@ -47,6 +50,11 @@ pub struct GenConfig {
     /// Replace `dir` if it exists and is an empty directory or a CTF trace
     /// (holds a `metadata` file). Anything else is never replaced.
     pub replace_existing: bool,
+    /// KVM host mode: QEMU processes (virtual machines), 0..=256; 0 writes a plain
+    /// kernel trace (the same bytes as before the mode existed).
+    pub vms: u32,
+    /// vCPU threads per QEMU process (1..=64), used when `vms > 0`.
+    pub vcpus_per_vm: u32,
 }
 
 impl Default for GenConfig {
@@ -59,6 +67,8 @@ impl Default for GenConfig {
             hostname: "sextant-gen".into(),
             start_ns: 1_700_000_000_000_000_000,
             replace_existing: false,
+            vms: 0,
+            vcpus_per_vm: 2,
         }
     }
 }
@@ -133,6 +143,15 @@ impl GenConfig {
             return Err(invalid(
                 "hostname",
                 format!("{h:?}: 1 to 255 printable ASCII characters, without '\"' or '\\'"),
+            ));
+        }
+        if self.vms > 256 {
+            return Err(invalid("vms", format!("{} is not in 0..=256", self.vms)));
+        }
+        if self.vms > 0 && !(1..=64).contains(&self.vcpus_per_vm) {
+            return Err(invalid(
+                "vcpus_per_vm",
+                format!("{} is not in 1..=64", self.vcpus_per_vm),
             ));
         }
         if self.start_ns > 1 << 62 {
@@ -261,6 +280,7 @@ fn write_trace(
         out,
         cfg.limit,
         progress,
+        (cfg.vms, cfg.vcpus_per_vm),
     );
     let (totals, streams, out) = sim.run()?;
     let mut stream_bytes = 0;
@@ -278,6 +298,7 @@ fn write_trace(
         uuid,
         clock_uuid,
         clock_offset,
+        kvm: cfg.vms > 0,
     });
     let metadata = packetized_metadata(&text, &uuid);
     let meta_path = dir.join("metadata");

@@ -11,6 +11,10 @@
 //! - interrupt handlers and soft IRQs are properly nested on their CPU;
 //! - TIDs are never reused; parents, PIDs and thread groups agree everywhere.
 //!
+//! - in KVM host mode, a vCPU thread is in its guest only while it is current on
+//!   a CPU: `kvm_x86_entry` and `kvm_x86_exit` alternate per vCPU thread, and any
+//!   host work on that CPU (interrupt, timer, scheduling) follows an exit.
+//!
 //! Each action is a short burst of events on one CPU, so any prefix of the event
 //! sequence is itself consistent: the generator can stop at an exact count.
 
@@ -49,6 +53,28 @@ const FUTEX_WAKE_PRIVATE: i32 = 129;
 /// No fork past this TID (Linux's default `pid_max` on 64-bit is 4194304).
 const TID_LIMIT: i32 = 4_000_000;
 const MAX_THREADS_PER_PROCESS: usize = 64;
+/// `KVM_RUN`, the ioctl in which a vCPU thread runs its guest.
+const KVM_RUN: u32 = 0xae80;
+/// The file descriptor QEMU holds its vCPU on.
+const VCPU_FD: u32 = 12;
+/// VMX basic exit reasons.
+const EXIT_EXTERNAL_INTERRUPT: u32 = 1;
+const EXIT_HLT: u32 = 12;
+const EXIT_IO_INSTRUCTION: u32 = 30;
+const EXIT_EPT_MISCONFIG: u32 = 49;
+/// Exit reasons a vCPU's own work causes, with relative frequencies like those
+/// `perf kvm stat` shows for an I/O-doing Linux guest.
+const GUEST_EXITS: [(u32, u32); 9] = [
+    (32, 26),                 // MSR_WRITE (x2APIC timer, ICR)
+    (EXIT_EPT_MISCONFIG, 14), // MMIO (virtio notify): back to QEMU
+    (EXIT_HLT, 16),           // idle guest: the vCPU thread blocks
+    (48, 10),                 // EPT_VIOLATION
+    (EXIT_IO_INSTRUCTION, 6), // port I/O: back to QEMU
+    (52, 10),                 // PREEMPTION_TIMER
+    (40, 5),                  // PAUSE (spinning guest)
+    (10, 3),                  // CPUID
+    (EXIT_EXTERNAL_INTERRUPT, 10),
+];
 
 const DEVICES: [(i32, &str); 3] = [(1, "i8042"), (27, "ahci"), (28, "eth0")];
 const PROGRAMS: [&str; 10] = [
@@ -127,6 +153,23 @@ struct Thread {
     run: Run,
     pending: Option<Pending>,
     last_cpu: u32,
+    /// QEMU vCPU threads only.
+    vcpu: Option<Vcpu>,
+}
+
+/// Where a vCPU thread is: QEMU user space, the host kernel inside `KVM_RUN`, or
+/// the guest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum VcpuMode {
+    User,
+    Kernel,
+    Guest,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Vcpu {
+    id: u32,
+    mode: VcpuMode,
 }
 
 struct Process {
@@ -198,6 +241,11 @@ pub(crate) struct Sim<'a> {
     limit: GenLimit,
     done: bool,
     progress: Option<&'a dyn Fn(u64, u64)>,
+    /// KVM host mode: QEMU processes and vCPUs each; events carry pid/tid contexts.
+    vms: u32,
+    vcpus_per_vm: u32,
+    /// Context and payload of one event, in KVM host mode.
+    record: Vec<u8>,
 }
 
 impl<'a> Sim<'a> {
@@ -211,6 +259,7 @@ impl<'a> Sim<'a> {
         out: PacketOut,
         limit: GenLimit,
         progress: Option<&'a dyn Fn(u64, u64)>,
+        (vms, vcpus_per_vm): (u32, u32),
     ) -> Self {
         let mut sim = Sim {
             rng,
@@ -247,6 +296,9 @@ impl<'a> Sim<'a> {
             limit,
             done: false,
             progress,
+            vms,
+            vcpus_per_vm,
+            record: Vec::new(),
         };
         sim.populate();
         sim
@@ -284,6 +336,7 @@ impl<'a> Sim<'a> {
             run: Run::Blocked,
             pending: None,
             last_cpu: 0,
+            vcpu: None,
         };
         let slot = if let Some(i) = self.free_threads.pop() {
             self.threads[i as usize] = thread;
@@ -349,6 +402,26 @@ impl<'a> Sim<'a> {
                 self.sleepers.push(t);
             }
         }
+        // KVM host mode: QEMU processes, a main thread and vCPU threads each, halted
+        // in KVM_RUN at the start. They never exit (their guests run on).
+        for _ in 0..self.vms {
+            let pid = self.next_tid;
+            self.next_tid += 1;
+            let process = self.new_process(pid, 1);
+            self.processes[process as usize].immortal = true;
+            let main = self.new_thread(pid, process, comm("qemu-system-x86"), false);
+            self.sleepers.push(main);
+            for id in 0..self.vcpus_per_vm {
+                let tid = self.next_tid;
+                self.next_tid += 1;
+                let t = self.new_thread(tid, process, comm(&format!("CPU {id}/KVM")), false);
+                self.threads[t as usize].vcpu = Some(Vcpu {
+                    id,
+                    mode: VcpuMode::Kernel,
+                });
+                self.sleepers.push(t);
+            }
+        }
         // CPU 0 runs the session daemon (it triggers the state dump); the other
         // CPUs run a sleeping user thread or idle.
         self.set_running(0, sessiond_thread);
@@ -381,7 +454,23 @@ impl<'a> Sim<'a> {
         self.now += 1 + self.rng.below(400);
         let stream = &mut self.streams[c as usize];
         let before = stream.bytes();
-        let closed = stream.emit(ev.id(), ts, &self.p.buf, &self.out)?;
+        let closed = if self.vms > 0 {
+            // The pid and tid contexts: the task current on the CPU (0 when idle).
+            let (pid, tid) = match self.cpus[c as usize].current {
+                Some(t) => {
+                    let th = &self.threads[t as usize];
+                    (self.processes[th.process as usize].pid, th.tid)
+                }
+                None => (0, 0),
+            };
+            self.record.clear();
+            self.record.extend_from_slice(&pid.to_le_bytes());
+            self.record.extend_from_slice(&tid.to_le_bytes());
+            self.record.extend_from_slice(&self.p.buf);
+            stream.emit(ev.id(), ts, &self.record, &self.out)?
+        } else {
+            stream.emit(ev.id(), ts, &self.p.buf, &self.out)?
+        };
         self.bytes += stream.bytes() - before;
         self.counts[ev as usize] += 1;
         self.events += 1;
@@ -450,6 +539,10 @@ impl<'a> Sim<'a> {
                     return self.finish_syscall(c, t);
                 }
                 let r = self.rng.below(1000);
+                if r < 60 && self.in_guest(t) {
+                    // The interrupt arrives while the guest runs: it exits first.
+                    self.kvm_exit(c, t, EXIT_EXTERNAL_INTERRUPT)?;
+                }
                 if r < 25 {
                     self.device_irq(c)
                 } else if r < 60 {
@@ -470,6 +563,10 @@ impl<'a> Sim<'a> {
     /// and the first queued thread, or the idle task, comes in.
     fn switch_out(&mut self, c: u32, prev_state: i64) -> Result<(), GenError> {
         let prev = self.cpus[c as usize].current;
+        debug_assert!(
+            !prev.is_some_and(|t| self.in_guest(t)),
+            "a vCPU thread leaves CPU {c} while in its guest"
+        );
         let next = self.cpus[c as usize].queue.pop_front();
         let (pc, ptid, pprio) = self.thread_ident(prev, c);
         let (nc, ntid, nprio) = self.thread_ident(next, c);
@@ -736,6 +833,9 @@ impl<'a> Sim<'a> {
     // ---- user threads --------------------------------------------------------------------
 
     fn user_work(&mut self, c: u32, t: u32) -> Result<(), GenError> {
+        if self.threads[t as usize].vcpu.is_some() {
+            return self.vcpu_work(c, t);
+        }
         let process = self.threads[t as usize].process as usize;
         if self.processes[process].exec_pending {
             return self.exec(c, t);
@@ -863,6 +963,87 @@ impl<'a> Sim<'a> {
     }
 
     /// An address inside the thread's process (buffers, futex words).
+    // ---- KVM: vCPU threads ------------------------------------------------------------
+
+    fn in_guest(&self, t: u32) -> bool {
+        matches!(
+            self.threads[t as usize].vcpu,
+            Some(Vcpu {
+                mode: VcpuMode::Guest,
+                ..
+            })
+        )
+    }
+
+    fn set_vcpu_mode(&mut self, t: u32, mode: VcpuMode) {
+        if let Some(v) = self.threads[t as usize].vcpu.as_mut() {
+            v.mode = mode;
+        }
+    }
+
+    fn kvm_entry(&mut self, c: u32, t: u32) -> Result<(), GenError> {
+        let id = self.threads[t as usize].vcpu.map_or(0, |v| v.id);
+        self.p.start(Ev::KvmEntry);
+        self.p.u32(id);
+        self.emit(c, Ev::KvmEntry)?;
+        self.set_vcpu_mode(t, VcpuMode::Guest);
+        Ok(())
+    }
+
+    fn kvm_exit(&mut self, c: u32, t: u32, reason: u32) -> Result<(), GenError> {
+        // Guest kernel text addresses; exit qualification for EPT and I/O exits.
+        let rip = 0xffff_ffff_8100_0000 + self.rng.below(0x80_0000);
+        let (info1, info2) = match reason {
+            48 | EXIT_EPT_MISCONFIG => (0x181, 0xfebf_0000 + self.rng.below(0x1000) * 4),
+            EXIT_IO_INSTRUCTION => (0x0cf8_0008, 0),
+            _ => (0, 0),
+        };
+        self.p.start(Ev::KvmExit);
+        self.p.u32(reason).u64(rip).u32(1).u64(info1).u64(info2);
+        self.emit(c, Ev::KvmExit)?;
+        self.set_vcpu_mode(t, VcpuMode::Kernel);
+        Ok(())
+    }
+
+    /// What a vCPU thread current on CPU `c` does next: run its guest until an
+    /// exit, handle the exit in the kernel (most re-enter at once), go back to QEMU
+    /// for device emulation (`KVM_RUN` returns), or block on a halted guest.
+    fn vcpu_work(&mut self, c: u32, t: u32) -> Result<(), GenError> {
+        let Some(vcpu) = self.threads[t as usize].vcpu else {
+            return Ok(());
+        };
+        match vcpu.mode {
+            VcpuMode::User => {
+                self.p.start(Ev::EntryIoctl);
+                self.p.u32(VCPU_FD).u32(KVM_RUN).u64(0);
+                self.emit(c, Ev::EntryIoctl)?;
+                self.kvm_entry(c, t)
+            }
+            VcpuMode::Kernel => self.kvm_entry(c, t),
+            VcpuMode::Guest => {
+                let weights = GUEST_EXITS.map(|(_, w)| w);
+                let reason = GUEST_EXITS[self.rng.weighted(&weights)].0;
+                self.kvm_exit(c, t, reason)?;
+                match reason {
+                    EXIT_HLT => {
+                        // kvm_vcpu_block: sleeps until an interrupt for the guest.
+                        self.sleepers.push(t);
+                        self.switch_out(c, TASK_INTERRUPTIBLE)
+                    }
+                    EXIT_IO_INSTRUCTION | EXIT_EPT_MISCONFIG => {
+                        self.p.start(Ev::ExitIoctl);
+                        self.p.i64(0).u64(0);
+                        self.emit(c, Ev::ExitIoctl)?;
+                        self.set_vcpu_mode(t, VcpuMode::User);
+                        Ok(())
+                    }
+                    _ if self.rng.chance(7, 8) => self.kvm_entry(c, t),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     fn user_addr(&mut self, t: u32) -> u64 {
         let process = self.threads[t as usize].process as usize;
         self.processes[process].base + self.rng.below(1 << 20) * 8

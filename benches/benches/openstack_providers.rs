@@ -1,0 +1,168 @@
+//! Criterion bench of the OpenStack providers (nova, nova-services, neutron,
+//! cinder) on a large Nova-like LTTng-UST stream built in memory: every record is
+//! an `lttng_python:event` with `msg` and `logger_name`, like the thesis traces
+//! (about a third carry an `lttng_trace:{...}` dict: VM create/delete requests
+//! through scheduler and compute, the rest ordinary log lines). The histories go
+//! to a null backend, so the figures are the pass (pipeline + dict parsing +
+//! provider) without CTF decoding.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::AtomicU64;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sextant_benches::Rng;
+use sextant_providers::pipeline::{
+    build, Analysis, BuildOptions, EventSource, FieldKey, Output, SourceError, SourceEvent,
+};
+use sextant_providers::TraceInfo;
+
+const LOGGERS: [&str; 6] = [
+    "nova.compute.manager",
+    "nova.scheduler.manager",
+    "keystone.middleware.core",
+    "oslo_messaging._drivers.amqpdriver",
+    "nova.compute.resource_tracker",
+    "oslo_service.periodic_task",
+];
+
+struct Record {
+    t: i64,
+    cpu: u32,
+    logger: u8,
+    msg: String,
+}
+
+struct NovaLike {
+    records: Vec<Record>,
+}
+
+/// `n` records: requests for VMs `vm-<k>` (scheduler select, compute create,
+/// later delete with shutdown), interleaved with ordinary log lines.
+fn nova_like(n: usize) -> NovaLike {
+    let mut rng = Rng::new(0x5e47a47);
+    let mut records = Vec::with_capacity(n);
+    let mut t = 1_470_668_620_000_000_000i64;
+    let project = "bf5939a428aa40c3883316e057051611";
+    let mut vm = 0u64;
+    while records.len() < n {
+        t += 1_000 + rng.below(20_000) as i64;
+        let cpu = rng.below(4) as u32;
+        if rng.below(3) != 0 {
+            let logger = 2 + rng.below(4) as u8;
+            records.push(Record {
+                t,
+                cpu,
+                logger,
+                msg: format!(
+                    "GET http://10.0.0.100:5000/v2.0/ request {}",
+                    rng.below(1 << 20)
+                ),
+            });
+            continue;
+        }
+        vm += 1;
+        let req = format!("req-{:08x}-e7a3-4284-a44b-5dd843edf212", vm);
+        let name = format!("vm-{}", vm % 5000);
+        let steps: [(u8, String); 6] = [
+            (1, format!("lttng_trace:{{'event_type':scheduler.select_destinations.start,'vmname':'','vm_state':'','host':'','project_id':'','vm_task':'','request_id':'{req}','msg':''}}")),
+            (1, format!("lttng_trace:{{'event_type':scheduler.select_destinations.end,'vmname':'','vm_state':'','host':'','project_id':'','vm_task':'','request_id':'{req}','msg':''}}")),
+            (0, format!("lttng_trace:{{'event_type':'compute.instance.create.start','vmname':'{name}','vm_state':'building','host':'None','project_id':'{project}','vm_task':'None','request_id':'{req}','msg':''}}")),
+            (0, format!("lttng_trace:{{'event_type':'compute.instance.create.end','vmname':'{name}','vm_state':'active','host':'compute-{}','project_id':'{project}','vm_task':'None','request_id':'{req}','msg':''}}", vm % 8)),
+            (0, format!("lttng_trace:{{'event_type':'compute.instance.delete.start','vmname':'{name}','vm_state':'active','host':'compute-{}','project_id':'{project}','vm_task':'deleting','request_id':'{req}','msg':''}}", vm % 8)),
+            (0, format!("lttng_trace:{{'event_type':'compute.instance.delete.end','vmname':'{name}','vm_state':'deleted','host':'compute-{}','project_id':'{project}','vm_task':'None','request_id':'{req}','msg':''}}", vm % 8)),
+        ];
+        for (logger, msg) in steps {
+            t += 500 + rng.below(5_000) as i64;
+            records.push(Record {
+                t,
+                cpu,
+                logger,
+                msg,
+            });
+        }
+    }
+    records.truncate(n);
+    NovaLike { records }
+}
+
+struct View<'a>(&'a Record);
+
+impl SourceEvent for View<'_> {
+    fn class(&self) -> u32 {
+        0
+    }
+    fn timestamp(&self) -> i64 {
+        self.0.t
+    }
+    fn cpu(&self) -> Option<u32> {
+        Some(self.0.cpu)
+    }
+    fn int(&self, _key: FieldKey) -> Option<i64> {
+        None
+    }
+    fn string(&self, key: FieldKey) -> Option<&str> {
+        match key {
+            0 => Some(&self.0.msg),
+            1 => Some(LOGGERS[self.0.logger as usize]),
+            _ => None,
+        }
+    }
+}
+
+impl EventSource for NovaLike {
+    fn info(&self) -> TraceInfo {
+        TraceInfo {
+            name: "nova-like".into(),
+            domain: "ust".into(),
+            ..Default::default()
+        }
+    }
+    fn class_names(&self) -> Vec<String> {
+        vec!["lttng_python:event".into()]
+    }
+    fn resolve(&self, _class: u32, field: &str) -> Option<FieldKey> {
+        match field {
+            "msg" => Some(0),
+            "logger_name" => Some(1),
+            _ => None,
+        }
+    }
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        _work: &AtomicU64,
+    ) -> Result<(), SourceError> {
+        for r in &self.records {
+            if visit(&View(r)).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+const EVENTS: usize = 1_000_000;
+
+fn providers(c: &mut Criterion) {
+    let registry = sextant_providers::native_registry();
+    let mut source = nova_like(EVENTS);
+    let mut g = c.benchmark_group("openstack providers on a Nova-like UST stream");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    for name in ["nova", "nova-services", "neutron", "cinder"] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let provider = registry.create(name).unwrap();
+                let analyses = vec![Analysis {
+                    provider,
+                    output: Output::Null,
+                }];
+                build(&mut source, analyses, &BuildOptions::default()).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, providers);
+criterion_main!(benches);

@@ -1,0 +1,271 @@
+//! OpenStack views from the thesis instrumentation (Bationo 2016, spec
+//! `providers.md` §2): every OpenStack log record is an LTTng-UST
+//! `lttng_python:event` whose `msg` may hold `lttng_trace:{...}`, a Python dict
+//! literal parsed with [`crate::pydict`].
+//!
+//! Providers: [`nova::NovaVmStateProvider`] (VM states per project),
+//! [`nova_services::NovaServicesProvider`] (per-service action, per-request
+//! operations), [`neutron::NeutronProvider`] (agents' networks and routers),
+//! [`cinder::CinderProvider`] (volumes). Messages that cannot be used
+//! (truncated dicts, missing keys, unknown event types, empty names) are counted
+//! by class in a [`Malformed`] tally and reported through `warnings()`; they
+//! never create an attribute named `""`.
+
+pub mod cinder;
+pub mod neutron;
+pub mod nova;
+pub mod nova_services;
+pub mod vm_report;
+
+use std::collections::{BTreeMap, HashMap};
+
+use sht::{Quark, StateSystemBuilder};
+
+use crate::pydict::{self, PyDictError, PyValue};
+use crate::{ProviderError, Subscription};
+
+/// The LTTng Python agent's event.
+pub const PYTHON_EVENT: &str = "lttng_python:event";
+/// Marker of a thesis message inside `msg`.
+pub const THESIS_MARKER: &str = "lttng_trace";
+
+/// Field slots of [`PYTHON_EVENT`] in every OpenStack provider.
+pub(crate) const SLOT_MSG: usize = 0;
+pub(crate) const SLOT_LOGGER: usize = 1;
+
+pub(crate) fn python_subscription(event_name: &str) -> Option<Subscription> {
+    (event_name == PYTHON_EVENT).then(|| Subscription {
+        handler: 0,
+        fields: vec!["msg", "logger_name"],
+    })
+}
+
+/// The refusal when a trace has no Python agent events at all.
+pub(crate) fn require_python_events(seen: bool, analysis: &str) -> Result<(), ProviderError> {
+    if seen {
+        Ok(())
+    } else {
+        Err(ProviderError::Unsupported {
+            analysis: analysis.to_string(),
+            what: format!("the trace has no `{PYTHON_EVENT}` events (LTTng Python agent)"),
+        })
+    }
+}
+
+/// The payload of a thesis message: `None` when `msg` is an ordinary log line,
+/// `Some(Err)` when it is a thesis message whose dict does not parse.
+pub fn thesis_payload(msg: &str) -> Option<Result<PyValue<'_>, PyDictError>> {
+    let at = msg.find(THESIS_MARKER)?;
+    let after = at + THESIS_MARKER.len();
+    let rest = &msg[after..];
+    // `lttng_trace:{...}`: the separator and spaces before the literal.
+    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
+    let base = after + skipped;
+    Some(
+        pydict::parse_prefix(&msg[base..])
+            .map(|(v, _)| v)
+            .map_err(|e| shift(e, base)),
+    )
+}
+
+/// Error offsets relative to the whole message.
+fn shift(e: PyDictError, by: usize) -> PyDictError {
+    match e {
+        PyDictError::Truncated { offset, inside } => PyDictError::Truncated {
+            offset: offset + by,
+            inside,
+        },
+        PyDictError::Unexpected {
+            offset,
+            expected,
+            found,
+        } => PyDictError::Unexpected {
+            offset: offset + by,
+            expected,
+            found,
+        },
+        PyDictError::BadEscape { offset } => PyDictError::BadEscape {
+            offset: offset + by,
+        },
+        PyDictError::Empty { offset } => PyDictError::Empty {
+            offset: offset + by,
+        },
+        PyDictError::TooDeep { offset } => PyDictError::TooDeep {
+            offset: offset + by,
+        },
+        PyDictError::Trailing { offset } => PyDictError::Trailing {
+            offset: offset + by,
+        },
+    }
+}
+
+/// Counts of skipped or partly used records by reason, with the first example.
+#[derive(Debug, Default)]
+pub struct Malformed {
+    by_reason: BTreeMap<&'static str, (u64, String)>,
+}
+
+impl Malformed {
+    pub fn note(&mut self, reason: &'static str, timestamp: i64, detail: impl FnOnce() -> String) {
+        let entry = self
+            .by_reason
+            .entry(reason)
+            .or_insert_with(|| (0, format!("at {timestamp} ns: {}", detail())));
+        entry.0 += 1;
+    }
+
+    /// How many records were noted for `reason`.
+    pub fn count(&self, reason: &str) -> u64 {
+        self.by_reason.get(reason).map_or(0, |e| e.0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_reason.values().map(|e| e.0).sum()
+    }
+
+    pub fn warnings(&self, analysis: &str) -> Vec<String> {
+        self.by_reason
+            .iter()
+            .map(|(reason, (n, first))| {
+                format!("{analysis}: {n} record(s) {reason} (first {first})")
+            })
+            .collect()
+    }
+}
+
+/// Reasons shared by the OpenStack providers.
+pub const R_NO_LOGGER: &str = "without a logger name";
+pub const R_UNPARSABLE: &str = "with an unparsable lttng_trace dict";
+pub const R_NOT_A_DICT: &str = "with an lttng_trace payload that is not a dict";
+pub const R_NO_EVENT_TYPE: &str = "without an event_type";
+pub const R_UNKNOWN_TYPE: &str = "with an unknown event_type";
+
+/// `SERVICEs/<logger>/<leaf>` quarks by logger, so that a logger's attributes are
+/// looked up once.
+#[derive(Default)]
+pub(crate) struct ServiceQuarks {
+    by_logger: HashMap<Box<str>, Vec<Quark>>,
+}
+
+impl ServiceQuarks {
+    pub(crate) fn get(
+        &mut self,
+        logger: &str,
+        leaves: &[&str],
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<&[Quark]> {
+        if !self.by_logger.contains_key(logger) {
+            let base = ss.quark_and_add(&["SERVICEs", logger])?;
+            let mut qs = Vec::with_capacity(leaves.len());
+            for leaf in leaves {
+                qs.push(ss.quark_relative_and_add(base, &[leaf])?);
+            }
+            self.by_logger.insert(logger.into(), qs);
+        }
+        Ok(&self.by_logger[logger])
+    }
+}
+
+/// Splits `<op>.start` / `<op>.end`.
+pub(crate) enum Phase<'a> {
+    Start(&'a str),
+    End(&'a str),
+    Other,
+}
+
+pub(crate) fn phase(event_type: &str) -> Phase<'_> {
+    if let Some(op) = event_type.strip_suffix(".start") {
+        Phase::Start(op)
+    } else if let Some(op) = event_type.strip_suffix(".end") {
+        Phase::End(op)
+    } else {
+        Phase::Other
+    }
+}
+
+/// Nova `vm_states` codes (spec §2.3, with the extension codes); `None` for an
+/// unknown state.
+pub fn vm_state_code(state: &str) -> Option<i32> {
+    Some(match state {
+        "building" => 0,
+        "active" => 1,
+        "suspended" | "supended" => 2,
+        "deleted" => 3,
+        "paused" => 4,
+        "stopped" => 5,
+        "migrating" => 6,
+        "rescued" => 20,
+        "resized" => 21,
+        "soft-delete" | "soft_deleted" => 22,
+        "error" => 23,
+        "shelved" => 24,
+        "shelved_offloaded" => 25,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thesis_payloads_are_found_and_errors_located() {
+        assert!(thesis_payload("GET http://10.0.0.100:5000/v2.0/").is_none());
+        let p = thesis_payload("lttng_trace:{'event_type':'a.start'}")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.get_text("event_type").as_deref(), Some("a.start"));
+        match thesis_payload("lttng_trace:{'event_type':'a.st") {
+            Some(Err(PyDictError::Truncated { offset, .. })) => assert_eq!(offset, 31),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            thesis_payload("lttng_trace: nothing"),
+            Some(Ok(PyValue::Bare("nothing")))
+        ));
+        assert!(matches!(thesis_payload("lttng_trace:"), Some(Err(_))));
+    }
+
+    #[test]
+    fn malformed_tally_keeps_the_first_example() {
+        let mut m = Malformed::default();
+        m.note(R_UNPARSABLE, 5, || "first".into());
+        m.note(R_UNPARSABLE, 9, || "second".into());
+        assert_eq!(m.count(R_UNPARSABLE), 2);
+        assert_eq!(m.total(), 2);
+        let w = m.warnings("nova");
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("2 record(s)") && w[0].contains("at 5 ns: first"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn registry_has_every_cloud_analysis_by_short_name_and_id() {
+        let r = crate::native_registry();
+        for (short, id) in [
+            ("nova", nova::ID),
+            ("nova-services", nova_services::ID),
+            ("neutron", neutron::ID),
+            ("cinder", cinder::ID),
+            ("qemu-migration", crate::qemu_migration::ID),
+            ("ovs", crate::ovs::PACKETS_ID),
+            ("ovs-path", crate::ovs::PATH_ID),
+        ] {
+            assert_eq!(r.create(short).expect(short).id(), id);
+            assert_eq!(r.create(id).expect(id).version(), 1);
+        }
+    }
+
+    #[test]
+    fn vm_states_include_the_java_misspelling_and_extensions() {
+        assert_eq!(vm_state_code("supended"), Some(2));
+        assert_eq!(vm_state_code("stopped"), Some(5));
+        assert_eq!(vm_state_code("error"), Some(23));
+        assert_eq!(vm_state_code("weird"), None);
+    }
+}
+
+#[cfg(test)]
+mod bad_input_tests;

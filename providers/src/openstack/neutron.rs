@@ -1,0 +1,176 @@
+//! Neutron view (spec §2.4): what the DHCP and L3 agents do, per logger and per
+//! network / router (extension).
+//!
+//! Tree: `SERVICEs/<logger>/Action` (int), `Agents/<dhcp-agent|l3-agent>/Networks/<uuid>`
+//! and `Agents/l3-agent/Routers/<uuid>` (int: operation code between `.start`
+//! and `.end`). Deviations from the Java provider, needed on the real traces:
+//! the `dhcp-agent.` / `l3-agent.` prefix of `event_type` is stripped,
+//! `network.update` is handled and `subnet.delete` matches (no leading space).
+
+use sht::{StateSystemBuilder, StateValue};
+
+use super::{
+    phase, python_subscription, require_python_events, thesis_payload, Malformed, Phase,
+    ServiceQuarks, R_NOT_A_DICT, R_NO_EVENT_TYPE, R_NO_LOGGER, R_UNKNOWN_TYPE, R_UNPARSABLE,
+    SLOT_LOGGER, SLOT_MSG,
+};
+use crate::pydict::PyValue;
+use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+
+pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.neutron.core.module1";
+pub const VERSION: i32 = 1;
+
+const R_NO_OBJECT: &str = "without the network/router uuid (no Agents entry)";
+
+/// Operation codes (`.start` sets, `.end` resets).
+pub fn operation_code(op: &str) -> Option<i32> {
+    Some(match op {
+        "network.create" => 1,
+        "network.update" => 2,
+        "network.delete" => 3,
+        "subnet.update" => 4,
+        "subnet.delete" => 5,
+        "port.delete" => 6,
+        "router.create" => 7,
+        "router.remove" => 8,
+        "router.delete" => 9,
+        _ => return None,
+    })
+}
+
+const AGENTS: [&str; 2] = ["dhcp-agent", "l3-agent"];
+
+#[derive(Default)]
+pub struct NeutronProvider {
+    services: ServiceQuarks,
+    saw_python_events: bool,
+    malformed: Malformed,
+}
+
+impl NeutronProvider {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn malformed(&self) -> &Malformed {
+        &self.malformed
+    }
+}
+
+impl StateProvider for NeutronProvider {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn version(&self) -> i32 {
+        VERSION
+    }
+    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+        let s = python_subscription(event_name);
+        self.saw_python_events |= s.is_some();
+        s
+    }
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        require_python_events(self.saw_python_events, ID)
+    }
+
+    fn handle(
+        &mut self,
+        _handler: u32,
+        event: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let t = event.timestamp();
+        let logger = match event.string(SLOT_LOGGER) {
+            Some(l) if !l.is_empty() => l,
+            _ => {
+                self.malformed
+                    .note(R_NO_LOGGER, t, || "no logger_name".into());
+                return Ok(());
+            }
+        };
+        let action_q = self.services.get(logger, &["Action"], ss)?[0];
+        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+            return Ok(());
+        };
+        let payload = match payload {
+            Ok(p @ PyValue::Dict(_)) => p,
+            Ok(_) => {
+                self.malformed.note(R_NOT_A_DICT, t, || logger.to_string());
+                return ss.modify(t, StateValue::Null, action_q);
+            }
+            Err(e) => {
+                self.malformed
+                    .note(R_UNPARSABLE, t, || format!("{logger}: {e}"));
+                return ss.modify(t, StateValue::Null, action_q);
+            }
+        };
+        let Some(event_type) = payload.get_text("event_type") else {
+            self.malformed
+                .note(R_NO_EVENT_TYPE, t, || logger.to_string());
+            return ss.modify(t, StateValue::Null, action_q);
+        };
+        let (prefix_agent, bare) = match AGENTS
+            .iter()
+            .find_map(|a| Some((*a, event_type.strip_prefix(a)?.strip_prefix('.')?)))
+        {
+            Some((a, rest)) => (Some(a), rest),
+            None => (None, event_type.as_ref()),
+        };
+        let (code, op) = match phase(bare) {
+            Phase::Start(op) => (operation_code(op), op),
+            Phase::End(op) if operation_code(op).is_some() => (None, op),
+            _ => {
+                // Nova or Cinder records in the same session are not Neutron's business.
+                let neutron_shaped = prefix_agent.is_some()
+                    || payload.get("network").is_some()
+                    || payload.get("router").is_some();
+                if neutron_shaped {
+                    self.malformed
+                        .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
+                }
+                return ss.modify(t, StateValue::Null, action_q);
+            }
+        };
+        let Some(op_code) = operation_code(op) else {
+            if prefix_agent.is_some() || payload.get("network").is_some() {
+                self.malformed
+                    .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
+            }
+            return ss.modify(t, StateValue::Null, action_q);
+        };
+        let value = code.map_or(StateValue::Null, StateValue::Int);
+        ss.modify(t, value.clone(), action_q)?;
+        // Extension: the network or router the operation is about.
+        let is_router = op.starts_with("router.");
+        let agent = prefix_agent.unwrap_or(if is_router || logger.contains(".l3.") {
+            "l3-agent"
+        } else {
+            "dhcp-agent"
+        });
+        let (key, group) = if is_router {
+            ("router", "Routers")
+        } else {
+            ("network", "Networks")
+        };
+        match payload.get_text(key).filter(|u| !u.is_empty()) {
+            Some(uuid) => {
+                let q = ss.quark_and_add(&["Agents", agent, group, &uuid])?;
+                ss.modify(t, value, q)?;
+            }
+            None => self
+                .malformed
+                .note(R_NO_OBJECT, t, || format!("{event_type} (code {op_code})")),
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.malformed.warnings("neutron")
+    }
+}

@@ -1,0 +1,175 @@
+//! Nova VM state view ("OpenstackVMStateView", spec §2.3): the state and compute
+//! host of every VM, per project.
+//!
+//! Tree: `PROJECTs/<project_id>/VMs/<vmname>/{Status (int), Host (string)}` and
+//! the per-host extension `Hosts/<host>/VMs/<vmname>` (int: Status while the VM
+//! is on that host, null once it left).
+
+use std::collections::HashMap;
+
+use sht::{Quark, StateSystemBuilder, StateValue};
+
+use super::{
+    python_subscription, require_python_events, thesis_payload, vm_state_code, Malformed,
+    R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG,
+};
+use crate::pydict::PyValue;
+use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+
+pub const ID: &str = "org.eclipse.tracecompass.openstack.analyse.VM.state";
+pub const VERSION: i32 = 1;
+/// Status of a state the table does not know (Java NOTSET).
+pub const NOTSET: i32 = 7;
+
+const R_MISSING_KEYS: &str = "without vmname, vm_state, project_id or host";
+const R_EMPTY_VM: &str = "with an empty vmname (scheduler records, skipped)";
+const R_EMPTY_PROJECT: &str = "with an empty project_id (skipped)";
+const R_UNKNOWN_STATE: &str = "with an unknown vm_state (Status NOTSET 7)";
+
+struct VmRow {
+    status: Quark,
+    host: Quark,
+    /// `Hosts/<host>/VMs/<vm>` the VM is currently drawn on.
+    on_host: Option<(Box<str>, Quark)>,
+}
+
+#[derive(Default)]
+pub struct NovaVmStateProvider {
+    rows: HashMap<(Box<str>, Box<str>), VmRow>,
+    saw_python_events: bool,
+    malformed: Malformed,
+}
+
+impl NovaVmStateProvider {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn malformed(&self) -> &Malformed {
+        &self.malformed
+    }
+}
+
+/// A host name that says "not scheduled yet".
+fn is_placeholder_host(host: &str) -> bool {
+    host.is_empty() || host == "None"
+}
+
+impl StateProvider for NovaVmStateProvider {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn version(&self) -> i32 {
+        VERSION
+    }
+    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+        let s = python_subscription(event_name);
+        self.saw_python_events |= s.is_some();
+        s
+    }
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        require_python_events(self.saw_python_events, ID)
+    }
+
+    fn handle(
+        &mut self,
+        _handler: u32,
+        event: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let t = event.timestamp();
+        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+            return Ok(());
+        };
+        let payload = match payload {
+            Ok(p @ PyValue::Dict(_)) => p,
+            Ok(_) => {
+                self.malformed.note(R_NOT_A_DICT, t, String::new);
+                return Ok(());
+            }
+            Err(e) => {
+                self.malformed.note(R_UNPARSABLE, t, || e.to_string());
+                return Ok(());
+            }
+        };
+        let (Some(vmname), Some(state), Some(project), Some(host)) = (
+            payload.get_text("vmname"),
+            payload.get_text("vm_state"),
+            payload.get_text("project_id"),
+            payload.get_text("host"),
+        ) else {
+            // Neutron and Cinder records carry other keys: only Nova-shaped ones count.
+            if payload.get("vmname").is_some() || payload.get("vm_state").is_some() {
+                self.malformed.note(R_MISSING_KEYS, t, String::new);
+            }
+            return Ok(());
+        };
+        if vmname.is_empty() {
+            self.malformed.note(R_EMPTY_VM, t, || {
+                payload
+                    .get_text("event_type")
+                    .unwrap_or_default()
+                    .into_owned()
+            });
+            return Ok(());
+        }
+        if project.is_empty() {
+            self.malformed
+                .note(R_EMPTY_PROJECT, t, || vmname.to_string());
+            return Ok(());
+        }
+        let code = vm_state_code(&state).unwrap_or_else(|| {
+            self.malformed
+                .note(R_UNKNOWN_STATE, t, || state.to_string());
+            NOTSET
+        });
+        let key = (
+            Box::<str>::from(project.as_ref()),
+            Box::<str>::from(vmname.as_ref()),
+        );
+        if !self.rows.contains_key(&key) {
+            let base = ss.quark_and_add(&["PROJECTs", &project, "VMs", &vmname])?;
+            let status = ss.quark_relative_and_add(base, &["Status"])?;
+            let host_q = ss.quark_relative_and_add(base, &["Host"])?;
+            self.rows.insert(
+                key.clone(),
+                VmRow {
+                    status,
+                    host: host_q,
+                    on_host: None,
+                },
+            );
+        }
+        let row = self.rows.get_mut(&key).expect("inserted above");
+        ss.modify(t, StateValue::Int(code), row.status)?;
+        ss.modify(t, StateValue::from(host.as_ref()), row.host)?;
+        // Per-host extension: the VM leaves its old host row when Host changes.
+        let moved = match &row.on_host {
+            Some((h, _)) => h.as_ref() != host.as_ref(),
+            None => true,
+        };
+        if moved {
+            if let Some((_, old)) = row.on_host.take() {
+                ss.modify(t, StateValue::Null, old)?;
+            }
+            if !is_placeholder_host(&host) {
+                let q = ss.quark_and_add(&["Hosts", &host, "VMs", &vmname])?;
+                row.on_host = Some((host.as_ref().into(), q));
+            }
+        }
+        if let Some((_, q)) = &row.on_host {
+            ss.modify(t, StateValue::Int(code), *q)?;
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.malformed.warnings("nova")
+    }
+}

@@ -1,0 +1,214 @@
+//! Nova service-task view ("OpenstackServiceView", spec §2.2): what each Nova
+//! service (logger) is doing, per-request operation intervals (extension), and
+//! the VM states seen by `nova.compute.manager`.
+//!
+//! Tree: `SERVICEs/<logger>/{Action (int), Request_id (string)}`,
+//! `VMs/<vmname>/Action` (int, VM state code), and
+//! `Requests/<request_id>/{VM (string), Ops/<operation> (int)}`.
+
+use std::collections::HashMap;
+
+use sht::{Quark, StateSystemBuilder, StateValue};
+
+use super::{
+    phase, python_subscription, require_python_events, thesis_payload, vm_state_code, Malformed,
+    Phase, ServiceQuarks, R_NOT_A_DICT, R_NO_LOGGER, R_UNKNOWN_TYPE, R_UNPARSABLE, SLOT_LOGGER,
+    SLOT_MSG,
+};
+use crate::pydict::PyValue;
+use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+
+pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
+pub const VERSION: i32 = 1;
+
+const R_MISSING_KEYS: &str = "without event_type, vmname or request_id";
+const R_NO_REQUEST_ID: &str = "with an empty request_id (no Requests entry)";
+const R_UNKNOWN_STATE: &str = "with an unknown vm_state (VM row unchanged)";
+
+/// Operation codes of `<op>.start` events (the `.end` event resets).
+pub fn operation_code(op: &str) -> Option<i32> {
+    Some(match op {
+        "compute.instance.create" => 10,
+        "compute.instance.pause" => 11,
+        "compute.instance.delete" => 12,
+        "compute.instance.shutdown" => 13,
+        "compute.instance.live_migration.pre" => 14,
+        "compute.instance.live_migration.post.dest" => 15,
+        "compute.instance.live_migration._post" => 16,
+        "compute.instance.reboot" => 17,
+        "compute.instance.power_off" => 18,
+        "scheduler.select_destinations" => 20,
+        "scheduler.select_destinations.chance" => 21,
+        "conductor.live_migration" => 30,
+        "conductor.build_instance" => 31,
+        "conductor.rebuild_instance" => 32,
+        "conductor.provider_fw_rule" => 33,
+        "conductor.object_action" => 34,
+        "compute.allocate.network.instance" => 40,
+        "compute.network.lease_fixed_ip.instance" => 41,
+        "compute.deallocate.network.instance" => 42,
+        "libvirt.live_migration.operation" => 50,
+        "libvirt.find.migration.min.data" => 51,
+        "libvirt.can_live_migrate_source" => 52,
+        "libvirt.can_live_migrate_destination" => 53,
+        "libvirt.live_migration_monitor" => 54,
+        _ => return None,
+    })
+}
+
+#[derive(Default)]
+pub struct NovaServicesProvider {
+    services: ServiceQuarks,
+    vms: HashMap<Box<str>, Quark>,
+    saw_python_events: bool,
+    malformed: Malformed,
+}
+
+impl NovaServicesProvider {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records skipped or partly used, by reason (for tests and reports).
+    pub fn malformed(&self) -> &Malformed {
+        &self.malformed
+    }
+
+    fn vm_quark(&mut self, vmname: &str, ss: &mut dyn StateSystemBuilder) -> sht::Result<Quark> {
+        if let Some(&q) = self.vms.get(vmname) {
+            return Ok(q);
+        }
+        let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
+        self.vms.insert(vmname.into(), q);
+        Ok(q)
+    }
+}
+
+impl StateProvider for NovaServicesProvider {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn version(&self) -> i32 {
+        VERSION
+    }
+    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+        let s = python_subscription(event_name);
+        self.saw_python_events |= s.is_some();
+        s
+    }
+    fn check_subscriptions(
+        &self,
+        _missing: &[(String, &'static str)],
+    ) -> Result<(), ProviderError> {
+        require_python_events(self.saw_python_events, ID)
+    }
+
+    fn handle(
+        &mut self,
+        _handler: u32,
+        event: &dyn EventFields,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let t = event.timestamp();
+        let logger = match event.string(SLOT_LOGGER) {
+            Some(l) if !l.is_empty() => l,
+            _ => {
+                self.malformed
+                    .note(R_NO_LOGGER, t, || "no logger_name".into());
+                return Ok(());
+            }
+        };
+        let qs = self.services.get(logger, &["Action", "Request_id"], ss)?;
+        let (action_q, request_q) = (qs[0], qs[1]);
+        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+            return Ok(());
+        };
+        let payload = match payload {
+            Ok(p @ PyValue::Dict(_)) => p,
+            Ok(_) => {
+                self.malformed.note(R_NOT_A_DICT, t, || logger.to_string());
+                ss.modify(t, StateValue::Null, action_q)?;
+                return ss.modify(t, StateValue::Null, request_q);
+            }
+            Err(e) => {
+                self.malformed
+                    .note(R_UNPARSABLE, t, || format!("{logger}: {e}"));
+                ss.modify(t, StateValue::Null, action_q)?;
+                return ss.modify(t, StateValue::Null, request_q);
+            }
+        };
+        let (Some(event_type), Some(vmname), Some(request_id)) = (
+            payload.get_text("event_type"),
+            payload.get_text("vmname"),
+            payload.get_text("request_id"),
+        ) else {
+            self.malformed
+                .note(R_MISSING_KEYS, t, || logger.to_string());
+            ss.modify(t, StateValue::Null, action_q)?;
+            return ss.modify(t, StateValue::Null, request_q);
+        };
+        match phase(&event_type) {
+            Phase::Start(op) if operation_code(op).is_some() => {
+                let code = operation_code(op).unwrap_or_default();
+                ss.modify(t, StateValue::Int(code), action_q)?;
+                ss.modify(
+                    t,
+                    StateValue::from(format!("{request_id}## {vmname}").as_str()),
+                    request_q,
+                )?;
+                if request_id.is_empty() {
+                    self.malformed
+                        .note(R_NO_REQUEST_ID, t, || event_type.to_string());
+                } else {
+                    let op_q = ss.quark_and_add(&["Requests", &request_id, "Ops", op])?;
+                    ss.modify(t, StateValue::Int(code), op_q)?;
+                    if !vmname.is_empty() {
+                        let vm_q = ss.quark_and_add(&["Requests", &request_id, "VM"])?;
+                        ss.modify(t, StateValue::from(vmname.as_ref()), vm_q)?;
+                    }
+                }
+            }
+            Phase::End(op) if operation_code(op).is_some() => {
+                ss.modify(t, StateValue::Null, action_q)?;
+                ss.modify(t, StateValue::Null, request_q)?;
+                if !request_id.is_empty() {
+                    // Only close what a .start opened: an orphan .end adds no row.
+                    let op_q = ss
+                        .attributes()
+                        .quark(sht::ROOT_QUARK, &["Requests", &request_id, "Ops", op])
+                        .ok();
+                    if let Some(op_q) = op_q {
+                        ss.modify(t, StateValue::Null, op_q)?;
+                    }
+                }
+            }
+            _ => {
+                self.malformed
+                    .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
+                ss.modify(t, StateValue::Int(0), action_q)?;
+                ss.modify(t, StateValue::Null, request_q)?;
+            }
+        }
+        if logger.contains("nova.compute.manager") && !vmname.is_empty() {
+            if let Some(state) = payload.get_text("vm_state").filter(|s| !s.is_empty()) {
+                match vm_state_code(&state) {
+                    Some(code) => {
+                        let q = self.vm_quark(&vmname, ss)?;
+                        ss.modify(t, StateValue::Int(code), q)?;
+                    }
+                    None => self
+                        .malformed
+                        .note(R_UNKNOWN_STATE, t, || state.to_string()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.malformed.warnings("nova-services")
+    }
+}

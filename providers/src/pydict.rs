@@ -1,0 +1,618 @@
+//! A parser of Python literal text (`repr()` of dicts, lists, strings, numbers,
+//! `None`/`True`/`False`), as written by the thesis's OpenStack instrumentation
+//! into log messages (`lttng_trace:{'event_type':'...', ...}`).
+//!
+//! It is lenient where the real traces need it and strict elsewhere: strings may
+//! be single- or double-quoted with an optional `u`/`b`/`r` prefix and backslash
+//! escapes; a value may also be an unquoted token (the real Nova traces have
+//! `'event_type':scheduler.select_destinations.start,`), ended by one of
+//! `, : ] } / \ " [ { ; = #` or a control character, then trimmed (the rule of
+//! `org.json`'s tokenizer; `)` also ends one, for tuples, and `'`, so that a
+//! missing comma is an error). Like `org.json`, a
+//! token may hold spaces: `[1 2]` is a list of one bare token `1 2`. Truncated or otherwise broken input is a
+//! [`PyDictError`] naming the byte offset; nothing is ever evaluated.
+//! Strings without escapes borrow from the input (no allocation).
+
+use std::borrow::Cow;
+
+/// A parsed Python literal.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PyValue<'a> {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// Quoted string (escapes resolved).
+    Str(Cow<'a, str>),
+    /// Unquoted token that is not `None`/`True`/`False` or a number.
+    Bare(&'a str),
+    List(Vec<PyValue<'a>>),
+    /// Key/value pairs in text order (keys rendered as text, see [`PyValue::text`]).
+    Dict(Vec<(Cow<'a, str>, PyValue<'a>)>),
+}
+
+impl<'a> PyValue<'a> {
+    /// The value as text, as the thesis code reads it: strings and bare tokens as
+    /// they are, `None` as `"None"`, booleans and numbers in Python's spelling;
+    /// `None` for containers.
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        match self {
+            PyValue::None => Some(Cow::Borrowed("None")),
+            PyValue::Bool(true) => Some(Cow::Borrowed("True")),
+            PyValue::Bool(false) => Some(Cow::Borrowed("False")),
+            PyValue::Int(i) => Some(Cow::Owned(i.to_string())),
+            PyValue::Float(f) => Some(Cow::Owned(f.to_string())),
+            PyValue::Str(s) => Some(s.clone()),
+            PyValue::Bare(s) => Some(Cow::Borrowed(s)),
+            PyValue::List(_) | PyValue::Dict(_) => None,
+        }
+    }
+
+    /// Value of `key` in a dict (first occurrence); `None` if not a dict or absent.
+    pub fn get(&self, key: &str) -> Option<&PyValue<'a>> {
+        match self {
+            PyValue::Dict(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Text of `key` in a dict (see [`PyValue::text`]).
+    pub fn get_text(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.get(key).and_then(PyValue::text)
+    }
+}
+
+/// Why a text is not a Python literal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PyDictError {
+    #[error("at byte {offset}: input ends inside {inside}")]
+    Truncated { offset: usize, inside: &'static str },
+    #[error("at byte {offset}: expected {expected}, found {found:?}")]
+    Unexpected {
+        offset: usize,
+        expected: &'static str,
+        found: char,
+    },
+    #[error("at byte {offset}: bad escape sequence")]
+    BadEscape { offset: usize },
+    #[error("at byte {offset}: empty value")]
+    Empty { offset: usize },
+    #[error("at byte {offset}: nesting deeper than {MAX_DEPTH}")]
+    TooDeep { offset: usize },
+    #[error("at byte {offset}: text after the value")]
+    Trailing { offset: usize },
+}
+
+/// Containers nested deeper than this are refused (no stack overflow on hostile input).
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses `text` as one literal, allowing only whitespace after it.
+pub fn parse(text: &str) -> Result<PyValue<'_>, PyDictError> {
+    let (v, end) = parse_prefix(text)?;
+    let mut p = Parser { s: text, pos: end };
+    p.skip_ws();
+    if p.pos < text.len() {
+        return Err(PyDictError::Trailing { offset: p.pos });
+    }
+    Ok(v)
+}
+
+/// Parses one literal at the start of `text` (after whitespace); returns it and
+/// the byte offset just past it.
+pub fn parse_prefix(text: &str) -> Result<(PyValue<'_>, usize), PyDictError> {
+    let mut p = Parser { s: text, pos: 0 };
+    let v = p.value(0)?;
+    Ok((v, p.pos))
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+fn ends_token(c: char) -> bool {
+    matches!(
+        c,
+        ',' | ':' | ']' | '}' | ')' | '\'' | '/' | '\\' | '"' | '[' | '{' | ';' | '=' | '#'
+    ) || c.is_control()
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<char> {
+        self.s[self.pos..].chars().next()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<PyValue<'a>, PyDictError> {
+        if depth > MAX_DEPTH {
+            return Err(PyDictError::TooDeep { offset: self.pos });
+        }
+        self.skip_ws();
+        let Some(c) = self.peek() else {
+            return Err(PyDictError::Truncated {
+                offset: self.pos,
+                inside: "a value",
+            });
+        };
+        match c {
+            '{' => self.dict(depth),
+            '[' => self.seq(depth, ']'),
+            '(' => self.seq(depth, ')'),
+            '\'' | '"' => Ok(PyValue::Str(self.string()?)),
+            'u' | 'U' | 'b' | 'B' | 'r' | 'R' if self.prefixed_string() => {
+                Ok(PyValue::Str(self.string()?))
+            }
+            _ => self.bare(),
+        }
+    }
+
+    /// Whether a string prefix (`u'`, `b"`, `r'`) starts here.
+    fn prefixed_string(&self) -> bool {
+        matches!(self.s.as_bytes().get(self.pos + 1), Some(b'\'' | b'"'))
+    }
+
+    fn dict(&mut self, depth: usize) -> Result<PyValue<'a>, PyDictError> {
+        self.pos += 1; // '{'
+        let mut pairs = Vec::new();
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                None => {
+                    return Err(PyDictError::Truncated {
+                        offset: self.pos,
+                        inside: "a dict",
+                    })
+                }
+                Some('}') => {
+                    self.pos += 1;
+                    return Ok(PyValue::Dict(pairs));
+                }
+                Some(_) => {}
+            }
+            let key_at = self.pos;
+            let key = self.value(depth + 1)?;
+            let key = match key {
+                PyValue::List(_) | PyValue::Dict(_) => {
+                    return Err(PyDictError::Unexpected {
+                        offset: key_at,
+                        expected: "a key",
+                        found: self.s[key_at..].chars().next().unwrap_or('?'),
+                    })
+                }
+                PyValue::Str(s) => s,
+                other => other.text().unwrap_or_default(),
+            };
+            self.skip_ws();
+            self.expect(':', "':' after a key", "a dict")?;
+            let value = self.value(depth + 1)?;
+            pairs.push((key, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some('}') => {}
+                None => {
+                    return Err(PyDictError::Truncated {
+                        offset: self.pos,
+                        inside: "a dict",
+                    })
+                }
+                Some(c) => {
+                    return Err(PyDictError::Unexpected {
+                        offset: self.pos,
+                        expected: "',' or '}'",
+                        found: c,
+                    })
+                }
+            }
+        }
+    }
+
+    fn seq(&mut self, depth: usize, close: char) -> Result<PyValue<'a>, PyDictError> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                None => {
+                    return Err(PyDictError::Truncated {
+                        offset: self.pos,
+                        inside: "a list",
+                    })
+                }
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    return Ok(PyValue::List(items));
+                }
+                Some(_) => {}
+            }
+            items.push(self.value(depth + 1)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some(c) if c == close => {}
+                None => {
+                    return Err(PyDictError::Truncated {
+                        offset: self.pos,
+                        inside: "a list",
+                    })
+                }
+                Some(c) => {
+                    return Err(PyDictError::Unexpected {
+                        offset: self.pos,
+                        expected: "',' or the end of the list",
+                        found: c,
+                    })
+                }
+            }
+        }
+    }
+
+    fn expect(
+        &mut self,
+        want: char,
+        expected: &'static str,
+        inside: &'static str,
+    ) -> Result<(), PyDictError> {
+        match self.peek() {
+            Some(c) if c == want => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(c) => Err(PyDictError::Unexpected {
+                offset: self.pos,
+                expected,
+                found: c,
+            }),
+            None => Err(PyDictError::Truncated {
+                offset: self.pos,
+                inside,
+            }),
+        }
+    }
+
+    fn string(&mut self) -> Result<Cow<'a, str>, PyDictError> {
+        let bytes = self.s.as_bytes();
+        let mut raw = false;
+        while matches!(bytes[self.pos], b'u' | b'U' | b'b' | b'B' | b'r' | b'R') {
+            raw |= matches!(bytes[self.pos], b'r' | b'R');
+            self.pos += 1;
+        }
+        let quote = bytes[self.pos];
+        self.pos += 1;
+        let begin = self.pos;
+        // Fast path: no backslash before the closing quote.
+        let mut i = begin;
+        while i < bytes.len() {
+            match bytes[i] {
+                b if b == quote => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Borrowed(&self.s[begin..i]));
+                }
+                b'\\' => break,
+                _ => i += 1,
+            }
+        }
+        if i >= bytes.len() {
+            return Err(PyDictError::Truncated {
+                offset: bytes.len(),
+                inside: "a string",
+            });
+        }
+        let mut out = String::from(&self.s[begin..i]);
+        self.pos = i;
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(PyDictError::Truncated {
+                    offset: self.pos,
+                    inside: "a string",
+                });
+            };
+            let at = self.pos;
+            self.pos += c.len_utf8();
+            if c as u32 == quote as u32 {
+                return Ok(Cow::Owned(out));
+            }
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            let Some(e) = self.peek() else {
+                return Err(PyDictError::Truncated {
+                    offset: self.pos,
+                    inside: "a string",
+                });
+            };
+            self.pos += e.len_utf8();
+            if raw {
+                out.push('\\');
+                out.push(e);
+                continue;
+            }
+            match e {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '0' => out.push('\0'),
+                'a' => out.push('\x07'),
+                'b' => out.push('\x08'),
+                'f' => out.push('\x0c'),
+                'v' => out.push('\x0b'),
+                '\\' | '\'' | '"' => out.push(e),
+                '\n' => {}
+                'x' | 'u' | 'U' => {
+                    let n = match e {
+                        'x' => 2,
+                        'u' => 4,
+                        _ => 8,
+                    };
+                    let hex = self.s.get(self.pos..self.pos + n).ok_or(
+                        if self.pos + n > self.s.len() {
+                            PyDictError::Truncated {
+                                offset: self.s.len(),
+                                inside: "a string",
+                            }
+                        } else {
+                            PyDictError::BadEscape { offset: at }
+                        },
+                    )?;
+                    let code = u32::from_str_radix(hex, 16)
+                        .ok()
+                        .filter(|_| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .and_then(char::from_u32)
+                        .ok_or(PyDictError::BadEscape { offset: at })?;
+                    self.pos += n;
+                    out.push(code);
+                }
+                // Python keeps unknown escapes as they are.
+                other => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            }
+        }
+    }
+
+    fn bare(&mut self) -> Result<PyValue<'a>, PyDictError> {
+        let begin = self.pos;
+        while let Some(c) = self.peek() {
+            if ends_token(c) {
+                break;
+            }
+            self.pos += c.len_utf8();
+        }
+        let token = self.s[begin..self.pos].trim();
+        if token.is_empty() {
+            return match self.peek() {
+                None => Err(PyDictError::Truncated {
+                    offset: self.pos,
+                    inside: "a value",
+                }),
+                Some(c) if self.pos == begin => Err(PyDictError::Unexpected {
+                    offset: self.pos,
+                    expected: "a value",
+                    found: c,
+                }),
+                Some(_) => Err(PyDictError::Empty { offset: begin }),
+            };
+        }
+        Ok(match token {
+            "None" => PyValue::None,
+            "True" => PyValue::Bool(true),
+            "False" => PyValue::Bool(false),
+            t => {
+                if let Ok(i) = t.parse::<i64>() {
+                    PyValue::Int(i)
+                } else if t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+                    && t.parse::<f64>().is_ok()
+                {
+                    PyValue::Float(t.parse().unwrap_or(0.0))
+                } else {
+                    PyValue::Bare(t)
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_thesis_nova_payload_with_an_unquoted_value() {
+        let v = parse("{'event_type':scheduler.select_destinations.start,'vmname':'','host':'None','request_id':'req-1'}").unwrap();
+        assert_eq!(
+            v.get_text("event_type").as_deref(),
+            Some("scheduler.select_destinations.start")
+        );
+        assert_eq!(v.get_text("vmname").as_deref(), Some(""));
+        assert_eq!(v.get_text("host").as_deref(), Some("None"));
+        assert!(v.get("missing").is_none());
+    }
+
+    #[test]
+    fn parses_python_constants_numbers_and_nesting() {
+        let v = parse(r#"{"a": None, 'b': True, 'c': False, 'd': -12, 'e': 1.5, 'f': [1, {'g': (2, 3)}], 7: 'x'}"#).unwrap();
+        assert_eq!(v.get("a"), Some(&PyValue::None));
+        assert_eq!(v.get("b"), Some(&PyValue::Bool(true)));
+        assert_eq!(v.get("c"), Some(&PyValue::Bool(false)));
+        assert_eq!(v.get("d"), Some(&PyValue::Int(-12)));
+        assert_eq!(v.get("e"), Some(&PyValue::Float(1.5)));
+        let PyValue::List(f) = v.get("f").unwrap() else {
+            panic!("not a list")
+        };
+        assert_eq!(f[0], PyValue::Int(1));
+        assert_eq!(
+            f[1].get("g"),
+            Some(&PyValue::List(vec![PyValue::Int(2), PyValue::Int(3)]))
+        );
+        assert_eq!(v.get_text("7").as_deref(), Some("x"));
+        assert_eq!(v.get_text("a").as_deref(), Some("None"));
+    }
+
+    #[test]
+    fn resolves_escapes_unicode_prefixes_and_raw_strings() {
+        let v = parse(r#"{u'k\u00e9': u'caf\xe9 \'q\' "d" \n', 'r': r'a\nb', b"x": "it's", 'emoji': '\U0001F600'}"#).unwrap();
+        assert_eq!(v.get_text("ké").as_deref(), Some("café 'q' \"d\" \n"));
+        assert_eq!(v.get_text("r").as_deref(), Some("a\\nb"));
+        assert_eq!(v.get_text("x").as_deref(), Some("it's"));
+        assert_eq!(v.get_text("emoji").as_deref(), Some("\u{1F600}"));
+        // Non-ASCII text outside escapes passes through.
+        assert_eq!(
+            parse("{'n': 'Gérard'}").unwrap().get_text("n").as_deref(),
+            Some("Gérard")
+        );
+    }
+
+    #[test]
+    fn unescaped_strings_borrow_the_input() {
+        let v = parse("{'k': 'plain'}").unwrap();
+        assert!(matches!(
+            v.get("k"),
+            Some(PyValue::Str(Cow::Borrowed("plain")))
+        ));
+    }
+
+    #[test]
+    fn prefix_parse_reports_where_the_value_ends() {
+        let (v, end) = parse_prefix("{'a': 1} trailing words").unwrap();
+        assert_eq!(v.get("a"), Some(&PyValue::Int(1)));
+        assert_eq!(end, 8);
+        assert_eq!(
+            parse("{'a': 1} x"),
+            Err(PyDictError::Trailing { offset: 9 })
+        );
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_at_every_cut() {
+        let full =
+            r#"{'event_type':'compute.instance.create.start','n':[1,{'x':u'\u00e9'}],'m':None}"#;
+        for cut in 0..full.len() {
+            let text = &full[..cut];
+            match parse(text) {
+                Err(PyDictError::Truncated { offset, .. }) => assert!(offset <= cut),
+                Err(PyDictError::Empty { .. } | PyDictError::BadEscape { .. }) => {}
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(parse(full).is_ok());
+    }
+
+    #[test]
+    fn bad_escapes_are_errors() {
+        assert!(matches!(
+            parse(r"{'a': '\xZZ'}"),
+            Err(PyDictError::BadEscape { .. })
+        ));
+        assert!(matches!(
+            parse(r"{'a': '\ud800'}"),
+            Err(PyDictError::BadEscape { .. })
+        ));
+    }
+
+    #[test]
+    fn misplaced_punctuation_is_an_error() {
+        for bad in [
+            "{'a' 'b'}",
+            "{'a': 1 'b': 2}",
+            "{'a':}",
+            "[1 'x']",
+            "{,}",
+            "{[1]: 2}",
+            "}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing() {
+        let deep = "[".repeat(10_000);
+        assert!(matches!(parse(&deep), Err(PyDictError::TooDeep { .. })));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let samples = [
+            "{'\u{0}':",
+            "{'a':'b',}",
+            "{'a':u",
+            "{u",
+            "'",
+            "\"\\",
+            "{'a':'\\",
+            "{'a': 1e}",
+        ];
+        for s in samples {
+            let _ = parse(s);
+        }
+        // Trailing comma is accepted as Python does.
+        assert!(parse("{'a':'b',}").is_ok());
+    }
+
+    /// Python's `repr` of a string (single quotes unless the text has one and no
+    /// double quote), as the thesis instrumentation writes keys and values.
+    fn py_repr(s: &str) -> String {
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        let mut out = String::from(quote);
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c == quote => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push(quote);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_fails_without_panicking(text in "\\PC{0,80}") {
+            let _ = parse(&text);
+            let _ = parse_prefix(&text);
+        }
+
+        #[test]
+        fn repr_of_a_string_dict_parses_back(
+            pairs in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,20}"), 0..6)
+        ) {
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v)))
+                .collect();
+            let text = format!("{{{}}}", body.join(", "));
+            let parsed = parse(&text).unwrap();
+            let PyValue::Dict(got) = parsed else { panic!("not a dict") };
+            proptest::prop_assert_eq!(got.len(), pairs.len());
+            for ((gk, gv), (k, v)) in got.iter().zip(&pairs) {
+                proptest::prop_assert_eq!(gk.as_ref(), k.as_str());
+                let text = gv.text();
+                proptest::prop_assert_eq!(text.as_deref(), Some(v.as_str()));
+            }
+        }
+    }
+}
