@@ -13,6 +13,7 @@ mod gen;
 mod history;
 mod serve;
 mod sync;
+mod top;
 mod vm_report;
 mod xml;
 
@@ -59,6 +60,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
     Stats(events::StatsArgs),
+    /// Follow an LTTng live session (net://HOST[:PORT]/host/HOSTNAME/SESSION): a live summary.
+    Top(top::TopArgs),
     /// One VM across layers: Nova states, requests across services, QEMU migration.
     VmReport(vm_report::VmReportArgs),
 }
@@ -90,6 +93,7 @@ fn main() {
         Command::GenTrace(a) => gen::run(a),
         Command::Events(a) => events::events(a),
         Command::Stats(a) => events::stats(a),
+        Command::Top(a) => top::run(a),
         Command::VmReport(a) => vm_report::run(a),
     };
     if let Err(e) = result {

@@ -18,6 +18,7 @@
 
 pub mod diskio;
 pub mod kernel;
+pub mod live_source;
 pub mod openstack;
 pub mod ovs;
 pub mod pipeline;

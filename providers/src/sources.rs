@@ -39,7 +39,8 @@ pub fn open_synchronized(
     mode: &SyncMode,
     saved: Option<&Path>,
 ) -> Result<(Box<dyn EventSource>, Option<SyncApplied>), SourceError> {
-    if paths.iter().any(|p| is_xml(p)) {
+    let live = |p: &PathBuf| p.to_str().is_some_and(crate::live_source::is_live_url);
+    if paths.iter().any(|p| is_xml(p) || live(p)) {
         return open_unsynchronized(paths).map(|s| (s, None));
     }
     if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
@@ -63,6 +64,14 @@ fn open_unsynchronized(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, Source
     let Some(first) = paths.first() else {
         return Err(OpenError::NoPath.into());
     };
+    if let Some(url) = first
+        .to_str()
+        .filter(|s| crate::live_source::is_live_url(s))
+    {
+        // A live session (LTTng relay daemon), read alone.
+        let opts = sextant_trace::live::LiveOptions::default();
+        return Ok(Box::new(crate::live_source::LiveSource::open(url, opts)?));
+    }
     if let Some(xml) = paths.iter().find(|p| is_xml(p)) {
         // Several stub traces form an experiment (a host and its guests); they do
         // not mix with CTF traces.

@@ -1093,6 +1093,73 @@ impl MergeHeap {
     }
 }
 
+// --- In-memory streams (live sessions; fetching and merging are in crate::live) ---
+impl Experiment {
+    /// An experiment over compiled traces whose streams arrive in memory: it starts
+    /// without streams; add them with [`Experiment::add_memory_stream`].
+    pub fn from_memory(traces: Vec<CtfTrace>) -> Result<Experiment, TraceError> {
+        Self::from_traces(traces.into_iter().map(|t| (t.dir.clone(), t)).collect())
+    }
+
+    /// Adds an in-memory stream of trace `trace`; returns its stream index.
+    pub fn add_memory_stream(&mut self, trace: usize, name: &str) -> Result<usize, TraceError> {
+        let t = self.traces.get(trace).ok_or_else(|| TraceError::Metadata {
+            path: PathBuf::from(name),
+            reason: format!("no trace #{trace} in the experiment"),
+        })?;
+        let rank = self
+            .cursor_keys
+            .iter()
+            .filter(|k| k.0 as usize == trace)
+            .count();
+        self.cursors.push(Cursor::in_memory(t, name)?);
+        self.cursor_keys.push((trace as u32, rank as u32));
+        Ok(self.cursors.len() - 1)
+    }
+
+    /// Appends one whole packet to in-memory stream `stream`.
+    pub fn feed_packet(&mut self, stream: usize, packet: &[u8]) {
+        self.cursors[stream].feed_packet(packet);
+    }
+
+    /// Moves stream `stream` to its next event: `Ok(Some(ns))` (experiment time), or
+    /// `Ok(None)` when the packets fed so far are all read.
+    pub fn advance_stream(&mut self, stream: usize) -> Result<Option<i64>, TraceError> {
+        let ti = self.cursor_keys[stream].0 as usize;
+        let c = &mut self.cursors[stream];
+        if c.advance(&self.traces[ti])? {
+            Ok(Some(self.time_transforms.apply(ti, c.cur.ns)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Calls `f` with the event stream `stream` stands on (after `advance_stream`
+    /// returned `Some`).
+    pub fn visit_stream(
+        &self,
+        stream: usize,
+        f: &mut dyn FnMut(&Event<'_>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let ti = self.cursor_keys[stream].0 as usize;
+        let cursor = &self.cursors[stream];
+        let class = match cursor.cur.lost {
+            None => ClassId(self.class_base[ti] + cursor.cur.class),
+            Some(_) => ClassId(self.class_base[ti] + self.traces[ti].classes.len() as u32),
+        };
+        let ev = Event {
+            exp_fields: &self.fields,
+            cursor,
+            data: cursor.data(),
+            trace: &self.traces[ti],
+            class,
+            trace_index: ti,
+            ns: self.time_transforms.apply(ti, cursor.cur.ns),
+        };
+        f(&ev)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod custom_xml;
 pub mod error;
 pub mod experiment;
 pub mod gen;
+pub mod live;
 pub mod stats;
 pub mod sync;
 

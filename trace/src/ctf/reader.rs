@@ -475,6 +475,8 @@ pub struct Cursor {
     pub scope_start: [u64; 3],
     pub file: StreamFile,
     map: Option<Mmap>,
+    /// Packets fed in memory (live streams) when there is no mapped file.
+    mem: Vec<u8>,
     pub m: Machine,
     pub stream: usize,
     pub packet: PacketInfo,
@@ -517,6 +519,7 @@ impl Cursor {
             scope_start: [0; 3],
             file: file.clone(),
             map,
+            mem: Vec::new(),
             m: Machine::new(trace.nslots, trace.metadata.uuid),
             stream: 0,
             packet: PacketInfo::default(),
@@ -561,7 +564,7 @@ impl Cursor {
 
     #[inline]
     pub fn data(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.as_deref().unwrap_or(&self.mem)
     }
 
     pub fn take_progress(&mut self) -> u64 {
@@ -620,7 +623,7 @@ impl Cursor {
     }
 
     fn read_event(&mut self, trace: &CtfTrace) -> Result<(), TraceError> {
-        let data = self.map.as_deref().unwrap_or(&[]);
+        let data = self.map.as_deref().unwrap_or(&self.mem);
         let layout = &trace.streams[self.stream];
         let start = self.pos;
         let end = self.content_end;
@@ -803,7 +806,7 @@ impl Cursor {
             return Ok(false);
         }
         self.release_before(off);
-        let data = self.map.as_deref().unwrap_or(&[]);
+        let data = self.map.as_deref().unwrap_or(&self.mem);
         let file_end = size * 8;
         let m = &mut self.m;
         m.next_gen();
@@ -1011,5 +1014,32 @@ impl Cursor {
     /// The index entries, when an index file was found and is consistent.
     pub fn index_entries(&self) -> Option<&[index::IndexEntry]> {
         self.index.as_deref()
+    }
+}
+
+// --- In-memory streams (live sessions, see crate::live) ---
+impl Cursor {
+    /// A cursor with no file: whole packets are fed with [`Cursor::feed_packet`] as
+    /// they arrive, and [`Cursor::advance`] returns `Ok(false)` when they are all read.
+    pub fn in_memory(trace: &CtfTrace, name: &str) -> Result<Cursor, TraceError> {
+        let file = StreamFile {
+            name: name.to_string(),
+            path: trace.dir.join(name),
+            size: 0,
+        };
+        let mut c = Cursor::open(trace, &file)?;
+        c.index = None;
+        Ok(c)
+    }
+
+    /// Appends one whole packet (header to padding). Bytes already read are dropped
+    /// first, so memory stays at about one packet per stream.
+    pub fn feed_packet(&mut self, packet: &[u8]) {
+        if !self.in_packet && self.next_packet >= self.file.size {
+            self.mem.clear();
+            self.next_packet = 0;
+        }
+        self.mem.extend_from_slice(packet);
+        self.file.size = self.mem.len() as u64;
     }
 }

@@ -1,0 +1,523 @@
+//! An attached live session: metadata and streams fetched from the relay, packets
+//! fed to the CTF decoder, events merged by timestamp across streams.
+//!
+//! An event is handed out only when no other stream can still produce an earlier
+//! one: every other open stream either stands on a later event, or has told us
+//! (end of its last packet, or an inactivity beacon from the live timer) that it has
+//! nothing before that time. This is how babeltrace2's `src.ctf.lttng-live` keeps a
+//! quiet stream from blocking the others.
+
+use super::proto::{Client, Index, IndexStatus, LiveError, MetadataReply, NewStreams, PacketReply};
+use super::proto::{StreamInfo, DEFAULT_PORT, FLAG_NEW_METADATA, FLAG_NEW_STREAM};
+use crate::ctf::{metadata, reader::CtfTrace};
+use crate::experiment::{Event, Experiment};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// `net://HOST[:PORT]/host/HOSTNAME/SESSION`, as babeltrace2 and Trace Compass write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveUrl {
+    pub host: String,
+    pub port: u16,
+    pub hostname: String,
+    pub session: String,
+}
+
+impl LiveUrl {
+    pub fn parse(url: &str) -> Result<LiveUrl, LiveError> {
+        let bad = |reason: &str| LiveError::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = url
+            .strip_prefix("net://")
+            .or_else(|| url.strip_prefix("net4://"))
+            .ok_or_else(|| bad("scheme is not net://"))?;
+        let mut parts = rest.split('/');
+        let authority = parts.next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse::<u16>().map_err(|_| bad("port is not a number"))?,
+            ),
+            _ => (authority, DEFAULT_PORT),
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("host"), Some(h), Some(s), None) if !h.is_empty() && !s.is_empty() => {
+                Ok(LiveUrl {
+                    host: host.to_string(),
+                    port,
+                    hostname: h.to_string(),
+                    session: s.to_string(),
+                })
+            }
+            _ => Err(bad("path is not /host/HOSTNAME/SESSION")),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for LiveUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "net://{}/host/{}/{}",
+            self.addr(),
+            self.hostname,
+            self.session
+        )
+    }
+}
+
+/// Timeouts and pacing.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Bound on connecting and on every reply.
+    pub io_timeout: Duration,
+    /// Pause between polls when no stream has anything new.
+    pub poll_interval: Duration,
+    /// How long to wait after attaching for streams and event classes to appear.
+    pub setup_timeout: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            io_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(100),
+            setup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+struct LiveTrace {
+    ctf_trace_id: u64,
+    metadata_stream: u64,
+    metadata: Vec<u8>,
+    /// Event classes compiled at attach time.
+    classes: usize,
+}
+
+struct LiveStream {
+    relay_id: u64,
+    trace: usize,
+    /// Stream index in the experiment.
+    exp: usize,
+    /// Timestamp (ns) of the event the stream stands on.
+    head: Option<i64>,
+    /// The stream has nothing before this time (ns).
+    quiet_until: i64,
+    /// Index of a packet whose data the relay asked us to fetch again.
+    pending: Option<Index>,
+    closed: bool,
+}
+
+/// Counters of what was received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub events: u64,
+    pub beacons: u64,
+    pub retries: u64,
+}
+
+/// A session of a relay daemon, attached and read as one time-ordered flow.
+pub struct LiveSession {
+    client: Client,
+    url: LiveUrl,
+    session_id: u64,
+    opts: LiveOptions,
+    traces: Vec<LiveTrace>,
+    streams: Vec<LiveStream>,
+    experiment: Experiment,
+    warnings: Vec<String>,
+    pub stats: LiveStats,
+    finished: bool,
+}
+
+impl LiveSession {
+    /// Connects, attaches to the session from its beginning, and waits (up to
+    /// `setup_timeout`) until it has data streams and metadata with event classes.
+    pub fn open(url: &LiveUrl, opts: LiveOptions) -> Result<LiveSession, LiveError> {
+        let addr = url.addr();
+        let mut client = Client::connect(&addr, opts.io_timeout)?;
+        let sessions = client.list_sessions()?;
+        let Some(s) = sessions
+            .iter()
+            .find(|s| s.hostname == url.hostname && s.name == url.session)
+        else {
+            let available = sessions
+                .iter()
+                .map(|s| format!("{}/{}", s.hostname, s.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(LiveError::NoSession {
+                addr,
+                hostname: url.hostname.clone(),
+                session: url.session.clone(),
+                available: if available.is_empty() {
+                    "none".into()
+                } else {
+                    available
+                },
+            });
+        };
+        let session_id = s.id;
+        let mut all = client.attach(session_id, true)?;
+        let deadline = Instant::now() + opts.setup_timeout;
+        let session_err = |reason: String| LiveError::Session {
+            addr: url.addr(),
+            session: url.session.clone(),
+            reason,
+        };
+        // Streams and event classes appear when the traced applications register.
+        let mut metas: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        let parsed = loop {
+            for s in all.iter().filter(|s| s.is_metadata) {
+                if !metas.iter().any(|m| m.0 == s.ctf_trace_id) {
+                    metas.push((s.ctf_trace_id, s.id, Vec::new()));
+                }
+            }
+            for m in &mut metas {
+                fetch_metadata(&mut client, m.1, &mut m.2)?;
+            }
+            let has_data = all.iter().any(|s| !s.is_metadata);
+            let mut parsed = Vec::new();
+            // Metadata may stop mid-declaration while the tracer is still writing it:
+            // a parse error is final only when the wait is over.
+            let mut parse_error = None;
+            for (tid, _, bytes) in &metas {
+                if bytes.is_empty() {
+                    continue;
+                }
+                let dir = PathBuf::from(format!("{url}/trace{tid}"));
+                let md = metadata::parse_bytes(&dir.join("metadata"), bytes)
+                    .and_then(|md| CtfTrace::from_metadata(&dir, &dir.join("metadata"), md));
+                match md {
+                    Ok(t) => parsed.push(t),
+                    Err(e) => parse_error = Some(e),
+                }
+            }
+            let classes: usize = parsed.iter().map(|t| t.classes.len()).sum();
+            if has_data && classes > 0 && parsed.len() == metas.len() {
+                break parsed;
+            }
+            if Instant::now() >= deadline {
+                if let Some(e) = parse_error {
+                    return Err(e.into());
+                }
+                return Err(session_err(format!(
+                    "no data streams with event classes after {} s",
+                    opts.setup_timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(opts.poll_interval);
+            match client.get_new_streams(session_id)? {
+                NewStreams::Streams(v) => all.extend(v),
+                NewStreams::NoNew => {}
+                NewStreams::Hup => {
+                    return Err(session_err("destroyed before any data arrived".into()))
+                }
+            }
+        };
+        let traces = metas
+            .into_iter()
+            .zip(&parsed)
+            .map(|((tid, sid, bytes), t)| LiveTrace {
+                ctf_trace_id: tid,
+                metadata_stream: sid,
+                metadata: bytes,
+                classes: t.classes.len(),
+            })
+            .collect();
+        let experiment = Experiment::from_memory(parsed)?;
+        let mut me = LiveSession {
+            client,
+            url: url.clone(),
+            session_id,
+            opts,
+            traces,
+            streams: Vec::new(),
+            experiment,
+            warnings: Vec::new(),
+            stats: LiveStats::default(),
+            finished: false,
+        };
+        me.add_streams(all)?;
+        Ok(me)
+    }
+
+    pub fn url(&self) -> &LiveUrl {
+        &self.url
+    }
+
+    /// The experiment the events come from (metadata, class names, field handles).
+    pub fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.warnings.clone();
+        w.extend(self.experiment.warnings());
+        w
+    }
+
+    /// True once the session was destroyed and every event was handed out.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn add_streams(&mut self, mut v: Vec<StreamInfo>) -> Result<(), LiveError> {
+        // Stream file name order, as when the trace is read from files.
+        v.sort_by(|a, b| (&a.path_name, &a.channel_name).cmp(&(&b.path_name, &b.channel_name)));
+        for s in v {
+            if s.is_metadata || self.streams.iter().any(|x| x.relay_id == s.id) {
+                continue;
+            }
+            let Some(ti) = self
+                .traces
+                .iter()
+                .position(|t| t.ctf_trace_id == s.ctf_trace_id)
+            else {
+                self.warnings.push(format!(
+                    "{}: stream {}/{} belongs to a trace that appeared after attaching; not read",
+                    self.url, s.path_name, s.channel_name
+                ));
+                continue;
+            };
+            let exp = self.experiment.add_memory_stream(ti, &s.channel_name)?;
+            self.streams.push(LiveStream {
+                relay_id: s.id,
+                trace: ti,
+                exp,
+                head: None,
+                quiet_until: i64::MIN,
+                pending: None,
+                closed: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn handle_flags(&mut self, flags: u32) -> Result<(), LiveError> {
+        if flags & FLAG_NEW_METADATA != 0 {
+            for ti in 0..self.traces.len() {
+                let t = &mut self.traces[ti];
+                let before = t.metadata.len();
+                fetch_metadata(&mut self.client, t.metadata_stream, &mut t.metadata)?;
+                if t.metadata.len() != before {
+                    let path = PathBuf::from(format!("{}/metadata", self.url));
+                    // Only counted here; a text cut mid-declaration is read again with
+                    // the next update.
+                    let n =
+                        metadata::parse_bytes(&path, &t.metadata).map_or(0, |md| md.events.len());
+                    if n > t.classes {
+                        self.warnings.push(format!(
+                            "{}: {} event classes were added after attaching; their events end their stream",
+                            self.url,
+                            n - t.classes
+                        ));
+                        t.classes = n;
+                    }
+                }
+            }
+        }
+        if flags & FLAG_NEW_STREAM != 0 {
+            self.poll_new_streams()?;
+        }
+        Ok(())
+    }
+
+    fn poll_new_streams(&mut self) -> Result<bool, LiveError> {
+        match self.client.get_new_streams(self.session_id)? {
+            NewStreams::Streams(v) => {
+                self.add_streams(v)?;
+                Ok(true)
+            }
+            NewStreams::NoNew => Ok(true),
+            NewStreams::Hup => Ok(false),
+        }
+    }
+
+    fn to_ns(&self, trace: usize, stream_class: u64, cycles: u64) -> i64 {
+        let t = &self.experiment.ctf_traces()[trace];
+        let layout = t
+            .streams
+            .iter()
+            .find(|s| s.id == stream_class)
+            .or(t.streams.first());
+        layout.map_or(cycles as i64, |l| l.clock.to_ns(cycles))
+    }
+
+    /// Asks the relay for stream `k`'s next packet; true if anything changed.
+    fn fetch(&mut self, k: usize) -> Result<bool, LiveError> {
+        let relay_id = self.streams[k].relay_id;
+        let idx = match self.streams[k].pending.take() {
+            Some(i) => i,
+            None => {
+                let i = self.client.get_next_index(relay_id)?;
+                self.handle_flags(i.flags)?;
+                i
+            }
+        };
+        let trace = self.streams[k].trace;
+        match idx.status {
+            IndexStatus::Retry => {
+                self.stats.retries += 1;
+                Ok(false)
+            }
+            IndexStatus::Hup | IndexStatus::Eof => {
+                self.streams[k].closed = true;
+                Ok(true)
+            }
+            IndexStatus::Inactive => {
+                self.stats.beacons += 1;
+                let ns = self.to_ns(trace, idx.stream_class_id, idx.timestamp_end);
+                let s = &mut self.streams[k];
+                let moved = ns > s.quiet_until;
+                s.quiet_until = s.quiet_until.max(ns);
+                Ok(moved)
+            }
+            IndexStatus::Ok => {
+                let len = (idx.packet_size / 8) as u32;
+                match self.client.get_packet(relay_id, idx.offset, len)? {
+                    PacketReply::Data { bytes, flags } => {
+                        self.handle_flags(flags)?;
+                        self.stats.packets += 1;
+                        self.stats.bytes += bytes.len() as u64;
+                        let exp = self.streams[k].exp;
+                        self.experiment.feed_packet(exp, &bytes);
+                        let end = self.to_ns(trace, idx.stream_class_id, idx.timestamp_end);
+                        let head = self.advance(k)?;
+                        let s = &mut self.streams[k];
+                        s.head = head;
+                        s.quiet_until = s.quiet_until.max(end);
+                        Ok(true)
+                    }
+                    PacketReply::Retry { flags } => {
+                        self.handle_flags(flags)?;
+                        self.stats.retries += 1;
+                        self.streams[k].pending = Some(idx);
+                        Ok(false)
+                    }
+                    PacketReply::Eof => {
+                        self.streams[k].closed = true;
+                        Ok(true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Next event of stream `k` from the packets fed; a decoding error ends the
+    /// stream (recorded in the warnings), as for files.
+    fn advance(&mut self, k: usize) -> Result<Option<i64>, LiveError> {
+        match self.experiment.advance_stream(self.streams[k].exp) {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                self.warnings
+                    .push(format!("{e}; the rest of this stream is skipped"));
+                self.streams[k].closed = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The stream whose event comes next, when it is certain no other stream has
+    /// an earlier one; `None` when some stream must be asked first.
+    fn next_ready(&self) -> Option<usize> {
+        let (k, ns) = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| s.head.map(|h| (k, h)))
+            .min_by_key(|&(k, h)| (h, k))?;
+        let blocked = self.streams.iter().enumerate().any(|(j, s)| {
+            s.head.is_none() && !s.closed && (s.quiet_until < ns || (s.quiet_until == ns && j < k))
+        });
+        (!blocked).then_some(k)
+    }
+
+    /// Hands events to `f` in timestamp order as they arrive, until the session is
+    /// destroyed (then `Ok`), `f` breaks, `stop` is set, or the relay fails.
+    pub fn run(
+        &mut self,
+        f: &mut dyn FnMut(&Event<'_>) -> ControlFlow<()>,
+        stop: &AtomicBool,
+    ) -> Result<(), LiveError> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut progressed = false;
+            for k in 0..self.streams.len() {
+                let s = &self.streams[k];
+                if s.head.is_none() && !s.closed {
+                    progressed |= self.fetch(k)?;
+                }
+            }
+            while let Some(k) = self.next_ready() {
+                progressed = true;
+                self.stats.events += 1;
+                if self
+                    .experiment
+                    .visit_stream(self.streams[k].exp, f)
+                    .is_break()
+                {
+                    return Ok(());
+                }
+                let h = self.advance(k)?;
+                self.streams[k].head = h;
+                if h.is_none() && !self.streams[k].closed {
+                    // The packet is read: ask for the next one before merging further.
+                    break;
+                }
+            }
+            if self.streams.iter().all(|s| s.closed && s.head.is_none()) {
+                // Every stream hung up; the session is over unless streams were added.
+                let before = self.streams.len();
+                let alive = self.poll_new_streams()?;
+                if !alive || self.streams.len() == before {
+                    self.finished = true;
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.streams.is_empty() && !self.poll_new_streams()? {
+                self.finished = true;
+                return Ok(());
+            }
+            if !progressed {
+                std::thread::sleep(self.opts.poll_interval);
+            }
+        }
+    }
+}
+
+/// Appends whatever new metadata the relay has for `stream`.
+fn fetch_metadata(client: &mut Client, stream: u64, into: &mut Vec<u8>) -> Result<(), LiveError> {
+    loop {
+        match client.get_metadata(stream)? {
+            MetadataReply::Data(b) => {
+                if b.is_empty() {
+                    return Ok(());
+                }
+                into.extend_from_slice(&b)
+            }
+            MetadataReply::NoNew | MetadataReply::Hup => return Ok(()),
+        }
+    }
+}
