@@ -185,7 +185,11 @@ fn run_analyses(
                     errors.push(message);
                     break;
                 };
-                errors.push(message);
+                trace
+                    .analyses_not_run
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(message);
                 let registry_retry = applicable(info, xml_files)?;
                 to_build = registry_retry
                     .into_iter()

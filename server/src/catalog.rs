@@ -77,6 +77,10 @@ pub fn trace_json(t: &Trace) -> Value {
     if !errors.is_empty() {
         properties.insert("analysisErrors".into(), errors.join("; "));
     }
+    let not_run = t.not_run();
+    if !not_run.is_empty() {
+        properties.insert("analysesNotRun".into(), not_run.join("; "));
+    }
     json!({
         "name": t.name,
         "path": t.path.to_string_lossy(),
@@ -248,6 +252,7 @@ impl Catalog {
             state_systems: RwLock::new(opened.state_systems),
             analyses_running: AtomicBool::new(opened.background.is_some()),
             analysis_errors: Mutex::new(Vec::new()),
+            analyses_not_run: Mutex::new(Vec::new()),
         });
         self.traces
             .write()

@@ -27,6 +27,7 @@ pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
 pub mod values;
+pub mod xml_views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -95,6 +96,9 @@ fn prepare(config: &ServeConfig) -> Result<(), ServerError> {
         if !root.is_dir() {
             return Err(ServerError::TraceRoot(root.display().to_string()));
         }
+    }
+    if !config.xml_files.is_empty() {
+        sextant_xml::load_files(&config.xml_files).map_err(|e| ServerError::Xml(e.to_string()))?;
     }
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {

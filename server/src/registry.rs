@@ -91,6 +91,8 @@ pub struct Trace {
     pub analyses_running: AtomicBool,
     /// What the background analyses could not do.
     pub analysis_errors: Mutex<Vec<String>>,
+    /// Analyses that do not apply to this trace, and why (not errors).
+    pub analyses_not_run: Mutex<Vec<String>>,
 }
 
 impl Trace {
@@ -108,6 +110,13 @@ impl Trace {
 
     pub fn is_analysing(&self) -> bool {
         self.analyses_running.load(Ordering::Acquire)
+    }
+
+    pub fn not_run(&self) -> Vec<String> {
+        self.analyses_not_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn errors(&self) -> Vec<String> {
@@ -269,6 +278,10 @@ impl Registry {
             xml_files: config.xml_files.clone(),
         }));
         r.add_outputs(Arc::new(crate::kernel_views::KernelViewsFactory));
+        // Unreadable files were refused when the server started (`run` checks them).
+        if let Ok(views) = crate::xml_views::XmlViewsFactory::new(&config.xml_files) {
+            r.add_outputs(Arc::new(views));
+        }
         r
     }
 
