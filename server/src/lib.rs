@@ -18,6 +18,7 @@
 pub mod analyses;
 pub mod api;
 pub mod catalog;
+pub mod cpu_usage;
 pub mod error;
 pub mod explorer;
 pub mod kernel_views;

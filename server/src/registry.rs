@@ -278,6 +278,7 @@ impl Registry {
             xml_files: config.xml_files.clone(),
         }));
         r.add_outputs(Arc::new(crate::kernel_views::KernelViewsFactory));
+        r.add_outputs(Arc::new(crate::cpu_usage::CpuUsageFactory));
         // Unreadable files were refused when the server started (`run` checks them).
         if let Ok(views) = crate::xml_views::XmlViewsFactory::new(&config.xml_files) {
             r.add_outputs(Arc::new(views));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sextant_server::cpu_usage::CPU_USAGE_ID;
 use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
 use sextant_server::query::sample_times;
 use sht::{StateSystem, StateSystemQuerier};
@@ -309,6 +310,62 @@ async fn kernel_trace_analysed_in_background_and_viewed() {
         states["model"]["rows"].as_array().unwrap().len(),
         items.len()
     );
+
+    // CPU usage: Total and one series per thread that ran; at every sample the
+    // threads' shares add up to the total, within [0, 100].
+    let tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    let series_ids: Vec<i64> = entries(&tree)
+        .iter()
+        .filter(|e| e["hasData"] == true)
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let total_id = entries(&tree)
+        .iter()
+        .find(|e| e["labels"][0] == "Total")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(series_ids.len() > 2, "{tree}");
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": 300}, "requested_items": series_ids}}).to_string();
+    let xy = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/xy")),
+        Some(&body),
+    )
+    .await;
+    let series = xy["model"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), series_ids.len());
+    let y = |s: &Value| -> Vec<f64> {
+        s["yValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let total = y(series.iter().find(|s| s["seriesId"] == total_id).unwrap());
+    assert_eq!(total.len(), sample_times(start, end, Some(300)).len());
+    assert!(
+        total.iter().any(|&v| v > 0.0) && total.iter().all(|&v| (0.0..=100.0 + 1e-9).contains(&v))
+    );
+    for (k, want) in total.iter().enumerate() {
+        let sum: f64 = series
+            .iter()
+            .filter(|s| s["seriesId"] != total_id)
+            .map(|s| y(s)[k])
+            .sum();
+        assert!(
+            (sum - want).abs() < 1e-6,
+            "sample {k}: threads {sum} vs total {want}"
+        );
+    }
 
     // Bad requests: 4xx with a JSON message, never a crash.
     let cases: Vec<(&str, String, Option<String>, u16)> = vec![

@@ -1,9 +1,12 @@
 //! The real client: `tsp-typescript-client` 0.9.0 (the library the Theia / VS Code
 //! trace viewers use) walks a viewer's flow against the server on a loopback port
 //! (`tests/tsp-client/walk.js`). The npm install runs here, once, into
-//! `target/tmp/tsp-client` (reused while its version matches); the client's
-//! json-bigint, pinned to a git commit, is replaced by the registry's through
-//! npm `overrides`, so the npm registry alone is needed. Without Node or npm the
+//! `target/tmp/tsp-client` (reused while its package.json is unchanged). The
+//! client pins json-bigint to a git commit; npm `overrides` replace it with the
+//! registry's `json-bigint-fixes` 1.1.0, which has that commit's number parsing
+//! (the registry's json-bigint 1.0.0 throws on fractional literals longer than
+//! 15 characters, so CPU usage answers would not parse). Only the npm registry
+//! is needed. Without Node or npm the
 //! test says so and skips (under CI=true it fails instead).
 
 mod common;
@@ -114,4 +117,9 @@ async fn typescript_client_walks_a_viewer_session() {
     assert_eq!(summary["end"], want_end.to_string());
     assert!(summary["states"].as_u64().unwrap() > 0, "{summary}");
     assert!(summary["xySeries"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(
+        summary["xyOutput"],
+        sextant_server::cpu_usage::CPU_USAGE_ID,
+        "{summary}"
+    );
 }

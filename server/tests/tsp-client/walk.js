@@ -8,6 +8,7 @@ const tsp = require(path.join(process.env.TSP_CLIENT_MODULES, 'tsp-typescript-cl
 const { HttpTspClient, Query, QueryHelper } = tsp;
 
 const [baseUrl, uri, wantStart, wantEnd] = process.argv.slice(2);
+const CPU_USAGE = 'org.eclipse.tracecompass.analysis.os.linux.core.cpuusage.CpuUsageDataProvider';
 const CONTROL_FLOW =
   'org.eclipse.tracecompass.internal.analysis.os.linux.core.threadstatus.ThreadStatusDataProvider';
 
@@ -58,7 +59,9 @@ async function main() {
   summary.outputs = outputs.map((o) => o.id);
   const cf = outputs.find((o) => o.id === CONTROL_FLOW);
   check(cf && cf.type === 'TIME_GRAPH', 'Control Flow listed');
-  const xyOut = outputs.find((o) => o.type === 'TREE_TIME_XY');
+  // CPU usage: fractional values with many digits, as viewers get them.
+  const xyOut =
+    outputs.find((o) => o.id === CPU_USAGE) || outputs.find((o) => o.type === 'TREE_TIME_XY');
   check(xyOut, 'an XY output listed');
 
   const styles = model(await client.fetchStyles(exp.UUID, cf.id, new Query({})), 'style');
@@ -123,6 +126,7 @@ async function main() {
     check(s.xValues.length === s.yValues.length && s.xValues.length > 0, 'x and y lengths');
   }
   summary.xySeries = xy.model.series.length;
+  summary.xyOutput = xyOut.id;
 
   console.log(JSON.stringify(summary));
 }
