@@ -54,6 +54,41 @@ fn bench_sync(c: &mut Criterion) {
                 .matches
         })
     });
+    g.bench_function("synchronize_one_pass", |b| {
+        b.iter(|| {
+            let plan = sync::MatchPlan::new(&exp);
+            let s = sync::Synchronizer::new(&sync::host_ids(&exp));
+            sync::synchronize_in_one_pass(&mut exp, &plan, s, &AtomicU64::new(0))
+                .unwrap()
+                .matches
+        })
+    });
+    g.bench_function("open_experiment", |b| {
+        b.iter(|| Experiment::open(&paths).unwrap().class_count())
+    });
+    // The formula computation alone (exact rationals), from the pair's packet events.
+    let plan = sync::MatchPlan::new(&exp);
+    let mut packets = Vec::new();
+    exp.for_each(
+        &mut |ev| {
+            if let Some((dir, key)) = plan.key_of(ev) {
+                packets.push((ev.trace_index(), ev.timestamp(), dir, key));
+            }
+            ControlFlow::Continue(())
+        },
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    let hosts = sync::host_ids(&exp);
+    g.bench_function("match_and_fit_packets_only", |b| {
+        b.iter(|| {
+            let mut s = sync::Synchronizer::new(&hosts);
+            for &(t, ts, dir, key) in &packets {
+                s.process(t, ts, dir, key);
+            }
+            s.result().matches
+        })
+    });
     let registry = sextant_providers::native_registry();
     g.bench_function("kernel_analysis_in_memory", |b| {
         b.iter(|| {

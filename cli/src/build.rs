@@ -10,6 +10,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output, Progress};
+use sextant_providers::stub_source::StubSource;
+use sextant_trace::custom_xml::CustomXmlDefinition;
+use sextant_trace::sync::{SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
 
 use crate::format;
 
@@ -33,6 +36,19 @@ pub struct BuildArgs {
     /// define runs in the same pass (output files named after their ids).
     #[arg(long, value_name = "FILE")]
     xml: Vec<PathBuf>,
+    /// The traces are logs read with this Trace Compass custom XML parser
+    /// definition (a `CustomXMLTraceDefinitionList` file), e.g. the RabbitMQ traces
+    /// of the OpenStack XML analyses; several logs form one experiment.
+    #[arg(long, value_name = "FILE")]
+    parser: Option<PathBuf>,
+    /// Clock synchronization of traces from several hosts: `auto` (match network
+    /// packets, computed once and saved beside the histories as sextant-sync.json),
+    /// `off`, or a file written by `sextant sync -o`.
+    #[arg(long, value_name = "auto|off|FILE", default_value = "auto")]
+    sync: SyncMode,
+    /// Which definition of the --parser file (its name; needed when it holds several).
+    #[arg(long, value_name = "NAME", requires = "parser")]
+    parser_name: Option<String>,
     /// Output: a .ht file for one analysis, a directory for several (files named
     /// `<analysis id>.ht`). Default: `<trace>.<analysis>.ht` in the current directory.
     #[arg(short, long, value_name = "PATH", conflicts_with = "workspace")]
@@ -126,6 +142,62 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
     }
 }
 
+fn describe_sync(a: &SyncApplied) -> String {
+    match &a.origin {
+        SyncOrigin::Off => "off".into(),
+        SyncOrigin::SingleHost => "one host".into(),
+        SyncOrigin::Loaded(p) => format!("formulas read from {}", p.display()),
+        SyncOrigin::Computed => match &a.result {
+            Some(r) if r.is_synchronized() => {
+                format!("computed by packet matching ({} matches)", r.matches)
+            }
+            Some(r) => format!(
+                "not synchronized: no usable packet matches ({} matches)",
+                r.matches
+            ),
+            None => "computed".into(),
+        },
+    }
+}
+
+/// Logs read with a custom XML parser definition, as one experiment.
+fn custom_xml_source(
+    parser: &Path,
+    name: Option<&str>,
+    traces: &[PathBuf],
+) -> Result<Box<dyn pipeline::EventSource>> {
+    let defs = CustomXmlDefinition::load_all(parser)?;
+    let names = || {
+        defs.iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let def = match name {
+        Some(n) => defs
+            .iter()
+            .find(|d| d.name == n || d.trace_type_id() == n)
+            .with_context(|| {
+                format!(
+                    "{}: no parser named `{n}` (it has: {})",
+                    parser.display(),
+                    names()
+                )
+            })?,
+        None if defs.len() == 1 => &defs[0],
+        None => bail!(
+            "{} defines several parsers ({}): choose one with --parser-name",
+            parser.display(),
+            names()
+        ),
+    };
+    let traces = traces
+        .iter()
+        .map(|t| def.read(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Box::new(StubSource::new(traces)))
+}
+
 pub fn run(args: BuildArgs) -> Result<()> {
     let registry = sextant_providers::native_registry();
     if args.list {
@@ -171,9 +243,29 @@ pub fn run(args: BuildArgs) -> Result<()> {
         })
         .collect();
 
-    let mut source = sextant_providers::sources::open(&args.traces)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("opening the trace")?;
+    let mut source = match &args.parser {
+        Some(parser) => custom_xml_source(parser, args.parser_name.as_deref(), &args.traces)?,
+        None => {
+            // Saved formulas live with the histories when they have a folder of their own.
+            let saved = paths[0]
+                .parent()
+                .filter(|_| {
+                    args.workspace.is_some() || args.output.as_ref().is_some_and(|o| o.is_dir())
+                })
+                .map(|dir| dir.join(SAVED_SYNC_FILE));
+            let (source, applied) = sextant_providers::sources::open_synchronized(
+                &args.traces,
+                &args.sync,
+                saved.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("opening the trace")?;
+            if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
+                eprintln!("synchronization: {}", describe_sync(&a));
+            }
+            source
+        }
+    };
 
     let options = BuildOptions::default();
     let cancel = Arc::clone(&options.cancel);

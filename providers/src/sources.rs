@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
+use sextant_trace::sync::{self, SyncApplied, SyncMode};
 use sextant_trace::{ClassId, Event, Experiment, FieldHandle};
 
 use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
@@ -25,7 +26,40 @@ pub enum OpenError {
 }
 
 /// Opens `paths` as one event source: one `.xml` file, or CTF trace directories.
+/// Traces of several hosts keep their own clocks; [`open_synchronized`] aligns them.
 pub fn open(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {
+    open_synchronized(paths, &SyncMode::Off, None).map(|(source, _)| source)
+}
+
+/// Like [`open`], and CTF traces of several hosts are synchronized as `mode` says
+/// (packet matching, computed once and saved at `saved` when given). The second value
+/// says what was done (`None` for XML stub traces).
+pub fn open_synchronized(
+    paths: &[PathBuf],
+    mode: &SyncMode,
+    saved: Option<&Path>,
+) -> Result<(Box<dyn EventSource>, Option<SyncApplied>), SourceError> {
+    if paths.iter().any(|p| is_xml(p)) {
+        return open_unsynchronized(paths).map(|s| (s, None));
+    }
+    if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
+        return Err(OpenError::NotATrace(p.clone()).into());
+    }
+    let mut source = CtfSource::open(paths)?;
+    let applied = if *mode == SyncMode::Off {
+        None
+    } else {
+        Some(sync::apply(
+            &mut source.experiment,
+            mode,
+            saved,
+            &AtomicU64::new(0),
+        )?)
+    };
+    Ok((Box::new(source), applied))
+}
+
+fn open_unsynchronized(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {
     let Some(first) = paths.first() else {
         return Err(OpenError::NoPath.into());
     };
@@ -109,13 +143,8 @@ impl EventSource for CtfSource {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
-            // Trace Compass's host id of a CTF trace: its `hostname`, else its name.
-            hosts: self
-                .experiment
-                .traces()
-                .iter()
-                .map(|t| t.env.get("hostname").unwrap_or(&t.name).clone())
-                .collect(),
+            // Trace Compass's host ids (clock UUID, else trace name).
+            hosts: sync::host_ids(&self.experiment),
         }
     }
 

@@ -223,3 +223,53 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
     assert_eq!(s.origin, SyncOrigin::SingleHost);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn per_trace_reading_gives_the_one_pass_result() {
+    use sextant_trace::sync::{synchronize_in_one_pass, Synchronizer};
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    // the pair plus a trace without packets (not read by the per-trace path)
+    let mut exp = Experiment::open(&[
+        ctf.join("scp_src"),
+        ctf.join("many-threads"),
+        ctf.join("scp_dest"),
+    ])
+    .unwrap();
+    let fast = synchronize(&mut exp, &AtomicU64::new(0)).unwrap();
+    let plan = MatchPlan::new(&exp);
+    let sync = Synchronizer::new(&host_ids(&exp));
+    let reference = synchronize_in_one_pass(&mut exp, &plan, sync, &AtomicU64::new(0)).unwrap();
+    assert_eq!(fast.matches, 46);
+    assert_eq!(fast.matches, reference.matches);
+    assert_eq!(fast.transforms(), reference.transforms());
+    assert_eq!(fast.peak_waiting, reference.peak_waiting);
+    assert_eq!(fast.pairs.len(), reference.pairs.len());
+    for (a, b) in fast.pairs.iter().zip(&reference.pairs) {
+        assert_eq!(a.stats.accurate_matches, b.stats.accurate_matches);
+        assert_eq!(a.stats.alpha, b.stats.alpha);
+        assert_eq!(a.stats.beta, b.stats.beta);
+    }
+    assert_eq!(fast.traces[1].status, TraceSyncStatus::NotSynchronized);
+}
+
+#[test]
+fn a_chosen_reference_trace_keeps_its_timestamps() {
+    use sextant_trace::sync::synchronize_with_reference;
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let mut exp = Experiment::open(&[ctf.join("scp_src"), ctf.join("scp_dest")]).unwrap();
+    let default = synchronize(&mut exp, &AtomicU64::new(0)).unwrap();
+    let src_host = host_ids(&exp)[0].clone();
+    let chosen =
+        synchronize_with_reference(&mut exp, Some(src_host.clone()), &AtomicU64::new(0)).unwrap();
+    assert_eq!(chosen.reference_host, Some(src_host));
+    assert_eq!(chosen.traces[0].status, TraceSyncStatus::Reference);
+    assert!(chosen.traces[0].transform.is_identity());
+    assert_eq!(chosen.traces[1].status, TraceSyncStatus::Synchronized);
+    // the two choices are exact inverses of each other
+    let round_trip = chosen.traces[1]
+        .transform
+        .compose(&default.traces[0].transform);
+    assert!(round_trip.is_identity(), "{round_trip:?}");
+}

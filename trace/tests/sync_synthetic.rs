@@ -296,3 +296,43 @@ fn lost_packets_do_not_accumulate() {
     );
     assert_eq!(r.quality_between(0, 1), SyncQuality::Accurate);
 }
+
+#[test]
+fn arbitrary_matches_never_panic() {
+    // Adversarial inputs: extreme timestamps, duplicates, equal times, packets "received"
+    // long before being sent, three hosts and same-host traffic. Whatever the quality, the
+    // result must come out and every formula must apply.
+    let specials = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+    for seed in 1..40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut s = Synchronizer::new(&["x", "y", "z", "x"]);
+        for i in 0..300u64 {
+            let r = rng.next();
+            let ts = match r % 4 {
+                0 => specials[(r >> 8) as usize % specials.len()],
+                1 => (r >> 3) as i64,
+                2 => 1_000 + (r % 50) as i64,
+                _ => 1_361_214_076_000_000_000 + (r % 1_000_000_000) as i64,
+            };
+            let trace = (rng.next() % 4) as usize;
+            let dir = if rng.next() & 1 == 0 {
+                Direction::Send
+            } else {
+                Direction::Receive
+            };
+            let key = MatchKey::Tcp(TcpKey {
+                seq: rng.next() % 20,
+                ack_seq: i % 3,
+                flags: 0,
+            });
+            s.process(trace, ts, dir, key);
+        }
+        let r = s.result();
+        for t in &r.traces {
+            for &ts in &specials {
+                let _ = t.transform.apply(ts);
+            }
+        }
+        let _ = r.to_json(&[]);
+    }
+}

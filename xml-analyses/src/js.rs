@@ -120,7 +120,12 @@ fn lex(src: &str) -> Result<Vec<Tok>, JsSyntaxError> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
+
+/// Deeper expressions are refused, so parsing and evaluation cannot exhaust the stack.
+const MAX_DEPTH: usize = 64;
+const MAX_TOKENS: usize = 1024;
 
 impl Parser {
     fn peek_op(&self) -> Option<&'static str> {
@@ -138,6 +143,17 @@ impl Parser {
         }
     }
     fn conditional(&mut self) -> Result<Expr, JsSyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(JsSyntaxError(format!(
+                "expression nested deeper than {MAX_DEPTH}"
+            )));
+        }
+        let r = self.conditional_inner();
+        self.depth -= 1;
+        r
+    }
+    fn conditional_inner(&mut self) -> Result<Expr, JsSyntaxError> {
         let c = self.binary(0)?;
         if self.peek_op() == Some("?") {
             self.pos += 1;
@@ -172,7 +188,15 @@ impl Parser {
         match self.peek_op() {
             Some(op @ ("!" | "-" | "+")) => {
                 self.pos += 1;
-                let e = self.unary()?;
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(JsSyntaxError(format!(
+                        "expression nested deeper than {MAX_DEPTH}"
+                    )));
+                }
+                let e = self.unary();
+                self.depth -= 1;
+                let e = e?;
                 Ok(Expr::Unary(op.chars().next().unwrap_or('!'), Box::new(e)))
             }
             _ => self.primary(),
@@ -216,9 +240,17 @@ impl Parser {
 
 /// Parses one expression (an optional trailing `;` is allowed).
 pub fn parse(src: &str) -> Result<Expr, JsSyntaxError> {
+    let toks = lex(src)?;
+    // Operator chains nest left to right: bound them like parentheses.
+    if toks.len() > MAX_TOKENS {
+        return Err(JsSyntaxError(format!(
+            "script longer than {MAX_TOKENS} tokens"
+        )));
+    }
     let mut p = Parser {
-        toks: lex(src)?,
+        toks,
         pos: 0,
+        depth: 0,
     };
     let e = p.conditional()?;
     if p.peek_op() == Some(";") {
@@ -408,5 +440,8 @@ mod tests {
         assert!(parse("var x = 1").is_err());
         assert!(parse("Math.max(1, 2)").is_err());
         assert!(parse("a = 1").is_err());
+        assert!(parse(&"(".repeat(10_000)).is_err());
+        assert!(parse(&"!".repeat(10_000)).is_err());
+        assert!(parse(&"1+".repeat(10_000)).is_err());
     }
 }

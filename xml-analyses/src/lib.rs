@@ -170,6 +170,30 @@ impl EventAccess for StubEventAccess<'_> {
     }
 }
 
+/// Events of a custom-parser trace (`sextant_trace::custom_xml`, `custom_txt`) as a
+/// stub trace: every field is a string, as Trace Compass's custom events.
+pub fn stub_trace_from_custom(
+    name: String,
+    path: PathBuf,
+    events: Vec<sextant_trace::custom_xml::CustomEvent>,
+) -> XmlStubTrace {
+    let events = events
+        .into_iter()
+        .map(|e| StubEvent {
+            timestamp: e.timestamp_ns,
+            name: e.event_type,
+            cpu: None,
+            fields: e
+                .fields
+                .into_iter()
+                .map(|(n, v)| (n, StubValue::Str(v)))
+                .collect(),
+            line: u32::try_from(e.line).unwrap_or(u32::MAX),
+        })
+        .collect();
+    XmlStubTrace::from_events(name, path, Vec::new(), events)
+}
+
 /// Runs `program` over `trace` into `ss` (already created at the trace start) and closes it.
 pub fn run_on_stub(
     program: &Arc<Program>,

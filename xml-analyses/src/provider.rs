@@ -58,6 +58,24 @@ pub fn providers_from_files<P: AsRef<Path>>(
         .collect())
 }
 
+/// Trace Compass's LTTng trace types and the generic CTF type they extend.
+const KERNEL_TYPE: &str = "org.eclipse.linuxtools.lttng2.kernel.tracetype";
+const UST_TYPE: &str = "org.eclipse.linuxtools.lttng2.ust.tracetype";
+const CTF_TYPE: &str = "org.eclipse.linuxtools.tmf.ctf.core.tracetype";
+
+/// Whether an analysis declaring `trace_types` applies to a trace of this CTF
+/// `domain`: no declared type means every trace; a type applies to its own trace
+/// class and subclasses (LTTng kernel and UST traces are CTF traces). Traces of
+/// other kinds (stub, custom parsers: empty domain) are not checked.
+pub fn applies_to(trace_types: &[String], domain: &str) -> bool {
+    let own = match domain {
+        "kernel" => KERNEL_TYPE,
+        "ust" => UST_TYPE,
+        _ => return true,
+    };
+    trace_types.is_empty() || trace_types.iter().any(|t| t == own || t == CTF_TYPE)
+}
+
 struct PipelineEvent<'a> {
     name: &'a str,
     fields: &'a dyn EventFields,
@@ -99,6 +117,16 @@ impl StateProvider for XmlProvider {
     }
 
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
+        if !applies_to(&self.program.trace_types, &trace.domain) {
+            return Err(ProviderError::Unsupported {
+                analysis: self.program.id.clone(),
+                what: format!(
+                    "written for trace type(s) {}, not for this {} trace",
+                    self.program.trace_types.join(", "),
+                    trace.domain
+                ),
+            });
+        }
         // Host id: the trace name, as for Trace Compass's simple traces.
         self.runtime = Some(Runtime::new(Arc::clone(&self.program), &trace.name));
         Ok(())

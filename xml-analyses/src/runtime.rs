@@ -537,7 +537,7 @@ impl Runtime {
                 let Some(entered) = ss.query_ongoing(q).ok().and_then(|v| v.as_long()) else {
                     return Ok(false);
                 };
-                let d = ev.timestamp() - entered;
+                let d = ev.timestamp().saturating_sub(entered);
                 match kind {
                     Elapsed::Less => d < *value,
                     Elapsed::Equal => d == *value,
@@ -950,8 +950,9 @@ impl Runtime {
         }
         if let Some(d) = &seg.duration {
             if let Some(d) = as_long(&self.resolve_value(d, ev, ss, &mut s)?) {
-                if start.saturating_add(d) >= start {
-                    end = start + d;
+                let e = start.saturating_add(d);
+                if e >= start {
+                    end = e;
                 }
             }
         }

@@ -97,49 +97,61 @@ fn entry(el: &Element) -> EntryDef {
     }
 }
 
-/// Every view of the document, in document order.
+/// The views Trace Compass lists for a document: every `timeGraphView`, then every
+/// `xyView` (each in document order); the listing stops altogether at the first
+/// view without exactly one `head` (Trace Compass returns there).
 pub fn compile_views(root: &Element, _file: &Path) -> Result<Vec<ViewDef>, XmlError> {
     let mut out = Vec::new();
-    for el in &root.children {
-        let kind = match el.name.as_str() {
-            "timeGraphView" => ViewKind::TimeGraph,
-            "xyView" => ViewKind::Xy,
-            _ => continue,
-        };
-        let id = el.attr("id").unwrap_or("").to_string();
-        let head = el.child("head");
-        let label = head
-            .and_then(|h| h.child("label"))
-            .and_then(|l| l.attr("value"))
-            .map_or_else(|| id.clone(), str::to_string);
-        let analyses = head
-            .map(|h| {
-                h.children_named("analysis")
-                    .filter_map(|a| a.attr("id").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let styles = el
-            .children_named("definedValue")
-            .map(|d| {
-                (
-                    d.attr("name").unwrap_or("").to_string(),
-                    d.attr("value").unwrap_or("").to_string(),
-                    d.attr("color").map(str::to_string),
-                )
-            })
-            .collect();
-        out.push(ViewDef {
-            id,
-            kind,
-            label,
-            analyses,
-            styles,
-            entries: el.children_named("entry").map(entry).collect(),
-            line: el.line,
-        });
+    for (tag, kind) in [
+        ("timeGraphView", ViewKind::TimeGraph),
+        ("xyView", ViewKind::Xy),
+    ] {
+        let mut found = Vec::new();
+        root.descendants_named(tag, &mut found);
+        for el in found {
+            if el.children_named("head").count() != 1 {
+                return Ok(out);
+            }
+            out.push(view(el, kind));
+        }
     }
     Ok(out)
+}
+
+fn view(el: &Element, kind: ViewKind) -> ViewDef {
+    let id = el.attr("id").unwrap_or("").to_string();
+    let head = el.child("head");
+    // The first label's value (empty if it has none); the id without a label.
+    let label = match head.and_then(|h| h.child("label")) {
+        Some(l) => l.attr("value").unwrap_or("").to_string(),
+        None => id.clone(),
+    };
+    let analyses = head
+        .map(|h| {
+            h.children_named("analysis")
+                .filter_map(|a| a.attr("id").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let styles = el
+        .children_named("definedValue")
+        .map(|d| {
+            (
+                d.attr("name").unwrap_or("").to_string(),
+                d.attr("value").unwrap_or("").to_string(),
+                d.attr("color").map(str::to_string),
+            )
+        })
+        .collect();
+    ViewDef {
+        id,
+        kind,
+        label,
+        analyses,
+        styles,
+        entries: el.children_named("entry").map(entry).collect(),
+        line: el.line,
+    }
 }
 
 // ----- data: what the time-graph and XY data providers return -----
@@ -247,6 +259,8 @@ impl TreeBuilder<'_> {
                 .filter(|&c| self.ss.attributes().name(c).is_ok_and(|n| re.is_match(n)))
                 .collect();
         }
+        // (entry index, id, parent id) of this level, for `parent` links below.
+        let mut links: Vec<(usize, String, Option<String>)> = Vec::new();
         for q in level {
             let display = match &def.display {
                 Some(d) => match lookup(self.ss, q, d) {
@@ -263,6 +277,17 @@ impl TreeBuilder<'_> {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| self.ss.attributes().name(q).unwrap_or("").to_string());
             let (start, end) = entry_range(self.ss, q);
+            let value_of = |p: &Option<Vec<ViewAttr>>| {
+                p.as_ref()
+                    .and_then(|p| lookup(self.ss, q, p))
+                    .and_then(|pq| first_value(self.ss, pq))
+                    .filter(|v| !v.is_empty())
+            };
+            links.push((
+                self.out.len(),
+                value_of(&def.id).unwrap_or_else(|| name.clone()),
+                value_of(&def.parent),
+            ));
             let id = self.out.len();
             self.out.push(TreeEntry {
                 id,
@@ -275,6 +300,20 @@ impl TreeBuilder<'_> {
             });
             for c in &def.children {
                 self.expand(c, q, id);
+            }
+        }
+        // An entry whose `parent` names the `id` of an entry of the same level, with
+        // overlapping time ranges, goes under it.
+        for (index, _, parent) in &links {
+            let Some(parent) = parent else { continue };
+            let me = &self.out[*index];
+            let found = links.iter().find(|(other, id, _)| {
+                let o = &self.out[*other];
+                other != index && id == parent && o.start <= me.end && me.start <= o.end
+            });
+            if let Some((other, _, _)) = found {
+                let other = *other;
+                self.out[*index].parent = Some(other);
             }
         }
     }

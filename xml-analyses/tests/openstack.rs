@@ -3,10 +3,17 @@
 
 use std::sync::Arc;
 
-use sextant_trace::custom_xml::CustomXmlDefinition;
+use sextant_trace::custom_xml::{CustomXmlDefinition, CustomXmlTrace};
 use sextant_trace::StubValue;
-use sextant_xml::{build_in_memory, dom, load_file};
+use sextant_trace::XmlStubTrace;
+use sextant_xml::{build_in_memory, dom, load_file, stub_trace_from_custom};
 use sht::{StateSystemQuerier, StateValue};
+
+fn read(def: &CustomXmlDefinition, path: &std::path::Path) -> XmlStubTrace {
+    let trace = CustomXmlTrace::open(def, path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    stub_trace_from_custom(name, path.to_path_buf(), trace.read_all().unwrap())
+}
 
 #[test]
 fn vm_activity_follows_the_create_notifications() {
@@ -25,7 +32,7 @@ fn vm_activity_follows_the_create_notifications() {
         .expect("the parser the analysis is written for");
 
     let trace_path = base.join("trace/amq.rabbitmq.trace/notifications.info.xml");
-    let trace = def.read(&trace_path).unwrap();
+    let trace = read(def, &trace_path);
     let text = std::fs::read_to_string(&trace_path).unwrap();
     assert_eq!(trace.events().len(), text.matches("<event>").count());
     let field = |i: usize, f: &str| match trace.events()[i].field(f) {
@@ -91,7 +98,7 @@ fn both_analyses_run_on_every_queue_file() {
             .unwrap()
             .flatten()
         {
-            let trace = defs[0].read(&entry.path()).unwrap();
+            let trace = read(&defs[0], &entry.path());
             let text = std::fs::read_to_string(entry.path()).unwrap();
             assert_eq!(
                 trace.events().len(),

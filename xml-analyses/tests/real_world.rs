@@ -58,3 +58,24 @@ fn irq_pattern_runs_on_kernel_traces() {
         );
     }
 }
+
+#[test]
+fn a_kernel_analysis_is_refused_on_a_ust_trace() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    let file =
+        sextant_xml::load_file(&shared.join("fixtures/xml-real/irq_analysis_lttng.xml")).unwrap();
+    let prog = Arc::clone(file.analysis("lttng.analysis.irq").unwrap());
+    let dir = shared.join("traces/ctf/glxgears-cyg-profile");
+    let mut source = sextant_providers::sources::open(&[dir.join("ctf")]).unwrap();
+    let analyses = vec![Analysis {
+        provider: Box::new(XmlProvider::new(prog)),
+        output: Output::InMemory,
+    }];
+    let err = build(&mut *source, analyses, &Default::default())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("lttng.analysis.irq"), "{err}");
+    assert!(err.to_string().contains("kernel.tracetype"), "{err}");
+}

@@ -89,18 +89,21 @@ impl Node {
     /// Adds an interval in (end, start, quark) order.
     pub(crate) fn add_sorted(&mut self, interval: Interval) {
         let key = (interval.end, interval.start, interval.quark);
-        let fits_at_end = self
-            .intervals
-            .last()
-            .is_none_or(|l| (l.end, l.start, l.quark) <= key);
-        if fits_at_end {
-            self.intervals.push(interval);
-        } else {
-            let pos = self
-                .intervals
-                .partition_point(|l| (l.end, l.start, l.quark) <= key);
-            self.intervals.insert(pos, interval);
+        let before = |l: &Interval| (l.end, l.start, l.quark) <= key;
+        // Intervals arrive nearly in end order: one that does not fit at the end
+        // usually belongs a few places back, so step back before searching.
+        let mut pos = self.intervals.len();
+        for _ in 0..8 {
+            match self.intervals[..pos].last() {
+                Some(l) if !before(l) => pos -= 1,
+                _ => {
+                    self.intervals.insert(pos, interval);
+                    return;
+                }
+            }
         }
+        pos = self.intervals[..pos].partition_point(before);
+        self.intervals.insert(pos, interval);
     }
 }
 

@@ -100,6 +100,8 @@ pub struct HistoryTreeWriter {
     node_count: i32,
     tree_end: i64,
     encode_buf: Vec<u8>,
+    /// Interval vectors of written nodes, reused by new ones (no regrowth per node).
+    spare_intervals: Vec<Vec<Interval>>,
 }
 
 impl HistoryTreeWriter {
@@ -129,6 +131,7 @@ impl HistoryTreeWriter {
             node_count: 1,
             tree_end: config.start,
             encode_buf: Vec::with_capacity(config.block_size as usize),
+            spare_intervals: Vec::new(),
         })
     }
 
@@ -216,7 +219,7 @@ impl HistoryTreeWriter {
         for (i, kind) in (k..depth).zip(kinds) {
             let seq = self.next_seq();
             let parent_seq = self.branch[i - 1].node.seq;
-            let new = OpenNode::new(kind, seq, parent_seq, new_start, self.max_children);
+            let new = self.open_node(kind, seq, parent_seq, new_start);
             self.link_child(i - 1, seq, new_start);
             self.branch.push(new);
         }
@@ -250,11 +253,19 @@ impl HistoryTreeWriter {
             };
             let seq = self.next_seq();
             let parent_seq = self.branch[i - 1].node.seq;
-            let new = OpenNode::new(kind, seq, parent_seq, new_start, self.max_children);
+            let new = self.open_node(kind, seq, parent_seq, new_start);
             self.link_child(i - 1, seq, new_start);
             self.branch.push(new);
         }
         Ok(())
+    }
+
+    fn open_node(&mut self, kind: NodeKind, seq: i32, parent_seq: i32, start: i64) -> OpenNode {
+        let mut node = OpenNode::new(kind, seq, parent_seq, start, self.max_children);
+        if let Some(spare) = self.spare_intervals.pop() {
+            node.node.intervals = spare;
+        }
+        node
     }
 
     fn next_seq(&mut self) -> i32 {
@@ -278,6 +289,11 @@ impl HistoryTreeWriter {
             let mut open = self.branch.pop().expect("non-empty branch");
             open.node.end = end;
             self.write_node(&open.node)?;
+            if self.spare_intervals.len() < 16 {
+                let mut spare = std::mem::take(&mut open.node.intervals);
+                spare.clear();
+                self.spare_intervals.push(spare);
+            }
             let (min_quark, max_quark) = open.node.subtree_quark_range();
             let entry = ChildEntry {
                 seq: open.node.seq,

@@ -86,6 +86,8 @@ pub struct SyncResult {
     pub reference_host: Option<String>,
     /// Most send/receive events waiting for a companion at once.
     pub peak_waiting: usize,
+    /// Problems met while reading the traces for matching (streams cut short).
+    pub warnings: Vec<String>,
 }
 
 impl SyncResult {
@@ -269,6 +271,7 @@ impl Synchronizer {
             matches: self.matcher.matches(),
             reference_host: root.map(|r| self.hosts[r].clone()),
             peak_waiting: self.matcher.peak_waiting(),
+            warnings: Vec::new(),
         }
     }
 }

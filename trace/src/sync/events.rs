@@ -1,14 +1,13 @@
 //! Which events of an experiment are packet sends and receives, and their match keys
 //! (Trace Compass's `TcpEventMatching` and `TcpLttngEventMatching`); and
-//! [`synchronize`], one pass of matching over an experiment.
+//! [`synchronize`], matching over a whole experiment in its event order.
 //!
 //! - lttng-modules "addons" events `inet_sock_local_out` (send) and `inet_sock_local_in`
 //!   (receive), fields `seq`, `ack_seq`, `flags`;
 //! - mainline kernel events `net_dev_queue` (send) and `netif_receive_skb` (receive;
 //!   `net_if_receive_skb` in the LTTng 2.7 layout), TCP header fields under
 //!   `network_header.<ipv4|ipv6>.transport_header.tcp.` (LTTng >= 2.9) or
-//!   `transport_fields.thtype_tcp.` (earlier layout).
-//!
+//!   `transport_fields.thtype_tcp.` (earlier layout);
 //! - VM/host hypercalls (lttng-modules addons, Trace Compass incubator's
 //!   `TwoWayVmEventMatching`): `vmsync_gh_guest` (guest to host, sent) with `vmsync_gh_host`
 //!   (received), `vmsync_hg_host` (host to guest, sent) with `vmsync_hg_guest` (received),
@@ -143,7 +142,7 @@ impl MatchPlan {
         self.classes.iter().all(Option::is_none)
     }
 
-    /// Names of the classes used, for reports.
+    /// How many event classes are matched on (sends and receives, all traces).
     pub fn class_count(&self) -> usize {
         self.classes.iter().filter(|c| c.is_some()).count()
     }
@@ -208,15 +207,136 @@ fn format_uuid(u: &[u8; 16]) -> String {
     s
 }
 
-/// Matches packets over the whole experiment and computes each trace's formula. Matching
-/// reads original timestamps: formulas already set on the experiment are lifted for the pass
-/// and put back after.
+/// Matches packets over the whole experiment and computes each trace's formula, in the
+/// experiment's event order (timestamp, then trace, then stream) as Trace Compass does.
+/// Matching reads original timestamps, whatever formulas the experiment has.
+///
+/// With large traces (or traces without packet events in the experiment) and several cores,
+/// each trace holding packet events is read on its own thread and only its packet events are
+/// kept; merging those by (timestamp, trace index) gives exactly their order in the
+/// experiment, and traces without packet events are not read. Otherwise one pass.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
+    synchronize_with_reference(exp, None, progress)
+}
+
+/// [`synchronize`] with the reference host chosen (a host id from [`host_ids`]; Trace
+/// Compass's "reference trace" of its synchronization dialog). `None`: the host id that sorts
+/// first.
+pub fn synchronize_with_reference(
+    exp: &mut Experiment,
+    reference_host: Option<String>,
+    progress: &AtomicU64,
+) -> Result<SyncResult, TraceError> {
     let plan = MatchPlan::new(exp);
     let mut sync = Synchronizer::new(&host_ids(exp));
+    sync.set_reference_host(reference_host);
     if plan.is_empty() {
         return Ok(sync.result());
     }
+    // Traces (by index) that have packet classes.
+    let mut wanted: Vec<usize> = (0..exp.class_count())
+        .filter(|&c| plan.classes[c as usize].is_some())
+        .map(|c| exp.class_trace(ClassId(c)))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted_bytes: u64 = wanted
+        .iter()
+        .flat_map(|&i| exp.ctf_traces()[i].files.iter())
+        .map(|f| f.size)
+        .sum();
+    // Reading per trace re-opens each trace (a few ms of metadata parsing): worth it to avoid
+    // reading traces without packets, or for large traces on several cores.
+    let skips_traces = wanted.len() < exp.traces().len();
+    let parallel_pays = cores >= 2 && wanted.len() >= 2 && wanted_bytes >= PER_TRACE_MIN_BYTES;
+    if !skips_traces && !parallel_pays {
+        return synchronize_in_one_pass(exp, &plan, sync, progress);
+    }
+    let paths: Vec<(usize, std::path::PathBuf)> = wanted
+        .iter()
+        .map(|&i| (i, exp.traces()[i].path.clone()))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let collected: Vec<Result<Collected, TraceError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores.min(paths.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((index, path)) = paths.get(k) else {
+                            break;
+                        };
+                        out.push(collect_trace(*index, path, progress));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a matching thread panicked"))
+            .collect()
+    });
+    let mut packets = Vec::new();
+    let mut warnings = Vec::new();
+    for c in collected {
+        let c = c?;
+        packets.extend(c.packets);
+        warnings.extend(c.warnings);
+    }
+    // (timestamp, trace, rank in the trace's own order)
+    packets.sort_unstable_by_key(|p| (p.0, p.1, p.2));
+    for (ts, trace, _, dir, key) in packets {
+        sync.process(trace, ts, dir, key);
+    }
+    let mut result = sync.result();
+    result.warnings = warnings;
+    Ok(result)
+}
+
+/// Below this much data to read (bytes), [`synchronize`] reads the experiment in one pass.
+const PER_TRACE_MIN_BYTES: u64 = 64 << 20;
+
+/// One trace's packet events: (timestamp, trace index, rank, direction, key).
+struct Collected {
+    packets: Vec<(i64, usize, usize, Direction, MatchKey)>,
+    warnings: Vec<String>,
+}
+
+fn collect_trace(
+    index: usize,
+    path: &std::path::Path,
+    progress: &AtomicU64,
+) -> Result<Collected, TraceError> {
+    let mut exp = Experiment::open(&[path])?;
+    let plan = MatchPlan::new(&exp);
+    let mut packets = Vec::new();
+    exp.for_each(
+        &mut |ev| {
+            if let Some((dir, key)) = plan.key_of(ev) {
+                packets.push((ev.timestamp(), index, packets.len(), dir, key));
+            }
+            ControlFlow::Continue(())
+        },
+        progress,
+    )?;
+    Ok(Collected {
+        packets,
+        warnings: exp.warnings(),
+    })
+}
+
+/// The reference order: one pass over the experiment itself (within its time range, if one
+/// is set; [`synchronize`]'s per-trace path always reads whole traces, as Trace Compass
+/// matches over all time).
+pub fn synchronize_in_one_pass(
+    exp: &mut Experiment,
+    plan: &MatchPlan,
+    mut sync: Synchronizer,
+    progress: &AtomicU64,
+) -> Result<SyncResult, TraceError> {
     let saved: Vec<_> = (0..exp.traces().len())
         .map(|i| exp.time_transforms().get(i))
         .collect();

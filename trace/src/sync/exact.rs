@@ -134,23 +134,34 @@ fn divrem_mag(a: &[u32], b: &[u32]) -> (Vec<u32>, Vec<u32>) {
         trim(&mut rv);
         return (q, rv);
     }
+    // Shift-subtract on a fixed remainder buffer (r < 2b always fits b.len() + 1 limbs).
     let n = bit_len(a);
     let mut q = vec![0u32; a.len()];
-    let mut r: Vec<u32> = Vec::with_capacity(b.len() + 1);
+    let mut r = vec![0u32; b.len() + 1];
     for i in (0..n).rev() {
-        r = shl_mag(&r, 1);
-        if (a[i / 32] >> (i % 32)) & 1 == 1 {
-            if r.is_empty() {
-                r.push(1);
-            } else {
-                r[0] |= 1;
-            }
+        let mut carry = (a[i / 32] >> (i % 32)) & 1;
+        for limb in r.iter_mut() {
+            let out = *limb >> 31;
+            *limb = (*limb << 1) | carry;
+            carry = out;
         }
-        if cmp_mag(&r, b) != Ordering::Less {
-            r = sub_mag(&r, b);
+        let r_ge_b =
+            r[b.len()] != 0 || r[..b.len()].iter().rev().cmp(b.iter().rev()) != Ordering::Less;
+        if r_ge_b {
+            let mut borrow = 0i64;
+            for (j, limb) in r.iter_mut().enumerate() {
+                let mut d = *limb as i64 - *b.get(j).unwrap_or(&0) as i64 - borrow;
+                borrow = 0;
+                if d < 0 {
+                    d += 1 << 32;
+                    borrow = 1;
+                }
+                *limb = d as u32;
+            }
             q[i / 32] |= 1 << (i % 32);
         }
     }
+    trim(&mut r);
     trim(&mut q);
     (q, r)
 }

@@ -12,7 +12,19 @@
 //! `i128`, exactly (Trace Compass uses wrapping `long`s, equal while the true product fits
 //! 63 bits), and the bisector is built with exact rationals.
 
-use super::exact::Ratio;
+use super::exact::{BigInt, Ratio};
+use std::cmp::Ordering;
+
+/// Exact comparison of `a * b` with `c * d` (i128 when the products fit, else big integers:
+/// timestamps spanning the whole i64 range make 129-bit products).
+fn cmp_products(a: i128, b: i128, c: i128, d: i128) -> Ordering {
+    match (a.checked_mul(b), c.checked_mul(d)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => BigInt::from_i128(a)
+            .mul(&BigInt::from_i128(b))
+            .cmp(&BigInt::from_i128(c).mul(&BigInt::from_i128(d))),
+    }
+}
 use super::transform::LinearTransform;
 
 /// How trustworthy a pair's synchronization is (Trace Compass's `SyncQuality`).
@@ -61,12 +73,16 @@ struct Point {
 }
 
 impl Point {
-    /// Cross product of `(a - self)` and `(b - self)`: positive when self, a, b turn
-    /// counter-clockwise.
+    /// Sign of the cross product of `(a - self)` and `(b - self)`: 1 when self, a, b turn
+    /// counter-clockwise, -1 clockwise, 0 aligned.
     fn cross(self, a: Point, b: Point) -> i128 {
         let (ax, ay) = (a.x as i128 - self.x as i128, a.y as i128 - self.y as i128);
         let (bx, by) = (b.x as i128 - self.x as i128, b.y as i128 - self.y as i128);
-        ax * by - ay * bx
+        match cmp_products(ax, by, ay, bx) {
+            Ordering::Greater => 1,
+            Ordering::Less => -1,
+            Ordering::Equal => 0,
+        }
     }
 }
 
@@ -94,8 +110,7 @@ impl Slope {
     }
 
     fn greater_than(self, o: Slope) -> bool {
-        // |dy|, dx < 2^64: the products fit i128.
-        self.dy * o.dx > o.dy * self.dx
+        cmp_products(self.dy, o.dx, o.dy, self.dx) == Ordering::Greater
     }
 
     fn ratio(self) -> Ratio {

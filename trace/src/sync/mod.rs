@@ -18,7 +18,9 @@ pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
 pub use apply::{apply, SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
-pub use events::{host_ids, synchronize, MatchPlan};
+pub use events::{
+    host_ids, synchronize, synchronize_in_one_pass, synchronize_with_reference, MatchPlan,
+};
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
 pub use matching::{Dependency, Direction, EventMatcher, MatchKey, MatchSide, TcpKey};

@@ -65,3 +65,63 @@ pub fn synchronize_stubs(traces: &[&XmlStubTrace]) -> SyncResult {
     }
     sync.result()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, fields: &[(&str, StubValue)]) -> StubEvent {
+        StubEvent {
+            timestamp: 1,
+            name: name.to_string(),
+            cpu: None,
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect(),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn keys_need_every_field_with_an_integer_value() {
+        let full = ev(
+            "inet_sock_local_out",
+            &[
+                ("seq", StubValue::Long(5)),
+                ("ack_seq", StubValue::Long(6)),
+                ("flags", StubValue::Int(0x18)),
+            ],
+        );
+        assert_eq!(
+            stub_key(&full),
+            Some((
+                Direction::Send,
+                MatchKey::Tcp(TcpKey {
+                    seq: 5,
+                    ack_seq: 6,
+                    flags: 0x18
+                })
+            ))
+        );
+        let missing = ev("inet_sock_local_in", &[("seq", StubValue::Long(5))]);
+        assert_eq!(stub_key(&missing), None);
+        let text = ev(
+            "vmsync_gh_host",
+            &[
+                ("cnt", StubValue::Str("1".into())),
+                ("vm_uid", StubValue::Long(9)),
+            ],
+        );
+        assert_eq!(stub_key(&text), None);
+        let vm = ev(
+            "vmsync_gh_host",
+            &[("cnt", StubValue::Int(1)), ("vm_uid", StubValue::Long(9))],
+        );
+        assert_eq!(
+            stub_key(&vm),
+            Some((Direction::Receive, MatchKey::VmSync { vm_uid: 9, cnt: 1 }))
+        );
+        assert_eq!(stub_key(&ev("sched_switch", &[])), None);
+    }
+}

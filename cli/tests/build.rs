@@ -1,0 +1,163 @@
+//! `sextant build` end to end: analyses by name, JSON summary, errors and exit codes,
+//! Trace Compass workspace layout, custom-parser logs with XML analyses.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sextant(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn bad_arguments_exit_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sextant(&["build", "nowhere", "-a", "kernel"], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nowhere"), "{}", text(&o));
+
+    let o = sextant(&["build", ".", "-a", "no-such-analysis"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("unknown analysis `no-such-analysis`"),
+        "{}",
+        text(&o)
+    );
+
+    // Usage errors are exit code 2.
+    let o = sextant(&["build", "."], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let o = sextant(&["build", "--list"], dir.path());
+    assert!(o.status.success());
+    assert!(text(&o).contains("org.eclipse.tracecompass.analysis.os.linux.kernel"));
+}
+
+#[test]
+fn a_generated_trace_builds_into_the_tracecompass_workspace_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sextant(
+        &["gen-trace", "t", "--events", "5000", "--cpus", "2"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sextant(
+        &[
+            "build",
+            "t",
+            "-a",
+            "kernel,diskio",
+            "--json",
+            "--tracecompass-workspace",
+            "ws",
+            "--project",
+            "Cloud",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["events"], 5000);
+    let analyses = summary["analyses"].as_array().unwrap();
+    assert_eq!(analyses.len(), 2);
+    for a in analyses {
+        let id = a["id"].as_str().unwrap();
+        let file = dir.path().join(format!("ws/Cloud/.tracing/t/{id}.ht"));
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            a["file_size"].as_u64().unwrap(),
+            "{id}"
+        );
+        assert!(a["intervals"].as_u64().unwrap() > 0);
+    }
+    // Nothing but the finished histories is left (no temporary files).
+    let left = std::fs::read_dir(dir.path().join("ws/Cloud/.tracing/t"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 2);
+}
+
+#[test]
+fn custom_xml_logs_run_xml_analyses() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    let base = shared.join("fixtures/openstack-rabbitmq");
+    let dir = tempfile::tempdir().unwrap();
+    let log = base.join("trace/amq.rabbitmq.trace/notifications.info.xml");
+    let records = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("<event>")
+        .count();
+    let o = sextant(
+        &[
+            "build",
+            log.to_str().unwrap(),
+            "--parser",
+            base.join("nova/xml_parser.xml").to_str().unwrap(),
+            "--xml",
+            base.join("nova/ops_analyse_view.xml").to_str().unwrap(),
+            "-o",
+            "out",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["events"].as_u64().unwrap() as usize, records);
+    assert!(dir.path().join("out").is_file());
+}
+
+#[test]
+fn a_multi_host_experiment_is_synchronized_once_and_the_formulas_reused() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    let ctf = shared.join("traces/ctf");
+    let (src, dest) = (ctf.join("scp_src/ctf"), ctf.join("scp_dest/ctf"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let args = [
+        "build",
+        src.to_str().unwrap(),
+        dest.to_str().unwrap(),
+        "-a",
+        "kernel",
+        "-o",
+        "out",
+    ];
+    let first = sextant(&args, dir.path());
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("46 matches"), "{}", text(&first));
+    let saved = dir.path().join("out/sextant-sync.json");
+    assert!(saved.is_file());
+    let second = sextant(&args, dir.path());
+    assert!(
+        text(&second).contains("formulas read from"),
+        "{}",
+        text(&second)
+    );
+    // The same formulas give the same history.
+    let ht = dir
+        .path()
+        .join("out/org.eclipse.tracecompass.analysis.os.linux.kernel.ht");
+    let again = std::fs::read(&ht).unwrap();
+    let off = sextant(
+        &[&args[..5], &["--sync", "off", "-o", "off.ht"]].concat(),
+        dir.path(),
+    );
+    assert!(off.status.success(), "{}", text(&off));
+    assert_ne!(std::fs::read(dir.path().join("off.ht")).unwrap(), again);
+}
