@@ -126,6 +126,35 @@ impl TraceOpener for EventTraceOpener {
     }
 }
 
+/// Marker naming the trace whose results a folder holds.
+const TRACE_PATH_MARKER: &str = ".sextant-trace-path";
+
+/// `<data dir>/.tracing/<trace name>`, unless that folder holds the results of
+/// another trace of the same name (another path): then `<name>-<hash of path>`,
+/// so one trace's histories are never served for another.
+fn results_dir(data_dir: &Path, name: &str, trace: &Path) -> Result<PathBuf, String> {
+    let trace_text = trace.to_string_lossy();
+    let plain = data_dir.join(".tracing").join(folder_name(name));
+    let owner = std::fs::read_to_string(plain.join(TRACE_PATH_MARKER)).ok();
+    let dir = match owner {
+        Some(owner) if owner != trace_text => {
+            let id = crate::catalog::trace_uuid(trace);
+            data_dir
+                .join(".tracing")
+                .join(format!("{}-{}", folder_name(name), &id[..8]))
+        }
+        _ => plain,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Folders made by Trace Compass have no marker: they are taken as this trace's.
+    let marker = dir.join(TRACE_PATH_MARKER);
+    if !marker.exists() {
+        std::fs::write(&marker, trace_text.as_bytes())
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+    }
+    Ok(dir)
+}
+
 /// The background job of one trace: reuse what is built, build the rest in one
 /// pass, then publish the state systems. Failures end up in the trace's
 /// `analysisErrors` property (the trace stays usable for what did build).
@@ -137,8 +166,7 @@ fn run_analyses(
     xml_files: &[PathBuf],
 ) -> Result<(), String> {
     let providers = applicable(info, xml_files)?;
-    let dir = data_dir.join(".tracing").join(folder_name(&trace.name));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = results_dir(data_dir, &trace.name, path)?;
     let mut to_build = Vec::new();
     for p in providers {
         let file = dir.join(format!("{}.ht", p.id()));

@@ -124,6 +124,17 @@ pub fn experiment_json(e: &Experiment) -> Value {
     })
 }
 
+/// A trace's name when the client gives none: its file name, or, for `x/ctf`
+/// (the layout of our sample traces), `x`, as `sextant build` names it.
+fn default_name(path: &Path) -> String {
+    let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name_of(path) {
+        Some(n) if n == "ctf" => path.parent().and_then(name_of).unwrap_or(n),
+        Some(n) => n,
+        None => path.to_string_lossy().into_owned(),
+    }
+}
+
 impl Catalog {
     pub fn new(config: ServeConfig, registry: Registry) -> Self {
         Catalog {
@@ -202,10 +213,7 @@ impl Catalog {
         let path = self.resolve(uri)?;
         let name = match name {
             Some(n) if !n.is_empty() => n.to_string(),
-            _ => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.to_string_lossy().into_owned()),
+            _ => default_name(&path),
         };
         let uuid = trace_uuid(&path);
         let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());

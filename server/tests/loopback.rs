@@ -412,3 +412,42 @@ async fn kernel_trace_analysed_in_background_and_viewed() {
         modified
     );
 }
+
+/// A trace's histories are kept per trace path: another trace opened later under
+/// the same name gets its own folder, never the first one's histories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_name_other_trace_gets_its_own_results() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let traces = shared.join("traces");
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(&traces, data.path()).await;
+    let mut ranges = Vec::new();
+    for uri in ["ctf/flipping-endianness/ctf", "ctf/bug446190/ctf"] {
+        let body = json!({"parameters": {"uri": uri, "name": "same"}}).to_string();
+        let t = ok(&server, "POST", "/traces", Some(&body)).await;
+        let uuid = t["UUID"].as_str().unwrap().to_string();
+        let began = Instant::now();
+        let t = loop {
+            let t = ok(&server, "GET", &format!("/traces/{uuid}"), None).await;
+            if t["indexingStatus"] == "COMPLETED" {
+                break t;
+            }
+            assert!(began.elapsed() < Duration::from_secs(600));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(t["properties"].get("analysisErrors").is_none(), "{t}");
+        ranges.push((t["start"].as_i64().unwrap(), t["end"].as_i64().unwrap()));
+        ok(&server, "DELETE", &format!("/traces/{uuid}"), None).await;
+    }
+    assert_ne!(ranges[0], ranges[1]);
+    let folders = std::fs::read_dir(data.path().join(".tracing"))
+        .unwrap()
+        .count();
+    assert_eq!(folders, 2);
+    // A default name: `x/ctf` is named `x`.
+    let body = json!({"parameters": {"uri": "ctf/bug446190/ctf"}}).to_string();
+    let t = ok(&server, "POST", "/traces", Some(&body)).await;
+    assert_eq!(t["name"], "bug446190");
+}
