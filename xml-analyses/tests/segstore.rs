@@ -292,7 +292,8 @@ fn the_pipeline_provider_writes_its_segments_to_the_named_file() {
         let dat = dir.path().join(format!("p{threshold}.dat"));
         let provider = sextant_xml::provider::XmlProvider::new(Arc::clone(prog))
             .with_segment_file(&dat, threshold);
-        let mut source = sextant_providers::sources::open(&[trace_path.clone()]).unwrap();
+        let mut source =
+            sextant_providers::sources::open(std::slice::from_ref(&trace_path)).unwrap();
         let analyses = vec![sextant_providers::pipeline::Analysis {
             provider: Box::new(provider),
             output: sextant_providers::pipeline::Output::Null,
