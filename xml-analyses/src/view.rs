@@ -1,6 +1,12 @@
 //! `timeGraphView` and `xyView` definitions, compiled into descriptions a server
 //! can serve. Views are compiled with an empty context: no definedValue
 //! substitution, locations or mapping groups (as in Trace Compass).
+//!
+//! [`tree`] / [`tree_with_analyses`] expand the entry definitions over state
+//! systems as Trace Compass's data-driven output entries do: `$n` in an entry path
+//! is resolved from the ancestors' wildcard captures on the parent attribute's
+//! path, and `analysisId` switches an entry and its sub-entries to another
+//! analysis' state system (from its root). [`row`] and [`series`] give the data.
 
 use std::path::Path;
 
