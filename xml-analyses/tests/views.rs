@@ -188,3 +188,22 @@ fn analysis_id_entries_come_from_the_other_state_system() {
         owned(&[("t.xml", None), ("m", Some("t.xml"))])
     );
 }
+
+#[test]
+fn entry_range_follows_the_display_attribute() {
+    // Trace Compass's data-driven entries span the display attribute's non-null
+    // values (the entry attribute "A" itself is never set here).
+    let file = load(
+        r#"<timeGraphView id="v"><head><analysis id="main"/></head>
+<entry path="*"><display type="constant" value="x"/></entry></timeGraphView>"#,
+    );
+    let t = trace(&[(1, "a", "A", "y"), (5, "a", "A", "x"), (9, "a", "B", "y")]);
+    let out = build(&file, "main", &t);
+    let entries = tree(&file.views[0], &out.state_system, "t.xml");
+    let ss: &dyn StateSystemQuerier = &out.state_system;
+    let a = entries.iter().find(|e| e.name == "A").unwrap();
+    // The value set at 5 lasts to the end of the history.
+    assert_eq!((a.start, a.end), (5, ss.current_end_time()));
+    // B has no "x": its display does not resolve, so it has no entry.
+    assert!(entries.iter().all(|e| e.name != "B"));
+}
