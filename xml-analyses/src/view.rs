@@ -491,6 +491,19 @@ pub fn tree_with_analyses<'a>(
     b.out
 }
 
+/// The state system holding `entry.display`: `main` unless the entry came from
+/// another analysis (`analysisId`), then `analyses(id)`.
+pub fn entry_state_system<'a>(
+    entry: &TreeEntry,
+    main: &'a dyn StateSystemQuerier,
+    analyses: &AnalysisLookup<'a>,
+) -> Option<&'a dyn StateSystemQuerier> {
+    match &entry.analysis_id {
+        None => Some(main),
+        Some(id) => analyses(id),
+    }
+}
+
 /// Time-graph states of an entry's display attribute over `[from, to]`.
 pub fn row(ss: &dyn StateSystemQuerier, display: Quark, from: i64, to: i64) -> Vec<RowState> {
     let end = ss.current_end_time();

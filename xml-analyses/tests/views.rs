@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sextant_trace::{StubTimeUnit, XmlStubTrace};
-use sextant_xml::view::{row, tree, tree_with_analyses, TreeEntry};
+use sextant_xml::view::{entry_state_system, row, tree, tree_with_analyses, TreeEntry};
 use sextant_xml::{build_in_memory, load_bytes, AnalysisOutput, XmlFile};
 use sht::StateSystemQuerier;
 
@@ -176,7 +176,10 @@ fn analysis_id_entries_come_from_the_other_state_system() {
     // The sub-entry's display is a quark of the other state system; its row is there.
     let c1 = entries[3].display.unwrap();
     assert_eq!(c1, other_ss.quark(&["Res", "r1", "c1"]).unwrap());
-    let states = row(other_ss, c1, 0, 3);
+    let ss_of_c1 =
+        entry_state_system(&entries[3], &main.state_system, &lookup).expect("other is known");
+    assert!(std::ptr::addr_eq(ss_of_c1, other_ss));
+    let states = row(ss_of_c1, c1, 0, 3);
     assert!(states
         .iter()
         .any(|s| s.0 == 2 && s.3.as_deref() == Some("0x2")));
