@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// up here (repeatable).
     #[arg(long = "trace-root", value_name = "DIR")]
     pub trace_roots: Vec<PathBuf>,
+    /// Trace Compass XML analysis files: their analyses run on opened traces and
+    /// their views are served (repeatable).
+    #[arg(long = "xml", value_name = "FILE")]
+    pub xml: Vec<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -28,6 +32,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         port: args.port,
         data_dir: args.data_dir,
         trace_roots: args.trace_roots,
+        xml_files: args.xml,
     };
     sextant_server::run(config).context("serve")
 }

@@ -2,6 +2,7 @@
 //! idempotence and name clashes (tsp.md §4), and their JSON objects.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::StatusCode;
@@ -71,14 +72,23 @@ fn status_name(building: bool) -> &'static str {
 /// The Trace object of tsp.md §4.1 (real values right away).
 pub fn trace_json(t: &Trace) -> Value {
     let (start, end, building) = t.range();
+    let mut properties = t.properties.clone();
+    let errors = t.errors();
+    if !errors.is_empty() {
+        properties.insert("analysisErrors".into(), errors.join("; "));
+    }
+    let not_run = t.not_run();
+    if !not_run.is_empty() {
+        properties.insert("analysesNotRun".into(), not_run.join("; "));
+    }
     json!({
         "name": t.name,
         "path": t.path.to_string_lossy(),
         "UUID": t.uuid,
-        "nbEvents": t.nb_events,
+        "nbEvents": t.nb_events(),
         "start": start,
         "end": end,
-        "properties": t.properties,
+        "properties": properties,
         "indexingStatus": status_name(building),
     })
 }
@@ -87,6 +97,7 @@ pub fn trace_json(t: &Trace) -> Value {
 pub fn experiment_json(e: &Experiment) -> Value {
     let mut ranges = Vec::new();
     let mut nb_events = 0u64;
+    let mut analysing = false;
     let traces: Vec<Value> = e
         .source
         .traces
@@ -95,11 +106,13 @@ pub fn experiment_json(e: &Experiment) -> Value {
             if !t.state_systems().is_empty() {
                 ranges.push(t.range());
             }
-            nb_events += t.nb_events;
+            analysing |= t.is_analysing();
+            nb_events += t.nb_events();
             trace_json(t)
         })
         .collect();
     let (start, end, building) = crate::registry::merge_ranges(ranges.into_iter());
+    let building = building || analysing;
     json!({
         "name": e.name,
         "UUID": e.uuid,
@@ -109,6 +122,17 @@ pub fn experiment_json(e: &Experiment) -> Value {
         "indexingStatus": status_name(building),
         "traces": traces,
     })
+}
+
+/// A trace's name when the client gives none: its file name, or, for `x/ctf`
+/// (the layout of our sample traces), `x`, as `sextant build` names it.
+fn default_name(path: &Path) -> String {
+    let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name_of(path) {
+        Some(n) if n == "ctf" => path.parent().and_then(name_of).unwrap_or(n),
+        Some(n) => n,
+        None => path.to_string_lossy().into_owned(),
+    }
 }
 
 impl Catalog {
@@ -189,10 +213,7 @@ impl Catalog {
         let path = self.resolve(uri)?;
         let name = match name {
             Some(n) if !n.is_empty() => n.to_string(),
-            _ => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.to_string_lossy().into_owned()),
+            _ => default_name(&path),
         };
         let uuid = trace_uuid(&path);
         let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -234,14 +255,44 @@ impl Catalog {
             name,
             path,
             type_id,
-            nb_events: opened.nb_events,
+            nb_events: AtomicU64::new(opened.nb_events),
             properties: opened.properties,
             state_systems: RwLock::new(opened.state_systems),
+            analyses_running: AtomicBool::new(opened.background.is_some()),
+            analysis_errors: Mutex::new(Vec::new()),
+            analyses_not_run: Mutex::new(Vec::new()),
         });
         self.traces
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(trace.clone());
+        if let Some(job) = opened.background {
+            let running = trace.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("analyses {}", trace.name))
+                .spawn(move || {
+                    // A panicking analysis must not leave the trace RUNNING forever.
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&running)))
+                            .unwrap_or_else(|_| Err("an analysis panicked".into()));
+                    if let Err(e) = result {
+                        running
+                            .analysis_errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(e);
+                    }
+                    running.analyses_running.store(false, Ordering::Release);
+                });
+            if let Err(e) = spawned {
+                trace.analyses_running.store(false, Ordering::Release);
+                trace
+                    .analysis_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("cannot start the analyses: {e}"));
+            }
+        }
         Ok(trace)
     }
 

@@ -125,6 +125,8 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error("XML analysis file: {0}")]
+    Xml(String),
     #[error("trace root {0} is not a directory")]
     TraceRoot(String),
     #[error("server I/O error: {0}")]

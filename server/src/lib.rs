@@ -15,16 +15,20 @@
 //! [`TraceOpener`] or [`OutputFactory`]/[`OutputProvider`] and register it in a
 //! [`Registry`]; the protocol code does not change.
 
+pub mod analyses;
 pub mod api;
 pub mod catalog;
+pub mod cpu_usage;
 pub mod error;
 pub mod explorer;
+pub mod kernel_views;
 pub mod model;
 pub mod query;
 pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
 pub mod values;
+pub mod xml_views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,9 +50,13 @@ pub struct ServeConfig {
     pub host: String,
     /// Port (default 8080, the viewers' default).
     pub port: u16,
-    /// Where the server may keep files it makes (analysis results); created at
-    /// start when given. Nothing is written there yet.
+    /// Where the server keeps the analysis results it builds
+    /// (`.tracing/<trace name>/<analysis id>.ht`, a Trace Compass project's
+    /// layout); created at start. Default: `sextant-serve` in the temp directory.
     pub data_dir: Option<PathBuf>,
+    /// Trace Compass XML analysis files: their state providers run with the
+    /// native ones, their views are outputs.
+    pub xml_files: Vec<PathBuf>,
     /// When non-empty, only paths below these directories may be opened, and
     /// relative paths are looked up in them.
     pub trace_roots: Vec<PathBuf>,
@@ -60,14 +68,16 @@ impl Default for ServeConfig {
             host: "127.0.0.1".into(),
             port: 8080,
             data_dir: None,
+            xml_files: Vec::new(),
             trace_roots: Vec::new(),
         }
     }
 }
 
-/// Server state with the default registry ([`Registry::with_defaults`]).
+/// Server state with the default registry ([`Registry::for_config`]).
 pub fn state(config: ServeConfig) -> AppState {
-    state_with_registry(config, Registry::with_defaults())
+    let registry = Registry::for_config(&config);
+    state_with_registry(config, registry)
 }
 
 /// Server state with a custom registry (extra trace types and outputs).
@@ -88,6 +98,9 @@ fn prepare(config: &ServeConfig) -> Result<(), ServerError> {
             return Err(ServerError::TraceRoot(root.display().to_string()));
         }
     }
+    if !config.xml_files.is_empty() {
+        sextant_xml::load_files(&config.xml_files).map_err(|e| ServerError::Xml(e.to_string()))?;
+    }
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
             path: dir.display().to_string(),
@@ -100,7 +113,8 @@ fn prepare(config: &ServeConfig) -> Result<(), ServerError> {
 /// Runs the server in the foreground until Ctrl-C (blocking; starts its own
 /// tokio runtime).
 pub fn run(config: ServeConfig) -> Result<(), ServerError> {
-    run_with_registry(config, Registry::with_defaults())
+    let registry = Registry::for_config(&config);
+    run_with_registry(config, registry)
 }
 
 /// [`run`] with a custom registry.

@@ -134,7 +134,18 @@ pub fn time_range(p: &Map<String, Value>) -> Result<Option<(i64, i64, Option<i64
     let end = exact_i64(end, KEY, "end")?;
     let nb = match range.get("nbTimes") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(exact_i64(v, KEY, "nbTimes")?),
+        Some(v) => {
+            let nb = exact_i64(v, KEY, "nbTimes")?;
+            // The protocol's nbTimes is an int32; larger values are refused, valid
+            // ones above the sample cap are clamped (tsp.md §6.1).
+            if i32::try_from(nb).is_err() {
+                return Err(QueryError::Invalid(
+                    KEY,
+                    format!("`nbTimes` {nb} is not a 32-bit integer"),
+                ));
+            }
+            Some(nb)
+        }
     };
     Ok(Some((start, end, nb)))
 }

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use sht::{StateSystem, StateSystemQuerier};
 
@@ -48,11 +49,18 @@ impl StateSystemHandle {
     }
 }
 
+/// Work run on its own thread once the trace is registered (its analyses); it
+/// adds state systems with [`Trace::add_state_system`] as they are ready. An error
+/// is kept in the trace's `analysisErrors` property.
+pub type BackgroundJob = Box<dyn FnOnce(&Trace) -> Result<(), String> + Send>;
+
 /// What a [`TraceOpener`] made of a path.
 pub struct OpenedTrace {
     pub nb_events: u64,
     pub properties: BTreeMap<String, String>,
     pub state_systems: Vec<StateSystemHandle>,
+    /// Analyses to run in the background (the trace is RUNNING meanwhile).
+    pub background: Option<BackgroundJob>,
 }
 
 /// Why an opener could not open a path it recognised.
@@ -74,13 +82,50 @@ pub struct Trace {
     pub name: String,
     pub path: PathBuf,
     pub type_id: String,
-    pub nb_events: u64,
+    /// Known once the analyses have read the trace (0 before).
+    pub nb_events: AtomicU64,
     pub properties: BTreeMap<String, String>,
     /// Live list: analyses may add state systems later.
     pub state_systems: RwLock<Vec<StateSystemHandle>>,
+    /// Whether background analyses are still running.
+    pub analyses_running: AtomicBool,
+    /// What the background analyses could not do.
+    pub analysis_errors: Mutex<Vec<String>>,
+    /// Analyses that do not apply to this trace, and why (not errors).
+    pub analyses_not_run: Mutex<Vec<String>>,
 }
 
 impl Trace {
+    /// Publishes a state system (outputs see it at their next request).
+    pub fn add_state_system(&self, handle: StateSystemHandle) {
+        self.state_systems
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+
+    pub fn nb_events(&self) -> u64 {
+        self.nb_events.load(Ordering::Relaxed)
+    }
+
+    pub fn is_analysing(&self) -> bool {
+        self.analyses_running.load(Ordering::Acquire)
+    }
+
+    pub fn not_run(&self) -> Vec<String> {
+        self.analyses_not_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.analysis_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn state_systems(&self) -> Vec<StateSystemHandle> {
         self.state_systems
             .read()
@@ -89,8 +134,10 @@ impl Trace {
     }
 
     /// (start, end, still building) over the trace's state systems; (0, 0) if none.
+    /// Building while background analyses run.
     pub fn range(&self) -> (i64, i64, bool) {
-        merge_ranges(self.state_systems().iter().map(|s| s.range()))
+        let (s, e, b) = merge_ranges(self.state_systems().iter().map(|s| s.range()));
+        (s, e, b || self.is_analysing())
     }
 }
 
@@ -217,6 +264,28 @@ impl Registry {
         r
     }
 
+    /// What `sextant serve` serves: [`Registry::with_defaults`], plus traces read
+    /// from events (CTF, XML stub) whose analyses run in the background into the
+    /// configured data directory, and the kernel, disk and XML views.
+    pub fn for_config(config: &crate::ServeConfig) -> Self {
+        let mut r = Self::with_defaults();
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("sextant-serve"));
+        r.add_opener(Arc::new(crate::analyses::EventTraceOpener {
+            data_dir,
+            xml_files: config.xml_files.clone(),
+        }));
+        r.add_outputs(Arc::new(crate::kernel_views::KernelViewsFactory));
+        r.add_outputs(Arc::new(crate::cpu_usage::CpuUsageFactory));
+        // Unreadable files were refused when the server started (`run` checks them).
+        if let Ok(views) = crate::xml_views::XmlViewsFactory::new(&config.xml_files) {
+            r.add_outputs(Arc::new(views));
+        }
+        r
+    }
+
     pub fn add_opener(&mut self, opener: Arc<dyn TraceOpener>) -> &mut Self {
         self.openers.push(opener);
         self
@@ -280,6 +349,7 @@ impl TraceOpener for HtOpener {
                     nb_events: 0,
                     properties: BTreeMap::new(),
                     state_systems,
+                    background: None,
                 }),
         )
     }

@@ -36,6 +36,7 @@ impl TraceOpener for LiveOpener {
             nb_events: 42,
             properties: [("hostname".to_string(), "test".to_string())].into(),
             state_systems: vec![handle],
+            background: None,
         }))
     }
 }

@@ -6,8 +6,12 @@
 //! distinction; they become Long values, which is what Trace Compass gives for
 //! CTF integer fields. (On XML stub traces use [`crate::build_in_memory`], which
 //! keeps `int` fields as Integer.)
+//!
+//! A pattern's segments are kept only when [`XmlProvider::with_segment_file`] names
+//! a file: they are then written there (spilling during the run above a threshold),
+//! to be read back with [`crate::segstore::SegmentFile::open`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sextant_providers::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
@@ -25,6 +29,8 @@ pub struct XmlProvider {
     runtime: Option<Runtime>,
     /// Event class names and their matching handlers, by handler number.
     classes: Vec<(String, Arc<[usize]>)>,
+    /// Segment file and in-memory limit; `None` = segments are discarded.
+    segment_file: Option<(PathBuf, usize)>,
 }
 
 impl XmlProvider {
@@ -42,7 +48,23 @@ impl XmlProvider {
             fields,
             runtime: None,
             classes: Vec::new(),
+            segment_file: None,
         }
+    }
+
+    /// Writes the pattern's segments to `path` when the build finishes (via a
+    /// temporary file), holding at most `threshold` of them in memory meanwhile.
+    pub fn with_segment_file(mut self, path: &Path, threshold: usize) -> Self {
+        self.segment_file = Some((path.to_path_buf(), threshold));
+        self
+    }
+
+    fn new_runtime(&self, host_id: &str) -> Runtime {
+        let mut rt = Runtime::new(Arc::clone(&self.program), host_id);
+        if let Some((path, threshold)) = &self.segment_file {
+            rt.spill_segments_to(path, *threshold);
+        }
+        rt
     }
 }
 
@@ -130,7 +152,7 @@ impl StateProvider for XmlProvider {
             });
         }
         // Host id: the trace name, as for Trace Compass's simple traces.
-        self.runtime = Some(Runtime::new(Arc::clone(&self.program), &trace.name));
+        self.runtime = Some(self.new_runtime(&trace.name));
         Ok(())
     }
 
@@ -160,9 +182,10 @@ impl StateProvider for XmlProvider {
         event: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
-        let rt = self
-            .runtime
-            .get_or_insert_with(|| Runtime::new(Arc::clone(&self.program), ""));
+        if self.runtime.is_none() {
+            self.runtime = Some(self.new_runtime(""));
+        }
+        let rt = self.runtime.as_mut().expect("created above");
         let (name, handlers) = &self.classes[handler as usize];
         let ev = PipelineEvent {
             name,
@@ -172,9 +195,26 @@ impl StateProvider for XmlProvider {
     }
 
     fn finish(&mut self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
-        match self.runtime.as_mut() {
-            Some(rt) => rt.finish(ss).map_err(to_sht),
-            None => Ok(()),
+        let Some(rt) = self.runtime.as_mut() else {
+            return Ok(());
+        };
+        rt.finish(ss).map_err(to_sht)?;
+        let Some((path, _)) = &self.segment_file else {
+            // Nobody can read them: do not keep them alive with the provider.
+            drop(rt.take_segments());
+            return Ok(());
+        };
+        // A store that stayed under the threshold is in memory: write it too.
+        match rt.finish_segments().map_err(to_sht)? {
+            crate::segstore::SegmentStore::Memory(v) => {
+                crate::segstore::write_segment_file(&v, path).map_err(|source| {
+                    to_sht(RunError::Segments {
+                        analysis: self.program.id.clone(),
+                        source,
+                    })
+                })
+            }
+            crate::segstore::SegmentStore::File(_) => Ok(()),
         }
     }
 }

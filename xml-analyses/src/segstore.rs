@@ -154,6 +154,25 @@ impl SegmentStore {
         }
     }
 
+    /// [`SegmentStore::intersecting`] in another order (Trace Compass's
+    /// `getIntersectingElements(start, end, comparator)`, e.g. by end or duration).
+    pub fn intersecting_sorted_by(
+        &self,
+        from: i64,
+        to: i64,
+        order: impl FnMut(&Segment, &Segment) -> std::cmp::Ordering,
+    ) -> Result<Vec<Segment>, SegmentStoreError> {
+        let mut v = self.intersecting(from, to)?;
+        v.sort_by(order);
+        Ok(v)
+    }
+
+    /// Whether the store holds a segment equal to `s`; reads only the blocks that
+    /// can hold segments starting at `s.start`.
+    pub fn contains(&self, s: &Segment) -> Result<bool, SegmentStoreError> {
+        Ok(self.at(s.start)?.iter().any(|x| x == s))
+    }
+
     /// Segments containing time `t` (Trace Compass `getIntersectingElements(position)`).
     pub fn at(&self, t: i64) -> Result<Vec<Segment>, SegmentStoreError> {
         self.intersecting(t, t)

@@ -1,6 +1,12 @@
 //! `timeGraphView` and `xyView` definitions, compiled into descriptions a server
 //! can serve. Views are compiled with an empty context: no definedValue
 //! substitution, locations or mapping groups (as in Trace Compass).
+//!
+//! [`tree`] / [`tree_with_analyses`] expand the entry definitions over state
+//! systems as Trace Compass's data-driven output entries do: `$n` in an entry path
+//! is resolved from the ancestors' wildcard captures on the parent attribute's
+//! path, and `analysisId` switches an entry and its sub-entries to another
+//! analysis' state system (from its root). [`row`] and [`series`] give the data.
 
 use std::path::Path;
 
@@ -228,22 +234,36 @@ fn first_value(ss: &dyn StateSystemQuerier, q: Quark) -> Option<String> {
     None
 }
 
-/// Entry range: without a leading and a trailing null interval of its own attribute.
-fn entry_range(ss: &dyn StateSystemQuerier, q: Quark) -> (i64, i64) {
+/// Entry range, as Trace Compass's data-driven entries compute it: without a
+/// display attribute, the whole state system; with one, from the start of its
+/// first non-null interval to one past the end of its last non-null interval
+/// (searched back from `current end - 1`), capped at the current end.
+fn entry_range(ss: &dyn StateSystemQuerier, display: Option<Quark>) -> (i64, i64) {
     let (s, e) = (ss.start_time(), ss.current_end_time());
-    if q == ROOT_QUARK {
+    let Some(q) = display else {
         return (s, e);
-    }
-    let (mut start, mut end) = (s, e);
-    if let Ok(i) = ss.query_single(s, q) {
-        if i.value.is_null() && i.end < e {
-            start = i.end + 1;
+    };
+    let mut start = s;
+    if let Ok(mut i) = ss.query_single(s, q) {
+        while i.value.is_null() {
+            let t = i.end.saturating_add(1);
+            match ss.query_single(t, q) {
+                Ok(next) if t <= e => i = next,
+                _ => break,
+            }
         }
+        start = i.start;
     }
-    if let Ok(i) = ss.query_single(e, q) {
-        if i.value.is_null() && i.start > s {
-            end = i.start;
+    let mut end = e;
+    if let Ok(mut i) = ss.query_single(e.saturating_sub(1).max(s), q) {
+        while i.value.is_null() {
+            let t = i.start.saturating_sub(1);
+            match ss.query_single(t, q) {
+                Ok(prev) if t >= s => i = prev,
+                _ => break,
+            }
         }
+        end = e.min(i.end.saturating_add(1));
     }
     (start, end)
 }
@@ -378,7 +398,7 @@ impl<'a> TreeBuilder<'a> {
                 .and_then(|nq| first_value(ss, nq))
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| ss.attributes().name(q).unwrap_or("").to_string());
-            let (start, end) = entry_range(ss, q);
+            let (start, end) = entry_range(ss, display);
             let value_of = |p: &Option<Vec<ViewAttr>>| {
                 p.as_ref()
                     .and_then(|p| lookup(ss, q, p))
@@ -469,6 +489,19 @@ pub fn tree_with_analyses<'a>(
         b.expand(e, &scope, 0);
     }
     b.out
+}
+
+/// The state system holding `entry.display`: `main` unless the entry came from
+/// another analysis (`analysisId`), then `analyses(id)`.
+pub fn entry_state_system<'a>(
+    entry: &TreeEntry,
+    main: &'a dyn StateSystemQuerier,
+    analyses: &AnalysisLookup<'a>,
+) -> Option<&'a dyn StateSystemQuerier> {
+    match &entry.analysis_id {
+        None => Some(main),
+        Some(id) => analyses(id),
+    }
 }
 
 /// Time-graph states of an entry's display attribute over `[from, to]`.

@@ -42,6 +42,16 @@ impl Lcg {
 }
 
 fn trace(n: usize) -> XmlStubTrace {
+    XmlStubTrace::parse(
+        trace_text(n).as_bytes(),
+        Path::new("t.xml"),
+        "t.xml".into(),
+        StubTimeUnit::Nanoseconds,
+    )
+    .unwrap()
+}
+
+fn trace_text(n: usize) -> String {
     let mut rng = Lcg(7);
     let mut s = String::from("<trace>");
     for i in 0..n {
@@ -55,13 +65,7 @@ fn trace(n: usize) -> XmlStubTrace {
         );
     }
     s += "</trace>";
-    XmlStubTrace::parse(
-        s.as_bytes(),
-        Path::new("t.xml"),
-        "t.xml".into(),
-        StubTimeUnit::Nanoseconds,
-    )
-    .unwrap()
+    s
 }
 
 fn brute(all: &[Segment], from: i64, to: i64) -> Vec<Segment> {
@@ -271,5 +275,33 @@ fn memory_store_queries_by_range() {
     let store = SegmentStore::Memory(segs.clone());
     for (a, b) in [(0, 0), (5, 9), (-10, -1), (100, 400)] {
         assert_eq!(store.intersecting(a, b).unwrap(), brute(&segs, a, b));
+    }
+}
+
+#[test]
+fn the_pipeline_provider_writes_its_segments_to_the_named_file() {
+    let file = load_bytes(PATTERN.as_bytes(), Path::new("p.xml")).unwrap();
+    let prog = &file.analyses[0];
+    let n = BLOCK_SEGMENTS + 30;
+    let dir = tempfile::tempdir().unwrap();
+    let trace_path = dir.path().join("t.xml");
+    let t = trace(n);
+    std::fs::write(&trace_path, trace_text(n)).unwrap();
+    let want = build_in_memory(prog, &t).unwrap().segments.all().unwrap();
+    for threshold in [50, 10 * n] {
+        let dat = dir.path().join(format!("p{threshold}.dat"));
+        let provider = sextant_xml::provider::XmlProvider::new(Arc::clone(prog))
+            .with_segment_file(&dat, threshold);
+        let mut source =
+            sextant_providers::sources::open(std::slice::from_ref(&trace_path)).unwrap();
+        let analyses = vec![sextant_providers::pipeline::Analysis {
+            provider: Box::new(provider),
+            output: sextant_providers::pipeline::Output::Null,
+        }];
+        sextant_providers::pipeline::build(&mut *source, analyses, &Default::default()).unwrap();
+        let got = SegmentFile::open(&dat).unwrap().all().unwrap();
+        // The pipeline hands integer fields as Long, as the stub build does for
+        // `long` fields: the segments are the same.
+        assert_eq!(got, want, "threshold {threshold}");
     }
 }

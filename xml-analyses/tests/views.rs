@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sextant_trace::{StubTimeUnit, XmlStubTrace};
-use sextant_xml::view::{row, tree, tree_with_analyses, TreeEntry};
+use sextant_xml::view::{entry_state_system, row, tree, tree_with_analyses, TreeEntry};
 use sextant_xml::{build_in_memory, load_bytes, AnalysisOutput, XmlFile};
 use sht::StateSystemQuerier;
 
@@ -176,7 +176,10 @@ fn analysis_id_entries_come_from_the_other_state_system() {
     // The sub-entry's display is a quark of the other state system; its row is there.
     let c1 = entries[3].display.unwrap();
     assert_eq!(c1, other_ss.quark(&["Res", "r1", "c1"]).unwrap());
-    let states = row(other_ss, c1, 0, 3);
+    let ss_of_c1 =
+        entry_state_system(&entries[3], &main.state_system, &lookup).expect("other is known");
+    assert!(std::ptr::addr_eq(ss_of_c1, other_ss));
+    let states = row(ss_of_c1, c1, 0, 3);
     assert!(states
         .iter()
         .any(|s| s.0 == 2 && s.3.as_deref() == Some("0x2")));
@@ -187,4 +190,23 @@ fn analysis_id_entries_come_from_the_other_state_system() {
         shape(&alone),
         owned(&[("t.xml", None), ("m", Some("t.xml"))])
     );
+}
+
+#[test]
+fn entry_range_follows_the_display_attribute() {
+    // Trace Compass's data-driven entries span the display attribute's non-null
+    // values (the entry attribute "A" itself is never set here).
+    let file = load(
+        r#"<timeGraphView id="v"><head><analysis id="main"/></head>
+<entry path="*"><display type="constant" value="x"/></entry></timeGraphView>"#,
+    );
+    let t = trace(&[(1, "a", "A", "y"), (5, "a", "A", "x"), (9, "a", "B", "y")]);
+    let out = build(&file, "main", &t);
+    let entries = tree(&file.views[0], &out.state_system, "t.xml");
+    let ss: &dyn StateSystemQuerier = &out.state_system;
+    let a = entries.iter().find(|e| e.name == "A").unwrap();
+    // The value set at 5 lasts to the end of the history.
+    assert_eq!((a.start, a.end), (5, ss.current_end_time()));
+    // B has no "x": its display does not resolve, so it has no entry.
+    assert!(entries.iter().all(|e| e.name != "B"));
 }

@@ -1,0 +1,242 @@
+//! Traces read from events (CTF traces, LTTng sessions, XML stub traces): opening
+//! them starts the applicable analyses (native providers of
+//! `sextant_providers::native_registry`, plus the XML analyses given to the
+//! server) on a background thread through `sextant_providers::pipeline`. Each
+//! writes `<data dir>/.tracing/<trace name>/<analysis id>.ht`, the layout of a
+//! Trace Compass project's supplementary files, so pointing the data directory at
+//! a Trace Compass project reuses its files and the other way round. A file already
+//! there is reused when its provider version matches; otherwise it is rebuilt.
+//!
+//! While the pass runs the trace reports `RUNNING`; its state systems appear in
+//! the trace's live list when the pass completes (the pipeline keeps the state
+//! systems it builds to itself until then).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output};
+use sextant_providers::{StateProvider, TraceInfo};
+use sht::StateSystem;
+
+use crate::registry::{OpenError, OpenedTrace, StateSystemHandle, Trace, TraceOpener};
+
+/// Trace type of [`EventTraceOpener`].
+pub const EVENT_TRACE_TYPE: &str = "org.sextant.events";
+
+/// Opens CTF trace directories, LTTng session directories and XML stub traces,
+/// and runs their analyses in the background.
+pub struct EventTraceOpener {
+    /// Where the `.tracing/<trace>/<id>.ht` files go.
+    pub data_dir: PathBuf,
+    /// Trace Compass XML analysis files whose state providers also run.
+    pub xml_files: Vec<PathBuf>,
+}
+
+fn is_stub_xml(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+}
+
+/// A CTF trace has a `metadata` file; a session has traces below (a few levels).
+fn holds_ctf(path: &Path, depth: u32) -> bool {
+    if path.join("metadata").is_file() {
+        return true;
+    }
+    if depth == 0 {
+        return false;
+    }
+    std::fs::read_dir(path).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().is_dir() && holds_ctf(&e.path(), depth - 1))
+    })
+}
+
+/// The providers that apply to `info`: the native ones, then the XML ones.
+fn applicable(
+    info: &TraceInfo,
+    xml_files: &[PathBuf],
+) -> Result<Vec<Box<dyn StateProvider>>, String> {
+    let registry = sextant_providers::native_registry();
+    let mut providers: Vec<Box<dyn StateProvider>> = registry
+        .names()
+        .filter_map(|(short, _)| registry.create(short))
+        .collect();
+    if !xml_files.is_empty() {
+        providers.extend(
+            sextant_xml::provider::providers_from_files(xml_files).map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(providers
+        .into_iter()
+        .filter_map(|mut p| p.check_trace(info).is_ok().then_some(p))
+        .collect())
+}
+
+/// File name safe for one path component (a trace name may hold `/`).
+fn folder_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c == '\0' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl TraceOpener for EventTraceOpener {
+    fn type_id(&self) -> &str {
+        EVENT_TRACE_TYPE
+    }
+
+    fn open(&self, path: &Path) -> Option<Result<OpenedTrace, OpenError>> {
+        if !(is_stub_xml(path) || (path.is_dir() && holds_ctf(path, 3))) {
+            return None;
+        }
+        let source = match sextant_providers::sources::open(&[path.to_path_buf()]) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(OpenError(format!("{}: {e}", path.display())))),
+        };
+        let info = source.info();
+        drop(source);
+        let mut properties: BTreeMap<String, String> = info
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !info.domain.is_empty() {
+            properties.insert("domain".into(), info.domain.clone());
+        }
+        let data_dir = self.data_dir.clone();
+        let xml_files = self.xml_files.clone();
+        let path = path.to_path_buf();
+        Some(Ok(OpenedTrace {
+            nb_events: 0,
+            properties,
+            state_systems: Vec::new(),
+            background: Some(Box::new(move |trace: &Trace| {
+                run_analyses(trace, &path, &info, &data_dir, &xml_files)
+            })),
+        }))
+    }
+}
+
+/// Marker naming the trace whose results a folder holds.
+const TRACE_PATH_MARKER: &str = ".sextant-trace-path";
+
+/// `<data dir>/.tracing/<trace name>`, unless that folder holds the results of
+/// another trace of the same name (another path): then `<name>-<hash of path>`,
+/// so one trace's histories are never served for another.
+fn results_dir(data_dir: &Path, name: &str, trace: &Path) -> Result<PathBuf, String> {
+    let trace_text = trace.to_string_lossy();
+    let plain = data_dir.join(".tracing").join(folder_name(name));
+    let owner = std::fs::read_to_string(plain.join(TRACE_PATH_MARKER)).ok();
+    let dir = match owner {
+        Some(owner) if owner != trace_text => {
+            let id = crate::catalog::trace_uuid(trace);
+            data_dir
+                .join(".tracing")
+                .join(format!("{}-{}", folder_name(name), &id[..8]))
+        }
+        _ => plain,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Folders made by Trace Compass have no marker: they are taken as this trace's.
+    let marker = dir.join(TRACE_PATH_MARKER);
+    if !marker.exists() {
+        std::fs::write(&marker, trace_text.as_bytes())
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+    }
+    Ok(dir)
+}
+
+/// The background job of one trace: reuse what is built, build the rest in one
+/// pass, then publish the state systems. Failures end up in the trace's
+/// `analysisErrors` property (the trace stays usable for what did build).
+fn run_analyses(
+    trace: &Trace,
+    path: &Path,
+    info: &TraceInfo,
+    data_dir: &Path,
+    xml_files: &[PathBuf],
+) -> Result<(), String> {
+    let providers = applicable(info, xml_files)?;
+    let dir = results_dir(data_dir, &trace.name, path)?;
+    let mut to_build = Vec::new();
+    for p in providers {
+        let file = dir.join(format!("{}.ht", p.id()));
+        match file
+            .is_file()
+            .then(|| StateSystem::open(&file, Some(p.version())))
+        {
+            Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
+            // Absent, or another provider version (or damaged): build it again.
+            _ => to_build.push((p, file)),
+        }
+    }
+    let mut errors = Vec::new();
+    while !to_build.is_empty() {
+        let mut source = sextant_providers::sources::open(&[path.to_path_buf()])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let ids: Vec<&'static str> = to_build.iter().map(|(p, _)| p.id()).collect();
+        let files: Vec<PathBuf> = to_build.iter().map(|(_, f)| f.clone()).collect();
+        let analyses = std::mem::take(&mut to_build)
+            .into_iter()
+            .map(|(provider, file)| Analysis {
+                provider,
+                output: Output::file(file),
+            })
+            .collect();
+        match pipeline::build(&mut *source, analyses, &BuildOptions::default()) {
+            Ok((report, _)) => {
+                trace.nb_events.store(report.events, Ordering::Relaxed);
+                for (id, file) in ids.iter().zip(&files) {
+                    match StateSystem::open(file, None) {
+                        Ok(ss) => trace.add_state_system(StateSystemHandle::new(*id, *id, ss)),
+                        Err(e) => errors.push(format!("{id}: {e}")),
+                    }
+                }
+            }
+            // One analysis cannot run on this trace (an event or field it needs is
+            // missing): drop it and run the others again.
+            Err(pipeline::PipelineError::Provider(e)) => {
+                let message = e.to_string();
+                let culprit = ids
+                    .iter()
+                    .position(|id| message.starts_with(&format!("{id}:")));
+                let Some(culprit) = culprit else {
+                    errors.push(message);
+                    break;
+                };
+                trace
+                    .analyses_not_run
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(message);
+                let registry_retry = applicable(info, xml_files)?;
+                to_build = registry_retry
+                    .into_iter()
+                    .filter(|p| ids.contains(&p.id()) && p.id() != ids[culprit])
+                    .map(|p| {
+                        let file = dir.join(format!("{}.ht", p.id()));
+                        (p, file)
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}

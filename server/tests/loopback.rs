@@ -1,0 +1,453 @@
+//! The server on a loopback port, over real HTTP, with a real kernel trace from
+//! `shared/traces`: background analyses (RUNNING → COMPLETED), reuse of the
+//! `.ht` files they left, the Control Flow and Resources views (sampling of
+//! tsp.md §6.1 checked against the state system itself) and bad requests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sextant_server::cpu_usage::CPU_USAGE_ID;
+use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
+use sextant_server::query::sample_times;
+use sht::{StateSystem, StateSystemQuerier};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TRACE: &str = "ctf/bug446190/ctf";
+
+/// A running server on 127.0.0.1:<free port>.
+struct Server {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_server(traces: &Path, data_dir: &Path) -> Server {
+    let config = sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data_dir.to_path_buf()),
+        trace_roots: vec![traces.to_path_buf()],
+        ..Default::default()
+    };
+    let app = sextant_server::router(sextant_server::state(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Server { addr, task }
+}
+
+/// (status, content type, JSON body) of one HTTP/1.1 request (connection closed after).
+async fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, Value) {
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} /tsp/api{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    // axum answers with a content length (no chunking) for these bodies.
+    let json = serde_json::from_str(payload).unwrap_or(Value::Null);
+    (status, content_type, json)
+}
+
+async fn ok(server: &Server, method: &str, path: &str, body: Option<&str>) -> Value {
+    let (status, ct, json) = request(server, method, path, body).await;
+    assert_eq!(status, 200, "{method} {path}: {json}");
+    assert_eq!(ct, "application/json");
+    json
+}
+
+fn out(exp: &str, rest: &str) -> String {
+    format!("/experiments/{exp}/outputs/{rest}")
+}
+
+/// Opens the trace and an experiment, polls until COMPLETED; returns the experiment UUID.
+async fn open_and_wait(server: &Server) -> (String, Value) {
+    let t = ok(
+        server,
+        "POST",
+        "/traces",
+        Some(&json!({"parameters": {"uri": TRACE, "name": "bug446190"}}).to_string()),
+    )
+    .await;
+    let trace = t["UUID"].as_str().unwrap().to_string();
+    let status = t["indexingStatus"].as_str().unwrap();
+    assert!(status == "RUNNING" || status == "COMPLETED", "{t}");
+    let e = ok(
+        server,
+        "POST",
+        "/experiments",
+        Some(&json!({"parameters": {"name": "bug446190", "traces": [trace]}}).to_string()),
+    )
+    .await;
+    let exp = e["UUID"].as_str().unwrap().to_string();
+    let began = Instant::now();
+    loop {
+        let e = ok(server, "GET", &format!("/experiments/{exp}"), None).await;
+        if e["indexingStatus"] == "COMPLETED" {
+            return (exp, e);
+        }
+        assert_eq!(e["indexingStatus"], "RUNNING", "{e}");
+        assert!(
+            began.elapsed() < Duration::from_secs(600),
+            "analyses still running: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn entries(tree: &Value) -> Vec<Value> {
+    tree["model"]["entries"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_trace_analysed_in_background_and_viewed() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let traces = shared.join("traces");
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(&traces, data.path()).await;
+    let (exp, e) = open_and_wait(&server).await;
+    let trace_props = &e["traces"][0]["properties"];
+    assert_eq!(trace_props["domain"], "kernel", "{e}");
+    assert!(trace_props.get("analysisErrors").is_none(), "{e}");
+    assert!(e["nbEvents"].as_u64().unwrap() > 0);
+    let (start, end) = (e["start"].as_i64().unwrap(), e["end"].as_i64().unwrap());
+    assert!(
+        start < end && start > 1 << 53,
+        "timestamps are exact i64: {start} {end}"
+    );
+
+    // The kernel history is where Trace Compass keeps it: .tracing/<trace>/<id>.ht.
+    let ht: PathBuf = data
+        .path()
+        .join(".tracing/bug446190/org.eclipse.tracecompass.analysis.os.linux.kernel.ht");
+    assert!(ht.is_file());
+    let ss = StateSystem::open(&ht, None).unwrap();
+    assert_eq!((ss.start_time(), ss.current_end_time()), (start, end));
+
+    let outputs = ok(&server, "GET", &format!("/experiments/{exp}/outputs"), None).await;
+    let ids: Vec<&str> = outputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&CONTROL_FLOW_ID) && ids.contains(&RESOURCES_ID),
+        "{ids:?}"
+    );
+
+    // Control Flow: one row per Threads/<tid>, under its parent.
+    let tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    assert_eq!(tree["status"], "COMPLETED");
+    let rows = entries(&tree);
+    let threads = ss
+        .attributes()
+        .quark(sht::ROOT_QUARK, &["Threads"])
+        .unwrap();
+    let nb_threads = ss.attributes().children_of(threads).len();
+    assert_eq!(rows.len(), nb_threads + 1, "trace entry + one per thread");
+    let known: std::collections::HashSet<i64> =
+        rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    for r in &rows[1..] {
+        assert!(known.contains(&r["parentId"].as_i64().unwrap()), "{r}");
+        assert_eq!(r["labels"].as_array().unwrap().len(), 4);
+    }
+    let styles = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("{CONTROL_FLOW_ID}/style")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    let style_keys = styles["model"]["styles"].as_object().unwrap().clone();
+
+    // States: 1 501 samples; every state covers at least one sampled time, and
+    // the value under each sampled time is the state system's.
+    let items: Vec<i64> = rows[1..]
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let nb = 1501;
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb}, "requested_items": items}}).to_string();
+    let states = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/states")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(states["status"], "COMPLETED");
+    let times = sample_times(start, end, Some(nb));
+    let by_tid: std::collections::HashMap<String, i64> = rows[1..]
+        .iter()
+        .map(|r| {
+            (
+                r["labels"][1].as_str().unwrap().to_string(),
+                r["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut checked = 0;
+    for row in states["model"]["rows"].as_array().unwrap() {
+        for s in row["states"].as_array().unwrap() {
+            let (s0, s1) = (s["start"].as_i64().unwrap(), s["end"].as_i64().unwrap());
+            assert!(
+                times.iter().any(|&t| s0 <= t && t <= s1),
+                "state {s} covers no sample"
+            );
+            assert!(
+                style_keys.contains_key(s["style"]["parentKey"].as_str().unwrap()),
+                "{s}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > items.len(), "{checked} states");
+    // One thread checked against the history itself at every sample.
+    let tid_quark =
+        ss.attributes().children_of(threads)[ss.attributes().children_of(threads).len() / 2];
+    let tid_name = ss
+        .attributes()
+        .name(tid_quark)
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
+    let row_id = by_tid[&tid_name];
+    let row = states["model"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["entryId"] == row_id)
+        .unwrap();
+    for &t in &times {
+        let v = ss.query_single(t, tid_quark).unwrap();
+        // A state's end is the next state's start, or the trace's end for the last.
+        let covering = row["states"].as_array().unwrap().iter().find(|s| {
+            let (s0, s1) = (s["start"].as_i64().unwrap(), s["end"].as_i64().unwrap());
+            s0 <= t && (t < s1 || t == end)
+        });
+        assert_eq!(
+            covering.is_some(),
+            !matches!(v.value, sht::StateValue::Null),
+            "t={t} {v:?}"
+        );
+    }
+
+    // Tooltip of a thread.
+    let body = json!({"parameters": {"requested_times": [times[times.len() / 2]], "requested_items": [row_id], "requested_element": {"elementType": "state", "time": times[times.len() / 2], "duration": 0}}}).to_string();
+    let tip = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/tooltip")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(tip["model"]["TID"], tid_name.as_str());
+
+    // Resources: one row per CPU at least.
+    let tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{RESOURCES_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    let cpus = ss.attributes().quark(sht::ROOT_QUARK, &["CPUs"]).unwrap();
+    let cpu_rows: Vec<Value> = entries(&tree)
+        .into_iter()
+        .filter(|r| r["labels"][0].as_str().unwrap().starts_with("CPU "))
+        .collect();
+    assert_eq!(cpu_rows.len(), ss.attributes().children_of(cpus).len());
+    let items: Vec<i64> = cpu_rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": 500}, "requested_items": items}}).to_string();
+    let states = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{RESOURCES_ID}/states")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        states["model"]["rows"].as_array().unwrap().len(),
+        items.len()
+    );
+
+    // CPU usage: Total and one series per thread that ran; at every sample the
+    // threads' shares add up to the total, within [0, 100].
+    let tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    let series_ids: Vec<i64> = entries(&tree)
+        .iter()
+        .filter(|e| e["hasData"] == true)
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let total_id = entries(&tree)
+        .iter()
+        .find(|e| e["labels"][0] == "Total")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(series_ids.len() > 2, "{tree}");
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": 300}, "requested_items": series_ids}}).to_string();
+    let xy = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/xy")),
+        Some(&body),
+    )
+    .await;
+    let series = xy["model"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), series_ids.len());
+    let y = |s: &Value| -> Vec<f64> {
+        s["yValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let total = y(series.iter().find(|s| s["seriesId"] == total_id).unwrap());
+    assert_eq!(total.len(), sample_times(start, end, Some(300)).len());
+    assert!(
+        total.iter().any(|&v| v > 0.0) && total.iter().all(|&v| (0.0..=100.0 + 1e-9).contains(&v))
+    );
+    for (k, want) in total.iter().enumerate() {
+        let sum: f64 = series
+            .iter()
+            .filter(|s| s["seriesId"] != total_id)
+            .map(|s| y(s)[k])
+            .sum();
+        assert!(
+            (sum - want).abs() < 1e-6,
+            "sample {k}: threads {sum} vs total {want}"
+        );
+    }
+
+    // Bad requests: 4xx with a JSON message, never a crash.
+    let cases: Vec<(&str, String, Option<String>, u16)> = vec![
+        ("POST", "/traces".into(), Some("{not json".into()), 400),
+        ("POST", "/traces".into(), Some(json!({"parameters": {"uri": "../../../etc"}}).to_string()), 400),
+        ("POST", "/traces".into(), Some(json!({"parameters": {"uri": "/etc/passwd"}}).to_string()), 400),
+        ("GET", "/experiments/00000000-0000-0000-0000-000000000000".into(), None, 404),
+        ("POST", out(&exp, "timeGraph/no.such.output/tree"), Some(r#"{"parameters":{}}"#.into()), 405),
+        ("POST", out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/states")), Some(json!({"parameters": {"requested_timerange": {"start": 0, "end": 10, "nbTimes": 1u64 << 40}, "requested_items": [1]}}).to_string()), 400),
+        ("POST", out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/states")), Some(r#"{"parameters":{"requested_timerange":{"start":-5,"end":"x"}}}"#.into()), 400),
+    ];
+    for (method, path, body, want) in cases {
+        let (status, ct, json) = request(&server, method, &path, body.as_deref()).await;
+        assert_eq!(status, want, "{method} {path}: {json}");
+        assert_eq!(ct, "application/json");
+        assert!(
+            json["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{json}"
+        );
+    }
+    // A reversed range is a FAILED answer (Trace Compass's behaviour), not an error.
+    let body = json!({"parameters": {"requested_timerange": {"start": end, "end": start, "nbTimes": 10}, "requested_items": [1]}}).to_string();
+    let failed = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/states")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(failed["status"], "FAILED");
+    drop(server);
+
+    // A second server on the same data directory reuses the history: same file,
+    // not rewritten.
+    let modified = std::fs::metadata(&ht).unwrap().modified().unwrap();
+    let server = start_server(&traces, data.path()).await;
+    let (_exp, e2) = open_and_wait(&server).await;
+    assert_eq!(
+        (e2["start"].as_i64(), e2["end"].as_i64()),
+        (Some(start), Some(end))
+    );
+    assert_eq!(
+        std::fs::metadata(&ht).unwrap().modified().unwrap(),
+        modified
+    );
+}
+
+/// A trace's histories are kept per trace path: another trace opened later under
+/// the same name gets its own folder, never the first one's histories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_name_other_trace_gets_its_own_results() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let traces = shared.join("traces");
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(&traces, data.path()).await;
+    let mut ranges = Vec::new();
+    for uri in ["ctf/flipping-endianness/ctf", "ctf/bug446190/ctf"] {
+        let body = json!({"parameters": {"uri": uri, "name": "same"}}).to_string();
+        let t = ok(&server, "POST", "/traces", Some(&body)).await;
+        let uuid = t["UUID"].as_str().unwrap().to_string();
+        let began = Instant::now();
+        let t = loop {
+            let t = ok(&server, "GET", &format!("/traces/{uuid}"), None).await;
+            if t["indexingStatus"] == "COMPLETED" {
+                break t;
+            }
+            assert!(began.elapsed() < Duration::from_secs(600));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(t["properties"].get("analysisErrors").is_none(), "{t}");
+        ranges.push((t["start"].as_i64().unwrap(), t["end"].as_i64().unwrap()));
+        ok(&server, "DELETE", &format!("/traces/{uuid}"), None).await;
+    }
+    assert_ne!(ranges[0], ranges[1]);
+    let folders = std::fs::read_dir(data.path().join(".tracing"))
+        .unwrap()
+        .count();
+    assert_eq!(folders, 2);
+    // A default name: `x/ctf` is named `x`.
+    let body = json!({"parameters": {"uri": "ctf/bug446190/ctf"}}).to_string();
+    let t = ok(&server, "POST", "/traces", Some(&body)).await;
+    assert_eq!(t["name"], "bug446190");
+}
