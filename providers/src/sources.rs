@@ -39,6 +39,9 @@ pub fn open_synchronized(
     mode: &SyncMode,
     saved: Option<&Path>,
 ) -> Result<(Box<dyn EventSource>, Option<SyncApplied>), SourceError> {
+    if paths.is_empty() {
+        return Err(OpenError::NoPath.into());
+    }
     let live = |p: &PathBuf| p.to_str().is_some_and(crate::live_source::is_live_url);
     if paths.iter().any(|p| is_xml(p) || live(p)) {
         return open_unsynchronized(paths).map(|s| (s, None));
