@@ -402,8 +402,8 @@ impl<'a> Sim<'a> {
                 self.sleepers.push(t);
             }
         }
-        // KVM host mode: QEMU processes, a main thread and vCPU threads each, halted
-        // in KVM_RUN at the start. They never exit (their guests run on).
+        // KVM host mode: QEMU processes, a main thread and vCPU threads each, in
+        // QEMU at the start (about to call KVM_RUN). They never exit.
         for _ in 0..self.vms {
             let pid = self.next_tid;
             self.next_tid += 1;
@@ -417,7 +417,7 @@ impl<'a> Sim<'a> {
                 let t = self.new_thread(tid, process, comm(&format!("CPU {id}/KVM")), false);
                 self.threads[t as usize].vcpu = Some(Vcpu {
                     id,
-                    mode: VcpuMode::Kernel,
+                    mode: VcpuMode::User,
                 });
                 self.sleepers.push(t);
             }
