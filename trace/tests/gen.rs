@@ -239,10 +239,14 @@ fn parse_line(line: &str) -> Event {
     let cpu = body[c..body[c..].find(' ').unwrap() + c].parse().unwrap();
     let mut fields = body[body.find("}, ").unwrap() + 3..].to_string();
     let mut context = String::new();
-    if fields.starts_with("{ pid = ") {
-        let end = fields.find("}, ").unwrap() + 3;
-        context = fields[..end - 2].to_string();
-        fields = fields[end..].to_string();
+    // A context group comes before the payload (a payload may itself start with pid).
+    if let Some(end) = fields
+        .starts_with("{ pid = ")
+        .then(|| fields.find("}, {"))
+        .flatten()
+    {
+        context = fields[..end + 1].to_string();
+        fields = fields[end + 3..].to_string();
     }
     Event {
         ns,
