@@ -962,7 +962,6 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// An address inside the thread's process (buffers, futex words).
     // ---- KVM: vCPU threads ------------------------------------------------------------
 
     fn in_guest(&self, t: u32) -> bool {
@@ -1044,6 +1043,7 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// An address inside the thread's process (buffers, futex words).
     fn user_addr(&mut self, t: u32) -> u64 {
         let process = self.threads[t as usize].process as usize;
         self.processes[process].base + self.rng.below(1 << 20) * 8
