@@ -198,6 +198,8 @@ struct Event {
     cpu: u32,
     /// The payload text between the last `{ … }`.
     fields: String,
+    /// The event context (`{ pid = …, tid = … }` in KVM host mode), else empty.
+    context: String,
 }
 
 impl Event {
@@ -235,12 +237,23 @@ fn parse_line(line: &str) -> Event {
     let cpu_pat = "{ cpu_id = ";
     let c = body.find(cpu_pat).unwrap() + cpu_pat.len();
     let cpu = body[c..body[c..].find(' ').unwrap() + c].parse().unwrap();
-    let fields = body[body.find("}, ").unwrap() + 3..].to_string();
+    let mut fields = body[body.find("}, ").unwrap() + 3..].to_string();
+    let mut context = String::new();
+    // A context group comes before the payload (a payload may itself start with pid).
+    if let Some(end) = fields
+        .starts_with("{ pid = ")
+        .then(|| fields.find("}, {"))
+        .flatten()
+    {
+        context = fields[..end + 1].to_string();
+        fields = fields[end + 3..].to_string();
+    }
     Event {
         ns,
         name,
         cpu,
         fields,
+        context,
     }
 }
 
@@ -554,8 +567,12 @@ fn reader_events(report: &GenReport) -> Vec<Event> {
         .collect();
     exp.for_each(
         &mut |e| {
-            let (_, _, payload) = e.babeltrace_fields();
+            let (context, _, payload) = e.babeltrace_fields();
             let fields: Vec<String> = payload
+                .iter()
+                .map(|(n, v)| format!("{n} = {}", value_text(v)))
+                .collect();
+            let context: Vec<String> = context
                 .iter()
                 .map(|(n, v)| format!("{n} = {}", value_text(v)))
                 .collect();
@@ -564,6 +581,11 @@ fn reader_events(report: &GenReport) -> Vec<Event> {
                 name: names[e.class().0 as usize].clone(),
                 cpu: e.cpu().expect("every packet has cpu_id"),
                 fields: format!("{{ {} }}", fields.join(", ")),
+                context: if context.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{ {} }}", context.join(", "))
+                },
             });
             ControlFlow::Continue(())
         },
@@ -623,4 +645,183 @@ mod random_configs {
             }
         }
     }
+}
+
+// ---- KVM host mode ------------------------------------------------------------------
+
+fn kvm_config(events: u64, cpus: u32, vms: u32, vcpus: u32, seed: u64) -> GenConfig {
+    GenConfig {
+        vms,
+        vcpus_per_vm: vcpus,
+        ..config(events, cpus, 100, seed)
+    }
+}
+
+fn context_int(e: &Event, key: &str) -> i64 {
+    let pat = format!("{key} = ");
+    let i = e
+        .context
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{} at {}: no context {key}", e.name, e.ns));
+    let rest = &e.context[i + pat.len()..];
+    let end = rest.find([',', ' ', '}']).unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
+}
+
+/// What a KVM host trace must satisfy, on top of the kernel [`Checker`].
+#[derive(Default)]
+struct KvmChecker {
+    /// Thread current on each CPU and its comm, from `sched_switch`.
+    current: HashMap<u32, (i64, String)>,
+    /// The vCPU thread in its guest on each CPU.
+    in_guest: HashMap<u32, i64>,
+    /// vCPU threads currently in their guest.
+    guest_threads: HashSet<i64>,
+    /// (QEMU pid, vcpu_id) seen entering, and their thread.
+    vcpus: HashMap<(i64, i64), i64>,
+    entries: u64,
+    exits: u64,
+    exit_reasons: BTreeMap<i64, u64>,
+}
+
+impl KvmChecker {
+    fn event(&mut self, e: &Event) {
+        let (pid, tid) = (context_int(e, "pid"), context_int(e, "tid"));
+        if let Some((cur, _)) = self.current.get(&e.cpu) {
+            assert_eq!(
+                tid, *cur,
+                "{} at {}: tid context is not the current thread",
+                e.name, e.ns
+            );
+        }
+        if let Some(&g) = self.in_guest.get(&e.cpu) {
+            // While a guest runs on the CPU, the host does nothing there until its exit.
+            assert!(
+                e.name == "kvm_x86_exit",
+                "{} at {} on CPU {} while thread {g} is in its guest",
+                e.name,
+                e.ns,
+                e.cpu
+            );
+        }
+        match e.name.as_str() {
+            "sched_switch" => {
+                let next = (e.int("next_tid"), e.get("next_comm").to_string());
+                self.current.insert(e.cpu, next);
+            }
+            "kvm_x86_entry" => {
+                let (cur, comm) = self.current.get(&e.cpu).cloned().unwrap_or_else(|| {
+                    panic!(
+                        "kvm_x86_entry at {} before any switch on CPU {}",
+                        e.ns, e.cpu
+                    )
+                });
+                let vcpu = e.int("vcpu_id");
+                assert_eq!(
+                    comm,
+                    format!("CPU {vcpu}/KVM"),
+                    "entry at {} by {cur}",
+                    e.ns
+                );
+                assert!(self.guest_threads.insert(tid), "double entry at {}", e.ns);
+                self.in_guest.insert(e.cpu, tid);
+                let prev = self.vcpus.insert((pid, vcpu), tid);
+                assert!(
+                    prev.is_none_or(|p| p == tid),
+                    "vCPU {vcpu} of {pid} moved threads"
+                );
+                self.entries += 1;
+            }
+            "kvm_x86_exit" => {
+                assert_eq!(
+                    self.in_guest.remove(&e.cpu),
+                    Some(tid),
+                    "exit at {} without entry",
+                    e.ns
+                );
+                assert!(self.guest_threads.remove(&tid));
+                *self.exit_reasons.entry(e.int("exit_reason")).or_default() += 1;
+                self.exits += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_kvm(cfg: &GenConfig, report: &GenReport, events: &[Event]) {
+    assert_eq!(events.len() as u64, report.events);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events {
+        *counts.entry(e.name.clone()).or_default() += 1;
+    }
+    assert_eq!(counts, report.counts);
+    let mut checker = Checker::default();
+    let mut kvm = KvmChecker::default();
+    for e in events {
+        checker.event(e);
+        kvm.event(e);
+    }
+    assert_eq!(kvm.entries, report.counts["kvm_x86_entry"]);
+    // Entries and exits alternate: at most one entry per vCPU is still open.
+    assert!(kvm.entries - kvm.exits <= kvm.vcpus.len() as u64);
+    assert_eq!(
+        kvm.vcpus.len() as u32,
+        cfg.vms * cfg.vcpus_per_vm,
+        "every vCPU of every VM ran: {:?}",
+        kvm.vcpus.keys()
+    );
+    // Several exit reasons, including halts and external interrupts.
+    assert!(kvm.exit_reasons.len() >= 5, "{:?}", kvm.exit_reasons);
+    assert!(kvm.exit_reasons.contains_key(&12) && kvm.exit_reasons.contains_key(&1));
+}
+
+#[test]
+fn kvm_mode_is_consistent_in_the_project_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = kvm_config(300_000, 4, 3, 2, 5);
+    let report = generate(&tmp.path().join("trace"), &cfg, None).unwrap();
+    check_kvm(&cfg, &report, &reader_events(&report));
+}
+
+#[test]
+fn kvm_mode_is_decoded_by_babeltrace_with_the_reported_counts() {
+    if !babeltrace_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for cfg in [
+        kvm_config(200_000, 4, 2, 4, 8),
+        kvm_config(60_000, 1, 1, 1, 9),
+    ] {
+        let report = generate(
+            &tmp.path().join("trace"),
+            &GenConfig {
+                replace_existing: true,
+                ..cfg.clone()
+            },
+            None,
+        )
+        .unwrap();
+        check_kvm(&cfg, &report, &babeltrace_events(&report));
+    }
+}
+
+#[test]
+fn kvm_mode_settings_are_checked_and_off_by_default() {
+    assert_eq!(GenConfig::default().vms, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    for (cfg, field) in [
+        (kvm_config(10, 4, 1000, 1, 1), "vms"),
+        (kvm_config(10, 4, 1, 0, 1), "vcpus_per_vm"),
+        (kvm_config(10, 4, 1, 65, 1), "vcpus_per_vm"),
+    ] {
+        match generate(&tmp.path().join("t"), &cfg, None) {
+            Err(GenError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // Without VMs there is no KVM class in the metadata.
+    let r = generate(&tmp.path().join("plain"), &config(1000, 2, 10, 1), None).unwrap();
+    let meta = std::fs::read(r.dir.join("metadata")).unwrap();
+    assert!(!meta.windows(7).any(|w| w == b"kvm_x86"));
 }

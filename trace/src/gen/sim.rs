@@ -402,8 +402,8 @@ impl<'a> Sim<'a> {
                 self.sleepers.push(t);
             }
         }
-        // KVM host mode: QEMU processes, a main thread and vCPU threads each, halted
-        // in KVM_RUN at the start. They never exit (their guests run on).
+        // KVM host mode: QEMU processes, a main thread and vCPU threads each, in
+        // QEMU at the start (about to call KVM_RUN). They never exit.
         for _ in 0..self.vms {
             let pid = self.next_tid;
             self.next_tid += 1;
@@ -417,7 +417,7 @@ impl<'a> Sim<'a> {
                 let t = self.new_thread(tid, process, comm(&format!("CPU {id}/KVM")), false);
                 self.threads[t as usize].vcpu = Some(Vcpu {
                     id,
-                    mode: VcpuMode::Kernel,
+                    mode: VcpuMode::User,
                 });
                 self.sleepers.push(t);
             }
@@ -962,7 +962,6 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// An address inside the thread's process (buffers, futex words).
     // ---- KVM: vCPU threads ------------------------------------------------------------
 
     fn in_guest(&self, t: u32) -> bool {
@@ -1044,6 +1043,7 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// An address inside the thread's process (buffers, futex words).
     fn user_addr(&mut self, t: u32) -> u64 {
         let process = self.threads[t as usize].process as usize;
         self.processes[process].base + self.rng.below(1 << 20) * 8
