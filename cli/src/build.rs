@@ -13,6 +13,7 @@ use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output, Progress
 use sextant_providers::stub_source::StubSource;
 use sextant_trace::custom_xml::CustomXmlDefinition;
 use sextant_trace::sync::{SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
+use sextant_xml::provider::XmlProvider;
 
 use crate::format;
 
@@ -142,6 +143,9 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
     }
 }
 
+/// Pattern segments kept in memory before they spill to the segment file.
+const SEGMENTS_IN_MEMORY: usize = 1 << 20;
+
 fn describe_sync(a: &SyncApplied) -> String {
     match &a.origin {
         SyncOrigin::Off => "off".into(),
@@ -221,15 +225,24 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .iter()
         .map(|(short, _)| registry.create(short).expect("listed by the registry"))
         .collect();
-    if !args.xml.is_empty() {
-        let xml = sextant_xml::provider::providers_from_files(&args.xml)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for p in &xml {
-            ids.push((p.id(), p.id()));
-        }
-        providers.extend(xml);
+    let native = providers.len();
+    let programs: Vec<_> = sextant_xml::load_files(&args.xml)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter()
+        .flat_map(|f| f.analyses)
+        .collect();
+    for p in &programs {
+        // The pipeline's contract wants 'static ids; one small leak per analysis.
+        let id: &'static str = Box::leak(p.id.clone().into_boxed_str());
+        ids.push((id, id));
     }
     let paths = output_paths(&args, &ids)?;
+    for (program, path) in programs.into_iter().zip(&paths[native..]) {
+        // Pattern segments go to `<id>.dat` beside the history (spilled when many).
+        let provider = XmlProvider::new(program)
+            .with_segment_file(&path.with_extension("dat"), SEGMENTS_IN_MEMORY);
+        providers.push(Box::new(provider));
+    }
     let analyses = providers
         .into_iter()
         .zip(&paths)
