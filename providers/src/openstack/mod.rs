@@ -17,6 +17,7 @@ pub mod nova;
 pub mod nova_services;
 pub mod vm_report;
 
+use crate::EventFields;
 use std::collections::{BTreeMap, HashMap};
 
 use sht::{Quark, StateSystemBuilder};
@@ -164,6 +165,40 @@ impl ServiceQuarks {
         }
         Ok(&self.by_logger[logger])
     }
+}
+
+/// What the service providers read first from a `lttng_python:event`: the logger
+/// (service) name, its `SERVICEs/<logger>/<leaf>` quarks, and the message as a dict.
+/// Malformed parts are counted; when the message is not a readable dict, the service's
+/// attributes go null. `None`: nothing more to do for this event.
+pub(crate) fn service_message<'e>(
+    event: &'e dyn EventFields,
+    services: &mut ServiceQuarks,
+    leaves: &[&str],
+    malformed: &mut Malformed,
+    ss: &mut dyn StateSystemBuilder,
+) -> sht::Result<Option<(&'e str, Vec<Quark>, PyValue<'e>)>> {
+    let t = event.timestamp();
+    let logger = match event.string(SLOT_LOGGER) {
+        Some(l) if !l.is_empty() => l,
+        _ => {
+            malformed.note(R_NO_LOGGER, t, || "no logger_name".into());
+            return Ok(None);
+        }
+    };
+    let quarks = services.get(logger, leaves, ss)?.to_vec();
+    let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+        return Ok(None);
+    };
+    match payload {
+        Ok(p @ PyValue::Dict(_)) => return Ok(Some((logger, quarks, p))),
+        Ok(_) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
+        Err(e) => malformed.note(R_UNPARSABLE, t, || format!("{logger}: {e}")),
+    }
+    for q in quarks {
+        ss.modify(t, sht::StateValue::Null, q)?;
+    }
+    Ok(None)
 }
 
 /// Splits `<op>.start` / `<op>.end`.

@@ -7,14 +7,13 @@
 //! the `dhcp-agent.` / `l3-agent.` prefix of `event_type` is stripped,
 //! `network.update` is handled and `subnet.delete` matches (no leading space).
 
+use crate::openstack::service_message;
 use sht::{StateSystemBuilder, StateValue};
 
 use super::{
-    phase, python_subscription, require_python_events, thesis_payload, Malformed, Phase,
-    ServiceQuarks, R_NOT_A_DICT, R_NO_EVENT_TYPE, R_NO_LOGGER, R_UNKNOWN_TYPE, R_UNPARSABLE,
-    SLOT_LOGGER, SLOT_MSG,
+    phase, python_subscription, require_python_events, Malformed, Phase, ServiceQuarks,
+    R_NO_EVENT_TYPE, R_UNKNOWN_TYPE,
 };
-use crate::pydict::PyValue;
 use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.neutron.core.module1";
@@ -86,30 +85,17 @@ impl StateProvider for NeutronProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let logger = match event.string(SLOT_LOGGER) {
-            Some(l) if !l.is_empty() => l,
-            _ => {
-                self.malformed
-                    .note(R_NO_LOGGER, t, || "no logger_name".into());
-                return Ok(());
-            }
-        };
-        let action_q = self.services.get(logger, &["Action"], ss)?[0];
-        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+        let Some((logger, qs, payload)) = service_message(
+            event,
+            &mut self.services,
+            &["Action"],
+            &mut self.malformed,
+            ss,
+        )?
+        else {
             return Ok(());
         };
-        let payload = match payload {
-            Ok(p @ PyValue::Dict(_)) => p,
-            Ok(_) => {
-                self.malformed.note(R_NOT_A_DICT, t, || logger.to_string());
-                return ss.modify(t, StateValue::Null, action_q);
-            }
-            Err(e) => {
-                self.malformed
-                    .note(R_UNPARSABLE, t, || format!("{logger}: {e}"));
-                return ss.modify(t, StateValue::Null, action_q);
-            }
-        };
+        let action_q = qs[0];
         let Some(event_type) = payload.get_text("event_type") else {
             self.malformed
                 .note(R_NO_EVENT_TYPE, t, || logger.to_string());

@@ -6,16 +6,15 @@
 //! `VMs/<vmname>/Action` (int, VM state code), and
 //! `Requests/<request_id>/{VM (string), Ops/<operation> (int)}`.
 
+use crate::openstack::service_message;
 use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::{
-    phase, python_subscription, require_python_events, thesis_payload, vm_state_code, Malformed,
-    Phase, ServiceQuarks, R_NOT_A_DICT, R_NO_LOGGER, R_UNKNOWN_TYPE, R_UNPARSABLE, SLOT_LOGGER,
-    SLOT_MSG,
+    phase, python_subscription, require_python_events, vm_state_code, Malformed, Phase,
+    ServiceQuarks, R_UNKNOWN_TYPE,
 };
-use crate::pydict::PyValue;
 use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
@@ -113,33 +112,17 @@ impl StateProvider for NovaServicesProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let logger = match event.string(SLOT_LOGGER) {
-            Some(l) if !l.is_empty() => l,
-            _ => {
-                self.malformed
-                    .note(R_NO_LOGGER, t, || "no logger_name".into());
-                return Ok(());
-            }
-        };
-        let qs = self.services.get(logger, &["Action", "Request_id"], ss)?;
-        let (action_q, request_q) = (qs[0], qs[1]);
-        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+        let Some((logger, qs, payload)) = service_message(
+            event,
+            &mut self.services,
+            &["Action", "Request_id"],
+            &mut self.malformed,
+            ss,
+        )?
+        else {
             return Ok(());
         };
-        let payload = match payload {
-            Ok(p @ PyValue::Dict(_)) => p,
-            Ok(_) => {
-                self.malformed.note(R_NOT_A_DICT, t, || logger.to_string());
-                ss.modify(t, StateValue::Null, action_q)?;
-                return ss.modify(t, StateValue::Null, request_q);
-            }
-            Err(e) => {
-                self.malformed
-                    .note(R_UNPARSABLE, t, || format!("{logger}: {e}"));
-                ss.modify(t, StateValue::Null, action_q)?;
-                return ss.modify(t, StateValue::Null, request_q);
-            }
-        };
+        let (action_q, request_q) = (qs[0], qs[1]);
         let (Some(event_type), Some(vmname), Some(request_id)) = (
             payload.get_text("event_type"),
             payload.get_text("vmname"),
