@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output, Progress};
 use sextant_providers::stub_source::StubSource;
+use sextant_providers::StateProvider;
 use sextant_trace::custom_xml::CustomXmlDefinition;
 use sextant_trace::sync::{SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
 use sextant_xml::provider::XmlProvider;
@@ -226,21 +227,17 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .map(|(short, _)| registry.create(short).expect("listed by the registry"))
         .collect();
     let native = providers.len();
-    let programs: Vec<_> = sextant_xml::load_files(&args.xml)
+    let xml: Vec<XmlProvider> = sextant_xml::load_files(&args.xml)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .into_iter()
         .flat_map(|f| f.analyses)
+        .map(XmlProvider::new)
         .collect();
-    for p in &programs {
-        // The pipeline's contract wants 'static ids; one small leak per analysis.
-        let id: &'static str = Box::leak(p.id.clone().into_boxed_str());
-        ids.push((id, id));
-    }
+    ids.extend(xml.iter().map(|p| (p.id(), p.id())));
     let paths = output_paths(&args, &ids)?;
-    for (program, path) in programs.into_iter().zip(&paths[native..]) {
+    for (provider, path) in xml.into_iter().zip(&paths[native..]) {
         // Pattern segments go to `<id>.dat` beside the history (spilled when many).
-        let provider = XmlProvider::new(program)
-            .with_segment_file(&path.with_extension("dat"), SEGMENTS_IN_MEMORY);
+        let provider = provider.with_segment_file(&path.with_extension("dat"), SEGMENTS_IN_MEMORY);
         providers.push(Box::new(provider));
     }
     let analyses = providers
