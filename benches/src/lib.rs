@@ -6,6 +6,9 @@
 //! engine issue, and the scenarios of Trace Compass's `HistoryTreeBackendBenchmark`
 //! (average, vertical, horizontal, strings, longs, doubles).
 
+pub mod nova_like;
+pub mod sched_model;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

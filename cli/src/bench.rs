@@ -20,6 +20,15 @@ pub enum Suite {
     Ctf,
     /// The Linux kernel analysis end to end (CTF -> .ht), on 1 core and on all
     Kernel,
+    /// An XML analysis against the same model as a native provider
+    Xml,
+    /// The VM analyses against the kernel analysis on a generated KVM host trace
+    Vm,
+    /// The OpenStack providers on a Nova-like UST stream
+    Openstack,
+    /// The TSP server: 64 clients sending time-graph requests on a kernel history
+    Server,
+    /// Every suite above
     All,
 }
 
@@ -319,6 +328,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Kernel | Suite::All) {
         crate::bench_trace::bench_kernel(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Xml | Suite::All) {
+        crate::bench_suites::bench_xml(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Vm | Suite::All) {
+        crate::bench_suites::bench_vm(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Openstack | Suite::All) {
+        crate::bench_suites::bench_openstack(&args, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Server | Suite::All) {
+        crate::bench_suites::bench_server(&args, &dir, &mut rows)?;
     }
     if args.json {
         let v: Vec<_> = rows.into_iter().map(|r| r.json).collect();

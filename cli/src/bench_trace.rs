@@ -27,7 +27,7 @@ fn trace_bytes(size: Size) -> u64 {
 
 /// The generated input: made once per size and kept in the bench directory
 /// (generation is deterministic; a marker file says it is complete).
-fn generated_trace(dir: &Path, size: Size, quiet: bool) -> Result<PathBuf> {
+pub(crate) fn generated_trace(dir: &Path, size: Size, quiet: bool) -> Result<PathBuf> {
     let bytes = trace_bytes(size);
     let path = dir.join(format!(
         "sextant-bench-kernel-{}",

@@ -4,6 +4,7 @@
 //! arguments and maps errors to exit codes (0 success, 1 failure, 2 usage).
 
 mod bench;
+mod bench_suites;
 mod bench_trace;
 mod build;
 mod demo;

@@ -22,6 +22,7 @@ pub mod cpu_usage;
 pub mod error;
 pub mod explorer;
 pub mod kernel_views;
+pub mod loadgen;
 pub mod model;
 pub mod query;
 pub mod registry;

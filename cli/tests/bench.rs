@@ -1,0 +1,55 @@
+//! `sextant bench`: the suites print one JSON row per stage with real figures.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .arg("bench")
+        .args(args)
+        .args(["--runs", "1", "--json", "--baseline", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn openstack_suite_reports_every_provider() {
+    let rows = bench(&["openstack", "--size", "small"]);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["analysis"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nova", "nova-services", "neutron", "cinder"]);
+    for r in &rows {
+        assert_eq!(r["stage"], "openstack");
+        assert_eq!(r["events"], 250_000);
+        assert!(r["events_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["min_s"].as_f64() <= r["median_s"].as_f64());
+    }
+}
+
+#[test]
+fn bad_suite_and_zero_runs_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["bench", "no-such-suite"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["bench", "openstack", "--runs", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--runs"));
+}
