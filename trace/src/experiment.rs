@@ -477,12 +477,34 @@ impl Experiment {
             let t = &self.traces[self.cursor_keys[ci].0 as usize];
             let mut fresh = Cursor::open(t, &c.file)?;
             fresh.offset_ns = c.offset_ns;
+            fresh.wanted = c.wanted.clone();
             cursors.push(fresh);
         }
         self.cursors = cursors;
         self.warnings.clear();
         self.errors.clear();
         Ok(())
+    }
+
+    /// Delivers only the events of `classes` (lost-event records too only if their
+    /// class is listed); None delivers everything again. Other events are still
+    /// decoded far enough to know their size (one step for fixed layouts) but never
+    /// enter the merge nor reach the visitor, which makes reading a few classes of a
+    /// big trace much cheaper. Takes effect at the next [`for_each`](Self::for_each)
+    /// or stream advance.
+    pub fn set_class_filter(&mut self, classes: Option<&[ClassId]>) {
+        for (ci, c) in self.cursors.iter_mut().enumerate() {
+            let ti = self.cursor_keys[ci].0 as usize;
+            c.wanted = classes.map(|cls| {
+                let base = self.class_base[ti];
+                // Local classes, then the trace's lost-event class.
+                let n = self.traces[ti].classes.len() + 1;
+                (0..n)
+                    .map(|k| cls.contains(&ClassId(base + k as u32)))
+                    .collect::<Vec<bool>>()
+                    .into()
+            });
+        }
     }
 
     /// Per-stream reading totals after a pass: (trace index, file name, packets, lost events).

@@ -520,6 +520,9 @@ pub struct Cursor {
     index_pos: usize,
     /// Bytes of the mapping already handed back to the kernel (see `release_before`).
     released: u64,
+    /// Class filter: per local class, whether its events are delivered; the last entry
+    /// is for lost-event records. None: everything is delivered.
+    pub wanted: Option<std::sync::Arc<[bool]>>,
 }
 
 /// Granularity of `release_before`: large enough that the system call is rare.
@@ -563,6 +566,7 @@ impl Cursor {
             index: idx,
             index_pos: 0,
             released: 0,
+            wanted: None,
         })
     }
 
@@ -622,11 +626,25 @@ impl Cursor {
             if self.in_packet {
                 if self.pos < self.content_end {
                     self.read_event(trace)?;
+                    // Unwanted events are decoded (their size must be known) but not
+                    // returned: they never reach the merge nor the consumer.
+                    if let Some(w) = &self.wanted {
+                        if !w.get(self.cur.class as usize).copied().unwrap_or(false) {
+                            continue;
+                        }
+                    }
                     return Ok(true);
                 }
                 self.in_packet = false;
                 if self.pending_lost != 0 {
                     let count = std::mem::take(&mut self.pending_lost);
+                    if self
+                        .wanted
+                        .as_ref()
+                        .is_some_and(|w| !w.last().copied().unwrap_or(false))
+                    {
+                        continue;
+                    }
                     let end = self.packet.ts_end.unwrap_or(self.last_ts);
                     let layout = &trace.streams[self.stream];
                     self.cur = Current {
