@@ -269,6 +269,11 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             "total": s.total,
             "lost_events": s.lost_events,
             "lost_event_records": s.lost_records,
+            "lost_packets": s.lost_packets,
+            "packet_gaps": s.packet_gaps.iter().map(|(stream, g)| json!({
+                "stream": stream, "packets": g.count, "offset": g.offset,
+                "begin_ns": g.begin_ns, "end_ns": g.end_ns,
+            })).collect::<Vec<_>>(),
             "streams": s.streams,
             "packets": s.packets,
             "first_event_ns": s.first_ns,
@@ -287,6 +292,20 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             "# lost_events: {} (in {} lost-event records)",
             s.lost_events, s.lost_records
         )?;
+        if s.lost_packets > 0 {
+            // Not in lost_events: the tracer cannot tell how many events they held.
+            writeln!(out, "# lost_packets: {}", s.lost_packets)?;
+            let ns = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+            for (stream, g) in &s.packet_gaps {
+                writeln!(
+                    out,
+                    "#   {} packet(s) missing from {stream} between {} and {} ns",
+                    g.count,
+                    ns(g.begin_ns),
+                    ns(g.end_ns)
+                )?;
+            }
+        }
         writeln!(out, "# streams: {}", s.streams)?;
         writeln!(out, "# packets: {}", s.packets)?;
         let ns = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());

@@ -20,6 +20,10 @@ pub struct Stats {
     pub lost_records: u64,
     pub first_ns: Option<i64>,
     pub last_ns: Option<i64>,
+    /// Whole packets missing (gaps in `packet_seq_num`; not in `lost_events`).
+    pub lost_packets: u64,
+    /// The gaps: (stream file name, gap), first ones.
+    pub packet_gaps: Vec<(String, crate::ctf::reader::PacketGap)>,
     /// Data stream files holding at least one packet.
     pub streams: u64,
     pub packets: u64,
@@ -71,6 +75,12 @@ pub fn compute(exp: &mut Experiment, progress: &AtomicU64) -> Result<Stats, Trac
         s.packets += packets;
         s.streams += u64::from(packets > 0);
     }
+    s.lost_packets = exp.lost_packets();
+    s.packet_gaps = exp
+        .packet_gaps()
+        .into_iter()
+        .map(|(_, name, g)| (name, g))
+        .collect();
     s.warnings = exp.warnings();
     Ok(s)
 }

@@ -455,6 +455,23 @@ pub struct PacketInfo {
     pub events_at: u64,
 }
 
+/// Whole packets missing from a stream: a gap in `packet_seq_num` (LTTng >= 2.8)
+/// between two consecutive packets of a stream file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketGap {
+    /// Packets missing.
+    pub count: u64,
+    /// End of the packet before the gap (its `timestamp_end`), ns.
+    pub begin_ns: Option<i64>,
+    /// Start of the packet after the gap (its `timestamp_begin`), ns.
+    pub end_ns: Option<i64>,
+    /// Byte offset of the packet after the gap in the stream file.
+    pub offset: u64,
+}
+
+/// At most this many gaps are kept per stream (the count stays exact).
+const MAX_GAPS_KEPT: usize = 4096;
+
 #[cold]
 fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceError {
     TraceError::Stream {
@@ -490,6 +507,12 @@ pub struct Cursor {
     pub cur: Current,
     pub packets_read: u64,
     pub lost_total: u64,
+    /// Packets missing according to `packet_seq_num` (see [`PacketGap`]).
+    pub lost_packets: u64,
+    /// The first gaps met (up to `MAX_GAPS_KEPT`).
+    pub packet_gaps: Vec<PacketGap>,
+    /// Sequence number and end timestamp of the previous packet.
+    prev_seq: Option<(u64, Option<u64>)>,
     /// Bytes of packets opened since the last call of `take_progress`.
     progress: u64,
     /// Packet offsets from the index, when one was usable.
@@ -497,6 +520,9 @@ pub struct Cursor {
     index_pos: usize,
     /// Bytes of the mapping already handed back to the kernel (see `release_before`).
     released: u64,
+    /// Class filter: per local class, whether its events are delivered; the last entry
+    /// is for lost-event records. None: everything is delivered.
+    pub wanted: Option<std::sync::Arc<[bool]>>,
 }
 
 /// Granularity of `release_before`: large enough that the system call is rare.
@@ -533,10 +559,14 @@ impl Cursor {
             cur: Current::default(),
             packets_read: 0,
             lost_total: 0,
+            lost_packets: 0,
+            packet_gaps: Vec::new(),
+            prev_seq: None,
             progress: 0,
             index: idx,
             index_pos: 0,
             released: 0,
+            wanted: None,
         })
     }
 
@@ -596,11 +626,25 @@ impl Cursor {
             if self.in_packet {
                 if self.pos < self.content_end {
                     self.read_event(trace)?;
+                    // Unwanted events are decoded (their size must be known) but not
+                    // returned: they never reach the merge nor the consumer.
+                    if let Some(w) = &self.wanted {
+                        if !w.get(self.cur.class as usize).copied().unwrap_or(false) {
+                            continue;
+                        }
+                    }
                     return Ok(true);
                 }
                 self.in_packet = false;
                 if self.pending_lost != 0 {
                     let count = std::mem::take(&mut self.pending_lost);
+                    if self
+                        .wanted
+                        .as_ref()
+                        .is_some_and(|w| !w.last().copied().unwrap_or(false))
+                    {
+                        continue;
+                    }
                     let end = self.packet.ts_end.unwrap_or(self.last_ts);
                     let layout = &trace.streams[self.stream];
                     self.cur = Current {
@@ -896,6 +940,26 @@ impl Cursor {
             self.m.clock = tb;
             self.last_ts = tb;
         }
+        if let Some(seq) = seq_num {
+            // Trace Compass ignores the sequence number; babeltrace2 reports a gap as
+            // discarded packets between the two packets' end and beginning times.
+            if let Some((prev, prev_end)) = self.prev_seq {
+                if seq > prev.saturating_add(1) {
+                    let count = seq - prev - 1;
+                    self.lost_packets = self.lost_packets.saturating_add(count);
+                    if self.packet_gaps.len() < MAX_GAPS_KEPT {
+                        let ns = |c: u64| layout.clock.to_ns(c).wrapping_add(self.offset_ns);
+                        self.packet_gaps.push(PacketGap {
+                            count,
+                            begin_ns: prev_end.map(ns),
+                            end_ns: ts_begin.map(ns),
+                            offset: off,
+                        });
+                    }
+                }
+            }
+            self.prev_seq = Some((seq, ts_end));
+        }
         if let Some(d) = discarded {
             let lost = d.wrapping_sub(self.prev_discarded) & layout.discarded_mask;
             self.prev_discarded = d;
@@ -972,6 +1036,9 @@ impl Cursor {
             }
             if k > 0 {
                 self.prev_discarded = idx[k - 1].discarded;
+                self.prev_seq = idx[k - 1]
+                    .packet_seq_num
+                    .map(|s| (s, Some(idx[k - 1].ts_end)));
                 self.next_packet = idx.get(k).map(|e| e.offset).unwrap_or(self.file.size);
                 self.progress += self.next_packet;
                 self.index_pos = k;
@@ -981,6 +1048,8 @@ impl Cursor {
         loop {
             let at = self.next_packet;
             let prev = self.prev_discarded;
+            let (prev_seq, lost_packets, ngaps) =
+                (self.prev_seq, self.lost_packets, self.packet_gaps.len());
             if !self.open_packet(trace)? {
                 return Ok(());
             }
@@ -989,6 +1058,9 @@ impl Cursor {
                 // Re-read this packet normally.
                 self.next_packet = at;
                 self.prev_discarded = prev;
+                self.prev_seq = prev_seq;
+                self.lost_packets = lost_packets;
+                self.packet_gaps.truncate(ngaps);
                 self.lost_total -= self.pending_lost;
                 self.pending_lost = 0;
                 self.in_packet = false;
