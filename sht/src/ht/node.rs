@@ -57,6 +57,7 @@ pub struct Node {
 }
 
 impl Node {
+    #[cfg(test)]
     pub(crate) fn new(kind: NodeKind, seq: i32, parent_seq: i32, start: i64) -> Self {
         Node {
             kind,
@@ -87,6 +88,7 @@ impl Node {
     }
 
     /// Adds an interval in (end, start, quark) order.
+    #[cfg(test)]
     pub(crate) fn add_sorted(&mut self, interval: Interval) {
         let key = (interval.end, interval.start, interval.quark);
         let before = |l: &Interval| (l.end, l.start, l.quark) <= key;

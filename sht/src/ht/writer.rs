@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use super::attributes::encode_attribute_tree;
 use super::format::{self, header as hf, node as nf};
+use super::format::interval as iv;
 use super::node::{self, ChildEntry, Node, NodeKind};
-use super::query::NodeSource;
+use super::query::{NodeData, NodeSource};
 use crate::attribute::AttributeTree;
 use crate::error::{Error, Result};
-use crate::value::Interval;
+use crate::value::{Interval, StateValue};
 
 /// Shape of a history tree file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,26 +64,327 @@ impl HtConfig {
     }
 }
 
+/// One interval of an open node: its sort key and its value as written to disk,
+/// the type byte plus inline bits (ints, longs, doubles) or the index of the value
+/// in [`OpenNode::others`] (strings, custom values). Half the size of an
+/// [`Interval`] and nothing to drop, so keeping the node sorted moves less.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec {
+    end: i64,
+    start: i64,
+    quark: i32,
+    kind: i8,
+    bits: u64,
+}
+
+impl Rec {
+    #[inline(always)]
+    fn key(&self) -> (i64, i64, i32) {
+        (self.end, self.start, self.quark)
+    }
+}
+
 /// A node of the latest branch, with the space accounting of Trace Compass.
-struct OpenNode {
-    node: Node,
+pub(crate) struct OpenNode {
+    kind: NodeKind,
+    seq: i32,
+    parent_seq: i32,
+    start: i64,
+    end: i64,
+    /// Quark range of this node's own intervals.
+    min_quark: i32,
+    max_quark: i32,
+    /// Sorted by (end, start, quark), the on-disk order.
+    recs: Vec<Rec>,
+    /// String and custom values of `recs`.
+    others: Vec<StateValue>,
+    /// Core nodes only, in link order.
+    children: Vec<ChildEntry>,
     header_size: usize,
     data_size: usize,
 }
 
 impl OpenNode {
     fn new(kind: NodeKind, seq: i32, parent_seq: i32, start: i64, max_children: usize) -> Self {
-        let node = Node::new(kind, seq, parent_seq, start);
-        let header_size = node::header_size(kind, &node.children, max_children);
         OpenNode {
-            node,
-            header_size,
+            kind,
+            seq,
+            parent_seq,
+            start,
+            end: start,
+            min_quark: nf::EMPTY_MIN_QUARK,
+            max_quark: nf::EMPTY_MAX_QUARK,
+            recs: Vec::new(),
+            others: Vec::new(),
+            children: Vec::new(),
+            header_size: node::header_size(kind, &[], max_children),
             data_size: 0,
         }
     }
 
+    /// A closed node read back from the file (for queries while building).
+    fn from_node(n: Node, max_children: usize) -> Self {
+        let mut open = OpenNode::new(n.kind, n.seq, n.parent_seq, n.start, max_children);
+        open.end = n.end;
+        open.min_quark = n.min_quark;
+        open.max_quark = n.max_quark;
+        open.header_size = node::header_size(n.kind, &n.children, max_children);
+        open.children = n.children;
+        for i in n.intervals {
+            open.data_size += node::interval_size(&i, n.start);
+            // Stored in order already: pushing keeps it sorted.
+            let rec = open.rec(i);
+            open.recs.push(rec);
+        }
+        open
+    }
+
     fn free(&self, block_size: usize) -> usize {
         block_size.saturating_sub(self.header_size + self.data_size)
+    }
+
+    /// Quark range of this node and all its descendants (what the parent records).
+    fn subtree_quark_range(&self) -> (i32, i32) {
+        self.children
+            .iter()
+            .fold((self.min_quark, self.max_quark), |(lo, hi), c| {
+                (lo.min(c.min_quark), hi.max(c.max_quark))
+            })
+    }
+
+    #[inline(always)]
+    fn rec(&mut self, interval: Interval) -> Rec {
+        let (kind, bits) = match interval.value {
+            StateValue::Null => (iv::TYPE_NULL, 0),
+            StateValue::Int(v) => (iv::TYPE_INT, v as u32 as u64),
+            StateValue::Long(v) => (iv::TYPE_LONG, v as u64),
+            StateValue::Double(v) => (iv::TYPE_DOUBLE, v.to_bits()),
+            v @ StateValue::String(_) => {
+                self.others.push(v);
+                (iv::TYPE_STRING, self.others.len() as u64 - 1)
+            }
+            v @ StateValue::Custom(_) => {
+                self.others.push(v);
+                (iv::TYPE_CUSTOM, self.others.len() as u64 - 1)
+            }
+        };
+        Rec {
+            end: interval.end,
+            start: interval.start,
+            quark: interval.quark,
+            kind,
+            bits,
+        }
+    }
+
+    /// Adds an interval in (end, start, quark) order, after equal keys.
+    #[inline]
+    fn add_sorted(&mut self, interval: Interval) {
+        let rec = self.rec(interval);
+        let key = rec.key();
+        let recs = &mut self.recs;
+        match recs.last() {
+            Some(l) if l.key() > key => {}
+            _ => {
+                recs.push(rec);
+                return;
+            }
+        }
+        // Intervals arrive nearly in end order: one that does not fit at the end
+        // usually belongs a few places back, so step back before searching.
+        let mut pos = recs.len() - 1;
+        for _ in 0..8 {
+            match pos.checked_sub(1).map(|p| recs[p].key() > key) {
+                Some(true) => pos -= 1,
+                _ => {
+                    recs.insert(pos, rec);
+                    return;
+                }
+            }
+        }
+        pos = recs[..pos].partition_point(|l| l.key() <= key);
+        recs.insert(pos, rec);
+    }
+
+    #[inline]
+    fn value(&self, r: &Rec) -> StateValue {
+        match r.kind {
+            iv::TYPE_INT => StateValue::Int(r.bits as u32 as i32),
+            iv::TYPE_LONG => StateValue::Long(r.bits as i64),
+            iv::TYPE_DOUBLE => StateValue::Double(f64::from_bits(r.bits)),
+            iv::TYPE_STRING | iv::TYPE_CUSTOM => self.others[r.bits as usize].clone(),
+            _ => StateValue::Null,
+        }
+    }
+
+    /// Encodes the node into `block` (at least `block_size + SLACK` bytes), which
+    /// then holds exactly the node's block in its first `block_size` bytes.
+    fn encode(&self, block: &mut [u8], block_size: usize, max_children: usize) {
+        let mut w = BlockWriter { buf: block, pos: 0 };
+        w.u8(match self.kind {
+            NodeKind::Core => nf::TYPE_CORE,
+            NodeKind::Leaf => nf::TYPE_LEAF,
+        });
+        w.u64(self.start as u64);
+        w.u64(self.end as u64);
+        w.u32(self.min_quark as u32);
+        w.u32(self.max_quark as u32);
+        w.u32(self.seq as u32);
+        w.u32(self.parent_seq as u32);
+        w.u32(self.recs.len() as u32);
+        if self.kind == NodeKind::Core {
+            let c = &self.children;
+            let unused = max_children - c.len();
+            w.u32(c.len() as u32);
+            for e in c {
+                w.u32(e.seq as u32);
+            }
+            for _ in 0..unused {
+                w.u32(nf::UNUSED_CHILD_SEQ as u32);
+            }
+            for e in c {
+                w.varint(e.start);
+            }
+            for _ in 0..unused {
+                w.varint(nf::UNUSED_CHILD_START);
+            }
+            for e in c {
+                w.varint(e.end);
+            }
+            for _ in 0..unused {
+                w.varint(nf::UNUSED_CHILD_END);
+            }
+            for e in c {
+                w.u32(e.min_quark as u32);
+            }
+            for _ in 0..unused {
+                w.u32(nf::UNUSED_CHILD_MIN as u32);
+            }
+            for e in c {
+                w.u32(e.max_quark as u32);
+            }
+            for _ in 0..unused {
+                w.u32(nf::UNUSED_CHILD_MAX as u32);
+            }
+        }
+        for r in &self.recs {
+            w.varint(r.start.wrapping_sub(self.start));
+            w.varint(r.end.wrapping_sub(r.start));
+            w.u32(r.quark as u32);
+            w.u8(r.kind as u8);
+            match r.kind {
+                iv::TYPE_INT => w.low(r.bits, 4),
+                iv::TYPE_LONG | iv::TYPE_DOUBLE => w.low(r.bits, 8),
+                iv::TYPE_STRING | iv::TYPE_CUSTOM => match &self.others[r.bits as usize] {
+                    StateValue::String(s) => {
+                        // Length checked when the value entered the state system.
+                        w.bytes(&(s.len() as i16).to_le_bytes());
+                        w.bytes(s.as_bytes());
+                        w.u8(0);
+                    }
+                    StateValue::Custom(c) => {
+                        w.bytes(&((c.bytes.len() + 1) as i16).to_le_bytes());
+                        w.u8(c.type_id as u8);
+                        w.bytes(&c.bytes);
+                    }
+                    _ => unreachable!("only strings and custom values are kept aside"),
+                },
+                _ => {}
+            }
+        }
+        let end = w.pos;
+        assert!(end <= block_size, "node {} overflows its block", self.seq);
+        // Word stores run a few bytes past `pos`; the rest of the block is zeros.
+        block[end..block_size].fill(0);
+    }
+}
+
+/// Bytes an encoder may write past the end of a block (8-byte stores of shorter fields).
+const SLACK: usize = 16;
+
+/// Little-endian stores into a block; fixed-size fields are written as whole words
+/// (no call to `memcpy` for a 3-byte varint), `pos` advancing by the real length.
+struct BlockWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl BlockWriter<'_> {
+    #[inline(always)]
+    fn u8(&mut self, v: u8) {
+        self.buf[self.pos] = v;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn word(&mut self, v: u64, len: usize) {
+        self.buf[self.pos..self.pos + 8].copy_from_slice(&v.to_le_bytes());
+        self.pos += len;
+    }
+
+    #[inline(always)]
+    fn u32(&mut self, v: u32) {
+        self.word(v as u64, 4);
+    }
+
+    #[inline(always)]
+    fn u64(&mut self, v: u64) {
+        self.word(v, 8);
+    }
+
+    /// The low `len` bytes of `bits`.
+    #[inline(always)]
+    fn low(&mut self, bits: u64, len: usize) {
+        self.word(bits, len);
+    }
+
+    /// An HTVarInt (see [`format::put_varint`]).
+    #[inline(always)]
+    fn varint(&mut self, v: i64) {
+        let n = format::varint_len(v) - 1;
+        self.buf[self.pos] = n as u8;
+        self.pos += 1;
+        self.word(v.wrapping_add(3) as u64, n);
+    }
+
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+}
+
+impl NodeData for OpenNode {
+    fn seq(&self) -> i32 {
+        self.seq
+    }
+    fn parent_seq(&self) -> i32 {
+        self.parent_seq
+    }
+    fn quark_range(&self) -> (i32, i32) {
+        (self.min_quark, self.max_quark)
+    }
+    fn children(&self) -> &[ChildEntry] {
+        &self.children
+    }
+    fn len(&self) -> usize {
+        self.recs.len()
+    }
+    fn start(&self, i: usize) -> i64 {
+        self.recs[i].start
+    }
+    fn end(&self, i: usize) -> i64 {
+        self.recs[i].end
+    }
+    fn quark(&self, i: usize) -> i32 {
+        self.recs[i].quark
+    }
+    fn interval(&self, i: usize) -> Interval {
+        let r = &self.recs[i];
+        Interval::new(r.start, r.end, r.quark, self.value(r))
+    }
+    fn first_ending_at_or_after(&self, t: i64) -> usize {
+        self.recs.partition_point(|r| r.end < t)
     }
 }
 
@@ -99,9 +401,10 @@ pub struct HistoryTreeWriter {
     branch: Vec<OpenNode>,
     node_count: i32,
     tree_end: i64,
-    encode_buf: Vec<u8>,
+    /// One block and its slack, reused for every node written.
+    block: Vec<u8>,
     /// Interval vectors of written nodes, reused by new ones (no regrowth per node).
-    spare_intervals: Vec<Vec<Interval>>,
+    spare_recs: Vec<Vec<Rec>>,
 }
 
 impl HistoryTreeWriter {
@@ -130,8 +433,8 @@ impl HistoryTreeWriter {
             branch: vec![root],
             node_count: 1,
             tree_end: config.start,
-            encode_buf: Vec::with_capacity(config.block_size as usize),
-            spare_intervals: Vec::new(),
+            block: vec![0; config.block_size as usize + SLACK],
+            spare_recs: Vec::new(),
         })
     }
 
@@ -173,7 +476,7 @@ impl HistoryTreeWriter {
         let mut k = self.branch.len() - 1;
         loop {
             let target = &self.branch[k];
-            let size = node::interval_size(&interval, target.node.start);
+            let size = node::interval_size(&interval, target.start);
             if size > target.free(self.block_size) {
                 // It must fit a fresh leaf starting at its start, or this never ends.
                 let fresh = node::interval_size(&interval, interval.start);
@@ -187,14 +490,13 @@ impl HistoryTreeWriter {
                 k = self.branch.len() - 1;
                 continue;
             }
-            if interval.start < target.node.start {
+            if interval.start < target.start {
                 // The root starts at the history start, so k > 0 here.
                 k -= 1;
                 continue;
             }
-            let target = &mut self.branch[k];
-            target.data_size += size;
-            let n = &mut target.node;
+            let n = &mut self.branch[k];
+            n.data_size += size;
             n.end = n.end.max(interval.end);
             n.min_quark = n.min_quark.min(interval.quark);
             n.max_quark = n.max_quark.max(interval.quark);
@@ -209,16 +511,16 @@ impl HistoryTreeWriter {
         if k == 0 {
             return self.add_new_root(new_start);
         }
-        let parent = &self.branch[k - 1].node;
+        let parent = &self.branch[k - 1];
         if parent.children.len() == self.max_children || parent.start > new_start {
             return self.add_sibling(k - 1, new_start);
         }
         let depth = self.branch.len();
-        let kinds: Vec<NodeKind> = self.branch[k..].iter().map(|n| n.node.kind).collect();
+        let kinds: Vec<NodeKind> = self.branch[k..].iter().map(|n| n.kind).collect();
         self.close_branch(k, split)?;
         for (i, kind) in (k..depth).zip(kinds) {
             let seq = self.next_seq();
-            let parent_seq = self.branch[i - 1].node.seq;
+            let parent_seq = self.branch[i - 1].seq;
             let new = self.open_node(kind, seq, parent_seq, new_start);
             self.link_child(i - 1, seq, new_start);
             self.branch.push(new);
@@ -237,13 +539,12 @@ impl HistoryTreeWriter {
             self.config.start,
             self.max_children,
         );
-        self.branch[0].node.parent_seq = root_seq;
+        self.branch[0].parent_seq = root_seq;
         let old_root = self
             .close_branch(0, split)?
             .expect("closing a whole branch closes its root");
-        root.node.children.push(old_root);
-        root.header_size =
-            node::header_size(NodeKind::Core, &root.node.children, self.max_children);
+        root.children.push(old_root);
+        root.header_size = node::header_size(NodeKind::Core, &root.children, self.max_children);
         self.branch.push(root);
         for i in 1..=depth {
             let kind = if i == depth {
@@ -252,7 +553,7 @@ impl HistoryTreeWriter {
                 NodeKind::Core
             };
             let seq = self.next_seq();
-            let parent_seq = self.branch[i - 1].node.seq;
+            let parent_seq = self.branch[i - 1].seq;
             let new = self.open_node(kind, seq, parent_seq, new_start);
             self.link_child(i - 1, seq, new_start);
             self.branch.push(new);
@@ -262,8 +563,8 @@ impl HistoryTreeWriter {
 
     fn open_node(&mut self, kind: NodeKind, seq: i32, parent_seq: i32, start: i64) -> OpenNode {
         let mut node = OpenNode::new(kind, seq, parent_seq, start, self.max_children);
-        if let Some(spare) = self.spare_intervals.pop() {
-            node.node.intervals = spare;
+        if let Some(spare) = self.spare_recs.pop() {
+            node.recs = spare;
         }
         node
     }
@@ -276,9 +577,8 @@ impl HistoryTreeWriter {
 
     fn link_child(&mut self, parent_index: usize, seq: i32, start: i64) {
         let parent = &mut self.branch[parent_index];
-        parent.node.children.push(ChildEntry::linked(seq, start));
-        parent.header_size =
-            node::header_size(NodeKind::Core, &parent.node.children, self.max_children);
+        parent.children.push(ChildEntry::linked(seq, start));
+        parent.header_size = node::header_size(NodeKind::Core, &parent.children, self.max_children);
     }
 
     /// Closes the branch from the leaf up to index `j` (inclusive) at `end`, writing
@@ -287,31 +587,30 @@ impl HistoryTreeWriter {
         let mut last = None;
         while self.branch.len() > j {
             let mut open = self.branch.pop().expect("non-empty branch");
-            open.node.end = end;
-            self.write_node(&open.node)?;
-            if self.spare_intervals.len() < 16 {
-                let mut spare = std::mem::take(&mut open.node.intervals);
+            open.end = end;
+            self.write_node(&open)?;
+            if self.spare_recs.len() < 16 {
+                let mut spare = std::mem::take(&mut open.recs);
                 spare.clear();
-                self.spare_intervals.push(spare);
+                self.spare_recs.push(spare);
             }
-            let (min_quark, max_quark) = open.node.subtree_quark_range();
+            let (min_quark, max_quark) = open.subtree_quark_range();
             let entry = ChildEntry {
-                seq: open.node.seq,
-                start: open.node.start,
+                seq: open.seq,
+                start: open.start,
                 end,
                 min_quark,
                 max_quark,
             };
             if let Some(parent) = self.branch.last_mut() {
                 let slot = parent
-                    .node
                     .children
                     .last_mut()
                     .filter(|c| c.seq == entry.seq)
                     .expect("a branch node is its parent's last child");
                 *slot = entry;
                 parent.header_size =
-                    node::header_size(NodeKind::Core, &parent.node.children, self.max_children);
+                    node::header_size(NodeKind::Core, &parent.children, self.max_children);
             } else {
                 last = Some(entry);
             }
@@ -319,12 +618,11 @@ impl HistoryTreeWriter {
         Ok(last)
     }
 
-    fn write_node(&mut self, n: &Node) -> Result<()> {
-        self.encode_buf.clear();
-        node::encode(n, self.block_size, self.max_children, &mut self.encode_buf);
+    fn write_node(&mut self, n: &OpenNode) -> Result<()> {
+        n.encode(&mut self.block, self.block_size, self.max_children);
         let offset = format::node_offset(n.seq, self.config.block_size);
         let file = self.file.as_ref().ok_or(Error::Closed)?;
-        file.write_all_at(&self.encode_buf, offset)
+        file.write_all_at(&self.block[..self.block_size], offset)
             .map_err(|e| Error::io(&self.tmp_path, e))
     }
 
@@ -336,7 +634,7 @@ impl HistoryTreeWriter {
         }
         let end = end.max(self.tree_end);
         self.tree_end = end;
-        let root = self.branch[0].node.seq;
+        let root = self.branch[0].seq;
         self.close_branch(0, end)?;
         let mut header = [0u8; hf::USED_SIZE];
         let c = &self.config;
@@ -367,26 +665,27 @@ impl HistoryTreeWriter {
     }
 
     /// Reads a node, from memory if it is still open, else from the file.
-    fn load_node(&self, seq: i32) -> Result<Node> {
+    fn load_node(&self, seq: i32) -> Result<OpenNode> {
         let file = self.file.as_ref().ok_or(Error::Closed)?;
         let mut buf = vec![0u8; self.block_size];
         let offset = format::node_offset(seq, self.config.block_size);
         file.read_exact_at(&mut buf, offset)
             .map_err(|e| Error::io(&self.tmp_path, e))?;
-        node::decode(&buf, self.max_children, &self.tmp_path, offset)
+        let n = node::decode(&buf, self.max_children, &self.tmp_path, offset)?;
+        Ok(OpenNode::from_node(n, self.max_children))
     }
 }
 
 impl NodeSource for HistoryTreeWriter {
-    type Node = Node;
+    type Node = OpenNode;
 
     fn root_seq(&self) -> i32 {
-        self.branch[0].node.seq
+        self.branch[0].seq
     }
 
-    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&Node) -> R) -> Result<R> {
-        if let Some(open) = self.branch.iter().find(|n| n.node.seq == seq) {
-            return Ok(f(&open.node));
+    fn with_node<R>(&self, seq: i32, f: impl FnOnce(&OpenNode) -> R) -> Result<R> {
+        if let Some(open) = self.branch.iter().find(|n| n.seq == seq) {
+            return Ok(f(open));
         }
         if seq < 0 || seq >= self.node_count {
             return Err(Error::corrupt(&self.tmp_path, 0, format!("no node {seq}")));
