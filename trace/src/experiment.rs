@@ -370,6 +370,95 @@ impl Experiment {
         &self.time_transforms
     }
 
+    /// Reads the data streams of the traces `wanted` says yes to, each on its own (no merge
+    /// across streams), spread over `threads` threads, with fresh cursors: the experiment's
+    /// own reading position is untouched. Timestamps are the original ones (no formula, no
+    /// time range). `visit(state, event)` sees a stream's events in file order; states come
+    /// back per stream, in the experiment's merge order ((trace, stream file name)), so
+    /// sorting what they kept by (timestamp, stream, rank in the stream) gives the order of
+    /// [`for_each`](Self::for_each) without formulas. Streams cut short stop there (their
+    /// errors are returned beside the states), as in `for_each`.
+    pub fn scan_streams<S, V>(
+        &self,
+        wanted: &(dyn Fn(usize) -> bool + Sync),
+        threads: usize,
+        init: &(dyn Fn() -> S + Sync),
+        visit: &V,
+        progress: &AtomicU64,
+    ) -> (Vec<S>, Vec<TraceError>)
+    where
+        S: Send,
+        V: Fn(&mut S, &Event<'_>) + Sync,
+    {
+        let streams: Vec<usize> = (0..self.cursors.len())
+            .filter(|&ci| wanted(self.cursor_keys[ci].0 as usize))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let scan_one = |ci: usize| -> (S, Option<TraceError>) {
+            let ti = self.cursor_keys[ci].0 as usize;
+            let trace = &self.traces[ti];
+            let mut state = init();
+            let mut cursor = match Cursor::open(trace, &self.cursors[ci].file) {
+                Ok(c) => c,
+                Err(e) => return (state, Some(e)),
+            };
+            let error = loop {
+                match cursor.advance(trace) {
+                    Ok(true) => {}
+                    Ok(false) => break None,
+                    Err(e) => break Some(e),
+                }
+                if cursor.packets_read & 3 == 0 {
+                    progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
+                }
+                let class = match cursor.cur.lost {
+                    None => ClassId(self.class_base[ti] + cursor.cur.class),
+                    Some(_) => ClassId(self.class_base[ti] + trace.classes.len() as u32),
+                };
+                let ev = Event {
+                    exp_fields: &self.fields,
+                    cursor: &cursor,
+                    data: cursor.data(),
+                    trace,
+                    class,
+                    trace_index: ti,
+                    ns: cursor.cur.ns,
+                };
+                visit(&mut state, &ev);
+            };
+            progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
+            (state, error)
+        };
+        let mut done: Vec<(usize, S, Option<TraceError>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads.clamp(1, streams.len().max(1)))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        while let Some(&ci) = streams.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let (state, error) = scan_one(ci);
+                            out.push((ci, state, error));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a stream-reading thread panicked"))
+                .collect()
+        });
+        done.sort_unstable_by_key(|d| d.0);
+        let mut errors = Vec::new();
+        let states = done
+            .into_iter()
+            .map(|(_, state, error)| {
+                errors.extend(error);
+                state
+            })
+            .collect();
+        (states, errors)
+    }
+
     // --- end of trace synchronization ---
 
     /// Visits every event in timestamp order. A stream whose data contradicts its

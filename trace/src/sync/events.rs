@@ -209,12 +209,13 @@ fn format_uuid(u: &[u8; 16]) -> String {
 
 /// Matches packets over the whole experiment and computes each trace's formula, in the
 /// experiment's event order (timestamp, then trace, then stream) as Trace Compass does.
-/// Matching reads original timestamps, whatever formulas the experiment has.
+/// Matching reads original timestamps, whatever formulas the experiment has, over the whole
+/// traces (as Trace Compass matches over all time, whatever time range is set).
 ///
-/// With large traces (or traces without packet events in the experiment) and several cores,
-/// each trace holding packet events is read on its own thread and only its packet events are
-/// kept; merging those by (timestamp, trace index) gives exactly their order in the
-/// experiment, and traces without packet events are not read. Otherwise one pass.
+/// Only the traces holding packet event classes are read, stream by stream on all cores and
+/// without merging (see [`Experiment::scan_streams`]); the packet events kept are sorted by
+/// (timestamp, stream, rank in the stream), which is exactly their order in the experiment,
+/// so the result equals [`synchronize_in_one_pass`]'s.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
     synchronize_with_reference(exp, None, progress)
 }
@@ -233,99 +234,44 @@ pub fn synchronize_with_reference(
     if plan.is_empty() {
         return Ok(sync.result());
     }
-    // Traces (by index) that have packet classes.
-    let mut wanted: Vec<usize> = (0..exp.class_count())
-        .filter(|&c| plan.classes[c as usize].is_some())
-        .map(|c| exp.class_trace(ClassId(c)))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let mut wanted = vec![false; exp.traces().len()];
+    for c in 0..exp.class_count() {
+        if plan.classes[c as usize].is_some() {
+            wanted[exp.class_trace(ClassId(c))] = true;
+        }
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted_bytes: u64 = wanted
-        .iter()
-        .flat_map(|&i| exp.ctf_traces()[i].files.iter())
-        .map(|f| f.size)
-        .sum();
-    // Reading per trace re-opens each trace (a few ms of metadata parsing): worth it to avoid
-    // reading traces without packets, or for large traces on several cores.
-    let skips_traces = wanted.len() < exp.traces().len();
-    let parallel_pays = cores >= 2 && wanted.len() >= 2 && wanted_bytes >= PER_TRACE_MIN_BYTES;
-    if !skips_traces && !parallel_pays {
-        return synchronize_in_one_pass(exp, &plan, sync, progress);
-    }
-    let paths: Vec<(usize, std::path::PathBuf)> = wanted
-        .iter()
-        .map(|&i| (i, exp.traces()[i].path.clone()))
+    let (streams, errors) = exp.scan_streams(
+        &|t| wanted[t],
+        cores,
+        &Vec::new,
+        &|kept: &mut Vec<(i64, usize, Direction, MatchKey)>, ev| {
+            if let Some((dir, key)) = plan.key_of(ev) {
+                kept.push((ev.timestamp(), ev.trace_index(), dir, key));
+            }
+        },
+        progress,
+    );
+    // (timestamp, stream, rank in the stream): the experiment's order.
+    let mut packets: Vec<(i64, usize, usize, usize, Direction, MatchKey)> = streams
+        .into_iter()
+        .enumerate()
+        .flat_map(|(stream, kept)| {
+            kept.into_iter()
+                .enumerate()
+                .map(move |(rank, (ts, trace, dir, key))| (ts, stream, rank, trace, dir, key))
+        })
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let collected: Vec<Result<Collected, TraceError>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores.min(paths.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((index, path)) = paths.get(k) else {
-                            break;
-                        };
-                        out.push(collect_trace(*index, path, progress));
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a matching thread panicked"))
-            .collect()
-    });
-    let mut packets = Vec::new();
-    let mut warnings = Vec::new();
-    for c in collected {
-        let c = c?;
-        packets.extend(c.packets);
-        warnings.extend(c.warnings);
-    }
-    // (timestamp, trace, rank in the trace's own order)
     packets.sort_unstable_by_key(|p| (p.0, p.1, p.2));
-    for (ts, trace, _, dir, key) in packets {
+    for (ts, _, _, trace, dir, key) in packets {
         sync.process(trace, ts, dir, key);
     }
     let mut result = sync.result();
-    result.warnings = warnings;
+    result.warnings = errors
+        .iter()
+        .map(|e| format!("{e}; the rest of this stream is skipped"))
+        .collect();
     Ok(result)
-}
-
-/// Below this much data to read (bytes), [`synchronize`] reads the experiment in one pass.
-const PER_TRACE_MIN_BYTES: u64 = 64 << 20;
-
-/// One trace's packet events: (timestamp, trace index, rank, direction, key).
-struct Collected {
-    packets: Vec<(i64, usize, usize, Direction, MatchKey)>,
-    warnings: Vec<String>,
-}
-
-fn collect_trace(
-    index: usize,
-    path: &std::path::Path,
-    progress: &AtomicU64,
-) -> Result<Collected, TraceError> {
-    let mut exp = Experiment::open(&[path])?;
-    let plan = MatchPlan::new(&exp);
-    let mut packets = Vec::new();
-    exp.for_each(
-        &mut |ev| {
-            if let Some((dir, key)) = plan.key_of(ev) {
-                packets.push((ev.timestamp(), index, packets.len(), dir, key));
-            }
-            ControlFlow::Continue(())
-        },
-        progress,
-    )?;
-    Ok(Collected {
-        packets,
-        warnings: exp.warnings(),
-    })
 }
 
 /// The reference order: one pass over the experiment itself (within its time range, if one
