@@ -85,7 +85,7 @@ pub type SharedStateSystem = Arc<RwLock<StateSystem>>;
 
 /// Called from a builder thread when an analysis's state system is created (at
 /// the first event): (analysis index, analysis id, the shared state system).
-pub type StateSystemHook = Arc<dyn Fn(usize, &'static str, SharedStateSystem) + Send + Sync>;
+pub type StateSystemHook<'a> = dyn Fn(usize, &'static str, SharedStateSystem) + Sync + 'a;
 
 /// A time-ordered flow of events: a trace or an experiment.
 pub trait EventSource: Send {
@@ -405,7 +405,7 @@ fn create_shared(
     run: &mut Running,
     index: usize,
     start: i64,
-    hook: Option<&StateSystemHook>,
+    hook: Option<&StateSystemHook<'_>>,
 ) -> Result<(), PipelineError> {
     let ss = create_state_system(run, start, Arc::clone(&run.intervals))?;
     let ss = Arc::new(RwLock::new(ss));
@@ -419,7 +419,7 @@ fn create_shared(
 fn ensure_created(
     runs: &mut [Running],
     start: i64,
-    hook: Option<&StateSystemHook>,
+    hook: Option<&StateSystemHook<'_>>,
 ) -> Result<(), PipelineError> {
     for (index, run) in runs.iter_mut().enumerate() {
         if run.ss.is_none() {
@@ -473,7 +473,7 @@ fn run_builder(
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     total_work: Option<u64>,
     empty_tx: &mpsc::Sender<Batch>,
-    hook: Option<&StateSystemHook>,
+    hook: Option<&StateSystemHook<'_>>,
 ) -> Result<u64, PipelineError> {
     let mut handled = 0u64;
     let mut last_report = Instant::now();
@@ -559,9 +559,8 @@ pub fn build_shared(
     source: &mut dyn EventSource,
     analyses: Vec<Analysis>,
     options: &BuildOptions,
-    hook: Option<StateSystemHook>,
+    hook: Option<&StateSystemHook<'_>>,
 ) -> Result<(BuildReport, Vec<SharedStateSystem>), PipelineError> {
-    let hook = hook.as_ref();
     let began = Instant::now();
     let info = source.info();
     let mut runs = Vec::new();
@@ -1075,11 +1074,11 @@ mod tests {
         let (go, gate) = mpsc::channel();
         let (tx, shared) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let hook: StateSystemHook = Arc::new(move |index, id, ss| {
-            assert_eq!((index, id), (0, "test.switcher"));
-            let _ = tx.lock().unwrap().send(ss);
-        });
         let builder = std::thread::spawn(move || {
+            let hook = |index, id, ss| {
+                assert_eq!((index, id), (0, "test.switcher"));
+                let _ = tx.lock().unwrap().send(ss);
+            };
             let mut src = GatedSource {
                 inner: source(),
                 split: 3,
@@ -1089,7 +1088,7 @@ mod tests {
                 provider: Box::new(Switcher { refuse: false }),
                 output,
             }];
-            build_shared(&mut src, analyses, &opts, Some(hook))
+            build_shared(&mut src, analyses, &opts, Some(&hook))
         });
         (go, shared, builder)
     }
