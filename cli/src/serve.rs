@@ -24,6 +24,14 @@ pub struct ServeArgs {
     /// their views are served (repeatable).
     #[arg(long = "xml", value_name = "FILE")]
     pub xml: Vec<PathBuf>,
+    /// Let clients open LTTng live sessions (`net://HOST[:PORT]/host/HOSTNAME/SESSION`
+    /// as a trace path): their analyses follow the session until it is destroyed.
+    #[arg(long)]
+    pub live: bool,
+    /// Follow this live session from the start, as an experiment named after it
+    /// (repeatable; implies --live for it).
+    #[arg(long, value_name = "net://...")]
+    pub follow: Vec<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -33,6 +41,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         trace_roots: args.trace_roots,
         xml_files: args.xml,
+        live: args.live,
+        follow: args.follow,
     };
     sextant_server::run(config).context("serve")
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sextant_trace::live::{LiveOptions, LiveSession, LiveUrl};
 use sextant_trace::{ClassId, Event, FieldHandle};
 
-use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
+use crate::pipeline::{EventSource, FieldKey, Idle, SourceError, SourceEvent};
 use crate::TraceInfo;
 
 /// True when `s` names a live session rather than a path.
@@ -101,6 +101,7 @@ impl EventSource for LiveSource {
     }
 
     /// Work is counted in events (the total is unknown while the session lives).
+    /// While the relay has nothing new, [`Idle`] is visited once per poll interval.
     fn run(
         &mut self,
         visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
@@ -109,8 +110,11 @@ impl EventSource for LiveSource {
         let stop = self.stop.clone();
         let mut delivered = 0u64;
         let mut last_ns = None;
-        let r = self.session.run(
-            &mut |ev| {
+        let r = self.session.run_steps(
+            &mut |step| {
+                let Some(ev) = step else {
+                    return visit(&Idle);
+                };
                 delivered += 1;
                 last_ns = Some(ev.timestamp());
                 work_done.fetch_add(1, Ordering::Relaxed);

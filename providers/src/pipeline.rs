@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sht::{
@@ -36,7 +36,7 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One decoded event as the reader thread sees it.
 pub trait SourceEvent {
-    /// Index into [`EventSource::class_names`].
+    /// Index into [`EventSource::class_names`], or [`IDLE_CLASS`] for [`Idle`].
     fn class(&self) -> u32;
     /// Nanoseconds.
     fn timestamp(&self) -> i64;
@@ -52,6 +52,41 @@ pub trait SourceEvent {
     }
 }
 
+/// [`SourceEvent::class`] of [`Idle`]: not an event.
+pub const IDLE_CLASS: u32 = u32::MAX;
+
+/// Not an event: what a source waiting for input (a live session) hands to `visit`
+/// now and then, so that the pipeline passes on the events it holds (queries see
+/// them) and can stop a cancelled build that would otherwise wait for the next
+/// event. Its time and fields are meaningless.
+pub struct Idle;
+
+impl SourceEvent for Idle {
+    fn class(&self) -> u32 {
+        IDLE_CLASS
+    }
+    fn timestamp(&self) -> i64 {
+        i64::MIN
+    }
+    fn cpu(&self) -> Option<u32> {
+        None
+    }
+    fn int(&self, _key: FieldKey) -> Option<i64> {
+        None
+    }
+    fn string(&self, _key: FieldKey) -> Option<&str> {
+        None
+    }
+}
+
+/// A state system being built, shared with whoever queries it meanwhile: the
+/// builder thread holds the write lock while it handles one batch of events.
+pub type SharedStateSystem = Arc<RwLock<StateSystem>>;
+
+/// Called from a builder thread when an analysis's state system is created (at
+/// the first event): (analysis index, analysis id, the shared state system).
+pub type StateSystemHook<'a> = dyn Fn(usize, &'static str, SharedStateSystem) + Sync + 'a;
+
 /// A time-ordered flow of events: a trace or an experiment.
 pub trait EventSource: Send {
     /// What providers check before subscribing.
@@ -66,6 +101,8 @@ pub trait EventSource: Send {
     }
     /// Visits every event in time order until the end or until `visit` breaks.
     /// `work_done` is advanced in the units of [`EventSource::total_work`] now and then.
+    /// A source that waits for input visits [`Idle`] while it waits (every 100 ms
+    /// or so).
     fn run(
         &mut self,
         visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
@@ -320,7 +357,7 @@ impl StateHistoryBackend for CountingBackend {
 struct Running {
     provider: Box<dyn StateProvider>,
     output: Output,
-    ss: Option<StateSystem>,
+    ss: Option<SharedStateSystem>,
     intervals: Arc<AtomicU64>,
     events: u64,
 }
@@ -363,10 +400,31 @@ fn create_state_system(
     })))
 }
 
-fn ensure_created(runs: &mut [Running], start: i64) -> Result<(), PipelineError> {
-    for run in runs.iter_mut().filter(|r| r.ss.is_none()) {
-        let ss = create_state_system(run, start, Arc::clone(&run.intervals))?;
-        run.ss = Some(ss);
+/// Creates `run`'s state system and shows it to `hook`.
+fn create_shared(
+    run: &mut Running,
+    index: usize,
+    start: i64,
+    hook: Option<&StateSystemHook<'_>>,
+) -> Result<(), PipelineError> {
+    let ss = create_state_system(run, start, Arc::clone(&run.intervals))?;
+    let ss = Arc::new(RwLock::new(ss));
+    if let Some(hook) = hook {
+        hook(index, run.provider.id(), Arc::clone(&ss));
+    }
+    run.ss = Some(ss);
+    Ok(())
+}
+
+fn ensure_created(
+    runs: &mut [Running],
+    start: i64,
+    hook: Option<&StateSystemHook<'_>>,
+) -> Result<(), PipelineError> {
+    for (index, run) in runs.iter_mut().enumerate() {
+        if run.ss.is_none() {
+            create_shared(run, index, start, hook)?;
+        }
     }
     Ok(())
 }
@@ -415,6 +473,7 @@ fn run_builder(
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     total_work: Option<u64>,
     empty_tx: &mpsc::Sender<Batch>,
+    hook: Option<&StateSystemHook<'_>>,
 ) -> Result<u64, PipelineError> {
     let mut handled = 0u64;
     let mut last_report = Instant::now();
@@ -423,8 +482,13 @@ fn run_builder(
             return Err(PipelineError::Cancelled);
         }
         if let (Some(first), None) = (batch.source_first, &run.ss) {
-            run.ss = Some(create_state_system(run, first, Arc::clone(&run.intervals))?);
+            create_shared(run, index as usize, first, hook)?;
         }
+        // One lock per batch, not per event: queries wait for one batch at most.
+        let mut guard = run
+            .ss
+            .as_ref()
+            .map(|ss| ss.write().unwrap_or_else(|e| e.into_inner()));
         for ev in &batch.events {
             let plan = &plans[ev.class as usize];
             for route in plan.routes.iter().filter(|r| r.analysis == index) {
@@ -434,7 +498,7 @@ fn run_builder(
                     slots: &batch.slots[first..first + route.len as usize],
                     text: &batch.text,
                 };
-                let ss = run.ss.as_mut().expect("created at the first event");
+                let ss = guard.as_deref_mut().expect("created at the first event");
                 run.events += 1;
                 run.provider
                     .handle(route.handler, &view, ss)
@@ -445,6 +509,7 @@ fn run_builder(
                     })?;
             }
         }
+        drop(guard);
         handled += batch.events.len() as u64;
         if let Some(cb) = &progress {
             if last_report.elapsed() >= Duration::from_millis(100) {
@@ -473,6 +538,29 @@ pub fn build(
     analyses: Vec<Analysis>,
     options: &BuildOptions,
 ) -> Result<(BuildReport, Vec<StateSystem>), PipelineError> {
+    let (report, shared) = build_shared(source, analyses, options, None)?;
+    let systems = shared
+        .into_iter()
+        .map(|ss| match Arc::try_unwrap(ss) {
+            Ok(lock) => lock.into_inner().unwrap_or_else(|e| e.into_inner()),
+            Err(_) => unreachable!("without a hook, the pipeline alone held the state systems"),
+        })
+        .collect();
+    Ok((report, systems))
+}
+
+/// [`build`], with each state system shown to `hook` as soon as it is created
+/// (at the first event), so that it can be queried while it is built: every
+/// query sees the history up to the last batch of events handled (its
+/// `current_end_time`). The same state systems, closed, are returned. On
+/// failure or cancellation the partial files are removed once the hook's copies
+/// are dropped too.
+pub fn build_shared(
+    source: &mut dyn EventSource,
+    analyses: Vec<Analysis>,
+    options: &BuildOptions,
+    hook: Option<&StateSystemHook<'_>>,
+) -> Result<(BuildReport, Vec<SharedStateSystem>), PipelineError> {
     let began = Instant::now();
     let info = source.info();
     let mut runs = Vec::new();
@@ -537,6 +625,22 @@ pub fn build(
             };
             let result = source.run(
                 &mut |ev| {
+                    if ev.class() == IDLE_CLASS {
+                        // The source waits: what was read goes to the builders now.
+                        if cancel.load(Ordering::Relaxed) {
+                            stopped = true;
+                            return ControlFlow::Break(());
+                        }
+                        if !batch.events.is_empty() {
+                            batch.work_done = work_done.load(Ordering::Relaxed);
+                            let next = empty_rx.try_recv().unwrap_or_default();
+                            if !send(std::mem::replace(&mut batch, next)) {
+                                stopped = true;
+                                return ControlFlow::Break(());
+                            }
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     read += 1;
                     let t = ev.timestamp();
                     if first.is_none() {
@@ -623,6 +727,7 @@ pub fn build(
                         progress,
                         total_work,
                         &empty_tx,
+                        hook,
                     );
                     (run, result)
                 })
@@ -669,15 +774,16 @@ pub fn build(
         return Err(PipelineError::Empty);
     };
     // No subscribed event at all: the histories still span the trace.
-    ensure_created(&mut runs, start)?;
+    ensure_created(&mut runs, start, hook)?;
 
     let mut reports = Vec::new();
     let mut systems = Vec::new();
     let mut warnings = source.warnings();
     for mut run in runs {
-        let mut ss = run.ss.take().expect("created at the first event");
+        let shared = run.ss.take().expect("created at the first event");
+        let mut ss = shared.write().unwrap_or_else(|e| e.into_inner());
         run.provider
-            .finish(&mut ss)
+            .finish(&mut *ss)
             .map_err(|source| ProviderError::State {
                 analysis: run.provider.id().to_string(),
                 timestamp: end,
@@ -712,7 +818,8 @@ pub fn build(
             path,
             file_size,
         });
-        systems.push(ss);
+        drop(ss);
+        systems.push(shared);
     }
     Ok((
         BuildReport {
@@ -732,6 +839,7 @@ mod tests {
     use super::*;
     use crate::Subscription;
     use sht::StateValue;
+    use std::sync::Mutex;
 
     /// Events as (class, time, cpu, fields).
     struct VecSource {
@@ -910,6 +1018,151 @@ mod tests {
             assert_eq!(report.analyses[0].intervals, 11);
             assert_eq!(report.analyses[0].attributes, 6);
         }
+    }
+
+    /// [`source`]'s events, with a pause after the first `split`: the source visits
+    /// [`Idle`] until `gate` says go (or is dropped), as a live session waits.
+    struct GatedSource {
+        inner: VecSource,
+        split: usize,
+        gate: mpsc::Receiver<()>,
+    }
+
+    impl EventSource for GatedSource {
+        fn info(&self) -> TraceInfo {
+            self.inner.info()
+        }
+        fn class_names(&self) -> Vec<String> {
+            self.inner.class_names()
+        }
+        fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+            self.inner.resolve(class, field)
+        }
+        fn run(
+            &mut self,
+            visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+            _work_done: &AtomicU64,
+        ) -> Result<(), SourceError> {
+            for (i, e) in self.inner.events.iter().enumerate() {
+                if i == self.split {
+                    while let Err(mpsc::RecvTimeoutError::Timeout) =
+                        self.gate.recv_timeout(Duration::from_millis(10))
+                    {
+                        if visit(&Idle).is_break() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if visit(&VecEvent(e)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Runs `build_shared` on a thread; the state system comes back through the hook.
+    #[allow(clippy::type_complexity)]
+    fn start_gated(
+        output: Output,
+        opts: BuildOptions,
+    ) -> (
+        mpsc::Sender<()>,
+        mpsc::Receiver<SharedStateSystem>,
+        std::thread::JoinHandle<Result<(BuildReport, Vec<SharedStateSystem>), PipelineError>>,
+    ) {
+        let (go, gate) = mpsc::channel();
+        let (tx, shared) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let builder = std::thread::spawn(move || {
+            let hook = |index, id, ss| {
+                assert_eq!((index, id), (0, "test.switcher"));
+                let _ = tx.lock().unwrap().send(ss);
+            };
+            let mut src = GatedSource {
+                inner: source(),
+                split: 3,
+                gate,
+            };
+            let analyses = vec![Analysis {
+                provider: Box::new(Switcher { refuse: false }),
+                output,
+            }];
+            build_shared(&mut src, analyses, &opts, Some(&hook))
+        });
+        (go, shared, builder)
+    }
+
+    /// Waits until the shared state system reaches `end` (the events before the pause).
+    fn wait_for_end(ss: &SharedStateSystem, end: i64) {
+        let began = Instant::now();
+        while ss.read().unwrap().current_end_time() < end {
+            assert!(began.elapsed() < Duration::from_secs(20), "stuck before {end}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn queries_during_the_build_see_a_prefix_of_the_final_history() {
+        let (go, shared, builder) = start_gated(Output::InMemory, BuildOptions::default());
+        let live = shared.recv_timeout(Duration::from_secs(20)).unwrap();
+        // Events at 5, 10 and 20 were read; the source now waits (visiting Idle),
+        // and the batch it holds reaches the builder anyway.
+        wait_for_end(&live, 20);
+        let (partial_end, partial, tree) = {
+            let ss = live.read().unwrap();
+            assert!(ss.is_building());
+            let end = ss.current_end_time();
+            let full: Vec<Vec<Interval>> =
+                (5..=end).map(|t| ss.query_full(t).unwrap()).collect();
+            (end, full, ss.attributes().clone())
+        };
+        assert_eq!(partial_end, 20);
+        let cpu0 = tree.quark(sht::ROOT_QUARK, &["CPUs", "0"]).unwrap();
+        assert_eq!(partial[15 - 5][cpu0 as usize].value, StateValue::Int(42));
+        assert!(tree.opt_quark(sht::ROOT_QUARK, &["Names", "7"]) >= 0);
+        go.send(()).unwrap();
+        let (report, systems) = builder.join().unwrap().unwrap();
+        assert_eq!(report.events, 5);
+        assert!(Arc::ptr_eq(&systems[0], &live), "the shared one is returned");
+        let ss = live.read().unwrap();
+        assert!(!ss.is_building());
+        assert_eq!(ss.current_end_time(), 45);
+        for (k, row) in partial.iter().enumerate() {
+            let t = 5 + k as i64;
+            let fin = ss.query_full(t).unwrap();
+            for (q, i) in row.iter().enumerate() {
+                // Same attribute, same value; an interval that had ended is final.
+                assert_eq!(
+                    ss.attributes().path(q as Quark).unwrap(),
+                    tree.path(q as Quark).unwrap(),
+                    "quark {q}"
+                );
+                assert_eq!(fin[q].value, i.value, "quark {q} at {t}");
+                assert_eq!(fin[q].start, i.start, "quark {q} at {t}");
+                if i.end < partial_end {
+                    assert_eq!(fin[q].end, i.end, "quark {q} at {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cancel_ends_a_build_waiting_for_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BuildOptions::default();
+        let cancel = Arc::clone(&opts.cancel);
+        let (go, shared, builder) = start_gated(Output::file(dir.path().join("s.ht")), opts);
+        let live = shared.recv_timeout(Duration::from_secs(20)).unwrap();
+        wait_for_end(&live, 20);
+        cancel.store(true, Ordering::Relaxed);
+        let began = Instant::now();
+        let err = builder.join().unwrap().err().expect("cancelled");
+        assert!(matches!(err, PipelineError::Cancelled), "{err}");
+        assert!(began.elapsed() < Duration::from_secs(10));
+        drop((go, live));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
     }
 
     #[test]

@@ -7,15 +7,25 @@
 //! a Trace Compass project reuses its files and the other way round. A file already
 //! there is reused when its provider version matches; otherwise it is rebuilt.
 //!
-//! While the pass runs the trace reports `RUNNING`; its state systems appear in
-//! the trace's live list when the pass completes (the pipeline keeps the state
-//! systems it builds to itself until then).
+//! While the pass runs the trace reports `RUNNING`, and each state system is in
+//! the trace's live list from the pass's first event on: queries are answered
+//! from the part already built (up to its current end time), which grows batch
+//! by batch until the pass completes.
+//!
+//! An LTTng live session (`net://HOST[:PORT]/host/HOSTNAME/SESSION`) is followed
+//! the same way: its pass lasts until the session is destroyed, so the trace stays
+//! `RUNNING` and its end time grows while events arrive. Its histories are always
+//! built again (a file left by an earlier run would hold another run's events).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output};
+use sextant_providers::live_source::is_live_url;
+use sextant_providers::pipeline::{
+    self, Analysis, BuildOptions, EventSource, Output, Progress,
+};
 use sextant_providers::{StateProvider, TraceInfo};
 use sht::StateSystem;
 
@@ -95,7 +105,8 @@ impl TraceOpener for EventTraceOpener {
     }
 
     fn open(&self, path: &Path) -> Option<Result<OpenedTrace, OpenError>> {
-        if !(is_stub_xml(path) || (path.is_dir() && holds_ctf(path, 3))) {
+        let live = path.to_str().is_some_and(is_live_url);
+        if !(live || is_stub_xml(path) || (path.is_dir() && holds_ctf(path, 3))) {
             return None;
         }
         let source = match sextant_providers::sources::open(&[path.to_path_buf()]) {
@@ -103,7 +114,9 @@ impl TraceOpener for EventTraceOpener {
             Err(e) => return Some(Err(OpenError(format!("{}: {e}", path.display())))),
         };
         let info = source.info();
-        drop(source);
+        // Attaching to a live session twice would be slow and racy: the pass reads
+        // from this attachment.
+        let source = live.then_some(source);
         let mut properties: BTreeMap<String, String> = info
             .env
             .iter()
@@ -120,7 +133,7 @@ impl TraceOpener for EventTraceOpener {
             properties,
             state_systems: Vec::new(),
             background: Some(Box::new(move |trace: &Trace| {
-                run_analyses(trace, &path, &info, &data_dir, &xml_files)
+                run_analyses(trace, &path, source, &info, &data_dir, &xml_files)
             })),
         }))
     }
@@ -156,24 +169,24 @@ fn results_dir(data_dir: &Path, name: &str, trace: &Path) -> Result<PathBuf, Str
 }
 
 /// The background job of one trace: reuse what is built, build the rest in one
-/// pass, then publish the state systems. Failures end up in the trace's
-/// `analysisErrors` property (the trace stays usable for what did build).
+/// pass, publishing each state system as soon as the pass creates it. Failures
+/// end up in the trace's `analysisErrors` property (the trace stays usable for
+/// what did build). `opened` is a live session's source, attached already.
 fn run_analyses(
     trace: &Trace,
     path: &Path,
+    mut opened: Option<Box<dyn EventSource>>,
     info: &TraceInfo,
     data_dir: &Path,
     xml_files: &[PathBuf],
 ) -> Result<(), String> {
+    let live = opened.is_some();
     let providers = applicable(info, xml_files)?;
     let dir = results_dir(data_dir, &trace.name, path)?;
     let mut to_build = Vec::new();
     for p in providers {
         let file = dir.join(format!("{}.ht", p.id()));
-        match file
-            .is_file()
-            .then(|| StateSystem::open(&file, Some(p.version())))
-        {
+        match (!live && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
             Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
             // Absent, or another provider version (or damaged): build it again.
             _ => to_build.push((p, file)),
@@ -181,10 +194,12 @@ fn run_analyses(
     }
     let mut errors = Vec::new();
     while !to_build.is_empty() {
-        let mut source = sextant_providers::sources::open(&[path.to_path_buf()])
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut source = match opened.take() {
+            Some(source) => source,
+            None => sextant_providers::sources::open(&[path.to_path_buf()])
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        };
         let ids: Vec<&'static str> = to_build.iter().map(|(p, _)| p.id()).collect();
-        let files: Vec<PathBuf> = to_build.iter().map(|(_, f)| f.clone()).collect();
         let analyses = std::mem::take(&mut to_build)
             .into_iter()
             .map(|(provider, file)| Analysis {
@@ -192,15 +207,35 @@ fn run_analyses(
                 output: Output::file(file),
             })
             .collect();
-        match pipeline::build(&mut *source, analyses, &BuildOptions::default()) {
+        // Queries see each state system from the pass's first event on.
+        let published = Mutex::new(Vec::new());
+        let publish = |_: usize, id: &'static str, ss: pipeline::SharedStateSystem| {
+            trace.add_state_system(StateSystemHandle {
+                id: id.into(),
+                module: id.into(),
+                ss: ss.clone(),
+            });
+            published
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ss);
+        };
+        let nb_events = Arc::clone(&trace.nb_events);
+        let options = BuildOptions {
+            progress: Some(Arc::new(move |p: Progress| {
+                nb_events.store(p.events, Ordering::Relaxed)
+            })),
+            ..BuildOptions::default()
+        };
+        let result = pipeline::build_shared(&mut *source, analyses, &options, Some(&publish));
+        if result.is_err() {
+            // Unfinished histories must not be served (nor keep their files).
+            let published = published.into_inner().unwrap_or_else(|e| e.into_inner());
+            trace.remove_state_systems(&published);
+        }
+        match result {
             Ok((report, _)) => {
                 trace.nb_events.store(report.events, Ordering::Relaxed);
-                for (id, file) in ids.iter().zip(&files) {
-                    match StateSystem::open(file, None) {
-                        Ok(ss) => trace.add_state_system(StateSystemHandle::new(*id, *id, ss)),
-                        Err(e) => errors.push(format!("{id}: {e}")),
-                    }
-                }
             }
             // One analysis cannot run on this trace (an event or field it needs is
             // missing): drop it and run the others again.

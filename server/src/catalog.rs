@@ -171,6 +171,16 @@ impl Catalog {
     /// Resolves `uri` (relative paths against the first trace root holding them)
     /// and checks it lies under a trace root when roots are configured.
     fn resolve(&self, uri: &str) -> Result<PathBuf, ApiError> {
+        if sextant_providers::live_source::is_live_url(uri) {
+            // A relay address makes the server connect out: only when asked to.
+            if !(self.config.live || self.config.follow.iter().any(|f| f == uri)) {
+                return Err(ApiError::invalid(
+                    "uri",
+                    format!("{uri}: this server does not follow live sessions (start it with --live)"),
+                ));
+            }
+            return Ok(PathBuf::from(uri));
+        }
         let raw = Path::new(uri);
         let candidate = if raw.is_relative() {
             self.config
@@ -255,7 +265,7 @@ impl Catalog {
             name,
             path,
             type_id,
-            nb_events: AtomicU64::new(opened.nb_events),
+            nb_events: Arc::new(AtomicU64::new(opened.nb_events)),
             properties: opened.properties,
             state_systems: RwLock::new(opened.state_systems),
             analyses_running: AtomicBool::new(opened.background.is_some()),
@@ -294,6 +304,13 @@ impl Catalog {
             }
         }
         Ok(trace)
+    }
+
+    /// Opens the live session `url` as a trace and an experiment of that one trace,
+    /// named after the session (as a viewer would do). Blocking.
+    pub fn follow(&self, url: &str) -> Result<Arc<Experiment>, ApiError> {
+        let trace = self.open_trace(url, None, None)?;
+        self.create_experiment(&trace.name.clone(), &[trace.uuid.clone()])
     }
 
     /// DELETE /traces/{uuid}: refused while an experiment uses the trace.

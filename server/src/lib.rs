@@ -61,6 +61,12 @@ pub struct ServeConfig {
     /// When non-empty, only paths below these directories may be opened, and
     /// relative paths are looked up in them.
     pub trace_roots: Vec<PathBuf>,
+    /// Whether `/traces` may open LTTng live sessions
+    /// (`net://HOST[:PORT]/host/HOSTNAME/SESSION`), followed until destroyed.
+    pub live: bool,
+    /// Live sessions opened at start, each as a trace and a one-trace experiment
+    /// named after the session (implies `live`).
+    pub follow: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -71,6 +77,8 @@ impl Default for ServeConfig {
             data_dir: None,
             xml_files: Vec::new(),
             trace_roots: Vec::new(),
+            live: false,
+            follow: Vec::new(),
         }
     }
 }
@@ -135,7 +143,17 @@ pub fn run_with_registry(config: ServeConfig, registry: Registry) -> Result<(), 
             .map_err(bind_err)?;
         let local: SocketAddr = listener.local_addr()?;
         eprintln!("sextant serve: Trace Server Protocol on http://{local}{BASE_PATH}");
-        let app = router(state_with_registry(config, registry));
+        let follow = config.follow.clone();
+        let state = state_with_registry(config, registry);
+        for url in follow {
+            // Attaching waits for the session's streams: not before serving.
+            let catalog = state.clone();
+            tokio::task::spawn_blocking(move || match catalog.follow(&url) {
+                Ok(e) => eprintln!("sextant serve: following {url} as experiment {}", e.name),
+                Err(e) => eprintln!("sextant serve: cannot follow {url}: {}", e.title),
+            });
+        }
+        let app = router(state);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

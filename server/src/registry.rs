@@ -82,8 +82,9 @@ pub struct Trace {
     pub name: String,
     pub path: PathBuf,
     pub type_id: String,
-    /// Known once the analyses have read the trace (0 before).
-    pub nb_events: AtomicU64,
+    /// Grows while the analyses read the trace (0 before); shared with their
+    /// progress callback.
+    pub nb_events: Arc<AtomicU64>,
     pub properties: BTreeMap<String, String>,
     /// Live list: analyses may add state systems later.
     pub state_systems: RwLock<Vec<StateSystemHandle>>,
@@ -102,6 +103,14 @@ impl Trace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(handle);
+    }
+
+    /// Withdraws state systems (a failed pass's), by identity.
+    pub fn remove_state_systems(&self, gone: &[SharedStateSystem]) {
+        self.state_systems
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|h| !gone.iter().any(|g| Arc::ptr_eq(g, &h.ss)));
     }
 
     pub fn nb_events(&self) -> u64 {

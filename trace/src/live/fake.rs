@@ -47,6 +47,9 @@ pub struct FakeConfig {
     /// Only the first data stream is announced at attach; the others come with the
     /// "new streams" flag once its first packet was served.
     pub late_streams: bool,
+    /// After this many packets, indexes answer "retry" (no new data, as a quiet
+    /// session) until [`FakeRelay::release`].
+    pub hold_after_packets: Option<u32>,
     pub hostname: String,
     pub session: String,
 }
@@ -71,6 +74,7 @@ struct Stream {
 pub struct FakeRelay {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    released: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -115,7 +119,9 @@ impl FakeRelay {
             .map_err(|e| TraceError::io(dir, e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let released = Arc::new(AtomicBool::new(false));
         let mut state = State {
+            released: released.clone(),
             cfg,
             metadata,
             metadata_sent: 0,
@@ -140,8 +146,14 @@ impl FakeRelay {
         Ok(FakeRelay {
             port,
             stop,
+            released,
             thread: Some(thread),
         })
+    }
+
+    /// Ends the hold of [`FakeConfig::hold_after_packets`]: the rest is served.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
     }
 
     pub fn url(&self, hostname: &str, session: &str) -> String {
@@ -160,6 +172,7 @@ impl Drop for FakeRelay {
 
 struct State {
     cfg: FakeConfig,
+    released: Arc<AtomicBool>,
     metadata: Vec<u8>,
     metadata_sent: usize,
     metadata_paused: bool,
@@ -310,6 +323,11 @@ impl State {
                 4 => {
                     let id = arg(0) as usize;
                     let destroyed = matches!(self.cfg.fault, Fault::DestroyAfterPackets(k) if self.packets_served >= k);
+                    let held = self
+                        .cfg
+                        .hold_after_packets
+                        .is_some_and(|k| self.packets_served >= k)
+                        && !self.released.load(Ordering::Relaxed);
                     let mut idx = [0u64; 7];
                     let status: u32 = match self.streams.get_mut(id) {
                         None => 4,
@@ -317,6 +335,7 @@ impl State {
                         Some(_) if destroyed => 3,
                         Some(st) => match st.packets.get(st.next) {
                             None => 3,
+                            Some(_) if held => 2,
                             Some(pk) if self.cfg.beacons && !st.beacon_sent => {
                                 st.beacon_sent = true;
                                 idx[4] = pk.ts_begin;

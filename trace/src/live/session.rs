@@ -458,6 +458,23 @@ impl LiveSession {
         f: &mut dyn FnMut(&Event<'_>) -> ControlFlow<()>,
         stop: &AtomicBool,
     ) -> Result<(), LiveError> {
+        self.run_steps(
+            &mut |step| match step {
+                Some(ev) => f(ev),
+                None => ControlFlow::Continue(()),
+            },
+            stop,
+        )
+    }
+
+    /// [`LiveSession::run`], also calling `f(None)` each time nothing new arrived
+    /// and the session is about to wait (once per poll interval), so that the
+    /// caller can pass on what it holds or give up.
+    pub fn run_steps(
+        &mut self,
+        f: &mut dyn FnMut(Option<&Event<'_>>) -> ControlFlow<()>,
+        stop: &AtomicBool,
+    ) -> Result<(), LiveError> {
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -474,7 +491,7 @@ impl LiveSession {
                 self.stats.events += 1;
                 if self
                     .experiment
-                    .visit_stream(self.streams[k].exp, f)
+                    .visit_stream(self.streams[k].exp, &mut |ev| f(Some(ev)))
                     .is_break()
                 {
                     return Ok(());
@@ -501,6 +518,9 @@ impl LiveSession {
                 return Ok(());
             }
             if !progressed {
+                if f(None).is_break() {
+                    return Ok(());
+                }
                 std::thread::sleep(self.opts.poll_interval);
             }
         }
