@@ -69,7 +69,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sextant_providers::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
+use sextant_providers::pipeline::{EventSource, FieldKey, SourceError, SourceEvent, IDLE_CLASS};
 
 use sextant_providers::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
 use sht::{StateSystemBuilder, StateValue};
@@ -133,10 +133,13 @@ impl EventSource for Timed {
         let lags = self.1.clone();
         self.0.run(
             &mut |ev| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as i64);
-                lags.lock().unwrap().push(now - ev.timestamp());
+                // Idle visits (the source waiting for the relay) are not events.
+                if ev.class() != IDLE_CLASS {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as i64);
+                    lags.lock().unwrap().push(now - ev.timestamp());
+                }
                 visit(ev)
             },
             work_done,
