@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::attributes::encode_attribute_tree;
-use super::format::{self, header as hf, node as nf};
 use super::format::interval as iv;
+use super::format::{self, header as hf, node as nf};
 use super::node::{self, ChildEntry, Node, NodeKind};
 use super::query::{NodeData, NodeSource};
 use crate::attribute::AttributeTree;
