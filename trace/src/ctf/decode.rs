@@ -909,7 +909,8 @@ impl Machine {
         self.run_range(&prog.ops, 0, prog.top, data, pos, end)
     }
 
-    fn run_range(
+    /// Runs `ops[from..to]` (a program's top level or a compound op's body).
+    pub fn run_range(
         &mut self,
         ops: &[Op],
         from: u32,
