@@ -60,6 +60,8 @@ struct FastInt {
     scope: u8,
     width: u8,
     signed: bool,
+    /// 64 - 8 * width: the value is an 8-byte load shifted up then down by this.
+    shift: u8,
     byte_off: u32,
 }
 
@@ -79,6 +81,7 @@ impl FastInt {
                 scope,
                 width: size / 8,
                 signed,
+                shift: 64 - size,
                 byte_off: off / 8,
             },
             _ => FastInt::default(),
@@ -430,7 +433,9 @@ impl Experiment {
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
-            if self.step(ci, progress) {
+            // Most events take the cursor's fast path; packet ends, errors and other
+            // events the general one (which also reports progress).
+            if self.cursors[ci].advance_fast(&self.traces[ti]) || self.step(ci, progress) {
                 let ns = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
                 heap.replace_top(merge_key(ns, ci));
             } else {
@@ -750,24 +755,32 @@ impl<'a> Event<'a> {
     #[inline]
     pub fn int(&self, f: FieldHandle) -> Option<i64> {
         let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class || d.access != Access::Int {
+        if d.class != self.class {
             return None;
         }
         let fast = d.fast;
         if fast.width != 0 {
-            // Fixed layouts start on a byte (scope start is byte-aligned).
-            let at = (self.cursor.scope_start[fast.scope as usize] / 8) as usize
+            // Fixed layouts start on a byte (scope start is byte-aligned). One 8-byte
+            // load, then the shifts keep the field's bytes (sign-extended if signed);
+            // the last bytes of a file take the general path.
+            let at = (self.cursor.scope_start[(fast.scope & 3) as usize] / 8) as usize
                 + fast.byte_off as usize;
-            let b = self.data.get(at..at + fast.width as usize)?;
-            return Some(match (fast.width, fast.signed) {
-                (1, false) => b[0] as i64,
-                (1, true) => b[0] as i8 as i64,
-                (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
-                (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
-                (4, false) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                (4, true) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            });
+            if let Some(b) = self.data.get(at..at + 8) {
+                let raw = u64::from_le_bytes(b.try_into().expect("8 bytes")) << fast.shift;
+                return Some(if fast.signed {
+                    (raw as i64) >> fast.shift
+                } else {
+                    (raw >> fast.shift) as i64
+                });
+            }
+        }
+        self.int_general(d)
+    }
+
+    #[inline(never)]
+    fn int_general(&self, d: &FieldDesc) -> Option<i64> {
+        if d.access != Access::Int {
+            return None;
         }
         match &d.kind {
             // The common case (fixed-layout integer) read straight from the bytes.
