@@ -818,9 +818,22 @@ impl<'a> Event<'a> {
         if d.class != self.class || d.access != Access::Text {
             return None;
         }
-        let (_, sl) = self.current_slot(d)?;
+        let (at, len) = match d.kind {
+            // Char arrays of fixed layouts (comm names): no slot to build.
+            FieldKind::Static {
+                scope,
+                field: StaticField::Bytes { off, len },
+            } => (
+                (self.cursor.scope_start[(scope & 3) as usize] + off as u64) / 8,
+                len,
+            ),
+            _ => {
+                let (_, sl) = self.current_slot(d)?;
+                (sl.v, sl.len)
+            }
+        };
         let data = self.cursor_data();
-        let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+        let b = data.get(at as usize..at as usize + len as usize)?;
         let b = match crate::ctf::decode::find_nul(b) {
             Some(n) => &b[..n],
             None => b,

@@ -682,7 +682,7 @@ impl Cursor {
     }
 
     /// Reads the most common event without the general machinery: an LTTng compact or
-    /// large header (not its extended form) followed by a class whose scopes all have
+    /// large header (either form) followed by a class whose scopes all have
     /// fixed layouts (`ClassLayout::fixed_body`). Returns false, changing nothing, for
     /// any other event and for anything out of bounds: `read_event` then reads it
     /// (and reports the error, if any). Header slots are not filled: only non-fixed
@@ -697,6 +697,8 @@ impl Cursor {
         let start = self.pos;
         let end = self.content_end;
         let p = (start + 7) & !7;
+        // (id, timestamp bits, their width, end of the header); extended forms (ids
+        // past the short field) carry a 32-bit id and a full 64-bit timestamp.
         let (id, low, bits, hdr_end) = match layout.header_kind {
             HeaderKind::Compact { be, .. } => {
                 if p + 32 > end {
@@ -708,20 +710,40 @@ impl Cursor {
                 } else {
                     (w & 31, w >> 5)
                 };
-                if id == 31 {
-                    return false;
+                if id < 31 {
+                    (id, low, 27, p + 32)
+                } else {
+                    let q = p + 8;
+                    if q + 96 > end {
+                        return false;
+                    }
+                    (
+                        read_bits(data, q, 32, be),
+                        read_bits(data, q + 32, 64, be),
+                        64,
+                        q + 96,
+                    )
                 }
-                (id, low, 27, p + 32)
             }
             HeaderKind::Large { be, .. } => {
                 if p + 48 > end {
                     return false;
                 }
                 let id = read_bits(data, p, 16, be);
-                if id == 65535 {
-                    return false;
+                if id < 65535 {
+                    (id, read_bits(data, p + 16, 32, be), 32, p + 48)
+                } else {
+                    let q = p + 16;
+                    if q + 96 > end {
+                        return false;
+                    }
+                    (
+                        read_bits(data, q, 32, be),
+                        read_bits(data, q + 32, 64, be),
+                        64,
+                        q + 96,
+                    )
                 }
-                (id, read_bits(data, p + 16, 32, be), 32, p + 48)
             }
             HeaderKind::Generic => return false,
         };
