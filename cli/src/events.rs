@@ -223,6 +223,10 @@ fn write_value(line: &mut String, v: &Value<'_>) {
                 ),
             }
         }
+        Value::Array(items) if items.is_empty() => {
+            line.push_str("[ ]");
+            Ok(())
+        }
         Value::Array(items) => {
             line.push_str("[ ");
             for (i, it) in items.iter().enumerate() {
@@ -237,6 +241,13 @@ fn write_value(line: &mut String, v: &Value<'_>) {
         }
         Value::Struct(f) => {
             write_struct(line, f);
+            Ok(())
+        }
+        // babeltrace2 prints the selected option's value only, braced.
+        Value::Variant(_, inner) => {
+            line.push_str("{ ");
+            write_value(line, inner);
+            line.push_str(" }");
             Ok(())
         }
         Value::Bytes(b) => {

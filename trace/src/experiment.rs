@@ -5,7 +5,7 @@
 //! how Trace Compass orders them: within a trace by timestamp then stream file name
 //! (`CTFTraceReader`), across traces by timestamp then trace order (`TmfExperiment`).
 
-use crate::ctf::decode::{Node, Slot, SlotKind, StaticField};
+use crate::ctf::decode::{Machine, Node, Op, Slot, SlotKind, StaticField};
 use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
 use std::collections::HashMap;
@@ -60,6 +60,8 @@ struct FastInt {
     scope: u8,
     width: u8,
     signed: bool,
+    /// 64 - 8 * width: the value is an 8-byte load shifted up then down by this.
+    shift: u8,
     byte_off: u32,
 }
 
@@ -79,6 +81,7 @@ impl FastInt {
                 scope,
                 width: size / 8,
                 signed,
+                shift: 64 - size,
                 byte_off: off / 8,
             },
             _ => FastInt::default(),
@@ -519,7 +522,9 @@ impl Experiment {
             if begin.is_none_or(|b| ev.timestamp() >= b) && f(&ev).is_break() {
                 break;
             }
-            if self.step(ci, progress) {
+            // Most events take the cursor's fast path; packet ends, errors and other
+            // events the general one (which also reports progress).
+            if self.cursors[ci].advance_fast(&self.traces[ti]) || self.step(ci, progress) {
                 let ns = self.time_transforms.apply(ti, self.cursors[ci].cur.ns);
                 heap.replace_top(merge_key(ns, ci));
             } else {
@@ -743,6 +748,8 @@ pub enum Value<'a> {
     Array(Vec<Value<'a>>),
     Struct(Vec<(String, Value<'a>)>),
     Bytes(&'a [u8]),
+    /// Variant: the selected option's name and value.
+    Variant(String, Box<Value<'a>>),
 }
 
 impl<'a> Event<'a> {
@@ -837,24 +844,32 @@ impl<'a> Event<'a> {
     #[inline]
     pub fn int(&self, f: FieldHandle) -> Option<i64> {
         let d = self.exp_fields.get(f.0 as usize)?;
-        if d.class != self.class || d.access != Access::Int {
+        if d.class != self.class {
             return None;
         }
         let fast = d.fast;
         if fast.width != 0 {
-            // Fixed layouts start on a byte (scope start is byte-aligned).
-            let at = (self.cursor.scope_start[fast.scope as usize] / 8) as usize
+            // Fixed layouts start on a byte (scope start is byte-aligned). One 8-byte
+            // load, then the shifts keep the field's bytes (sign-extended if signed);
+            // the last bytes of a file take the general path.
+            let at = (self.cursor.scope_start[(fast.scope & 3) as usize] / 8) as usize
                 + fast.byte_off as usize;
-            let b = self.data.get(at..at + fast.width as usize)?;
-            return Some(match (fast.width, fast.signed) {
-                (1, false) => b[0] as i64,
-                (1, true) => b[0] as i8 as i64,
-                (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
-                (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
-                (4, false) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                (4, true) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            });
+            if let Some(b) = self.data.get(at..at + 8) {
+                let raw = u64::from_le_bytes(b.try_into().expect("8 bytes")) << fast.shift;
+                return Some(if fast.signed {
+                    (raw as i64) >> fast.shift
+                } else {
+                    (raw >> fast.shift) as i64
+                });
+            }
+        }
+        self.int_general(d)
+    }
+
+    #[inline(never)]
+    fn int_general(&self, d: &FieldDesc) -> Option<i64> {
+        if d.access != Access::Int {
+            return None;
         }
         match &d.kind {
             // The common case (fixed-layout integer) read straight from the bytes.
@@ -892,9 +907,22 @@ impl<'a> Event<'a> {
         if d.class != self.class || d.access != Access::Text {
             return None;
         }
-        let (_, sl) = self.current_slot(d)?;
+        let (at, len) = match d.kind {
+            // Char arrays of fixed layouts (comm names): no slot to build.
+            FieldKind::Static {
+                scope,
+                field: StaticField::Bytes { off, len },
+            } => (
+                (self.cursor.scope_start[(scope & 3) as usize] + off as u64) / 8,
+                len,
+            ),
+            _ => {
+                let (_, sl) = self.current_slot(d)?;
+                (sl.v, sl.len)
+            }
+        };
         let data = self.cursor_data();
-        let b = data.get(sl.v as usize..sl.v as usize + sl.len as usize)?;
+        let b = data.get(at as usize..at as usize + len as usize)?;
         let b = match crate::ctf::decode::find_nul(b) {
             Some(n) => &b[..n],
             None => b,
@@ -963,6 +991,60 @@ impl<'a> Event<'a> {
 
     fn slot_value(&self, s: u32) -> Option<Value<'a>> {
         let sl = self.slot_of(s)?;
+        self.value_of(s, sl, None)
+    }
+
+    /// Slot `s` of the current event, or of `m` (an array element being decoded).
+    fn slot_in(&self, s: u32, m: Option<&Machine>) -> Option<Slot> {
+        match m {
+            None => self.slot_of(s),
+            Some(m) => {
+                let sl = m.slots.get(s as usize)?;
+                (sl.gen == m.gen).then_some(*sl)
+            }
+        }
+    }
+
+    /// Elements of a compound array (slot `s` = bit position and count): each one is
+    /// decoded again, on a copy of the decoding state, from its own position (the
+    /// reader keeps only the last element's slots).
+    fn array_value(&self, s: u32, sl: Slot, m: Option<&Machine>) -> Option<Value<'a>> {
+        let cl = self.trace.classes.get(self.cursor.cur.class as usize)?;
+        let st = &self.trace.streams[cl.stream];
+        let (ops, body) = [&cl.payload, &cl.context, &st.event_context]
+            .into_iter()
+            .find_map(|p| {
+                p.ops.iter().find_map(|op| match op {
+                    Op::Array { slot, body, .. } if *slot == s => Some((&p.ops, *body)),
+                    _ => None,
+                })
+            })?;
+        let elem = [&cl.payload_tree, &cl.context_tree, &st.stream_context_tree]
+            .into_iter()
+            .find_map(|t| array_elem(t, s))?;
+        let mut scratch = m.unwrap_or(&self.cursor.m).clone();
+        let end = self.cursor.cur.bits.2;
+        let mut pos = sl.v;
+        let n = sl.len as usize;
+        let mut out: Vec<Value<'a>> = Vec::with_capacity(n.min(1024));
+        while out.len() < n {
+            let before = pos;
+            scratch.next_gen();
+            scratch
+                .run_range(ops, body.0, body.1, self.data, &mut pos, end)
+                .ok()?;
+            let v = self.node_value_in(elem, Some(&scratch))?;
+            if pos == before {
+                // Empty elements (the reader stopped there too): all alike.
+                out.resize(n, v);
+                break;
+            }
+            out.push(v);
+        }
+        Some(Value::Array(out))
+    }
+
+    fn value_of(&self, s: u32, sl: Slot, m: Option<&Machine>) -> Option<Value<'a>> {
         let data: &'a [u8] = self.cursor_data();
         Some(match self.slot_kind(s)? {
             SlotKind::Int {
@@ -1015,7 +1097,7 @@ impl<'a> Event<'a> {
                 }
                 Value::Array(out)
             }
-            SlotKind::Array => Value::Array(Vec::new()),
+            SlotKind::Array => return self.array_value(s, sl, m),
         })
     }
 
@@ -1073,6 +1155,10 @@ impl<'a> Event<'a> {
     }
 
     fn tree_values(&self, node: &Node) -> Vec<(String, Value<'a>)> {
+        self.tree_values_in(node, None)
+    }
+
+    fn tree_values_in(&self, node: &Node, mach: Option<&Machine>) -> Vec<(String, Value<'a>)> {
         let mut out = Vec::new();
         if let Node::Struct(members) = node {
             for (name, n) in members {
@@ -1081,7 +1167,7 @@ impl<'a> Event<'a> {
                 } else {
                     name.strip_prefix('_').unwrap_or(name).to_string()
                 };
-                if let Some(v) = self.node_value(n) {
+                if let Some(v) = self.node_value_in(n, mach) {
                     out.push((shown, v));
                 }
             }
@@ -1089,25 +1175,38 @@ impl<'a> Event<'a> {
         out
     }
 
-    fn node_value(&self, n: &Node) -> Option<Value<'a>> {
+    fn node_value_in(&self, n: &Node, mach: Option<&Machine>) -> Option<Value<'a>> {
         match n {
-            Node::Leaf(s) | Node::Array(s, _) => self.slot_value(*s),
+            Node::Leaf(s) | Node::Array(s, _) => {
+                let sl = self.slot_in(*s, mach)?;
+                self.value_of(*s, sl, mach)
+            }
             Node::Struct(m) => {
-                let v = self.tree_values(n);
+                let v = self.tree_values_in(n, mach);
                 // An unselected variant option: none of its fields was decoded.
                 (m.is_empty() || !v.is_empty()).then_some(Value::Struct(v))
             }
-            // Babeltrace shows a variant as a structure holding the selected option.
             Node::Variant(opts) => opts.iter().find_map(|(name, o)| {
                 let shown = if self.trace.metadata.ctf2 {
                     name.clone()
                 } else {
                     name.strip_prefix('_').unwrap_or(name).to_string()
                 };
-                self.node_value(o).map(|v| Value::Struct(vec![(shown, v)]))
+                self.node_value_in(o, mach)
+                    .map(|v| Value::Variant(shown, Box::new(v)))
             }),
-            Node::Optional(inner) => self.node_value(inner),
+            Node::Optional(inner) => self.node_value_in(inner, mach),
         }
+    }
+}
+
+/// The element tree of compound array `s` within a scope's tree.
+fn array_elem(n: &Node, s: u32) -> Option<&Node> {
+    match n {
+        Node::Leaf(_) => None,
+        Node::Array(a, e) if *a == s => Some(e),
+        Node::Array(_, e) | Node::Optional(e) => array_elem(e, s),
+        Node::Struct(m) | Node::Variant(m) => m.iter().find_map(|(_, c)| array_elem(c, s)),
     }
 }
 
@@ -1152,6 +1251,9 @@ impl Value<'_> {
                 J::Object(f.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
             }
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
+            Value::Variant(name, v) => {
+                J::Object(std::iter::once((name.clone(), v.to_json())).collect())
+            }
         }
     }
 }

@@ -553,7 +553,7 @@ fn value_text(v: &sextant_trace::Value<'_>) -> String {
                 .collect();
             format!("[ {} ]", parts.join(", "))
         }
-        Value::Struct(_) | Value::Bytes(_) => "?".into(),
+        Value::Struct(_) | Value::Bytes(_) | Value::Variant(..) => "?".into(),
     }
 }
 

@@ -45,6 +45,14 @@ pub enum Op {
         /// Width for the default-clock update (0: not clock-mapped).
         clock: u8,
     },
+    /// Little-endian 8/16/32/64-bit integer known (at compile time) to start on a
+    /// byte, that the reader does not act on: one load and two shifts.
+    IntLe {
+        slot: u32,
+        /// 64 - size.
+        shift: u8,
+        signed: bool,
+    },
     VarInt {
         slot: u32,
         signed: bool,
@@ -221,6 +229,23 @@ fn fixed_layout(ops: &[Op]) -> Option<FixedLayout> {
                 ));
                 off += size as u64;
             }
+            Op::IntLe {
+                slot,
+                shift,
+                signed,
+            } => {
+                let size = 64 - shift;
+                fields.push((
+                    slot,
+                    StaticField::Int {
+                        off: o,
+                        size,
+                        signed,
+                        be: false,
+                    },
+                ));
+                off += size as u64;
+            }
             Op::Float { slot, size, be } => {
                 fields.push((slot, StaticField::Float { off: o, size, be }));
                 off += size as u64;
@@ -383,6 +408,7 @@ impl<'a> Compiler<'a> {
         };
         let mut ops = Vec::new();
         let node = self.emit(&mut ops, ty, &mut ctx)?;
+        simplify(&mut ops);
         prog.top = ops.len() as u32;
         prog.fixed = fixed_layout(&ops);
         prog.ops = ops;
@@ -812,6 +838,162 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// Largest power of two dividing `bits` (0: any alignment survives).
+fn low_bit(bits: u64) -> u32 {
+    if bits == 0 {
+        u32::MAX
+    } else {
+        1u32.checked_shl(bits.trailing_zeros()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Removes alignments the position is known to satisfy already (every byte-multiple
+/// field after a byte alignment emits one) and turns byte-aligned little-endian
+/// integers into `IntLe`, then renumbers the compound ops' jumps.
+fn simplify(ops: &mut Vec<Op>) {
+    let mut keep = vec![true; ops.len()];
+    let n_ops = ops.len();
+    walk_align(ops, &mut keep, 0, n_ops, 1);
+    if keep.iter().all(|k| *k) {
+        return;
+    }
+    // new_at[i]: index of old op i (or of the next kept op) after removal.
+    let mut new_at = Vec::with_capacity(ops.len() + 1);
+    let mut n = 0u32;
+    for k in &keep {
+        new_at.push(n);
+        n += u32::from(*k);
+    }
+    new_at.push(n);
+    let map = |i: u32| new_at[i as usize];
+    let old = std::mem::take(ops);
+    for (op, k) in old.into_iter().zip(keep) {
+        if !k {
+            continue;
+        }
+        ops.push(match op {
+            Op::Array {
+                slot,
+                len,
+                body,
+                next,
+            } => Op::Array {
+                slot,
+                len,
+                body: (map(body.0), map(body.1)),
+                next: map(next),
+            },
+            Op::Variant {
+                tag,
+                tag_signed,
+                choices,
+                bodies,
+                next,
+            } => Op::Variant {
+                tag,
+                tag_signed,
+                choices,
+                bodies: bodies.iter().map(|b| (map(b.0), map(b.1))).collect(),
+                next: map(next),
+            },
+            Op::Optional {
+                sel,
+                sel_signed,
+                ranges,
+                body,
+                next,
+            } => Op::Optional {
+                sel,
+                sel_signed,
+                ranges,
+                body: (map(body.0), map(body.1)),
+                next: map(next),
+            },
+            other => other,
+        });
+    }
+}
+
+/// Walks `ops[from..to]` with the position known aligned to `known` bits; returns the
+/// alignment known at the end. Marks redundant alignments in `keep`.
+fn walk_align(ops: &mut [Op], keep: &mut [bool], from: usize, to: usize, mut known: u32) -> u32 {
+    let mut i = from;
+    while i < to {
+        let mut next = i + 1;
+        match &ops[i] {
+            Op::Align(a) => {
+                if *a <= known {
+                    keep[i] = false;
+                } else {
+                    known = *a;
+                }
+            }
+            &Op::Int {
+                slot,
+                size,
+                signed,
+                be,
+                reg: r,
+                clock,
+            } => {
+                if known >= 8
+                    && !be
+                    && r == reg::NONE
+                    && clock == 0
+                    && matches!(size, 8 | 16 | 32 | 64)
+                {
+                    ops[i] = Op::IntLe {
+                        slot,
+                        shift: 64 - size,
+                        signed,
+                    };
+                }
+                known = known.min(low_bit(size as u64));
+            }
+            Op::IntLe { shift, .. } => known = known.min(low_bit(64 - *shift as u64)),
+            Op::Float { size, .. } => known = known.min(low_bit(*size as u64)),
+            Op::VarInt { .. } | Op::Str { .. } => known = 8,
+            Op::Bytes { len, .. } => {
+                known = known.min(match len {
+                    LenSrc::Fixed(n) => low_bit(n.saturating_mul(8)),
+                    LenSrc::Slot(_) => 8,
+                })
+            }
+            Op::ScalarArray { len, stride, .. } => {
+                known = known.min(match len {
+                    LenSrc::Fixed(n) => low_bit(n.saturating_mul(*stride as u64)),
+                    LenSrc::Slot(_) => low_bit(*stride as u64),
+                })
+            }
+            Op::Array { body, next: nx, .. } => {
+                let (b, nx) = (*body, *nx as usize);
+                // Elements after the first start wherever the previous one ended.
+                walk_align(ops, keep, b.0 as usize, b.1 as usize, 1);
+                known = 1;
+                next = nx;
+            }
+            Op::Variant {
+                bodies, next: nx, ..
+            } => {
+                let (bodies, nx) = (bodies.clone(), *nx as usize);
+                let mut out = known;
+                for b in bodies {
+                    out = out.min(walk_align(ops, keep, b.0 as usize, b.1 as usize, known));
+                }
+                known = out;
+                next = nx;
+            }
+            Op::Optional { body, next: nx, .. } => {
+                let (b, nx) = (*body, *nx as usize);
+                known = known.min(walk_align(ops, keep, b.0 as usize, b.1 as usize, known));
+                next = nx;
+            }
+        }
+        i = next;
+    }
+    known
+}
+
 fn descend(node: &Node, path: &[String]) -> Option<u32> {
     match node {
         Node::Struct(m) => descend_members(m, path),
@@ -909,7 +1091,8 @@ impl Machine {
         self.run_range(&prog.ops, 0, prog.top, data, pos, end)
     }
 
-    fn run_range(
+    /// Runs `ops[from..to]` (a program's top level or a compound op's body).
+    pub fn run_range(
         &mut self,
         ops: &[Op],
         from: u32,
@@ -956,6 +1139,28 @@ impl Machine {
                         self.regs[r as usize] = v;
                         self.reg_set |= 1 << r;
                     }
+                }
+                &Op::IntLe {
+                    slot,
+                    shift,
+                    signed,
+                } => {
+                    let size = 64 - shift as u64;
+                    if *pos + size > end {
+                        return Err(truncated(*pos, size, end));
+                    }
+                    let at = (*pos >> 3) as usize;
+                    let raw = match data.get(at..at + 8) {
+                        Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")) << shift,
+                        None => read_bits(data, *pos, size as u32, false) << shift,
+                    };
+                    *pos += size;
+                    let v = if signed {
+                        ((raw as i64) >> shift) as u64
+                    } else {
+                        raw >> shift
+                    };
+                    self.slots[slot as usize] = Slot { v, len: 0, gen };
                 }
                 &Op::VarInt {
                     slot,

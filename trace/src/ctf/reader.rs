@@ -489,7 +489,8 @@ pub struct Cursor {
     pub offset_ns: i64,
     /// Bit position where the stream event context, event context and payload of the
     /// current event start (fields of fixed layouts are decoded from there on access).
-    pub scope_start: [u64; 3],
+    /// (The fourth entry is unused: indexing with `& 3` needs no bounds check.)
+    pub scope_start: [u64; 4],
     pub file: StreamFile,
     map: Option<Mmap>,
     /// Packets fed in memory (live streams) when there is no mapped file.
@@ -542,7 +543,7 @@ impl Cursor {
         Ok(Cursor {
             failed: false,
             offset_ns: 0,
-            scope_start: [0; 3],
+            scope_start: [0; 4],
             file: file.clone(),
             map,
             mem: Vec::new(),
@@ -625,7 +626,9 @@ impl Cursor {
         loop {
             if self.in_packet {
                 if self.pos < self.content_end {
-                    self.read_event(trace)?;
+                    if !self.read_fixed(trace) {
+                        self.read_event(trace)?;
+                    }
                     // Unwanted events are decoded (their size must be known) but not
                     // returned: they never reach the merge nor the consumer.
                     if let Some(w) = &self.wanted {
@@ -664,6 +667,114 @@ impl Cursor {
                 return Ok(false);
             }
         }
+    }
+
+    /// The fast path of [`advance`](Self::advance) for merging readers: true when the
+    /// next event of the current packet was read by `read_fixed` and is delivered;
+    /// false (nothing changed) means: call `advance`.
+    #[inline(always)]
+    pub fn advance_fast(&mut self, trace: &CtfTrace) -> bool {
+        self.in_packet
+            && self.pos < self.content_end
+            && !self.failed
+            && self.wanted.is_none()
+            && self.read_fixed(trace)
+    }
+
+    /// Reads the most common event without the general machinery: an LTTng compact or
+    /// large header (either form) followed by a class whose scopes all have
+    /// fixed layouts (`ClassLayout::fixed_body`). Returns false, changing nothing, for
+    /// any other event and for anything out of bounds: `read_event` then reads it
+    /// (and reports the error, if any). Header slots are not filled: only non-fixed
+    /// scopes refer to them.
+    #[inline(always)]
+    fn read_fixed(&mut self, trace: &CtfTrace) -> bool {
+        let layout = &trace.streams[self.stream];
+        let data: &[u8] = match &self.map {
+            Some(m) => m,
+            None => &self.mem,
+        };
+        let start = self.pos;
+        let end = self.content_end;
+        let p = (start + 7) & !7;
+        // (id, timestamp bits, their width, end of the header); extended forms (ids
+        // past the short field) carry a 32-bit id and a full 64-bit timestamp.
+        let (id, low, bits, hdr_end) = match layout.header_kind {
+            HeaderKind::Compact { be, .. } => {
+                if p + 32 > end {
+                    return false;
+                }
+                let w = read_bits(data, p, 32, be);
+                let (id, low) = if be {
+                    (w >> 27, w & 0x7ff_ffff)
+                } else {
+                    (w & 31, w >> 5)
+                };
+                if id < 31 {
+                    (id, low, 27, p + 32)
+                } else {
+                    let q = p + 8;
+                    if q + 96 > end {
+                        return false;
+                    }
+                    (
+                        read_bits(data, q, 32, be),
+                        read_bits(data, q + 32, 64, be),
+                        64,
+                        q + 96,
+                    )
+                }
+            }
+            HeaderKind::Large { be, .. } => {
+                if p + 48 > end {
+                    return false;
+                }
+                let id = read_bits(data, p, 16, be);
+                if id < 65535 {
+                    (id, read_bits(data, p + 16, 32, be), 32, p + 48)
+                } else {
+                    let q = p + 16;
+                    if q + 96 > end {
+                        return false;
+                    }
+                    (
+                        read_bits(data, q, 32, be),
+                        read_bits(data, q + 32, 64, be),
+                        64,
+                        q + 96,
+                    )
+                }
+            }
+            HeaderKind::Generic => return false,
+        };
+        let Some(class) = layout.by_id.get(id) else {
+            return false;
+        };
+        let Some(cl) = trace.classes.get(class as usize) else {
+            return false;
+        };
+        let Some((offs, total)) = cl.fixed_body else {
+            return false;
+        };
+        // Both headers end on a byte: the body starts right there.
+        let a = hdr_end;
+        if a + total > end {
+            return false;
+        }
+        update_clock(&mut self.m.clock, low, bits);
+        let ts = self.m.clock;
+        self.m.next_gen();
+        self.scope_start = [a + offs[0], a + offs[1], a + offs[2], 0];
+        self.pos = a + total;
+        self.last_ts = ts;
+        self.cur = Current {
+            class,
+            cycles: ts,
+            ns: layout.clock.to_ns(ts).wrapping_add(self.offset_ns),
+            lost: None,
+            bits: (start, hdr_end, a + total),
+        };
+        true
     }
 
     fn read_event(&mut self, trace: &CtfTrace) -> Result<(), TraceError> {
@@ -785,7 +896,7 @@ impl Cursor {
                     format!("event `{}` runs past the packet content", cl.name),
                 ));
             }
-            self.scope_start = [a + offs[0], a + offs[1], a + offs[2]];
+            self.scope_start = [a + offs[0], a + offs[1], a + offs[2], 0];
             self.pos = a + total;
             self.last_ts = ts;
             self.cur = Current {
