@@ -18,6 +18,19 @@ pub trait StateHistoryBackend: Send + Sync {
     fn end_time(&self) -> i64;
     /// Stores one finished interval.
     fn insert(&mut self, interval: Interval) -> Result<()>;
+    /// Stores `chunk`'s intervals in order, leaving it empty; stops at the first error.
+    /// (A loop over [`StateHistoryBackend::insert`], unless a backend does better.)
+    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+        let mut result = Ok(());
+        for interval in chunk.drain(..) {
+            result = self.insert(interval);
+            if result.is_err() {
+                break;
+            }
+        }
+        chunk.clear();
+        result
+    }
     /// No more intervals: close at `end` and save `attributes` if the backend keeps them.
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> Result<()>;
     /// The stored interval of `quark` containing `t`.
@@ -96,6 +109,16 @@ impl StateHistoryBackend for HistoryTreeBackend {
         match &mut self.state {
             HtState::Building(w) => w.insert(interval),
             HtState::Finished(_) => Err(Error::Closed),
+        }
+    }
+
+    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+        match &mut self.state {
+            HtState::Building(w) => w.insert_all(chunk),
+            HtState::Finished(_) => {
+                chunk.clear();
+                Err(Error::Closed)
+            }
         }
     }
 

@@ -17,33 +17,46 @@ use crate::Quark;
 /// Deepest stack `push` accepts (Trace Compass's limit).
 pub const MAX_STACK_DEPTH: i32 = 100_000;
 
+/// Ongoing value of one attribute, with its start and the type it is locked to.
+#[derive(Clone)]
+struct Ongoing {
+    value: StateValue,
+    start: i64,
+    ty: Option<ValueType>,
+}
+
 /// Ongoing values of every attribute: what has changed but is not yet an interval.
+/// One slot per quark, so a change touches one cache line.
 #[derive(Default)]
 struct TransientState {
-    values: Vec<StateValue>,
-    starts: Vec<i64>,
-    types: Vec<Option<ValueType>>,
+    slots: Vec<Ongoing>,
     latest: i64,
     active: bool,
 }
 
 impl TransientState {
     fn grow(&mut self, count: usize, start: i64) {
-        self.values.resize(count, StateValue::Null);
-        self.starts.resize(count, start);
-        self.types.resize(count, None);
+        self.slots.resize(
+            count,
+            Ongoing {
+                value: StateValue::Null,
+                start,
+                ty: None,
+            },
+        );
     }
 
     /// Ongoing interval of `quark` if it covers `t`, with end = latest time seen.
     fn interval_at(&self, t: i64, quark: usize) -> Option<Interval> {
-        if !self.active || t < self.starts[quark] {
+        let slot = self.slots.get(quark)?;
+        if !self.active || t < slot.start {
             return None;
         }
         Some(Interval::new(
-            self.starts[quark],
-            self.latest.max(self.starts[quark]),
+            slot.start,
+            self.latest.max(slot.start),
             quark as Quark,
-            self.values[quark].clone(),
+            slot.value.clone(),
         ))
     }
 }
@@ -127,7 +140,7 @@ impl StateSystem {
     }
 
     fn sync_transient(&mut self) {
-        if self.transient.values.len() < self.attributes.len() {
+        if self.transient.slots.len() < self.attributes.len() {
             let start = self.backend.start_time();
             self.transient.grow(self.attributes.len(), start);
         }
@@ -152,15 +165,33 @@ impl StateSystem {
         }
     }
 
-    /// The state change rule of Trace Compass's transient state.
-    #[inline]
-    fn process_change(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
-        self.check_building()?;
-        let q = self.check_quark(quark)?;
+    /// The state change rule of Trace Compass's transient state. `validate`: check
+    /// the value first (see [`validate_value`]); errors come in the order of the
+    /// checks: value, building, quark, type.
+    #[inline(always)]
+    fn process_change(
+        &mut self,
+        t: i64,
+        value: StateValue,
+        quark: Quark,
+        validate: bool,
+    ) -> Result<()> {
         let ts = &mut self.transient;
+        // A negative quark wraps to a huge index: no slot either.
+        let slot = match ts.slots.get_mut(quark as usize) {
+            Some(slot) if ts.active => slot,
+            _ => return self.change_refused(&value, quark, validate),
+        };
+        // The current value was checked when it was set: an equal one passes too.
+        if slot.value == value {
+            return Ok(());
+        }
+        if validate {
+            validate_value(&value)?;
+        }
         if let Some(found) = value.value_type() {
-            match ts.types[q] {
-                None => ts.types[q] = Some(found),
+            match slot.ty {
+                None => slot.ty = Some(found),
                 Some(expected) if expected != found => {
                     return Err(Error::ValueType {
                         quark,
@@ -171,21 +202,29 @@ impl StateSystem {
                 Some(_) => {}
             }
         }
-        if ts.values[q] == value {
-            return Ok(());
-        }
-        if ts.starts[q] < t {
-            let previous = std::mem::replace(&mut ts.values[q], value);
-            let start = std::mem::replace(&mut ts.starts[q], t);
+        if slot.start < t {
+            let previous = std::mem::replace(&mut slot.value, value);
+            let start = std::mem::replace(&mut slot.start, t);
             self.backend
                 .insert(Interval::new(start, t - 1, quark, previous))?;
         } else {
-            ts.values[q] = value;
+            slot.value = value;
         }
-        if self.transient.latest < t {
-            self.transient.latest = t;
+        if ts.latest < t {
+            ts.latest = t;
         }
         Ok(())
+    }
+
+    /// The error of a change to a closed history or an unknown quark.
+    #[cold]
+    fn change_refused(&self, value: &StateValue, quark: Quark, validate: bool) -> Result<()> {
+        if validate {
+            validate_value(value)?;
+        }
+        self.check_building()?;
+        self.check_quark(quark)?;
+        unreachable!("a building state system has a slot for every quark")
     }
 
     fn range_error(&self, t: i64) -> Error {
@@ -385,13 +424,13 @@ impl StateSystemQuerier for StateSystem {
     fn query_ongoing(&self, quark: Quark) -> Result<StateValue> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(self.transient.values[q].clone())
+        Ok(self.transient.slots[q].value.clone())
     }
 
     fn ongoing_start_time(&self, quark: Quark) -> Result<i64> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(self.transient.starts[q])
+        Ok(self.transient.slots[q].start)
     }
 }
 
@@ -409,15 +448,14 @@ impl StateSystemBuilder for StateSystem {
     }
 
     fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
-        validate_value(&value)?;
-        self.process_change(t, value, quark)
+        self.process_change(t, value, quark, true)
     }
 
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.values[q] {
+        let depth = match &self.transient.slots[q].value {
             StateValue::Null => 0,
             StateValue::Int(d) => *d,
             other => {
@@ -437,14 +475,14 @@ impl StateSystemBuilder for StateSystem {
         let depth = depth + 1;
         let name = depth.to_string();
         let child = self.quark_relative_and_add(quark, &[&name])?;
-        self.process_change(t, StateValue::Int(depth), quark)?;
-        self.process_change(t, value, child)
+        self.process_change(t, StateValue::Int(depth), quark, false)?;
+        self.process_change(t, value, child, false)
     }
 
     fn pop(&mut self, t: i64, quark: Quark) -> Result<Option<StateValue>> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.values[q] {
+        let depth = match &self.transient.slots[q].value {
             StateValue::Null => return Ok(None),
             StateValue::Int(d) => *d,
             other => {
@@ -459,13 +497,13 @@ impl StateSystemBuilder for StateSystem {
         if child < 0 {
             return Err(Error::StackCorrupt { quark, depth });
         }
-        let popped = self.transient.values[child as usize].clone();
+        let popped = self.transient.slots[child as usize].value.clone();
         let next = if depth - 1 == 0 {
             StateValue::Null
         } else {
             StateValue::Int(depth - 1)
         };
-        self.process_change(t, next, quark)?;
+        self.process_change(t, next, quark, false)?;
         self.remove(t, child)?;
         Ok(Some(popped))
     }
@@ -476,13 +514,13 @@ impl StateSystemBuilder for StateSystem {
         for child in children {
             self.remove(t, child)?;
         }
-        self.process_change(t, StateValue::Null, quark)
+        self.process_change(t, StateValue::Null, quark, false)
     }
 
     fn increment(&mut self, t: i64, by: StateValue, quark: Quark) -> Result<()> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let current = &self.transient.values[q];
+        let current = &self.transient.slots[q].value;
         let next = match by {
             StateValue::Int(v) => StateValue::Int(current.as_int().unwrap_or(0).wrapping_add(v)),
             StateValue::Long(v) => StateValue::Long(current.as_long().unwrap_or(0).wrapping_add(v)),
@@ -495,23 +533,22 @@ impl StateSystemBuilder for StateSystem {
                 })
             }
         };
-        self.process_change(t, next, quark)
+        self.process_change(t, next, quark, false)
     }
 
     fn update_ongoing(&mut self, value: StateValue, quark: Quark) -> Result<()> {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        self.transient.values[q] = value;
+        self.transient.slots[q].value = value;
         Ok(())
     }
 
     fn close(&mut self, end: i64) -> Result<()> {
         self.check_building()?;
         let real_end = end.max(self.backend.end_time());
-        let values = std::mem::take(&mut self.transient.values);
-        let starts = std::mem::take(&mut self.transient.starts);
-        for (q, (value, start)) in values.into_iter().zip(starts).enumerate() {
+        let slots = std::mem::take(&mut self.transient.slots);
+        for (q, Ongoing { value, start, .. }) in slots.into_iter().enumerate() {
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
             }

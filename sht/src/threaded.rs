@@ -112,6 +112,22 @@ impl ThreadedBackend {
         self.check()
     }
 
+    /// Sends the full pending chunk to the writer thread.
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&mut self) -> Result<()> {
+        let fresh = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        let chunk = std::mem::replace(pending, fresh);
+        self.check()?;
+        self.send(chunk)
+    }
+
     fn stop_worker(&mut self) {
         self.sender = None;
         if let Some(worker) = self.worker.take() {
@@ -131,13 +147,9 @@ fn write_loop(
         match message {
             Message::Chunk(mut chunk) => {
                 if !failed {
-                    let mut backend = lock(inner);
-                    for interval in chunk.drain(..) {
-                        if let Err(e) = backend.insert(interval) {
-                            *lock(failure) = Some(e);
-                            failed = true;
-                            break;
-                        }
+                    if let Err(e) = lock(inner).insert_all(&mut chunk) {
+                        *lock(failure) = Some(e);
+                        failed = true;
                     }
                 }
                 chunk.clear();
@@ -167,19 +179,12 @@ impl StateHistoryBackend for ThreadedBackend {
         pending_end.map_or(stored, |p| p.max(stored))
     }
 
+    #[inline]
     fn insert(&mut self, interval: Interval) -> Result<()> {
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
         pending.push(interval);
         if pending.len() >= self.chunk {
-            let fresh = self
-                .spare
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
-            let chunk = std::mem::replace(pending, fresh);
-            self.check()?;
-            self.send(chunk)?;
+            return self.hand_over();
         }
         Ok(())
     }

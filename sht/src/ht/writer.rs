@@ -455,7 +455,21 @@ impl HistoryTreeWriter {
         self.node_count
     }
 
+    /// Inserts `chunk`'s intervals in order, leaving it empty; stops at the first error.
+    pub fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+        let mut result = Ok(());
+        for interval in chunk.drain(..) {
+            result = self.insert(interval);
+            if result.is_err() {
+                break;
+            }
+        }
+        chunk.clear();
+        result
+    }
+
     /// Inserts one interval (Trace Compass `insertPastState`).
+    #[inline]
     pub fn insert(&mut self, interval: Interval) -> Result<()> {
         if self.file.is_none() {
             return Err(Error::Closed);
