@@ -81,12 +81,31 @@ fn validate_value(value: &StateValue) -> Result<()> {
     Ok(())
 }
 
+/// Finished intervals handed to the backend together (one call per this many instead
+/// of one per interval; as many as a writer thread takes at once, so the vector goes
+/// over without a copy); queries look at the ones not handed over yet.
+const OUTBOX: usize = 4096;
+
+/// `a == b`, with the common cases first and shared strings compared by address.
+#[inline(always)]
+fn same_value(a: &StateValue, b: &StateValue) -> bool {
+    match (a, b) {
+        (StateValue::Int(x), StateValue::Int(y)) => x == y,
+        (StateValue::Null, StateValue::Null) => true,
+        (StateValue::Long(x), StateValue::Long(y)) => x == y,
+        (StateValue::String(x), StateValue::String(y)) => Arc::ptr_eq(x, y) || x == y,
+        _ => a == b,
+    }
+}
+
 /// A state system: built by a provider, then queried.
 pub struct StateSystem {
     /// Shared with the reader of an opened file; copied only if a builder adds to it.
     attributes: Arc<AttributeTree>,
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
+    /// Finished intervals not yet given to the backend, in insertion order.
+    outbox: Vec<Interval>,
 }
 
 impl StateSystem {
@@ -101,6 +120,7 @@ impl StateSystem {
                 ..Default::default()
             },
             backend,
+            outbox: Vec::with_capacity(OUTBOX),
         }
     }
 
@@ -132,11 +152,34 @@ impl StateSystem {
             attributes,
             transient: TransientState::default(),
             backend: Box::new(backend),
+            outbox: Vec::new(),
         })
     }
 
+    /// The backend (while building, the latest intervals may still be on their way
+    /// to it: the state system's own queries see them).
     pub fn backend(&self) -> &dyn StateHistoryBackend {
         &*self.backend
+    }
+
+    /// Hands the pending finished intervals to the backend.
+    #[inline(never)]
+    fn flush(&mut self) -> Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        self.backend.insert_all(&mut self.outbox)
+    }
+
+    /// Pending intervals (not yet in the backend) of `quarks` meeting `times`.
+    fn outbox_matching<'a>(
+        &'a self,
+        quarks: &'a QuarkSet,
+        times: &'a TimeCondition,
+    ) -> impl Iterator<Item = &'a Interval> + 'a {
+        self.outbox
+            .iter()
+            .filter(|i| quarks.contains(i.quark) && times.intersects(i.start, i.end))
     }
 
     fn sync_transient(&mut self) {
@@ -183,7 +226,7 @@ impl StateSystem {
             _ => return self.change_refused(&value, quark, validate),
         };
         // The current value was checked when it was set: an equal one passes too.
-        if slot.value == value {
+        if same_value(&slot.value, &value) {
             return Ok(());
         }
         if validate {
@@ -205,13 +248,19 @@ impl StateSystem {
         if slot.start < t {
             let previous = std::mem::replace(&mut slot.value, value);
             let start = std::mem::replace(&mut slot.start, t);
-            self.backend
-                .insert(Interval::new(start, t - 1, quark, previous))?;
+            if ts.latest < t {
+                ts.latest = t;
+            }
+            self.outbox
+                .push(Interval::new(start, t - 1, quark, previous));
+            if self.outbox.len() >= OUTBOX {
+                return self.flush();
+            }
         } else {
             slot.value = value;
-        }
-        if ts.latest < t {
-            ts.latest = t;
+            if ts.latest < t {
+                ts.latest = t;
+            }
         }
         Ok(())
     }
@@ -366,6 +415,9 @@ impl StateSystemQuerier for StateSystem {
         if t < self.start_time() || t > self.current_end_time() {
             return Err(self.range_error(t));
         }
+        if let Some(i) = self.outbox.iter().find(|i| i.quark == quark && i.contains(t)) {
+            return Ok(i.clone());
+        }
         self.backend
             .query_single(t, quark)?
             .ok_or_else(|| self.missing(t, quark))
@@ -381,6 +433,11 @@ impl StateSystemQuerier for StateSystem {
             Interval::new(t, t, -1, StateValue::Null)
         });
         self.backend.query_full(t, &mut out)?;
+        for i in self.outbox.iter().filter(|i| i.contains(t)) {
+            if let Some(slot) = out.get_mut(i.quark as usize) {
+                *slot = i.clone();
+            }
+        }
         if self.transient.active {
             for (q, slot) in out.iter_mut().enumerate() {
                 if let Some(i) = self.transient.interval_at(t, q) {
@@ -417,6 +474,9 @@ impl StateSystemQuerier for StateSystem {
                     visit(&i);
                 }
             }
+        }
+        for i in self.outbox_matching(&set, times) {
+            visit(i);
         }
         self.backend.query_range(&set, times, visit)
     }
@@ -546,15 +606,20 @@ impl StateSystemBuilder for StateSystem {
 
     fn close(&mut self, end: i64) -> Result<()> {
         self.check_building()?;
+        self.flush()?;
         let real_end = end.max(self.backend.end_time());
         let slots = std::mem::take(&mut self.transient.slots);
         for (q, Ongoing { value, start, .. }) in slots.into_iter().enumerate() {
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
             }
-            self.backend
-                .insert(Interval::new(start, real_end, q as Quark, value))?;
+            self.outbox
+                .push(Interval::new(start, real_end, q as Quark, value));
+            if self.outbox.len() >= OUTBOX {
+                self.flush()?;
+            }
         }
+        self.flush()?;
         self.transient.active = false;
         self.backend.finish(real_end, &self.attributes)
     }

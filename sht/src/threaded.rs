@@ -189,6 +189,20 @@ impl StateHistoryBackend for ThreadedBackend {
         Ok(())
     }
 
+    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            // Take the caller's vector as it is (the caller gets an empty one back).
+            std::mem::swap(pending, chunk);
+        } else {
+            pending.append(chunk);
+        }
+        if pending.len() >= self.chunk {
+            return self.hand_over();
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> Result<()> {
         self.sync()?;
         self.stop_worker();
