@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::attribute::AttributeTree;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::ht::query;
 use crate::ht::{HistoryTreeReader, HistoryTreeWriter, HtConfig};
 use crate::value::Interval;
@@ -20,9 +21,9 @@ pub trait StateHistoryBackend: Send + Sync {
     fn insert(&mut self, interval: Interval) -> Result<()>;
     /// Stores `chunk`'s intervals in order, leaving it empty; stops at the first error.
     /// (A loop over [`StateHistoryBackend::insert`], unless a backend does better.)
-    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
         let mut result = Ok(());
-        for interval in chunk.drain(..) {
+        for interval in chunk.drain() {
             result = self.insert(interval);
             if result.is_err() {
                 break;
@@ -112,9 +113,9 @@ impl StateHistoryBackend for HistoryTreeBackend {
         }
     }
 
-    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
         match &mut self.state {
-            HtState::Building(w) => w.insert_all(chunk),
+            HtState::Building(w) => w.insert_chunk(chunk),
             HtState::Finished(_) => {
                 chunk.clear();
                 Err(Error::Closed)
@@ -285,6 +286,9 @@ pub struct NullBackend {
 }
 
 impl NullBackend {
+    /// What [`StateHistoryBackend::kind`] says.
+    pub const KIND: &'static str = "null";
+
     pub fn new(start: i64) -> Self {
         NullBackend { start, end: start }
     }
@@ -320,6 +324,6 @@ impl StateHistoryBackend for NullBackend {
         Ok(())
     }
     fn kind(&self) -> &'static str {
-        "null"
+        Self::KIND
     }
 }

@@ -9,6 +9,7 @@ use crate::attribute::{AttributeTree, ROOT_QUARK};
 use crate::backend::{HistoryTreeBackend, InMemoryBackend, NullBackend, StateHistoryBackend};
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::ht::format::interval::MAX_STRING_LEN;
 use crate::ht::HtConfig;
 use crate::value::{Interval, StateValue, ValueType};
@@ -105,7 +106,7 @@ pub struct StateSystem {
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
     /// Finished intervals not yet given to the backend, in insertion order.
-    outbox: Vec<Interval>,
+    outbox: IntervalChunk,
 }
 
 impl StateSystem {
@@ -120,7 +121,7 @@ impl StateSystem {
                 ..Default::default()
             },
             backend,
-            outbox: Vec::with_capacity(OUTBOX),
+            outbox: IntervalChunk::with_capacity(OUTBOX),
         }
     }
 
@@ -152,7 +153,7 @@ impl StateSystem {
             attributes,
             transient: TransientState::default(),
             backend: Box::new(backend),
-            outbox: Vec::new(),
+            outbox: IntervalChunk::default(),
         })
     }
 
@@ -168,7 +169,18 @@ impl StateSystem {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        self.backend.insert_all(&mut self.outbox)
+        self.backend.insert_chunk(&mut self.outbox)
+    }
+
+    /// Intervals on their way to the backend, as queries must see them: none for a
+    /// backend that keeps none.
+    fn pending(&self) -> &IntervalChunk {
+        static NONE: IntervalChunk = IntervalChunk::new();
+        if self.outbox.is_empty() || self.backend.kind() == NullBackend::KIND {
+            &NONE
+        } else {
+            &self.outbox
+        }
     }
 
     /// Pending intervals (not yet in the backend) of `quarks` meeting `times`.
@@ -176,10 +188,14 @@ impl StateSystem {
         &'a self,
         quarks: &'a QuarkSet,
         times: &'a TimeCondition,
-    ) -> impl Iterator<Item = &'a Interval> + 'a {
-        self.outbox
-            .iter()
-            .filter(|i| quarks.contains(i.quark) && times.intersects(i.start, i.end))
+    ) -> impl Iterator<Item = Interval> + 'a {
+        let outbox = self.pending();
+        (0..outbox.len())
+            .filter(move |&i| {
+                let r = &outbox.packed()[i];
+                quarks.contains(r.quark) && times.intersects(r.start, r.end)
+            })
+            .map(move |i| outbox.get(i))
     }
 
     fn sync_transient(&mut self) {
@@ -251,8 +267,7 @@ impl StateSystem {
             if ts.latest < t {
                 ts.latest = t;
             }
-            self.outbox
-                .push(Interval::new(start, t - 1, quark, previous));
+            self.outbox.push_parts(start, t - 1, quark, previous);
             if self.outbox.len() >= OUTBOX {
                 return self.flush();
             }
@@ -415,8 +430,10 @@ impl StateSystemQuerier for StateSystem {
         if t < self.start_time() || t > self.current_end_time() {
             return Err(self.range_error(t));
         }
-        if let Some(i) = self.outbox.iter().find(|i| i.quark == quark && i.contains(t)) {
-            return Ok(i.clone());
+        let pending = self.pending();
+        let recs = pending.packed();
+        if let Some(i) = (0..recs.len()).find(|&i| recs[i].quark == quark && recs[i].contains(t)) {
+            return Ok(pending.get(i));
         }
         self.backend
             .query_single(t, quark)?
@@ -433,9 +450,12 @@ impl StateSystemQuerier for StateSystem {
             Interval::new(t, t, -1, StateValue::Null)
         });
         self.backend.query_full(t, &mut out)?;
-        for i in self.outbox.iter().filter(|i| i.contains(t)) {
-            if let Some(slot) = out.get_mut(i.quark as usize) {
-                *slot = i.clone();
+        let pending = self.pending();
+        for (i, r) in pending.packed().iter().enumerate() {
+            if r.contains(t) {
+                if let Some(slot) = out.get_mut(r.quark as usize) {
+                    *slot = pending.get(i);
+                }
             }
         }
         if self.transient.active {
@@ -476,7 +496,7 @@ impl StateSystemQuerier for StateSystem {
             }
         }
         for i in self.outbox_matching(&set, times) {
-            visit(i);
+            visit(&i);
         }
         self.backend.query_range(&set, times, visit)
     }
@@ -613,8 +633,7 @@ impl StateSystemBuilder for StateSystem {
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
             }
-            self.outbox
-                .push(Interval::new(start, real_end, q as Quark, value));
+            self.outbox.push_parts(start, real_end, q as Quark, value);
             if self.outbox.len() >= OUTBOX {
                 self.flush()?;
             }

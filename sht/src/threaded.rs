@@ -15,11 +15,12 @@ use crate::attribute::AttributeTree;
 use crate::backend::StateHistoryBackend;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::value::Interval;
 use crate::Quark;
 
 enum Message {
-    Chunk(Vec<Interval>),
+    Chunk(IntervalChunk),
     /// Answered once every earlier chunk is stored.
     Sync(SyncSender<()>),
 }
@@ -29,11 +30,11 @@ type Shared = Arc<Mutex<Box<dyn StateHistoryBackend>>>;
 /// Runs another backend's inserts on a writer thread.
 pub struct ThreadedBackend {
     inner: Shared,
-    pending: Mutex<Vec<Interval>>,
+    pending: Mutex<IntervalChunk>,
     chunk: usize,
     sender: Option<SyncSender<Message>>,
     // Emptied chunks coming back from the writer (a Mutex only to make the backend Sync).
-    spare: Mutex<Receiver<Vec<Interval>>>,
+    spare: Mutex<Receiver<IntervalChunk>>,
     failure: Arc<Mutex<Option<Error>>>,
     worker: Option<JoinHandle<()>>,
     start: i64,
@@ -66,7 +67,7 @@ impl ThreadedBackend {
         };
         Ok(ThreadedBackend {
             inner,
-            pending: Mutex::new(Vec::with_capacity(chunk)),
+            pending: Mutex::new(IntervalChunk::with_capacity(chunk)),
             chunk: chunk.max(1),
             sender: Some(sender),
             spare: Mutex::new(spare),
@@ -84,7 +85,7 @@ impl ThreadedBackend {
         }
     }
 
-    fn send(&self, chunk: Vec<Interval>) -> Result<()> {
+    fn send(&self, chunk: IntervalChunk) -> Result<()> {
         let sender = self.sender.as_ref().ok_or(Error::Closed)?;
         if sender.send(Message::Chunk(chunk)).is_err() {
             self.check()?;
@@ -121,7 +122,7 @@ impl ThreadedBackend {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
+            .unwrap_or_else(|_| IntervalChunk::with_capacity(self.chunk));
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
         let chunk = std::mem::replace(pending, fresh);
         self.check()?;
@@ -140,14 +141,14 @@ fn write_loop(
     inner: &Shared,
     failure: &Mutex<Option<Error>>,
     receiver: &Receiver<Message>,
-    spare: &mpsc::Sender<Vec<Interval>>,
+    spare: &mpsc::Sender<IntervalChunk>,
 ) {
     let mut failed = false;
     for message in receiver.iter() {
         match message {
             Message::Chunk(mut chunk) => {
                 if !failed {
-                    if let Err(e) = lock(inner).insert_all(&mut chunk) {
+                    if let Err(e) = lock(inner).insert_chunk(&mut chunk) {
                         *lock(failure) = Some(e);
                         failed = true;
                     }
@@ -174,7 +175,7 @@ impl StateHistoryBackend for ThreadedBackend {
     }
 
     fn end_time(&self) -> i64 {
-        let pending_end = lock(&self.pending).iter().map(|i| i.end).max();
+        let pending_end = lock(&self.pending).max_end();
         let stored = lock(&self.inner).end_time();
         pending_end.map_or(stored, |p| p.max(stored))
     }
@@ -189,7 +190,7 @@ impl StateHistoryBackend for ThreadedBackend {
         Ok(())
     }
 
-    fn insert_all(&mut self, chunk: &mut Vec<Interval>) -> Result<()> {
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
         if pending.is_empty() {
             // Take the caller's vector as it is (the caller gets an empty one back).
