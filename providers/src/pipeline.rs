@@ -331,6 +331,10 @@ impl StateHistoryBackend for CountingBackend {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.inner.insert(interval)
     }
+    fn insert_chunk(&mut self, chunk: &mut sht::ht::chunk::IntervalChunk) -> sht::Result<()> {
+        self.count.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.inner.insert_chunk(chunk)
+    }
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> sht::Result<()> {
         self.inner.finish(end, attributes)
     }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::attribute::AttributeTree;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::ht::query;
 use crate::ht::{HistoryTreeReader, HistoryTreeWriter, HtConfig};
 use crate::value::Interval;
@@ -18,6 +19,19 @@ pub trait StateHistoryBackend: Send + Sync {
     fn end_time(&self) -> i64;
     /// Stores one finished interval.
     fn insert(&mut self, interval: Interval) -> Result<()>;
+    /// Stores `chunk`'s intervals in order, leaving it empty; stops at the first error.
+    /// (A loop over [`StateHistoryBackend::insert`], unless a backend does better.)
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
+        let mut result = Ok(());
+        for interval in chunk.drain() {
+            result = self.insert(interval);
+            if result.is_err() {
+                break;
+            }
+        }
+        chunk.clear();
+        result
+    }
     /// No more intervals: close at `end` and save `attributes` if the backend keeps them.
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> Result<()>;
     /// The stored interval of `quark` containing `t`.
@@ -96,6 +110,16 @@ impl StateHistoryBackend for HistoryTreeBackend {
         match &mut self.state {
             HtState::Building(w) => w.insert(interval),
             HtState::Finished(_) => Err(Error::Closed),
+        }
+    }
+
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
+        match &mut self.state {
+            HtState::Building(w) => w.insert_chunk(chunk),
+            HtState::Finished(_) => {
+                chunk.clear();
+                Err(Error::Closed)
+            }
         }
     }
 
@@ -262,6 +286,9 @@ pub struct NullBackend {
 }
 
 impl NullBackend {
+    /// What [`StateHistoryBackend::kind`] says.
+    pub const KIND: &'static str = "null";
+
     pub fn new(start: i64) -> Self {
         NullBackend { start, end: start }
     }
@@ -297,6 +324,6 @@ impl StateHistoryBackend for NullBackend {
         Ok(())
     }
     fn kind(&self) -> &'static str {
-        "null"
+        Self::KIND
     }
 }

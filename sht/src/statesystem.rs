@@ -9,6 +9,7 @@ use crate::attribute::{AttributeTree, ROOT_QUARK};
 use crate::backend::{HistoryTreeBackend, InMemoryBackend, NullBackend, StateHistoryBackend};
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::ht::format::interval::MAX_STRING_LEN;
 use crate::ht::HtConfig;
 use crate::value::{Interval, StateValue, ValueType};
@@ -17,33 +18,46 @@ use crate::Quark;
 /// Deepest stack `push` accepts (Trace Compass's limit).
 pub const MAX_STACK_DEPTH: i32 = 100_000;
 
+/// Ongoing value of one attribute, with its start and the type it is locked to.
+#[derive(Clone)]
+struct Ongoing {
+    value: StateValue,
+    start: i64,
+    ty: Option<ValueType>,
+}
+
 /// Ongoing values of every attribute: what has changed but is not yet an interval.
+/// One slot per quark, so a change touches one cache line.
 #[derive(Default)]
 struct TransientState {
-    values: Vec<StateValue>,
-    starts: Vec<i64>,
-    types: Vec<Option<ValueType>>,
+    slots: Vec<Ongoing>,
     latest: i64,
     active: bool,
 }
 
 impl TransientState {
     fn grow(&mut self, count: usize, start: i64) {
-        self.values.resize(count, StateValue::Null);
-        self.starts.resize(count, start);
-        self.types.resize(count, None);
+        self.slots.resize(
+            count,
+            Ongoing {
+                value: StateValue::Null,
+                start,
+                ty: None,
+            },
+        );
     }
 
     /// Ongoing interval of `quark` if it covers `t`, with end = latest time seen.
     fn interval_at(&self, t: i64, quark: usize) -> Option<Interval> {
-        if !self.active || t < self.starts[quark] {
+        let slot = self.slots.get(quark)?;
+        if !self.active || t < slot.start {
             return None;
         }
         Some(Interval::new(
-            self.starts[quark],
-            self.latest.max(self.starts[quark]),
+            slot.start,
+            self.latest.max(slot.start),
             quark as Quark,
-            self.values[quark].clone(),
+            slot.value.clone(),
         ))
     }
 }
@@ -68,12 +82,31 @@ fn validate_value(value: &StateValue) -> Result<()> {
     Ok(())
 }
 
+/// Finished intervals handed to the backend together (one call per this many instead
+/// of one per interval; as many as a writer thread takes at once, so the vector goes
+/// over without a copy); queries look at the ones not handed over yet.
+const OUTBOX: usize = 4096;
+
+/// `a == b`, with the common cases first and shared strings compared by address.
+#[inline(always)]
+fn same_value(a: &StateValue, b: &StateValue) -> bool {
+    match (a, b) {
+        (StateValue::Int(x), StateValue::Int(y)) => x == y,
+        (StateValue::Null, StateValue::Null) => true,
+        (StateValue::Long(x), StateValue::Long(y)) => x == y,
+        (StateValue::String(x), StateValue::String(y)) => Arc::ptr_eq(x, y) || x == y,
+        _ => a == b,
+    }
+}
+
 /// A state system: built by a provider, then queried.
 pub struct StateSystem {
     /// Shared with the reader of an opened file; copied only if a builder adds to it.
     attributes: Arc<AttributeTree>,
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
+    /// Finished intervals not yet given to the backend, in insertion order.
+    outbox: IntervalChunk,
 }
 
 impl StateSystem {
@@ -88,6 +121,7 @@ impl StateSystem {
                 ..Default::default()
             },
             backend,
+            outbox: IntervalChunk::with_capacity(OUTBOX),
         }
     }
 
@@ -119,15 +153,53 @@ impl StateSystem {
             attributes,
             transient: TransientState::default(),
             backend: Box::new(backend),
+            outbox: IntervalChunk::default(),
         })
     }
 
+    /// The backend (while building, the latest intervals may still be on their way
+    /// to it: the state system's own queries see them).
     pub fn backend(&self) -> &dyn StateHistoryBackend {
         &*self.backend
     }
 
+    /// Hands the pending finished intervals to the backend.
+    #[inline(never)]
+    fn flush(&mut self) -> Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        self.backend.insert_chunk(&mut self.outbox)
+    }
+
+    /// Intervals on their way to the backend, as queries must see them: none for a
+    /// backend that keeps none.
+    fn pending(&self) -> &IntervalChunk {
+        static NONE: IntervalChunk = IntervalChunk::new();
+        if self.outbox.is_empty() || self.backend.kind() == NullBackend::KIND {
+            &NONE
+        } else {
+            &self.outbox
+        }
+    }
+
+    /// Pending intervals (not yet in the backend) of `quarks` meeting `times`.
+    fn outbox_matching<'a>(
+        &'a self,
+        quarks: &'a QuarkSet,
+        times: &'a TimeCondition,
+    ) -> impl Iterator<Item = Interval> + 'a {
+        let outbox = self.pending();
+        (0..outbox.len())
+            .filter(move |&i| {
+                let r = &outbox.packed()[i];
+                quarks.contains(r.quark) && times.intersects(r.start, r.end)
+            })
+            .map(move |i| outbox.get(i))
+    }
+
     fn sync_transient(&mut self) {
-        if self.transient.values.len() < self.attributes.len() {
+        if self.transient.slots.len() < self.attributes.len() {
             let start = self.backend.start_time();
             self.transient.grow(self.attributes.len(), start);
         }
@@ -152,15 +224,33 @@ impl StateSystem {
         }
     }
 
-    /// The state change rule of Trace Compass's transient state.
-    #[inline]
-    fn process_change(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
-        self.check_building()?;
-        let q = self.check_quark(quark)?;
+    /// The state change rule of Trace Compass's transient state. `validate`: check
+    /// the value first (see [`validate_value`]); errors come in the order of the
+    /// checks: value, building, quark, type.
+    #[inline(always)]
+    fn process_change(
+        &mut self,
+        t: i64,
+        value: StateValue,
+        quark: Quark,
+        validate: bool,
+    ) -> Result<()> {
         let ts = &mut self.transient;
+        // A negative quark wraps to a huge index: no slot either.
+        let slot = match ts.slots.get_mut(quark as usize) {
+            Some(slot) if ts.active => slot,
+            _ => return self.change_refused(&value, quark, validate),
+        };
+        // The current value was checked when it was set: an equal one passes too.
+        if same_value(&slot.value, &value) {
+            return Ok(());
+        }
+        if validate {
+            validate_value(&value)?;
+        }
         if let Some(found) = value.value_type() {
-            match ts.types[q] {
-                None => ts.types[q] = Some(found),
+            match slot.ty {
+                None => slot.ty = Some(found),
                 Some(expected) if expected != found => {
                     return Err(Error::ValueType {
                         quark,
@@ -171,21 +261,34 @@ impl StateSystem {
                 Some(_) => {}
             }
         }
-        if ts.values[q] == value {
-            return Ok(());
-        }
-        if ts.starts[q] < t {
-            let previous = std::mem::replace(&mut ts.values[q], value);
-            let start = std::mem::replace(&mut ts.starts[q], t);
-            self.backend
-                .insert(Interval::new(start, t - 1, quark, previous))?;
+        if slot.start < t {
+            let previous = std::mem::replace(&mut slot.value, value);
+            let start = std::mem::replace(&mut slot.start, t);
+            if ts.latest < t {
+                ts.latest = t;
+            }
+            self.outbox.push_parts(start, t - 1, quark, previous);
+            if self.outbox.len() >= OUTBOX {
+                return self.flush();
+            }
         } else {
-            ts.values[q] = value;
-        }
-        if self.transient.latest < t {
-            self.transient.latest = t;
+            slot.value = value;
+            if ts.latest < t {
+                ts.latest = t;
+            }
         }
         Ok(())
+    }
+
+    /// The error of a change to a closed history or an unknown quark.
+    #[cold]
+    fn change_refused(&self, value: &StateValue, quark: Quark, validate: bool) -> Result<()> {
+        if validate {
+            validate_value(value)?;
+        }
+        self.check_building()?;
+        self.check_quark(quark)?;
+        unreachable!("a building state system has a slot for every quark")
     }
 
     fn range_error(&self, t: i64) -> Error {
@@ -327,6 +430,11 @@ impl StateSystemQuerier for StateSystem {
         if t < self.start_time() || t > self.current_end_time() {
             return Err(self.range_error(t));
         }
+        let pending = self.pending();
+        let recs = pending.packed();
+        if let Some(i) = (0..recs.len()).find(|&i| recs[i].quark == quark && recs[i].contains(t)) {
+            return Ok(pending.get(i));
+        }
         self.backend
             .query_single(t, quark)?
             .ok_or_else(|| self.missing(t, quark))
@@ -342,6 +450,14 @@ impl StateSystemQuerier for StateSystem {
             Interval::new(t, t, -1, StateValue::Null)
         });
         self.backend.query_full(t, &mut out)?;
+        let pending = self.pending();
+        for (i, r) in pending.packed().iter().enumerate() {
+            if r.contains(t) {
+                if let Some(slot) = out.get_mut(r.quark as usize) {
+                    *slot = pending.get(i);
+                }
+            }
+        }
         if self.transient.active {
             for (q, slot) in out.iter_mut().enumerate() {
                 if let Some(i) = self.transient.interval_at(t, q) {
@@ -379,19 +495,22 @@ impl StateSystemQuerier for StateSystem {
                 }
             }
         }
+        for i in self.outbox_matching(&set, times) {
+            visit(&i);
+        }
         self.backend.query_range(&set, times, visit)
     }
 
     fn query_ongoing(&self, quark: Quark) -> Result<StateValue> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(self.transient.values[q].clone())
+        Ok(self.transient.slots[q].value.clone())
     }
 
     fn ongoing_start_time(&self, quark: Quark) -> Result<i64> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(self.transient.starts[q])
+        Ok(self.transient.slots[q].start)
     }
 }
 
@@ -409,15 +528,14 @@ impl StateSystemBuilder for StateSystem {
     }
 
     fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
-        validate_value(&value)?;
-        self.process_change(t, value, quark)
+        self.process_change(t, value, quark, true)
     }
 
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.values[q] {
+        let depth = match &self.transient.slots[q].value {
             StateValue::Null => 0,
             StateValue::Int(d) => *d,
             other => {
@@ -437,14 +555,14 @@ impl StateSystemBuilder for StateSystem {
         let depth = depth + 1;
         let name = depth.to_string();
         let child = self.quark_relative_and_add(quark, &[&name])?;
-        self.process_change(t, StateValue::Int(depth), quark)?;
-        self.process_change(t, value, child)
+        self.process_change(t, StateValue::Int(depth), quark, false)?;
+        self.process_change(t, value, child, false)
     }
 
     fn pop(&mut self, t: i64, quark: Quark) -> Result<Option<StateValue>> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.values[q] {
+        let depth = match &self.transient.slots[q].value {
             StateValue::Null => return Ok(None),
             StateValue::Int(d) => *d,
             other => {
@@ -459,13 +577,13 @@ impl StateSystemBuilder for StateSystem {
         if child < 0 {
             return Err(Error::StackCorrupt { quark, depth });
         }
-        let popped = self.transient.values[child as usize].clone();
+        let popped = self.transient.slots[child as usize].value.clone();
         let next = if depth - 1 == 0 {
             StateValue::Null
         } else {
             StateValue::Int(depth - 1)
         };
-        self.process_change(t, next, quark)?;
+        self.process_change(t, next, quark, false)?;
         self.remove(t, child)?;
         Ok(Some(popped))
     }
@@ -476,13 +594,13 @@ impl StateSystemBuilder for StateSystem {
         for child in children {
             self.remove(t, child)?;
         }
-        self.process_change(t, StateValue::Null, quark)
+        self.process_change(t, StateValue::Null, quark, false)
     }
 
     fn increment(&mut self, t: i64, by: StateValue, quark: Quark) -> Result<()> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let current = &self.transient.values[q];
+        let current = &self.transient.slots[q].value;
         let next = match by {
             StateValue::Int(v) => StateValue::Int(current.as_int().unwrap_or(0).wrapping_add(v)),
             StateValue::Long(v) => StateValue::Long(current.as_long().unwrap_or(0).wrapping_add(v)),
@@ -495,29 +613,32 @@ impl StateSystemBuilder for StateSystem {
                 })
             }
         };
-        self.process_change(t, next, quark)
+        self.process_change(t, next, quark, false)
     }
 
     fn update_ongoing(&mut self, value: StateValue, quark: Quark) -> Result<()> {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        self.transient.values[q] = value;
+        self.transient.slots[q].value = value;
         Ok(())
     }
 
     fn close(&mut self, end: i64) -> Result<()> {
         self.check_building()?;
+        self.flush()?;
         let real_end = end.max(self.backend.end_time());
-        let values = std::mem::take(&mut self.transient.values);
-        let starts = std::mem::take(&mut self.transient.starts);
-        for (q, (value, start)) in values.into_iter().zip(starts).enumerate() {
+        let slots = std::mem::take(&mut self.transient.slots);
+        for (q, Ongoing { value, start, .. }) in slots.into_iter().enumerate() {
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
             }
-            self.backend
-                .insert(Interval::new(start, real_end, q as Quark, value))?;
+            self.outbox.push_parts(start, real_end, q as Quark, value);
+            if self.outbox.len() >= OUTBOX {
+                self.flush()?;
+            }
         }
+        self.flush()?;
         self.transient.active = false;
         self.backend.finish(real_end, &self.attributes)
     }

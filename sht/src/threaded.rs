@@ -15,11 +15,12 @@ use crate::attribute::AttributeTree;
 use crate::backend::StateHistoryBackend;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::ht::chunk::IntervalChunk;
 use crate::value::Interval;
 use crate::Quark;
 
 enum Message {
-    Chunk(Vec<Interval>),
+    Chunk(IntervalChunk),
     /// Answered once every earlier chunk is stored.
     Sync(SyncSender<()>),
 }
@@ -29,11 +30,11 @@ type Shared = Arc<Mutex<Box<dyn StateHistoryBackend>>>;
 /// Runs another backend's inserts on a writer thread.
 pub struct ThreadedBackend {
     inner: Shared,
-    pending: Mutex<Vec<Interval>>,
+    pending: Mutex<IntervalChunk>,
     chunk: usize,
     sender: Option<SyncSender<Message>>,
     // Emptied chunks coming back from the writer (a Mutex only to make the backend Sync).
-    spare: Mutex<Receiver<Vec<Interval>>>,
+    spare: Mutex<Receiver<IntervalChunk>>,
     failure: Arc<Mutex<Option<Error>>>,
     worker: Option<JoinHandle<()>>,
     start: i64,
@@ -66,7 +67,7 @@ impl ThreadedBackend {
         };
         Ok(ThreadedBackend {
             inner,
-            pending: Mutex::new(Vec::with_capacity(chunk)),
+            pending: Mutex::new(IntervalChunk::with_capacity(chunk)),
             chunk: chunk.max(1),
             sender: Some(sender),
             spare: Mutex::new(spare),
@@ -84,7 +85,7 @@ impl ThreadedBackend {
         }
     }
 
-    fn send(&self, chunk: Vec<Interval>) -> Result<()> {
+    fn send(&self, chunk: IntervalChunk) -> Result<()> {
         let sender = self.sender.as_ref().ok_or(Error::Closed)?;
         if sender.send(Message::Chunk(chunk)).is_err() {
             self.check()?;
@@ -112,6 +113,22 @@ impl ThreadedBackend {
         self.check()
     }
 
+    /// Sends the full pending chunk to the writer thread.
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&mut self) -> Result<()> {
+        let fresh = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .unwrap_or_else(|_| IntervalChunk::with_capacity(self.chunk));
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        let chunk = std::mem::replace(pending, fresh);
+        self.check()?;
+        self.send(chunk)
+    }
+
     fn stop_worker(&mut self) {
         self.sender = None;
         if let Some(worker) = self.worker.take() {
@@ -124,20 +141,16 @@ fn write_loop(
     inner: &Shared,
     failure: &Mutex<Option<Error>>,
     receiver: &Receiver<Message>,
-    spare: &mpsc::Sender<Vec<Interval>>,
+    spare: &mpsc::Sender<IntervalChunk>,
 ) {
     let mut failed = false;
     for message in receiver.iter() {
         match message {
             Message::Chunk(mut chunk) => {
                 if !failed {
-                    let mut backend = lock(inner);
-                    for interval in chunk.drain(..) {
-                        if let Err(e) = backend.insert(interval) {
-                            *lock(failure) = Some(e);
-                            failed = true;
-                            break;
-                        }
+                    if let Err(e) = lock(inner).insert_chunk(&mut chunk) {
+                        *lock(failure) = Some(e);
+                        failed = true;
                     }
                 }
                 chunk.clear();
@@ -162,24 +175,31 @@ impl StateHistoryBackend for ThreadedBackend {
     }
 
     fn end_time(&self) -> i64 {
-        let pending_end = lock(&self.pending).iter().map(|i| i.end).max();
+        let pending_end = lock(&self.pending).max_end();
         let stored = lock(&self.inner).end_time();
         pending_end.map_or(stored, |p| p.max(stored))
     }
 
+    #[inline]
     fn insert(&mut self, interval: Interval) -> Result<()> {
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
         pending.push(interval);
         if pending.len() >= self.chunk {
-            let fresh = self
-                .spare
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
-            let chunk = std::mem::replace(pending, fresh);
-            self.check()?;
-            self.send(chunk)?;
+            return self.hand_over();
+        }
+        Ok(())
+    }
+
+    fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            // Take the caller's vector as it is (the caller gets an empty one back).
+            std::mem::swap(pending, chunk);
+        } else {
+            pending.append(chunk);
+        }
+        if pending.len() >= self.chunk {
+            return self.hand_over();
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! attribute-section codecs, the writer, the reader and their shared traversals.
 
 pub mod attributes;
+pub mod chunk;
 pub mod format;
 pub mod node;
 pub mod packed;

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::attributes::encode_attribute_tree;
+use super::chunk::{IntervalChunk, PackedInterval};
 use super::format::interval as iv;
 use super::format::{self, header as hf, node as nf};
 use super::node::{self, ChildEntry, Node, NodeKind};
@@ -64,25 +65,9 @@ impl HtConfig {
     }
 }
 
-/// One interval of an open node: its sort key and its value as written to disk,
-/// the type byte plus inline bits (ints, longs, doubles) or the index of the value
-/// in [`OpenNode::others`] (strings, custom values). Half the size of an
+/// One interval of an open node (see [`PackedInterval`]): half the size of an
 /// [`Interval`] and nothing to drop, so keeping the node sorted moves less.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Rec {
-    end: i64,
-    start: i64,
-    quark: i32,
-    kind: i8,
-    bits: u64,
-}
-
-impl Rec {
-    #[inline(always)]
-    fn key(&self) -> (i64, i64, i32) {
-        (self.end, self.start, self.quark)
-    }
-}
+type Rec = PackedInterval;
 
 /// A node of the latest branch, with the space accounting of Trace Compass.
 pub(crate) struct OpenNode {
@@ -133,7 +118,7 @@ impl OpenNode {
         for i in n.intervals {
             open.data_size += node::interval_size(&i, n.start);
             // Stored in order already: pushing keeps it sorted.
-            let rec = open.rec(i);
+            let rec = Rec::pack(i.start, i.end, i.quark, i.value, &mut open.others);
             open.recs.push(rec);
         }
         open
@@ -152,69 +137,32 @@ impl OpenNode {
             })
     }
 
+    /// Adds an interval in (end, start, quark) order, after equal keys.
     #[inline(always)]
-    fn rec(&mut self, interval: Interval) -> Rec {
-        let (kind, bits) = match interval.value {
-            StateValue::Null => (iv::TYPE_NULL, 0),
-            StateValue::Int(v) => (iv::TYPE_INT, v as u32 as u64),
-            StateValue::Long(v) => (iv::TYPE_LONG, v as u64),
-            StateValue::Double(v) => (iv::TYPE_DOUBLE, v.to_bits()),
-            v @ StateValue::String(_) => {
-                self.others.push(v);
-                (iv::TYPE_STRING, self.others.len() as u64 - 1)
-            }
-            v @ StateValue::Custom(_) => {
-                self.others.push(v);
-                (iv::TYPE_CUSTOM, self.others.len() as u64 - 1)
-            }
-        };
-        Rec {
-            end: interval.end,
-            start: interval.start,
-            quark: interval.quark,
-            kind,
-            bits,
+    fn add_sorted(&mut self, rec: Rec) {
+        let key = rec.key();
+        self.recs.push(rec);
+        let n = self.recs.len();
+        if n > 1 && self.recs[n - 2].key() > key {
+            self.sink_last(key);
         }
     }
 
-    /// Adds an interval in (end, start, quark) order, after equal keys.
-    #[inline]
-    fn add_sorted(&mut self, interval: Interval) {
-        let rec = self.rec(interval);
-        let key = rec.key();
-        let recs = &mut self.recs;
-        match recs.last() {
-            Some(l) if l.key() > key => {}
-            _ => {
-                recs.push(rec);
+    /// Moves the last interval back to its place. Intervals arrive nearly in end
+    /// order (those ending together in any order): usually a few steps back.
+    #[inline(never)]
+    fn sink_last(&mut self, key: (i64, i64, i32)) {
+        let recs = &mut self.recs[..];
+        let mut i = recs.len() - 1;
+        for _ in 0..8 {
+            if i == 0 || recs[i - 1].key() <= key {
                 return;
             }
+            recs.swap(i - 1, i);
+            i -= 1;
         }
-        // Intervals arrive nearly in end order: one that does not fit at the end
-        // usually belongs a few places back, so step back before searching.
-        let mut pos = recs.len() - 1;
-        for _ in 0..8 {
-            match pos.checked_sub(1).map(|p| recs[p].key() > key) {
-                Some(true) => pos -= 1,
-                _ => {
-                    recs.insert(pos, rec);
-                    return;
-                }
-            }
-        }
-        pos = recs[..pos].partition_point(|l| l.key() <= key);
-        recs.insert(pos, rec);
-    }
-
-    #[inline]
-    fn value(&self, r: &Rec) -> StateValue {
-        match r.kind {
-            iv::TYPE_INT => StateValue::Int(r.bits as u32 as i32),
-            iv::TYPE_LONG => StateValue::Long(r.bits as i64),
-            iv::TYPE_DOUBLE => StateValue::Double(f64::from_bits(r.bits)),
-            iv::TYPE_STRING | iv::TYPE_CUSTOM => self.others[r.bits as usize].clone(),
-            _ => StateValue::Null,
-        }
+        let pos = recs[..i].partition_point(|l| l.key() <= key);
+        recs[pos..=i].rotate_right(1);
     }
 
     /// Encodes the node into `block` (at least `block_size + SLACK` bytes), which
@@ -381,7 +329,7 @@ impl NodeData for OpenNode {
     }
     fn interval(&self, i: usize) -> Interval {
         let r = &self.recs[i];
-        Interval::new(r.start, r.end, r.quark, self.value(r))
+        Interval::new(r.start, r.end, r.quark, r.value(&self.others))
     }
     fn first_ending_at_or_after(&self, t: i64) -> usize {
         self.recs.partition_point(|r| r.end < t)
@@ -455,53 +403,100 @@ impl HistoryTreeWriter {
         self.node_count
     }
 
+    /// Inserts `chunk`'s intervals in order, leaving it empty; stops at the first error.
+    pub fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
+        let mut result = Ok(());
+        let (recs, aside) = chunk.parts_mut();
+        for &rec in recs {
+            let value = if rec.is_aside() {
+                Some(std::mem::take(&mut aside[rec.bits as usize]))
+            } else {
+                None
+            };
+            result = self.insert_packed(rec, value);
+            if result.is_err() {
+                break;
+            }
+        }
+        chunk.clear();
+        result
+    }
+
     /// Inserts one interval (Trace Compass `insertPastState`).
     pub fn insert(&mut self, interval: Interval) -> Result<()> {
+        let mut aside = Vec::new();
+        let rec = Rec::pack(
+            interval.start,
+            interval.end,
+            interval.quark,
+            interval.value,
+            &mut aside,
+        );
+        self.insert_packed(rec, aside.pop())
+    }
+
+    /// Inserts `rec`, whose value is `aside` when it is not inline.
+    #[inline(always)]
+    fn insert_packed(&mut self, mut rec: Rec, aside: Option<StateValue>) -> Result<()> {
         if self.file.is_none() {
             return Err(Error::Closed);
         }
-        if interval.start < self.config.start {
+        if rec.start < self.config.start {
             return Err(Error::BeforeStart {
-                t: interval.start,
+                t: rec.start,
                 start: self.config.start,
             });
         }
-        if interval.start > interval.end {
+        if rec.start > rec.end {
             return Err(Error::InvalidInterval {
-                start: interval.start,
-                end: interval.end,
-                quark: interval.quark,
+                start: rec.start,
+                end: rec.end,
+                quark: rec.quark,
             });
         }
+        let payload = match &aside {
+            None => match rec.kind {
+                iv::TYPE_NULL => 0,
+                iv::TYPE_INT => 4,
+                _ => 8,
+            },
+            Some(v) => node::payload_size(v),
+        };
+        let fixed = iv::FIXED_SIZE + payload;
+        let duration = format::varint_len(rec.end.wrapping_sub(rec.start));
         let mut k = self.branch.len() - 1;
         loop {
             let target = &self.branch[k];
-            let size = node::interval_size(&interval, target.start);
+            let size = format::varint_len(rec.start.wrapping_sub(target.start)) + duration + fixed;
             if size > target.free(self.block_size) {
                 // It must fit a fresh leaf starting at its start, or this never ends.
-                let fresh = node::interval_size(&interval, interval.start);
+                let fresh = format::varint_len(0) + duration + fixed;
                 if fresh > self.block_size - nf::COMMON_HEADER_SIZE {
                     return Err(Error::IntervalTooLarge {
                         size: fresh,
                         block_size: self.config.block_size,
                     });
                 }
-                self.add_sibling(k, interval.start)?;
+                self.add_sibling(k, rec.start)?;
                 k = self.branch.len() - 1;
                 continue;
             }
-            if interval.start < target.start {
+            if rec.start < target.start {
                 // The root starts at the history start, so k > 0 here.
                 k -= 1;
                 continue;
             }
             let n = &mut self.branch[k];
             n.data_size += size;
-            n.end = n.end.max(interval.end);
-            n.min_quark = n.min_quark.min(interval.quark);
-            n.max_quark = n.max_quark.max(interval.quark);
-            self.tree_end = self.tree_end.max(interval.end);
-            n.add_sorted(interval);
+            n.end = n.end.max(rec.end);
+            n.min_quark = n.min_quark.min(rec.quark);
+            n.max_quark = n.max_quark.max(rec.quark);
+            self.tree_end = self.tree_end.max(rec.end);
+            if let Some(v) = aside {
+                n.others.push(v);
+                rec.bits = n.others.len() as u64 - 1;
+            }
+            n.add_sorted(rec);
             return Ok(());
         }
     }
