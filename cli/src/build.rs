@@ -25,7 +25,8 @@ use crate::format;
 pub struct BuildArgs {
     /// Trace directories or files: a CTF trace, an LTTng session directory (its traces
     /// are read as one experiment), or a Trace Compass XML stub trace (.xml). Several
-    /// paths are read together as one experiment.
+    /// paths are read together as one experiment; traces of several hosts get one
+    /// history per host (as Trace Compass), built in parallel in synchronized time.
     #[arg(required_unless_present = "list", value_name = "TRACE")]
     traces: Vec<PathBuf>,
     /// Analyses to run in one pass, by short name or Trace Compass id (repeat or

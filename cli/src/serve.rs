@@ -24,6 +24,11 @@ pub struct ServeArgs {
     /// their views are served (repeatable).
     #[arg(long = "xml", value_name = "FILE")]
     pub xml: Vec<PathBuf>,
+    /// Clock synchronization of experiments whose traces come from several hosts:
+    /// `auto` (match network packets; formulas saved in the experiment's folder of the
+    /// data directory and reused), `off`, or a file written by `sextant sync -o`.
+    #[arg(long, value_name = "auto|off|FILE", default_value = "auto")]
+    pub sync: sextant_trace::sync::SyncMode,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -33,6 +38,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         trace_roots: args.trace_roots,
         xml_files: args.xml,
+        sync: args.sync,
     };
     sextant_server::run(config).context("serve")
 }

@@ -7,7 +7,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
-use sextant_trace::sync::{self, SyncApplied, SyncMode};
+use sextant_trace::sync;
+/// What front ends pass and get back about synchronization.
+pub use sextant_trace::sync::{
+    LinearTransform, SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE,
+};
 use sextant_trace::{ClassId, Event, Experiment, FieldHandle};
 
 use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
@@ -76,7 +80,7 @@ pub struct HostTraces {
     /// Trace directories, in experiment order.
     pub dirs: Vec<PathBuf>,
     /// One formula per trace of `dirs`.
-    pub transforms: Vec<sync::LinearTransform>,
+    pub transforms: Vec<LinearTransform>,
     /// Size of the stream files, for progress.
     pub bytes: u64,
 }
@@ -120,7 +124,7 @@ pub fn open_per_host(
     if hosts.iter().all(|h| h == &hosts[0]) {
         return Ok((Opened::One(Box::new(source)), applied));
     }
-    let transforms: Vec<sync::LinearTransform> = (0..hosts.len())
+    let transforms: Vec<LinearTransform> = (0..hosts.len())
         .map(|i| exp.time_transforms().get(i))
         .collect();
     let mut groups: Vec<HostTraces> = Vec::new();

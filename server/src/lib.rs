@@ -27,6 +27,7 @@ pub mod query;
 pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
+pub mod sync;
 pub mod values;
 pub mod xml_views;
 
@@ -60,6 +61,9 @@ pub struct ServeConfig {
     /// When non-empty, only paths below these directories may be opened, and
     /// relative paths are looked up in them.
     pub trace_roots: Vec<PathBuf>,
+    /// Clock synchronization of experiments whose traces come from several hosts
+    /// (see [`sync`]): `Auto` (default), `Off`, or a file of formulas.
+    pub sync: sextant_providers::sources::SyncMode,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +74,7 @@ impl Default for ServeConfig {
             data_dir: None,
             xml_files: Vec::new(),
             trace_roots: Vec::new(),
+            sync: sextant_providers::sources::SyncMode::Auto,
         }
     }
 }
