@@ -2,14 +2,17 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use sextant_providers::pipeline::{self, Analysis, BuildOptions, Output, Progress};
+use sextant_providers::pipeline::{
+    self, Analysis, AnalysisReport, BuildOptions, BuildReport, Output, Progress,
+};
+use sextant_providers::sources::{HostTraces, Opened};
 use sextant_providers::stub_source::StubSource;
 use sextant_providers::StateProvider;
 use sextant_trace::custom_xml::CustomXmlDefinition;
@@ -22,7 +25,8 @@ use crate::format;
 pub struct BuildArgs {
     /// Trace directories or files: a CTF trace, an LTTng session directory (its traces
     /// are read as one experiment), or a Trace Compass XML stub trace (.xml). Several
-    /// paths are read together as one experiment.
+    /// paths are read together as one experiment; traces of several hosts get one
+    /// history per host (as Trace Compass), built in parallel in synchronized time.
     #[arg(required_unless_present = "list", value_name = "TRACE")]
     traces: Vec<PathBuf>,
     /// Analyses to run in one pass, by short name or Trace Compass id (repeat or
@@ -105,10 +109,12 @@ fn trace_name(args: &BuildArgs) -> String {
     }
 }
 
-/// Where each analysis writes.
-fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Result<Vec<PathBuf>> {
-    let name = trace_name(args);
+/// The folder of the whole build's files, if they have one of their own: the trace's (or
+/// experiment's) supplementary folder in a Trace Compass workspace, or the `-o` directory.
+/// Saved synchronization formulas go there.
+fn build_folder(args: &BuildArgs, ids: usize) -> Result<Option<PathBuf>> {
     if let Some(ws) = &args.workspace {
+        let name = trace_name(args);
         let project = args.project.as_deref().unwrap_or_default();
         // Trace Compass keeps an experiment's results in `<experiment name>_exp`.
         let folder = if args.traces.len() > 1 {
@@ -122,26 +128,70 @@ fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Resul
         let dir = ws.join(project).join(".tracing").join(folder);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the supplementary folder {}", dir.display()))?;
-        return Ok(ids
-            .iter()
-            .map(|(_, id)| dir.join(format!("{id}.ht")))
-            .collect());
+        return Ok(Some(dir));
     }
     match &args.output {
-        Some(out) if ids.len() == 1 && !out.is_dir() => Ok(vec![out.clone()]),
+        Some(out) if ids == 1 && !out.is_dir() => Ok(None),
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the output directory {}", dir.display()))?;
-            Ok(ids
-                .iter()
-                .map(|(_, id)| dir.join(format!("{id}.ht")))
-                .collect())
+            Ok(Some(dir.clone()))
         }
-        None => Ok(ids
+        None => Ok(None),
+    }
+}
+
+/// Where each analysis writes, for the traces as one source.
+fn output_paths(args: &BuildArgs, ids: &[(&'static str, &'static str)]) -> Result<Vec<PathBuf>> {
+    let folder = build_folder(args, ids.len())?;
+    let name = trace_name(args);
+    Ok(match (&folder, &args.output) {
+        (Some(dir), _) => ids
+            .iter()
+            .map(|(_, id)| dir.join(format!("{id}.ht")))
+            .collect(),
+        (None, Some(out)) => vec![out.clone()],
+        (None, None) => ids
             .iter()
             .map(|(short, _)| PathBuf::from(format!("{name}.{short}.ht")))
-            .collect()),
-    }
+            .collect(),
+    })
+}
+
+/// Where each analysis of one host writes (several hosts: one history per host, as Trace
+/// Compass builds a trace's analyses per trace): the trace's own supplementary folder
+/// `<workspace>/<project>/.tracing/<trace name>/`, `<-o DIR>/<trace name>/`, or
+/// `<trace name>.<analysis>.ht` here.
+fn host_output_paths(
+    args: &BuildArgs,
+    host: &HostTraces,
+    ids: &[(&'static str, &'static str)],
+) -> Result<Vec<PathBuf>> {
+    let dir = if let Some(ws) = &args.workspace {
+        let project = args.project.as_deref().unwrap_or_default();
+        ws.join(project).join(".tracing").join(&host.name)
+    } else if let Some(out) = &args.output {
+        // A path that is not there yet becomes the directory, unless it names a history.
+        if out.exists() && !out.is_dir() || out.extension().is_some_and(|e| e == "ht") {
+            bail!(
+                "{}: the traces come from several hosts, one history each: -o must be a directory",
+                out.display()
+            );
+        }
+        out.join(&host.name)
+    } else {
+        let flat = host.name.replace(['/', '\\'], "_");
+        return Ok(ids
+            .iter()
+            .map(|(short, _)| PathBuf::from(format!("{flat}.{short}.ht")))
+            .collect());
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the folder {}", dir.display()))?;
+    Ok(ids
+        .iter()
+        .map(|(_, id)| dir.join(format!("{id}.ht")))
+        .collect())
 }
 
 /// Pattern segments kept in memory before they spill to the segment file.
@@ -222,48 +272,52 @@ pub fn run(args: BuildArgs) -> Result<()> {
             }
         }
     }
-    let mut providers: Vec<_> = ids
-        .iter()
-        .map(|(short, _)| registry.create(short).expect("listed by the registry"))
-        .collect();
-    let native = providers.len();
-    let xml: Vec<XmlProvider> = sextant_xml::load_files(&args.xml)
+    let xml_programs: Vec<_> = sextant_xml::load_files(&args.xml)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .into_iter()
         .flat_map(|f| f.analyses)
-        .map(XmlProvider::new)
         .collect();
-    ids.extend(xml.iter().map(|p| (p.id(), p.id())));
-    let paths = output_paths(&args, &ids)?;
-    for (provider, path) in xml.into_iter().zip(&paths[native..]) {
-        // Pattern segments go to `<id>.dat` beside the history (spilled when many).
-        let provider = provider.with_segment_file(&path.with_extension("dat"), SEGMENTS_IN_MEMORY);
-        providers.push(Box::new(provider));
-    }
-    let analyses = providers
-        .into_iter()
-        .zip(&paths)
-        .map(|(provider, path)| Analysis {
-            provider,
-            output: Output::HistoryTree {
-                path: path.clone(),
-                block_size: args.block_size,
-                max_children: args.max_children,
-            },
-        })
-        .collect();
+    let native = ids.len();
+    ids.extend(xml_programs.iter().map(|p| {
+        let id = XmlProvider::new(p.clone()).id();
+        (id, id)
+    }));
+    // Fresh providers writing to `paths` (one set per history).
+    let analyses = |paths: &[PathBuf]| -> Vec<Analysis> {
+        let mut providers: Vec<Box<dyn StateProvider>> = ids[..native]
+            .iter()
+            .map(|(short, _)| registry.create(short).expect("listed by the registry"))
+            .collect();
+        for (program, path) in xml_programs.iter().zip(&paths[native..]) {
+            // Pattern segments go to `<id>.dat` beside the history (spilled when many).
+            let provider = XmlProvider::new(program.clone())
+                .with_segment_file(&path.with_extension("dat"), SEGMENTS_IN_MEMORY);
+            providers.push(Box::new(provider));
+        }
+        providers
+            .into_iter()
+            .zip(paths)
+            .map(|(provider, path)| Analysis {
+                provider,
+                output: Output::HistoryTree {
+                    path: path.clone(),
+                    block_size: args.block_size,
+                    max_children: args.max_children,
+                },
+            })
+            .collect()
+    };
 
-    let mut source = match &args.parser {
-        Some(parser) => custom_xml_source(parser, args.parser_name.as_deref(), &args.traces)?,
+    let opened = match &args.parser {
+        Some(parser) => Opened::One(custom_xml_source(
+            parser,
+            args.parser_name.as_deref(),
+            &args.traces,
+        )?),
         None => {
             // Saved formulas live with the histories when they have a folder of their own.
-            let saved = paths[0]
-                .parent()
-                .filter(|_| {
-                    args.workspace.is_some() || args.output.as_ref().is_some_and(|o| o.is_dir())
-                })
-                .map(|dir| dir.join(SAVED_SYNC_FILE));
-            let (source, applied) = sextant_providers::sources::open_synchronized(
+            let saved = build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE));
+            let (opened, applied) = sextant_providers::sources::open_per_host(
                 &args.traces,
                 &args.sync,
                 saved.as_deref(),
@@ -273,7 +327,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
                 eprintln!("synchronization: {}", describe_sync(&a));
             }
-            source
+            opened
         }
     };
 
@@ -281,8 +335,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let cancel = Arc::clone(&options.cancel);
     // Ctrl-C stops cleanly: partial histories are removed, nothing half-written stays.
     let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
+    let total = match &opened {
+        Opened::One(source) => source.total_work().unwrap_or(0),
+        Opened::PerHost(hosts) => hosts.iter().map(|h| h.bytes).sum(),
+    };
     let bar = (!args.quiet && !args.json && std::io::stderr().is_terminal()).then(|| {
-        let total = source.total_work().unwrap_or(0);
         let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template(
@@ -292,60 +349,178 @@ pub fn run(args: BuildArgs) -> Result<()> {
         );
         bar
     });
-    let options = BuildOptions {
+    let hosts = match &opened {
+        Opened::One(_) => 1,
+        Opened::PerHost(h) => h.len(),
+    };
+    // Per history: (work done, events), summed for the bar.
+    let done: Arc<Vec<(AtomicU64, AtomicU64)>> = Arc::new(
+        (0..hosts)
+            .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+            .collect(),
+    );
+    let began = std::time::Instant::now();
+    let options_for = |k: usize| BuildOptions {
         progress: bar.clone().map(|bar| {
-            let began = std::time::Instant::now();
+            let done = Arc::clone(&done);
             Arc::new(move |p: Progress| {
-                bar.set_position(p.work_done);
+                done[k].0.store(p.work_done, Ordering::Relaxed);
+                done[k].1.store(p.events, Ordering::Relaxed);
+                let work: u64 = done.iter().map(|d| d.0.load(Ordering::Relaxed)).sum();
+                let events: u64 = done.iter().map(|d| d.1.load(Ordering::Relaxed)).sum();
+                bar.set_position(work);
                 bar.set_message(format!(
                     "{} events, {}",
-                    p.events,
-                    format::rate(p.events, began.elapsed())
+                    events,
+                    format::rate(events, began.elapsed())
                 ));
             }) as Arc<dyn Fn(Progress) + Send + Sync>
         }),
-        ..options
+        ..options.clone()
     };
-    let result = pipeline::build(&mut *source, analyses, &options);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let (report, _) = result?;
 
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if args.json {
-        let analyses: Vec<_> = report
-            .analyses
-            .iter()
-            .map(|a| {
-                json!({
-                    "id": a.id, "provider_version": a.version, "events": a.events,
-                    "intervals": a.intervals, "attributes": a.attributes,
-                    "output": a.path, "file_size": a.file_size,
+    let built: Vec<(Option<HostTraces>, BuildReport)> = match opened {
+        Opened::One(mut source) => {
+            let paths = output_paths(&args, &ids)?;
+            let result = pipeline::build(&mut *source, analyses(&paths), &options_for(0));
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            vec![(None, result?.0)]
+        }
+        Opened::PerHost(hosts) => {
+            let mut jobs = Vec::new();
+            for h in hosts {
+                let paths = host_output_paths(&args, &h, &ids)?;
+                jobs.push((h, paths));
+            }
+            let results = build_hosts(jobs, &analyses, &options_for);
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            results.into_iter().collect::<Result<Vec<_>>>()?
+        }
+    };
+    let elapsed = began.elapsed();
+    print_summary(&args, &built, elapsed);
+    Ok(())
+}
+
+/// One pipeline per host, `cores` at a time (each pipeline has reader, builder and writer
+/// threads of its own); results in host order.
+fn build_hosts(
+    jobs: Vec<(HostTraces, Vec<PathBuf>)>,
+    analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
+    options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
+) -> Vec<Result<(Option<HostTraces>, BuildReport)>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let run_one = |k: usize| -> Result<(Option<HostTraces>, BuildReport)> {
+        let (host, paths) = &jobs[k];
+        let mut source = sextant_providers::sources::open_host(host)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("opening the traces of host {}", host.name))?;
+        let (report, _) = pipeline::build(&mut source, analyses(paths), &options_for(k))
+            .with_context(|| format!("host {}", host.name))?;
+        Ok((Some(host.clone()), report))
+    };
+    let mut results: Vec<(usize, Result<(Option<HostTraces>, BuildReport)>)> =
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..cores.min(jobs.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            if k >= jobs.len() {
+                                break out;
+                            }
+                            out.push((k, run_one(k)));
+                        }
+                    })
                 })
-            })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a build thread panicked"))
+                .collect()
+        });
+    results.sort_by_key(|r| r.0);
+    results.into_iter().map(|r| r.1).collect()
+}
+
+fn analysis_json(a: &AnalysisReport, host: Option<&HostTraces>) -> serde_json::Value {
+    let mut v = json!({
+        "id": a.id, "provider_version": a.version, "events": a.events,
+        "intervals": a.intervals, "attributes": a.attributes,
+        "output": a.path, "file_size": a.file_size,
+    });
+    if let Some(h) = host {
+        v["trace"] = json!(h.name);
+        v["host"] = json!(h.host);
+    }
+    v
+}
+
+fn print_summary(
+    args: &BuildArgs,
+    built: &[(Option<HostTraces>, BuildReport)],
+    elapsed: std::time::Duration,
+) {
+    for (_, report) in built {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let events: u64 = built.iter().map(|b| b.1.events).sum();
+    let start = built.iter().map(|b| b.1.start).min().unwrap_or(0);
+    let end = built.iter().map(|b| b.1.end).max().unwrap_or(0);
+    if args.json {
+        let analyses: Vec<_> = built
+            .iter()
+            .flat_map(|(h, r)| r.analyses.iter().map(move |a| analysis_json(a, h.as_ref())))
             .collect();
-        println!(
-            "{}",
-            json!({
-                "traces": args.traces, "events": report.events,
-                "start": report.start, "end": report.end,
-                "seconds": report.elapsed.as_secs_f64(),
-                "events_per_second": report.events as f64 / report.elapsed.as_secs_f64().max(1e-9),
-                "analyses": analyses, "warnings": report.warnings,
-            })
-        );
-    } else {
-        println!(
-            "{} events in {} ({}), time range {} .. {}",
-            report.events,
-            format::duration(report.elapsed),
-            format::rate(report.events, report.elapsed),
-            report.start,
-            report.end
-        );
+        let warnings: Vec<&String> = built.iter().flat_map(|b| &b.1.warnings).collect();
+        let mut summary = json!({
+            "traces": args.traces, "events": events,
+            "start": start, "end": end,
+            "seconds": elapsed.as_secs_f64(),
+            "events_per_second": events as f64 / elapsed.as_secs_f64().max(1e-9),
+            "analyses": analyses, "warnings": warnings,
+        });
+        if built.iter().any(|b| b.0.is_some()) {
+            // One history per host: each host's own figures.
+            summary["hosts"] = built
+                .iter()
+                .filter_map(|(h, r)| {
+                    let h = h.as_ref()?;
+                    Some(json!({
+                        "trace": h.name, "host": h.host, "trace_dirs": h.dirs,
+                        "events": r.events, "start": r.start, "end": r.end,
+                        "seconds": r.elapsed.as_secs_f64(),
+                        "analyses": r.analyses.iter().map(|a| analysis_json(a, None)).collect::<Vec<_>>(),
+                    }))
+                })
+                .collect();
+        }
+        println!("{summary}");
+        return;
+    }
+    println!(
+        "{} events in {} ({}), time range {} .. {}",
+        events,
+        format::duration(elapsed),
+        format::rate(events, elapsed),
+        start,
+        end
+    );
+    for (host, report) in built {
+        if let Some(h) = host {
+            println!(
+                " {} (host {}): {} events, time range {} .. {}",
+                h.name, h.host, report.events, report.start, report.end
+            );
+        }
         for a in &report.analyses {
             println!(
                 "  {}: {} attributes, {} intervals -> {} ({})",
@@ -361,5 +536,4 @@ pub fn run(args: BuildArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// (repeatable; implies --live for it).
     #[arg(long, value_name = "net://...")]
     pub follow: Vec<String>,
+    /// Clock synchronization of experiments whose traces come from several hosts:
+    /// `auto` (match network packets; formulas saved in the experiment's folder of the
+    /// data directory and reused), `off`, or a file written by `sextant sync -o`.
+    #[arg(long, value_name = "auto|off|FILE", default_value = "auto")]
+    pub sync: sextant_trace::sync::SyncMode,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -43,6 +48,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         xml_files: args.xml,
         live: args.live,
         follow: args.follow,
+        sync: args.sync,
     };
     sextant_server::run(config).context("serve")
 }

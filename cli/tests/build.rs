@@ -149,15 +149,126 @@ fn a_multi_host_experiment_is_synchronized_once_and_the_formulas_reused() {
         "{}",
         text(&second)
     );
-    // The same formulas give the same history.
-    let ht = dir
-        .path()
-        .join("out/org.eclipse.tracecompass.analysis.os.linux.kernel.ht");
-    let again = std::fs::read(&ht).unwrap();
+    // One history per host, in a folder named after its trace (Trace Compass builds a
+    // trace's kernel analysis per trace, in the experiment's synchronized time).
+    let ht = |out: &str, trace: &str| {
+        std::fs::read(dir.path().join(format!("{out}/{trace}/{KERNEL}.ht"))).unwrap()
+    };
+    let first_src = ht("out", "scp_src");
+    let first_dest = ht("out", "scp_dest");
+    // The same formulas give the same histories.
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(ht("out", "scp_src"), first_src);
+    assert_eq!(ht("out", "scp_dest"), first_dest);
     let off = sextant(
-        &[&args[..5], &["--sync", "off", "-o", "off.ht"]].concat(),
+        &[&args[..5], &["--sync", "off", "-o", "off"]].concat(),
         dir.path(),
     );
     assert!(off.status.success(), "{}", text(&off));
-    assert_ne!(std::fs::read(dir.path().join("off.ht")).unwrap(), again);
+    // scp_src's clock is mapped onto scp_dest's (the reference host, unchanged).
+    assert_ne!(ht("off", "scp_src"), first_src);
+    assert_eq!(ht("off", "scp_dest"), first_dest);
+}
+
+const KERNEL: &str = "org.eclipse.tracecompass.analysis.os.linux.kernel";
+
+#[test]
+fn two_hosts_give_one_history_each_equal_to_the_single_trace_build() {
+    let Some(shared) = sextant_tests::shared_dir() else {
+        return;
+    };
+    let ctf = shared.join("traces/ctf");
+    let (src, dest) = (ctf.join("scp_src"), ctf.join("scp_dest"));
+    let (src, dest) = (src.to_str().unwrap(), dest.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", text(o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let both = json(&sextant(
+        &[
+            "build", src, dest, "-a", "kernel", "--sync", "off", "--json", "-o", "out",
+        ],
+        dir.path(),
+    ));
+    let hosts = both["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(hosts[0]["trace"], "scp_src");
+    assert_eq!(hosts[1]["trace"], "scp_dest");
+    assert_eq!(
+        hosts
+            .iter()
+            .map(|h| h["events"].as_u64().unwrap())
+            .sum::<u64>(),
+        both["events"].as_u64().unwrap()
+    );
+    for (trace, path) in [("scp_src", src), ("scp_dest", dest)] {
+        let single = json(&sextant(
+            &[
+                "build",
+                path,
+                "-a",
+                "kernel",
+                "--json",
+                "-o",
+                &format!("{trace}.ht"),
+            ],
+            dir.path(),
+        ));
+        let host = hosts.iter().find(|h| h["trace"] == trace).unwrap();
+        assert_eq!(host["events"], single["events"], "{trace}");
+        assert_eq!(host["start"], single["start"], "{trace}");
+        let out = host["analyses"][0]["output"].as_str().unwrap();
+        assert_eq!(out, format!("out/{trace}/{KERNEL}.ht"));
+        assert_eq!(
+            std::fs::read(dir.path().join(out)).unwrap(),
+            std::fs::read(dir.path().join(format!("{trace}.ht"))).unwrap(),
+            "{trace}: the per-host history is the single-trace one"
+        );
+    }
+
+    // Synchronized, in a Trace Compass workspace: each trace's own supplementary folder,
+    // the formulas in the experiment's; scp_src's first event moves as `sextant sync` says.
+    let synced = json(&sextant(
+        &[
+            "build",
+            src,
+            dest,
+            "-a",
+            "kernel",
+            "--json",
+            "--tracecompass-workspace",
+            "ws",
+            "--project",
+            "P",
+            "--trace-name",
+            "pair",
+        ],
+        dir.path(),
+    ));
+    let tracing = dir.path().join("ws/P/.tracing");
+    assert!(tracing.join("pair_exp/sextant-sync.json").is_file());
+    for trace in ["scp_src", "scp_dest"] {
+        assert!(
+            tracing.join(format!("{trace}/{KERNEL}.ht")).is_file(),
+            "{trace}"
+        );
+    }
+    let formulas = json(&sextant(&["sync", src, dest, "--json"], dir.path()));
+    let t = &formulas["traces"][0]["transform"];
+    // Exact: slope = a/b and offset = c/d; this pair's fractions share their denominator.
+    let fraction = |k: &str| -> (i128, i128) {
+        let (n, d) = t[k].as_str().unwrap().split_once('/').unwrap();
+        (n.parse().unwrap(), d.parse().unwrap())
+    };
+    let ((a, b), (c, d)) = (fraction("slope_exact"), fraction("offset_exact"));
+    assert_eq!(b, d);
+    let original = hosts[0]["start"].as_i64().unwrap();
+    let expected = (a * original as i128 + c).div_euclid(b) as i64;
+    assert_eq!(synced["hosts"][0]["start"].as_i64().unwrap(), expected);
+    assert_ne!(expected, original);
+    assert_eq!(
+        synced["hosts"][1]["start"], hosts[1]["start"],
+        "reference host"
+    );
 }

@@ -7,7 +7,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
-use sextant_trace::sync::{self, SyncApplied, SyncMode};
+use sextant_trace::sync;
+/// What front ends pass and get back about synchronization.
+pub use sextant_trace::sync::{
+    LinearTransform, SyncApplied, SyncMode, SyncOrigin, SAVED_SYNC_FILE,
+};
 use sextant_trace::{ClassId, Event, Experiment, FieldHandle};
 
 use crate::pipeline::{EventSource, FieldKey, SourceError, SourceEvent};
@@ -61,6 +65,129 @@ pub fn open_synchronized(
         )?)
     };
     Ok((Box::new(source), applied))
+}
+
+/// The traces of one host of a multi-host experiment, with their formulas: Trace Compass
+/// builds a trace's own analyses (the kernel analysis, ...) per trace, in the experiment's
+/// synchronized time; [`open_host`] opens them as one source.
+#[derive(Debug, Clone)]
+pub struct HostTraces {
+    /// Host id (clock UUID, else trace name), as [`sync::host_ids`].
+    pub host: String,
+    /// Display name of the host's first trace: the given path's name (`x/ctf` -> `x`), with
+    /// `/<sub-folder>` when the path is a session holding several traces.
+    pub name: String,
+    /// Trace directories, in experiment order.
+    pub dirs: Vec<PathBuf>,
+    /// One formula per trace of `dirs`.
+    pub transforms: Vec<LinearTransform>,
+    /// Size of the stream files, for progress.
+    pub bytes: u64,
+}
+
+/// What [`open_per_host`] found.
+pub enum Opened {
+    /// One host (or XML stub traces, a live session): one source, synchronized if needed.
+    One(Box<dyn EventSource>),
+    /// CTF traces of several hosts, split by host (in order of first trace).
+    PerHost(Vec<HostTraces>),
+}
+
+/// Like [`open_synchronized`], but traces of several hosts are not read together: the
+/// experiment is synchronized as `mode` says, then split by host, each host to be opened
+/// with [`open_host`] (and analysed on its own, as Trace Compass does per trace).
+pub fn open_per_host(
+    paths: &[PathBuf],
+    mode: &SyncMode,
+    saved: Option<&Path>,
+) -> Result<(Opened, Option<SyncApplied>), SourceError> {
+    let live = |p: &PathBuf| p.to_str().is_some_and(crate::live_source::is_live_url);
+    if paths.is_empty() || paths.iter().any(|p| is_xml(p) || live(p)) {
+        return open_unsynchronized(paths).map(|s| (Opened::One(s), None));
+    }
+    if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
+        return Err(OpenError::NotATrace(p.clone()).into());
+    }
+    let mut source = CtfSource::open(paths)?;
+    let applied = if *mode == SyncMode::Off {
+        None
+    } else {
+        Some(sync::apply(
+            &mut source.experiment,
+            mode,
+            saved,
+            &AtomicU64::new(0),
+        )?)
+    };
+    let exp = &source.experiment;
+    let hosts = sync::host_ids(exp);
+    if hosts.iter().all(|h| h == &hosts[0]) {
+        return Ok((Opened::One(Box::new(source)), applied));
+    }
+    let transforms: Vec<LinearTransform> = (0..hosts.len())
+        .map(|i| exp.time_transforms().get(i))
+        .collect();
+    let mut groups: Vec<HostTraces> = Vec::new();
+    for (i, meta) in exp.traces().iter().enumerate() {
+        let bytes: u64 = exp.ctf_traces()[i].files.iter().map(|f| f.size).sum();
+        match groups.iter_mut().find(|g| g.host == hosts[i]) {
+            Some(g) => {
+                g.dirs.push(meta.path.clone());
+                g.transforms.push(transforms[i].clone());
+                g.bytes += bytes;
+            }
+            None => groups.push(HostTraces {
+                host: hosts[i].clone(),
+                name: display_name(paths, &meta.path),
+                dirs: vec![meta.path.clone()],
+                transforms: vec![transforms[i].clone()],
+                bytes,
+            }),
+        }
+    }
+    // Names must tell the hosts apart (they name output files).
+    for i in 1..groups.len() {
+        let mut n = 2;
+        let base = groups[i].name.clone();
+        while groups[..i].iter().any(|g| g.name == groups[i].name) {
+            groups[i].name = format!("{base}-{n}");
+            n += 1;
+        }
+    }
+    Ok((Opened::PerHost(groups), applied))
+}
+
+/// Name of trace directory `dir` found below one of `roots`.
+fn display_name(roots: &[PathBuf], dir: &Path) -> String {
+    let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some((root, rel)) = roots
+        .iter()
+        .find_map(|r| dir.strip_prefix(r).ok().map(|rel| (r, rel)))
+    else {
+        return name_of(dir).unwrap_or_else(|| dir.display().to_string());
+    };
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
+    let base = name_of(&canonical).unwrap_or_else(|| "trace".into());
+    // `x/ctf` (the layout of the sample traces) is better named after `x`.
+    let base = if base == "ctf" {
+        canonical.parent().and_then(name_of).unwrap_or(base)
+    } else {
+        base
+    };
+    if rel.as_os_str().is_empty() || rel == Path::new("ctf") {
+        base
+    } else {
+        format!("{base}/{}", rel.display())
+    }
+}
+
+/// Opens one host's traces (from [`open_per_host`]) as a source in the experiment's
+/// synchronized time.
+pub fn open_host(host: &HostTraces) -> Result<CtfSource, SourceError> {
+    let mut source = CtfSource::open(&host.dirs)?;
+    source.experiment.set_time_transforms(&host.transforms);
+    source.name = host.name.clone();
+    Ok(source)
 }
 
 fn open_unsynchronized(paths: &[PathBuf]) -> Result<Box<dyn EventSource>, SourceError> {

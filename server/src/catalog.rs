@@ -369,6 +369,8 @@ impl Catalog {
             )
             .with("experiment", experiment_json(&existing)));
         }
+        // Traces of several hosts are served in synchronized time.
+        let traces = crate::sync::synchronized(&self.config, name, traces)?;
         let source = ExperimentSource {
             name: name.to_string(),
             traces,

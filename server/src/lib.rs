@@ -28,6 +28,7 @@ pub mod query;
 pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
+pub mod sync;
 pub mod values;
 pub mod xml_views;
 
@@ -67,6 +68,9 @@ pub struct ServeConfig {
     /// Live sessions opened at start, each as a trace and a one-trace experiment
     /// named after the session (implies `live`).
     pub follow: Vec<String>,
+    /// Clock synchronization of experiments whose traces come from several hosts
+    /// (see [`sync`]): `Auto` (default), `Off`, or a file of formulas.
+    pub sync: sextant_providers::sources::SyncMode,
 }
 
 impl Default for ServeConfig {
@@ -79,6 +83,7 @@ impl Default for ServeConfig {
             trace_roots: Vec::new(),
             live: false,
             follow: Vec::new(),
+            sync: sextant_providers::sources::SyncMode::Auto,
         }
     }
 }

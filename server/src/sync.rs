@@ -1,0 +1,246 @@
+//! Experiments of traces from several hosts, in synchronized time (`sextant serve --sync
+//! auto|off|FILE`).
+//!
+//! Creating such an experiment synchronizes its traces (packet matching; the formulas are
+//! saved in the experiment's supplementary folder, `<data dir>/.tracing/<name>_exp/
+//! sextant-sync.json`, and reused after). A trace whose clock a formula changes is served in
+//! the experiment by a twin (same UUID, name and path) whose analyses are built in
+//! synchronized time into `<name>_exp/<trace name>/`: Trace Compass likewise rebuilds a
+//! trace's supplementary files in its experiment's synchronized time. The trace opened alone
+//! keeps its own clock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::http::StatusCode;
+use sextant_providers::pipeline::{self, Analysis, BuildOptions, EventSource, Output};
+use sextant_providers::sources::{
+    open_host, open_per_host, HostTraces, LinearTransform, Opened, SyncMode, SyncOrigin,
+    SAVED_SYNC_FILE,
+};
+use sextant_providers::{StateProvider, TraceInfo};
+use sht::StateSystem;
+
+use crate::error::ApiError;
+use crate::registry::{StateSystemHandle, Trace};
+use crate::ServeConfig;
+
+/// The traces an experiment named `name` serves: `traces` themselves, or for a trace whose
+/// clock the synchronization changes, its twin in synchronized time (analysed in the
+/// background).
+pub fn synchronized(
+    config: &ServeConfig,
+    name: &str,
+    traces: Vec<Arc<Trace>>,
+) -> Result<Vec<Arc<Trace>>, ApiError> {
+    if config.sync == SyncMode::Off || traces.len() < 2 {
+        return Ok(traces);
+    }
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("sextant-serve"));
+    let folder = data_dir
+        .join(".tracing")
+        .join(format!("{}_exp", safe_name(name)));
+    let failed = |e: String| {
+        ApiError::new(StatusCode::NOT_ACCEPTABLE, "Synchronization failed")
+            .detail(format!("experiment {name}: {e}"))
+    };
+    std::fs::create_dir_all(&folder).map_err(|e| failed(format!("{}: {e}", folder.display())))?;
+    let paths: Vec<PathBuf> = traces.iter().map(|t| t.path.clone()).collect();
+    let saved = folder.join(SAVED_SYNC_FILE);
+    let (opened, applied) =
+        open_per_host(&paths, &config.sync, Some(&saved)).map_err(|e| failed(e.to_string()))?;
+    let Opened::PerHost(hosts) = opened else {
+        return Ok(traces);
+    };
+    // Histories built for earlier formulas are kept only when the formulas were read back.
+    let reuse = applied
+        .as_ref()
+        .is_some_and(|a| matches!(a.origin, SyncOrigin::Loaded(_)));
+    Ok(traces
+        .into_iter()
+        .map(|t| {
+            let mine = HostTraces {
+                host: String::new(),
+                name: t.name.clone(),
+                dirs: Vec::new(),
+                transforms: Vec::new(),
+                bytes: 0,
+            };
+            let mine = hosts.iter().fold(mine, |mut mine, h| {
+                for (dir, tr) in h.dirs.iter().zip(&h.transforms) {
+                    if dir.starts_with(&t.path) {
+                        mine.dirs.push(dir.clone());
+                        mine.transforms.push(tr.clone());
+                    }
+                }
+                mine
+            });
+            if mine.transforms.iter().all(LinearTransform::is_identity) {
+                return t;
+            }
+            let dir = folder.join(safe_name(&t.name));
+            twin(&t, mine, dir, reuse, config.xml_files.clone())
+        })
+        .collect())
+}
+
+/// One path component (a trace name may hold `/`).
+fn safe_name(name: &str) -> String {
+    name.replace(['/', '\\', '\0'], "_")
+}
+
+/// `t` in synchronized time: a new trace object whose analyses run in the background.
+fn twin(
+    t: &Trace,
+    host: HostTraces,
+    dir: PathBuf,
+    reuse: bool,
+    xml_files: Vec<PathBuf>,
+) -> Arc<Trace> {
+    let mut properties: BTreeMap<String, String> = t.properties.clone();
+    let formulas: Vec<String> = host
+        .transforms
+        .iter()
+        .map(|f| {
+            format!(
+                "t * {} + {}",
+                f.slope().to_decimal(20),
+                f.offset().to_decimal(6)
+            )
+        })
+        .collect();
+    properties.insert("clockTransform".into(), formulas.join("; "));
+    let trace = Arc::new(Trace {
+        uuid: t.uuid.clone(),
+        name: t.name.clone(),
+        path: t.path.clone(),
+        type_id: t.type_id.clone(),
+        nb_events: AtomicU64::new(0),
+        properties,
+        state_systems: RwLock::new(Vec::new()),
+        analyses_running: AtomicBool::new(true),
+        analysis_errors: Mutex::new(Vec::new()),
+        analyses_not_run: Mutex::new(Vec::new()),
+    });
+    let running = trace.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("synchronized analyses {}", t.name))
+        .spawn(move || {
+            // A panicking analysis must not leave the trace RUNNING forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                build(&running, &host, &dir, reuse, &xml_files)
+            }))
+            .unwrap_or_else(|_| Err("an analysis panicked".into()));
+            if let Err(e) = result {
+                running
+                    .analysis_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(e);
+            }
+            running.analyses_running.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        trace.analyses_running.store(false, Ordering::Release);
+        trace
+            .analysis_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("cannot start the analyses: {e}"));
+    }
+    trace
+}
+
+/// The providers that apply to `info` (native, then XML), as for a trace opened alone.
+fn applicable(
+    info: &TraceInfo,
+    xml_files: &[PathBuf],
+) -> Result<Vec<Box<dyn StateProvider>>, String> {
+    let registry = sextant_providers::native_registry();
+    let mut providers: Vec<Box<dyn StateProvider>> = registry
+        .names()
+        .filter_map(|(short, _)| registry.create(short))
+        .collect();
+    if !xml_files.is_empty() {
+        providers.extend(
+            sextant_xml::provider::providers_from_files(xml_files).map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(providers
+        .into_iter()
+        .filter_map(|mut p| p.check_trace(info).is_ok().then_some(p))
+        .collect())
+}
+
+/// Builds (or reuses) the twin's histories in `dir`, then publishes them.
+fn build(
+    trace: &Trace,
+    host: &HostTraces,
+    dir: &Path,
+    reuse: bool,
+    xml_files: &[PathBuf],
+) -> Result<(), String> {
+    let open =
+        || open_host(host).map_err(|e| format!("{} (synchronized): {e}", trace.path.display()));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let info = open()?.info();
+    let mut to_build = Vec::new();
+    for p in applicable(&info, xml_files)? {
+        let file = dir.join(format!("{}.ht", p.id()));
+        match (reuse && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
+            Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
+            _ => to_build.push((p, file)),
+        }
+    }
+    let mut dropped: Vec<&'static str> = Vec::new();
+    while !to_build.is_empty() {
+        let mut source = open()?;
+        let ids: Vec<&'static str> = to_build.iter().map(|(p, _)| p.id()).collect();
+        let files: Vec<PathBuf> = to_build.iter().map(|(_, f)| f.clone()).collect();
+        let analyses = std::mem::take(&mut to_build)
+            .into_iter()
+            .map(|(provider, file)| Analysis {
+                provider,
+                output: Output::file(file),
+            })
+            .collect();
+        match pipeline::build(&mut source, analyses, &BuildOptions::default()) {
+            Ok((report, _)) => {
+                trace.nb_events.store(report.events, Ordering::Relaxed);
+                for (id, file) in ids.iter().zip(&files) {
+                    let ss = StateSystem::open(file, None).map_err(|e| format!("{id}: {e}"))?;
+                    trace.add_state_system(StateSystemHandle::new(*id, *id, ss));
+                }
+            }
+            // An analysis that cannot run on these traces is dropped; the others run again.
+            Err(pipeline::PipelineError::Provider(e)) => {
+                let message = e.to_string();
+                let Some(&culprit) = ids.iter().find(|id| message.starts_with(&format!("{id}:")))
+                else {
+                    return Err(message);
+                };
+                trace
+                    .analyses_not_run
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(message);
+                dropped.push(culprit);
+                to_build = applicable(&info, xml_files)?
+                    .into_iter()
+                    .filter(|p| ids.contains(&p.id()) && !dropped.contains(&p.id()))
+                    .map(|p| {
+                        let file = dir.join(format!("{}.ht", p.id()));
+                        (p, file)
+                    })
+                    .collect();
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
