@@ -90,6 +90,8 @@ pub(crate) type CpuSlot = u32;
 /// A thread slot (index into the cached threads).
 pub(crate) type ThreadSlot = u32;
 
+const SMALL_CPUS: i64 = 4096;
+
 /// Machine names (host ids) by number, and the quarks below them.
 #[derive(Default)]
 pub(crate) struct Attrs {
@@ -97,6 +99,8 @@ pub(crate) struct Attrs {
     name_ids: HashMap<Arc<str>, u32>,
     hosts: Vec<HostQ>,
     cpu_slots: IntMap<i64, CpuSlot>,
+    /// The same for CPUs 0..SMALL_CPUS, by index (`CpuSlot::MAX`: none yet).
+    small_cpus: Vec<CpuSlot>,
     cpus: Vec<CpuQ>,
     /// (name id, tid, cpu of a `0_<cpu>` name or `i64::MIN`) -> slot.
     thread_slots: IntMap<(u32, i64, i64), ThreadSlot>,
@@ -153,7 +157,17 @@ impl Attrs {
     }
 
     /// `CPUs/<cpu>`.
+    #[inline]
     pub fn cpu(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
+        if let Some(&slot) = usize::try_from(cpu).ok().and_then(|i| self.small_cpus.get(i)) {
+            if slot != CpuSlot::MAX {
+                return Ok(slot);
+            }
+        }
+        self.cpu_slow(ss, cpu)
+    }
+
+    fn cpu_slow(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
         if let Some(&slot) = self.cpu_slots.get(&cpu) {
             return Ok(slot);
         }
@@ -166,6 +180,13 @@ impl Attrs {
             soft_irqs: IntMap::default(),
         });
         self.cpu_slots.insert(cpu, slot);
+        if (0..SMALL_CPUS).contains(&cpu) {
+            let i = cpu as usize;
+            if self.small_cpus.len() <= i {
+                self.small_cpus.resize(i + 1, CpuSlot::MAX);
+            }
+            self.small_cpus[i] = slot;
+        }
         Ok(slot)
     }
 
