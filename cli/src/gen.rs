@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sextant_trace::gen::{generate, GenConfig, GenLimit};
+use sextant_trace::gen::{generate_with_guests, GenConfig, GenLimit};
 
 use crate::format;
 
@@ -43,6 +43,11 @@ pub struct GenTraceArgs {
     /// vCPU threads per VM (with --vms)
     #[arg(long, default_value_t = 2)]
     vcpus: u32,
+    /// Also write one guest trace per VM into DIR/guest1, DIR/guest2, ... (with
+    /// --vms): guest kernel events while the host runs each vCPU, and the vmsync
+    /// hypercall events in guests and host, for `sextant build OUT DIR/guest* -a vm-fused`
+    #[arg(long, value_name = "DIR", requires = "vms")]
+    guests: Option<PathBuf>,
     /// Replace OUT if it is an existing trace directory (or empty)
     #[arg(long)]
     force: bool,
@@ -124,7 +129,10 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
     }
     let progress = |done: u64, _total: u64| bar.set_position(done);
     let started = Instant::now();
-    let report = generate(&a.out, &cfg, Some(&progress))
+    if a.guests.is_some() && a.vms == 0 {
+        bail!("--guests needs --vms N (N > 0)");
+    }
+    let (report, guests) = generate_with_guests(&a.out, &cfg, a.guests.as_deref(), Some(&progress))
         .with_context(|| format!("generating {}", a.out.display()))?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
@@ -142,6 +150,13 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
             "seed": cfg.seed,
             "vms": cfg.vms,
             "vcpus_per_vm": cfg.vcpus_per_vm,
+            "guests": guests.iter().map(|g| serde_json::json!({
+                "dir": g.dir,
+                "hostname": g.hostname,
+                "vm_uid": g.vm_uid,
+                "events": g.events,
+                "stream_bytes": g.stream_bytes,
+            })).collect::<Vec<_>>(),
             "elapsed_s": elapsed.as_secs_f64(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -163,6 +178,16 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
         println!(
             "time range: {first} .. {last} ns ({} of kernel activity)",
             format::duration(std::time::Duration::from_nanos(last - first))
+        );
+    }
+    for g in &guests {
+        println!(
+            "guest {} ({}, vm_uid {}): {} events, {}",
+            g.dir.display(),
+            g.hostname,
+            g.vm_uid,
+            g.events,
+            format::bytes(g.stream_bytes)
         );
     }
     let mut top: Vec<(&String, &u64)> = report.counts.iter().collect();

@@ -13,8 +13,11 @@
 //! The roles of the machines are learnt during the pass (QEMU/KVM model); until every
 //! trace has its role, only container events are handled.
 
+use std::sync::Arc;
+
 use sht::{Quark, StateSystemBuilder, StateValue};
 
+use super::fused_attrs::{Attrs, CpuSlot, CpuSub, ThreadSlot, ThreadSub};
 use super::{
     host_ids, EventFields, IntMap, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG,
     SW_NEXT_COMM, SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
@@ -47,6 +50,11 @@ const CONDITION_OUT_VM: i32 = 1;
 /// per-event pre-processing (machine discovery, `Condition`, `Machine_name`).
 const OTHER: u32 = 999;
 
+/// Events between two prunings of the kernel model's thread-on-CPU histories (the
+/// analysis only asks them about the present).
+const PRUNE_EVERY: u32 = 4096;
+const PRUNE_MARGIN_NS: i64 = 1_000_000_000;
+
 /// Saved state of a CPU of a machine (Trace Compass `VirtualCPU`).
 #[derive(Debug, Clone)]
 struct CpuObject {
@@ -76,10 +84,21 @@ pub struct FusedVmProvider {
     kernel: KernelModels,
     all_roles_found: bool,
     /// Names of the syscall entry classes, by handler number - SYSCALL_HANDLER_BASE.
-    syscalls: Vec<String>,
+    syscalls: Vec<Arc<str>>,
     start: i64,
     started: bool,
     bad_vcpus: u64,
+    attrs: Attrs,
+    /// Name id (in `attrs`) of each trace's host id, by trace index.
+    trace_names: Vec<u32>,
+    /// Machine of each trace, once every role is known (machines no longer change).
+    trace_machines: Vec<Option<usize>>,
+    /// Name id of each machine's host id.
+    machine_names: Vec<u32>,
+    /// The machines' roles and parents are written (done once: later calls change nothing).
+    roles_written: bool,
+    until_prune: u32,
+    ns_buf: Vec<i64>,
 }
 
 fn thread_attribute_name(tid: i32, cpu: i64) -> String {
@@ -97,13 +116,6 @@ fn ongoing_int(ss: &dyn StateSystemBuilder, q: Quark) -> sht::Result<Option<i32>
     })
 }
 
-fn ongoing_str(ss: &dyn StateSystemBuilder, q: Quark) -> sht::Result<Option<String>> {
-    Ok(match ss.query_ongoing(q)? {
-        StateValue::String(s) => Some(s.to_string()),
-        _ => None,
-    })
-}
-
 fn int(v: i32) -> StateValue {
     StateValue::Int(v)
 }
@@ -114,6 +126,25 @@ fn text(s: &str) -> StateValue {
 
 fn opt_int(v: Option<i32>) -> StateValue {
     v.map_or(StateValue::Null, StateValue::Int)
+}
+
+/// `modify`, skipped when `value` is the ongoing value: the state system would drop
+/// such a change anyway (after validating a value it validated when it was set).
+/// Only for attributes never written with `update_ongoing`.
+#[inline]
+fn set(ss: &mut dyn StateSystemBuilder, t: i64, value: StateValue, q: Quark) -> sht::Result<()> {
+    if ss.query_ongoing(q).is_ok_and(|v| v == value) {
+        return Ok(());
+    }
+    ss.modify(t, value, q)
+}
+
+/// [`set`] of a string, allocated only when it changes.
+fn set_text(ss: &mut dyn StateSystemBuilder, t: i64, s: &str, q: Quark) -> sht::Result<()> {
+    if matches!(ss.query_ongoing(q), Ok(StateValue::String(v)) if &*v == s) {
+        return Ok(());
+    }
+    ss.modify(t, text(s), q)
 }
 
 impl FusedVmProvider {
@@ -129,11 +160,45 @@ impl FusedVmProvider {
             start: 0,
             started: false,
             bad_vcpus: 0,
+            attrs: Attrs::default(),
+            trace_names: Vec::new(),
+            trace_machines: Vec::new(),
+            machine_names: Vec::new(),
+            roles_written: false,
+            until_prune: PRUNE_EVERY,
+            ns_buf: Vec::new(),
         }
     }
 
     fn cpu_object(&mut self, machine: usize, cpu: i64) -> &mut CpuObject {
         self.cpus.entry((machine, cpu)).or_default()
+    }
+
+    /// Index of the event's trace in `hosts` (as [`super::host_of`] reads it).
+    fn trace_of(&self, ev: &dyn EventFields) -> usize {
+        ev.trace_index().min(self.hosts.len().saturating_sub(1))
+    }
+
+    /// The machine of the event's trace.
+    fn machine_of(&self, ev: &dyn EventFields) -> Option<usize> {
+        if self.all_roles_found {
+            return self
+                .trace_machines
+                .get(self.trace_of(ev))
+                .copied()
+                .flatten();
+        }
+        self.machines.get(super::host_of(&self.hosts, ev))
+    }
+
+    /// Name id of a machine's host id.
+    fn machine_name(&mut self, m: usize) -> u32 {
+        while self.machine_names.len() <= m {
+            let i = self.machine_names.len();
+            let id = self.attrs.intern(&self.machines.list[i].host_id);
+            self.machine_names.push(id);
+        }
+        self.machine_names[m]
     }
 
     /// `QemuKvmVmModel.getCurrentMachine`: learns roles from `kvm_*` and guest vmsync events.
@@ -188,6 +253,10 @@ impl FusedVmProvider {
             }
         }
         self.all_roles_found = count == self.hosts.len().max(1);
+        if self.all_roles_found {
+            // From now on no machine is added nor changes role.
+            self.trace_machines = self.hosts.iter().map(|h| self.machines.get(h)).collect();
+        }
         self.all_roles_found
     }
 
@@ -206,8 +275,10 @@ impl FusedVmProvider {
 
     /// The model part of the handling (`QemuKvmVmModel.handleEvent`).
     fn model_event(&mut self, kind: Kind, ev: &dyn EventFields) {
-        let host_id = super::host_of(&self.hosts, ev);
-        let Some(host) = self.machines.get(host_id) else {
+        if !matches!(kind, Kind::VmsyncGhHost | Kind::KvmEntry) {
+            return;
+        }
+        let Some(host) = self.machine_of(ev) else {
             return;
         };
         let Some(cpu) = ev.cpu() else { return };
@@ -303,62 +374,79 @@ impl FusedVmProvider {
         Ok(())
     }
 
+    /// Name id of the CPU's `Machine_name` (`None`: null).
+    fn cpu_machine(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        c: CpuSlot,
+    ) -> sht::Result<Option<u32>> {
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        let v = ss.query_ongoing(q)?;
+        Ok(self.attrs.name_of_value(&v))
+    }
+
     /// `Threads/<Machine_name of cpu>/<Current_thread of cpu>`; `None` while the CPU
     /// runs no known machine.
     fn current_thread_node(
+        &mut self,
         ss: &mut dyn StateSystemBuilder,
         cpu: i64,
-    ) -> sht::Result<Option<Quark>> {
-        let cpu_s = cpu.to_string();
-        let q = ss.quark_and_add(&["CPUs", &cpu_s, "Current_thread"])?;
+    ) -> sht::Result<Option<ThreadSlot>> {
+        let c = self.attrs.cpu(ss, cpu)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let thread = ongoing_int(ss, q)?.unwrap_or(-1);
-        let q = ss.quark_and_add(&["CPUs", &cpu_s, "Machine_name"])?;
-        let Some(machine) = ongoing_str(ss, q)? else {
+        let Some(machine) = self.cpu_machine(ss, c)? else {
             return Ok(None);
         };
-        Ok(Some(ss.quark_and_add(&[
-            "Threads",
-            &machine,
-            &thread_attribute_name(thread, cpu),
-        ])?))
+        Ok(Some(self.attrs.thread(
+            ss,
+            machine,
+            thread as i64,
+            Some(cpu),
+        )?))
     }
 
     fn set_process_to_running(
+        &mut self,
         ss: &mut dyn StateSystemBuilder,
         t: i64,
-        node: Quark,
+        node: ThreadSlot,
     ) -> sht::Result<()> {
-        let q = ss.quark_relative_and_add(node, &["System_call"])?;
+        let q = self.attrs.thread_sub(ss, node, ThreadSub::SystemCall)?;
         let value = if ss.query_ongoing(q)?.is_null() {
             PROC_RUN_USERMODE
         } else {
             PROC_RUN_SYSCALL
         };
-        let q = ss.quark_relative_and_add(node, &["Status"])?;
-        ss.modify(t, int(value), q)
+        let q = self.attrs.thread_sub(ss, node, ThreadSub::Status)?;
+        set(ss, t, int(value), q)
     }
 
-    fn cpu_status(ss: &mut dyn StateSystemBuilder, cpu_node: Quark) -> sht::Result<Option<i32>> {
-        for sub in ["IRQs", "Soft_IRQs"] {
-            let q = ss.quark_relative_and_add(cpu_node, &[sub])?;
-            for child in ss.attributes().children_of(q).to_vec() {
-                if let Some(v) = ongoing_int(ss, child)? {
+    fn cpu_status(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        c: CpuSlot,
+    ) -> sht::Result<Option<i32>> {
+        for sub in [CpuSub::Irqs, CpuSub::SoftIrqs] {
+            let q = self.attrs.cpu_sub(ss, c, sub)?;
+            for &child in ss.attributes().children_of(q) {
+                if let StateValue::Int(v) = ss.query_ongoing(child)? {
                     return Ok(Some(v));
                 }
             }
         }
-        let q = ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let Some(tid) = ongoing_int(ss, q)? else {
             return Ok(None);
         };
         if tid == 0 {
             return Ok(Some(CPU_IDLE));
         }
-        let q = ss.quark_relative_and_add(cpu_node, &["Machine_name"])?;
-        let Some(machine) = ongoing_str(ss, q)? else {
+        let Some(machine) = self.cpu_machine(ss, c)? else {
             return Ok(None);
         };
-        let q = ss.quark_and_add(&["Threads", &machine, &tid.to_string(), "System_call"])?;
+        let th = self.attrs.thread(ss, machine, tid as i64, None)?;
+        let q = self.attrs.thread_sub(ss, th, ThreadSub::SystemCall)?;
         Ok(Some(if ss.query_ongoing(q)?.is_null() {
             CPU_RUN_USERMODE
         } else {
@@ -366,32 +454,41 @@ impl FusedVmProvider {
         }))
     }
 
-    /// Whether the CPU's `Machine_name` is `machine` (null never is).
-    fn runs_machine(ss: &mut dyn StateSystemBuilder, cpu: i64, machine: &str) -> sht::Result<bool> {
-        let q = ss.quark_and_add(&["CPUs", &cpu.to_string(), "Machine_name"])?;
-        Ok(ongoing_str(ss, q)?.as_deref() == Some(machine))
+    /// Whether the CPU's `Machine_name` is the machine named `name` (null never is).
+    fn runs_machine(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        c: CpuSlot,
+        name: u32,
+    ) -> sht::Result<bool> {
+        Ok(self.cpu_machine(ss, c)? == Some(name))
     }
 
-    fn process_ns_ids(ss: &dyn StateSystemBuilder, thread: Quark) -> sht::Result<Vec<i64>> {
+    /// The namespace ids of a thread's levels below the first, into `out`.
+    fn process_ns_ids(
+        ss: &dyn StateSystemBuilder,
+        thread: Quark,
+        out: &mut Vec<i64>,
+    ) -> sht::Result<()> {
+        out.clear();
         let attrs = ss.attributes();
-        let mut out = Vec::new();
         let max_q = attrs.opt_quark(thread, &["ns_max_level"]);
         if max_q == sht::INVALID_QUARK {
-            return Ok(out);
+            return Ok(());
         }
         let Some(max) = ongoing_int(ss, max_q)? else {
-            return Ok(out);
+            return Ok(());
         };
         let mut level = 1;
         let mut vtid = thread;
         while level < max {
             vtid = attrs.opt_quark(vtid, &["VTID"]);
             if vtid == sht::INVALID_QUARK {
-                return Ok(out);
+                return Ok(());
             }
             let ns = attrs.opt_quark(vtid, &["ns_inum"]);
             if ns == sht::INVALID_QUARK {
-                return Ok(out);
+                return Ok(());
             }
             level += 1;
             out.push(match ss.query_ongoing(ns)? {
@@ -400,7 +497,7 @@ impl FusedVmProvider {
                 _ => -1,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     fn handle_event(
@@ -423,9 +520,9 @@ impl FusedVmProvider {
         let host = if !self.all_roles_found() {
             self.current_machine_and_add(name_kind, ev)
         } else {
-            self.machines.get(super::host_of(&self.hosts, ev))
+            self.machine_of(ev)
         };
-        let trace_host = super::host_of(&self.hosts, ev).to_string();
+        let tn = self.trace_names[self.trace_of(ev)];
         if let Some(k) = kind {
             self.model_event(k, ev);
         }
@@ -445,49 +542,54 @@ impl FusedVmProvider {
         }
         let t = ev.timestamp();
         if self.all_roles_found {
-            let cpu_s = cpu.to_string();
-            let cpu_node = ss.quark_and_add(&["CPUs", &cpu_s])?;
-            let condition = ss.quark_relative_and_add(cpu_node, &["Condition"])?;
-            let machine_q = ss.quark_and_add(&["Hosts", &trace_host])?;
-            let pure_host = host.is_some_and(|h| {
-                let m = &self.machines.list[h];
-                m.is_host() && !m.is_guest()
-            });
-            if host.is_some_and(|h| self.machines.list[h].is_guest()) {
-                let q = ss.quark_relative_and_add(cpu_node, &["Virtual_cpu"])?;
-                ss.modify(t, int(current_vcpu as i32), q)?;
-                ss.quark_relative_and_add(machine_q, &["CPUs", &current_vcpu.to_string()])?;
-                ss.quark_and_add(&["Hosts", &trace_host, "pCPUs", &cpu_s])?;
+            let c = self.attrs.cpu(ss, cpu)?;
+            let condition = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
+            self.attrs.host(ss, tn)?;
+            let (pure_host, guest) = match host {
+                Some(h) => {
+                    let m = &self.machines.list[h];
+                    (m.is_host() && !m.is_guest(), m.is_guest())
+                }
+                None => (false, false),
+            };
+            if guest {
+                let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
+                set(ss, t, int(current_vcpu as i32), q)?;
+                self.attrs.host_cpu(ss, tn, false, current_vcpu)?;
+                self.attrs.host_cpu(ss, tn, true, cpu)?;
             } else {
-                ss.quark_and_add(&["Hosts", &trace_host, "CPUs", &cpu_s])?;
+                self.attrs.host_cpu(ss, tn, false, cpu)?;
             }
-            self.set_machines_roles(ss)?;
-            self.set_machines_parents(ss)?;
+            if !self.roles_written {
+                self.set_machines_roles(ss)?;
+                self.set_machines_parents(ss)?;
+                self.roles_written = true;
+            }
             if pure_host {
-                ss.modify(t, int(CONDITION_OUT_VM), condition)?;
+                set(ss, t, int(CONDITION_OUT_VM), condition)?;
             }
-            let q = ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
             let thread = ongoing_int(ss, q)?.unwrap_or(-1);
             // Trace Compass creates this node whatever the thread (even "-1").
-            ss.quark_and_add(&["Threads", &trace_host, &thread.to_string()])?;
-            let q = ss.quark_relative_and_add(cpu_node, &["Machine_name"])?;
+            self.attrs.thread(ss, tn, thread as i64, None)?;
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
             if pure_host {
-                ss.modify(t, text(&trace_host), q)?;
+                set(ss, t, self.attrs.name_value(tn), q)?;
             }
         }
         let Some(kind) = kind else {
             if handler >= SYSCALL_HANDLER_BASE {
                 let name = self.syscalls[(handler - SYSCALL_HANDLER_BASE) as usize].clone();
-                return self.sys_entry(&name, host, event_cpu as i64, t, ss);
+                return self.sys_entry(name, host, event_cpu as i64, t, ss);
             }
             return Ok(());
         };
         let ecpu = event_cpu as i64;
         match kind {
             Kind::KvmEntry => self.kvm_entry(host, ecpu, t, ss),
-            Kind::KvmExit => self.kvm_exit(host, ecpu, t, &trace_host, ss),
+            Kind::KvmExit => self.kvm_exit(host, ecpu, t, tn, ss),
             Kind::KvmMmuGetPage | Kind::KvmNestedVmexitInject => {
-                let Some(h) = self.machines.get(&trace_host) else {
+                let Some(h) = self.machine_of(ev) else {
                     return Ok(());
                 };
                 if self.machines.list[h].is_guest() {
@@ -507,27 +609,30 @@ impl FusedVmProvider {
                 }
                 Ok(())
             }
-            Kind::SchedSwitch => self.sched_switch(host, ecpu, &trace_host, ev, ss),
+            Kind::SchedSwitch => self.sched_switch(host, ecpu, tn, ev, ss),
             Kind::IrqEntry | Kind::IrqExit => self.irq(kind, host, ecpu, ev, ss),
             Kind::SoftirqEntry | Kind::SoftirqExit | Kind::SoftirqRaise => {
                 self.softirq(kind, host, ecpu, ev, ss)
             }
             Kind::SyscallEntry => Ok(()), // named syscall classes use their own handlers
             Kind::SyscallExit => self.sys_exit(host, ecpu, t, ss),
-            Kind::SchedWakeup | Kind::SchedPiSetprio => {
-                self.prio(kind, host, ecpu, &trace_host, ev, ss)
+            Kind::SchedWakeup | Kind::SchedPiSetprio => self.prio(kind, host, ecpu, tn, ev, ss),
+            Kind::SchedProcessFork => {
+                let host_id = self.attrs.name(tn).clone();
+                self.fork(&host_id, ev, ss)
             }
-            Kind::SchedProcessFork => self.fork(&trace_host, ev, ss),
             Kind::SchedProcessFree => {
-                let Some(pcpu) = self.translate(host, ecpu) else {
+                if self.translate(host, ecpu).is_none() {
                     return Ok(());
-                };
-                let _ = pcpu;
+                }
                 let Some(tid) = ev.int(0) else { return Ok(()) };
-                let q = ss.quark_and_add(&["Threads", &trace_host, &tid.to_string()])?;
-                ss.remove(t, q)
+                let th = self.attrs.thread(ss, tn, tid, None)?;
+                ss.remove(t, self.attrs.thread_node(th))
             }
-            Kind::Statedump => self.statedump(&trace_host, ecpu, ev, ss),
+            Kind::Statedump => {
+                let host_id = self.attrs.name(tn).clone();
+                self.statedump(&host_id, ecpu, ev, ss)
+            }
             _ => Ok(()),
         }
     }
@@ -548,9 +653,8 @@ impl FusedVmProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
-        let cpu_s = cpu.to_string();
-        let cpu_node = ss.quark_and_add(&["CPUs", &cpu_s])?;
-        ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+        let c = self.attrs.cpu(ss, cpu)?;
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let thread = self.cpu_object(h, cpu).current_thread;
         if thread == -1 {
             return Ok(());
@@ -564,8 +668,8 @@ impl FusedVmProvider {
             let next = self.machines.tid_to_vcpu.get(&(h, thread)).copied();
             self.cpu_object(h, cpu).next_layer = next;
             if let Some((vm, id)) = next {
-                let vm_id = self.machines.list[vm].host_id.clone();
-                let q = ss.quark_and_add(&["Hosts", &vm_id, "CPUs", &id.to_string()])?;
+                let vm_name = self.machine_name(vm);
+                let q = self.attrs.host_cpu(ss, vm_name, false, id)?;
                 if ss.query_ongoing(q)?.is_null() {
                     ss.modify(self.start, int(thread), q)?;
                 }
@@ -580,9 +684,9 @@ impl FusedVmProvider {
             }
             return Ok(());
         }
-        let q = ss.quark_relative_and_add(cpu_node, &["Condition"])?;
-        ss.modify(t, int(CONDITION_IN_VM), q)?;
-        let status_q = ss.quark_relative_and_add(cpu_node, &["Status"])?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
+        set(ss, t, int(CONDITION_IN_VM), q)?;
+        let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         let Some(status) = ongoing_int(ss, status_q)? else {
             return Ok(());
         };
@@ -599,28 +703,28 @@ impl FusedVmProvider {
             };
             (next.0, next)
         } else {
-            let vm_id = self.machines.list[vm].host_id.clone();
-            let q = ss.quark_and_add(&["Hosts", &vm_id, "CPUs", &vcpu.1.to_string()])?;
+            let vm_name = self.machine_name(vm);
+            let q = self.attrs.host_cpu(ss, vm_name, false, vcpu.1)?;
             if ss.query_ongoing(q)?.is_null() {
                 ss.modify(t, int(thread), q)?;
             }
             (vm, vcpu)
         };
-        let vm_id = self.machines.list[vm].host_id.clone();
-        ss.quark_and_add(&["Hosts", &vm_id, "pCPUs", &cpu_s])?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Virtual_cpu"])?;
-        ss.modify(t, int(vcpu.1 as i32), q)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Machine_name"])?;
-        ss.modify(t, text(&vm_id), q)?;
+        let vm_name = self.machine_name(vm);
+        self.attrs.host_cpu(ss, vm_name, true, cpu)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
+        set(ss, t, int(vcpu.1 as i32), q)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        set(ss, t, self.attrs.name_value(vm_name), q)?;
         let state = self.cpu_object(vcpu.0, vcpu.1).current_state;
-        ss.modify(t, int(state), status_q)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+        set(ss, t, int(state), status_q)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let Some(current) = ongoing_int(ss, q)? else {
             return Ok(());
         };
         self.cpu_object(h, cpu).current_thread = current;
         let vthread = self.cpu_object(vcpu.0, vcpu.1).current_thread;
-        ss.modify(t, int(vthread), q)
+        set(ss, t, int(vthread), q)
     }
 
     fn kvm_exit(
@@ -628,11 +732,11 @@ impl FusedVmProvider {
         host: Option<usize>,
         cpu: i64,
         t: i64,
-        host_id: &str,
+        host_name: u32,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
-        let cpu_node = ss.quark_and_add(&["CPUs", &cpu.to_string()])?;
+        let c = self.attrs.cpu(ss, cpu)?;
         if self.machines.list[h].is_host() && self.machines.list[h].is_guest() {
             return Ok(());
         }
@@ -649,29 +753,29 @@ impl FusedVmProvider {
         } else {
             vcpu
         };
-        let q = ss.quark_relative_and_add(cpu_node, &["Status"])?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         let Some(status) = ongoing_int(ss, q)? else {
             return Ok(());
         };
         self.cpu_object(vcpu.0, vcpu.1).current_state = status;
-        ss.modify(t, int(host_cpu.current_state), q)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+        set(ss, t, int(host_cpu.current_state), q)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let Some(current) = ongoing_int(ss, q)? else {
             return Ok(());
         };
         self.cpu_object(vcpu.0, vcpu.1).current_thread = current;
-        ss.modify(t, int(host_cpu.current_thread), q)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Condition"])?;
-        ss.modify(t, int(CONDITION_OUT_VM), q)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Machine_name"])?;
-        ss.modify(t, text(host_id), q)
+        set(ss, t, int(host_cpu.current_thread), q)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
+        set(ss, t, int(CONDITION_OUT_VM), q)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        set(ss, t, self.attrs.name_value(host_name), q)
     }
 
     fn sched_switch(
         &mut self,
         host: Option<usize>,
         event_cpu: i64,
-        host_id: &str,
+        host_name: u32,
         ev: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
@@ -692,29 +796,32 @@ impl FusedVmProvider {
         };
         let (prev, next) = (prev as i32, next as i32);
         let t = ev.timestamp();
-        let former = ss.quark_and_add(&["Threads", host_id, &thread_attribute_name(prev, cpu)])?;
-        let new = ss.quark_and_add(&["Threads", host_id, &thread_attribute_name(next, cpu)])?;
-        let machine_q = ss.quark_and_add(&["Hosts", host_id])?;
-        let containers = ss.quark_relative_and_add(machine_q, &["Containers"])?;
-        let q = ss.quark_relative_and_add(former, &["Status"])?;
-        ss.modify(t, opt_int(super::status::after_switch_out(prev_state)), q)?;
-        Self::set_process_to_running(ss, t, new)?;
-        let q = ss.quark_relative_and_add(new, &["Exec_name"])?;
-        ss.modify(t, text(next_comm), q)?;
-        let q = ss.quark_relative_and_add(new, &["Prio"])?;
-        ss.modify(t, int(next_prio as i32), q)?;
-        ss.quark_relative_and_add(new, &["System_call"])?;
-        ss.quark_relative_and_add(new, &["PPID"])?;
-        let cpu_s = cpu.to_string();
-        let cpu_node = ss.quark_and_add(&["CPUs", &cpu_s])?;
-        let modify = Self::runs_machine(ss, cpu, host_id)?;
-        let q = ss.quark_relative_and_add(cpu_node, &["Current_thread"])?;
+        let former = self.attrs.thread(ss, host_name, prev as i64, Some(cpu))?;
+        let new = self.attrs.thread(ss, host_name, next as i64, Some(cpu))?;
+        self.attrs.host(ss, host_name)?;
+        self.attrs.containers(ss, host_name)?;
+        let q = self.attrs.thread_sub(ss, former, ThreadSub::Status)?;
+        set(
+            ss,
+            t,
+            opt_int(super::status::after_switch_out(prev_state)),
+            q,
+        )?;
+        self.set_process_to_running(ss, t, new)?;
+        let q = self.attrs.thread_sub(ss, new, ThreadSub::ExecName)?;
+        set_text(ss, t, next_comm, q)?;
+        let q = self.attrs.thread_sub(ss, new, ThreadSub::Prio)?;
+        set(ss, t, int(next_prio as i32), q)?;
+        let syscall_q = self.attrs.thread_sub(ss, new, ThreadSub::SystemCall)?;
+        self.attrs.thread_sub(ss, new, ThreadSub::Ppid)?;
+        let c = self.attrs.cpu(ss, cpu)?;
+        let modify = self.runs_machine(ss, c, host_name)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         if modify {
-            ss.modify(t, int(next), q)?;
+            set(ss, t, int(next), q)?;
         }
         let state = if next > 0 {
-            let q = ss.quark_relative_and_add(new, &["System_call"])?;
-            if ss.query_ongoing(q)?.is_null() {
+            if ss.query_ongoing(syscall_q)?.is_null() {
                 CPU_RUN_USERMODE
             } else {
                 CPU_RUN_SYSCALL
@@ -723,13 +830,16 @@ impl FusedVmProvider {
             CPU_IDLE
         };
         if modify {
-            let q = ss.quark_relative_and_add(cpu_node, &["Status"])?;
-            ss.modify(t, int(state), q)?;
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
+            set(ss, t, int(state), q)?;
         }
         if next != 0 {
-            for ns in Self::process_ns_ids(ss, new)? {
-                ss.quark_relative_and_add(containers, &[&ns.to_string(), "pCPUs", &cpu_s])?;
+            let mut ns_ids = std::mem::take(&mut self.ns_buf);
+            Self::process_ns_ids(ss, self.attrs.thread_node(new), &mut ns_ids)?;
+            for &ns in &ns_ids {
+                self.attrs.container_pcpu(ss, host_name, ns, cpu)?;
             }
+            self.ns_buf = ns_ids;
         }
         let obj = self.cpu_object(h, event_cpu);
         obj.current_state = state;
@@ -751,29 +861,28 @@ impl FusedVmProvider {
         };
         let Some(irq) = ev.int(0) else { return Ok(()) };
         let t = ev.timestamp();
-        let cpu_s = cpu.to_string();
-        let irq_q = ss.quark_and_add(&["CPUs", &cpu_s, "IRQs", &(irq as i32).to_string()])?;
-        let Some(thread) = Self::current_thread_node(ss, cpu)? else {
+        let c = self.attrs.cpu(ss, cpu)?;
+        let irq_q = self.attrs.cpu_irq(ss, c, false, irq as i32 as i64)?;
+        let Some(thread) = self.current_thread_node(ss, cpu)? else {
             return Ok(());
         };
-        let status_q = ss.quark_and_add(&["CPUs", &cpu_s, "Status"])?;
+        let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         if kind == Kind::IrqEntry {
-            ss.modify(t, int(cpu as i32), irq_q)?;
-            let q = ss.quark_relative_and_add(thread, &["Status"])?;
-            ss.modify(t, int(PROC_INTERRUPTED), q)?;
+            set(ss, t, int(cpu as i32), irq_q)?;
+            let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
+            set(ss, t, int(PROC_INTERRUPTED), q)?;
             let Some(v) = ongoing_int(ss, status_q)? else {
                 return Ok(());
             };
             self.cpu_object(h, event_cpu).state_before_irq = v;
-            ss.modify(t, int(CPU_IRQ), status_q)
+            set(ss, t, int(CPU_IRQ), status_q)
         } else {
-            ss.modify(t, StateValue::Null, irq_q)?;
-            Self::set_process_to_running(ss, t, thread)?;
-            let cpu_node = ss.quark_and_add(&["CPUs", &cpu_s])?;
-            let v = Self::cpu_status(ss, cpu_node)?;
-            ss.modify(t, opt_int(v), status_q)?;
+            set(ss, t, StateValue::Null, irq_q)?;
+            self.set_process_to_running(ss, t, thread)?;
+            let v = self.cpu_status(ss, c)?;
+            set(ss, t, opt_int(v), status_q)?;
             let before = self.cpu_object(h, event_cpu).state_before_irq;
-            ss.modify(t, int(before), status_q)
+            set(ss, t, int(before), status_q)
         }
     }
 
@@ -790,8 +899,8 @@ impl FusedVmProvider {
         };
         let Some(vec) = ev.int(0) else { return Ok(()) };
         let t = ev.timestamp();
-        let cpu_s = cpu.to_string();
-        let soft_q = ss.quark_and_add(&["CPUs", &cpu_s, "Soft_IRQs", &(vec as i32).to_string()])?;
+        let c = self.attrs.cpu(ss, cpu)?;
+        let soft_q = self.attrs.cpu_irq(ss, c, true, vec as i32 as i64)?;
         if kind == Kind::SoftirqRaise {
             let running = ongoing_int(ss, soft_q)?.is_some_and(|v| v & CPU_SOFTIRQ == CPU_SOFTIRQ);
             let v = if running {
@@ -799,26 +908,26 @@ impl FusedVmProvider {
             } else {
                 CPU_SOFT_IRQ_RAISED
             };
-            return ss.modify(t, int(v), soft_q);
+            return set(ss, t, int(v), soft_q);
         }
         let Some(h) = host else { return Ok(()) };
-        let Some(thread) = Self::current_thread_node(ss, cpu)? else {
+        let Some(thread) = self.current_thread_node(ss, cpu)? else {
             return Ok(());
         };
-        let host_id = self.machines.list[h].host_id.clone();
-        let status_q = ss.quark_and_add(&["CPUs", &cpu_s, "Status"])?;
+        let host_name = self.machine_name(h);
+        let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         if kind == Kind::SoftirqEntry {
-            let modify = Self::runs_machine(ss, cpu, &host_id)?;
-            ss.modify(t, int(CPU_SOFTIRQ), soft_q)?;
-            let q = ss.quark_relative_and_add(thread, &["Status"])?;
-            ss.modify(t, int(PROC_INTERRUPTED), q)?;
+            let modify = self.runs_machine(ss, c, host_name)?;
+            set(ss, t, int(CPU_SOFTIRQ), soft_q)?;
+            let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
+            set(ss, t, int(PROC_INTERRUPTED), q)?;
             let obj = self.cpu_object(h, event_cpu);
             if obj.current_state != CPU_SOFTIRQ && obj.current_state != CPU_SOFT_IRQ_RAISED {
                 obj.state_before_irq = obj.current_state;
             }
             obj.current_state = CPU_SOFTIRQ;
             if modify {
-                ss.modify(t, int(CPU_SOFTIRQ), status_q)?;
+                set(ss, t, int(CPU_SOFTIRQ), status_q)?;
             }
             return Ok(());
         }
@@ -829,27 +938,27 @@ impl FusedVmProvider {
         } else {
             StateValue::Null
         };
-        ss.modify(t, v, soft_q)?;
-        let parent = ss.attributes().parent(soft_q)?;
-        for sibling in ss.attributes().children_of(parent).to_vec() {
+        set(ss, t, v, soft_q)?;
+        let parent = self.attrs.cpu_sub(ss, c, CpuSub::SoftIrqs)?;
+        for &sibling in ss.attributes().children_of(parent) {
             if !ss.query_ongoing(sibling)?.is_null() {
                 return Ok(());
             }
         }
-        let modify = Self::runs_machine(ss, cpu, &host_id)?;
-        Self::set_process_to_running(ss, t, thread)?;
+        let modify = self.runs_machine(ss, c, host_name)?;
+        self.set_process_to_running(ss, t, thread)?;
         let obj = self.cpu_object(h, event_cpu);
         let before = obj.state_before_irq;
         obj.current_state = before;
         if modify {
-            ss.modify(t, int(before), status_q)?;
+            set(ss, t, int(before), status_q)?;
         }
         Ok(())
     }
 
     fn sys_entry(
         &mut self,
-        name: &str,
+        name: Arc<str>,
         host: Option<usize>,
         event_cpu: i64,
         t: i64,
@@ -859,17 +968,18 @@ impl FusedVmProvider {
         let Some(cpu) = self.translate(host, event_cpu) else {
             return Ok(());
         };
-        let Some(thread) = Self::current_thread_node(ss, cpu)? else {
+        let Some(thread) = self.current_thread_node(ss, cpu)? else {
             return Ok(());
         };
-        let q = ss.quark_relative_and_add(thread, &["System_call"])?;
-        ss.modify(t, text(name), q)?;
-        let q = ss.quark_relative_and_add(thread, &["Status"])?;
-        ss.modify(t, int(PROC_RUN_SYSCALL), q)?;
-        let host_id = self.machines.list[h].host_id.clone();
-        if Self::runs_machine(ss, cpu, &host_id)? {
-            let q = ss.quark_and_add(&["CPUs", &cpu.to_string(), "Status"])?;
-            ss.modify(t, int(CPU_RUN_SYSCALL), q)?;
+        let q = self.attrs.thread_sub(ss, thread, ThreadSub::SystemCall)?;
+        set(ss, t, StateValue::String(name), q)?;
+        let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
+        set(ss, t, int(PROC_RUN_SYSCALL), q)?;
+        let host_name = self.machine_name(h);
+        let c = self.attrs.cpu(ss, cpu)?;
+        if self.runs_machine(ss, c, host_name)? {
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
+            set(ss, t, int(CPU_RUN_SYSCALL), q)?;
         }
         self.cpu_object(h, event_cpu).current_state = CPU_RUN_SYSCALL;
         Ok(())
@@ -886,17 +996,18 @@ impl FusedVmProvider {
         let Some(cpu) = self.translate(host, event_cpu) else {
             return Ok(());
         };
-        let Some(thread) = Self::current_thread_node(ss, cpu)? else {
+        let Some(thread) = self.current_thread_node(ss, cpu)? else {
             return Ok(());
         };
-        let q = ss.quark_relative_and_add(thread, &["System_call"])?;
-        ss.modify(t, StateValue::Null, q)?;
-        let q = ss.quark_relative_and_add(thread, &["Status"])?;
-        ss.modify(t, int(PROC_RUN_USERMODE), q)?;
-        let host_id = self.machines.list[h].host_id.clone();
-        if Self::runs_machine(ss, cpu, &host_id)? {
-            let q = ss.quark_and_add(&["CPUs", &cpu.to_string(), "Status"])?;
-            ss.modify(t, int(CPU_RUN_USERMODE), q)?;
+        let q = self.attrs.thread_sub(ss, thread, ThreadSub::SystemCall)?;
+        set(ss, t, StateValue::Null, q)?;
+        let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
+        set(ss, t, int(PROC_RUN_USERMODE), q)?;
+        let host_name = self.machine_name(h);
+        let c = self.attrs.cpu(ss, cpu)?;
+        if self.runs_machine(ss, c, host_name)? {
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
+            set(ss, t, int(CPU_RUN_USERMODE), q)?;
         }
         self.cpu_object(h, event_cpu).current_state = CPU_RUN_USERMODE;
         Ok(())
@@ -908,7 +1019,7 @@ impl FusedVmProvider {
         kind: Kind,
         host: Option<usize>,
         event_cpu: i64,
-        host_id: &str,
+        host_name: u32,
         ev: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
@@ -919,19 +1030,20 @@ impl FusedVmProvider {
             return Ok(());
         };
         let t = ev.timestamp();
-        let node =
-            ss.quark_and_add(&["Threads", host_id, &thread_attribute_name(tid as i32, cpu)])?;
+        let node = self
+            .attrs
+            .thread(ss, host_name, tid as i32 as i64, Some(cpu))?;
         if kind == Kind::SchedWakeup {
-            let q = ss.quark_relative_and_add(node, &["Status"])?;
+            let q = self.attrs.thread_sub(ss, node, ThreadSub::Status)?;
             let Some(status) = ongoing_int(ss, q)? else {
                 return Ok(());
             };
             if status != PROC_RUN_SYSCALL && status != PROC_RUN_USERMODE {
-                ss.modify(t, int(PROC_WAIT_FOR_CPU), q)?;
+                set(ss, t, int(PROC_WAIT_FOR_CPU), q)?;
             }
         }
-        let q = ss.quark_relative_and_add(node, &["Prio"])?;
-        ss.modify(t, int(prio as i32), q)
+        let q = self.attrs.thread_sub(ss, node, ThreadSub::Prio)?;
+        set(ss, t, int(prio as i32), q)
     }
 
     fn fork(
@@ -1226,6 +1338,7 @@ impl StateProvider for FusedVmProvider {
     fn check_trace(&mut self, trace: &TraceInfo) -> Result<(), ProviderError> {
         *self = FusedVmProvider::new();
         self.hosts = host_ids(trace);
+        self.trace_names = self.hosts.iter().map(|h| self.attrs.intern(h)).collect();
         // A single-trace experiment is a host.
         if self.hosts.len() == 1 {
             let h = self.hosts[0].clone();
@@ -1237,7 +1350,7 @@ impl StateProvider for FusedVmProvider {
         // Every event goes through the pre-processing, so every class is subscribed.
         match Kind::of(event_name) {
             Some(Kind::SyscallEntry) => {
-                self.syscalls.push(event_name.to_string());
+                self.syscalls.push(Arc::from(event_name));
                 Some(Subscription {
                     handler: SYSCALL_HANDLER_BASE + self.syscalls.len() as u32 - 1,
                     fields: vec![],
@@ -1266,6 +1379,13 @@ impl StateProvider for FusedVmProvider {
         if !self.started {
             self.started = true;
             self.start = ss.start_time();
+        }
+        self.until_prune -= 1;
+        if self.until_prune == 0 {
+            self.until_prune = PRUNE_EVERY;
+            // Queries are at the present; the margin covers events slightly out of order.
+            self.kernel
+                .prune(ev.timestamp().saturating_sub(PRUNE_MARGIN_NS));
         }
         let kind = Kind::from_handler(handler);
         let name_kind = match (handler, kind) {

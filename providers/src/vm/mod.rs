@@ -15,6 +15,7 @@
 //! analyses that Trace Compass runs against a *finished* model look ahead in time.
 
 pub mod fused;
+mod fused_attrs;
 pub mod model;
 pub mod nested;
 pub mod overhead;

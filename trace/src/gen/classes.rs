@@ -127,10 +127,42 @@ event_classes! {
     // lttng-modules 2.8 names and fields (`arch/x86/kvm/trace.h`, MAP to `kvm_x86_*`).
     KvmEntry "kvm_x86_entry" { vcpu_id: U32 }
     KvmExit "kvm_x86_exit" { exit_reason: U32, guest_rip: U64, isa: U32, info1: U64, info2: U64 }
+    // Host and guest traces of an experiment only: the lttng-modules addons'
+    // hypercall synchronization events (`cnt`, `vm_uid`).
+    VmsyncGhHost "vmsync_gh_host" { cnt: I32, vm_uid: I64 }
+    VmsyncHgHost "vmsync_hg_host" { cnt: I32, vm_uid: I64 }
+    VmsyncGhGuest "vmsync_gh_guest" { cnt: I32, vm_uid: I64 }
+    VmsyncHgGuest "vmsync_hg_guest" { cnt: I32, vm_uid: I64 }
 }
 
 /// Classes declared without the KVM host mode: all but the KVM ones at the end.
 pub(crate) const BASE_CLASSES: usize = Ev::KvmEntry as usize;
+
+/// Which classes a trace declares, beyond the base kernel ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Declared {
+    Kernel,
+    /// KVM host: kvm entry/exit.
+    KvmHost,
+    /// KVM host with guest traces: kvm entry/exit and the host vmsync events.
+    KvmHostSync,
+    /// Guest: the guest vmsync events.
+    Guest,
+}
+
+impl Declared {
+    pub(crate) fn declares(self, id: usize) -> bool {
+        let kvm = (Ev::KvmEntry as usize..=Ev::KvmExit as usize).contains(&id);
+        let host_sync = (Ev::VmsyncGhHost as usize..=Ev::VmsyncHgHost as usize).contains(&id);
+        let guest_sync = (Ev::VmsyncGhGuest as usize..=Ev::VmsyncHgGuest as usize).contains(&id);
+        match self {
+            Declared::Kernel => id < BASE_CLASSES,
+            Declared::KvmHost => id < BASE_CLASSES || kvm,
+            Declared::KvmHostSync => id < BASE_CLASSES || kvm || host_sync,
+            Declared::Guest => id < BASE_CLASSES || guest_sync,
+        }
+    }
+}
 
 impl Ev {
     pub(crate) fn id(self) -> u32 {
@@ -148,9 +180,10 @@ pub(crate) struct TraceEnv<'a> {
     pub uuid: [u8; 16],
     pub clock_uuid: [u8; 16],
     pub clock_offset: u64,
-    /// KVM host mode: the KVM classes are declared, and every event carries the
-    /// `pid` and `tid` contexts (`lttng add-context -k -t pid -t tid`).
+    /// KVM host mode: every event carries the `pid` and `tid` contexts
+    /// (`lttng add-context -k -t pid -t tid`).
     pub kvm: bool,
+    pub declared: Declared,
 }
 
 pub(crate) fn uuid_text(u: &[u8; 16]) -> String {
@@ -280,12 +313,10 @@ pub(crate) fn tsdl(env: &TraceEnv) -> String {
              \tpacket.context := struct packet_context;\n};\n\n",
         );
     }
-    let declared = if env.kvm {
-        EVENT_CLASSES.len()
-    } else {
-        BASE_CLASSES
-    };
-    for (id, class) in EVENT_CLASSES[..declared].iter().enumerate() {
+    for (id, class) in EVENT_CLASSES.iter().enumerate() {
+        if !env.declared.declares(id) {
+            continue;
+        }
         let _ = write!(
             s,
             "event {{\n\tname = \"{}\";\n\tid = {id};\n\tstream_id = 0;\n\tfields := struct {{\n",
@@ -479,6 +510,7 @@ mod tests {
             clock_uuid: [8; 16],
             clock_offset: 42,
             kvm: false,
+            declared: Declared::Kernel,
         };
         let text = tsdl(&env);
         let packed = packetized_metadata(&text, &env.uuid);

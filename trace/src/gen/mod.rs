@@ -8,10 +8,14 @@
 //! leave their guest (`kvm_x86_entry` / `kvm_x86_exit`) while they run, and every
 //! event carries the `pid` and `tid` contexts the VM analyses need.
 //!
+//! [`generate_with_guests`] also writes one guest trace per VM (see `guest.rs`):
+//! with the host trace, an experiment the VM analyses can follow across machines.
+//!
 //! The same [`GenConfig`] always produces the same bytes. The trace is written
 //! into a temporary sibling directory and renamed into place when complete.
 
 mod classes;
+mod guest;
 mod rng;
 mod sim;
 mod stream;
@@ -19,7 +23,9 @@ mod stream;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use classes::{packetized_metadata, tsdl, TraceEnv, EVENT_CLASSES};
+use classes::{packetized_metadata, tsdl, Declared, TraceEnv, EVENT_CLASSES};
+pub use guest::GuestReport;
+use guest::GuestTrace;
 use rng::Rng;
 use sim::Sim;
 use stream::{PacketOut, PacketWriter, StreamWriter};
@@ -190,7 +196,41 @@ pub fn generate(
     cfg: &GenConfig,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> Result<GenReport, GenError> {
+    generate_with_guests(dir, cfg, None, progress).map(|(r, _)| r)
+}
+
+/// Name (and hostname suffix) of the guest trace of VM `vm` (from 0).
+pub fn guest_name(vm: u32) -> String {
+    format!("guest{}", vm + 1)
+}
+
+/// As [`generate`], and with `guests_dir` (KVM host mode only) one guest trace per
+/// VM in `guests_dir/guest<N>` (N from 1; hostname `<hostname>-guest<N>`), with
+/// the hypercall synchronization events in the guests and the host. The limit
+/// counts the host trace only.
+pub fn generate_with_guests(
+    dir: &Path,
+    cfg: &GenConfig,
+    guests_dir: Option<&Path>,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<(GenReport, Vec<GuestReport>), GenError> {
     cfg.validate()?;
+    if guests_dir.is_some() && cfg.vms == 0 {
+        return Err(invalid("guests", "guest traces need VMs (vms > 0)"));
+    }
+    let guest_dirs: Vec<PathBuf> = match guests_dir {
+        Some(g) => (0..cfg.vms).map(|vm| g.join(guest_name(vm))).collect(),
+        None => Vec::new(),
+    };
+    for d in &guest_dirs {
+        if d.exists() && !(cfg.replace_existing && replaceable(d)?) {
+            return Err(if cfg.replace_existing {
+                GenError::NotATrace { path: d.clone() }
+            } else {
+                GenError::OutputExists { path: d.clone() }
+            });
+        }
+    }
     if dir.exists() {
         if !cfg.replace_existing {
             return Err(GenError::OutputExists {
@@ -218,27 +258,45 @@ pub fn generate(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    let result = write_trace(&tmp, cfg, progress);
-    let mut report = match result {
+    let guest_tmps: Vec<PathBuf> = guest_dirs
+        .iter()
+        .map(|d| {
+            let name = d.file_name().unwrap_or_default().to_string_lossy();
+            d.with_file_name(format!(".{name}.gen-{}.tmp", std::process::id()))
+        })
+        .collect();
+    let result = write_trace(&tmp, cfg, &guest_tmps, progress);
+    let (mut report, mut guests) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
+            for g in &guest_tmps {
+                let _ = std::fs::remove_dir_all(g);
+            }
             return Err(e);
         }
     };
+    for ((g, tmp), report) in guest_dirs.iter().zip(&guest_tmps).zip(&mut guests) {
+        if g.exists() {
+            std::fs::remove_dir_all(g).map_err(io_err(g))?;
+        }
+        std::fs::rename(tmp, g).map_err(io_err(g))?;
+        report.dir = g.clone();
+    }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
     }
     std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
     report.dir = dir.to_path_buf();
-    Ok(report)
+    Ok((report, guests))
 }
 
 fn write_trace(
     dir: &Path,
     cfg: &GenConfig,
+    guest_dirs: &[PathBuf],
     progress: Option<&dyn Fn(u64, u64)>,
-) -> Result<GenReport, GenError> {
+) -> Result<(GenReport, Vec<GuestReport>), GenError> {
     let index_dir = dir.join("index");
     std::fs::create_dir_all(&index_dir).map_err(io_err(&index_dir))?;
     let mut rng = Rng::new(cfg.seed);
@@ -271,6 +329,25 @@ fn write_trace(
         uuid,
         writer: PacketWriter::start(files)?,
     };
+    let mut guests = Vec::new();
+    for (vm, g) in guest_dirs.iter().enumerate() {
+        if let Some(parent) = g.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if g.exists() {
+            std::fs::remove_dir_all(g).map_err(io_err(g))?;
+        }
+        let hostname = format!("{}-{}", cfg.hostname, guest_name(vm as u32));
+        guests.push(GuestTrace::create(
+            g,
+            hostname,
+            vm as u32,
+            cfg.vcpus_per_vm,
+            cfg.seed,
+            start,
+        )?);
+    }
+    let with_guests = !guests.is_empty();
     let sim = Sim::new(
         rng,
         start,
@@ -281,8 +358,13 @@ fn write_trace(
         cfg.limit,
         progress,
         (cfg.vms, cfg.vcpus_per_vm),
+        guests,
     );
-    let (totals, streams, out) = sim.run()?;
+    let (totals, streams, out, guests) = sim.run()?;
+    let guests = guests
+        .into_iter()
+        .map(|g| g.finish(totals.end_ts, clock_offset))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut stream_bytes = 0;
     let mut index_bytes = 0;
     let mut packets = 0;
@@ -299,6 +381,11 @@ fn write_trace(
         clock_uuid,
         clock_offset,
         kvm: cfg.vms > 0,
+        declared: match (cfg.vms > 0, with_guests) {
+            (false, _) => Declared::Kernel,
+            (true, false) => Declared::KvmHost,
+            (true, true) => Declared::KvmHostSync,
+        },
     });
     let metadata = packetized_metadata(&text, &uuid);
     let meta_path = dir.join("metadata");
@@ -316,15 +403,18 @@ fn write_trace(
         .filter(|(_, &n)| n > 0)
         .map(|(c, &n)| (c.name.to_string(), n))
         .collect();
-    Ok(GenReport {
-        dir: dir.to_path_buf(),
-        events: totals.events,
-        counts,
-        bytes: stream_bytes + index_bytes + metadata.len() as u64,
-        stream_bytes,
-        streams: cfg.cpus,
-        packets,
-        first_event_ns: totals.first_ts.map(|t| t + clock_offset),
-        last_event_ns: totals.last_ts.map(|t| t + clock_offset),
-    })
+    Ok((
+        GenReport {
+            dir: dir.to_path_buf(),
+            events: totals.events,
+            counts,
+            bytes: stream_bytes + index_bytes + metadata.len() as u64,
+            stream_bytes,
+            streams: cfg.cpus,
+            packets,
+            first_event_ns: totals.first_ts.map(|t| t + clock_offset),
+            last_event_ns: totals.last_ts.map(|t| t + clock_offset),
+        },
+        guests,
+    ))
 }

@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 
 use super::classes::{comm, Ev, Payload};
+use super::guest::{GuestTrace, EXIT_VMCALL, SYNC_PERIOD_NS};
 use super::rng::Rng;
 use super::stream::{PacketOut, StreamWriter};
 use super::{GenError, GenLimit};
@@ -168,8 +169,12 @@ enum VcpuMode {
 
 #[derive(Clone, Copy, Debug)]
 struct Vcpu {
+    /// The VM (QEMU process number, from 0) and the vCPU number in it.
+    vm: u32,
     id: u32,
     mode: VcpuMode,
+    /// Counter of a `vmsync_hg_host` to record before the next entry (guest traces).
+    hg: Option<i32>,
 }
 
 struct Process {
@@ -246,6 +251,8 @@ pub(crate) struct Sim<'a> {
     vcpus_per_vm: u32,
     /// Context and payload of one event, in KVM host mode.
     record: Vec<u8>,
+    /// Guest traces written along (one per VM), or none.
+    guests: Vec<GuestTrace>,
 }
 
 impl<'a> Sim<'a> {
@@ -260,6 +267,7 @@ impl<'a> Sim<'a> {
         limit: GenLimit,
         progress: Option<&'a dyn Fn(u64, u64)>,
         (vms, vcpus_per_vm): (u32, u32),
+        guests: Vec<GuestTrace>,
     ) -> Self {
         let mut sim = Sim {
             rng,
@@ -299,6 +307,7 @@ impl<'a> Sim<'a> {
             vms,
             vcpus_per_vm,
             record: Vec::new(),
+            guests,
         };
         sim.populate();
         sim
@@ -404,7 +413,7 @@ impl<'a> Sim<'a> {
         }
         // KVM host mode: QEMU processes, a main thread and vCPU threads each, in
         // QEMU at the start (about to call KVM_RUN). They never exit.
-        for _ in 0..self.vms {
+        for vm in 0..self.vms {
             let pid = self.next_tid;
             self.next_tid += 1;
             let process = self.new_process(pid, 1);
@@ -416,8 +425,10 @@ impl<'a> Sim<'a> {
                 self.next_tid += 1;
                 let t = self.new_thread(tid, process, comm(&format!("CPU {id}/KVM")), false);
                 self.threads[t as usize].vcpu = Some(Vcpu {
+                    vm: vm as u32,
                     id,
                     mode: VcpuMode::User,
+                    hg: None,
                 });
                 self.sleepers.push(t);
             }
@@ -503,7 +514,10 @@ impl<'a> Sim<'a> {
 
     // ---- the main loop ----------------------------------------------------------
 
-    pub(crate) fn run(mut self) -> Result<(SimTotals, Vec<StreamWriter>, PacketOut), GenError> {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn run(
+        mut self,
+    ) -> Result<(SimTotals, Vec<StreamWriter>, PacketOut, Vec<GuestTrace>), GenError> {
         self.statedump(0)?;
         while !self.done {
             self.step()?;
@@ -516,7 +530,7 @@ impl<'a> Sim<'a> {
             last_ts: self.last_ts,
             end_ts: end,
         };
-        Ok((totals, self.streams, self.out))
+        Ok((totals, self.streams, self.out, self.guests))
     }
 
     fn step(&mut self) -> Result<(), GenError> {
@@ -981,15 +995,50 @@ impl<'a> Sim<'a> {
     }
 
     fn kvm_entry(&mut self, c: u32, t: u32) -> Result<(), GenError> {
-        let id = self.threads[t as usize].vcpu.map_or(0, |v| v.id);
+        let Some(vcpu) = self.threads[t as usize].vcpu else {
+            return Ok(());
+        };
+        let hg = if self.guests.is_empty() {
+            None
+        } else {
+            vcpu.hg
+        };
+        if let Some(cnt) = hg {
+            // The host's message to the guest, just before it runs again.
+            let vm_uid = self.guests[vcpu.vm as usize].vm_uid;
+            self.p.start(Ev::VmsyncHgHost);
+            self.p.i32(cnt).i64(vm_uid);
+            self.emit(c, Ev::VmsyncHgHost)?;
+            if let Some(v) = self.threads[t as usize].vcpu.as_mut() {
+                v.hg = None;
+            }
+        }
+        let ts = self.now;
         self.p.start(Ev::KvmEntry);
-        self.p.u32(id);
+        self.p.u32(vcpu.id);
         self.emit(c, Ev::KvmEntry)?;
         self.set_vcpu_mode(t, VcpuMode::Guest);
+        if !self.guests.is_empty() && !self.done {
+            self.guests[vcpu.vm as usize].entered(vcpu.id, ts, hg);
+        }
         Ok(())
     }
 
     fn kvm_exit(&mut self, c: u32, t: u32, reason: u32) -> Result<(), GenError> {
+        let vcpu = self.threads[t as usize].vcpu;
+        let mut reason = reason;
+        let mut gh = None;
+        if let (Some(v), false) = (vcpu, self.guests.is_empty()) {
+            let g = &mut self.guests[v.vm as usize];
+            // A hypercall instead of an exit after which the vCPU goes on as usual.
+            let plain = !matches!(reason, EXIT_HLT | EXIT_IO_INSTRUCTION | EXIT_EPT_MISCONFIG);
+            if plain && self.now >= g.next_sync {
+                g.next_sync = self.now + SYNC_PERIOD_NS;
+                gh = Some(g.next_cnt());
+                reason = EXIT_VMCALL;
+            }
+        }
+        let ts = self.now;
         // Guest kernel text addresses; exit qualification for EPT and I/O exits.
         let rip = 0xffff_ffff_8100_0000 + self.rng.below(0x80_0000);
         let (info1, info2) = match reason {
@@ -1001,6 +1050,19 @@ impl<'a> Sim<'a> {
         self.p.u32(reason).u64(rip).u32(1).u64(info1).u64(info2);
         self.emit(c, Ev::KvmExit)?;
         self.set_vcpu_mode(t, VcpuMode::Kernel);
+        if let (Some(v), false) = (vcpu, self.guests.is_empty() || self.done) {
+            self.guests[v.vm as usize].exited(v.id, ts, gh)?;
+            if let Some(cnt) = gh {
+                // The host side of the hypercall, on the vCPU thread that made it.
+                let vm_uid = self.guests[v.vm as usize].vm_uid;
+                self.p.start(Ev::VmsyncGhHost);
+                self.p.i32(cnt).i64(vm_uid);
+                self.emit(c, Ev::VmsyncGhHost)?;
+                if let Some(v) = self.threads[t as usize].vcpu.as_mut() {
+                    v.hg = Some(cnt);
+                }
+            }
+        }
         Ok(())
     }
 
