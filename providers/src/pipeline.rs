@@ -1097,7 +1097,10 @@ mod tests {
     fn wait_for_end(ss: &SharedStateSystem, end: i64) {
         let began = Instant::now();
         while ss.read().unwrap().current_end_time() < end {
-            assert!(began.elapsed() < Duration::from_secs(20), "stuck before {end}");
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "stuck before {end}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -1113,8 +1116,7 @@ mod tests {
             let ss = live.read().unwrap();
             assert!(ss.is_building());
             let end = ss.current_end_time();
-            let full: Vec<Vec<Interval>> =
-                (5..=end).map(|t| ss.query_full(t).unwrap()).collect();
+            let full: Vec<Vec<Interval>> = (5..=end).map(|t| ss.query_full(t).unwrap()).collect();
             (end, full, ss.attributes().clone())
         };
         assert_eq!(partial_end, 20);
@@ -1124,7 +1126,10 @@ mod tests {
         go.send(()).unwrap();
         let (report, systems) = builder.join().unwrap().unwrap();
         assert_eq!(report.events, 5);
-        assert!(Arc::ptr_eq(&systems[0], &live), "the shared one is returned");
+        assert!(
+            Arc::ptr_eq(&systems[0], &live),
+            "the shared one is returned"
+        );
         let ss = live.read().unwrap();
         assert!(!ss.is_building());
         assert_eq!(ss.current_end_time(), 45);

@@ -23,9 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use sextant_providers::live_source::is_live_url;
-use sextant_providers::pipeline::{
-    self, Analysis, BuildOptions, EventSource, Output, Progress,
-};
+use sextant_providers::pipeline::{self, Analysis, BuildOptions, EventSource, Output, Progress};
 use sextant_providers::{StateProvider, TraceInfo};
 use sht::StateSystem;
 
@@ -215,10 +213,7 @@ fn run_analyses(
                 module: id.into(),
                 ss: ss.clone(),
             });
-            published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(ss);
+            published.lock().unwrap_or_else(|e| e.into_inner()).push(ss);
         };
         let nb_events = Arc::clone(&trace.nb_events);
         let options = BuildOptions {

@@ -176,7 +176,9 @@ impl Catalog {
             if !(self.config.live || self.config.follow.iter().any(|f| f == uri)) {
                 return Err(ApiError::invalid(
                     "uri",
-                    format!("{uri}: this server does not follow live sessions (start it with --live)"),
+                    format!(
+                        "{uri}: this server does not follow live sessions (start it with --live)"
+                    ),
                 ));
             }
             return Ok(PathBuf::from(uri));

@@ -469,7 +469,10 @@ async fn thread_states(
     exp: &str,
     rows: &[Value],
     (start, end, nb): (i64, i64, i64),
-) -> (String, std::collections::BTreeMap<i64, Vec<(i64, i64, String)>>) {
+) -> (
+    String,
+    std::collections::BTreeMap<i64, Vec<(i64, i64, String)>>,
+) {
     let items: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb}, "requested_items": items}}).to_string();
     let states = ok(
@@ -573,7 +576,10 @@ async fn live_session_followed_answers_while_running() {
     assert!(partial.values().map(Vec::len).sum::<usize>() > partial_rows.len());
     let (status, _) =
         thread_states(&server, &exp, &partial_rows, (start, partial_end * 2, 400)).await;
-    assert_eq!(status, "RUNNING", "times past the current end are not built yet");
+    assert_eq!(
+        status, "RUNNING",
+        "times past the current end are not built yet"
+    );
 
     relay.release();
     let began = Instant::now();
@@ -600,7 +606,13 @@ async fn live_session_followed_answers_while_running() {
     let tree = ok(&server, "POST", &tree_path, Some(r#"{"parameters":{}}"#)).await;
     assert_eq!(tree["status"], "COMPLETED");
     let rows = entries(&tree)[1..].to_vec();
-    let key = |r: &Value| (r["id"].clone(), r["parentId"].clone(), r["labels"][1].clone());
+    let key = |r: &Value| {
+        (
+            r["id"].clone(),
+            r["parentId"].clone(),
+            r["labels"][1].clone(),
+        )
+    };
     for r in &partial_rows {
         assert!(rows.iter().any(|f| key(f) == key(r)), "row {r} changed");
     }
