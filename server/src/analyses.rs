@@ -220,6 +220,7 @@ fn run_analyses(
             progress: Some(Arc::new(move |p: Progress| {
                 nb_events.store(p.events, Ordering::Relaxed)
             })),
+            cancel: Arc::clone(&trace.cancel),
             ..BuildOptions::default()
         };
         let result = pipeline::build_shared(&mut *source, analyses, &options, Some(&publish));

@@ -651,3 +651,65 @@ async fn live_session_followed_answers_while_running() {
         "the live history differs from the offline one"
     );
 }
+
+/// Deleting a followed live session's trace stops following it: the pass is
+/// cancelled and its unfinished history files go away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_followed_session_stops_its_analyses() {
+    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let relay = FakeRelay::start(
+        &shared.join("traces").join(TRACE),
+        FakeConfig {
+            hold_after_packets: Some(4),
+            hostname: "arm-board".into(),
+            session: "held".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server_with(sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        live: true,
+        ..Default::default()
+    })
+    .await;
+    let body = json!({"parameters": {"uri": relay.url("arm-board", "held")}}).to_string();
+    let t = ok(&server, "POST", "/traces", Some(&body)).await;
+    let uuid = t["UUID"].as_str().unwrap().to_string();
+    let results = data.path().join(".tracing/held");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&results)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(".ht"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let began = Instant::now();
+    loop {
+        let t = ok(&server, "GET", &format!("/traces/{uuid}"), None).await;
+        assert_eq!(t["indexingStatus"], "RUNNING", "{t}");
+        if t["end"].as_i64().unwrap() > t["start"].as_i64().unwrap() && !files().is_empty() {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "{t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok(&server, "DELETE", &format!("/traces/{uuid}"), None).await;
+    let began = Instant::now();
+    while !files().is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "still building: {:?}",
+            files()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
