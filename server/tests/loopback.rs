@@ -713,3 +713,59 @@ async fn deleting_a_followed_session_stops_its_analyses() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `sextant serve --follow URL`: the session is opened at start as a trace and a
+/// one-trace experiment named after it; other relay addresses stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_session_is_an_experiment_from_the_start() {
+    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let relay = FakeRelay::start(
+        &shared.join("traces").join(TRACE),
+        FakeConfig {
+            hostname: "arm-board".into(),
+            session: "followed".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let url = relay.url("arm-board", "followed");
+    let data = tempfile::tempdir().unwrap();
+    let config = sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        follow: vec![url.clone()],
+        ..Default::default()
+    };
+    let state = sextant_server::state(config);
+    let catalog = state.clone();
+    let e = tokio::task::spawn_blocking(move || catalog.follow(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.name, "followed");
+    let app = sextant_server::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let server = Server { addr, task };
+    let list = ok(&server, "GET", "/experiments", None).await;
+    assert_eq!(list[0]["name"], "followed", "{list}");
+    let began = Instant::now();
+    loop {
+        let e = ok(&server, "GET", &format!("/experiments/{}", e.uuid), None).await;
+        if e["indexingStatus"] == "COMPLETED" {
+            assert_eq!(e["nbEvents"], 31_556);
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(300), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let other = json!({"parameters": {"uri": relay.url("arm-board", "other")}}).to_string();
+    let (status, _, answer) = request(&server, "POST", "/traces", Some(&other)).await;
+    assert_eq!(status, 400, "{answer}");
+}
