@@ -580,6 +580,42 @@ async fn live_session_followed_answers_while_running() {
         status, "RUNNING",
         "times past the current end are not built yet"
     );
+    // The state system explorer and the CPU usage XY answer too.
+    let explorer = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{}/tree", common::EXPLORER)),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    assert_eq!(explorer["status"], "RUNNING");
+    assert!(entries(&explorer).len() > partial_rows.len(), "{explorer}");
+    let xy_tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    assert_eq!(xy_tree["status"], "RUNNING");
+    let series: Vec<i64> = entries(&xy_tree)
+        .iter()
+        .filter(|e| e["hasData"] == true)
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": partial_end, "nbTimes": 50}, "requested_items": series}}).to_string();
+    let xy = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/xy")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(xy["status"], "COMPLETED", "{xy}");
+    assert_eq!(
+        xy["model"]["series"].as_array().unwrap().len(),
+        series.len()
+    );
 
     relay.release();
     let began = Instant::now();
