@@ -1,19 +1,30 @@
 //! `sextant top net://...`: a live terminal summary of an LTTng live session, in the
 //! spirit of lttngtop: events per second, delivery lag, per CPU the running thread
-//! (from `sched_switch`) and event rate, and the busiest event classes. A reader
-//! thread follows the session; the main thread draws one frame per interval.
+//! (from `sched_switch`) and event rate, the busiest event classes, and, when the
+//! session has Python agent events, how many OpenStack VMs are in each Nova state.
+//! A reader thread follows the session (through the build pipeline when the Nova
+//! VM state analysis applies); the main thread draws one frame per interval,
+//! querying that analysis's state system while it is built.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sextant_trace::live::{LiveOptions, LiveSession, LiveUrl};
-use sextant_trace::ClassId;
+use sextant_providers::live_source::LiveSource;
+use sextant_providers::openstack::nova::NovaVmStateProvider;
+use sextant_providers::openstack::vm_report::vm_state_name;
+use sextant_providers::pipeline::{
+    build_shared, Analysis, BuildOptions, EventSource, FieldKey, Output, SharedStateSystem,
+    SourceError, SourceEvent, IDLE_CLASS,
+};
+use sextant_providers::TraceInfo;
+use sextant_trace::live::{LiveOptions, LiveUrl};
+use sht::{StateSystemQuerier, StateValue};
 
 #[derive(Args)]
 pub struct TopArgs {
@@ -47,22 +58,112 @@ struct Frame {
     done: Option<Result<(), String>>,
 }
 
+/// The live source, counting what the frame shows on its way to the pipeline.
+struct Tap {
+    inner: LiveSource,
+    frame: Arc<Mutex<Frame>>,
+    /// sched_switch's (next_comm, next_tid), per class (kernel traces).
+    switch: Vec<Option<(Option<FieldKey>, Option<FieldKey>)>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl EventSource for Tap {
+    fn info(&self) -> TraceInfo {
+        self.inner.info()
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.inner.class_names()
+    }
+    fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
+        self.inner.resolve(class, field)
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings()
+    }
+    fn run(
+        &mut self,
+        visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
+        work_done: &AtomicU64,
+    ) -> Result<(), SourceError> {
+        let (frame, switch, stop) = (&self.frame, &self.switch, &self.stop);
+        self.inner.run(
+            &mut |ev| {
+                // Ctrl-C ends the session here: what was read stays consistent.
+                if stop.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                if ev.class() != IDLE_CLASS {
+                    count(&mut frame.lock().expect("frame lock"), switch, ev);
+                }
+                visit(ev)
+            },
+            work_done,
+        )
+    }
+}
+
+fn count(
+    f: &mut Frame,
+    switch: &[Option<(Option<FieldKey>, Option<FieldKey>)>],
+    ev: &dyn SourceEvent,
+) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    f.total += 1;
+    f.interval_events += 1;
+    f.lag_ns = Some(now - ev.timestamp());
+    *f.by_class.entry(ev.class()).or_default() += 1;
+    if let Some(cpu) = ev.cpu() {
+        let running = switch
+            .get(ev.class() as usize)
+            .copied()
+            .flatten()
+            .map(|(comm, tid)| {
+                format!(
+                    "{} [{}]",
+                    comm.and_then(|k| ev.string(k)).unwrap_or("?"),
+                    tid.and_then(|k| ev.int(k)).unwrap_or(-1)
+                )
+            });
+        let c = f.cpus.entry(cpu).or_default();
+        c.events += 1;
+        if running.is_some() {
+            c.running = running;
+        }
+    }
+}
+
+/// How many VMs are in each Nova state now (from the VM state analysis while it
+/// is built); empty once the session is over.
+fn vm_state_counts(ss: &SharedStateSystem) -> BTreeMap<&'static str, u64> {
+    let ss = ss.read().unwrap_or_else(|e| e.into_inner());
+    let mut counts = BTreeMap::new();
+    for q in ss
+        .quarks(&["PROJECTs", "*", "VMs", "*", "Status"])
+        .unwrap_or_default()
+    {
+        if let Ok(StateValue::Int(code)) = ss.query_ongoing(q) {
+            *counts.entry(vm_state_name(code)).or_default() += 1;
+        }
+    }
+    counts
+}
+
 pub fn run(args: TopArgs) -> Result<()> {
     let url = LiveUrl::parse(&args.url)?;
-    let mut session = LiveSession::open(&url, LiveOptions::default())
+    let source = LiveSource::open(&args.url, LiveOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("attaching to {url}"))?;
-    let exp = session.experiment();
-    let names: Vec<String> = (0..exp.class_count())
-        .map(|c| exp.class_name(ClassId(c)).to_string())
-        .collect();
-    // sched_switch's next thread, per class (kernel traces).
-    let switch: Vec<Option<_>> = (0..exp.class_count())
-        .map(|c| {
-            let c = ClassId(c);
-            (exp.class_name(c) == "sched_switch").then(|| {
+    let names = source.class_names();
+    let switch = names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            (name == "sched_switch").then(|| {
                 (
-                    exp.field_handle(c, "next_comm"),
-                    exp.field_handle(c, "next_tid"),
+                    source.resolve(c as u32, "next_comm"),
+                    source.resolve(c as u32, "next_tid"),
                 )
             })
         })
@@ -73,38 +174,44 @@ pub fn run(args: TopArgs) -> Result<()> {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
+    let with_vms = names.iter().any(|n| n == "lttng_python:event");
+    let vms: Arc<Mutex<Option<SharedStateSystem>>> = Arc::default();
+    let mut tap = Tap {
+        inner: source,
+        frame: frame.clone(),
+        switch,
+        stop: stop.clone(),
+    };
     let reader = {
-        let (frame, stop) = (frame.clone(), stop.clone());
+        let (frame, vms) = (frame.clone(), vms.clone());
         std::thread::spawn(move || {
-            let r = session.run(
-                &mut |ev| {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as i64);
-                    let mut f = frame.lock().expect("frame lock");
-                    f.total += 1;
-                    f.interval_events += 1;
-                    f.lag_ns = Some(now - ev.timestamp());
-                    *f.by_class.entry(ev.class().0).or_default() += 1;
-                    if let Some(cpu) = ev.cpu() {
-                        let running = switch[ev.class().0 as usize].map(|(comm, tid)| {
-                            format!(
-                                "{} [{}]",
-                                comm.and_then(|h| ev.string(h)).unwrap_or("?"),
-                                tid.and_then(|h| ev.int(h)).unwrap_or(-1)
-                            )
-                        });
-                        let c = f.cpus.entry(cpu).or_default();
-                        c.events += 1;
-                        if running.is_some() {
-                            c.running = running;
-                        }
-                    }
-                    ControlFlow::Continue(())
-                },
-                &stop,
-            );
-            frame.lock().expect("frame lock").done = Some(r.map_err(|e| e.to_string()));
+            let r = if with_vms {
+                let analyses = vec![Analysis {
+                    provider: Box::new(NovaVmStateProvider::new()),
+                    output: Output::Null,
+                }];
+                let share = |_: usize, _: &'static str, ss: SharedStateSystem| {
+                    *vms.lock().expect("vms lock") = Some(ss);
+                };
+                build_shared(&mut tap, analyses, &BuildOptions::default(), Some(&share))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            } else {
+                tap.run(&mut |_| ControlFlow::Continue(()), &AtomicU64::new(0))
+                    .map_err(|e| e.to_string())
+            };
+            // A relay failure after some events is a warning of the source.
+            let r = r.and_then(|()| {
+                match tap
+                    .warnings()
+                    .into_iter()
+                    .find(|w| w.contains("ended early"))
+                {
+                    Some(w) => Err(w),
+                    None => Ok(()),
+                }
+            });
+            frame.lock().expect("frame lock").done = Some(r);
         })
     };
     let interval = Duration::from_secs_f64(args.interval.max(0.05));
@@ -143,6 +250,13 @@ pub fn run(args: TopArgs) -> Result<()> {
         out.push_str("events    class\n");
         for (n, c) in classes.into_iter().take(args.classes) {
             out.push_str(&format!("{n:>8}  {}\n", names[c as usize]));
+        }
+        let vm_states = vms.lock().expect("vms lock").as_ref().map(vm_state_counts);
+        if let Some(counts) = vm_states.filter(|c| !c.is_empty()) {
+            out.push_str("VMs       state\n");
+            for (state, n) in counts {
+                out.push_str(&format!("{n:>8}  {state}\n"));
+            }
         }
         f.interval_events = 0;
         let done = f.done.take();

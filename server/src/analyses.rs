@@ -220,6 +220,7 @@ fn run_analyses(
             progress: Some(Arc::new(move |p: Progress| {
                 nb_events.store(p.events, Ordering::Relaxed)
             })),
+            cancel: Arc::clone(&trace.cancel),
             ..BuildOptions::default()
         };
         let result = pipeline::build_shared(&mut *source, analyses, &options, Some(&publish));
@@ -235,6 +236,11 @@ fn run_analyses(
             // One analysis cannot run on this trace (an event or field it needs is
             // missing): drop it and run the others again.
             Err(pipeline::PipelineError::Provider(e)) => {
+                if matches!(e, sextant_providers::ProviderError::Unsupported { .. }) {
+                    // Refused before reading: the source (a live session's
+                    // attachment) serves the next pass as it is.
+                    opened = Some(source);
+                }
                 let message = e.to_string();
                 let culprit = ids
                     .iter()

@@ -273,6 +273,7 @@ impl Catalog {
             analyses_running: AtomicBool::new(opened.background.is_some()),
             analysis_errors: Mutex::new(Vec::new()),
             analyses_not_run: Mutex::new(Vec::new()),
+            cancel: Arc::new(AtomicBool::new(false)),
         });
         self.traces
             .write()
@@ -334,6 +335,7 @@ impl Catalog {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|t| t.uuid != uuid);
+        trace.cancel.store(true, Ordering::Relaxed);
         Ok(trace)
     }
 

@@ -94,6 +94,9 @@ pub struct Trace {
     pub analysis_errors: Mutex<Vec<String>>,
     /// Analyses that do not apply to this trace, and why (not errors).
     pub analyses_not_run: Mutex<Vec<String>>,
+    /// Set when the trace is deleted: its background analyses stop (a live
+    /// session stops being followed).
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Trace {

@@ -1,7 +1,9 @@
 //! The server on a loopback port, over real HTTP, with a real kernel trace from
 //! `shared/traces`: background analyses (RUNNING → COMPLETED), reuse of the
 //! `.ht` files they left, the Control Flow and Resources views (sampling of
-//! tsp.md §6.1 checked against the state system itself) and bad requests.
+//! tsp.md §6.1 checked against the state system itself) and bad requests; the
+//! same trace followed as an LTTng live session (answers while RUNNING are a
+//! prefix of the final ones).
 
 mod common;
 
@@ -30,12 +32,16 @@ impl Drop for Server {
 }
 
 async fn start_server(traces: &Path, data_dir: &Path) -> Server {
-    let config = sextant_server::ServeConfig {
+    start_server_with(sextant_server::ServeConfig {
         port: 0,
         data_dir: Some(data_dir.to_path_buf()),
         trace_roots: vec![traces.to_path_buf()],
         ..Default::default()
-    };
+    })
+    .await
+}
+
+async fn start_server_with(config: sextant_server::ServeConfig) -> Server {
     let app = sextant_server::router(sextant_server::state(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -454,4 +460,348 @@ async fn same_name_other_trace_gets_its_own_results() {
     let body = json!({"parameters": {"uri": "ctf/bug446190/ctf"}}).to_string();
     let t = ok(&server, "POST", "/traces", Some(&body)).await;
     assert_eq!(t["name"], "bug446190");
+}
+
+/// Control Flow states of `rows`, per entry id, as (start, end, style key) over
+/// `nb` samples of [start, end]; and the status.
+async fn thread_states(
+    server: &Server,
+    exp: &str,
+    rows: &[Value],
+    (start, end, nb): (i64, i64, i64),
+) -> (
+    String,
+    std::collections::BTreeMap<i64, Vec<(i64, i64, String)>>,
+) {
+    let items: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb}, "requested_items": items}}).to_string();
+    let states = ok(
+        server,
+        "POST",
+        &out(exp, &format!("timeGraph/{CONTROL_FLOW_ID}/states")),
+        Some(&body),
+    )
+    .await;
+    let mut out = std::collections::BTreeMap::new();
+    for row in states["model"]["rows"].as_array().unwrap() {
+        let v = row["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["start"].as_i64().unwrap(),
+                    s["end"].as_i64().unwrap(),
+                    s["style"]["parentKey"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.insert(row["entryId"].as_i64().unwrap(), v);
+    }
+    (states["status"].as_str().unwrap().to_string(), out)
+}
+
+/// The trace served by a relay that stops after 4 of its 9 packets: the server
+/// follows the session, answers from the part built (RUNNING, with the end time
+/// of what arrived), and once the rest arrives and the session ends, every
+/// earlier answer is a prefix of the final one and the history equals the one
+/// built from the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_session_followed_answers_while_running() {
+    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let trace_dir = shared.join("traces").join(TRACE);
+    let relay = FakeRelay::start(
+        &trace_dir,
+        FakeConfig {
+            hold_after_packets: Some(4),
+            hostname: "arm-board".into(),
+            session: "kernel-live".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let url = relay.url("arm-board", "kernel-live");
+    let open_body = json!({"parameters": {"uri": url}}).to_string();
+
+    // Without --live, a relay address is refused.
+    let data = tempfile::tempdir().unwrap();
+    let config = sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        trace_roots: vec![shared.join("traces")],
+        ..Default::default()
+    };
+    let server = start_server_with(config.clone()).await;
+    let (status, _, answer) = request(&server, "POST", "/traces", Some(&open_body)).await;
+    assert_eq!(status, 400, "{answer}");
+    drop(server);
+
+    let server = start_server_with(sextant_server::ServeConfig {
+        live: true,
+        ..config
+    })
+    .await;
+    let t = ok(&server, "POST", "/traces", Some(&open_body)).await;
+    assert_eq!(t["name"], "kernel-live");
+    let trace = t["UUID"].as_str().unwrap().to_string();
+    let body = json!({"parameters": {"name": "kernel-live", "traces": [trace]}}).to_string();
+    let e = ok(&server, "POST", "/experiments", Some(&body)).await;
+    let exp = e["UUID"].as_str().unwrap().to_string();
+
+    // The relay holds: wait until the end time stops moving.
+    let began = Instant::now();
+    let mut last = (0, 0);
+    let (start, partial_end) = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let e = ok(&server, "GET", &format!("/experiments/{exp}"), None).await;
+        assert_eq!(e["indexingStatus"], "RUNNING", "{e}");
+        let range = (e["start"].as_i64().unwrap(), e["end"].as_i64().unwrap());
+        if range.0 < range.1 && range == last {
+            break range;
+        }
+        last = range;
+        assert!(began.elapsed() < Duration::from_secs(120), "{e}");
+    };
+    let tree_path = out(&exp, &format!("timeGraph/{CONTROL_FLOW_ID}/tree"));
+    let tree = ok(&server, "POST", &tree_path, Some(r#"{"parameters":{}}"#)).await;
+    assert_eq!(tree["status"], "RUNNING", "a tree is final only when built");
+    let partial_rows = entries(&tree)[1..].to_vec();
+    assert!(partial_rows.len() > 5, "{tree}");
+    let (status, partial) =
+        thread_states(&server, &exp, &partial_rows, (start, partial_end, 400)).await;
+    assert_eq!(status, "COMPLETED", "what was asked for is built");
+    assert!(partial.values().map(Vec::len).sum::<usize>() > partial_rows.len());
+    let (status, _) =
+        thread_states(&server, &exp, &partial_rows, (start, partial_end * 2, 400)).await;
+    assert_eq!(
+        status, "RUNNING",
+        "times past the current end are not built yet"
+    );
+    // The state system explorer and the CPU usage XY answer too.
+    let explorer = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("timeGraph/{}/tree", common::EXPLORER)),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    assert_eq!(explorer["status"], "RUNNING");
+    assert!(entries(&explorer).len() > partial_rows.len(), "{explorer}");
+    let xy_tree = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/tree")),
+        Some(r#"{"parameters":{}}"#),
+    )
+    .await;
+    assert_eq!(xy_tree["status"], "RUNNING");
+    let series: Vec<i64> = entries(&xy_tree)
+        .iter()
+        .filter(|e| e["hasData"] == true)
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let body = json!({"parameters": {"requested_timerange": {"start": start, "end": partial_end, "nbTimes": 50}, "requested_items": series}}).to_string();
+    let xy = ok(
+        &server,
+        "POST",
+        &out(&exp, &format!("XY/{CPU_USAGE_ID}/xy")),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(xy["status"], "COMPLETED", "{xy}");
+    assert_eq!(
+        xy["model"]["series"].as_array().unwrap().len(),
+        series.len()
+    );
+
+    relay.release();
+    let began = Instant::now();
+    let e = loop {
+        let e = ok(&server, "GET", &format!("/experiments/{exp}"), None).await;
+        if e["indexingStatus"] == "COMPLETED" {
+            break e;
+        }
+        assert!(began.elapsed() < Duration::from_secs(300), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        e["traces"][0]["properties"].get("analysisErrors").is_none(),
+        "{e}"
+    );
+    // babeltrace2's count (shared/traces/ctf/bug446190/babeltrace2.count).
+    assert_eq!(e["nbEvents"], 31_556);
+    let end = e["end"].as_i64().unwrap();
+    assert_eq!(e["start"].as_i64().unwrap(), start);
+    assert!(end > partial_end, "{end} vs {partial_end}");
+
+    // Entry ids stay (a thread keeps its id, TID and parent; its name and span
+    // may grow); earlier states are a prefix of the final ones.
+    let tree = ok(&server, "POST", &tree_path, Some(r#"{"parameters":{}}"#)).await;
+    assert_eq!(tree["status"], "COMPLETED");
+    let rows = entries(&tree)[1..].to_vec();
+    let key = |r: &Value| {
+        (
+            r["id"].clone(),
+            r["parentId"].clone(),
+            r["labels"][1].clone(),
+        )
+    };
+    for r in &partial_rows {
+        assert!(rows.iter().any(|f| key(f) == key(r)), "row {r} changed");
+    }
+    let (_, fin) = thread_states(&server, &exp, &partial_rows, (start, partial_end, 400)).await;
+    let mut compared = 0;
+    for (row, states) in &partial {
+        let fin = &fin[row];
+        for s in states {
+            let f = fin.iter().find(|f| f.0 == s.0).unwrap_or_else(|| {
+                panic!("{row}: state {s:?} is gone from the final answer {fin:?}")
+            });
+            assert_eq!(f.2, s.2, "{row}: state at {}", s.0);
+            if s.1 < partial_end {
+                assert_eq!(f.1, s.1, "{row}: ended state at {}", s.0);
+            } else {
+                assert!(f.1 >= s.1, "{row}: ongoing state at {}", s.0);
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > partial_rows.len(), "{compared} states compared");
+
+    // The history the server wrote is the one built from the trace's files.
+    let live_ht = data
+        .path()
+        .join(".tracing/kernel-live/org.eclipse.tracecompass.analysis.os.linux.kernel.ht");
+    let offline_ht = data.path().join("offline.ht");
+    let mut source = sextant_providers::sources::open(&[trace_dir]).unwrap();
+    let analyses = vec![sextant_providers::pipeline::Analysis {
+        provider: Box::new(sextant_providers::kernel::KernelStateProvider::new()),
+        output: sextant_providers::pipeline::Output::file(&offline_ht),
+    }];
+    sextant_providers::pipeline::build(&mut *source, analyses, &Default::default()).unwrap();
+    assert!(
+        std::fs::read(&live_ht).unwrap() == std::fs::read(&offline_ht).unwrap(),
+        "the live history differs from the offline one"
+    );
+}
+
+/// Deleting a followed live session's trace stops following it: the pass is
+/// cancelled and its unfinished history files go away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_followed_session_stops_its_analyses() {
+    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let relay = FakeRelay::start(
+        &shared.join("traces").join(TRACE),
+        FakeConfig {
+            hold_after_packets: Some(4),
+            hostname: "arm-board".into(),
+            session: "held".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server_with(sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        live: true,
+        ..Default::default()
+    })
+    .await;
+    let body = json!({"parameters": {"uri": relay.url("arm-board", "held")}}).to_string();
+    let t = ok(&server, "POST", "/traces", Some(&body)).await;
+    let uuid = t["UUID"].as_str().unwrap().to_string();
+    let results = data.path().join(".tracing/held");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&results)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(".ht"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let began = Instant::now();
+    loop {
+        let t = ok(&server, "GET", &format!("/traces/{uuid}"), None).await;
+        assert_eq!(t["indexingStatus"], "RUNNING", "{t}");
+        if t["end"].as_i64().unwrap() > t["start"].as_i64().unwrap() && !files().is_empty() {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "{t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok(&server, "DELETE", &format!("/traces/{uuid}"), None).await;
+    let began = Instant::now();
+    while !files().is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "still building: {:?}",
+            files()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `sextant serve --follow URL`: the session is opened at start as a trace and a
+/// one-trace experiment named after it; other relay addresses stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_session_is_an_experiment_from_the_start() {
+    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let relay = FakeRelay::start(
+        &shared.join("traces").join(TRACE),
+        FakeConfig {
+            hostname: "arm-board".into(),
+            session: "followed".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let url = relay.url("arm-board", "followed");
+    let data = tempfile::tempdir().unwrap();
+    let config = sextant_server::ServeConfig {
+        port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        follow: vec![url.clone()],
+        ..Default::default()
+    };
+    let state = sextant_server::state(config);
+    let catalog = state.clone();
+    let e = tokio::task::spawn_blocking(move || catalog.follow(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.name, "followed");
+    let app = sextant_server::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let server = Server { addr, task };
+    let list = ok(&server, "GET", "/experiments", None).await;
+    assert_eq!(list[0]["name"], "followed", "{list}");
+    let began = Instant::now();
+    loop {
+        let e = ok(&server, "GET", &format!("/experiments/{}", e.uuid), None).await;
+        if e["indexingStatus"] == "COMPLETED" {
+            assert_eq!(e["nbEvents"], 31_556);
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(300), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let other = json!({"parameters": {"uri": relay.url("arm-board", "other")}}).to_string();
+    let (status, _, answer) = request(&server, "POST", "/traces", Some(&other)).await;
+    assert_eq!(status, 400, "{answer}");
 }

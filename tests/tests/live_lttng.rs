@@ -1,16 +1,216 @@
 //! Live analysis end to end: the kernel analysis built from a live session equals
-//! the one built from the same trace's files, first against the in-process fake
-//! relay (always), then with the real LTTng tools (skipped with a notice when
-//! `lttng`, `lttng-sessiond`, `lttng-relayd`, `babeltrace2` or the Python agent are
+//! the one built from the same trace's files, and queries during the run see a
+//! prefix of the final state, first against the in-process fake relay (always),
+//! then with the real LTTng tools (skipped with a notice when `lttng`,
+//! `lttng-sessiond`, `lttng-relayd`, `babeltrace2` or the Python agent are
 //! missing).
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use sextant_providers::kernel::KernelStateProvider;
-use sextant_providers::pipeline::{build, Analysis, BuildOptions, Output};
+use sextant_providers::pipeline::{
+    build, build_shared, Analysis, BuildOptions, Output, PipelineError, SharedStateSystem,
+};
 use sextant_providers::sources;
 use sextant_trace::gen::{generate, GenConfig, GenLimit};
 use sextant_trace::live::fake::{FakeConfig, FakeRelay};
+use sht::{Interval, StateSystem, StateSystemQuerier};
+
+/// What queries saw while the history was being built.
+struct Snapshot {
+    end: i64,
+    paths: Vec<Vec<String>>,
+    /// The full state at times spread over [start, end].
+    states: Vec<(i64, Vec<Interval>)>,
+}
+
+fn snapshot(ss: &SharedStateSystem, samples: i64) -> Snapshot {
+    let ss = ss.read().unwrap();
+    assert!(ss.is_building());
+    let (start, end) = (ss.start_time(), ss.current_end_time());
+    assert!(start < end, "nothing built yet");
+    let paths = (0..ss.attribute_count() as i32)
+        .map(|q| {
+            let p = ss.attributes().path(q).unwrap();
+            p.iter().map(|s| s.to_string()).collect()
+        })
+        .collect();
+    let states = (0..=samples)
+        .map(|k| start + ((end - start) as i128 * k as i128 / samples as i128) as i64)
+        .map(|t| (t, ss.query_full(t).unwrap()))
+        .collect();
+    Snapshot { end, paths, states }
+}
+
+/// Every attribute of the snapshot is the same attribute in `fin`, with the same
+/// value (from the same start) at every time queried; what had ended is final.
+fn assert_prefix(snap: &Snapshot, fin: &StateSystem) {
+    assert!(
+        fin.current_end_time() > snap.end,
+        "the history grew after the query"
+    );
+    for (q, path) in snap.paths.iter().enumerate() {
+        let p = fin.attributes().path(q as i32).unwrap();
+        assert_eq!(&p, path, "quark {q}");
+    }
+    for (t, row) in &snap.states {
+        let now = fin.query_full(*t).unwrap();
+        for (q, i) in row.iter().enumerate() {
+            let f = &now[q];
+            assert_eq!(
+                (f.start, &f.value),
+                (i.start, &i.value),
+                "{:?} at {t}",
+                snap.paths[q]
+            );
+            if i.end < snap.end {
+                assert_eq!(f.end, i.end, "{:?} at {t}", snap.paths[q]);
+            }
+        }
+    }
+}
+
+/// Runs `build_shared` on a thread; the shared state systems come through `tx`.
+fn spawn_build(
+    url: String,
+    analyses: Vec<Analysis>,
+    options: BuildOptions,
+) -> (
+    mpsc::Receiver<SharedStateSystem>,
+    std::thread::JoinHandle<Result<u64, PipelineError>>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let builder = std::thread::spawn(move || {
+        let tx = std::sync::Mutex::new(tx);
+        let share = |_: usize, _: &'static str, ss: SharedStateSystem| {
+            let _ = tx.lock().unwrap().send(ss);
+        };
+        let mut source = sources::open(&[PathBuf::from(&url)]).unwrap();
+        build_shared(&mut *source, analyses, &options, Some(&share)).map(|(r, _)| r.events)
+    });
+    (rx, builder)
+}
+
+/// Waits until the end time stops moving (the relay holds back the rest).
+fn wait_until_still(ss: &SharedStateSystem) {
+    let began = Instant::now();
+    let mut last = i64::MIN;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let end = ss.read().unwrap().current_end_time();
+        if end == last {
+            return;
+        }
+        last = end;
+        assert!(began.elapsed() < Duration::from_secs(60), "still moving");
+    }
+}
+
+fn kernel_to(out: &Path) -> Vec<Analysis> {
+    vec![Analysis {
+        provider: Box::new(KernelStateProvider::new()),
+        output: Output::file(out),
+    }]
+}
+
+#[test]
+fn live_query_during_the_run_sees_a_prefix_of_the_final_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let cfg = GenConfig {
+        limit: GenLimit::Events(100_000),
+        cpus: 4,
+        threads: 30,
+        seed: 11,
+        hostname: "live-host".into(),
+        ..Default::default()
+    };
+    let gen = generate(&dir, &cfg, None).unwrap();
+    assert!(gen.packets >= 8, "{} packets", gen.packets);
+    let relay = FakeRelay::start(
+        &dir,
+        FakeConfig {
+            hold_after_packets: Some(gen.packets as u32 / 2),
+            hostname: "live-host".into(),
+            session: "s".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = tmp.path().join("live.ht");
+    let (shared, builder) = spawn_build(
+        relay.url("live-host", "s"),
+        kernel_to(&out),
+        BuildOptions::default(),
+    );
+    let ss = shared.recv_timeout(Duration::from_secs(60)).unwrap();
+    wait_until_still(&ss);
+    let snap = snapshot(&ss, 200);
+    relay.release();
+    let events = builder.join().unwrap().unwrap();
+    assert_eq!(events, gen.events);
+    assert!(!ss.read().unwrap().is_building());
+    assert_prefix(&snap, &StateSystem::open(&out, None).unwrap());
+}
+
+/// Ctrl-C (the pipeline's cancel flag) ends a build waiting for a quiet relay,
+/// before any event arrived or after some.
+#[test]
+fn live_cancel_ends_a_build_waiting_for_the_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let cfg = GenConfig {
+        limit: GenLimit::Events(20_000),
+        cpus: 2,
+        seed: 12,
+        hostname: "live-host".into(),
+        ..Default::default()
+    };
+    generate(&dir, &cfg, None).unwrap();
+    // One packet per stream (2 CPUs) lets events through; none leaves the build
+    // without any.
+    for hold in [0, 2] {
+        let relay = FakeRelay::start(
+            &dir,
+            FakeConfig {
+                hold_after_packets: Some(hold),
+                hostname: "live-host".into(),
+                session: "s".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let out = tmp.path().join("live.ht");
+        let options = BuildOptions::default();
+        let cancel = options.cancel.clone();
+        let (shared, builder) = spawn_build(relay.url("live-host", "s"), kernel_to(&out), options);
+        let ss = if hold > 0 {
+            let ss = shared.recv_timeout(Duration::from_secs(60)).unwrap();
+            wait_until_still(&ss);
+            Some(ss)
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            None
+        };
+        let began = Instant::now();
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        let err = builder.join().unwrap().err().expect("cancelled");
+        assert!(matches!(err, PipelineError::Cancelled), "{err}");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        drop(ss);
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["k"], "partial files left (hold {hold})");
+    }
+}
 
 fn build_kernel(trace: &str, out: &Path) -> u64 {
     let mut source =
@@ -111,9 +311,15 @@ impl StateProvider for LoggerProvider {
     }
 }
 
-/// Delegates to a source and records, per event, how late it arrives: wall clock
-/// at delivery minus the event's timestamp (LTTng clocks are offset to the epoch).
-struct Timed(Box<dyn EventSource>, Arc<Mutex<Vec<i64>>>);
+/// Delegates to a source and records, per event, its timestamp and the wall clock
+/// at delivery (LTTng clocks are offset to the epoch).
+struct Timed(Box<dyn EventSource>, Arc<Mutex<Vec<(i64, i64)>>>);
+
+fn wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
 
 impl EventSource for Timed {
     fn info(&self) -> TraceInfo {
@@ -133,12 +339,8 @@ impl EventSource for Timed {
         let lags = self.1.clone();
         self.0.run(
             &mut |ev| {
-                // Idle visits (the source waiting for the relay) are not events.
                 if ev.class() != IDLE_CLASS {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as i64);
-                    lags.lock().unwrap().push(now - ev.timestamp());
+                    lags.lock().unwrap().push((ev.timestamp(), wall_ns()));
                 }
                 visit(ev)
             },
@@ -150,7 +352,8 @@ impl EventSource for Timed {
 fn build_loggers(
     trace: &str,
     out: &Path,
-    lags: Option<Arc<Mutex<Vec<i64>>>>,
+    lags: Option<Arc<Mutex<Vec<(i64, i64)>>>>,
+    share: Option<mpsc::Sender<SharedStateSystem>>,
 ) -> Result<u64, String> {
     let mut source = sources::open(&[PathBuf::from(trace)]).map_err(|e| format!("{trace}: {e}"))?;
     if let Some(l) = lags {
@@ -160,8 +363,19 @@ fn build_loggers(
         provider: Box::new(LoggerProvider),
         output: Output::file(out),
     }];
-    let (report, _) = build(&mut *source, analyses, &BuildOptions::default())
-        .map_err(|e| format!("{trace}: {e}"))?;
+    let share = share.map(std::sync::Mutex::new);
+    let hook = |_: usize, _: &'static str, ss: SharedStateSystem| {
+        if let Some(tx) = &share {
+            let _ = tx.lock().unwrap().send(ss);
+        }
+    };
+    let (report, _) = build_shared(
+        &mut *source,
+        analyses,
+        &BuildOptions::default(),
+        Some(&hook),
+    )
+    .map_err(|e| format!("{trace}: {e}"))?;
     Ok(report.events)
 }
 
@@ -347,13 +561,38 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     let live_ht = tmp.path().join("live.ht");
     let (tx, rx) = std::sync::mpsc::channel();
     let lags = Arc::new(Mutex::new(Vec::new()));
+    let (share_tx, share_rx) = mpsc::channel();
     {
         let (url, live_ht, lags) = (url.clone(), live_ht.clone(), lags.clone());
         std::thread::spawn(move || {
-            let _ = tx.send(build_loggers(&url, &live_ht, Some(lags)));
+            let _ = tx.send(build_loggers(&url, &live_ht, Some(lags), Some(share_tx)));
         });
     }
-    let app_ok = app.wait().unwrap().success();
+    // Queries while the app logs: the visible end time (wall clock, end) every
+    // 20 ms, and one full snapshot half-way, checked against the final history.
+    let ss = share_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the live build creates its history at the first event");
+    let app_started = Instant::now();
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let mut snap = None;
+    let mut app_ended: Option<Instant> = None;
+    let mut app_ok = false;
+    // Events flushed at the app's end become visible within a live-timer period.
+    while app_ended.is_none_or(|t| t.elapsed() < Duration::from_secs(3)) {
+        if app_ended.is_none() {
+            if let Some(status) = app.try_wait().unwrap() {
+                app_ok = status.success();
+                app_ended = Some(Instant::now());
+            }
+        }
+        let end = ss.read().unwrap().current_end_time();
+        seen.push((wall_ns(), end));
+        if snap.is_none() && app_started.elapsed() > Duration::from_secs(2) {
+            snap = Some(snapshot(&ss, 100));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Destroying the session ends the live build.
     lttng(&home, &["destroy", session]).unwrap();
     let live_events = rx
@@ -381,24 +620,46 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     assert_eq!(live_events, bt_events, "events received live");
 
     let offline_ht = tmp.path().join("offline.ht");
-    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht, None).unwrap();
+    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht, None, None).unwrap();
     assert_eq!(off_events, bt_events);
     let (a, b) = (
         std::fs::read(&offline_ht).unwrap(),
         std::fs::read(&live_ht).unwrap(),
     );
     assert!(a == b, "live .ht differs from the offline .ht");
-    // Delivery lag with a 1 s live timer (a figure, not a test: see BENCHMARKS.md).
-    let mut lags = lags.lock().unwrap().clone();
-    lags.sort_unstable();
-    let pct = |p: usize| lags[(lags.len() - 1) * p / 100] as f64 / 1e9;
+    let snap = snap.expect("the app ran for more than 2 s");
+    assert_prefix(&snap, &StateSystem::open(&live_ht, None).unwrap());
+    // Delivery lag (event to the pipeline) and query lag (event to a query that
+    // sees it), with a 1 s live timer: figures, not tests (see BENCHMARKS.md).
+    let events = lags.lock().unwrap().clone();
+    let mut delivery: Vec<i64> = events.iter().map(|(ts, at)| at - ts).collect();
+    let mut visible: Vec<i64> = events
+        .iter()
+        .filter_map(|&(ts, _)| {
+            let k = seen.partition_point(|&(_, end)| end < ts);
+            seen.get(k).map(|&(at, _)| at - ts)
+        })
+        .collect();
+    let pct = |v: &mut Vec<i64>, p: usize| {
+        v.sort_unstable();
+        v.get((v.len().max(1) - 1) * p / 100)
+            .map_or(f64::NAN, |&x| x as f64 / 1e9)
+    };
     eprintln!(
         "live LTTng: {live_events} events received live from {url}, babeltrace2 {bt_events}, \
-         .ht of {} bytes equal; delivery lag p50 {:.3} s, p95 {:.3} s, max {:.3} s",
+         .ht of {} bytes equal; snapshot at {} of {} attributes is a prefix; \
+         delivery lag p50 {:.3} s, p95 {:.3} s, max {:.3} s; \
+         query lag ({} events seen by the 20 ms poll) p50 {:.3} s, p95 {:.3} s, max {:.3} s",
         a.len(),
-        pct(50),
-        pct(95),
-        pct(100)
+        snap.end,
+        snap.paths.len(),
+        pct(&mut delivery, 50),
+        pct(&mut delivery, 95),
+        pct(&mut delivery, 100),
+        visible.len(),
+        pct(&mut visible, 50),
+        pct(&mut visible, 95),
+        pct(&mut visible, 100),
     );
 }
 

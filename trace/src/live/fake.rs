@@ -48,7 +48,8 @@ pub struct FakeConfig {
     /// "new streams" flag once its first packet was served.
     pub late_streams: bool,
     /// After this many packets, indexes answer "retry" (no new data, as a quiet
-    /// session) until [`FakeRelay::release`].
+    /// session) until [`FakeRelay::release`]; with every packet, the session
+    /// stays open until then.
     pub hold_after_packets: Option<u32>,
     pub hostname: String,
     pub session: String,
@@ -333,9 +334,9 @@ impl State {
                         None => 4,
                         Some(_) if bad => 13,
                         Some(_) if destroyed => 3,
+                        Some(_) if held => 2,
                         Some(st) => match st.packets.get(st.next) {
                             None => 3,
-                            Some(_) if held => 2,
                             Some(pk) if self.cfg.beacons && !st.beacon_sent => {
                                 st.beacon_sent = true;
                                 idx[4] = pk.ts_begin;
