@@ -382,4 +382,6 @@ fn without_the_disk_files_a_lone_qemu_process_is_linked_by_elimination() {
     // links them, and the report says so.
     assert_eq!(kl["qemu_link"], "by-elimination", "{kl}");
     assert_eq!(kl["qemu_pid"], *qemu.iter().next().unwrap());
-    assert_eq!(kl["threads"].as_array().unwrap().len(), 3, "{kl}");
+    // The main thread and both vCPU threads (and any thread cloned later).
+    assert!(kl["threads"].as_array().unwrap().len() >= 3, "{kl}");
+}
