@@ -48,12 +48,27 @@ pub struct GenTraceArgs {
     /// hypercall events in guests and host, for `sextant build OUT DIR/guest* -a vm-fused`
     #[arg(long, value_name = "DIR", requires = "vms")]
     guests: Option<PathBuf>,
+    /// A file the QEMU process of VM INDEX (0-based) holds open, listed by the
+    /// state dump: `INDEX:PATH` (repeatable; e.g. its disk image)
+    #[arg(long, value_name = "INDEX:PATH", value_parser = parse_qemu_file)]
+    qemu_file: Vec<(u32, String)>,
     /// Replace OUT if it is an existing trace directory (or empty)
     #[arg(long)]
     force: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+}
+
+/// Parses `INDEX:PATH` of `--qemu-file`.
+fn parse_qemu_file(text: &str) -> Result<(u32, String), String> {
+    let (i, path) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected INDEX:PATH"))?;
+    let i = i
+        .parse()
+        .map_err(|_| format!("{text:?}: {i:?} is not a VM index"))?;
+    Ok((i, path.to_string()))
 }
 
 /// Parses `1024`, `64KiB`, `1.5GiB`, `2G` (binary) or `500MB`, `1GB` (decimal).
@@ -106,6 +121,7 @@ pub fn run(a: GenTraceArgs) -> Result<()> {
         replace_existing: a.force,
         vms: a.vms,
         vcpus_per_vm: a.vcpus,
+        qemu_files: a.qemu_file,
     };
     if a.out.exists() && !a.force {
         bail!(

@@ -64,7 +64,7 @@ fn holds_ctf(path: &Path, depth: u32) -> bool {
 }
 
 /// The providers that apply to `info`: the native ones, then the XML ones.
-fn applicable(
+pub(crate) fn applicable(
     info: &TraceInfo,
     xml_files: &[PathBuf],
 ) -> Result<Vec<Box<dyn StateProvider>>, String> {
@@ -173,18 +173,40 @@ fn results_dir(data_dir: &Path, name: &str, trace: &Path) -> Result<PathBuf, Str
 fn run_analyses(
     trace: &Trace,
     path: &Path,
-    mut opened: Option<Box<dyn EventSource>>,
+    opened: Option<Box<dyn EventSource>>,
     info: &TraceInfo,
     data_dir: &Path,
     xml_files: &[PathBuf],
 ) -> Result<(), String> {
     let live = opened.is_some();
-    let providers = applicable(info, xml_files)?;
     let dir = results_dir(data_dir, &trace.name, path)?;
+    let open = || {
+        sextant_providers::sources::open(&[path.to_path_buf()])
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    run_analyses_in(trace, &open, opened, info, &dir, !live, xml_files)
+}
+
+/// Opens the source of one pass (again, after an analysis was dropped).
+pub(crate) type SourceOpener<'a> = dyn Fn() -> Result<Box<dyn EventSource>, String> + 'a;
+
+/// [`run_analyses`] with the results in `dir`, files there reused when `reuse`
+/// (and their provider version matches), each pass reading `opened` first, then
+/// what `open` gives.
+pub(crate) fn run_analyses_in(
+    trace: &Trace,
+    open: &SourceOpener<'_>,
+    mut opened: Option<Box<dyn EventSource>>,
+    info: &TraceInfo,
+    dir: &Path,
+    reuse: bool,
+    xml_files: &[PathBuf],
+) -> Result<(), String> {
+    let providers = applicable(info, xml_files)?;
     let mut to_build = Vec::new();
     for p in providers {
         let file = dir.join(format!("{}.ht", p.id()));
-        match (!live && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
+        match (reuse && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
             Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
             // Absent, or another provider version (or damaged): build it again.
             _ => to_build.push((p, file)),
@@ -194,8 +216,7 @@ fn run_analyses(
     while !to_build.is_empty() {
         let mut source = match opened.take() {
             Some(source) => source,
-            None => sextant_providers::sources::open(&[path.to_path_buf()])
-                .map_err(|e| format!("{}: {e}", path.display()))?,
+            None => open()?,
         };
         let ids: Vec<&'static str> = to_build.iter().map(|(p, _)| p.id()).collect();
         let analyses = std::mem::take(&mut to_build)

@@ -15,16 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::StatusCode;
-use sextant_providers::pipeline::{self, Analysis, BuildOptions, EventSource, Output};
+use sextant_providers::pipeline::EventSource;
 use sextant_providers::sources::{
     open_host, open_per_host, HostTraces, LinearTransform, Opened, SyncMode, SyncOrigin,
     SAVED_SYNC_FILE,
 };
-use sextant_providers::{StateProvider, TraceInfo};
-use sht::StateSystem;
 
 use crate::error::ApiError;
-use crate::registry::{StateSystemHandle, Trace};
+use crate::registry::Trace;
 use crate::ServeConfig;
 
 /// The traces an experiment named `name` serves: `traces` themselves, or for a trace whose
@@ -120,12 +118,13 @@ fn twin(
         name: t.name.clone(),
         path: t.path.clone(),
         type_id: t.type_id.clone(),
-        nb_events: AtomicU64::new(0),
+        nb_events: Arc::new(AtomicU64::new(0)),
         properties,
         state_systems: RwLock::new(Vec::new()),
         analyses_running: AtomicBool::new(true),
         analysis_errors: Mutex::new(Vec::new()),
         analyses_not_run: Mutex::new(Vec::new()),
+        cancel: Arc::new(AtomicBool::new(false)),
     });
     let running = trace.clone();
     let spawned = std::thread::Builder::new()
@@ -156,28 +155,8 @@ fn twin(
     trace
 }
 
-/// The providers that apply to `info` (native, then XML), as for a trace opened alone.
-fn applicable(
-    info: &TraceInfo,
-    xml_files: &[PathBuf],
-) -> Result<Vec<Box<dyn StateProvider>>, String> {
-    let registry = sextant_providers::native_registry();
-    let mut providers: Vec<Box<dyn StateProvider>> = registry
-        .names()
-        .filter_map(|(short, _)| registry.create(short))
-        .collect();
-    if !xml_files.is_empty() {
-        providers.extend(
-            sextant_xml::provider::providers_from_files(xml_files).map_err(|e| e.to_string())?,
-        );
-    }
-    Ok(providers
-        .into_iter()
-        .filter_map(|mut p| p.check_trace(info).is_ok().then_some(p))
-        .collect())
-}
-
-/// Builds (or reuses) the twin's histories in `dir`, then publishes them.
+/// Builds (or reuses) the twin's histories in `dir` in synchronized time, publishing
+/// them while they are built (as for a trace opened alone).
 fn build(
     trace: &Trace,
     host: &HostTraces,
@@ -189,58 +168,6 @@ fn build(
         || open_host(host).map_err(|e| format!("{} (synchronized): {e}", trace.path.display()));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let info = open()?.info();
-    let mut to_build = Vec::new();
-    for p in applicable(&info, xml_files)? {
-        let file = dir.join(format!("{}.ht", p.id()));
-        match (reuse && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
-            Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
-            _ => to_build.push((p, file)),
-        }
-    }
-    let mut dropped: Vec<&'static str> = Vec::new();
-    while !to_build.is_empty() {
-        let mut source = open()?;
-        let ids: Vec<&'static str> = to_build.iter().map(|(p, _)| p.id()).collect();
-        let files: Vec<PathBuf> = to_build.iter().map(|(_, f)| f.clone()).collect();
-        let analyses = std::mem::take(&mut to_build)
-            .into_iter()
-            .map(|(provider, file)| Analysis {
-                provider,
-                output: Output::file(file),
-            })
-            .collect();
-        match pipeline::build(&mut source, analyses, &BuildOptions::default()) {
-            Ok((report, _)) => {
-                trace.nb_events.store(report.events, Ordering::Relaxed);
-                for (id, file) in ids.iter().zip(&files) {
-                    let ss = StateSystem::open(file, None).map_err(|e| format!("{id}: {e}"))?;
-                    trace.add_state_system(StateSystemHandle::new(*id, *id, ss));
-                }
-            }
-            // An analysis that cannot run on these traces is dropped; the others run again.
-            Err(pipeline::PipelineError::Provider(e)) => {
-                let message = e.to_string();
-                let Some(&culprit) = ids.iter().find(|id| message.starts_with(&format!("{id}:")))
-                else {
-                    return Err(message);
-                };
-                trace
-                    .analyses_not_run
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(message);
-                dropped.push(culprit);
-                to_build = applicable(&info, xml_files)?
-                    .into_iter()
-                    .filter(|p| ids.contains(&p.id()) && !dropped.contains(&p.id()))
-                    .map(|p| {
-                        let file = dir.join(format!("{}.ht", p.id()));
-                        (p, file)
-                    })
-                    .collect();
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(())
+    let open = || -> Result<Box<dyn EventSource>, String> { Ok(Box::new(open()?)) };
+    crate::analyses::run_analyses_in(trace, &open, None, &info, dir, reuse, xml_files)
 }

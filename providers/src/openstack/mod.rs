@@ -12,9 +12,11 @@
 //! never create an attribute named `""`.
 
 pub mod cinder;
+pub mod domains;
 pub mod neutron;
 pub mod nova;
 pub mod nova_services;
+pub mod qemu_files;
 pub mod vm_report;
 
 use crate::EventFields;

@@ -159,7 +159,10 @@ impl Attrs {
     /// `CPUs/<cpu>`.
     #[inline]
     pub fn cpu(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
-        if let Some(&slot) = usize::try_from(cpu).ok().and_then(|i| self.small_cpus.get(i)) {
+        if let Some(&slot) = usize::try_from(cpu)
+            .ok()
+            .and_then(|i| self.small_cpus.get(i))
+        {
             if slot != CpuSlot::MAX {
                 return Ok(slot);
             }

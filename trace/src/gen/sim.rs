@@ -253,6 +253,10 @@ pub(crate) struct Sim<'a> {
     record: Vec<u8>,
     /// Guest traces written along (one per VM), or none.
     guests: Vec<GuestTrace>,
+    /// PIDs of the QEMU processes, by VM index.
+    qemu_pids: Vec<i32>,
+    /// `(vm index, path)`: extra files the state dump lists for QEMU processes.
+    pub(crate) qemu_files: Vec<(u32, String)>,
 }
 
 impl<'a> Sim<'a> {
@@ -308,6 +312,8 @@ impl<'a> Sim<'a> {
             vcpus_per_vm,
             record: Vec::new(),
             guests,
+            qemu_pids: Vec::new(),
+            qemu_files: Vec::new(),
         };
         sim.populate();
         sim
@@ -418,6 +424,7 @@ impl<'a> Sim<'a> {
             self.next_tid += 1;
             let process = self.new_process(pid, 1);
             self.processes[process as usize].immortal = true;
+            self.qemu_pids.push(pid);
             let main = self.new_thread(pid, process, comm("qemu-system-x86"), false);
             self.sleepers.push(main);
             for id in 0..self.vcpus_per_vm {
@@ -1494,6 +1501,24 @@ impl<'a> Sim<'a> {
                     .i32(pid)
                     .i32(fd as i32)
                     .x32(0x8002)
+                    .x32(0x1f)
+                    .str(file);
+                self.emit(c, Ev::StatedumpFileDescriptor)?;
+            }
+            let vm = self.qemu_pids.iter().position(|&p| p == pid);
+            let files: Vec<String> = self
+                .qemu_files
+                .iter()
+                .filter(|(i, _)| Some(*i as usize) == vm)
+                .map(|(_, f)| f.clone())
+                .collect();
+            for (k, file) in files.iter().enumerate() {
+                // O_RDWR | O_CLOEXEC | O_DIRECT, as QEMU opens a disk image with cache=none.
+                self.p.start(Ev::StatedumpFileDescriptor);
+                self.p
+                    .i32(pid)
+                    .i32(3 + k as i32)
+                    .x32(0x84002)
                     .x32(0x1f)
                     .str(file);
                 self.emit(c, Ev::StatedumpFileDescriptor)?;
