@@ -458,16 +458,31 @@ impl KernelStateProvider {
             return Ok(());
         };
         let t = ev.timestamp();
-        let label = format!("{}/{}", irq as i32, name);
         let c = self.q.cpu(ss, cpu)?;
-        let q = self.q.cpu_hw_irq(ss, c, irq as i32, &label)?;
+        // Seen before: both attributes exist, nothing to format or look up by path.
+        let cached = self.q.cached_hw_irq(c, irq as i32, name);
+        let mut label = String::new();
+        let q = match cached {
+            Some((q, _)) => q,
+            None => {
+                label = format!("{}/{}", irq as i32, name);
+                self.q.cpu_hw_irq(ss, c, irq as i32, &label)?
+            }
+        };
         ss.modify(t, StateValue::Int(cpu as i32), q)?;
         self.q.note_irq_value(c, q, false, Some(cpu as i32));
         let th = self.current_thread(cpu, ss)?;
         ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
         ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&label])?;
+        let agg = match cached {
+            Some((_, agg)) => agg,
+            None => {
+                let root = self.q.irqs_root(ss)?;
+                let agg = ss.quark_relative_and_add(root, &[&label])?;
+                self.q.cache_hw_irq(c, irq as i32, name, q, agg);
+                agg
+            }
+        };
         ss.modify(t, StateValue::Int(cpu as i32), agg)
     }
 
@@ -489,10 +504,17 @@ impl KernelStateProvider {
         self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
-        // The aggregate reuses the per-CPU attribute's own name object.
-        let name: Arc<str> = Arc::from(ss.attributes().name(q)?);
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&name])?;
+        let agg = match self.q.irq_aggregate(q) {
+            Some(agg) => agg,
+            None => {
+                // The aggregate reuses the per-CPU attribute's own name object.
+                let name: Arc<str> = Arc::from(ss.attributes().name(q)?);
+                let root = self.q.irqs_root(ss)?;
+                let agg = ss.quark_relative_and_add(root, &[&name])?;
+                self.q.set_irq_aggregate(q, agg);
+                agg
+            }
+        };
         let value = self.cpu_for_irq(irq);
         ss.modify(t, value, agg)
     }
@@ -521,8 +543,7 @@ impl KernelStateProvider {
         let th = self.current_thread(cpu, ss)?;
         ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
         ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
+        let agg = self.ipi_aggregate(q, vector, ss)?;
         ss.modify(t, StateValue::Int(cpu as i32), agg)
     }
 
@@ -540,10 +561,20 @@ impl KernelStateProvider {
         self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
+        let agg = self.ipi_aggregate(q, vector, ss)?;
         let value = self.cpu_for_irq(vector);
         ss.modify(t, value, agg)
+    }
+
+    /// `IRQs/<vector>`, the aggregate of the per-CPU IPI attribute `q`, created if missing.
+    fn ipi_aggregate(&mut self, q: sht::Quark, vector: i32, ss: Ss<'_>) -> sht::Result<sht::Quark> {
+        if let Some(agg) = self.q.irq_aggregate(q) {
+            return Ok(agg);
+        }
+        let root = self.q.irqs_root(ss)?;
+        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
+        self.q.set_irq_aggregate(q, agg);
+        Ok(agg)
     }
 
     /// `getAggregate` over `CPUs/*/Soft_IRQs/<vec>`: the largest ongoing value.
