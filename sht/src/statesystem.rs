@@ -375,6 +375,11 @@ pub trait StateSystemBuilder: StateSystemQuerier {
     fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark>;
     /// `value` holds from `t` on.
     fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
+    /// `modify` with an int value, the most common change (a state system may
+    /// take a shorter path).
+    fn modify_int(&mut self, t: i64, value: i32, quark: Quark) -> Result<()> {
+        self.modify(t, StateValue::Int(value), quark)
+    }
     /// Pushes `value` on the stack attribute `quark`.
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
     /// Pops the stack attribute `quark`; `None` if it was empty.
@@ -530,6 +535,11 @@ impl StateSystemBuilder for StateSystem {
 
     fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
         self.process_change(t, value, quark, true)
+    }
+
+    fn modify_int(&mut self, t: i64, value: i32, quark: Quark) -> Result<()> {
+        // An int needs no validation; the value's type is known here.
+        self.process_change(t, StateValue::Int(value), quark, false)
     }
 
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {

@@ -154,10 +154,23 @@ const DIRECT_CPUS: usize = 4096;
 
 type Ss<'a> = &'a mut dyn StateSystemBuilder;
 
+#[inline(always)]
 fn shared(ss: Ss<'_>, slot: &mut Quark, parent: Quark, name: &Arc<str>) -> sht::Result<Quark> {
     if *slot == NONE {
-        *slot = ss.child_and_add_shared(parent, name)?;
+        return create_shared(ss, slot, parent, name);
     }
+    Ok(*slot)
+}
+
+#[cold]
+#[inline(never)]
+fn create_shared(
+    ss: Ss<'_>,
+    slot: &mut Quark,
+    parent: Quark,
+    name: &Arc<str>,
+) -> sht::Result<Quark> {
+    *slot = ss.child_and_add_shared(parent, name)?;
     Ok(*slot)
 }
 
@@ -174,7 +187,16 @@ impl KernelQuarks {
     }
 
     /// `getCurrentCPUNode`: `CPUs/<cpu>`; returns the CPU's cache index.
+    #[inline(always)]
     pub fn cpu(&mut self, ss: Ss<'_>, cpu: u32) -> sht::Result<u32> {
+        match self.cpu_direct.get(cpu as usize) {
+            Some(&i) if i != u32::MAX => Ok(i),
+            _ => self.cpu_slow(ss, cpu),
+        }
+    }
+
+    #[inline(never)]
+    fn cpu_slow(&mut self, ss: Ss<'_>, cpu: u32) -> sht::Result<u32> {
         let number = cpu as i32;
         if let Some(&i) = self.cpu_direct.get(cpu as usize) {
             if i != u32::MAX {
@@ -425,6 +447,7 @@ impl KernelQuarks {
         self.threads[th as usize].node
     }
 
+    #[inline]
     pub fn thread_field(&mut self, ss: Ss<'_>, th: u32, f: ThreadField) -> sht::Result<Quark> {
         let t = &mut self.threads[th as usize];
         let f = f as usize;
