@@ -289,7 +289,11 @@ impl StateSystem {
         }
         self.check_building()?;
         self.check_quark(quark)?;
-        unreachable!("a building state system has a slot for every quark")
+        // Not reached: a building state system has a slot for every quark.
+        Err(Error::InvalidQuark {
+            quark,
+            count: self.transient.slots.len(),
+        })
     }
 
     fn range_error(&self, t: i64) -> Error {
