@@ -331,6 +331,9 @@ impl StateHistoryBackend for CountingBackend {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.inner.insert(interval)
     }
+    fn defers_inserts(&self) -> bool {
+        self.inner.defers_inserts()
+    }
     fn insert_chunk(&mut self, chunk: &mut sht::ht::chunk::IntervalChunk) -> sht::Result<()> {
         self.count.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.inner.insert_chunk(chunk)

@@ -19,6 +19,11 @@ pub trait StateHistoryBackend: Send + Sync {
     fn end_time(&self) -> i64;
     /// Stores one finished interval.
     fn insert(&mut self, interval: Interval) -> Result<()>;
+    /// Whether [`StateHistoryBackend::insert`] may report its errors later anyway (a
+    /// writer thread): then the state system hands intervals over in chunks.
+    fn defers_inserts(&self) -> bool {
+        false
+    }
     /// Stores `chunk`'s intervals in order, leaving it empty; stops at the first error.
     /// (A loop over [`StateHistoryBackend::insert`], unless a backend does better.)
     fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
@@ -286,9 +291,6 @@ pub struct NullBackend {
 }
 
 impl NullBackend {
-    /// What [`StateHistoryBackend::kind`] says.
-    pub const KIND: &'static str = "null";
-
     pub fn new(start: i64) -> Self {
         NullBackend { start, end: start }
     }
@@ -324,6 +326,6 @@ impl StateHistoryBackend for NullBackend {
         Ok(())
     }
     fn kind(&self) -> &'static str {
-        Self::KIND
+        "null"
     }
 }

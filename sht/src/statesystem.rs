@@ -105,8 +105,11 @@ pub struct StateSystem {
     attributes: Arc<AttributeTree>,
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
-    /// Finished intervals not yet given to the backend, in insertion order.
+    /// Finished intervals not yet given to the backend, in insertion order; only
+    /// for a backend that reports insert errors later anyway (else each interval
+    /// goes over at once, and its error with the change that made it).
     outbox: IntervalChunk,
+    batch: bool,
 }
 
 impl StateSystem {
@@ -120,6 +123,7 @@ impl StateSystem {
                 active: true,
                 ..Default::default()
             },
+            batch: backend.defers_inserts(),
             backend,
             outbox: IntervalChunk::with_capacity(OUTBOX),
         }
@@ -154,6 +158,7 @@ impl StateSystem {
             transient: TransientState::default(),
             backend: Box::new(backend),
             outbox: IntervalChunk::default(),
+            batch: false,
         })
     }
 
@@ -172,15 +177,9 @@ impl StateSystem {
         self.backend.insert_chunk(&mut self.outbox)
     }
 
-    /// Intervals on their way to the backend, as queries must see them: none for a
-    /// backend that keeps none.
+    /// Intervals on their way to the backend (queries must see them).
     fn pending(&self) -> &IntervalChunk {
-        static NONE: IntervalChunk = IntervalChunk::new();
-        if self.outbox.is_empty() || self.backend.kind() == NullBackend::KIND {
-            &NONE
-        } else {
-            &self.outbox
-        }
+        &self.outbox
     }
 
     /// Pending intervals (not yet in the backend) of `quarks` meeting `times`.
@@ -264,18 +263,20 @@ impl StateSystem {
         if slot.start < t {
             let previous = std::mem::replace(&mut slot.value, value);
             let start = std::mem::replace(&mut slot.start, t);
-            if ts.latest < t {
-                ts.latest = t;
-            }
-            self.outbox.push_parts(start, t - 1, quark, previous);
-            if self.outbox.len() >= OUTBOX {
-                return self.flush();
+            if !self.batch {
+                self.backend
+                    .insert(Interval::new(start, t - 1, quark, previous))?;
+            } else {
+                self.outbox.push_parts(start, t - 1, quark, previous);
+                if self.outbox.len() >= OUTBOX {
+                    self.backend.insert_chunk(&mut self.outbox)?;
+                }
             }
         } else {
             slot.value = value;
-            if ts.latest < t {
-                ts.latest = t;
-            }
+        }
+        if ts.latest < t {
+            ts.latest = t;
         }
         Ok(())
     }
@@ -288,7 +289,11 @@ impl StateSystem {
         }
         self.check_building()?;
         self.check_quark(quark)?;
-        unreachable!("a building state system has a slot for every quark")
+        // Not reached: a building state system has a slot for every quark.
+        Err(Error::InvalidQuark {
+            quark,
+            count: self.transient.slots.len(),
+        })
     }
 
     fn range_error(&self, t: i64) -> Error {
@@ -374,6 +379,11 @@ pub trait StateSystemBuilder: StateSystemQuerier {
     fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark>;
     /// `value` holds from `t` on.
     fn modify(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
+    /// `modify` with an int value, the most common change (a state system may
+    /// take a shorter path).
+    fn modify_int(&mut self, t: i64, value: i32, quark: Quark) -> Result<()> {
+        self.modify(t, StateValue::Int(value), quark)
+    }
     /// Pushes `value` on the stack attribute `quark`.
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()>;
     /// Pops the stack attribute `quark`; `None` if it was empty.
@@ -531,6 +541,11 @@ impl StateSystemBuilder for StateSystem {
         self.process_change(t, value, quark, true)
     }
 
+    fn modify_int(&mut self, t: i64, value: i32, quark: Quark) -> Result<()> {
+        // An int needs no validation; the value's type is known here.
+        self.process_change(t, StateValue::Int(value), quark, false)
+    }
+
     fn push(&mut self, t: i64, value: StateValue, quark: Quark) -> Result<()> {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
@@ -632,6 +647,11 @@ impl StateSystemBuilder for StateSystem {
         for (q, Ongoing { value, start, .. }) in slots.into_iter().enumerate() {
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
+            }
+            if !self.batch {
+                self.backend
+                    .insert(Interval::new(start, real_end, q as Quark, value))?;
+                continue;
             }
             self.outbox.push_parts(start, real_end, q as Quark, value);
             if self.outbox.len() >= OUTBOX {

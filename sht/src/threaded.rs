@@ -190,6 +190,10 @@ impl StateHistoryBackend for ThreadedBackend {
         Ok(())
     }
 
+    fn defers_inserts(&self) -> bool {
+        true
+    }
+
     fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
         if pending.is_empty() {

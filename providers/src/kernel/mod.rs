@@ -360,7 +360,6 @@ impl KernelStateProvider {
 
 const RUN_USERMODE: StateValue = StateValue::Int(status::RUN_USERMODE);
 const RUN_SYSCALL: StateValue = StateValue::Int(status::RUN_SYSCALL);
-const INTERRUPTED: StateValue = StateValue::Int(status::INTERRUPTED);
 const WAIT_FOR_CPU: StateValue = StateValue::Int(status::WAIT_FOR_CPU);
 
 impl KernelStateProvider {
@@ -428,13 +427,9 @@ impl KernelStateProvider {
         let th = self.current_thread(cpu, ss)?;
         let sc = self.q.thread_field(ss, th, ThreadField::SystemCall)?;
         ss.modify(t, name, sc)?;
-        ss.modify(t, RUN_SYSCALL, self.q.thread_node(th))?;
+        ss.modify_int(t, status::RUN_SYSCALL, self.q.thread_node(th))?;
         let c = self.q.cpu(ss, cpu)?;
-        ss.modify(
-            t,
-            StateValue::Int(cpu_status::RUN_SYSCALL),
-            self.q.cpu_node(c),
-        )
+        ss.modify_int(t, cpu_status::RUN_SYSCALL, self.q.cpu_node(c))
     }
 
     fn sys_exit(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -443,13 +438,9 @@ impl KernelStateProvider {
         let th = self.current_thread(cpu, ss)?;
         let sc = self.q.thread_field(ss, th, ThreadField::SystemCall)?;
         ss.modify(t, StateValue::Null, sc)?;
-        ss.modify(t, RUN_USERMODE, self.q.thread_node(th))?;
+        ss.modify_int(t, status::RUN_USERMODE, self.q.thread_node(th))?;
         let c = self.q.cpu(ss, cpu)?;
-        ss.modify(
-            t,
-            StateValue::Int(cpu_status::RUN_USERMODE),
-            self.q.cpu_node(c),
-        )
+        ss.modify_int(t, cpu_status::RUN_USERMODE, self.q.cpu_node(c))
     }
 
     fn irq_entry(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -458,17 +449,32 @@ impl KernelStateProvider {
             return Ok(());
         };
         let t = ev.timestamp();
-        let label = format!("{}/{}", irq as i32, name);
         let c = self.q.cpu(ss, cpu)?;
-        let q = self.q.cpu_hw_irq(ss, c, irq as i32, &label)?;
-        ss.modify(t, StateValue::Int(cpu as i32), q)?;
+        // Seen before: both attributes exist, nothing to format or look up by path.
+        let cached = self.q.cached_hw_irq(c, irq as i32, name);
+        let mut label = String::new();
+        let q = match cached {
+            Some((q, _)) => q,
+            None => {
+                label = format!("{}/{}", irq as i32, name);
+                self.q.cpu_hw_irq(ss, c, irq as i32, &label)?
+            }
+        };
+        ss.modify_int(t, cpu as i32, q)?;
         self.q.note_irq_value(c, q, false, Some(cpu as i32));
         let th = self.current_thread(cpu, ss)?;
-        ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
-        ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&label])?;
-        ss.modify(t, StateValue::Int(cpu as i32), agg)
+        ss.modify_int(t, status::INTERRUPTED, self.q.thread_node(th))?;
+        ss.modify_int(t, cpu_status::IRQ, self.q.cpu_node(c))?;
+        let agg = match cached {
+            Some((_, agg)) => agg,
+            None => {
+                let root = self.q.irqs_root(ss)?;
+                let agg = ss.quark_relative_and_add(root, &[&label])?;
+                self.q.cache_hw_irq(c, irq as i32, name, q, agg);
+                agg
+            }
+        };
+        ss.modify_int(t, cpu as i32, agg)
     }
 
     fn irq_exit(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -489,10 +495,17 @@ impl KernelStateProvider {
         self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
-        // The aggregate reuses the per-CPU attribute's own name object.
-        let name: Arc<str> = Arc::from(ss.attributes().name(q)?);
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&name])?;
+        let agg = match self.q.irq_aggregate(q) {
+            Some(agg) => agg,
+            None => {
+                // The aggregate reuses the per-CPU attribute's own name object.
+                let name: Arc<str> = Arc::from(ss.attributes().name(q)?);
+                let root = self.q.irqs_root(ss)?;
+                let agg = ss.quark_relative_and_add(root, &[&name])?;
+                self.q.set_irq_aggregate(q, agg);
+                agg
+            }
+        };
         let value = self.cpu_for_irq(irq);
         ss.modify(t, value, agg)
     }
@@ -516,14 +529,13 @@ impl KernelStateProvider {
         let t = ev.timestamp();
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_ipi(ss, c, vector)?;
-        ss.modify(t, StateValue::Int(cpu as i32), q)?;
+        ss.modify_int(t, cpu as i32, q)?;
         self.q.note_irq_value(c, q, false, Some(cpu as i32));
         let th = self.current_thread(cpu, ss)?;
-        ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
-        ss.modify(t, StateValue::Int(cpu_status::IRQ), self.q.cpu_node(c))?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
-        ss.modify(t, StateValue::Int(cpu as i32), agg)
+        ss.modify_int(t, status::INTERRUPTED, self.q.thread_node(th))?;
+        ss.modify_int(t, cpu_status::IRQ, self.q.cpu_node(c))?;
+        let agg = self.ipi_aggregate(q, vector, ss)?;
+        ss.modify_int(t, cpu as i32, agg)
     }
 
     fn ipi_exit(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -540,10 +552,20 @@ impl KernelStateProvider {
         self.q.note_irq_value(c, q, false, None);
         self.set_to_running(t, th, ss)?;
         self.update_cpu_status(t, cpu, ss)?;
-        let root = self.q.irqs_root(ss)?;
-        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
+        let agg = self.ipi_aggregate(q, vector, ss)?;
         let value = self.cpu_for_irq(vector);
         ss.modify(t, value, agg)
+    }
+
+    /// `IRQs/<vector>`, the aggregate of the per-CPU IPI attribute `q`, created if missing.
+    fn ipi_aggregate(&mut self, q: sht::Quark, vector: i32, ss: Ss<'_>) -> sht::Result<sht::Quark> {
+        if let Some(agg) = self.q.irq_aggregate(q) {
+            return Ok(agg);
+        }
+        let root = self.q.irqs_root(ss)?;
+        let agg = ss.quark_relative_and_add(root, &[&vector.to_string()])?;
+        self.q.set_irq_aggregate(q, agg);
+        Ok(agg)
     }
 
     /// `getAggregate` over `CPUs/*/Soft_IRQs/<vec>`: the largest ongoing value.
@@ -577,10 +599,10 @@ impl KernelStateProvider {
         let th = self.current_thread(cpu, ss)?;
         let c = self.q.cpu(ss, cpu)?;
         let q = self.q.cpu_soft_irq(ss, c, vec)?;
-        ss.modify(t, StateValue::Int(cpu_status::SOFTIRQ), q)?;
+        ss.modify_int(t, cpu_status::SOFTIRQ, q)?;
         self.q.note_irq_value(c, q, true, Some(cpu_status::SOFTIRQ));
         self.write_soft_irq_aggregate(t, vec, ss)?;
-        ss.modify(t, INTERRUPTED, self.q.thread_node(th))?;
+        ss.modify_int(t, status::INTERRUPTED, self.q.thread_node(th))?;
         self.update_cpu_status(t, cpu, ss)
     }
 
@@ -624,7 +646,7 @@ impl KernelStateProvider {
         } else {
             cpu_status::SOFT_IRQ_RAISED
         };
-        ss.modify(t, StateValue::Int(value), q)?;
+        ss.modify_int(t, value, q)?;
         self.q.note_irq_value(c, q, true, Some(value));
         self.write_soft_irq_aggregate(t, vec, ss)
     }
@@ -653,7 +675,7 @@ impl KernelStateProvider {
 
         self.set_to_running(t, new, ss)?;
         let rq = self.q.thread_field(ss, new, ThreadField::CurrentCpuRq)?;
-        ss.modify(t, StateValue::Int(cpu as i32), rq)?;
+        ss.modify_int(t, cpu as i32, rq)?;
 
         if let Some(comm) = ev.string(0) {
             self.set_exec_name(t, old, comm, ss)?;
@@ -663,16 +685,16 @@ impl KernelStateProvider {
         }
         if let Some(prio) = ev.int(3) {
             let q = self.q.thread_field(ss, old, ThreadField::Prio)?;
-            ss.modify(t, StateValue::Int(prio as i32), q)?;
+            ss.modify_int(t, prio as i32, q)?;
         }
         if let Some(prio) = ev.int(6) {
             let q = self.q.thread_field(ss, new, ThreadField::Prio)?;
-            ss.modify(t, StateValue::Int(prio as i32), q)?;
+            ss.modify_int(t, prio as i32, q)?;
         }
 
         let c = self.q.cpu(ss, cpu)?;
         let ct = self.q.cpu_current_thread(ss, c)?;
-        ss.modify(t, StateValue::Int(next_tid), ct)?;
+        ss.modify_int(t, next_tid, ct)?;
         self.q.set_cpu_current(c, next_tid, new);
 
         if next_tid > 0 {
@@ -682,7 +704,7 @@ impl KernelStateProvider {
             } else {
                 cpu_status::RUN_SYSCALL
             };
-            ss.modify(t, StateValue::Int(v), self.q.cpu_node(c))
+            ss.modify_int(t, v, self.q.cpu_node(c))
         } else {
             self.update_cpu_status(t, cpu, ss)
         }
@@ -721,15 +743,15 @@ impl KernelStateProvider {
         let c = self.q.thread(ss, child, cpu)?.expect("checked");
         let t = ev.timestamp();
         let q = self.q.thread_field(ss, c, ThreadField::Ppid)?;
-        ss.modify(t, StateValue::Int(parent), q)?;
+        ss.modify_int(t, parent, q)?;
         if let Some(pid) = child_pid {
             if pid as i32 != child {
                 let q = self.q.thread_field(ss, c, ThreadField::Pid)?;
-                ss.modify(t, StateValue::Int(pid as i32), q)?;
+                ss.modify_int(t, pid as i32, q)?;
             }
         }
         self.set_exec_name(t, c, comm, ss)?;
-        ss.modify(t, WAIT_FOR_CPU, self.q.thread_node(c))?;
+        ss.modify_int(t, status::WAIT_FOR_CPU, self.q.thread_node(c))?;
         if let Some(prq) = self.q.existing_thread_field(p, ThreadField::CurrentCpuRq) {
             let v = ss.query_ongoing(prq)?;
             let q = self.q.thread_field(ss, c, ThreadField::CurrentCpuRq)?;
@@ -766,13 +788,13 @@ impl KernelStateProvider {
         let node = self.q.thread_node(th);
         let cur = ss.query_ongoing(node)?;
         if cur != RUN_USERMODE && cur != RUN_SYSCALL {
-            ss.modify(t, WAIT_FOR_CPU, node)?;
+            ss.modify_int(t, status::WAIT_FOR_CPU, node)?;
         }
         let q = self.q.thread_field(ss, th, ThreadField::CurrentCpuRq)?;
-        ss.modify(t, StateValue::Int(target as i32), q)?;
+        ss.modify_int(t, target as i32, q)?;
         if let Some(prio) = prio {
             let q = self.q.thread_field(ss, th, ThreadField::Prio)?;
-            ss.modify(t, StateValue::Int(prio as i32), q)?;
+            ss.modify_int(t, prio as i32, q)?;
         }
         Ok(())
     }
@@ -786,9 +808,9 @@ impl KernelStateProvider {
             return Ok(());
         };
         let t = ev.timestamp();
-        ss.modify(t, WAIT_FOR_CPU, self.q.thread_node(th))?;
+        ss.modify_int(t, status::WAIT_FOR_CPU, self.q.thread_node(th))?;
         let q = self.q.thread_field(ss, th, ThreadField::CurrentCpuRq)?;
-        ss.modify(t, StateValue::Int(dest as i32), q)
+        ss.modify_int(t, dest as i32, q)
     }
 
     fn statedump(&mut self, ev: &dyn EventFields, ss: Ss<'_>) -> sht::Result<()> {
@@ -809,12 +831,12 @@ impl KernelStateProvider {
         }
         let q = self.q.thread_field(ss, th, ThreadField::Ppid)?;
         if ss.query_ongoing(q)?.is_null() {
-            ss.modify(t, StateValue::Int(ppid), q)?;
+            ss.modify_int(t, ppid, q)?;
         }
         if tid != pid {
             let q = self.q.thread_field(ss, th, ThreadField::Pid)?;
             if ss.query_ongoing(q)?.is_null() {
-                ss.modify(t, StateValue::Int(pid), q)?;
+                ss.modify_int(t, pid, q)?;
             }
         }
         let node = self.q.thread_node(th);
@@ -823,7 +845,7 @@ impl KernelStateProvider {
             if status == 2 {
                 if let Some(c) = cpu_field {
                     let q = self.q.thread_field(ss, th, ThreadField::CurrentCpuRq)?;
-                    ss.modify(t, StateValue::Int(c as i32), q)?;
+                    ss.modify_int(t, c as i32, q)?;
                 }
             }
         }

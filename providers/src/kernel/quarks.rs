@@ -131,9 +131,15 @@ pub(crate) struct KernelQuarks {
     threads: Vec<Thread>,
     /// By tid, or for the idle threads `0_<cpu>`, by `IDLE_KEY + cpu`.
     thread_index: IntMap<i64, u32>,
-    /// Ongoing values of the per-CPU IRQ and soft IRQ attributes (absent: null),
-    /// kept as they are written: only this provider writes them.
-    irq_values: IntMap<Quark, i32>,
+    /// Ongoing values of the per-CPU IRQ and soft IRQ attributes by quark (`None`:
+    /// null or never written), kept as they are written: only this provider writes
+    /// them. Quarks are dense, so a vector indexed by quark is the cheapest map.
+    irq_values: Vec<Option<i32>>,
+    /// `CPUs/<c>/IRQs/"<irq>/<name>"` and its aggregate `IRQs/"<irq>/<name>"` by
+    /// (CPU entry, irq), with the name: the steady state formats no label.
+    hw_irq_cache: IntMap<i64, Vec<(Box<str>, Quark, Quark)>>,
+    /// Aggregate `IRQs/<label>` of a `CPUs/<c>/IRQs/<label>` quark (both kinds).
+    irq_aggregates: IntMap<Quark, Quark>,
     /// `CPUs/*/Soft_IRQs/<vec>` by vec.
     soft_by_vec: IntMap<i32, Vec<Quark>>,
     /// `Soft_IRQs/<vec>` aggregates.
@@ -148,10 +154,23 @@ const DIRECT_CPUS: usize = 4096;
 
 type Ss<'a> = &'a mut dyn StateSystemBuilder;
 
+#[inline(always)]
 fn shared(ss: Ss<'_>, slot: &mut Quark, parent: Quark, name: &Arc<str>) -> sht::Result<Quark> {
     if *slot == NONE {
-        *slot = ss.child_and_add_shared(parent, name)?;
+        return create_shared(ss, slot, parent, name);
     }
+    Ok(*slot)
+}
+
+#[cold]
+#[inline(never)]
+fn create_shared(
+    ss: Ss<'_>,
+    slot: &mut Quark,
+    parent: Quark,
+    name: &Arc<str>,
+) -> sht::Result<Quark> {
+    *slot = ss.child_and_add_shared(parent, name)?;
     Ok(*slot)
 }
 
@@ -168,7 +187,16 @@ impl KernelQuarks {
     }
 
     /// `getCurrentCPUNode`: `CPUs/<cpu>`; returns the CPU's cache index.
+    #[inline(always)]
     pub fn cpu(&mut self, ss: Ss<'_>, cpu: u32) -> sht::Result<u32> {
+        match self.cpu_direct.get(cpu as usize) {
+            Some(&i) if i != u32::MAX => Ok(i),
+            _ => self.cpu_slow(ss, cpu),
+        }
+    }
+
+    #[inline(never)]
+    fn cpu_slow(&mut self, ss: Ss<'_>, cpu: u32) -> sht::Result<u32> {
         let number = cpu as i32;
         if let Some(&i) = self.cpu_direct.get(cpu as usize) {
             if i != u32::MAX {
@@ -282,16 +310,45 @@ impl KernelQuarks {
 
     /// Ongoing value of a per-CPU IRQ or soft IRQ attribute.
     pub fn irq_value(&self, q: Quark) -> Option<i32> {
-        self.irq_values.get(&q).copied()
+        self.irq_values.get(q as usize).copied().flatten()
+    }
+
+    /// (`CPUs/<c>/IRQs/"<irq>/<name>"`, `IRQs/"<irq>/<name>"`) if both were seen.
+    pub fn cached_hw_irq(&self, c: u32, irq: i32, name: &str) -> Option<(Quark, Quark)> {
+        let key = ((c as i64) << 32) | irq as u32 as i64;
+        self.hw_irq_cache
+            .get(&key)?
+            .iter()
+            .find(|(n, _, _)| &**n == name)
+            .map(|&(_, q, agg)| (q, agg))
+    }
+
+    pub fn cache_hw_irq(&mut self, c: u32, irq: i32, name: &str, q: Quark, agg: Quark) {
+        let key = ((c as i64) << 32) | irq as u32 as i64;
+        self.hw_irq_cache
+            .entry(key)
+            .or_default()
+            .push((name.into(), q, agg));
+        self.irq_aggregates.insert(q, agg);
+    }
+
+    /// The aggregate of a per-CPU IRQ attribute, if known.
+    pub fn irq_aggregate(&self, q: Quark) -> Option<Quark> {
+        self.irq_aggregates.get(&q).copied()
+    }
+
+    pub fn set_irq_aggregate(&mut self, q: Quark, agg: Quark) {
+        self.irq_aggregates.insert(q, agg);
     }
 
     /// Records a write of `v` to `CPUs/<c>/IRQs/<x>` (`soft` false) or
     /// `CPUs/<c>/Soft_IRQs/<x>` (`soft` true).
     pub fn note_irq_value(&mut self, c: u32, q: Quark, soft: bool, v: Option<i32>) {
-        let old = match v {
-            Some(v) => self.irq_values.insert(q, v),
-            None => self.irq_values.remove(&q),
-        };
+        let at = q as usize;
+        if self.irq_values.len() <= at {
+            self.irq_values.resize(at + 1, None);
+        }
+        let old = std::mem::replace(&mut self.irq_values[at], v);
         let cpu = &mut self.cpus[c as usize];
         let running = |v: Option<i32>| v.is_some_and(|v| v & super::cpu_status::SOFTIRQ != 0);
         if soft {
@@ -390,6 +447,7 @@ impl KernelQuarks {
         self.threads[th as usize].node
     }
 
+    #[inline]
     pub fn thread_field(&mut self, ss: Ss<'_>, th: u32, f: ThreadField) -> sht::Result<Quark> {
         let t = &mut self.threads[th as usize];
         let f = f as usize;

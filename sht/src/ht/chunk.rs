@@ -94,13 +94,6 @@ pub struct IntervalChunk {
 }
 
 impl IntervalChunk {
-    pub const fn new() -> Self {
-        IntervalChunk {
-            recs: Vec::new(),
-            aside: Vec::new(),
-        }
-    }
-
     pub fn with_capacity(n: usize) -> Self {
         IntervalChunk {
             recs: Vec::with_capacity(n),

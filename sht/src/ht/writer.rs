@@ -405,9 +405,40 @@ impl HistoryTreeWriter {
 
     /// Inserts `chunk`'s intervals in order, leaving it empty; stops at the first error.
     pub fn insert_chunk(&mut self, chunk: &mut IntervalChunk) -> Result<()> {
+        if self.file.is_none() {
+            chunk.clear();
+            return Err(Error::Closed);
+        }
         let mut result = Ok(());
+        let history_start = self.config.start;
+        let block_size = self.block_size;
         let (recs, aside) = chunk.parts_mut();
         for &rec in recs {
+            // Most intervals: an inline value that fits the current leaf, which is
+            // where `insert_packed` would put it (its first candidate).
+            if !rec.is_aside() && rec.start >= history_start && rec.start <= rec.end {
+                let leaf = self.branch.last_mut().expect("the branch has a root");
+                if rec.start >= leaf.start {
+                    let payload = match rec.kind {
+                        iv::TYPE_NULL => 0,
+                        iv::TYPE_INT => 4,
+                        _ => 8,
+                    };
+                    let size = format::varint_len(rec.start.wrapping_sub(leaf.start))
+                        + format::varint_len(rec.end.wrapping_sub(rec.start))
+                        + iv::FIXED_SIZE
+                        + payload;
+                    if leaf.header_size + leaf.data_size + size <= block_size {
+                        leaf.data_size += size;
+                        leaf.end = leaf.end.max(rec.end);
+                        leaf.min_quark = leaf.min_quark.min(rec.quark);
+                        leaf.max_quark = leaf.max_quark.max(rec.quark);
+                        self.tree_end = self.tree_end.max(rec.end);
+                        leaf.add_sorted(rec);
+                        continue;
+                    }
+                }
+            }
             let value = if rec.is_aside() {
                 Some(std::mem::take(&mut aside[rec.bits as usize]))
             } else {
@@ -436,7 +467,7 @@ impl HistoryTreeWriter {
     }
 
     /// Inserts `rec`, whose value is `aside` when it is not inline.
-    #[inline(always)]
+    #[inline(never)]
     fn insert_packed(&mut self, mut rec: Rec, aside: Option<StateValue>) -> Result<()> {
         if self.file.is_none() {
             return Err(Error::Closed);
