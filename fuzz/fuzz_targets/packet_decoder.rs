@@ -1,6 +1,7 @@
 //! Fuzzes the packet/event decoder: arbitrary stream bytes under fixed metadata that
 //! uses most of the type system (bit fields, both byte orders, LTTng compact header
-//! with its variant, enums, sequences, strings, floats, nested structs, CTF 2 LEB128).
+//! with its variant, enums, sequences, strings, floats, nested structs, CTF 2 LEB128;
+//! fixed-layout classes behind short and extended headers take the reader's fast path).
 //! Reading must end with events and/or typed errors; never a panic or a hang.
 #![no_main]
 
@@ -40,6 +41,9 @@ event { name = "bits"; id = 2; stream_id = 0;
     floating_point { exp_dig = 8; mant_dig = 24; align = 8; } _f;
     floating_point { exp_dig = 11; mant_dig = 53; align = 64; } _d;
     struct { uint8_t _k; uint8_t _m[_k]; } _nested[2]; }; };
+event { name = "fixed"; id = 3; stream_id = 0;
+  fields := struct { uint32_t _a; integer { size = 16; align = 8; signed = 1; } _b; uint64_t _c; }; };
+event { name = "fixed_ext"; id = 40; stream_id = 0; fields := struct { uint8_t _a; uint8_t _b[3]; }; };
 "#;
 
 const CTF2: &str = "\u{1e}{\"type\":\"preamble\",\"version\":2}\n\
