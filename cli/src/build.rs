@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -12,7 +12,7 @@ use serde_json::json;
 use sextant_providers::pipeline::{
     self, Analysis, AnalysisReport, BuildOptions, BuildReport, Output, Progress,
 };
-use sextant_providers::sources::{HostTraces, Opened};
+use sextant_providers::sources::{CtfSource, HostTraces, Opened};
 use sextant_providers::stub_source::StubSource;
 use sextant_providers::StateProvider;
 use sextant_trace::custom_xml::CustomXmlDefinition;
@@ -337,7 +337,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
     let total = match &opened {
         Opened::One(source) => source.total_work().unwrap_or(0),
-        Opened::PerHost(hosts) => hosts.iter().map(|h| h.bytes).sum(),
+        Opened::PerHost(hosts) => hosts.iter().map(|h| h.0.bytes).sum(),
     };
     let bar = (!args.quiet && !args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(total);
@@ -390,9 +390,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
         }
         Opened::PerHost(hosts) => {
             let mut jobs = Vec::new();
-            for h in hosts {
+            for (h, source) in hosts {
                 let paths = host_output_paths(&args, &h, &ids)?;
-                jobs.push((h, paths));
+                jobs.push((h, Mutex::new(Some(source)), paths));
             }
             let results = build_hosts(jobs, &analyses, &options_for);
             if let Some(bar) = &bar {
@@ -409,17 +409,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
 /// One pipeline per host, `cores` at a time (each pipeline has reader, builder and writer
 /// threads of its own); results in host order.
 fn build_hosts(
-    jobs: Vec<(HostTraces, Vec<PathBuf>)>,
+    jobs: Vec<(HostTraces, Mutex<Option<CtfSource>>, Vec<PathBuf>)>,
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
     options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
 ) -> Vec<Result<(Option<HostTraces>, BuildReport)>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let run_one = |k: usize| -> Result<(Option<HostTraces>, BuildReport)> {
-        let (host, paths) = &jobs[k];
-        let mut source = sextant_providers::sources::open_host(host)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("opening the traces of host {}", host.name))?;
+        let (host, source, paths) = &jobs[k];
+        let mut source = source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("each host is built once");
         let (report, _) = pipeline::build(&mut source, analyses(paths), &options_for(k))
             .with_context(|| format!("host {}", host.name))?;
         Ok((Some(host.clone()), report))
