@@ -316,7 +316,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
         )?),
         None => {
             // Saved formulas live with the histories when they have a folder of their own.
-            let saved = build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE));
+            let saved = match &args.output {
+                // Several traces and a path not there yet (not a `.ht`): a folder, if they
+                // turn out to come from several hosts (one history each).
+                Some(out)
+                    if args.workspace.is_none()
+                        && args.traces.len() > 1
+                        && !out.exists()
+                        && out.extension().is_none_or(|e| e != "ht") =>
+                {
+                    Some(out.join(SAVED_SYNC_FILE))
+                }
+                _ => build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE)),
+            };
             let (opened, applied) = sextant_providers::sources::open_per_host(
                 &args.traces,
                 &args.sync,
