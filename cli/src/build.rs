@@ -391,7 +391,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         ..options.clone()
     };
 
-    let built: Vec<(Option<HostTraces>, BuildReport)> = match opened {
+    let built: Vec<Built> = match opened {
         Opened::One(mut source) => {
             let paths = output_paths(&args, &ids)?;
             let result = pipeline::build(&mut *source, analyses(&paths), &options_for(0));
@@ -418,16 +418,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// A history set and its host (`None`: the traces as one source).
+type Built = (Option<HostTraces>, BuildReport);
+
 /// One pipeline per host, `cores` at a time (each pipeline has reader, builder and writer
 /// threads of its own); results in host order.
 fn build_hosts(
     jobs: Vec<(HostTraces, Mutex<Option<CtfSource>>, Vec<PathBuf>)>,
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
     options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
-) -> Vec<Result<(Option<HostTraces>, BuildReport)>> {
+) -> Vec<Result<Built>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
-    let run_one = |k: usize| -> Result<(Option<HostTraces>, BuildReport)> {
+    let run_one = |k: usize| -> Result<Built> {
         let (host, source, paths) = &jobs[k];
         let mut source = source
             .lock()
@@ -438,27 +441,26 @@ fn build_hosts(
             .with_context(|| format!("host {}", host.name))?;
         Ok((Some(host.clone()), report))
     };
-    let mut results: Vec<(usize, Result<(Option<HostTraces>, BuildReport)>)> =
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..cores.min(jobs.len()))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, Ordering::Relaxed);
-                            if k >= jobs.len() {
-                                break out;
-                            }
-                            out.push((k, run_one(k)));
+    let mut results: Vec<(usize, Result<Built>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores.min(jobs.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= jobs.len() {
+                            break out;
                         }
-                    })
+                        out.push((k, run_one(k)));
+                    }
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a build thread panicked"))
-                .collect()
-        });
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a build thread panicked"))
+            .collect()
+    });
     results.sort_by_key(|r| r.0);
     results.into_iter().map(|r| r.1).collect()
 }
@@ -476,11 +478,7 @@ fn analysis_json(a: &AnalysisReport, host: Option<&HostTraces>) -> serde_json::V
     v
 }
 
-fn print_summary(
-    args: &BuildArgs,
-    built: &[(Option<HostTraces>, BuildReport)],
-    elapsed: std::time::Duration,
-) {
+fn print_summary(args: &BuildArgs, built: &[Built], elapsed: std::time::Duration) {
     for (_, report) in built {
         for w in &report.warnings {
             eprintln!("warning: {w}");
