@@ -347,6 +347,24 @@ mod tests {
     }
 
     #[test]
+    fn per_host_names_follow_the_given_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("session");
+        let x = dir.path().join("x");
+        std::fs::create_dir_all(session.join("host1/kernel")).unwrap();
+        std::fs::create_dir_all(x.join("ctf")).unwrap();
+        let roots = [session.clone(), x.clone()];
+        // A session holding several traces: `<session>/<sub-folder>`.
+        assert_eq!(
+            display_name(&roots, &session.join("host1/kernel")),
+            "session/host1/kernel"
+        );
+        // `x/ctf`, given as `x` or as `x/ctf`, is `x`.
+        assert_eq!(display_name(&roots, &x.join("ctf")), "x");
+        assert_eq!(display_name(&[x.join("ctf")], &x.join("ctf")), "x");
+    }
+
+    #[test]
     fn bad_paths_are_errors_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(open_err(&[]), "no trace given");
