@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -12,7 +12,7 @@ use serde_json::json;
 use sextant_providers::pipeline::{
     self, Analysis, AnalysisReport, BuildOptions, BuildReport, Output, Progress,
 };
-use sextant_providers::sources::{HostTraces, Opened};
+use sextant_providers::sources::{CtfSource, HostTraces, Opened};
 use sextant_providers::stub_source::StubSource;
 use sextant_providers::StateProvider;
 use sextant_trace::custom_xml::CustomXmlDefinition;
@@ -316,7 +316,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
         )?),
         None => {
             // Saved formulas live with the histories when they have a folder of their own.
-            let saved = build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE));
+            let saved = match &args.output {
+                // Several traces and a path not there yet (not a `.ht`): a folder, if they
+                // turn out to come from several hosts (one history each).
+                Some(out)
+                    if args.workspace.is_none()
+                        && args.traces.len() > 1
+                        && !out.exists()
+                        && out.extension().is_none_or(|e| e != "ht") =>
+                {
+                    Some(out.join(SAVED_SYNC_FILE))
+                }
+                _ => build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE)),
+            };
             let (opened, applied) = sextant_providers::sources::open_per_host(
                 &args.traces,
                 &args.sync,
@@ -337,7 +349,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
     let total = match &opened {
         Opened::One(source) => source.total_work().unwrap_or(0),
-        Opened::PerHost(hosts) => hosts.iter().map(|h| h.bytes).sum(),
+        Opened::PerHost(hosts) => hosts.iter().map(|h| h.0.bytes).sum(),
     };
     let bar = (!args.quiet && !args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(total);
@@ -379,7 +391,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         ..options.clone()
     };
 
-    let built: Vec<(Option<HostTraces>, BuildReport)> = match opened {
+    let built: Vec<Built> = match opened {
         Opened::One(mut source) => {
             let paths = output_paths(&args, &ids)?;
             let result = pipeline::build(&mut *source, analyses(&paths), &options_for(0));
@@ -390,9 +402,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
         }
         Opened::PerHost(hosts) => {
             let mut jobs = Vec::new();
-            for h in hosts {
+            for (h, source) in hosts {
                 let paths = host_output_paths(&args, &h, &ids)?;
-                jobs.push((h, paths));
+                jobs.push((h, Mutex::new(Some(source)), paths));
             }
             let results = build_hosts(jobs, &analyses, &options_for);
             if let Some(bar) = &bar {
@@ -406,45 +418,49 @@ pub fn run(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// A history set and its host (`None`: the traces as one source).
+type Built = (Option<HostTraces>, BuildReport);
+
 /// One pipeline per host, `cores` at a time (each pipeline has reader, builder and writer
 /// threads of its own); results in host order.
 fn build_hosts(
-    jobs: Vec<(HostTraces, Vec<PathBuf>)>,
+    jobs: Vec<(HostTraces, Mutex<Option<CtfSource>>, Vec<PathBuf>)>,
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
     options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
-) -> Vec<Result<(Option<HostTraces>, BuildReport)>> {
+) -> Vec<Result<Built>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
-    let run_one = |k: usize| -> Result<(Option<HostTraces>, BuildReport)> {
-        let (host, paths) = &jobs[k];
-        let mut source = sextant_providers::sources::open_host(host)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("opening the traces of host {}", host.name))?;
+    let run_one = |k: usize| -> Result<Built> {
+        let (host, source, paths) = &jobs[k];
+        let mut source = source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("each host is built once");
         let (report, _) = pipeline::build(&mut source, analyses(paths), &options_for(k))
             .with_context(|| format!("host {}", host.name))?;
         Ok((Some(host.clone()), report))
     };
-    let mut results: Vec<(usize, Result<(Option<HostTraces>, BuildReport)>)> =
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..cores.min(jobs.len()))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, Ordering::Relaxed);
-                            if k >= jobs.len() {
-                                break out;
-                            }
-                            out.push((k, run_one(k)));
+    let mut results: Vec<(usize, Result<Built>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores.min(jobs.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= jobs.len() {
+                            break out;
                         }
-                    })
+                        out.push((k, run_one(k)));
+                    }
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a build thread panicked"))
-                .collect()
-        });
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a build thread panicked"))
+            .collect()
+    });
     results.sort_by_key(|r| r.0);
     results.into_iter().map(|r| r.1).collect()
 }
@@ -462,11 +478,7 @@ fn analysis_json(a: &AnalysisReport, host: Option<&HostTraces>) -> serde_json::V
     v
 }
 
-fn print_summary(
-    args: &BuildArgs,
-    built: &[(Option<HostTraces>, BuildReport)],
-    elapsed: std::time::Duration,
-) {
+fn print_summary(args: &BuildArgs, built: &[Built], elapsed: std::time::Duration) {
     for (_, report) in built {
         for w in &report.warnings {
             eprintln!("warning: {w}");

@@ -128,7 +128,7 @@ fn a_multi_host_experiment_is_synchronized_once_and_the_formulas_reused() {
     let ctf = shared.join("traces/ctf");
     let (src, dest) = (ctf.join("scp_src/ctf"), ctf.join("scp_dest/ctf"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("out")).unwrap();
+    // `out` is not there yet: it becomes the folder of the two hosts' histories.
     let args = [
         "build",
         src.to_str().unwrap(),

@@ -89,13 +89,15 @@ pub struct HostTraces {
 pub enum Opened {
     /// One host (or XML stub traces, a live session): one source, synchronized if needed.
     One(Box<dyn EventSource>),
-    /// CTF traces of several hosts, split by host (in order of first trace).
-    PerHost(Vec<HostTraces>),
+    /// CTF traces of several hosts, split by host (in order of first trace), each with its
+    /// source in synchronized time.
+    PerHost(Vec<(HostTraces, CtfSource)>),
 }
 
 /// Like [`open_synchronized`], but traces of several hosts are not read together: the
-/// experiment is synchronized as `mode` says, then split by host, each host to be opened
-/// with [`open_host`] (and analysed on its own, as Trace Compass does per trace).
+/// experiment is synchronized as `mode` says, then split by host (the compiled metadata
+/// moves, no second parse), each host to be analysed on its own, as Trace Compass does per
+/// trace.
 pub fn open_per_host(
     paths: &[PathBuf],
     mode: &SyncMode,
@@ -128,21 +130,27 @@ pub fn open_per_host(
         .map(|i| exp.time_transforms().get(i))
         .collect();
     let mut groups: Vec<HostTraces> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
     for (i, meta) in exp.traces().iter().enumerate() {
         let bytes: u64 = exp.ctf_traces()[i].files.iter().map(|f| f.size).sum();
-        match groups.iter_mut().find(|g| g.host == hosts[i]) {
-            Some(g) => {
+        match groups.iter().position(|g| g.host == hosts[i]) {
+            Some(k) => {
+                let g = &mut groups[k];
+                members[k].push(i);
                 g.dirs.push(meta.path.clone());
                 g.transforms.push(transforms[i].clone());
                 g.bytes += bytes;
             }
-            None => groups.push(HostTraces {
-                host: hosts[i].clone(),
-                name: display_name(paths, &meta.path),
-                dirs: vec![meta.path.clone()],
-                transforms: vec![transforms[i].clone()],
-                bytes,
-            }),
+            None => {
+                members.push(vec![i]);
+                groups.push(HostTraces {
+                    host: hosts[i].clone(),
+                    name: display_name(paths, &meta.path),
+                    dirs: vec![meta.path.clone()],
+                    transforms: vec![transforms[i].clone()],
+                    bytes,
+                })
+            }
         }
     }
     // Names must tell the hosts apart (they name output files).
@@ -154,7 +162,16 @@ pub fn open_per_host(
             n += 1;
         }
     }
-    Ok((Opened::PerHost(groups), applied))
+    let parts = source.experiment.split(&members)?;
+    let per_host = groups
+        .into_iter()
+        .zip(parts)
+        .map(|(host, experiment)| {
+            let name = host.name.clone();
+            (host, CtfSource { experiment, name })
+        })
+        .collect();
+    Ok((Opened::PerHost(per_host), applied))
 }
 
 /// Name of trace directory `dir` found below one of `roots`.
@@ -181,8 +198,8 @@ fn display_name(roots: &[PathBuf], dir: &Path) -> String {
     }
 }
 
-/// Opens one host's traces (from [`open_per_host`]) as a source in the experiment's
-/// synchronized time.
+/// Opens again traces of an experiment (e.g. one host's, from [`open_per_host`]) as a source
+/// in the experiment's synchronized time.
 pub fn open_host(host: &HostTraces) -> Result<CtfSource, SourceError> {
     let mut source = CtfSource::open(&host.dirs)?;
     source.experiment.set_time_transforms(&host.transforms);
@@ -327,6 +344,24 @@ mod tests {
             Ok(_) => panic!("{paths:?} should not open"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn per_host_names_follow_the_given_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("session");
+        let x = dir.path().join("x");
+        std::fs::create_dir_all(session.join("host1/kernel")).unwrap();
+        std::fs::create_dir_all(x.join("ctf")).unwrap();
+        let roots = [session.clone(), x.clone()];
+        // A session holding several traces: `<session>/<sub-folder>`.
+        assert_eq!(
+            display_name(&roots, &session.join("host1/kernel")),
+            "session/host1/kernel"
+        );
+        // `x/ctf`, given as `x` or as `x/ctf`, is `x`.
+        assert_eq!(display_name(&roots, &x.join("ctf")), "x");
+        assert_eq!(display_name(&[x.join("ctf")], &x.join("ctf")), "x");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn synchronized(
                 transforms: Vec::new(),
                 bytes: 0,
             };
-            let mine = hosts.iter().fold(mine, |mut mine, h| {
+            let mine = hosts.iter().fold(mine, |mut mine, (h, _)| {
                 for (dir, tr) in h.dirs.iter().zip(&h.transforms) {
                     if dir.starts_with(&t.path) {
                         mine.dirs.push(dir.clone());

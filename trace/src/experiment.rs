@@ -411,8 +411,9 @@ impl Experiment {
                     Ok(false) => break None,
                     Err(e) => break Some(e),
                 }
-                if cursor.packets_read & 3 == 0 {
-                    progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
+                let p = cursor.take_progress();
+                if p != 0 {
+                    progress.fetch_add(p, Ordering::Relaxed);
                 }
                 let class = match cursor.cur.lost {
                     None => ClassId(self.class_base[ti] + cursor.cur.class),
@@ -460,6 +461,37 @@ impl Experiment {
             })
             .collect();
         (states, errors)
+    }
+
+    /// Splits the experiment into one experiment per group of trace indices (e.g. the traces
+    /// of each host), keeping the compiled metadata (no second parse), the trace names and
+    /// the formulas. Traces in no group are dropped; an index out of range or given twice is
+    /// an error.
+    pub fn split(self, groups: &[Vec<usize>]) -> Result<Vec<Experiment>, TraceError> {
+        let n = self.traces.len();
+        let mut slots: Vec<Option<CtfTrace>> = self.traces.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut traces = Vec::with_capacity(g.len());
+            let mut transforms = Vec::with_capacity(g.len());
+            for &i in g {
+                let t = slots.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                    TraceError::Metadata {
+                        path: PathBuf::from(format!("trace #{i}")),
+                        reason: format!("not in the experiment's {n} traces, or split twice"),
+                    }
+                })?;
+                // The root that gives the trace its name back (see `trace_name`).
+                let depth = Path::new(&self.metas[i].name).components().count();
+                let root = t.dir.ancestors().nth(depth).unwrap_or(&t.dir).to_path_buf();
+                traces.push((root, t));
+                transforms.push(self.time_transforms.get(i));
+            }
+            let mut e = Self::from_traces(traces)?;
+            e.set_time_transforms(&transforms);
+            out.push(e);
+        }
+        Ok(out)
     }
 
     // --- end of trace synchronization ---

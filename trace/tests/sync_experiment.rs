@@ -225,11 +225,11 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
 }
 
 #[test]
-fn per_trace_reading_gives_the_one_pass_result() {
+fn stream_by_stream_reading_gives_the_one_pass_result() {
     use sextant_trace::sync::{synchronize_in_one_pass, Synchronizer};
     let Some(shared) = shared_dir() else { return };
     let ctf = shared.join("traces/ctf");
-    // the pair plus a trace without packets (not read by the per-trace path)
+    // the pair plus a trace without packets (not read by the stream-by-stream path)
     let mut exp = Experiment::open(&[
         ctf.join("scp_src"),
         ctf.join("many-threads"),
@@ -272,4 +272,44 @@ fn a_chosen_reference_trace_keeps_its_timestamps() {
         .transform
         .compose(&default.traces[0].transform);
     assert!(round_trip.is_identity(), "{round_trip:?}");
+}
+
+/// (timestamp, class) of every event.
+fn events(exp: &mut Experiment) -> Vec<(i64, u32)> {
+    let mut out = Vec::new();
+    exp.for_each(
+        &mut |ev| {
+            out.push((ev.timestamp(), ev.class().0));
+            ControlFlow::Continue(())
+        },
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    out
+}
+
+#[test]
+fn splitting_by_host_keeps_names_formulas_and_events() {
+    use sextant_trace::sync::{apply, SyncMode};
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let (src, dest) = (ctf.join("scp_src"), ctf.join("scp_dest"));
+    let mut exp = Experiment::open(&[&src, &dest]).unwrap();
+    let applied = apply(&mut exp, &SyncMode::Auto, None, &AtomicU64::new(0)).unwrap();
+    let names: Vec<String> = exp.traces().iter().map(|t| t.name.clone()).collect();
+    let mut parts = exp.split(&[vec![1], vec![0]]).unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].traces()[0].name, names[1]);
+    assert_eq!(parts[1].traces()[0].name, names[0]);
+    // scp_src alone, through its formula, event for event.
+    let mut alone = Experiment::open(&[&src]).unwrap();
+    alone.set_time_transforms(&applied.transforms[..1]);
+    assert_eq!(events(&mut parts[1]), events(&mut alone));
+    let mut dest_alone = Experiment::open(&[&dest]).unwrap();
+    assert_eq!(events(&mut parts[0]), events(&mut dest_alone));
+    // A trace split twice, or not there, is an error (not a panic).
+    let exp = Experiment::open(&[&src, &dest]).unwrap();
+    assert!(exp.split(&[vec![0], vec![0]]).is_err());
+    let exp = Experiment::open(&[&src]).unwrap();
+    assert!(exp.split(&[vec![3]]).is_err());
 }

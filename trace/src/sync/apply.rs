@@ -174,6 +174,9 @@ pub fn apply(
                     path: path.to_path_buf(),
                     source,
                 };
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
                 std::fs::write(&tmp, text).map_err(io)?;
                 std::fs::rename(&tmp, path).map_err(io)?;
             }
