@@ -629,7 +629,8 @@ pub fn build_shared(
             };
             let result = source.run(
                 &mut |ev| {
-                    if ev.class() == IDLE_CLASS {
+                    let class = ev.class();
+                    if class == IDLE_CLASS {
                         // The source waits: what was read goes to the builders now.
                         if cancel.load(Ordering::Relaxed) {
                             stopped = true;
@@ -651,7 +652,6 @@ pub fn build_shared(
                         first = Some(t);
                     }
                     last = last.max(t);
-                    let class = ev.class();
                     let Some(plan) = plans.get(class as usize) else {
                         return ControlFlow::Continue(());
                     };
