@@ -19,8 +19,8 @@ use sextant_providers::live_source::LiveSource;
 use sextant_providers::openstack::nova::NovaVmStateProvider;
 use sextant_providers::openstack::vm_report::vm_state_name;
 use sextant_providers::pipeline::{
-    build_shared, Analysis, BuildOptions, EventSource, FieldKey, Output, SharedStateSystem,
-    SourceError, SourceEvent, IDLE_CLASS,
+    build_shared, Analysis, BuildOptions, EventSource, FieldKey, Output, PipelineError,
+    SharedStateSystem, SourceError, SourceEvent, IDLE_CLASS,
 };
 use sextant_providers::TraceInfo;
 use sextant_trace::live::{LiveOptions, LiveUrl};
@@ -193,9 +193,11 @@ pub fn run(args: TopArgs) -> Result<()> {
                 let share = |_: usize, _: &'static str, ss: SharedStateSystem| {
                     *vms.lock().expect("vms lock") = Some(ss);
                 };
-                build_shared(&mut tap, analyses, &BuildOptions::default(), Some(&share))
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                match build_shared(&mut tap, analyses, &BuildOptions::default(), Some(&share)) {
+                    // Stopped before the first event: nothing to say.
+                    Ok(_) | Err(PipelineError::Empty) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
             } else {
                 tap.run(&mut |_| ControlFlow::Continue(()), &AtomicU64::new(0))
                     .map_err(|e| e.to_string())

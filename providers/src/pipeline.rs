@@ -516,6 +516,10 @@ fn run_builder(
                     })?;
             }
         }
+        // Queries see the input read so far, even where nothing changed.
+        if let (Some(ss), Some(last)) = (guard.as_deref_mut(), batch.events.last()) {
+            ss.advance_end(last.timestamp);
+        }
         drop(guard);
         handled += batch.events.len() as u64;
         if let Some(cb) = &progress {
@@ -632,7 +636,8 @@ pub fn build_shared(
             };
             let result = source.run(
                 &mut |ev| {
-                    if ev.class() == IDLE_CLASS {
+                    let class = ev.class();
+                    if class == IDLE_CLASS {
                         // The source waits: what was read goes to the builders now.
                         if cancel.load(Ordering::Relaxed) {
                             stopped = true;
@@ -654,7 +659,6 @@ pub fn build_shared(
                         first = Some(t);
                     }
                     last = last.max(t);
-                    let class = ev.class();
                     let Some(plan) = plans.get(class as usize) else {
                         return ControlFlow::Continue(());
                     };
@@ -1086,9 +1090,14 @@ mod tests {
                 assert_eq!((index, id), (0, "test.switcher"));
                 let _ = tx.lock().unwrap().send(ss);
             };
+            // At 25, a switch that changes nothing (CPU 1 already runs 7, "ls").
+            let mut inner = source();
+            inner
+                .events
+                .insert(3, (1, 25, Some(1), vec![Field::I(7), Field::S("ls")]));
             let mut src = GatedSource {
-                inner: source(),
-                split: 3,
+                inner,
+                split: 4,
                 gate,
             };
             let analyses = vec![Analysis {
@@ -1116,9 +1125,10 @@ mod tests {
     fn queries_during_the_build_see_a_prefix_of_the_final_history() {
         let (go, shared, builder) = start_gated(Output::InMemory, BuildOptions::default());
         let live = shared.recv_timeout(Duration::from_secs(20)).unwrap();
-        // Events at 5, 10 and 20 were read; the source now waits (visiting Idle),
-        // and the batch it holds reaches the builder anyway.
-        wait_for_end(&live, 20);
+        // Events at 5, 10, 20 and 25 were read; the source now waits (visiting
+        // Idle), and the batch it holds reaches the builder anyway. The end is the
+        // last event read, though nothing changed at 25.
+        wait_for_end(&live, 25);
         let (partial_end, partial, tree) = {
             let ss = live.read().unwrap();
             assert!(ss.is_building());
@@ -1126,13 +1136,16 @@ mod tests {
             let full: Vec<Vec<Interval>> = (5..=end).map(|t| ss.query_full(t).unwrap()).collect();
             (end, full, ss.attributes().clone())
         };
-        assert_eq!(partial_end, 20);
+        assert_eq!(partial_end, 25);
+        let cpu1 = tree.quark(sht::ROOT_QUARK, &["CPUs", "1"]).unwrap();
+        let ongoing = &partial[25 - 5][cpu1 as usize];
+        assert_eq!((ongoing.start, ongoing.end), (20, 25));
         let cpu0 = tree.quark(sht::ROOT_QUARK, &["CPUs", "0"]).unwrap();
         assert_eq!(partial[15 - 5][cpu0 as usize].value, StateValue::Int(42));
         assert!(tree.opt_quark(sht::ROOT_QUARK, &["Names", "7"]) >= 0);
         go.send(()).unwrap();
         let (report, systems) = builder.join().unwrap().unwrap();
-        assert_eq!(report.events, 5);
+        assert_eq!(report.events, 6);
         assert!(
             Arc::ptr_eq(&systems[0], &live),
             "the shared one is returned"
@@ -1166,7 +1179,7 @@ mod tests {
         let cancel = Arc::clone(&opts.cancel);
         let (go, shared, builder) = start_gated(Output::file(dir.path().join("s.ht")), opts);
         let live = shared.recv_timeout(Duration::from_secs(20)).unwrap();
-        wait_for_end(&live, 20);
+        wait_for_end(&live, 25);
         cancel.store(true, Ordering::Relaxed);
         let began = Instant::now();
         let err = builder.join().unwrap().err().expect("cancelled");

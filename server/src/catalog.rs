@@ -313,7 +313,7 @@ impl Catalog {
     /// named after the session (as a viewer would do). Blocking.
     pub fn follow(&self, url: &str) -> Result<Arc<Experiment>, ApiError> {
         let trace = self.open_trace(url, None, None)?;
-        self.create_experiment(&trace.name.clone(), &[trace.uuid.clone()])
+        self.create_experiment(&trace.name, std::slice::from_ref(&trace.uuid))
     }
 
     /// DELETE /traces/{uuid}: refused while an experiment uses the trace.

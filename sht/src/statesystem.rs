@@ -311,6 +311,15 @@ impl StateSystem {
             backend: self.backend.kind(),
         }
     }
+
+    /// While building: the input was read up to `t` without changing anything
+    /// more, so the current end time (and every ongoing state) reaches `t`. Only
+    /// queries see it; the history written does not change.
+    pub fn advance_end(&mut self, t: i64) {
+        if self.transient.active && t > self.transient.latest {
+            self.transient.latest = t;
+        }
+    }
 }
 
 /// Read access: attributes and queries (Trace Compass `ITmfStateSystem`).

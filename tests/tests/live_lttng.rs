@@ -195,7 +195,7 @@ fn live_cancel_ends_a_build_waiting_for_the_relay() {
         };
         let began = Instant::now();
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        let err = builder.join().unwrap().err().expect("cancelled");
+        let err = builder.join().unwrap().expect_err("cancelled");
         assert!(matches!(err, PipelineError::Cancelled), "{err}");
         assert!(
             began.elapsed() < Duration::from_secs(5),
@@ -313,7 +313,10 @@ impl StateProvider for LoggerProvider {
 
 /// Delegates to a source and records, per event, its timestamp and the wall clock
 /// at delivery (LTTng clocks are offset to the epoch).
-struct Timed(Box<dyn EventSource>, Arc<Mutex<Vec<(i64, i64)>>>);
+struct Timed(Box<dyn EventSource>, Lags);
+
+/// (event timestamp, wall clock at delivery) per event.
+type Lags = Arc<Mutex<Vec<(i64, i64)>>>;
 
 fn wall_ns() -> i64 {
     SystemTime::now()
@@ -352,7 +355,7 @@ impl EventSource for Timed {
 fn build_loggers(
     trace: &str,
     out: &Path,
-    lags: Option<Arc<Mutex<Vec<(i64, i64)>>>>,
+    lags: Option<Lags>,
     share: Option<mpsc::Sender<SharedStateSystem>>,
 ) -> Result<u64, String> {
     let mut source = sources::open(&[PathBuf::from(trace)]).map_err(|e| format!("{trace}: {e}"))?;
@@ -593,7 +596,8 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Destroying the session ends the live build.
+    let _ = app.wait(); // reaped by try_wait already
+                        // Destroying the session ends the live build.
     lttng(&home, &["destroy", session]).unwrap();
     let live_events = rx
         .recv_timeout(Duration::from_secs(60))
