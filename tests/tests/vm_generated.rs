@@ -63,7 +63,11 @@ fn value_at(ss: &StateSystem, path: &[&str], t: i64) -> StateValue {
 
 #[test]
 fn babeltrace2_reads_the_host_and_guest_traces() {
-    if Command::new("babeltrace2").arg("--version").output().is_err() {
+    if Command::new("babeltrace2")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipping: babeltrace2 is not installed");
         return;
     }
@@ -91,7 +95,11 @@ fn babeltrace2_reads_the_host_and_guest_traces() {
             .lines()
             .filter(|l| l.contains("vmsync_gh_guest") && l.contains(&uid))
             .count();
-        assert!(syncs >= 2, "{syncs} vmsync_gh_guest events in {}", g.dir.display());
+        assert!(
+            syncs >= 2,
+            "{syncs} vmsync_gh_guest events in {}",
+            g.dir.display()
+        );
         assert!(text.contains(&format!("{} sched_switch", g.hostname)));
     }
 }
@@ -126,7 +134,10 @@ fn the_vm_analyses_find_the_generated_vms() {
     // threads inside their vCPUs.
     let (_, fused) = run(&traces, "vm-fused");
     let end = fused.current_end_time();
-    assert_eq!(value_at(&fused, &["Hosts", host_id], end), StateValue::Int(1));
+    assert_eq!(
+        value_at(&fused, &["Hosts", host_id], end),
+        StateValue::Int(1)
+    );
     for g in guest_ids {
         assert_eq!(value_at(&fused, &["Hosts", g], end), StateValue::Int(2));
         assert_eq!(

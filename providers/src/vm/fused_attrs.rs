@@ -50,6 +50,9 @@ const THREAD_SUB_NAMES: [&str; 5] = ["Status", "System_call", "Exec_name", "Prio
 
 struct CpuQ {
     node: Quark,
+    /// 1 + the name id of the host whose per-event updates of this CPU are done and
+    /// still hold (0: none); see [`Attrs::done_for`].
+    done_for: u32,
     sub: [Quark; 7],
     irqs: IntMap<i64, Quark>,
     soft_irqs: IntMap<i64, Quark>,
@@ -159,7 +162,10 @@ impl Attrs {
     /// `CPUs/<cpu>`.
     #[inline]
     pub fn cpu(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
-        if let Some(&slot) = usize::try_from(cpu).ok().and_then(|i| self.small_cpus.get(i)) {
+        if let Some(&slot) = usize::try_from(cpu)
+            .ok()
+            .and_then(|i| self.small_cpus.get(i))
+        {
             if slot != CpuSlot::MAX {
                 return Ok(slot);
             }
@@ -175,6 +181,7 @@ impl Attrs {
         let slot = self.cpus.len() as CpuSlot;
         self.cpus.push(CpuQ {
             node,
+            done_for: 0,
             sub: [INVALID_QUARK; 7],
             irqs: IntMap::default(),
             soft_irqs: IntMap::default(),
@@ -188,6 +195,18 @@ impl Attrs {
             self.small_cpus[i] = slot;
         }
         Ok(slot)
+    }
+
+    /// Whether the per-event updates of CPU `slot` for an event of host `name` are
+    /// done and nothing changed its `Condition`, `Current_thread` or `Machine_name`
+    /// since (they would then change nothing).
+    #[inline]
+    pub fn done_for(&self, slot: CpuSlot, name: u32) -> bool {
+        self.cpus[slot as usize].done_for == name + 1
+    }
+
+    pub fn set_done_for(&mut self, slot: CpuSlot, name: Option<u32>) {
+        self.cpus[slot as usize].done_for = name.map_or(0, |n| n + 1);
     }
 
     /// `CPUs/<cpu>/<sub>`.
