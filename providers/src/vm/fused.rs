@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::fused_attrs::{Attrs, CpuSlot, CpuSub, ThreadSlot, ThreadSub};
+use super::fused_attrs::{done_key, Attrs, CpuSlot, CpuSub, ThreadSlot, ThreadSub};
 use super::{
     host_ids, EventFields, IntMap, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG,
     SW_NEXT_COMM, SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
@@ -565,7 +565,8 @@ impl FusedVmProvider {
                 }
                 None => (false, false),
             };
-            if !(pure_host && self.attrs.done_for(c, tn)) {
+            let key = done_key(tn, guest.then_some(current_vcpu));
+            if !((pure_host || guest) && self.attrs.done_for(c, key)) {
                 self.per_event_updates(ss, t, c, cpu, tn, pure_host, guest, current_vcpu)?;
             }
         }
@@ -668,9 +669,14 @@ impl FusedVmProvider {
         let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
         if pure_host {
             set_name(ss, t, &self.attrs, tn, q)?;
-            // Until one of the CPU's values changes, the same event would change nothing.
-            self.attrs.set_done_for(c, Some(tn));
         }
+        // Until one of the CPU's values changes, the same event would change nothing.
+        let key = if pure_host || guest {
+            done_key(tn, guest.then_some(current_vcpu))
+        } else {
+            0
+        };
+        self.attrs.set_done_for(c, key);
         Ok(())
     }
 
@@ -692,7 +698,7 @@ impl FusedVmProvider {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
         // It changes the CPU's values the per-event updates set.
-        self.attrs.set_done_for(c, None);
+        self.attrs.set_done_for(c, 0);
         self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let thread = self.cpu_object(h, cpu).current_thread;
         if thread == -1 {
@@ -777,7 +783,7 @@ impl FusedVmProvider {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
         // It changes the CPU's values the per-event updates set.
-        self.attrs.set_done_for(c, None);
+        self.attrs.set_done_for(c, 0);
         if self.machines.list[h].is_host() && self.machines.list[h].is_guest() {
             return Ok(());
         }
@@ -857,7 +863,7 @@ impl FusedVmProvider {
         self.attrs.thread_sub(ss, new, ThreadSub::Ppid)?;
         let c = self.attrs.cpu(ss, cpu)?;
         // It changes the CPU's values the per-event updates set.
-        self.attrs.set_done_for(c, None);
+        self.attrs.set_done_for(c, 0);
         let modify = self.runs_machine(ss, c, host_name)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         if modify {

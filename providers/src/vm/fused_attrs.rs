@@ -50,9 +50,9 @@ const THREAD_SUB_NAMES: [&str; 5] = ["Status", "System_call", "Exec_name", "Prio
 
 struct CpuQ {
     node: Quark,
-    /// 1 + the name id of the host whose per-event updates of this CPU are done and
+    /// Key ([`done_key`]) of the per-event updates of this CPU that are done and
     /// still hold (0: none); see [`Attrs::done_for`].
-    done_for: u32,
+    done_for: u64,
     sub: [Quark; 7],
     irqs: IntMap<i64, Quark>,
     soft_irqs: IntMap<i64, Quark>,
@@ -86,6 +86,12 @@ impl Default for HostQ {
             pcpu: IntMap::default(),
         }
     }
+}
+
+/// Key of the per-event updates of an event of machine `name` (host), or of vCPU
+/// `vcpu` of guest `name`: never 0.
+pub(crate) fn done_key(name: u32, vcpu: Option<i64>) -> u64 {
+    ((name as u64 + 1) << 32) | vcpu.map_or(0, |v| (v as u64 & 0xffff_ffff).wrapping_add(1))
 }
 
 /// A CPU slot (index into the cached CPUs).
@@ -197,16 +203,17 @@ impl Attrs {
         Ok(slot)
     }
 
-    /// Whether the per-event updates of CPU `slot` for an event of host `name` are
-    /// done and nothing changed its `Condition`, `Current_thread` or `Machine_name`
-    /// since (they would then change nothing).
+    /// Whether the per-event updates of CPU `slot` with key `key` are done and
+    /// nothing changed its `Condition`, `Current_thread`, `Machine_name` or
+    /// `Virtual_cpu` since (they would then change nothing).
     #[inline]
-    pub fn done_for(&self, slot: CpuSlot, name: u32) -> bool {
-        self.cpus[slot as usize].done_for == name + 1
+    pub fn done_for(&self, slot: CpuSlot, key: u64) -> bool {
+        self.cpus[slot as usize].done_for == key
     }
 
-    pub fn set_done_for(&mut self, slot: CpuSlot, name: Option<u32>) {
-        self.cpus[slot as usize].done_for = name.map_or(0, |n| n + 1);
+    /// Records the updates of key `key` as done (0: none).
+    pub fn set_done_for(&mut self, slot: CpuSlot, key: u64) {
+        self.cpus[slot as usize].done_for = key;
     }
 
     /// `CPUs/<cpu>/<sub>`.
