@@ -16,10 +16,11 @@
 //! Size of the host trace's stream files: `SEXTANT_VM_BENCH_BYTES` (default
 //! 32 MiB; the figure wants 1 GiB or more), e.g.
 //! `SEXTANT_VM_BENCH_BYTES=1073741824 cargo bench -p sextant-benches --bench vm_vs_kernel`.
+//! `SEXTANT_VM_BENCH_RUN` runs one analysis once instead (see [`run_once`]).
 
 use std::path::PathBuf;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use sextant_providers::native_registry;
 use sextant_providers::pipeline::{build, Analysis, BuildOptions, Output};
 use sextant_trace::gen::{generate_with_guests, GenConfig, GenLimit};
@@ -103,4 +104,28 @@ fn vm_vs_kernel(c: &mut Criterion) {
 }
 
 criterion_group!(benches, vm_vs_kernel);
-criterion_main!(benches);
+
+/// `SEXTANT_VM_BENCH_RUN=ANALYSIS:TRACE[:TRACE...]` runs one analysis once over the
+/// given traces (null backend) and prints events and time instead of benchmarking:
+/// for instruction counts under callgrind on traces made by `sextant gen-trace`.
+fn run_once(spec: &str) {
+    let mut parts = spec.split(':');
+    let analysis = parts.next().unwrap_or_default();
+    let traces: Vec<PathBuf> = parts.map(PathBuf::from).collect();
+    let began = std::time::Instant::now();
+    let (events, _) = run(&traces, analysis, Output::Null);
+    let secs = began.elapsed().as_secs_f64();
+    println!(
+        "{analysis}: {events} events in {secs:.3} s ({:.2} M events/s)",
+        events as f64 / secs / 1e6
+    );
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("SEXTANT_VM_BENCH_RUN") {
+        run_once(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
