@@ -186,3 +186,118 @@ fn the_vm_analyses_find_the_generated_vms() {
         assert!(!threads.is_empty(), "no thread of {g}");
     }
 }
+
+/// Guest events happen only while the host runs their vCPU (between the host's
+/// `kvm_x86_entry` and `kvm_x86_exit` of the vCPU's thread), and every hypercall
+/// exchange pairs a guest event with the host's, in the order the protocol says.
+#[test]
+fn guest_events_fall_inside_the_hosts_guest_windows() {
+    use sextant_trace::Experiment;
+    use std::collections::HashMap;
+    use std::ops::ControlFlow;
+    use std::sync::atomic::AtomicU64;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (host, guests) = generated(dir.path());
+    let mut paths = vec![host.dir.clone()];
+    paths.extend(guests.iter().map(|g| g.dir.clone()));
+    let uid_vm: HashMap<i64, usize> = guests
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.vm_uid, i))
+        .collect();
+    let mut exp = Experiment::open(&paths).unwrap();
+    let class_names: Vec<String> = (0..exp.class_count())
+        .map(|c| exp.class_name(sextant_trace::ClassId(c)).to_string())
+        .collect();
+    let field =
+        |exp: &Experiment, c: u32, name: &str| exp.field_handle(sextant_trace::ClassId(c), name);
+    let handles: Vec<_> = (0..exp.class_count())
+        .map(|c| {
+            (
+                field(&exp, c, "vcpu_id"),
+                field(&exp, c, "context._pid"),
+                field(&exp, c, "vm_uid"),
+                field(&exp, c, "cnt"),
+                field(&exp, c, "context._tid"),
+            )
+        })
+        .collect();
+    // QEMU pid -> VM, from the host's vmsync events (first pass).
+    let mut pid_vm = HashMap::new();
+    let progress = AtomicU64::new(0);
+    exp.for_each(
+        &mut |e| {
+            let c = e.class().0 as usize;
+            if class_names[c] == "vmsync_gh_host" {
+                let (_, pid, uid, _, _) = handles[c];
+                pid_vm.insert(
+                    e.int(pid.unwrap()).unwrap(),
+                    uid_vm[&e.int(uid.unwrap()).unwrap()],
+                );
+            }
+            ControlFlow::Continue(())
+        },
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(pid_vm.len(), VMS as usize);
+    // (vm, vcpu) -> in the guest; host thread -> its (vm, vcpu).
+    let mut inside: HashMap<(usize, i64), bool> = HashMap::new();
+    let mut thread_vcpu: HashMap<i64, (usize, i64)> = HashMap::new();
+    let mut guest_events = 0u64;
+    let mut gh_guest: HashMap<(usize, i64), i64> = HashMap::new();
+    let mut exchanges = 0;
+    exp.for_each(
+        &mut |e| {
+            let c = e.class().0 as usize;
+            let name = class_names[c].as_str();
+            let (vcpu_h, pid_h, uid_h, cnt_h, tid_h) = handles[c];
+            let t = e.timestamp();
+            if e.trace_index() == 0 {
+                let vm = pid_h
+                    .and_then(|h| e.int(h))
+                    .and_then(|p| pid_vm.get(&p).copied());
+                match (name, vm) {
+                    ("kvm_x86_entry", Some(vm)) => {
+                        let v = e.int(vcpu_h.unwrap()).unwrap();
+                        let tid = e.int(tid_h.unwrap()).unwrap();
+                        thread_vcpu.insert(tid, (vm, v));
+                        let before = inside.insert((vm, v), true);
+                        assert_ne!(before, Some(true), "two entries without exit at {t}");
+                    }
+                    ("kvm_x86_exit", Some(_)) => {
+                        let tid = e.int(tid_h.unwrap()).unwrap();
+                        if let Some(key) = thread_vcpu.get(&tid) {
+                            inside.insert(*key, false);
+                        }
+                    }
+                    ("vmsync_gh_host", Some(vm)) => {
+                        let cnt = e.int(cnt_h.unwrap()).unwrap();
+                        let sent = gh_guest.remove(&(vm, cnt)).expect("guest side first");
+                        assert!(sent < t);
+                        exchanges += 1;
+                    }
+                    _ => {}
+                }
+                return ControlFlow::Continue(());
+            }
+            let vm = e.trace_index() - 1;
+            let v = e.cpu().unwrap() as i64;
+            guest_events += 1;
+            assert!(
+                inside.get(&(vm, v)).copied().unwrap_or(false),
+                "guest {vm} vCPU {v}: {name} at {t} outside the host's window"
+            );
+            if name == "vmsync_gh_guest" {
+                assert_eq!(e.int(uid_h.unwrap()), Some(guests[vm].vm_uid));
+                gh_guest.insert((vm, e.int(cnt_h.unwrap()).unwrap()), t);
+            }
+            ControlFlow::Continue(())
+        },
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(guest_events, guests.iter().map(|g| g.events).sum::<u64>());
+    assert!(exchanges >= 2 * VMS as usize, "{exchanges} exchanges");
+}

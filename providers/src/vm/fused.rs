@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::fused_attrs::{Attrs, CpuSlot, CpuSub, ThreadSlot, ThreadSub};
+use super::fused_attrs::{done_key, Attrs, CpuSlot, CpuSub, ThreadSlot, ThreadSub};
 use super::{
     host_ids, EventFields, IntMap, KernelModels, Kind, Machines, Vcpu, GUEST, HOST, KVM_ARG,
     SW_NEXT_COMM, SW_NEXT_PRIO, SW_NEXT_TID, SW_PREV_STATE, SW_PREV_TID, SYSCALL_HANDLER_BASE,
@@ -137,6 +137,21 @@ fn set(ss: &mut dyn StateSystemBuilder, t: i64, value: StateValue, q: Quark) -> 
         return Ok(());
     }
     ss.modify(t, value, q)
+}
+
+/// [`set`] of a machine name (interned in `attrs`).
+fn set_name(
+    ss: &mut dyn StateSystemBuilder,
+    t: i64,
+    attrs: &Attrs,
+    name: u32,
+    q: Quark,
+) -> sht::Result<()> {
+    if matches!(ss.query_ongoing(q), Ok(StateValue::String(v)) if Arc::ptr_eq(&v, attrs.name(name)))
+    {
+        return Ok(());
+    }
+    set(ss, t, attrs.name_value(name), q)
 }
 
 /// [`set`] of a string, allocated only when it changes.
@@ -543,8 +558,6 @@ impl FusedVmProvider {
         let t = ev.timestamp();
         if self.all_roles_found {
             let c = self.attrs.cpu(ss, cpu)?;
-            let condition = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
-            self.attrs.host(ss, tn)?;
             let (pure_host, guest) = match host {
                 Some(h) => {
                     let m = &self.machines.list[h];
@@ -552,29 +565,9 @@ impl FusedVmProvider {
                 }
                 None => (false, false),
             };
-            if guest {
-                let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
-                set(ss, t, int(current_vcpu as i32), q)?;
-                self.attrs.host_cpu(ss, tn, false, current_vcpu)?;
-                self.attrs.host_cpu(ss, tn, true, cpu)?;
-            } else {
-                self.attrs.host_cpu(ss, tn, false, cpu)?;
-            }
-            if !self.roles_written {
-                self.set_machines_roles(ss)?;
-                self.set_machines_parents(ss)?;
-                self.roles_written = true;
-            }
-            if pure_host {
-                set(ss, t, int(CONDITION_OUT_VM), condition)?;
-            }
-            let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-            let thread = ongoing_int(ss, q)?.unwrap_or(-1);
-            // Trace Compass creates this node whatever the thread (even "-1").
-            self.attrs.thread(ss, tn, thread as i64, None)?;
-            let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-            if pure_host {
-                set(ss, t, self.attrs.name_value(tn), q)?;
+            let key = done_key(tn, guest.then_some(current_vcpu));
+            if !((pure_host || guest) && self.attrs.done_for(c, key)) {
+                self.per_event_updates(ss, t, c, cpu, tn, pure_host, guest, current_vcpu)?;
             }
         }
         let Some(kind) = kind else {
@@ -637,6 +630,56 @@ impl FusedVmProvider {
         }
     }
 
+    /// What every event does once the roles are known: the CPU's machine and
+    /// condition, and the attributes Trace Compass creates on the way.
+    #[allow(clippy::too_many_arguments)]
+    fn per_event_updates(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        t: i64,
+        c: CpuSlot,
+        cpu: i64,
+        tn: u32,
+        pure_host: bool,
+        guest: bool,
+        current_vcpu: i64,
+    ) -> sht::Result<()> {
+        let condition = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
+        self.attrs.host(ss, tn)?;
+        if guest {
+            let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
+            set(ss, t, int(current_vcpu as i32), q)?;
+            self.attrs.host_cpu(ss, tn, false, current_vcpu)?;
+            self.attrs.host_cpu(ss, tn, true, cpu)?;
+        } else {
+            self.attrs.host_cpu(ss, tn, false, cpu)?;
+        }
+        if !self.roles_written {
+            self.set_machines_roles(ss)?;
+            self.set_machines_parents(ss)?;
+            self.roles_written = true;
+        }
+        if pure_host {
+            set(ss, t, int(CONDITION_OUT_VM), condition)?;
+        }
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        let thread = ongoing_int(ss, q)?.unwrap_or(-1);
+        // Trace Compass creates this node whatever the thread (even "-1").
+        self.attrs.thread(ss, tn, thread as i64, None)?;
+        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        if pure_host {
+            set_name(ss, t, &self.attrs, tn, q)?;
+        }
+        // Until one of the CPU's values changes, the same event would change nothing.
+        let key = if pure_host || guest {
+            done_key(tn, guest.then_some(current_vcpu))
+        } else {
+            0
+        };
+        self.attrs.set_done_for(c, key);
+        Ok(())
+    }
+
     /// The physical CPU of an event CPU (`None`: a guest vCPU never seen entering).
     fn translate(&self, host: Option<usize>, cpu: i64) -> Option<i64> {
         match host {
@@ -654,6 +697,8 @@ impl FusedVmProvider {
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
+        // It changes the CPU's values the per-event updates set.
+        self.attrs.set_done_for(c, 0);
         self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         let thread = self.cpu_object(h, cpu).current_thread;
         if thread == -1 {
@@ -715,7 +760,7 @@ impl FusedVmProvider {
         let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
         set(ss, t, int(vcpu.1 as i32), q)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-        set(ss, t, self.attrs.name_value(vm_name), q)?;
+        set_name(ss, t, &self.attrs, vm_name, q)?;
         let state = self.cpu_object(vcpu.0, vcpu.1).current_state;
         set(ss, t, int(state), status_q)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
@@ -737,6 +782,8 @@ impl FusedVmProvider {
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
+        // It changes the CPU's values the per-event updates set.
+        self.attrs.set_done_for(c, 0);
         if self.machines.list[h].is_host() && self.machines.list[h].is_guest() {
             return Ok(());
         }
@@ -768,7 +815,7 @@ impl FusedVmProvider {
         let q = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
         set(ss, t, int(CONDITION_OUT_VM), q)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-        set(ss, t, self.attrs.name_value(host_name), q)
+        set_name(ss, t, &self.attrs, host_name, q)
     }
 
     fn sched_switch(
@@ -815,6 +862,8 @@ impl FusedVmProvider {
         let syscall_q = self.attrs.thread_sub(ss, new, ThreadSub::SystemCall)?;
         self.attrs.thread_sub(ss, new, ThreadSub::Ppid)?;
         let c = self.attrs.cpu(ss, cpu)?;
+        // It changes the CPU's values the per-event updates set.
+        self.attrs.set_done_for(c, 0);
         let modify = self.runs_machine(ss, c, host_name)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         if modify {

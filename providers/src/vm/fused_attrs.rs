@@ -50,6 +50,9 @@ const THREAD_SUB_NAMES: [&str; 5] = ["Status", "System_call", "Exec_name", "Prio
 
 struct CpuQ {
     node: Quark,
+    /// Key ([`done_key`]) of the per-event updates of this CPU that are done and
+    /// still hold (0: none); see [`Attrs::done_for`].
+    done_for: u64,
     sub: [Quark; 7],
     irqs: IntMap<i64, Quark>,
     soft_irqs: IntMap<i64, Quark>,
@@ -83,6 +86,12 @@ impl Default for HostQ {
             pcpu: IntMap::default(),
         }
     }
+}
+
+/// Key of the per-event updates of an event of machine `name` (host), or of vCPU
+/// `vcpu` of guest `name`: never 0.
+pub(crate) fn done_key(name: u32, vcpu: Option<i64>) -> u64 {
+    ((name as u64 + 1) << 32) | vcpu.map_or(0, |v| (v as u64 & 0xffff_ffff).wrapping_add(1))
 }
 
 /// A CPU slot (index into the cached CPUs).
@@ -178,6 +187,7 @@ impl Attrs {
         let slot = self.cpus.len() as CpuSlot;
         self.cpus.push(CpuQ {
             node,
+            done_for: 0,
             sub: [INVALID_QUARK; 7],
             irqs: IntMap::default(),
             soft_irqs: IntMap::default(),
@@ -191,6 +201,19 @@ impl Attrs {
             self.small_cpus[i] = slot;
         }
         Ok(slot)
+    }
+
+    /// Whether the per-event updates of CPU `slot` with key `key` are done and
+    /// nothing changed its `Condition`, `Current_thread`, `Machine_name` or
+    /// `Virtual_cpu` since (they would then change nothing).
+    #[inline]
+    pub fn done_for(&self, slot: CpuSlot, key: u64) -> bool {
+        self.cpus[slot as usize].done_for == key
+    }
+
+    /// Records the updates of key `key` as done (0: none).
+    pub fn set_done_for(&mut self, slot: CpuSlot, key: u64) {
+        self.cpus[slot as usize].done_for = key;
     }
 
     /// `CPUs/<cpu>/<sub>`.

@@ -432,7 +432,7 @@ impl<'a> Sim<'a> {
                 self.next_tid += 1;
                 let t = self.new_thread(tid, process, comm(&format!("CPU {id}/KVM")), false);
                 self.threads[t as usize].vcpu = Some(Vcpu {
-                    vm: vm as u32,
+                    vm,
                     id,
                     mode: VcpuMode::User,
                     hg: None,
