@@ -28,20 +28,19 @@ fn shared() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
 }
 
-struct Stub(String);
+/// Events as (time, XML), sorted by time (stably) when written out.
+struct Stub(Vec<(i64, String)>);
 
 impl Stub {
     fn event(&mut self, t: i64, name: &str, cpu: i64, fields: &[(&str, &str, &str)]) {
-        writeln!(self.0, "<event timestamp=\"{t}\" name=\"{name}\">").unwrap();
-        writeln!(
-            self.0,
-            "<field name=\"cpu\" value=\"{cpu}\" type=\"int\" />"
-        )
-        .unwrap();
+        let mut x = String::new();
+        writeln!(x, "<event timestamp=\"{t}\" name=\"{name}\">").unwrap();
+        writeln!(x, "<field name=\"cpu\" value=\"{cpu}\" type=\"int\" />").unwrap();
         for (n, v, ty) in fields {
-            writeln!(self.0, "<field name=\"{n}\" value=\"{v}\" type=\"{ty}\" />").unwrap();
+            writeln!(x, "<field name=\"{n}\" value=\"{v}\" type=\"{ty}\" />").unwrap();
         }
-        writeln!(self.0, "</event>").unwrap();
+        writeln!(x, "</event>").unwrap();
+        self.0.push((t, x));
     }
     fn switch(&mut self, t: i64, cpu: i64, tid: i64) {
         self.event(
@@ -97,7 +96,7 @@ impl Stub {
 }
 
 fn storage_trace() -> String {
-    let mut s = Stub(String::from("<trace>\n"));
+    let mut s = Stub(Vec::new());
     let t = |sec: i64, ms: i64| BASE + sec * S + ms * 1_000_000;
     for (dev, name) in [(SDA, "sda"), (DM0, "dm-0"), (DM1, "dm-1")] {
         s.event(
@@ -147,8 +146,16 @@ fn storage_trace() -> String {
     );
     s.request(t(280, 40), 1, 602, DM1, 0, 1024, true);
     s.request(t(280, 60), 0, 650, SDA, 8, 8, true);
-    s.0.push_str("</trace>\n");
-    s.0
+    s.0.sort_by_key(|e| e.0);
+    // The CPU aspect declared, as Trace Compass stub traces do.
+    let mut xml = String::from(
+        "<trace>\n<set_aspects>\n<field name=\"cpu\" value=\"0\" type=\"int\" />\n</set_aspects>\n",
+    );
+    for (_, e) in s.0 {
+        xml.push_str(&e);
+    }
+    xml.push_str("</trace>\n");
+    xml
 }
 
 fn sextant(args: &[&str]) -> String {

@@ -11,7 +11,8 @@
 //! (`syscall_entry_openat`: qemu-img writing an image into a new volume, the
 //! iSCSI target serving it, `dd` clearing it) and then submits block requests
 //! (`block_rq_insert`, run in the submitter's context) on device `dev`: that
-//! device is the volume (`opened-then-io`). A disk whose state-dump name is the
+//! device is the volume (`opened-then-io`; the first request after the open
+//! decides, later ones of the same thread elsewhere are counted in a warning). A disk whose state-dump name is the
 //! LV or device-mapper name itself is linked too (`diskname`).
 //!
 //! Tree of the link provider: `LVs/<lv name>/{Device (long: dev), Thread (int:
@@ -50,6 +51,7 @@ pub struct VolumeDevicesProvider {
     /// tid -> LV names it opened.
     opened: HashMap<i64, Vec<String>>,
     linked: HashMap<String, i64>,
+    conflicts: u64,
     saw_block: bool,
 }
 
@@ -127,7 +129,16 @@ impl StateProvider for VolumeDevicesProvider {
                 };
                 // A thread that opened several volumes does not say which one
                 // this request is for: link only unambiguous openers.
-                if lvs.len() != 1 || self.linked.get(&lvs[0]) == Some(&dev) {
+                if lvs.len() != 1 {
+                    return Ok(());
+                }
+                // The first request after the open links; the same thread's later
+                // requests on other devices (a target serving several disks, its
+                // own logging) do not move the link but are counted.
+                if let Some(&linked) = self.linked.get(&lvs[0]) {
+                    if linked != dev {
+                        self.conflicts += 1;
+                    }
                     return Ok(());
                 }
                 let lv = &lvs[0];
@@ -140,6 +151,17 @@ impl StateProvider for VolumeDevicesProvider {
             }
         }
         Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        if self.conflicts == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{ID}: {} block request(s) by a thread that opened a volume went to another \
+             device than the one linked to it (first request after the open)",
+            self.conflicts
+        )]
     }
 }
 
