@@ -16,6 +16,7 @@ mod serve;
 mod sync;
 mod top;
 mod vm_report;
+mod volume_report;
 mod xml;
 
 use clap::{Parser, Subcommand};
@@ -63,8 +64,11 @@ enum Command {
     Stats(events::StatsArgs),
     /// Follow an LTTng live session (net://HOST[:PORT]/host/HOSTNAME/SESSION): a live summary.
     Top(top::TopArgs),
-    /// One VM across layers: Nova states, requests across services, QEMU migration.
+    /// One VM across layers: Nova states, requests across services, QEMU migration,
+    /// kernel threads of its QEMU process.
     VmReport(vm_report::VmReportArgs),
+    /// Cinder volumes with the disk I/O of their device on the storage node.
+    VolumeReport(volume_report::VolumeReportArgs),
 }
 
 /// Output piped into a program that stops reading (`sextant events t | head`) ends
@@ -96,6 +100,7 @@ fn main() {
         Command::Stats(a) => events::stats(a),
         Command::Top(a) => top::run(a),
         Command::VmReport(a) => vm_report::run(a),
+        Command::VolumeReport(a) => volume_report::run(a),
     };
     if let Err(e) = result {
         // A closed pipe (`sextant dump x.ht | head`) is not an error.

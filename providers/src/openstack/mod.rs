@@ -18,6 +18,7 @@ pub mod nova;
 pub mod nova_services;
 pub mod qemu_files;
 pub mod vm_report;
+pub mod volume_report;
 
 use crate::EventFields;
 use std::collections::{BTreeMap, HashMap};
