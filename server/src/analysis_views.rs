@@ -729,6 +729,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 1,
             },
         ],
+        required: &[],
         kind: ViewKind::Xy {
             y_label: "Disk throughput",
             y_unit: "B/s",
@@ -750,6 +751,7 @@ pub static VIEWS: &[ViewDef] = &[
             ],
             class: 0,
         }],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: VCPU_STYLES,
             style_of: vcpu_style,
@@ -800,6 +802,9 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 4,
             },
         ],
+        // Every event of a host creates `Hosts/<m>/CPUs/<p>`: a CPU status is
+        // what shows that kernel events were seen.
+        required: &[Lit("CPUs"), Each(""), Lit("Status")],
         kind: ViewKind::TimeGraph {
             styles: FUSED_STYLES,
             style_of: fused_style,
@@ -865,6 +870,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 0,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: NESTED_STYLES,
             style_of: nested_style,
@@ -888,6 +894,7 @@ pub static VIEWS: &[ViewDef] = &[
             ],
             class: 0,
         }],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: VM_STATE_STYLES,
             style_of: nova_vm_style,
@@ -911,6 +918,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 1,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: NOVA_SERVICE_STYLES,
             style_of: nova_service_style,
@@ -948,6 +956,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 0,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: NEUTRON_STYLES,
             style_of: neutron_style,
@@ -971,6 +980,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 0,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: CINDER_STYLES,
             style_of: cinder_style,
@@ -994,6 +1004,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 1,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: QEMU_STYLES,
             style_of: qemu_style,
@@ -1021,6 +1032,7 @@ pub static VIEWS: &[ViewDef] = &[
             ],
             class: 0,
         }],
+        required: &[],
         kind: ViewKind::Xy {
             y_label: "Dirty pages",
             y_unit: "pages",
@@ -1042,6 +1054,7 @@ pub static VIEWS: &[ViewDef] = &[
             ],
             class: 0,
         }],
+        required: &[],
         kind: ViewKind::Xy {
             y_label: "Dirty-page rate",
             y_unit: "pages/s",
@@ -1068,6 +1081,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 0,
             },
         ],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: OVS_STYLES,
             style_of: ovs_path_style,
@@ -1085,6 +1099,7 @@ pub static VIEWS: &[ViewDef] = &[
             segs: &[Lit("OVS"), Group("Packets", "Packets"), Each("slot ")],
             class: 0,
         }],
+        required: &[],
         kind: ViewKind::TimeGraph {
             styles: OVS_STYLES,
             style_of: ovs_path_style,
@@ -1112,6 +1127,7 @@ pub static VIEWS: &[ViewDef] = &[
                 class: 2,
             },
         ],
+        required: &[],
         kind: ViewKind::Xy {
             y_label: "Switching latency",
             y_unit: "µs",

@@ -69,6 +69,10 @@ pub struct ViewDef {
     /// (XML stubs) match every view.
     pub domains: &'static [&'static str],
     pub rows: &'static [RowPattern],
+    /// A pattern some attribute must match for the view to apply (when the
+    /// rows alone would match attributes an analysis writes for any trace);
+    /// empty: any row pattern.
+    pub required: &'static [Seg],
     pub kind: ViewKind,
 }
 
@@ -97,14 +101,47 @@ pub struct StateViewsFactory {
     pub views: &'static [ViewDef],
 }
 
+/// Whether some attribute matches the whole pattern below `quark`.
+fn matches(tree: &AttributeTree, quark: Quark, segs: &[Seg]) -> bool {
+    let Some((seg, rest)) = segs.split_first() else {
+        return true;
+    };
+    match seg {
+        Seg::Lit(name) | Seg::Group(name, _) => {
+            let q = tree.opt_quark(quark, &[*name]);
+            q >= 0 && matches(tree, q, rest)
+        }
+        Seg::Each(_) | Seg::EachValue(_) => tree
+            .children_of(quark)
+            .iter()
+            .any(|&c| matches(tree, c, rest)),
+        Seg::Series(_) => matches(tree, quark, rest),
+    }
+}
+
+/// Whether the view applies: some trace has the analysis' state system with a
+/// row to show (an analysis that found nothing to model, e.g. the VM analyses
+/// on a trace without VMs, gives no view), or is still building it, or is
+/// still analysing and of a domain the analysis runs on.
 fn may_have(source: &ExperimentSource, view: &ViewDef) -> bool {
     source.traces.iter().any(|t| {
-        t.state_systems().iter().any(|s| s.id == view.analysis)
-            || (t.is_analysing()
-                && match t.properties.get("domain") {
-                    None => true,
-                    Some(d) => d.is_empty() || view.domains.contains(&d.as_str()),
-                })
+        t.state_systems().iter().any(|s| {
+            s.id == view.analysis && {
+                let ss = s.read();
+                ss.is_building()
+                    || if view.required.is_empty() {
+                        view.rows
+                            .iter()
+                            .any(|r| matches(ss.attributes(), ROOT_QUARK, r.segs))
+                    } else {
+                        matches(ss.attributes(), ROOT_QUARK, view.required)
+                    }
+            }
+        }) || (t.is_analysing()
+            && match t.properties.get("domain") {
+                None => true,
+                Some(d) => d.is_empty() || view.domains.contains(&d.as_str()),
+            })
     })
 }
 
