@@ -76,6 +76,9 @@ pub struct ViewDef {
     pub kind: ViewKind,
 }
 
+/// y values of one series (class, state system, attribute) at `times`.
+pub type SeriesFn = fn(u8, &StateSystem, Quark, &[i64]) -> sht::Result<Vec<f64>>;
+
 /// Time graph or XY specifics.
 pub enum ViewKind {
     TimeGraph {
@@ -91,7 +94,7 @@ pub enum ViewKind {
         y_label: &'static str,
         y_unit: &'static str,
         /// y values of one series at `times` (same length).
-        compute: fn(class: u8, &StateSystem, Quark, &[i64]) -> sht::Result<Vec<f64>>,
+        compute: SeriesFn,
     },
 }
 
