@@ -16,6 +16,7 @@
 //! [`Registry`]; the protocol code does not change.
 
 pub mod analyses;
+pub mod analysis_views;
 pub mod api;
 pub mod catalog;
 pub mod cpu_usage;
@@ -28,6 +29,7 @@ pub mod query;
 pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
+pub mod state_views;
 pub mod sync;
 pub mod values;
 pub mod xml_views;

@@ -291,6 +291,8 @@ impl Registry {
         }));
         r.add_outputs(Arc::new(crate::kernel_views::KernelViewsFactory));
         r.add_outputs(Arc::new(crate::cpu_usage::CpuUsageFactory));
+        // Disk I/O, VM, OpenStack, QEMU migration and OvS views.
+        r.add_outputs(Arc::new(crate::analysis_views::factory()));
         // Unreadable files were refused when the server started (`run` checks them).
         if let Ok(views) = crate::xml_views::XmlViewsFactory::new(&config.xml_files) {
             r.add_outputs(Arc::new(views));
