@@ -405,7 +405,7 @@ async fn nova_views_on_the_real_trace() {
 
     // Service view: nova.compute.manager's operations (spec §2.2 codes).
     let entries = tree(&app, &exp, "timeGraph", NOVA_SERVICES).await;
-    let compute = entry(&entries, &["nova", "Services", "nova.compute.manager"]);
+    let compute = entry(&entries, &["nova", "Services", "nova", "compute.manager"]);
     let golden = intervals(&gs, "SERVICEs/nova.compute.manager/Action");
     check_row(
         &app,
@@ -423,6 +423,11 @@ async fn nova_views_on_the_real_trace() {
         },
     )
     .await;
+    // The tooltip names the request (golden Request_id "<request>## <vm>").
+    let requests = intervals_text(&gs, "SERVICEs/nova.compute.manager/Request_id");
+    let tip = tooltip(&app, &exp, NOVA_SERVICES, compute, requests[1].0).await;
+    assert_eq!(tip["Request"], requests[1].1.as_str());
+    assert_eq!(tip["State"], "compute.instance.create");
 }
 
 fn intervals_text(g: &Value, path: &str) -> Vec<(i64, String)> {
