@@ -16,7 +16,7 @@ use sht::{Quark, StateSystem, StateSystemQuerier, StateValue, TimeCondition};
 
 use crate::state_views::{values_at, RowPattern, Seg, StyleDef, ViewDef, ViewKind};
 
-use Seg::{Each, EachValue, Group, Lit, Series};
+use Seg::{Each, EachByPrefix, EachValue, Group, Lit, Series};
 
 const fn st(key: &'static str, label: &'static str, rgb: (u8, u8, u8), height: f64) -> StyleDef {
     StyleDef {
@@ -909,8 +909,9 @@ pub static VIEWS: &[ViewDef] = &[
         analysis: nova_services::ID,
         domains: &["ust"],
         rows: &[
+            // Spec §2.2: a group per service (`nova`), a row per logger.
             RowPattern {
-                segs: &[Group("SERVICEs", "Services"), Each(""), Lit("Action")],
+                segs: &[Group("SERVICEs", "Services"), EachByPrefix, Lit("Action")],
                 class: 0,
             },
             RowPattern {

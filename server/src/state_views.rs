@@ -35,6 +35,9 @@ pub enum Seg {
     Each(&'static str),
     /// Every child, labelled prefix + its string value at the end (else its name).
     EachValue(&'static str),
+    /// Every child, grouped by the text of its name before the first `.` (an
+    /// entry per group), each an entry labelled with the rest of its name.
+    EachByPrefix,
     /// (XY only, last) a series entry with this label for the attribute reached.
     Series(&'static str),
 }
@@ -114,7 +117,7 @@ fn matches(tree: &AttributeTree, quark: Quark, segs: &[Seg]) -> bool {
             let q = tree.opt_quark(quark, &[*name]);
             q >= 0 && matches(tree, q, rest)
         }
-        Seg::Each(_) | Seg::EachValue(_) => tree
+        Seg::Each(_) | Seg::EachValue(_) | Seg::EachByPrefix => tree
             .children_of(quark)
             .iter()
             .any(|&c| matches(tree, c, rest)),
@@ -161,6 +164,8 @@ impl OutputFactory for StateViewsFactory {
 /// Entry key: (trace, attribute, pattern index for series entries / u16::MAX).
 type Key = (usize, Quark, u16);
 const SHARED: u16 = u16::MAX;
+/// A prefix group of [`Seg::EachByPrefix`], keyed by its first member.
+const PREFIX_GROUP: u16 = u16::MAX - 1;
 
 /// What a data entry reads: (trace, attribute, class, entry attribute, name).
 #[derive(Clone, Debug)]
@@ -260,6 +265,25 @@ impl Walk<'_> {
                     let label = format!("{prefix}{shown}");
                     let id = self.entry((self.trace, c, SHARED), parent.0, label.clone());
                     self.go(tree, c, rest, (id, c), &format!("{name}/{label}"));
+                }
+            }
+            Seg::EachByPrefix => {
+                let mut groups: Vec<(String, Vec<(Quark, String)>)> = Vec::new();
+                for c in sorted_children(tree, quark) {
+                    let attr = tree.name(c).unwrap_or("");
+                    let (group, rest) = attr.split_once('.').unwrap_or((attr, attr));
+                    match groups.iter_mut().find(|(g, _)| g == group) {
+                        Some((_, members)) => members.push((c, rest.to_string())),
+                        None => groups.push((group.to_string(), vec![(c, rest.to_string())])),
+                    }
+                }
+                for (group, members) in groups {
+                    let key = (self.trace, members[0].0, PREFIX_GROUP);
+                    let gid = self.entry(key, parent.0, group.clone());
+                    for (c, label) in members {
+                        let id = self.entry((self.trace, c, SHARED), gid, label.clone());
+                        self.go(tree, c, rest, (id, c), &format!("{name}/{group}/{label}"));
+                    }
                 }
             }
             Seg::Series(label) => {
