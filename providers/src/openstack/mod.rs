@@ -11,6 +11,35 @@
 //! by class in a [`Malformed`] tally and reported through `warnings()`; they
 //! never create an attribute named `""`.
 
+/// The `StateProvider` items every Python-agent provider shares (id, version,
+/// any trace accepted, `lttng_python:event` subscribed with `msg` and
+/// `logger_name`, refusal of a trace without such events). The provider needs a
+/// `saw_python_events: bool` field.
+macro_rules! python_event_provider {
+    ($id:expr, $version:expr) => {
+        fn id(&self) -> &'static str {
+            $id
+        }
+        fn version(&self) -> i32 {
+            $version
+        }
+        fn check_trace(&mut self, _trace: &$crate::TraceInfo) -> Result<(), $crate::ProviderError> {
+            Ok(())
+        }
+        fn subscribe(&mut self, event_name: &str) -> Option<$crate::Subscription> {
+            let s = $crate::openstack::python_subscription(event_name);
+            self.saw_python_events |= s.is_some();
+            s
+        }
+        fn check_subscriptions(
+            &self,
+            _missing: &[(String, &'static str)],
+        ) -> Result<(), $crate::ProviderError> {
+            $crate::openstack::require_python_events(self.saw_python_events, $id)
+        }
+    };
+}
+
 pub mod cinder;
 pub mod domains;
 pub mod neutron;
