@@ -71,8 +71,15 @@ impl Stub {
             ],
         );
     }
-    /// One request, inserted at `t`, issued 1 ms later, completed 2 ms later.
-    fn request(&mut self, t: i64, cpu: i64, tid: i64, dev: i64, sector: i64, n: i64, write: bool) {
+    /// One request (device, first sector, sectors), inserted at `t`, issued 1 ms later, completed 2 ms later.
+    fn request(
+        &mut self,
+        t: i64,
+        cpu: i64,
+        tid: i64,
+        (dev, sector, n): (i64, i64, i64),
+        write: bool,
+    ) {
         let rwbs = if write { "1" } else { "8" };
         let (dev, sector, n, tid) = (
             dev.to_string(),
@@ -112,7 +119,7 @@ fn storage_trace() -> String {
     // Before the volume exists: a thread writes 100 sectors to the device that
     // will back it (an older LV on the same dm minor); not the volume's I/O.
     s.switch(t(254, 0), 0, 800);
-    s.request(t(254, 1), 0, 800, DM0, 0, 100, true);
+    s.request(t(254, 1), 0, 800, (DM0, 0, 100), true);
     // qemu-img (tid 601) copies the image into volume 1: three 1 MiB writes.
     s.switch(t(255, 350), 1, 601);
     s.open(
@@ -124,11 +131,11 @@ fn storage_trace() -> String {
         ),
     );
     for k in 0..3 {
-        s.request(t(255, 360 + 10 * k), 1, 601, DM0, 2048 * k, 2048, true);
+        s.request(t(255, 360 + 10 * k), 1, 601, (DM0, 2048 * k, 2048), true);
     }
     // Meanwhile on CPU 0: unrelated reads of sda.
     s.switch(t(255, 361), 0, 700);
-    s.request(t(255, 362), 0, 700, SDA, 4096, 8, false);
+    s.request(t(255, 362), 0, 700, (SDA, 4096, 8), false);
     // The iSCSI target (tid 650) opens volume 1 by its LVM path and reads 16 sectors.
     s.switch(t(270, 0), 0, 650);
     s.open(
@@ -136,7 +143,7 @@ fn storage_trace() -> String {
         0,
         &format!("/dev/stack-volumes-lvmdriver-1/volume-{VOL1}"),
     );
-    s.request(t(270, 500), 0, 650, DM0, 0, 16, false);
+    s.request(t(270, 500), 0, 650, (DM0, 0, 16), false);
     // Volume 2: filled by tid 602 through its LVM path.
     s.switch(t(280, 30), 1, 602);
     s.open(
@@ -144,8 +151,8 @@ fn storage_trace() -> String {
         1,
         &format!("/dev/stack-volumes-lvmdriver-1/volume-{VOL2}"),
     );
-    s.request(t(280, 40), 1, 602, DM1, 0, 1024, true);
-    s.request(t(280, 60), 0, 650, SDA, 8, 8, true);
+    s.request(t(280, 40), 1, 602, (DM1, 0, 1024), true);
+    s.request(t(280, 60), 0, 650, (SDA, 8, 8), true);
     s.0.sort_by_key(|e| e.0);
     // The CPU aspect declared, as Trace Compass stub traces do.
     let mut xml = String::from(

@@ -8,11 +8,8 @@
 use crate::openstack::service_message;
 use sht::{StateSystemBuilder, StateValue};
 
-use super::{
-    phase, python_subscription, require_python_events, Malformed, Phase, ServiceQuarks,
-    R_NO_EVENT_TYPE, R_UNKNOWN_TYPE,
-};
-use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+use super::{phase, Malformed, Phase, ServiceQuarks, R_NO_EVENT_TYPE, R_UNKNOWN_TYPE};
+use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.cinder.module1";
 pub const VERSION: i32 = 1;
@@ -54,26 +51,7 @@ impl CinderProvider {
 }
 
 impl StateProvider for CinderProvider {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn version(&self) -> i32 {
-        VERSION
-    }
-    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        let s = python_subscription(event_name);
-        self.saw_python_events |= s.is_some();
-        s
-    }
-    fn check_subscriptions(
-        &self,
-        _missing: &[(String, &'static str)],
-    ) -> Result<(), ProviderError> {
-        require_python_events(self.saw_python_events, ID)
-    }
+    python_event_provider!(ID, VERSION);
 
     fn handle(
         &mut self,

@@ -9,12 +9,9 @@ use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{
-    python_subscription, require_python_events, thesis_payload, vm_state_code, Malformed,
-    R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG,
-};
+use super::{thesis_payload, vm_state_code, Malformed, R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG};
 use crate::pydict::PyValue;
-use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.openstack.analyse.VM.state";
 pub const VERSION: i32 = 1;
@@ -56,26 +53,7 @@ fn is_placeholder_host(host: &str) -> bool {
 }
 
 impl StateProvider for NovaVmStateProvider {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn version(&self) -> i32 {
-        VERSION
-    }
-    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        let s = python_subscription(event_name);
-        self.saw_python_events |= s.is_some();
-        s
-    }
-    fn check_subscriptions(
-        &self,
-        _missing: &[(String, &'static str)],
-    ) -> Result<(), ProviderError> {
-        require_python_events(self.saw_python_events, ID)
-    }
+    python_event_provider!(ID, VERSION);
 
     fn handle(
         &mut self,

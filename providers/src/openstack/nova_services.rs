@@ -11,11 +11,8 @@ use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{
-    phase, python_subscription, require_python_events, vm_state_code, Malformed, Phase,
-    ServiceQuarks, R_UNKNOWN_TYPE,
-};
-use crate::{EventFields, ProviderError, StateProvider, Subscription, TraceInfo};
+use super::{phase, vm_state_code, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
+use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
 pub const VERSION: i32 = 1;
@@ -84,26 +81,7 @@ impl NovaServicesProvider {
 }
 
 impl StateProvider for NovaServicesProvider {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn version(&self) -> i32 {
-        VERSION
-    }
-    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        let s = python_subscription(event_name);
-        self.saw_python_events |= s.is_some();
-        s
-    }
-    fn check_subscriptions(
-        &self,
-        _missing: &[(String, &'static str)],
-    ) -> Result<(), ProviderError> {
-        require_python_events(self.saw_python_events, ID)
-    }
+    python_event_provider!(ID, VERSION);
 
     fn handle(
         &mut self,
