@@ -153,9 +153,11 @@ impl Kind {
             "sched_process_free" => Kind::SchedProcessFree,
             "irq_handler_entry" => Kind::IrqEntry,
             "irq_handler_exit" => Kind::IrqExit,
-            "softirq_entry" => Kind::SoftirqEntry,
-            "softirq_exit" => Kind::SoftirqExit,
-            "softirq_raise" => Kind::SoftirqRaise,
+            // LTTng >= 2.7 prefixes them with `irq_`; Trace Compass takes the names
+            // from each trace's event layout, so both forms are soft IRQs.
+            "softirq_entry" | "irq_softirq_entry" => Kind::SoftirqEntry,
+            "softirq_exit" | "irq_softirq_exit" => Kind::SoftirqExit,
+            "softirq_raise" | "irq_softirq_raise" => Kind::SoftirqRaise,
             "lttng_statedump_process_state" => Kind::Statedump,
             "addons_vcpu_enter_guest" | "vcpu_enter_guest" => Kind::VcpuEnterGuest,
             "kvm_inj_virq" | "kvm_x86_inj_virq" => Kind::InjVirq,
