@@ -168,8 +168,48 @@ pub fn bench_ctf(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()
             value,
             json: j,
         });
+        rows.push(stats_row(args, &label, &trace)?);
     }
     Ok(())
+}
+
+/// `sextant stats` counting: the merged pass on one thread against the streams read
+/// on every core without merge (`stats::compute_parallel`), with speed-up and
+/// efficiency (speed-up / cores).
+fn stats_row(args: &BenchArgs, label: &str, trace: &Path) -> Result<Row> {
+    let cores = available_cores();
+    let mut one = Vec::new();
+    let mut all = Vec::new();
+    let mut events = 0;
+    for _ in 0..args.runs {
+        let mut exp = Experiment::open(&[trace])?;
+        let began = Instant::now();
+        let s = sextant_trace::stats::compute(&mut exp, &AtomicU64::new(0))?;
+        one.push(began.elapsed());
+        let mut exp = Experiment::open(&[trace])?;
+        let began = Instant::now();
+        let p = sextant_trace::stats::compute_parallel(&mut exp, cores, &AtomicU64::new(0))?;
+        all.push(began.elapsed());
+        if p != s {
+            bail!("parallel stats differ from the merged pass on {label}");
+        }
+        events = s.total;
+    }
+    let (a, b) = (stats(one), stats(all));
+    let speedup = a.median.as_secs_f64() / b.median.as_secs_f64();
+    Ok(Row {
+        name: format!("event counts (stats), {label}: 1 thread merged vs {cores} threads"),
+        value: format!(
+            "{} vs {} median: {speedup:.2}x, efficiency {:.2} on {cores} cores",
+            format::duration(a.median),
+            format::duration(b.median),
+            speedup / cores as f64
+        ),
+        json: json!({"stage": "ctf_stats_parallel", "input": label, "events": events,
+            "threads": cores, "one_thread_median_s": a.median.as_secs_f64(),
+            "parallel_median_s": b.median.as_secs_f64(), "speedup": speedup,
+            "efficiency": speedup / cores as f64}),
+    })
 }
 
 /// Restricts this process (and the threads it starts) to the first `cores` CPUs.

@@ -393,6 +393,24 @@ impl Experiment {
         S: Send,
         V: Fn(&mut S, &Event<'_>) + Sync,
     {
+        self.scan_streams_with(wanted, threads, init, visit, &|_, _| {}, progress)
+    }
+
+    /// [`scan_streams`](Self::scan_streams), then `finish(state, cursor)` with each
+    /// stream's cursor at its end (packets read, losses, gaps).
+    pub(crate) fn scan_streams_with<S, V>(
+        &self,
+        wanted: &(dyn Fn(usize) -> bool + Sync),
+        threads: usize,
+        init: &(dyn Fn() -> S + Sync),
+        visit: &V,
+        finish: &(dyn Fn(&mut S, &Cursor) + Sync),
+        progress: &AtomicU64,
+    ) -> (Vec<S>, Vec<TraceError>)
+    where
+        S: Send,
+        V: Fn(&mut S, &Event<'_>) + Sync,
+    {
         let streams: Vec<usize> = (0..self.cursors.len())
             .filter(|&ci| wanted(self.cursor_keys[ci].0 as usize))
             .collect();
@@ -431,6 +449,7 @@ impl Experiment {
                 visit(&mut state, &ev);
             };
             progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
+            finish(&mut state, &cursor);
             (state, error)
         };
         let mut done: Vec<(usize, S, Option<TraceError>)> = std::thread::scope(|s| {
@@ -495,6 +514,30 @@ impl Experiment {
     }
 
     // --- end of trace synchronization ---
+
+    /// Whether reading each stream on its own from the start sees the same events with
+    /// the same timestamps as [`for_each`](Self::for_each): no time range, no formula,
+    /// no trace offset, no class filter.
+    pub(crate) fn streams_read_plainly(&self) -> bool {
+        self.range == (None, None)
+            && self.time_transforms.is_empty()
+            && self
+                .cursors
+                .iter()
+                .all(|c| c.offset_ns == 0 && c.wanted.is_none())
+    }
+
+    /// Records the problems of a pass made without `for_each` (see `stats`), so that
+    /// [`warnings`](Self::warnings) tells them as after a merged pass.
+    pub(crate) fn record_errors(&mut self, errors: Vec<TraceError>) {
+        self.warnings.clear();
+        self.errors.clear();
+        for e in errors {
+            self.warnings
+                .push(format!("{e}; the rest of this stream is skipped"));
+            self.errors.push(e);
+        }
+    }
 
     /// Visits every event in timestamp order. A stream whose data contradicts its
     /// metadata stops at the bad spot (a warning says where) and the others go on,
