@@ -402,11 +402,10 @@ impl Catalog {
             .join(".tracing")
             .join(format!("{}_exp", name.replace(['/', '\\', '\0'], "_")))
             .join(sextant_providers::sources::SAVED_SYNC_FILE);
-        let reuse = self.config.sync == sextant_providers::sources::SyncMode::Off
-            || traces.len() < 2
-            || saved_sync.is_file();
+        let saved_before = saved_sync.is_file();
         // Traces of several hosts are served in synchronized time.
         let mut traces = crate::sync::synchronized(&self.config, name, traces)?;
+        let reuse = saved_before || !saved_sync.is_file();
         // The analyses of the whole experiment (VM analyses) run over the traces
         // read together; their state systems are served with the traces'.
         if let Some(own) =
