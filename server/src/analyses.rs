@@ -63,9 +63,11 @@ fn holds_ctf(path: &Path, depth: u32) -> bool {
     })
 }
 
-/// Which analyses a pass runs: a trace's own, or those of a whole experiment
-/// (`StateProvider::experiment_analysis`, run over the experiment's traces read
-/// as one source).
+/// Which analyses a pass runs: every analysis that applies to one trace (the
+/// experiment analyses included: a trace alone is a one-trace experiment's
+/// whole source), or only the experiment analyses
+/// (`StateProvider::experiment_analysis`) of an experiment of several traces,
+/// read as one source.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Scope {
     Trace,
@@ -90,7 +92,7 @@ pub(crate) fn applicable(
     }
     Ok(providers
         .into_iter()
-        .filter(|p| p.experiment_analysis() == (scope == Scope::Experiment))
+        .filter(|p| scope == Scope::Trace || p.experiment_analysis())
         .filter_map(|mut p| p.check_trace(info).is_ok().then_some(p))
         .collect())
 }
@@ -339,14 +341,15 @@ pub(crate) fn run_scope_in(
 pub const EXPERIMENT_ANALYSES_TYPE: &str = "org.sextant.experiment-analyses";
 
 /// Starts the experiment analyses (the VM analyses: a host with its guests) of
-/// the experiment `name` over its traces read as one source, in the clocks of
+/// the experiment `name` of several traces over its traces read as one source, in the clocks of
 /// `serve --sync` (the formulas saved in the experiment's folder). Their
 /// histories go to `<data dir>/.tracing/<name>_exp/<analysis id>.ht`, where Trace
 /// Compass keeps an experiment's supplementary files, and are reused when `reuse`
 /// (false when the synchronization formulas were computed anew). The returned
 /// pseudo-trace (the experiment's uuid and name) publishes them while they are
-/// built and is `RUNNING` until they finish. `None` when the traces are not all
-/// read from events, or one is a live session (attaching twice would be racy).
+/// built and is `RUNNING` until they finish. `None` for one trace, or when the
+/// traces are not all read from events, or one is a live session (attaching
+/// twice would be racy).
 pub(crate) fn experiment_analyses(
     config: &crate::ServeConfig,
     uuid: &str,
@@ -354,7 +357,8 @@ pub(crate) fn experiment_analyses(
     traces: &[Arc<Trace>],
     reuse: bool,
 ) -> Option<Arc<Trace>> {
-    if traces.is_empty()
+    // One trace's own pass already ran them over the same source.
+    if traces.len() < 2
         || traces
             .iter()
             .any(|t| t.type_id != EVENT_TRACE_TYPE || t.path.to_str().is_some_and(is_live_url))
@@ -390,12 +394,7 @@ pub(crate) fn experiment_analyses(
         cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     });
     let paths: Vec<PathBuf> = traces.iter().map(|t| t.path.clone()).collect();
-    // One trace has no other clock to follow (as in `sync::synchronized`).
-    let sync = if traces.len() < 2 {
-        sextant_providers::sources::SyncMode::Off
-    } else {
-        config.sync.clone()
-    };
+    let sync = config.sync.clone();
     let xml_files = config.xml_files.clone();
     let running = trace.clone();
     let job = move || -> Result<(), String> {

@@ -1,5 +1,5 @@
 //! Experiment analyses: an experiment of a host trace and its guest's trace runs
-//! the VM analyses once over both traces read together (not per trace), writes
+//! the VM analyses once over both traces read together, writes
 //! them to `<data dir>/.tracing/<experiment>_exp/<analysis id>.ht`, and its VM
 //! views show the goldens' intervals; a second server reuses those files.
 
@@ -188,10 +188,10 @@ async fn tooltip(app: &Router, exp: &str, view: &str, id: i64, t: i64) -> Value 
 /// The VM views of experiment `exp` against the goldens (the vresources and
 /// fused goldens share the host and guest traces).
 async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
-    // Virtual CPU view: one root, the experiment (the VM analyses did not run
-    // on the host or the guest alone), and the golden's 16 intervals of vCPU 0.
+    // Virtual CPU view: the experiment's root (besides the host's and the
+    // guest's own, analysed alone), and the golden's 16 intervals of vCPU 0.
     let entries = tree(app, exp, VCPU_VIEW).await;
-    assert_eq!(roots(&entries), ["one_qemukvm"]);
+    assert!(roots(&entries).contains(&"one_qemukvm".to_string()));
     let vcpu = entry(&entries, &["one_qemukvm", "Guest: guest.xml", "vCPU 0"]);
     let golden = intervals(g, "Virtual Machines/guest.xml/0/Status");
     assert_eq!(golden.len(), 16);
@@ -201,7 +201,6 @@ async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
     // Virtual Resources view: who runs on physical CPU 0 (golden Current_thread
     // and Machine_name), and the host thread running the guest's vCPU 0.
     let entries = tree(app, exp, FUSED_VIEW).await;
-    assert_eq!(roots(&entries), ["one_qemukvm"]);
     let cpu = entry(&entries, &["one_qemukvm", "Physical Cpus", "CPU 0"]);
     let threads = intervals(fg, "CPUs/0/Current_thread");
     let at = |t: i64| {
@@ -268,11 +267,6 @@ async fn vm_analyses_run_over_the_host_and_guest_experiment() {
         .iter()
         .map(|id| folder.join(format!("{id}.ht")))
         .collect();
-    // Not per trace.
-    for trace in ["host.xml", "guest.xml"] {
-        let per_trace = data.path().join(".tracing").join(trace);
-        assert!(!per_trace.join(format!("{}.ht", vresources::ID)).exists());
-    }
     check_vm_views(&app, &exp, &g, &fg).await;
     let built: Vec<SystemTime> = files.iter().map(|f| mtime(f)).collect();
 
