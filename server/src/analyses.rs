@@ -335,6 +335,20 @@ pub(crate) fn run_scope_in(
     }
 }
 
+/// Ids of the native experiment analyses (`StateProvider::experiment_analysis`).
+pub fn experiment_analysis_ids() -> &'static [&'static str] {
+    static IDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let registry = sextant_providers::native_registry();
+        registry
+            .names()
+            .filter_map(|(short, _)| registry.create(short))
+            .filter(|p| p.experiment_analysis())
+            .map(|p| p.id())
+            .collect()
+    })
+}
+
 /// Trace type of the pseudo-trace that holds an experiment's own analyses (see
 /// [`experiment_analyses`]); it is served with the experiment's traces but not
 /// listed among them.

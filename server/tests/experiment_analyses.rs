@@ -56,11 +56,12 @@ fn intervals(g: &Value, path: &str) -> Vec<(i64, i64, Option<i64>)> {
         .collect()
 }
 
-fn app_in(data: &Path) -> Router {
-    sextant_server::router(sextant_server::state(sextant_server::ServeConfig {
+fn app_in(data: &Path) -> (Router, sextant_server::AppState) {
+    let state = sextant_server::state(sextant_server::ServeConfig {
         data_dir: Some(data.to_path_buf()),
         ..Default::default()
-    }))
+    });
+    (sextant_server::router(state.clone()), state)
 }
 
 /// Opens the host and guest traces of `case`, makes the experiment `name` of
@@ -251,8 +252,18 @@ async fn vm_analyses_run_over_the_host_and_guest_experiment() {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let app = app_in(data.path());
+    let (app, catalog) = app_in(data.path());
     let (exp, json) = experiment(&app, &case, "one_qemukvm").await;
+    // The host analysed alone ran the VM analyses too (a one-trace experiment of
+    // it would show them), but this experiment serves only its own run.
+    let source = &catalog.experiment(&exp).unwrap().source;
+    let ids = |list: Vec<sextant_server::StateSystemHandle>| -> Vec<String> {
+        list.into_iter().map(|h| h.id).collect()
+    };
+    assert_eq!(source.traces.len(), 3);
+    assert!(ids(source.traces[0].state_systems()).contains(&vresources::ID.to_string()));
+    assert!(!ids(source.trace_state_systems(0)).contains(&vresources::ID.to_string()));
+    assert!(ids(source.trace_state_systems(2)).contains(&vresources::ID.to_string()));
     // The experiment's own analyses are not listed as a trace.
     let names: Vec<&str> = json["traces"]
         .as_array()
@@ -271,7 +282,7 @@ async fn vm_analyses_run_over_the_host_and_guest_experiment() {
     let built: Vec<SystemTime> = files.iter().map(|f| mtime(f)).collect();
 
     // A second server over the same data directory reuses the experiment's files.
-    let again = app_in(data.path());
+    let (again, _) = app_in(data.path());
     let (exp2, _) = experiment(&again, &case, "one_qemukvm").await;
     assert_eq!(exp2, exp);
     let reused: Vec<SystemTime> = files.iter().map(|f| mtime(f)).collect();
