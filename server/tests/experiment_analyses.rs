@@ -12,6 +12,7 @@ use axum::Router;
 use common::*;
 use serde_json::{json, Value};
 use sextant_providers::vm::{fused, vresources};
+use sht::StateSystemQuerier;
 
 const VCPU_VIEW: &str =
     "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.vm.ui.vmview";
@@ -288,4 +289,67 @@ async fn vm_analyses_run_over_the_host_and_guest_experiment() {
     let reused: Vec<SystemTime> = files.iter().map(|f| mtime(f)).collect();
     assert_eq!(reused, built);
     check_vm_views(&again, &exp2, &g, &fg).await;
+}
+
+/// Opens `paths` (names from the trace roots), makes the experiment `name` of
+/// them and waits until it is COMPLETED; returns its JSON.
+async fn experiment_of(app: &Router, paths: &[&str], name: &str) -> Value {
+    let mut traces = Vec::new();
+    for path in paths {
+        let body = json!({"parameters": {"uri": path}}).to_string();
+        let t = post(app, "/traces", &body).await;
+        traces.push(t.ok()["UUID"].as_str().unwrap().to_string());
+    }
+    let body = json!({"parameters": {"name": name, "traces": traces}}).to_string();
+    let exp = post(app, "/experiments", &body).await.ok()["UUID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let clock = Instant::now();
+    loop {
+        let a = get(app, &format!("/experiments/{exp}")).await;
+        if a.ok()["indexingStatus"] == "COMPLETED" {
+            return a.json.clone();
+        }
+        assert!(clock.elapsed() < Duration::from_secs(600), "too slow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With `serve --sync`, the experiment analyses read the traces in the
+/// experiment's synchronized time (the saved formulas); with `--sync off`, in
+/// their own clocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_analyses_follow_the_synchronization() {
+    let Some(shared) = shared_dir() else {
+        return;
+    };
+    let roots = vec![shared.join("traces/ctf")];
+    let mut starts = Vec::new();
+    for sync in [
+        sextant_providers::sources::SyncMode::Auto,
+        sextant_providers::sources::SyncMode::Off,
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let app = sextant_server::router(sextant_server::state(sextant_server::ServeConfig {
+            data_dir: Some(data.path().to_path_buf()),
+            trace_roots: roots.clone(),
+            sync,
+            ..Default::default()
+        }));
+        let exp = experiment_of(&app, &["scp_src/ctf", "scp_dest/ctf"], "pair").await;
+        let file = data.path().join(format!(
+            ".tracing/pair_exp/{}.ht",
+            sextant_providers::vm::model::ID
+        ));
+        let ss = sht::StateSystem::open(&file, None).unwrap();
+        starts.push((exp["start"].as_i64().unwrap(), ss.start_time()));
+    }
+    // Each history starts with its experiment (whose range comes from the
+    // traces' own analyses, in the experiment's time), and the formulas moved
+    // the first event.
+    for (exp_start, ht_start) in &starts {
+        assert_eq!(ht_start, exp_start);
+    }
+    assert_ne!(starts[0].1, starts[1].1);
 }
