@@ -12,6 +12,11 @@
 //! from the part already built (up to its current end time), which grows batch
 //! by batch until the pass completes.
 //!
+//! An experiment of several traces also runs the experiment analyses (the VM
+//! analyses, which need a host's and its guests' events together) once over its
+//! traces read as one source, into `<data dir>/.tracing/<experiment>_exp/`, in
+//! the experiment's synchronized time (see [`experiment_analyses`]).
+//!
 //! An LTTng live session (`net://HOST[:PORT]/host/HOSTNAME/SESSION`) is followed
 //! the same way: its pass lasts until the session is destroyed, so the trace stays
 //! `RUNNING` and its end time grows while events arrive. Its histories are always
