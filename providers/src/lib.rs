@@ -140,6 +140,12 @@ pub trait StateProvider: Send {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether the analysis needs the whole experiment (a host trace with its
+    /// guests' traces) read as one source: a server runs it once per experiment,
+    /// not per trace (Trace Compass's experiment analyses).
+    fn experiment_analysis(&self) -> bool {
+        false
+    }
 }
 
 /// A warning for analyses that Trace Compass runs per trace when the source mixes

@@ -12,6 +12,11 @@
 //! from the part already built (up to its current end time), which grows batch
 //! by batch until the pass completes.
 //!
+//! An experiment of several traces also runs the experiment analyses (the VM
+//! analyses, which need a host's and its guests' events together) once over its
+//! traces read as one source, into `<data dir>/.tracing/<experiment>_exp/`, in
+//! the experiment's synchronized time (see [`experiment_analyses`]).
+//!
 //! An LTTng live session (`net://HOST[:PORT]/host/HOSTNAME/SESSION`) is followed
 //! the same way: its pass lasts until the session is destroyed, so the trace stays
 //! `RUNNING` and its end time grows while events arrive. Its histories are always
@@ -63,10 +68,22 @@ fn holds_ctf(path: &Path, depth: u32) -> bool {
     })
 }
 
-/// The providers that apply to `info`: the native ones, then the XML ones.
+/// Which analyses a pass runs: every analysis that applies to one trace (the
+/// experiment analyses included: a trace alone is a one-trace experiment's
+/// whole source), or only the experiment analyses
+/// (`StateProvider::experiment_analysis`) of an experiment of several traces,
+/// read as one source.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Scope {
+    Trace,
+    Experiment,
+}
+
+/// The providers of `scope` that apply to `info`: the native ones, then the XML ones.
 pub(crate) fn applicable(
     info: &TraceInfo,
     xml_files: &[PathBuf],
+    scope: Scope,
 ) -> Result<Vec<Box<dyn StateProvider>>, String> {
     let registry = sextant_providers::native_registry();
     let mut providers: Vec<Box<dyn StateProvider>> = registry
@@ -80,6 +97,7 @@ pub(crate) fn applicable(
     }
     Ok(providers
         .into_iter()
+        .filter(|p| scope == Scope::Trace || p.experiment_analysis())
         .filter_map(|mut p| p.check_trace(info).is_ok().then_some(p))
         .collect())
 }
@@ -196,13 +214,37 @@ pub(crate) type SourceOpener<'a> = dyn Fn() -> Result<Box<dyn EventSource>, Stri
 pub(crate) fn run_analyses_in(
     trace: &Trace,
     open: &SourceOpener<'_>,
-    mut opened: Option<Box<dyn EventSource>>,
+    opened: Option<Box<dyn EventSource>>,
     info: &TraceInfo,
     dir: &Path,
     reuse: bool,
     xml_files: &[PathBuf],
 ) -> Result<(), String> {
-    let providers = applicable(info, xml_files)?;
+    run_scope_in(
+        trace,
+        open,
+        opened,
+        info,
+        dir,
+        reuse,
+        xml_files,
+        Scope::Trace,
+    )
+}
+
+/// [`run_analyses_in`] for the analyses of `scope`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_scope_in(
+    trace: &Trace,
+    open: &SourceOpener<'_>,
+    mut opened: Option<Box<dyn EventSource>>,
+    info: &TraceInfo,
+    dir: &Path,
+    reuse: bool,
+    xml_files: &[PathBuf],
+    scope: Scope,
+) -> Result<(), String> {
+    let providers = applicable(info, xml_files, scope)?;
     let mut to_build = Vec::new();
     for p in providers {
         let file = dir.join(format!("{}.ht", p.id()));
@@ -275,7 +317,7 @@ pub(crate) fn run_analyses_in(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(message);
-                let registry_retry = applicable(info, xml_files)?;
+                let registry_retry = applicable(info, xml_files, scope)?;
                 to_build = registry_retry
                     .into_iter()
                     .filter(|p| ids.contains(&p.id()) && p.id() != ids[culprit])
@@ -296,4 +338,128 @@ pub(crate) fn run_analyses_in(
     } else {
         Err(errors.join("; "))
     }
+}
+
+/// Ids of the native experiment analyses (`StateProvider::experiment_analysis`).
+pub fn experiment_analysis_ids() -> &'static [&'static str] {
+    static IDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let registry = sextant_providers::native_registry();
+        registry
+            .names()
+            .filter_map(|(short, _)| registry.create(short))
+            .filter(|p| p.experiment_analysis())
+            .map(|p| p.id())
+            .collect()
+    })
+}
+
+/// Trace type of the pseudo-trace that holds an experiment's own analyses (see
+/// [`experiment_analyses`]); it is served with the experiment's traces but not
+/// listed among them.
+pub const EXPERIMENT_ANALYSES_TYPE: &str = "org.sextant.experiment-analyses";
+
+/// Starts the experiment analyses (the VM analyses: a host with its guests) of
+/// the experiment `name` of several traces over its traces read as one source, in the clocks of
+/// `serve --sync` (the formulas saved in the experiment's folder). Their
+/// histories go to `<data dir>/.tracing/<name>_exp/<analysis id>.ht`, where Trace
+/// Compass keeps an experiment's supplementary files, and are reused when `reuse`
+/// (false when the synchronization formulas were computed anew). The returned
+/// pseudo-trace (the experiment's uuid and name) publishes them while they are
+/// built and is `RUNNING` until they finish. `None` for one trace, or when the
+/// traces are not all read from events, or one is a live session (attaching
+/// twice would be racy).
+pub(crate) fn experiment_analyses(
+    config: &crate::ServeConfig,
+    uuid: &str,
+    name: &str,
+    traces: &[Arc<Trace>],
+    reuse: bool,
+) -> Option<Arc<Trace>> {
+    // One trace's own pass already ran them over the same source.
+    if traces.len() < 2
+        || traces
+            .iter()
+            .any(|t| t.type_id != EVENT_TRACE_TYPE || t.path.to_str().is_some_and(is_live_url))
+    {
+        return None;
+    }
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("sextant-serve"));
+    let dir = data_dir
+        .join(".tracing")
+        .join(format!("{}_exp", folder_name(name)));
+    let mut properties = BTreeMap::new();
+    // Views are listed while this runs if the traces' domain fits them.
+    let domains: Vec<Option<&String>> = traces.iter().map(|t| t.properties.get("domain")).collect();
+    if let Some(Some(d)) = domains.first() {
+        if domains.iter().all(|x| *x == Some(*d)) {
+            properties.insert("domain".to_string(), (*d).clone());
+        }
+    }
+    let trace = Arc::new(Trace {
+        uuid: uuid.to_string(),
+        name: name.to_string(),
+        path: dir.clone(),
+        type_id: EXPERIMENT_ANALYSES_TYPE.to_string(),
+        nb_events: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        properties,
+        state_systems: std::sync::RwLock::new(Vec::new()),
+        analyses_running: std::sync::atomic::AtomicBool::new(true),
+        analysis_errors: Mutex::new(Vec::new()),
+        analyses_not_run: Mutex::new(Vec::new()),
+        cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    });
+    let paths: Vec<PathBuf> = traces.iter().map(|t| t.path.clone()).collect();
+    let sync = config.sync.clone();
+    let xml_files = config.xml_files.clone();
+    let running = trace.clone();
+    let job = move || -> Result<(), String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let saved = dir.join(sextant_providers::sources::SAVED_SYNC_FILE);
+        let open = || {
+            sextant_providers::sources::open_synchronized(&paths, &sync, Some(&saved))
+                .map(|(source, _)| source)
+                .map_err(|e| format!("experiment {}: {e}", running.name))
+        };
+        let first = open()?;
+        let info = first.info();
+        run_scope_in(
+            &running,
+            &open,
+            Some(first),
+            &info,
+            &dir,
+            reuse,
+            &xml_files,
+            Scope::Experiment,
+        )
+    };
+    let job_trace = trace.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("experiment analyses {name}"))
+        .spawn(move || {
+            // A panicking analysis must not leave the experiment RUNNING forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                .unwrap_or_else(|_| Err("an analysis panicked".into()));
+            if let Err(e) = result {
+                job_trace
+                    .analysis_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(e);
+            }
+            job_trace.analyses_running.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        trace.analyses_running.store(false, Ordering::Release);
+        trace
+            .analysis_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("cannot start the analyses: {e}"));
+    }
+    Some(trace)
 }

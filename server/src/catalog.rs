@@ -29,7 +29,13 @@ impl Experiment {
     }
 
     fn trace_uuids(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.source.traces.iter().map(|t| t.uuid.as_str()).collect();
+        let mut v: Vec<&str> = self
+            .source
+            .traces
+            .iter()
+            .filter(|t| !is_experiment_analyses(t))
+            .map(|t| t.uuid.as_str())
+            .collect();
         v.sort_unstable();
         v
     }
@@ -59,6 +65,12 @@ pub fn trace_uuid(canonical: &Path) -> String {
 /// The experiment UUID of a name (as Trace Compass: from the name alone).
 pub fn experiment_uuid(name: &str) -> String {
     uuid::Uuid::new_v5(&namespace(), format!("experiment:{name}").as_bytes()).to_string()
+}
+
+/// The pseudo-trace holding an experiment's own analyses (served with its traces,
+/// not listed among them).
+fn is_experiment_analyses(t: &Trace) -> bool {
+    t.type_id == crate::analyses::EXPERIMENT_ANALYSES_TYPE
 }
 
 fn status_name(building: bool) -> &'static str {
@@ -98,22 +110,28 @@ pub fn experiment_json(e: &Experiment) -> Value {
     let mut ranges = Vec::new();
     let mut nb_events = 0u64;
     let mut analysing = false;
+    let mut errors = Vec::new();
     let traces: Vec<Value> = e
         .source
         .traces
         .iter()
-        .map(|t| {
+        .filter_map(|t| {
             if !t.state_systems().is_empty() {
                 ranges.push(t.range());
             }
             analysing |= t.is_analysing();
+            if is_experiment_analyses(t) {
+                // Its events are the traces' events, counted there.
+                errors.extend(t.errors());
+                return None;
+            }
             nb_events += t.nb_events();
-            trace_json(t)
+            Some(trace_json(t))
         })
         .collect();
     let (start, end, building) = crate::registry::merge_ranges(ranges.into_iter());
     let building = building || analysing;
-    json!({
+    let mut value = json!({
         "name": e.name,
         "UUID": e.uuid,
         "nbEvents": nb_events,
@@ -121,7 +139,11 @@ pub fn experiment_json(e: &Experiment) -> Value {
         "end": end,
         "indexingStatus": status_name(building),
         "traces": traces,
-    })
+    });
+    if !errors.is_empty() {
+        value["properties"] = json!({ "analysisErrors": errors.join("; ") });
+    }
+    value
 }
 
 /// A trace's name when the client gives none: its file name, or, for `x/ctf`
@@ -371,8 +393,26 @@ impl Catalog {
             )
             .with("experiment", experiment_json(&existing)));
         }
+        // Formulas computed anew (none saved yet) make older histories stale.
+        let saved_sync = self
+            .config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("sextant-serve"))
+            .join(".tracing")
+            .join(format!("{}_exp", name.replace(['/', '\\', '\0'], "_")))
+            .join(sextant_providers::sources::SAVED_SYNC_FILE);
+        let saved_before = saved_sync.is_file();
         // Traces of several hosts are served in synchronized time.
-        let traces = crate::sync::synchronized(&self.config, name, traces)?;
+        let mut traces = crate::sync::synchronized(&self.config, name, traces)?;
+        let reuse = saved_before || !saved_sync.is_file();
+        // The analyses of the whole experiment (VM analyses) run over the traces
+        // read together; their state systems are served with the traces'.
+        if let Some(own) =
+            crate::analyses::experiment_analyses(&self.config, &uuid, name, &traces, reuse)
+        {
+            traces.push(own);
+        }
         let source = ExperimentSource {
             name: name.to_string(),
             traces,
@@ -400,6 +440,15 @@ impl Catalog {
         let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut list = self.experiments.write().unwrap_or_else(|e| e.into_inner());
         let pos = list.iter().position(|e| e.uuid == uuid)?;
-        Some(list.remove(pos))
+        let gone = list.remove(pos);
+        for t in gone
+            .source
+            .traces
+            .iter()
+            .filter(|t| is_experiment_analyses(t))
+        {
+            t.cancel.store(true, Ordering::Relaxed);
+        }
+        Some(gone)
     }
 }

@@ -172,13 +172,30 @@ pub struct ExperimentSource {
 }
 
 impl ExperimentSource {
-    /// Every (trace index, state system) pair, in order.
+    /// Every (trace index, state system) pair, in order, as
+    /// [`ExperimentSource::trace_state_systems`] serves them.
     pub fn state_systems(&self) -> Vec<(usize, StateSystemHandle)> {
-        self.traces
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| t.state_systems().into_iter().map(move |s| (i, s)))
+        (0..self.traces.len())
+            .flat_map(|i| self.trace_state_systems(i).into_iter().map(move |s| (i, s)))
             .collect()
+    }
+
+    /// Trace `index`'s state systems as this experiment serves them: when the
+    /// experiment runs its own experiment analyses (the VM analyses over all its
+    /// traces, see [`crate::analyses::experiment_analyses`]), a member trace's
+    /// run of them over that trace alone is left out (Trace Compass runs them
+    /// per experiment only).
+    pub fn trace_state_systems(&self, index: usize) -> Vec<StateSystemHandle> {
+        let Some(trace) = self.traces.get(index) else {
+            return Vec::new();
+        };
+        let mut list = trace.state_systems();
+        let own = crate::analyses::EXPERIMENT_ANALYSES_TYPE;
+        if trace.type_id != own && self.traces.iter().any(|t| t.type_id == own) {
+            let ids = crate::analyses::experiment_analysis_ids();
+            list.retain(|s| !ids.contains(&s.id.as_str()));
+        }
+        list
     }
 }
 

@@ -169,5 +169,10 @@ async fn an_experiment_of_two_hosts_is_in_synchronized_time() {
     let off = start_server(&traces, off_dir.path(), SyncMode::Off).await;
     let (src_off, _, exp_off) = open_pair(&off).await;
     assert_eq!(exp_off["traces"][0]["start"], src_off["start"]);
-    assert!(!off_dir.path().join(".tracing/pair_exp").exists());
+    // No formulas nor twins; the folder holds only the experiment's own analyses.
+    let off_exp = off_dir.path().join(".tracing/pair_exp");
+    assert!(!off_exp
+        .join(sextant_providers::sources::SAVED_SYNC_FILE)
+        .exists());
+    assert!(!off_exp.join("scp_src").exists());
 }

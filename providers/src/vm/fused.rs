@@ -1378,6 +1378,9 @@ impl Default for FusedVmProvider {
 const KVM_OTHER: u32 = OTHER + 1;
 
 impl StateProvider for FusedVmProvider {
+    fn experiment_analysis(&self) -> bool {
+        true
+    }
     fn id(&self) -> &'static str {
         ID
     }

@@ -390,6 +390,9 @@ impl Default for VmModelProvider {
 }
 
 impl StateProvider for VmModelProvider {
+    fn experiment_analysis(&self) -> bool {
+        true
+    }
     fn id(&self) -> &'static str {
         ID
     }

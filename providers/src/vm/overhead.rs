@@ -336,6 +336,9 @@ impl Default for VmOverheadProvider {
 }
 
 impl StateProvider for VmOverheadProvider {
+    fn experiment_analysis(&self) -> bool {
+        true
+    }
     fn id(&self) -> &'static str {
         ID
     }

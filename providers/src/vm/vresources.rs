@@ -231,6 +231,9 @@ impl Default for VirtualResourcesProvider {
 }
 
 impl StateProvider for VirtualResourcesProvider {
+    fn experiment_analysis(&self) -> bool {
+        true
+    }
     fn id(&self) -> &'static str {
         ID
     }
