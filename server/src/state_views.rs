@@ -130,8 +130,8 @@ fn matches(tree: &AttributeTree, quark: Quark, segs: &[Seg]) -> bool {
 /// on a trace without VMs, gives no view), or is still building it, or is
 /// still analysing and of a domain the analysis runs on.
 fn may_have(source: &ExperimentSource, view: &ViewDef) -> bool {
-    source.traces.iter().any(|t| {
-        t.state_systems().iter().any(|s| {
+    source.traces.iter().enumerate().any(|(i, t)| {
+        source.trace_state_systems(i).iter().any(|s| {
             s.id == view.analysis && {
                 let ss = s.read();
                 ss.is_building()
@@ -315,10 +315,11 @@ impl StateView {
     }
 
     fn handle(&self, trace: usize) -> Option<StateSystemHandle> {
+        // A trace's own run of an experiment analysis is hidden when the
+        // experiment runs it over all its traces (Trace Compass runs those per
+        // experiment only).
         self.source
-            .traces
-            .get(trace)?
-            .state_systems()
+            .trace_state_systems(trace)
             .into_iter()
             .find(|s| s.id == self.def.analysis)
     }
