@@ -172,7 +172,14 @@ pub fn bench_vm(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()>
     let (trace, config) = kvm_trace(dir, args.size, args.json)?;
     let registry = sextant_providers::native_registry();
     let mut kernel_median = None;
-    for analysis in ["kernel", "vm-model", "vm-fused", "nested-vcpu"] {
+    for analysis in [
+        "kernel",
+        "vm-model",
+        "vm-vresources",
+        "vm-overhead",
+        "vm-fused",
+        "nested-vcpu",
+    ] {
         let (s, events, peak) = trace_runs(args.runs, &trace, &|| {
             registry
                 .create(analysis)
