@@ -1483,6 +1483,36 @@ impl Experiment {
     }
 }
 
+impl Event<'_> {
+    /// The event's class name and its fields (Trace Compass names, handles), as
+    /// [`Experiment::class_name`] and [`Experiment::field_handle`] give them: for a
+    /// consumer that meets a class added while it holds no `&Experiment` (live).
+    /// Costs a scan of every field of the experiment: call it once per new class.
+    pub fn class_description(&self) -> (String, Vec<(String, FieldHandle)>) {
+        let handles = self
+            .exp_fields
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.class == self.class)
+            .map(|(i, _)| FieldHandle(i as u32));
+        if self.cursor.cur.lost.is_some() {
+            let names = [LOST_EVENTS_FIELD, LOST_DURATION_FIELD].map(String::from);
+            return (LOST_EVENT_NAME.to_string(), names.into_iter().zip(handles).collect());
+        }
+        let Some(cl) = self.trace.classes.get(self.cursor.cur.class as usize) else {
+            return (String::new(), Vec::new());
+        };
+        // The order class_entry gave the handles in.
+        let mut named = Vec::new();
+        let sc_tree = &self.trace.streams[cl.stream].stream_context_tree;
+        collect_names(sc_tree, "context.", false, &mut named);
+        collect_names(&cl.context_tree, "context.", false, &mut named);
+        collect_names(&cl.payload_tree, "", !self.trace.metadata.ctf2, &mut named);
+        let fields = named.into_iter().map(|(n, _)| n).zip(handles).collect();
+        (cl.name.clone(), fields)
+    }
+}
+
 /// The experiment's entry (name, Trace Compass field names and handles) for local
 /// class `li` of `t`, given global id `id`; appends its field descriptions to `fields`.
 fn class_entry(
