@@ -529,7 +529,8 @@ fn plan_new_class(
     for (a, sub) in subs {
         let first = plan.keys.len() as u32;
         for f in &sub.fields {
-            plan.keys.push(fields.iter().find(|(n, _)| n == f).map(|(_, k)| *k));
+            plan.keys
+                .push(fields.iter().find(|(n, _)| n == f).map(|(_, k)| *k));
         }
         plan.routes.push(Route {
             analysis: a,

@@ -1497,7 +1497,10 @@ impl Event<'_> {
             .map(|(i, _)| FieldHandle(i as u32));
         if self.cursor.cur.lost.is_some() {
             let names = [LOST_EVENTS_FIELD, LOST_DURATION_FIELD].map(String::from);
-            return (LOST_EVENT_NAME.to_string(), names.into_iter().zip(handles).collect());
+            return (
+                LOST_EVENT_NAME.to_string(),
+                names.into_iter().zip(handles).collect(),
+            );
         }
         let Some(cl) = self.trace.classes.get(self.cursor.cur.class as usize) else {
             return (String::new(), Vec::new());
