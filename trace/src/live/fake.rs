@@ -111,7 +111,7 @@ impl FakeRelay {
                 .find("\n};\n")
                 .map(|e| start + e + 4)
                 .ok_or_else(|| bad(format!("unterminated event class {name:?}")))?;
-            late_metadata = text[start..end].as_bytes().to_vec();
+            late_metadata = text.as_bytes()[start..end].to_vec();
             metadata = format!("{}{}", &text[..start], &text[end..]).into_bytes();
             let mut exp = crate::Experiment::open(&[dir])?;
             let ids: Vec<u32> = (0..exp.class_count())
