@@ -351,3 +351,42 @@ fn live_event_classes_added_after_attaching_are_decoded() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "same events, fields and order as the files");
 }
+
+/// Metadata that changes or drops a known class is refused, and changes nothing.
+#[test]
+fn grown_metadata_must_keep_known_classes() {
+    use sextant_trace::ctf::{metadata, reader::CtfTrace};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    trace(&dir, 2_000, 1);
+    let t = CtfTrace::open(&dir).unwrap();
+    let path = t.metadata_path.clone();
+    let text =
+        String::from_utf8(metadata::unwrap_packets(&path, &std::fs::read(&path).unwrap()).unwrap())
+            .unwrap();
+    let compile = |text: &str| {
+        let md = metadata::parse_bytes(&path, text.as_bytes()).unwrap();
+        CtfTrace::from_metadata(&dir, &path, md).unwrap()
+    };
+    let mut exp = Experiment::from_memory(vec![t]).unwrap();
+    let n = exp.class_count();
+    let first = exp.class_name(sextant_trace::ClassId(0)).to_string();
+    // The same metadata again: nothing new.
+    assert!(exp.grow_trace(0, compile(&text)).unwrap().is_empty());
+    let renamed = text.replacen(&format!("name = \"{first}\";"), "name = \"renamed\";", 1);
+    let e = exp
+        .grow_trace(0, compile(&renamed))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("renamed") && e.contains(&first), "{e}");
+    let start = text.find("event {").unwrap();
+    let end = start + text[start..].find("\n};\n").unwrap() + 4;
+    let dropped = format!("{}{}", &text[..start], &text[end..]);
+    let e = exp
+        .grow_trace(0, compile(&dropped))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("disappeared"), "{e}");
+    assert_eq!(exp.class_count(), n);
+    assert_eq!(exp.class_name(sextant_trace::ClassId(0)), first);
+}
