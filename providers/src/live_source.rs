@@ -68,6 +68,11 @@ impl SourceEvent for LiveEvent<'_, '_> {
     fn trace_index(&self) -> usize {
         self.0.trace_index()
     }
+    fn class_description(&self) -> Option<(String, Vec<(String, FieldKey)>)> {
+        let (name, fields) = self.0.class_description();
+        let keys = fields.into_iter().map(|(n, h)| (n, h.0 as FieldKey));
+        Some((name, keys.collect()))
+    }
 }
 
 impl EventSource for LiveSource {

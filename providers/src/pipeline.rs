@@ -50,6 +50,12 @@ pub trait SourceEvent {
     fn trace_index(&self) -> usize {
         0
     }
+    /// For an event of a class the source added during the run (a live session's
+    /// metadata grew): the class name and its fields' keys by name, so that the
+    /// pipeline subscribes the analyses to it. `None`: the class is not planned.
+    fn class_description(&self) -> Option<(String, Vec<(String, FieldKey)>)> {
+        None
+    }
 }
 
 /// [`SourceEvent::class`] of [`Idle`]: not an event.
@@ -256,10 +262,17 @@ struct Batch {
     work_done: u64,
     /// Time of the source's first event (subscribed or not): the history start.
     source_first: Option<i64>,
+    /// Classes added during the run, planned before this batch's events.
+    new_plans: Vec<(u32, ClassPlan)>,
+    /// A request, not events: each builder answers with its analysis's
+    /// subscription to this class name.
+    subscribe: Option<String>,
 }
 
 impl Batch {
     fn clear(&mut self) {
+        self.new_plans.clear();
+        self.subscribe = None;
         self.events.clear();
         self.slots.clear();
         self.text.clear();
@@ -469,6 +482,66 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> (Vec<ClassPlan>, Vec<
     (plans, missing)
 }
 
+/// Plans a class the source added during the run: asks every builder for its
+/// analysis's subscription to `name` (builders answer in stream order, after the
+/// batches sent before) and resolves the fields from `fields`. A builder that has
+/// stopped (its analysis failed) is not waited for; missing fields read as absent.
+fn plan_new_class(
+    name: &str,
+    fields: &[(String, FieldKey)],
+    txs: &[mpsc::SyncSender<Arc<Batch>>],
+    sub_rx: &mpsc::Receiver<(u32, Option<crate::Subscription>)>,
+) -> ClassPlan {
+    let request = Arc::new(Batch {
+        subscribe: Some(name.to_string()),
+        ..Batch::default()
+    });
+    let mut waiting: Vec<u32> = Vec::new();
+    for (a, tx) in txs.iter().enumerate() {
+        if tx.send(Arc::clone(&request)).is_ok() {
+            waiting.push(a as u32);
+        }
+    }
+    let mut subs: Vec<(u32, crate::Subscription)> = Vec::new();
+    while !waiting.is_empty() {
+        match sub_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((a, sub)) => {
+                waiting.retain(|&w| w != a);
+                if let Some(sub) = sub {
+                    subs.push((a, sub));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A builder that failed with the request queued never answers: an
+                // empty batch finds out whether it is still there.
+                waiting.retain(|&a| {
+                    !matches!(
+                        txs[a as usize].try_send(Arc::new(Batch::default())),
+                        Err(mpsc::TrySendError::Disconnected(_))
+                    )
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    subs.sort_by_key(|s| s.0);
+    let mut plan = ClassPlan::default();
+    for (a, sub) in subs {
+        let first = plan.keys.len() as u32;
+        for f in &sub.fields {
+            plan.keys
+                .push(fields.iter().find(|(n, _)| n == f).map(|(_, k)| *k));
+        }
+        plan.routes.push(Route {
+            analysis: a,
+            handler: sub.handler,
+            first,
+            len: sub.fields.len() as u32,
+        });
+    }
+    plan
+}
+
 /// One analysis's builder thread: handles every batch's events routed to it.
 #[allow(clippy::too_many_arguments)]
 fn run_builder(
@@ -476,6 +549,7 @@ fn run_builder(
     index: u32,
     rx: mpsc::Receiver<Arc<Batch>>,
     plans: &[ClassPlan],
+    sub_tx: &mpsc::Sender<(u32, Option<crate::Subscription>)>,
     cancel: &AtomicBool,
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     total_work: Option<u64>,
@@ -484,9 +558,22 @@ fn run_builder(
 ) -> Result<u64, PipelineError> {
     let mut handled = 0u64;
     let mut last_report = Instant::now();
+    // Grows when the source adds classes during the run.
+    let mut plans = plans.to_vec();
     for batch in rx.iter() {
         if cancel.load(Ordering::Relaxed) {
             return Err(PipelineError::Cancelled);
+        }
+        if let Some(name) = &batch.subscribe {
+            let _ = sub_tx.send((index, run.provider.subscribe(name)));
+            continue;
+        }
+        for (c, p) in &batch.new_plans {
+            let c = *c as usize;
+            if plans.len() <= c {
+                plans.resize(c + 1, ClassPlan::default());
+            }
+            plans[c] = p.clone();
         }
         if let (Some(first), None) = (batch.source_first, &run.ss) {
             create_shared(run, index as usize, first, hook)?;
@@ -614,6 +701,7 @@ pub fn build_shared(
         full_rxs.push(rx);
     }
     let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    let (sub_tx, sub_rx) = mpsc::channel::<(u32, Option<crate::Subscription>)>();
     for _ in 0..6 {
         let _ = empty_tx.send(Batch::default());
     }
@@ -623,7 +711,9 @@ pub fn build_shared(
     let (read_result, build_results, returned) = std::thread::scope(|scope| {
         let plans = &plans;
         let work_done = &work_done;
+        let builder_txs = full_txs.clone();
         let reader = scope.spawn(move || {
+            let mut local_plans = plans.clone();
             let mut batch = empty_rx.recv().unwrap_or_default();
             let mut stopped = false;
             let mut read = 0u64;
@@ -659,7 +749,15 @@ pub fn build_shared(
                         first = Some(t);
                     }
                     last = last.max(t);
-                    let Some(plan) = plans.get(class as usize) else {
+                    if class as usize >= local_plans.len() {
+                        if let Some((name, fields)) = ev.class_description() {
+                            let plan = plan_new_class(&name, &fields, &builder_txs, &sub_rx);
+                            local_plans.resize(class as usize + 1, ClassPlan::default());
+                            local_plans[class as usize] = plan.clone();
+                            batch.new_plans.push((class, plan));
+                        }
+                    }
+                    let Some(plan) = local_plans.get(class as usize) else {
                         return ControlFlow::Continue(());
                     };
                     if plan.routes.is_empty() {
@@ -722,6 +820,7 @@ pub fn build_shared(
             .enumerate()
             .map(|(index, (mut run, rx))| {
                 let empty_tx = empty_tx.clone();
+                let sub_tx = sub_tx.clone();
                 // The first analysis reports progress for all (they advance together).
                 let progress = if index == 0 {
                     options.progress.clone()
@@ -734,6 +833,7 @@ pub fn build_shared(
                         index as u32,
                         rx,
                         plans,
+                        &sub_tx,
                         cancel,
                         progress,
                         total_work,

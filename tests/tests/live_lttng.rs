@@ -288,18 +288,30 @@ impl StateProvider for LoggerProvider {
         Ok(())
     }
     fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        (event_name == "lttng_python:event").then(|| Subscription {
-            handler: 0,
-            fields: vec!["logger_name", "msg", "int_loglevel"],
-        })
+        match event_name {
+            "lttng_python:event" => Some(Subscription {
+                handler: 0,
+                fields: vec!["logger_name", "msg", "int_loglevel"],
+            }),
+            // Enabled only after the live build started (a class added mid-run).
+            "lttng_ust_statedump:start" => Some(Subscription {
+                handler: 1,
+                fields: vec![],
+            }),
+            _ => None,
+        }
     }
     fn handle(
         &mut self,
-        _handler: u32,
+        handler: u32,
         ev: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = ev.timestamp();
+        if handler == 1 {
+            let q = ss.quark_and_add(&["statedumps"])?;
+            return ss.increment(t, StateValue::Long(1), q);
+        }
         let logger = ev.string(0).unwrap_or("?").to_string();
         let count = ss.quark_and_add(&["loggers", &logger, "count"])?;
         ss.increment(t, StateValue::Long(1), count)?;
@@ -537,6 +549,8 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     )
     .unwrap();
     lttng(&home, &["enable-event", "--python", "--all", "-s", session]).unwrap();
+    // A user-space channel without events: one is enabled in it mid-run.
+    lttng(&home, &["enable-channel", "-u", "late", "-s", session]).unwrap();
     lttng(&home, &["start", session]).unwrap();
 
     // The relay names the session by the traced host's name.
@@ -597,7 +611,32 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = app.wait(); // reaped by try_wait already
-                        // Destroying the session ends the live build.
+                        // An event class enabled after the live build started:
+                        // the second app's registration adds its declaration to the session's metadata.
+    lttng(
+        &home,
+        &[
+            "enable-event",
+            "-u",
+            "lttng_ust_statedump:*",
+            "-c",
+            "late",
+            "-s",
+            session,
+        ],
+    )
+    .unwrap();
+    let late_events = 30;
+    let status = Command::new(python.expect("checked above"))
+        .env("LTTNG_HOME", &home)
+        .args(["-c", PYTHON_APP, &late_events.to_string(), "0.5"])
+        .stdout(log("app2.out"))
+        .stderr(log("app2.err"))
+        .status()
+        .unwrap();
+    app_ok &= status.success();
+    std::thread::sleep(Duration::from_secs(3));
+    // Destroying the session ends the live build.
     lttng(&home, &["destroy", session]).unwrap();
     let live_events = rx
         .recv_timeout(Duration::from_secs(60))
@@ -620,7 +659,15 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         String::from_utf8_lossy(&bt.stderr)
     );
     let bt_events = bt.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
-    assert_eq!(bt_events, events_wanted, "babeltrace2 on the relay's files");
+    let bt_text = String::from_utf8_lossy(&bt.stdout);
+    let python_events = bt_text.matches("lttng_python:event").count() as u64;
+    assert_eq!(
+        python_events,
+        events_wanted + late_events,
+        "babeltrace2 on the relay's files"
+    );
+    let statedumps = bt_text.matches("lttng_ust_statedump:start").count() as i64;
+    assert!(statedumps > 0, "the late event class was traced");
     assert_eq!(live_events, bt_events, "events received live");
 
     let offline_ht = tmp.path().join("offline.ht");
@@ -632,7 +679,15 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     );
     assert!(a == b, "live .ht differs from the offline .ht");
     let snap = snap.expect("the app ran for more than 2 s");
-    assert_prefix(&snap, &StateSystem::open(&live_ht, None).unwrap());
+    let fin = StateSystem::open(&live_ht, None).unwrap();
+    assert_prefix(&snap, &fin);
+    let q = fin
+        .quark(&["statedumps"])
+        .expect("late class reached the analysis");
+    assert_eq!(
+        fin.query_single(fin.current_end_time(), q).unwrap().value,
+        StateValue::Long(statedumps)
+    );
     // Delivery lag (event to the pipeline) and query lag (event to a query that
     // sees it), with a 1 s live timer: figures, not tests (see BENCHMARKS.md).
     let events = lags.lock().unwrap().clone();

@@ -124,6 +124,8 @@ pub struct Experiment {
     range: (Option<i64>, Option<i64>),
     /// Trace synchronization formulas, see [`Experiment::set_time_transforms`].
     time_transforms: crate::sync::TimeTransforms,
+    /// Traces whose metadata grew (live): global class per local class, lost-event class.
+    grown: HashMap<usize, (Vec<u32>, ClassId)>,
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -189,48 +191,9 @@ impl Experiment {
             });
             let base = classes.len() as u32;
             class_base.push(base);
-            for (li, cl) in t.classes.iter().enumerate() {
+            for li in 0..t.classes.len() {
                 let id = ClassId(base + li as u32);
-                let mut named = Vec::new();
-                let strip = !t.metadata.ctf2;
-                let sc_tree = &t.streams[cl.stream].stream_context_tree;
-                collect_names(sc_tree, "context.", false, &mut named);
-                collect_names(&cl.context_tree, "context.", false, &mut named);
-                collect_names(&cl.payload_tree, "", strip, &mut named);
-                let mut fl = Vec::new();
-                for (n, slots) in named {
-                    let access = match cl.slots[slots[0] as usize].kind {
-                        SlotKind::Int { .. } => Access::Int,
-                        SlotKind::Str | SlotKind::Text => Access::Text,
-                        _ => Access::Other,
-                    };
-                    let first = slots[0];
-                    let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
-                        ([_], Some(Some((scope, field)))) => FieldKind::Static {
-                            scope: *scope,
-                            field: *field,
-                        },
-                        ([s], _) => FieldKind::Slot(*s),
-                        _ => FieldKind::AnyOf(slots),
-                    };
-                    fields.push(FieldDesc {
-                        class: id,
-                        slot: first,
-                        fast: if access == Access::Int {
-                            FastInt::of(&kind)
-                        } else {
-                            FastInt::default()
-                        },
-                        kind,
-                        access,
-                    });
-                    fl.push((n, FieldHandle(fields.len() as u32 - 1)));
-                }
-                classes.push(ClassEntry {
-                    trace: ti,
-                    name: cl.name.clone(),
-                    fields: fl,
-                });
+                classes.push(class_entry(&t, li, id, ti, &mut fields));
             }
             let lost_id = ClassId(classes.len() as u32);
             let mut fl = Vec::new();
@@ -271,6 +234,7 @@ impl Experiment {
             consumed: false,
             range: (None, None),
             time_transforms: Default::default(),
+            grown: HashMap::new(),
         })
     }
 
@@ -1457,9 +1421,11 @@ impl Experiment {
     ) -> ControlFlow<()> {
         let ti = self.cursor_keys[stream].0 as usize;
         let cursor = &self.cursors[stream];
-        let class = match cursor.cur.lost {
-            None => ClassId(self.class_base[ti] + cursor.cur.class),
-            Some(_) => ClassId(self.class_base[ti] + self.traces[ti].classes.len() as u32),
+        let class = match (cursor.cur.lost, self.grown.get(&ti)) {
+            (None, Some((map, _))) => ClassId(map[cursor.cur.class as usize]),
+            (Some(_), Some((_, lost))) => *lost,
+            (None, None) => ClassId(self.class_base[ti] + cursor.cur.class),
+            (Some(_), None) => ClassId(self.class_base[ti] + self.traces[ti].classes.len() as u32),
         };
         let ev = Event {
             exp_fields: &self.fields,
@@ -1473,6 +1439,178 @@ impl Experiment {
         f(&ev)
     }
 }
+
+// --- Growing metadata (live sessions whose tracer adds event classes) ---
+impl Experiment {
+    /// Replaces trace `trace`'s compiled metadata by `grown`, compiled from a longer
+    /// metadata text of the same trace. Every class known so far keeps its id; classes
+    /// that are new get ids after all existing ones (returned, in order). Fails, and
+    /// changes nothing, when a known class or stream class changed or disappeared.
+    pub fn grow_trace(
+        &mut self,
+        trace: usize,
+        grown: CtfTrace,
+    ) -> Result<Vec<ClassId>, TraceError> {
+        let bad = |reason: String| TraceError::Metadata {
+            path: grown.metadata_path.clone(),
+            reason,
+        };
+        let old = self
+            .traces
+            .get(trace)
+            .ok_or_else(|| bad(format!("no trace #{trace} in the experiment")))?;
+        for (si, s) in old.streams.iter().enumerate() {
+            if grown.streams.get(si).map(|g| g.id) != Some(s.id) {
+                return Err(bad(format!(
+                    "stream class {} changed or disappeared in the new metadata",
+                    s.id
+                )));
+            }
+        }
+        // Global class of each old local class.
+        let old_global: Vec<u32> = match self.grown.get(&trace) {
+            Some((map, _)) => map.clone(),
+            None => (0..old.classes.len() as u32)
+                .map(|k| self.class_base[trace] + k)
+                .collect(),
+        };
+        let lost = match self.grown.get(&trace) {
+            Some((_, l)) => *l,
+            None => ClassId(self.class_base[trace] + old.classes.len() as u32),
+        };
+        let mut map = Vec::with_capacity(grown.classes.len());
+        let mut added = Vec::new();
+        let mut matched = 0;
+        let mut next = self.classes.len() as u32;
+        for g in &grown.classes {
+            let found = old
+                .classes
+                .iter()
+                .position(|o| o.stream == g.stream && o.id == g.id);
+            match found {
+                Some(k) if old.classes[k].name == g.name => {
+                    map.push(old_global[k]);
+                    matched += 1;
+                }
+                Some(k) => {
+                    return Err(bad(format!(
+                        "event class {} was {:?} and is now {:?}",
+                        g.id, old.classes[k].name, g.name
+                    )))
+                }
+                None => {
+                    map.push(next);
+                    added.push(ClassId(next));
+                    next += 1;
+                }
+            }
+        }
+        if matched != old.classes.len() {
+            return Err(bad("event classes disappeared from the new metadata".into()));
+        }
+        for (li, &id) in map.iter().enumerate() {
+            if id as usize >= self.classes.len() {
+                let e = class_entry(&grown, li, ClassId(id), trace, &mut self.fields);
+                self.classes.push(e);
+            }
+        }
+        // Cursors decode with the new layouts: their slot table must fit every class.
+        for (ci, c) in self.cursors.iter_mut().enumerate() {
+            if self.cursor_keys[ci].0 as usize == trace && c.m.slots.len() < grown.nslots {
+                c.m.slots.resize(grown.nslots, Slot::default());
+            }
+        }
+        self.grown.insert(trace, (map, lost));
+        self.traces[trace] = grown;
+        Ok(added)
+    }
+}
+
+impl Event<'_> {
+    /// The event's class name and its fields (Trace Compass names, handles), as
+    /// [`Experiment::class_name`] and [`Experiment::field_handle`] give them: for a
+    /// consumer that meets a class added while it holds no `&Experiment` (live).
+    /// Costs a scan of every field of the experiment: call it once per new class.
+    pub fn class_description(&self) -> (String, Vec<(String, FieldHandle)>) {
+        let handles = self
+            .exp_fields
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.class == self.class)
+            .map(|(i, _)| FieldHandle(i as u32));
+        if self.cursor.cur.lost.is_some() {
+            let names = [LOST_EVENTS_FIELD, LOST_DURATION_FIELD].map(String::from);
+            return (
+                LOST_EVENT_NAME.to_string(),
+                names.into_iter().zip(handles).collect(),
+            );
+        }
+        let Some(cl) = self.trace.classes.get(self.cursor.cur.class as usize) else {
+            return (String::new(), Vec::new());
+        };
+        // The order class_entry gave the handles in.
+        let mut named = Vec::new();
+        let sc_tree = &self.trace.streams[cl.stream].stream_context_tree;
+        collect_names(sc_tree, "context.", false, &mut named);
+        collect_names(&cl.context_tree, "context.", false, &mut named);
+        collect_names(&cl.payload_tree, "", !self.trace.metadata.ctf2, &mut named);
+        let fields = named.into_iter().map(|(n, _)| n).zip(handles).collect();
+        (cl.name.clone(), fields)
+    }
+}
+
+/// The experiment's entry (name, Trace Compass field names and handles) for local
+/// class `li` of `t`, given global id `id`; appends its field descriptions to `fields`.
+fn class_entry(
+    t: &CtfTrace,
+    li: usize,
+    id: ClassId,
+    ti: usize,
+    fields: &mut Vec<FieldDesc>,
+) -> ClassEntry {
+    let cl = &t.classes[li];
+    let mut named = Vec::new();
+    let strip = !t.metadata.ctf2;
+    let sc_tree = &t.streams[cl.stream].stream_context_tree;
+    collect_names(sc_tree, "context.", false, &mut named);
+    collect_names(&cl.context_tree, "context.", false, &mut named);
+    collect_names(&cl.payload_tree, "", strip, &mut named);
+    let mut fl = Vec::new();
+    for (n, slots) in named {
+        let access = match cl.slots[slots[0] as usize].kind {
+            SlotKind::Int { .. } => Access::Int,
+            SlotKind::Str | SlotKind::Text => Access::Text,
+            _ => Access::Other,
+        };
+        let first = slots[0];
+        let kind = match (slots.as_slice(), cl.static_slots.get(slots[0] as usize)) {
+            ([_], Some(Some((scope, field)))) => FieldKind::Static {
+                scope: *scope,
+                field: *field,
+            },
+            ([s], _) => FieldKind::Slot(*s),
+            _ => FieldKind::AnyOf(slots),
+        };
+        fields.push(FieldDesc {
+            class: id,
+            slot: first,
+            fast: if access == Access::Int {
+                FastInt::of(&kind)
+            } else {
+                FastInt::default()
+            },
+            kind,
+            access,
+        });
+        fl.push((n, FieldHandle(fields.len() as u32 - 1)));
+    }
+    ClassEntry {
+        trace: ti,
+        name: cl.name.clone(),
+        fields: fl,
+    }
+}
+// --- end of growing metadata ---
 
 #[cfg(test)]
 mod tests {

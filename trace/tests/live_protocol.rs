@@ -261,3 +261,132 @@ fn live_streams_announced_later_are_read() {
     assert_eq!(got.len(), want.len());
     assert!(got == want);
 }
+
+/// (timestamp, class name, cpu, every field with its value).
+type FullRec = (i64, String, Option<u32>, String);
+
+fn fields_text(e: &sextant_trace::Event<'_>) -> String {
+    let (a, b, c) = e.babeltrace_fields();
+    let mut s = String::new();
+    for (n, v) in a.iter().chain(&b).chain(&c) {
+        s.push_str(&format!("{n}={} ", v.to_json()));
+    }
+    s
+}
+
+#[test]
+fn live_event_classes_added_after_attaching_are_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    trace(&dir, 20_000, 2);
+    let late = "sched_process_fork";
+    // Offline reference: every event with all its fields.
+    let mut exp = Experiment::open(&[&dir]).unwrap();
+    let names: Vec<String> = (0..exp.class_count())
+        .map(|c| exp.class_name(sextant_trace::ClassId(c)).to_string())
+        .collect();
+    let mut want: Vec<FullRec> = Vec::new();
+    exp.for_each(
+        &mut |e| {
+            let name = names[e.class().0 as usize].clone();
+            want.push((e.timestamp(), name, e.cpu(), fields_text(e)));
+            ControlFlow::Continue(())
+        },
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    let n_late = want.iter().filter(|r| r.1 == late).count();
+    assert!(n_late > 0, "the generated trace has {late} events");
+
+    let relay = FakeRelay::start(
+        &dir,
+        FakeConfig {
+            late_class: Some(late.into()),
+            ..cfg(Fault::None)
+        },
+    )
+    .unwrap();
+    let url = LiveUrl::parse(&relay.url("live-test", "s1")).unwrap();
+    let mut s = LiveSession::open(&url, opts()).unwrap();
+    let before = s.experiment().class_count();
+    let known: Vec<String> = (0..before)
+        .map(|c| {
+            s.experiment()
+                .class_name(sextant_trace::ClassId(c))
+                .to_string()
+        })
+        .collect();
+    assert!(!known.iter().any(|n| n == late), "withheld at attach");
+    let mut got: Vec<(i64, u32, Option<u32>, String)> = Vec::new();
+    s.run(
+        &mut |e| {
+            got.push((e.timestamp(), e.class().0, e.cpu(), fields_text(e)));
+            ControlFlow::Continue(())
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(s.is_finished());
+    assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+    // Known classes keep their ids; the new one comes after them.
+    let added = s.take_new_classes();
+    assert_eq!(added.len(), 1);
+    assert!(added[0].0 >= before);
+    assert_eq!(s.experiment().class_name(added[0]), late);
+    for (c, n) in known.iter().enumerate() {
+        assert_eq!(
+            s.experiment().class_name(sextant_trace::ClassId(c as u32)),
+            n
+        );
+    }
+    assert!(s.experiment().field_handle(added[0], "child_tid").is_some());
+    let got: Vec<FullRec> = got
+        .into_iter()
+        .map(|(t, c, cpu, f)| {
+            let name = s.experiment().class_name(sextant_trace::ClassId(c));
+            (t, name.to_string(), cpu, f)
+        })
+        .collect();
+    assert_eq!(got.iter().filter(|r| r.1 == late).count(), n_late);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "same events, fields and order as the files");
+}
+
+/// Metadata that changes or drops a known class is refused, and changes nothing.
+#[test]
+fn grown_metadata_must_keep_known_classes() {
+    use sextant_trace::ctf::{metadata, reader::CtfTrace};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    trace(&dir, 2_000, 1);
+    let t = CtfTrace::open(&dir).unwrap();
+    let path = t.metadata_path.clone();
+    let text =
+        String::from_utf8(metadata::unwrap_packets(&path, &std::fs::read(&path).unwrap()).unwrap())
+            .unwrap();
+    let compile = |text: &str| {
+        let md = metadata::parse_bytes(&path, text.as_bytes()).unwrap();
+        CtfTrace::from_metadata(&dir, &path, md).unwrap()
+    };
+    let mut exp = Experiment::from_memory(vec![t]).unwrap();
+    let n = exp.class_count();
+    let first = exp.class_name(sextant_trace::ClassId(0)).to_string();
+    // The same metadata again: nothing new.
+    assert!(exp.grow_trace(0, compile(&text)).unwrap().is_empty());
+    let renamed = text.replacen(&format!("name = \"{first}\";"), "name = \"renamed\";", 1);
+    let e = exp
+        .grow_trace(0, compile(&renamed))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("renamed") && e.contains(&first), "{e}");
+    let start = text.find("event {").unwrap();
+    let end = start + text[start..].find("\n};\n").unwrap() + 4;
+    let dropped = format!("{}{}", &text[..start], &text[end..]);
+    let e = exp
+        .grow_trace(0, compile(&dropped))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("disappeared"), "{e}");
+    assert_eq!(exp.class_count(), n);
+    assert_eq!(exp.class_name(sextant_trace::ClassId(0)), first);
+}

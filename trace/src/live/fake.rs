@@ -3,6 +3,7 @@
 //! It serves one viewer connection at a time, on a loopback port it picks.
 
 use super::proto::{INDEX_LEN, SESSION_LEN, STREAM_LEN};
+use crate::ctf::metadata;
 use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
 use std::io::{Read, Write};
@@ -51,6 +52,11 @@ pub struct FakeConfig {
     /// session) until [`FakeRelay::release`]; with every packet, the session
     /// stays open until then.
     pub hold_after_packets: Option<u32>,
+    /// The declaration of this event class is left out of the metadata first served
+    /// and appended to it (as TSDL text) when the index of the first packet holding
+    /// its events is served, with the "new metadata" flag: as when a traced
+    /// application enables an event after the viewer attached.
+    pub late_class: Option<String>,
     pub hostname: String,
     pub session: String,
 }
@@ -61,6 +67,8 @@ struct Packet {
     ts_begin: u64,
     ts_end: u64,
     stream_class: u64,
+    /// Holds events of [`FakeConfig::late_class`].
+    late: bool,
 }
 
 struct Stream {
@@ -84,8 +92,41 @@ impl FakeRelay {
     /// host `cfg.hostname`.
     pub fn start(dir: &Path, cfg: FakeConfig) -> Result<FakeRelay, TraceError> {
         let trace = CtfTrace::open(dir)?;
-        let metadata = std::fs::read(&trace.metadata_path)
+        let mut metadata = std::fs::read(&trace.metadata_path)
             .map_err(|e| TraceError::io(&trace.metadata_path, e))?;
+        let mut late_metadata = Vec::new();
+        let mut late_packets = std::collections::HashSet::new();
+        if let Some(name) = &cfg.late_class {
+            let path = &trace.metadata_path;
+            let text =
+                String::from_utf8_lossy(&metadata::unwrap_packets(path, &metadata)?).into_owned();
+            let bad = |reason: String| TraceError::Metadata {
+                path: path.clone(),
+                reason,
+            };
+            let start = text
+                .find(&format!("event {{\n\tname = \"{name}\";"))
+                .ok_or_else(|| bad(format!("no event class {name:?} to withhold")))?;
+            let end = text[start..]
+                .find("\n};\n")
+                .map(|e| start + e + 4)
+                .ok_or_else(|| bad(format!("unterminated event class {name:?}")))?;
+            late_metadata = text.as_bytes()[start..end].to_vec();
+            metadata = format!("{}{}", &text[..start], &text[end..]).into_bytes();
+            let mut exp = crate::Experiment::open(&[dir])?;
+            let ids: Vec<u32> = (0..exp.class_count())
+                .filter(|&c| exp.class_name(crate::ClassId(c)) == name)
+                .collect();
+            exp.for_each(
+                &mut |e| {
+                    if ids.contains(&e.class().0) {
+                        late_packets.insert((e.stream_name().to_string(), e.packet_offset()));
+                    }
+                    std::ops::ControlFlow::Continue(())
+                },
+                &std::sync::atomic::AtomicU64::new(0),
+            )?;
+        }
         let mut streams = Vec::new();
         for f in &trace.files {
             let mut c = Cursor::open(&trace, f)?;
@@ -100,6 +141,7 @@ impl FakeRelay {
                     ts_begin: p.ts_begin.unwrap_or(0),
                     ts_end: p.ts_end.unwrap_or(0),
                     stream_class: p.stream_id,
+                    late: late_packets.contains(&(f.name.clone(), p.offset)),
                 })
                 .collect();
             streams.push(Stream {
@@ -125,6 +167,7 @@ impl FakeRelay {
             released: released.clone(),
             cfg,
             metadata,
+            late_metadata,
             metadata_sent: 0,
             metadata_paused: false,
             announced: 0,
@@ -175,6 +218,8 @@ struct State {
     cfg: FakeConfig,
     released: Arc<AtomicBool>,
     metadata: Vec<u8>,
+    /// Appended to `metadata` when first needed (see [`FakeConfig::late_class`]).
+    late_metadata: Vec<u8>,
     metadata_sent: usize,
     metadata_paused: bool,
     /// Data streams announced so far.
@@ -330,6 +375,7 @@ impl State {
                         .is_some_and(|k| self.packets_served >= k)
                         && !self.released.load(Ordering::Relaxed);
                     let mut idx = [0u64; 7];
+                    let mut grew = false;
                     let status: u32 = match self.streams.get_mut(id) {
                         None => 4,
                         Some(_) if bad => 13,
@@ -349,6 +395,10 @@ impl State {
                             }
                             Some(pk) => {
                                 st.retried = false;
+                                if pk.late && !self.late_metadata.is_empty() {
+                                    self.metadata.append(&mut self.late_metadata);
+                                    grew = true;
+                                }
                                 let off: u64 = st.packets[..st.next]
                                     .iter()
                                     .map(|p| p.bytes.len() as u64)
@@ -370,11 +420,15 @@ impl State {
                     for v in idx {
                         out.extend_from_slice(&v.to_be_bytes());
                     }
-                    let flags = if self.announced < self.streams.len() && self.packets_served > 0 {
-                        2u32
-                    } else {
-                        0
-                    };
+                    let mut flags =
+                        if self.announced < self.streams.len() && self.packets_served > 0 {
+                            2u32
+                        } else {
+                            0
+                        };
+                    if grew {
+                        flags |= 1;
+                    }
                     out.extend_from_slice(&status.to_be_bytes());
                     out.extend_from_slice(&flags.to_be_bytes());
                     debug_assert_eq!(out.len(), INDEX_LEN);

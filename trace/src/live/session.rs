@@ -10,7 +10,7 @@
 use super::proto::{Client, Index, IndexStatus, LiveError, MetadataReply, NewStreams, PacketReply};
 use super::proto::{StreamInfo, DEFAULT_PORT, FLAG_NEW_METADATA, FLAG_NEW_STREAM};
 use crate::ctf::{metadata, reader::CtfTrace};
-use crate::experiment::{Event, Experiment};
+use crate::experiment::{ClassId, Event, Experiment};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,6 +146,7 @@ pub struct LiveSession {
     warnings: Vec<String>,
     pub stats: LiveStats,
     finished: bool,
+    new_classes: Vec<ClassId>,
 }
 
 impl LiveSession {
@@ -255,6 +256,7 @@ impl LiveSession {
             warnings: Vec::new(),
             stats: LiveStats::default(),
             finished: false,
+            new_classes: Vec::new(),
         };
         me.add_streams(all)?;
         Ok(me)
@@ -319,19 +321,7 @@ impl LiveSession {
                 let before = t.metadata.len();
                 fetch_metadata(&mut self.client, t.metadata_stream, &mut t.metadata)?;
                 if t.metadata.len() != before {
-                    let path = PathBuf::from(format!("{}/metadata", self.url));
-                    // Only counted here; a text cut mid-declaration is read again with
-                    // the next update.
-                    let n =
-                        metadata::parse_bytes(&path, &t.metadata).map_or(0, |md| md.events.len());
-                    if n > t.classes {
-                        self.warnings.push(format!(
-                            "{}: {} event classes were added after attaching; their events end their stream",
-                            self.url,
-                            n - t.classes
-                        ));
-                        t.classes = n;
-                    }
+                    self.grow_metadata(ti)?;
                 }
             }
         }
@@ -339,6 +329,34 @@ impl LiveSession {
             self.poll_new_streams()?;
         }
         Ok(())
+    }
+
+    /// Compiles trace `ti`'s metadata again after it grew and registers the event
+    /// classes it adds. A text cut mid-declaration (the tracer is still writing it)
+    /// is left for the next update; a text that changes known classes is an error.
+    fn grow_metadata(&mut self, ti: usize) -> Result<(), LiveError> {
+        let t = &mut self.traces[ti];
+        let dir = PathBuf::from(format!("{}/trace{}", self.url, t.ctf_trace_id));
+        let path = dir.join("metadata");
+        let Ok(md) = metadata::parse_bytes(&path, &t.metadata) else {
+            return Ok(());
+        };
+        if md.events.len() <= t.classes
+            && md.streams.len() <= self.experiment.ctf_traces()[ti].streams.len()
+        {
+            return Ok(());
+        }
+        let compiled = CtfTrace::from_metadata(&dir, &path, md)?;
+        t.classes = compiled.classes.len();
+        let added = self.experiment.grow_trace(ti, compiled)?;
+        self.new_classes.extend(added);
+        Ok(())
+    }
+
+    /// Classes added by metadata updates since the last call (their ids follow every
+    /// class known before); a consumer subscribing per class plans them here.
+    pub fn take_new_classes(&mut self) -> Vec<ClassId> {
+        std::mem::take(&mut self.new_classes)
     }
 
     fn poll_new_streams(&mut self) -> Result<bool, LiveError> {
