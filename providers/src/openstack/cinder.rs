@@ -5,10 +5,11 @@
 //! `Volumes/<volume>/{Action (int), Instance (string: instance_id while
 //! attached), Host (string), Deleted (int 1 after delete.end)}`.
 
-use crate::openstack::service_message;
 use sht::{StateSystemBuilder, StateValue};
 
-use super::{phase, Malformed, Phase, ServiceQuarks, R_NO_EVENT_TYPE, R_UNKNOWN_TYPE};
+use super::{
+    action_message, phase, ActionMessage, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
+};
 use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.cinder.module1";
@@ -60,21 +61,14 @@ impl StateProvider for CinderProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let Some((logger, qs, payload)) = service_message(
-            event,
-            &mut self.services,
-            &["Action"],
-            &mut self.malformed,
-            ss,
-        )?
+        let Some(ActionMessage {
+            action: action_q,
+            payload,
+            event_type,
+            ..
+        }) = action_message(event, &mut self.services, &mut self.malformed, ss)?
         else {
             return Ok(());
-        };
-        let action_q = qs[0];
-        let Some(event_type) = payload.get_text("event_type") else {
-            self.malformed
-                .note(R_NO_EVENT_TYPE, t, || logger.to_string());
-            return ss.modify(t, StateValue::Null, action_q);
         };
         let (op, start) = match phase(&event_type) {
             Phase::Start(op) if operation_code(op).is_some() => (op, true),

@@ -250,6 +250,42 @@ pub(crate) fn service_message<'e>(
     Ok(None)
 }
 
+/// A service record of the services whose only leaf is `Action` (Cinder, Neutron).
+pub(crate) struct ActionMessage<'e> {
+    pub logger: &'e str,
+    /// `SERVICEs/<logger>/Action`.
+    pub action: Quark,
+    pub payload: PyValue<'e>,
+    pub event_type: std::borrow::Cow<'e, str>,
+}
+
+/// [`service_message`] with the `Action` leaf and the record's `event_type`. A dict
+/// without `event_type` nulls `Action` and is counted as malformed: `None` then, as
+/// for records that are not service dicts.
+pub(crate) fn action_message<'e>(
+    event: &'e dyn EventFields,
+    services: &mut ServiceQuarks,
+    malformed: &mut Malformed,
+    ss: &mut dyn StateSystemBuilder,
+) -> sht::Result<Option<ActionMessage<'e>>> {
+    let t = event.timestamp();
+    let Some((logger, qs, payload)) = service_message(event, services, &["Action"], malformed, ss)?
+    else {
+        return Ok(None);
+    };
+    let Some(event_type) = payload.get_text("event_type") else {
+        malformed.note(R_NO_EVENT_TYPE, t, || logger.to_string());
+        ss.modify(t, sht::StateValue::Null, qs[0])?;
+        return Ok(None);
+    };
+    Ok(Some(ActionMessage {
+        logger,
+        action: qs[0],
+        payload,
+        event_type,
+    }))
+}
+
 /// Splits `<op>.start` / `<op>.end`.
 pub(crate) enum Phase<'a> {
     Start(&'a str),
