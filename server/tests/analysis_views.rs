@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use common::*;
@@ -83,18 +82,7 @@ async fn open_analysed(app: &Router, path: &Path, name: &str) -> String {
     let body = json!({"parameters": {"uri": path, "name": name}}).to_string();
     let t = post(app, "/traces", &body).await;
     let trace = t.ok()["UUID"].as_str().unwrap().to_string();
-    let clock = Instant::now();
-    loop {
-        let a = get(app, &format!("/traces/{trace}")).await;
-        if a.ok()["indexingStatus"] == "COMPLETED" {
-            break;
-        }
-        assert!(
-            clock.elapsed() < Duration::from_secs(300),
-            "analyses too slow"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_completed(app, &format!("/traces/{trace}")).await;
     let body = json!({"parameters": {"name": name, "traces": [trace]}}).to_string();
     let e = post(app, "/experiments", &body).await;
     e.ok()["UUID"].as_str().unwrap().to_string()
@@ -108,31 +96,6 @@ async fn output_ids(app: &Router, exp: &str) -> Vec<String> {
         .iter()
         .map(|o| o["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-async fn tree(app: &Router, exp: &str, kind: &str, view: &str) -> Vec<Value> {
-    let a = post(
-        app,
-        &out(exp, &format!("{kind}/{view}/tree")),
-        r#"{"parameters":{}}"#,
-    )
-    .await;
-    assert_eq!(a.ok()["status"], "COMPLETED", "{}", a.text);
-    a.json["model"]["entries"].as_array().unwrap().clone()
-}
-
-/// The id of the entry reached by following `labels` from a root entry.
-fn entry(entries: &[Value], labels: &[&str]) -> i64 {
-    let mut parent = -1;
-    for l in labels {
-        parent = entries
-            .iter()
-            .find(|e| e["parentId"] == parent && e["labels"][0] == *l)
-            .unwrap_or_else(|| panic!("no entry {l:?} under {parent} in {entries:?}"))["id"]
-            .as_i64()
-            .unwrap();
-    }
-    parent
 }
 
 /// States of one row at explicit times: (start, end, style key, label).

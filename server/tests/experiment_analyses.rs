@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use common::*;
@@ -77,43 +77,8 @@ async fn experiment(app: &Router, case: &Path, name: &str) -> (String, Value) {
     let body = json!({"parameters": {"name": name, "traces": traces}}).to_string();
     let e = post(app, "/experiments", &body).await;
     let exp = e.ok()["UUID"].as_str().unwrap().to_string();
-    let clock = Instant::now();
-    loop {
-        let a = get(app, &format!("/experiments/{exp}")).await;
-        if a.ok()["indexingStatus"] == "COMPLETED" {
-            return (exp, a.json.clone());
-        }
-        assert!(
-            clock.elapsed() < Duration::from_secs(300),
-            "analyses too slow"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn tree(app: &Router, exp: &str, view: &str) -> Vec<Value> {
-    let a = post(
-        app,
-        &out(exp, &format!("timeGraph/{view}/tree")),
-        r#"{"parameters":{}}"#,
-    )
-    .await;
-    assert_eq!(a.ok()["status"], "COMPLETED", "{}", a.text);
-    a.json["model"]["entries"].as_array().unwrap().clone()
-}
-
-/// The id of the entry reached by following `labels` from a root entry.
-fn entry(entries: &[Value], labels: &[&str]) -> i64 {
-    let mut parent = -1;
-    for l in labels {
-        parent = entries
-            .iter()
-            .find(|e| e["parentId"] == parent && e["labels"][0] == *l)
-            .unwrap_or_else(|| panic!("no entry {l:?} under {parent} in {entries:?}"))["id"]
-            .as_i64()
-            .unwrap();
-    }
-    parent
+    let a = wait_completed(app, &format!("/experiments/{exp}")).await;
+    (exp, a.json)
 }
 
 fn roots(entries: &[Value]) -> Vec<String> {
@@ -192,7 +157,7 @@ async fn tooltip(app: &Router, exp: &str, view: &str, id: i64, t: i64) -> Value 
 async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
     // Virtual CPU view: the experiment's root (besides the host's and the
     // guest's own, analysed alone), and the golden's 16 intervals of vCPU 0.
-    let entries = tree(app, exp, VCPU_VIEW).await;
+    let entries = tree(app, exp, "timeGraph", VCPU_VIEW).await;
     // Only the experiment's run: the traces' own runs of the VM analyses are hidden.
     assert_eq!(roots(&entries), ["one_qemukvm"]);
     let vcpu = entry(&entries, &["one_qemukvm", "Guest: guest.xml", "vCPU 0"]);
@@ -203,7 +168,7 @@ async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
 
     // Virtual Resources view: who runs on physical CPU 0 (golden Current_thread
     // and Machine_name), and the host thread running the guest's vCPU 0.
-    let entries = tree(app, exp, FUSED_VIEW).await;
+    let entries = tree(app, exp, "timeGraph", FUSED_VIEW).await;
     let cpu = entry(&entries, &["one_qemukvm", "Physical Cpus", "CPU 0"]);
     let threads = intervals(fg, "CPUs/0/Current_thread");
     let at = |t: i64| {
@@ -306,15 +271,9 @@ async fn experiment_of(app: &Router, paths: &[&str], name: &str) -> Value {
         .as_str()
         .unwrap()
         .to_string();
-    let clock = Instant::now();
-    loop {
-        let a = get(app, &format!("/experiments/{exp}")).await;
-        if a.ok()["indexingStatus"] == "COMPLETED" {
-            return a.json.clone();
-        }
-        assert!(clock.elapsed() < Duration::from_secs(600), "too slow");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_completed(app, &format!("/experiments/{exp}"))
+        .await
+        .json
 }
 
 /// With `serve --sync`, the experiment analyses read the traces in the

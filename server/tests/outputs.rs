@@ -534,12 +534,9 @@ async fn viewer_opening_sequence() {
         &json!({"model": [], "status": "COMPLETED", "statusMessage": "Completed"})
     );
     // 5. Poll until COMPLETED; start < end.
-    let e = loop {
-        let e = get(&app, &format!("/experiments/{exp}")).await;
-        if e.ok()["indexingStatus"] == "COMPLETED" {
-            break e.json;
-        }
-    };
+    let e = wait_completed(&app, &format!("/experiments/{exp}"))
+        .await
+        .json;
     let (start, end) = (e["start"].as_i64().unwrap(), e["end"].as_i64().unwrap());
     assert!(start < end);
     // 6.

@@ -122,6 +122,49 @@ pub async fn open(app: &Router, path: &std::path::Path, name: &str) -> (String, 
     (trace, exp)
 }
 
+/// Polls `GET path` (a trace or an experiment) until its `indexingStatus` is
+/// COMPLETED, failing after 10 minutes; returns that answer.
+pub async fn wait_completed(app: &Router, path: &str) -> Answer {
+    let began = std::time::Instant::now();
+    loop {
+        let a = get(app, path).await;
+        if a.ok()["indexingStatus"] == "COMPLETED" {
+            return a;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(600),
+            "{path}: analyses too slow"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The entries of `kind/view/tree` (`kind`: `timeGraph` or `XY`), which must be COMPLETED.
+pub async fn tree(app: &Router, exp: &str, kind: &str, view: &str) -> Vec<Value> {
+    let a = post(
+        app,
+        &out(exp, &format!("{kind}/{view}/tree")),
+        r#"{"parameters":{}}"#,
+    )
+    .await;
+    assert_eq!(a.ok()["status"], "COMPLETED", "{}", a.text);
+    a.json["model"]["entries"].as_array().unwrap().clone()
+}
+
+/// The id of the tree entry reached by following `labels` from a root entry.
+pub fn entry(entries: &[Value], labels: &[&str]) -> i64 {
+    let mut parent = -1;
+    for l in labels {
+        parent = entries
+            .iter()
+            .find(|e| e["parentId"] == parent && e["labels"][0] == *l)
+            .unwrap_or_else(|| panic!("no entry {l:?} under {parent} in {entries:?}"))["id"]
+            .as_i64()
+            .unwrap();
+    }
+    parent
+}
+
 /// Path of an output endpoint of experiment `exp`.
 pub fn out(exp: &str, rest: &str) -> String {
     format!("/experiments/{exp}/outputs/{rest}")
