@@ -463,25 +463,6 @@ const NOVA_SERVICE_STYLES: &[StyleDef] = &[
         1.0,
     ),
     st("NOTSET", "NOTSET", (186, 186, 186), 1.0),
-    // VM rows.
-    st("BUILDING", "building", (102, 255, 255), 1.0),
-    st("ACTIVE", "active", (0, 255, 0), 1.0),
-    st("SUSPENDED", "suspended", (204, 204, 0), 1.0),
-    st("PAUSED", "paused", (204, 204, 0), 1.0),
-    st("STOPPED", "stopped", (204, 204, 0), 1.0),
-    st("DELETED", "deleted", (255, 250, 250), 1.0),
-    st("MIGRATING", "migrating", (187, 50, 120), 1.0),
-    st("RESCUED", "rescued", (186, 186, 186), 1.0),
-    st("RESIZED", "resized", (186, 186, 186), 1.0),
-    st("SOFT_DELETE", "soft-delete", (255, 250, 250), 1.0),
-    st("ERROR", "error", (204, 0, 0), 1.0),
-    st("SHELVED", "shelved", (186, 186, 186), 1.0),
-    st(
-        "SHELVED_OFFLOADED",
-        "shelved_offloaded",
-        (186, 186, 186),
-        1.0,
-    ),
 ];
 
 fn neutron_style(_: u8, v: &StateValue) -> Option<&'static str> {
@@ -753,7 +734,7 @@ pub static VIEWS: &[ViewDef] = &[
         }],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: VCPU_STYLES,
+            styles: &[VCPU_STYLES],
             style_of: vcpu_style,
             labels: false,
             tooltip: &[],
@@ -806,7 +787,7 @@ pub static VIEWS: &[ViewDef] = &[
         // what shows that kernel events were seen.
         required: &[Lit("CPUs"), Each(""), Lit("Status")],
         kind: ViewKind::TimeGraph {
-            styles: FUSED_STYLES,
+            styles: &[FUSED_STYLES],
             style_of: fused_style,
             labels: false,
             tooltip: &[
@@ -872,7 +853,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: NESTED_STYLES,
+            styles: &[NESTED_STYLES],
             style_of: nested_style,
             labels: false,
             tooltip: &[("LastExit", "Last exit reason"), ("Process", "Guest CR3")],
@@ -896,7 +877,7 @@ pub static VIEWS: &[ViewDef] = &[
         }],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: VM_STATE_STYLES,
+            styles: &[VM_STATE_STYLES],
             style_of: nova_vm_style,
             labels: true,
             tooltip: &[("Host", "Host")],
@@ -921,7 +902,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: NOVA_SERVICE_STYLES,
+            styles: &[NOVA_SERVICE_STYLES, VM_STATE_STYLES],
             style_of: nova_service_style,
             labels: true,
             tooltip: &[("Request_id", "Request")],
@@ -959,7 +940,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: NEUTRON_STYLES,
+            styles: &[NEUTRON_STYLES],
             style_of: neutron_style,
             labels: true,
             tooltip: &[],
@@ -983,7 +964,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: CINDER_STYLES,
+            styles: &[CINDER_STYLES],
             style_of: cinder_style,
             labels: true,
             tooltip: &[("Instance", "Instance"), ("Host", "Host")],
@@ -1007,7 +988,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: QEMU_STYLES,
+            styles: &[QEMU_STYLES],
             style_of: qemu_style,
             labels: true,
             tooltip: &[
@@ -1084,7 +1065,7 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: OVS_STYLES,
+            styles: &[OVS_STYLES],
             style_of: ovs_path_style,
             labels: false,
             tooltip: &[],
@@ -1102,7 +1083,7 @@ pub static VIEWS: &[ViewDef] = &[
         }],
         required: &[],
         kind: ViewKind::TimeGraph {
-            styles: OVS_STYLES,
+            styles: &[OVS_STYLES],
             style_of: ovs_path_style,
             labels: false,
             tooltip: &[("Id", "Packet id"), ("Path", "Path (0 fast, 1 slow)")],

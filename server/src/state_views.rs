@@ -85,7 +85,8 @@ pub type SeriesFn = fn(u8, &StateSystem, Quark, &[i64]) -> sht::Result<Vec<f64>>
 /// Time graph or XY specifics.
 pub enum ViewKind {
     TimeGraph {
-        styles: &'static [StyleDef],
+        /// Style tables (a view may combine several, e.g. services and VM states).
+        styles: &'static [&'static [StyleDef]],
         /// Style key of a row's value (None: no state drawn, e.g. null).
         style_of: fn(class: u8, &StateValue) -> Option<&'static str>,
         /// Whether states carry their style's label.
@@ -400,7 +401,7 @@ impl OutputProvider for StateView {
     fn style(&self) -> ProviderResult<StyleModel> {
         let mut m = StyleModel::default();
         if let ViewKind::TimeGraph { styles, .. } = &self.def.kind {
-            for s in *styles {
+            for s in styles.iter().copied().flatten() {
                 m.insert(
                     s.key,
                     &Style::values([
@@ -441,7 +442,14 @@ impl OutputProvider for StateView {
         for (id, row) in self.rows_of(items) {
             by_trace.entry(row.trace).or_default().push((id, row));
         }
-        let label_of = |key: &str| styles.iter().find(|s| s.key == key).map(|s| s.label);
+        let label_of = |key: &str| {
+            styles
+                .iter()
+                .copied()
+                .flatten()
+                .find(|s| s.key == key)
+                .map(|s| s.label)
+        };
         let mut out: HashMap<i64, TimeGraphRow> = HashMap::new();
         let mut complete = true;
         for (t, members) in by_trace {
@@ -504,6 +512,8 @@ impl OutputProvider for StateView {
             if let Some(key) = style_of(row.class, &i.value) {
                 let label = styles
                     .iter()
+                    .copied()
+                    .flatten()
                     .find(|s| s.key == key)
                     .map_or(key, |s| s.label);
                 map.insert("State".into(), label.into());
