@@ -1,20 +1,22 @@
 //! The views of the disk I/O, virtual machine, OpenStack, QEMU migration and
 //! Open vSwitch analyses, as [`state_views`](crate::state_views) tables: rows
 //! from the attribute trees of `shared/spec/providers.md`, colours from its
-//! colour tables, XY series from counters and values.
-//!
-//! Simplifications (views a viewer needs but that need more than one state
-//! system or a per-row filter): the vCPU view has no guest-thread rows (they
-//! come from the guest's kernel analysis), and the fused view shows physical
-//! CPUs, vCPUs and threads but not per-VM filtered CPU rows nor containers.
+//! colour tables, XY series from counters and values. The Virtual CPU and
+//! Virtual Resources views need rows of several attributes and state systems:
+//! they are providers of their own ([`vm_views`]).
 
 use sextant_providers::diskio::DISKIO_ANALYSIS_ID;
 use sextant_providers::openstack::{cinder, neutron, nova, nova_services};
-use sextant_providers::vm::{fused, nested, vresources};
+use sextant_providers::vm::nested;
 use sextant_providers::{ovs, qemu_migration};
+use std::sync::Arc;
+
 use sht::{Quark, StateSystem, StateSystemQuerier, StateValue, TimeCondition};
 
+use crate::registry::{ExperimentSource, OutputFactory, OutputProvider};
 use crate::state_views::{values_at, RowPattern, Seg, StyleDef, ViewDef, ViewKind};
+
+pub mod vm_views;
 
 use Seg::{Each, EachByPrefix, EachValue, Group, Lit, Series};
 
@@ -697,7 +699,12 @@ pub static VIEWS: &[ViewDef] = &[
         domains: &["kernel"],
         rows: &[
             RowPattern {
-                segs: &[Lit("Disks"), EachValue(""), Lit("sectors_read"), Series("read")],
+                segs: &[
+                    Lit("Disks"),
+                    EachValue(""),
+                    Lit("sectors_read"),
+                    Series("read"),
+                ],
                 class: 0,
             },
             RowPattern {
@@ -718,91 +725,10 @@ pub static VIEWS: &[ViewDef] = &[
         },
     },
     ViewDef {
-        id: "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.vm.ui.vmview",
-        name: "Virtual CPU view",
-        description: "Status of each virtual CPU of each guest (running, in hypervisor, preempted, idle)",
-        analysis: vresources::ID,
-        domains: &["kernel"],
-        rows: &[RowPattern {
-            segs: &[
-                Lit("Virtual Machines"),
-                Each("Guest: "),
-                Each("vCPU "),
-                Lit("Status"),
-            ],
-            class: 0,
-        }],
-        required: &[],
-        kind: ViewKind::TimeGraph {
-            styles: &[VCPU_STYLES],
-            style_of: vcpu_style,
-            labels: false,
-            tooltip: &[],
-        },
-    },
-    ViewDef {
-        id: "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.ui.views.virtualresources",
-        name: "Virtual Resources view",
-        description: "What runs on each physical CPU across host and guests (fused VM analysis)",
-        analysis: fused::ID,
-        domains: &["kernel"],
-        rows: &[
-            RowPattern {
-                segs: &[Group("CPUs", "Physical Cpus"), Each("CPU "), Lit("Status")],
-                class: 0,
-            },
-            RowPattern {
-                segs: &[
-                    Group("CPUs", "Physical Cpus"),
-                    Each("CPU "),
-                    Lit("IRQs"),
-                    Each("IRQ "),
-                ],
-                class: 1,
-            },
-            RowPattern {
-                segs: &[
-                    Group("CPUs", "Physical Cpus"),
-                    Each("CPU "),
-                    Lit("Soft_IRQs"),
-                    Each("Soft IRQ "),
-                ],
-                class: 2,
-            },
-            RowPattern {
-                segs: &[
-                    Group("Hosts", "Virtual Machines"),
-                    Each(""),
-                    Lit("CPUs"),
-                    Each("vCPU "),
-                ],
-                class: 3,
-            },
-            RowPattern {
-                segs: &[Group("Threads", "Threads"), Each(""), Each(""), Lit("Status")],
-                class: 4,
-            },
-        ],
-        // Every event of a host creates `Hosts/<m>/CPUs/<p>`: a CPU status is
-        // what shows that kernel events were seen.
-        required: &[Lit("CPUs"), Each(""), Lit("Status")],
-        kind: ViewKind::TimeGraph {
-            styles: &[FUSED_STYLES],
-            style_of: fused_style,
-            labels: false,
-            tooltip: &[
-                ("Machine_name", "Virtual Machine"),
-                ("Virtual_cpu", "Virtual CPU"),
-                ("Current_thread", "> TID"),
-                ("Exec_name", "> Process"),
-                ("System_call", "> System Call"),
-            ],
-        },
-    },
-    ViewDef {
         id: "org.sextant.server.NestedVcpuView",
         name: "Nested vCPU view",
-        description: "Per VM: vCPU, guest process and nested-hypervisor vCPU states inferred from the host",
+        description:
+            "Per VM: vCPU, guest process and nested-hypervisor vCPU states inferred from the host",
         analysis: nested::ID,
         domains: &["kernel"],
         rows: &[
@@ -973,7 +899,8 @@ pub static VIEWS: &[ViewDef] = &[
     ViewDef {
         id: "org.eclipse.tracecompass.analysis.os.linux.qemu.ui.QemuStateView",
         name: "QEMU live migration",
-        description: "Migration activity and stages (precopy, iteration rounds, stop-and-copy) per QEMU",
+        description:
+            "Migration activity and stages (precopy, iteration rounds, stop-and-copy) per QEMU",
         analysis: qemu_migration::ID,
         domains: &["ust"],
         rows: &[
@@ -1046,7 +973,8 @@ pub static VIEWS: &[ViewDef] = &[
     ViewDef {
         id: "org.eclipse.tracecompass.analysis.os.linux.ovs.ui.OVS_PATH_VIEW",
         name: "OvS packet path",
-        description: "Open vSwitch datapath activity: packets in the datapath and their processing step",
+        description:
+            "Open vSwitch datapath activity: packets in the datapath and their processing step",
         analysis: ovs::PATH_ID,
         domains: &["kernel"],
         rows: &[
@@ -1074,7 +1002,8 @@ pub static VIEWS: &[ViewDef] = &[
     ViewDef {
         id: "org.sextant.server.OvsPackets",
         name: "OvS packets",
-        description: "Each packet in the Open vSwitch datapath (one row per slot): receive, upcall, send",
+        description:
+            "Each packet in the Open vSwitch datapath (one row per slot): receive, upcall, send",
         analysis: ovs::PACKETS_ID,
         domains: &["kernel"],
         rows: &[RowPattern {
@@ -1092,7 +1021,8 @@ pub static VIEWS: &[ViewDef] = &[
     ViewDef {
         id: "org.sextant.server.OvsSwitchingLatency",
         name: "OvS switching latency",
-        description: "Mean receive-to-send time of the packets switched in each interval, fast and slow path",
+        description:
+            "Mean receive-to-send time of the packets switched in each interval, fast and slow path",
         analysis: ovs::PACKETS_ID,
         domains: &["kernel"],
         rows: &[
@@ -1118,7 +1048,23 @@ pub static VIEWS: &[ViewDef] = &[
     },
 ];
 
-/// The factory of [`VIEWS`].
-pub fn factory() -> crate::state_views::StateViewsFactory {
-    crate::state_views::StateViewsFactory { views: VIEWS }
+/// The views of this module: the [`VIEWS`] tables and the two VM views of
+/// [`vm_views`].
+pub struct AnalysisViewsFactory {
+    tables: crate::state_views::StateViewsFactory,
+}
+
+impl OutputFactory for AnalysisViewsFactory {
+    fn create(&self, experiment: &ExperimentSource) -> Vec<Arc<dyn OutputProvider>> {
+        let mut out = self.tables.create(experiment);
+        out.extend(vm_views::VmViewsFactory.create(experiment));
+        out
+    }
+}
+
+/// The factory of this module's views.
+pub fn factory() -> AnalysisViewsFactory {
+    AnalysisViewsFactory {
+        tables: crate::state_views::StateViewsFactory { views: VIEWS },
+    }
 }
