@@ -674,3 +674,395 @@ async fn nested_vcpu_view_on_the_hand_written_host_trace() {
     })
     .await;
 }
+
+// ---- Virtual CPU and Virtual Resources views: rows of several attributes ----
+
+/// The events of an XML stub trace: (timestamp, name, fields), read from the
+/// file's text (independently of the server's stub reader).
+fn stub_events(path: &Path) -> Vec<(i64, String, std::collections::HashMap<String, String>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let attr = |s: &str, key: &str| -> String {
+        let from = s.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+        s[from..from + s[from..].find('"').unwrap()].to_string()
+    };
+    text.split("<event ")
+        .skip(1)
+        .map(|e| {
+            let head = &e[..e.find('>').unwrap()];
+            let fields = e
+                .split("<field ")
+                .skip(1)
+                .map(|f| (attr(f, "name"), attr(f, "value")))
+                .collect();
+            (
+                attr(head, "timestamp").parse().unwrap(),
+                attr(head, "name"),
+                fields,
+            )
+        })
+        .collect()
+}
+
+/// The state of a row covering `t`: (style parent key, drawn as preempted, label).
+fn covering(states: &[(i64, i64, Value)], t: i64) -> Option<(String, bool, Option<String>)> {
+    states
+        .iter()
+        .find(|(s, e, _)| *s <= t && t < (*e).max(s + 1))
+        .map(|(_, _, st)| {
+            let key = st["style"]["parentKey"].as_str().unwrap().to_string();
+            // The incubator draws red over a preempted thread: an overridden
+            // colour, or the preempted-only style where no status is drawn.
+            let preempted = st["style"]["values"]
+                .as_object()
+                .is_some_and(|v| v.contains_key("background-color"))
+                || key == "THREAD_PREEMPTED";
+            (key, preempted, st["label"].as_str().map(String::from))
+        })
+}
+
+/// Every state of one row at `times`: (start, end, state JSON).
+async fn row_states(
+    app: &Router,
+    exp: &str,
+    view: &str,
+    id: i64,
+    times: &[i64],
+) -> Vec<(i64, i64, Value)> {
+    let body =
+        json!({"parameters": {"requested_times": times, "requested_items": [id]}}).to_string();
+    let a = post(app, &out(exp, &format!("timeGraph/{view}/states")), &body).await;
+    let rows = a.ok()["model"]["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "{}", a.text);
+    rows[0]["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_i64().unwrap(),
+                s["end"].as_i64().unwrap(),
+                s.clone(),
+            )
+        })
+        .collect()
+}
+
+/// A golden attribute's value at `t` (string or integer, as text).
+fn golden_at(g: &Value, path: &str, t: i64) -> Option<String> {
+    let check = g["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "intervals" && c["path"].as_array().unwrap().join("/") == path)
+        .unwrap_or_else(|| panic!("no golden intervals for {path}"));
+    check["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i[0].as_i64().unwrap() <= t && t <= i[1].as_i64().unwrap())
+        .and_then(|i| match &i[2]["v"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+/// Opens the host and guest traces of `case` as an experiment `name` and waits
+/// for its analyses (the guests' kernel analyses and the experiment's VM ones).
+async fn host_guest_experiment(app: &Router, case: &Path, name: &str) -> String {
+    let mut traces = Vec::new();
+    for file in ["host.xml", "guest.xml"] {
+        let body = json!({"parameters": {"uri": case.join(file)}}).to_string();
+        let t = post(app, "/traces", &body).await;
+        traces.push(t.ok()["UUID"].as_str().unwrap().to_string());
+    }
+    let body = json!({"parameters": {"name": name, "traces": traces}}).to_string();
+    let exp = post(app, "/experiments", &body).await.ok()["UUID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_completed(app, &format!("/experiments/{exp}")).await;
+    exp
+}
+
+#[tokio::test]
+async fn vcpu_view_guest_threads_follow_the_goldens() {
+    let (Some((case, g)), Some((_, fg))) = (
+        golden("vm/one_qemukvm-vresources"),
+        golden("vm/one_qemukvm-fused"),
+    ) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let app = app_in(data.path());
+    let exp = host_guest_experiment(&app, &case, "one_qemukvm").await;
+    let entries = tree(&app, &exp, "timeGraph", VCPU_VIEW).await;
+    let events = stub_events(&case.join("guest.xml"));
+    let switches: Vec<(i64, i64, i64, i64, String)> = events
+        .iter()
+        .filter(|e| e.1 == "sched_switch")
+        .map(|(t, _, f)| {
+            let n = |k: &str| f[k].parse::<i64>().unwrap();
+            (
+                *t,
+                n("prev_tid"),
+                n("prev_state"),
+                n("next_tid"),
+                f["next_comm"].clone(),
+            )
+        })
+        .collect();
+    let times: Vec<i64> = (1..375).collect();
+    for tid in [130, 131] {
+        // Label: "<tid>: <exec name>", the name the guest's sched_switch gave it.
+        let comm = &switches.iter().find(|s| s.3 == tid).unwrap().4;
+        let label = format!("{tid}: {comm}");
+        let id = entry(
+            &entries,
+            &["one_qemukvm", "Guest: guest.xml", "Threads", &label],
+        );
+        let states = row_states(&app, &exp, VCPU_VIEW, id, &times).await;
+        // Golden (incubator getUpdatedThreadIntervals): the intervals with the
+        // 256 bit are the times the thread's vCPU was in the hypervisor or
+        // preempted while the thread was on it.
+        let marks: Vec<(i64, i64)> = g["thread_preemption_query"][tid.to_string()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i[2].as_i64().unwrap() & 256 != 0)
+            .map(|i| (i[0].as_i64().unwrap(), i[1].as_i64().unwrap()))
+            .collect();
+        assert!(!marks.is_empty());
+        for &t in &times {
+            // Linux kernel analysis rules on the raw sched_switch events: the
+            // next thread runs in user mode (no syscall events here), the
+            // previous one with prev_state 0 waits for a CPU.
+            let status = switches
+                .iter()
+                .filter(|s| s.0 <= t && (s.1 == tid || s.3 == tid))
+                .next_back()
+                .map(|s| {
+                    if s.3 == tid {
+                        "THREAD_USERMODE"
+                    } else {
+                        assert_eq!(s.2, 0);
+                        "THREAD_WAIT_FOR_CPU"
+                    }
+                });
+            let preempted = marks.iter().any(|&(s, e)| s <= t && t <= e);
+            let got = covering(&states, t).map(|(k, p, _)| (k, p));
+            let want = match (status, preempted) {
+                (None, false) => None,
+                (None, true) => Some(("THREAD_PREEMPTED".to_string(), true)),
+                (Some(k), p) => Some((k.to_string(), p)),
+            };
+            assert_eq!(got, want, "thread {tid} at {t}");
+        }
+    }
+    // The preempted parts show the state's colour under the incubator's red
+    // (alpha 70/255 over Usermode's (0,200,0)).
+    let id = entry(
+        &entries,
+        &["one_qemukvm", "Guest: guest.xml", "Threads", "131: any2"],
+    );
+    let states = row_states(&app, &exp, VCPU_VIEW, id, &[120]).await;
+    let st = &states
+        .iter()
+        .find(|(s, e, _)| *s <= 120 && 120 < *e)
+        .unwrap()
+        .2["style"];
+    assert_eq!(st["parentKey"], "THREAD_USERMODE");
+    let red = |c: f64, r: f64| (c + (r - c) * 70.0 / 255.0).round() as u8;
+    let want = format!("#{:02x}{:02x}{:02x}", red(0.0, 255.0), red(200.0, 0.0), 0);
+    assert_eq!(st["values"]["background-color"], want.as_str());
+    let tip = tooltip(&app, &exp, VCPU_VIEW, id, 120).await;
+    assert_eq!(tip["State"], "Usermode");
+    assert_eq!(tip["vCPU preempted"], "true");
+
+    // Guest thread under vCPU 0: the fused golden's thread on physical CPU 0
+    // while the guest (its only vCPU) runs there, nothing while the host does.
+    let id = entry(
+        &entries,
+        &["one_qemukvm", "Guest: guest.xml", "vCPU 0", "Guest thread"],
+    );
+    let states = row_states(&app, &exp, VCPU_VIEW, id, &times).await;
+    let mut seen = 0;
+    for &t in &times {
+        let got = covering(&states, t).and_then(|c| c.2);
+        let want = match golden_at(&fg, "CPUs/0/Machine_name", t).as_deref() {
+            Some("guest.xml") => {
+                let tid: i64 = golden_at(&fg, "CPUs/0/Current_thread", t)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let comm = &switches.iter().find(|s| s.3 == tid).unwrap().4;
+                seen += 1;
+                Some(format!("{tid}: {comm}"))
+            }
+            _ => None,
+        };
+        assert_eq!(got, want, "guest thread on vCPU 0 at {t}");
+    }
+    assert!(seen > 50, "{seen}");
+}
+
+#[tokio::test]
+async fn virtual_resources_per_vm_cpu_rows() {
+    let Some((case, fg)) = golden("vm/one_qemukvm-fused") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let app = app_in(data.path());
+    let exp = host_guest_experiment(&app, &case, "one_qemukvm").await;
+    let entries = tree(&app, &exp, "timeGraph", FUSED_VIEW).await;
+    // Golden: the guest used physical CPU 0 (Hosts/guest.xml/pCPUs/0 exists),
+    // its parent is the host.
+    let has = |path: &[&str]| {
+        fg["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "value_at" && c["path"] == json!(path))
+    };
+    assert!(has(&["Hosts", "guest.xml", "pCPUs", "0"]));
+    let vm_cpu = entry(
+        &entries,
+        &[
+            "one_qemukvm",
+            "Virtual Machines",
+            "guest.xml",
+            "Physical Cpus",
+            "CPU 0",
+        ],
+    );
+    let cpu = entry(&entries, &["one_qemukvm", "Physical Cpus", "CPU 0"]);
+    // The host is not a virtual machine.
+    let vms = entry(&entries, &["one_qemukvm", "Virtual Machines"]);
+    assert!(!entries
+        .iter()
+        .any(|e| e["parentId"] == vms && e["labels"][0] == "host.xml"));
+    let times: Vec<i64> = (1..375).collect();
+    let vm_states = row_states(&app, &exp, FUSED_VIEW, vm_cpu, &times).await;
+    let all_states = row_states(&app, &exp, FUSED_VIEW, cpu, &times).await;
+    let mut shown = 0;
+    for &t in &times {
+        let got = covering(&vm_states, t).map(|c| c.0);
+        if golden_at(&fg, "CPUs/0/Machine_name", t).as_deref() == Some("guest.xml") {
+            // The guest's code runs: the CPU's own state.
+            let all = covering(&all_states, t).map(|c| c.0);
+            shown += usize::from(got.is_some());
+            assert_eq!(got, all, "at {t}");
+        } else {
+            assert_eq!(got, None, "at {t}: the host runs");
+        }
+    }
+    assert!(shown > 50, "{shown}");
+    let tip = tooltip(&app, &exp, FUSED_VIEW, vm_cpu, 160).await;
+    assert_eq!(tip["Virtual Machine"], "guest.xml");
+    assert_eq!(
+        tip["> TID"],
+        golden_at(&fg, "CPUs/0/Current_thread", 160)
+            .unwrap()
+            .as_str()
+    );
+}
+
+#[tokio::test]
+async fn virtual_resources_containers_follow_the_golden() {
+    let Some((dir, g)) = golden("vm/containers-fused") else {
+        return;
+    };
+    let host = "withContainers.xml";
+    let data = tempfile::tempdir().unwrap();
+    let app = app_in(data.path());
+    let exp = open_analysed(&app, &dir.join(host), "ct").await;
+    assert!(output_ids(&app, &exp)
+        .await
+        .contains(&FUSED_VIEW.to_string()));
+    let entries = tree(&app, &exp, "timeGraph", FUSED_VIEW).await;
+    // Golden containers: Parent, threads and physical CPUs of each namespace.
+    let value_at = |path: &[&str]| -> Option<Value> {
+        g["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "value_at" && c["path"] == json!(path))
+            .map(|c| c["value"].clone())
+    };
+    let children = |path: &[&str]| -> Vec<String> {
+        let mut out: Vec<String> = g["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| {
+                let p = c["path"].as_array().unwrap();
+                (c["kind"] == "value_at"
+                    && p.len() == path.len() + 1
+                    && p.iter().zip(path).all(|(a, b)| a == b))
+                .then(|| p[path.len()].as_str().unwrap().to_string())
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let namespaces = children(&["Hosts", host, "Containers"]);
+    assert_eq!(namespaces.len(), 3);
+    let parent = |ns: &str| {
+        value_at(&["Hosts", host, "Containers", ns, "Parent"]).unwrap()["v"]
+            .as_i64()
+            .unwrap()
+    };
+    // The tree: top containers are those of the root namespace, nested ones
+    // below their parent; the root namespace is no container.
+    let mut path_of: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for ns in &namespaces {
+        let mut path = vec![ns.clone()];
+        let mut p = parent(ns);
+        while p != 4026531836 && p != -1 {
+            path.insert(0, p.to_string());
+            path.insert(1, "Containers".into());
+            p = parent(&p.to_string());
+        }
+        path_of.insert(ns.clone(), path);
+    }
+    assert!(!entries.iter().any(|e| e["labels"][0] == "4026531836"));
+    let times: Vec<i64> = (1..35).collect();
+    let mut shown = 0;
+    for ns in namespaces.iter().filter(|ns| parent(ns) != -1) {
+        let threads: Vec<i64> = children(&["Hosts", host, "Containers", ns, "Threads"])
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let pcpus = children(&["Hosts", host, "Containers", ns, "pCPUs"]);
+        assert!(!pcpus.is_empty());
+        for p in pcpus {
+            let mut labels = vec!["ct".to_string(), "Containers".to_string()];
+            labels.extend(path_of[ns].iter().cloned());
+            labels.extend(["Physical Cpus".to_string(), format!("CPU {p}")]);
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let id = entry(&entries, &labels);
+            let cpu = entry(&entries, &["ct", "Physical Cpus", &format!("CPU {p}")]);
+            let states = row_states(&app, &exp, FUSED_VIEW, id, &times).await;
+            let all = row_states(&app, &exp, FUSED_VIEW, cpu, &times).await;
+            for &t in &times {
+                let tid = golden_at(&g, &format!("CPUs/{p}/Current_thread"), t)
+                    .map(|v| v.parse::<i64>().unwrap());
+                let machine = golden_at(&g, &format!("CPUs/{p}/Machine_name"), t);
+                let inside = machine.as_deref() == Some(host)
+                    && tid.is_some_and(|tid| threads.contains(&tid));
+                let got = covering(&states, t).map(|c| c.0);
+                if inside {
+                    shown += usize::from(got.is_some());
+                    assert_eq!(got, covering(&all, t).map(|c| c.0), "{ns} CPU {p} at {t}");
+                } else {
+                    assert_eq!(
+                        got, None,
+                        "{ns} CPU {p} at {t}: thread {tid:?} is not in it"
+                    );
+                }
+            }
+        }
+    }
+    assert!(shown > 20, "{shown}");
+}
