@@ -16,6 +16,7 @@ use sht::{Quark, StateSystem, StateSystemQuerier, StateValue, TimeCondition};
 use crate::registry::{ExperimentSource, OutputFactory, OutputProvider};
 use crate::state_views::{values_at, RowPattern, Seg, StyleDef, ViewDef, ViewKind};
 
+pub mod kvm_exit_rate;
 pub mod vm_views;
 
 use Seg::{Each, EachByPrefix, EachValue, Group, Lit, Series};
@@ -1048,8 +1049,8 @@ pub static VIEWS: &[ViewDef] = &[
     },
 ];
 
-/// The views of this module: the [`VIEWS`] tables and the two VM views of
-/// [`vm_views`].
+/// The views of this module: the [`VIEWS`] tables, the two VM views of
+/// [`vm_views`] and the exit rate of [`kvm_exit_rate`].
 pub struct AnalysisViewsFactory {
     tables: crate::state_views::StateViewsFactory,
 }
@@ -1058,6 +1059,7 @@ impl OutputFactory for AnalysisViewsFactory {
     fn create(&self, experiment: &ExperimentSource) -> Vec<Arc<dyn OutputProvider>> {
         let mut out = self.tables.create(experiment);
         out.extend(vm_views::VmViewsFactory.create(experiment));
+        out.extend(kvm_exit_rate::KvmExitRateFactory.create(experiment));
         out
     }
 }

@@ -1066,3 +1066,42 @@ async fn virtual_resources_containers_follow_the_golden() {
     }
     assert!(shown > 20, "{shown}");
 }
+
+#[tokio::test]
+async fn kvm_exit_rate_counts_the_host_exits() {
+    let Some((case, _)) = golden("vm/one_qemukvm-vresources") else {
+        return;
+    };
+    const RATE: &str = "org.sextant.server.KvmExitRate";
+    let data = tempfile::tempdir().unwrap();
+    let app = app_in(data.path());
+    let exp = host_guest_experiment(&app, &case, "one_qemukvm").await;
+    assert!(output_ids(&app, &exp).await.contains(&RATE.to_string()));
+    let entries = tree(&app, &exp, "XY", RATE).await;
+    let id = entry(&entries, &["one_qemukvm", "guest.xml", "vCPU 0"]);
+    // The host's kvm_exit events (all of them run guest.xml's vCPU 0, on host
+    // thread 31), read from the raw trace.
+    let exits: Vec<i64> = stub_events(&case.join("host.xml"))
+        .into_iter()
+        .filter(|e| e.1 == "kvm_exit")
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(exits.len(), 5);
+    // Incubator AbstractRateDataProvider windows: each time's exits between
+    // the midpoints around it (the first from half a step before it, but not
+    // before the history's start 1; the last to half a step after, but not
+    // after its end 375), per second.
+    let times = [50i64, 150, 250, 350];
+    let bounds = [1i64, 100, 200, 300, 375];
+    let series = xy(&app, &exp, RATE, &[id], &times).await;
+    assert_eq!(series[0]["seriesName"], "one_qemukvm/guest.xml/vCPU 0");
+    assert_eq!(series[0]["yValuesDescription"]["unit"], "exits/s");
+    let y = ys(&series[0]);
+    for k in 0..times.len() {
+        let (lo, hi) = (bounds[k], bounds[k + 1]);
+        let n = exits.iter().filter(|&&t| lo < t && t <= hi).count() as f64;
+        let want = n / ((hi - lo) as f64 * 1e-9);
+        assert!(close(y[k], want, 1e-3), "window ({lo}, {hi}]: {y:?}");
+    }
+    assert!(y[0] > 0.0 && y[3] == 0.0, "{y:?}");
+}
