@@ -839,8 +839,7 @@ async fn vcpu_view_guest_threads_follow_the_goldens() {
             // previous one with prev_state 0 waits for a CPU.
             let status = switches
                 .iter()
-                .filter(|s| s.0 <= t && (s.1 == tid || s.3 == tid))
-                .next_back()
+                .rfind(|s| s.0 <= t && (s.1 == tid || s.3 == tid))
                 .map(|s| {
                     if s.3 == tid {
                         "THREAD_USERMODE"
