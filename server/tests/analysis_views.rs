@@ -1104,3 +1104,39 @@ async fn kvm_exit_rate_counts_the_host_exits() {
     }
     assert!(y[0] > 0.0 && y[3] == 0.0, "{y:?}");
 }
+
+#[tokio::test]
+async fn vm_views_answer_odd_requests_without_failing() {
+    let Some((case, _)) = golden("vm/one_qemukvm-vresources") else {
+        return;
+    };
+    const RATE: &str = "org.sextant.server.KvmExitRate";
+    let data = tempfile::tempdir().unwrap();
+    let app = app_in(data.path());
+    let exp = host_guest_experiment(&app, &case, "one_qemukvm").await;
+    let entries = tree(&app, &exp, "timeGraph", VCPU_VIEW).await;
+    let thread = entry(
+        &entries,
+        &["one_qemukvm", "Guest: guest.xml", "Threads", "131: any2"],
+    );
+    // Times outside the histories, unknown items: empty rows, no error.
+    let far = [0i64, 1 << 62, i64::MAX];
+    let states = row_states(&app, &exp, VCPU_VIEW, thread, &far).await;
+    assert!(states.is_empty(), "{states:?}");
+    let body =
+        json!({"parameters": {"requested_times": [100], "requested_items": [987654]}}).to_string();
+    let a = post(
+        &app,
+        &out(&exp, &format!("timeGraph/{FUSED_VIEW}/states")),
+        &body,
+    )
+    .await;
+    assert_eq!(a.ok()["model"]["rows"], json!([]));
+    // One sample time (no step: no rate), and the widest range.
+    let entries = tree(&app, &exp, "XY", RATE).await;
+    let id = entry(&entries, &["one_qemukvm", "All vCPUs"]);
+    assert_eq!(ys(&xy(&app, &exp, RATE, &[id], &[100]).await[0]), [0.0]);
+    let y = ys(&xy(&app, &exp, RATE, &[id], &[0, i64::MAX]).await[0]);
+    assert_eq!(y.len(), 2);
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+}

@@ -185,10 +185,10 @@ fn exit_rate(ss: &StateSystem, quarks: &[Quark], times: &[i64]) -> sht::Result<V
         return Ok(y);
     }
     let (start, end) = (ss.start_time(), ss.current_end_time());
-    let half = (times[1] - times[0]) / 2;
-    let first = (times[0] - half).max(start);
-    let mut bounds: Vec<i64> = (1..n).map(|i| times[i] - half).collect();
-    bounds.push((times[n - 1] + half).min(end));
+    let half = times[1].saturating_sub(times[0]) / 2;
+    let first = times[0].saturating_sub(half).max(start);
+    let mut bounds: Vec<i64> = (1..n).map(|i| times[i].saturating_sub(half)).collect();
+    bounds.push(times[n - 1].saturating_add(half).min(end));
     let last = bounds.iter().copied().max().unwrap_or(first);
     let list = exits(ss, quarks, first, last)?;
     let mut prev = first;

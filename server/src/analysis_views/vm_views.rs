@@ -1193,7 +1193,7 @@ impl OutputProvider for VmView {
         let (states, _) = self.row_states(&row, &[t])?;
         if let Some(s) = states
             .iter()
-            .find(|s| s.start <= t && t < s.end.max(s.start + 1))
+            .find(|s| s.start <= t && t < s.end.max(s.start.saturating_add(1)))
         {
             if let Some(key) = s.style.as_ref().and_then(|st| st.parent_key.as_deref()) {
                 map.insert("State".into(), label_of(key));
@@ -1220,7 +1220,7 @@ impl OutputProvider for VmView {
             Kind::GuestThread { .. } => {
                 let preempted = states.iter().any(|s| {
                     s.start <= t
-                        && t < s.end.max(s.start + 1)
+                        && t < s.end.max(s.start.saturating_add(1))
                         && s.style.as_ref().is_some_and(|st| {
                             !st.values.is_empty()
                                 || st.parent_key.as_deref() == Some(THREAD_PREEMPTED)
