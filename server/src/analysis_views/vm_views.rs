@@ -1292,3 +1292,88 @@ fn cpu_tooltip(ss: &StateSystem, cpu: Quark, t: i64, map: &mut BTreeMap<String, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sht::StateSystemBuilder;
+
+    /// Spec providers.md §1.4 tree of a nested setup: host `h` (type 1), L1
+    /// hypervisor `l1` (type 3, parent h), L2 guest `l2` (type 2, parent l1),
+    /// a second guest `g` (parent h); physical CPU 0 runs h, l1, l2, g in turn.
+    fn nested() -> StateSystem {
+        let mut ss = StateSystem::in_memory(0);
+        for (m, kind, parent) in [
+            ("h", 1, None),
+            ("l1", 3, Some("h")),
+            ("l2", 2, Some("l1")),
+            ("g", 2, Some("h")),
+        ] {
+            let q = ss.quark_and_add(&["Hosts", m]).unwrap();
+            ss.modify(0, StateValue::Int(kind), q).unwrap();
+            if let Some(p) = parent {
+                let q = ss.quark_and_add(&["Hosts", m, "Parent"]).unwrap();
+                ss.modify(0, StateValue::string(p), q).unwrap();
+                ss.quark_and_add(&["Hosts", m, "pCPUs", "0"]).unwrap();
+            }
+        }
+        let status = ss.quark_and_add(&["CPUs", "0", "Status"]).unwrap();
+        let machine = ss.quark_and_add(&["CPUs", "0", "Machine_name"]).unwrap();
+        let thread = ss.quark_and_add(&["CPUs", "0", "Current_thread"]).unwrap();
+        for (t, m, tid) in [
+            (0, "h", 1),
+            (10, "l1", 2),
+            (20, "l2", 3),
+            (30, "g", 4),
+            (40, "h", 1),
+        ] {
+            ss.modify(t, StateValue::Int(2), status).unwrap();
+            ss.modify(t, StateValue::string(m), machine).unwrap();
+            ss.modify(t, StateValue::Int(tid), thread).unwrap();
+        }
+        ss.close(49).unwrap();
+        ss
+    }
+
+    fn shown(ss: &StateSystem, filter: CpuFilter) -> Vec<(i64, i64)> {
+        let cpu = ss.attributes().opt_quark(ROOT_QUARK, &["CPUs", "0"]);
+        let times: Vec<i64> = (0..50).collect();
+        cpu_states(ss, cpu, &filter, &times)
+            .unwrap()
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect()
+    }
+
+    #[test]
+    fn a_vm_row_shows_its_nested_guests_and_not_its_parent() {
+        let ss = nested();
+        let machines = Machines::read(&ss);
+        let get = |id: &str| machines.list.iter().find(|m| m.id == id).unwrap();
+        // Top VMs: the guests whose parent is no guest.
+        let top: Vec<&str> = machines
+            .list
+            .iter()
+            .filter(|m| m.is_guest() && !machines.parent_is_guest(m))
+            .map(|m| m.id.as_str())
+            .collect();
+        assert_eq!(top, ["g", "l1"]);
+        assert_eq!(machines.subtree(get("l1")), ["l1", "l2"]);
+        // The incubator's isInsideVM: l1's row shows l1 and l2, l2's only l2.
+        let l1 = shown(&ss, CpuFilter::Machines(machines.subtree(get("l1"))));
+        assert_eq!(l1, [(10, 20), (20, 30)]);
+        let l2 = shown(&ss, CpuFilter::Machines(machines.subtree(get("l2"))));
+        assert_eq!(l2, [(20, 30)]);
+        assert_eq!(shown(&ss, CpuFilter::All).len(), 5);
+        // A container of h holding thread 1 shows h's pieces only.
+        let threads: HashSet<i64> = [1, 3].into_iter().collect();
+        let c = shown(
+            &ss,
+            CpuFilter::Container {
+                machine: "h".into(),
+                threads,
+            },
+        );
+        assert_eq!(c, [(0, 10), (40, 49)]);
+    }
+}
