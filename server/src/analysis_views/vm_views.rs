@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use sextant_providers::kernel::KERNEL_ANALYSIS_ID;
+use sextant_providers::pipeline::EventSource;
 use sextant_providers::vm::{fused, model, vresources};
 use sht::{
     AttributeTree, Interval, Quark, StateSystem, StateSystemQuerier, StateValue, ROOT_QUARK,
@@ -246,6 +247,8 @@ pub struct VmView {
     source: ExperimentSource,
     ids: IdMap<(usize, String)>,
     rows: Mutex<HashMap<i64, Row>>,
+    /// Host ids of member traces, by trace index (see `host_ids`).
+    hosts: Mutex<HashMap<usize, Vec<String>>>,
 }
 
 /// Adds entries of one trace's run.
@@ -388,6 +391,7 @@ impl VmView {
             source,
             ids: IdMap::default(),
             rows: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -400,24 +404,51 @@ impl VmView {
     }
 
     /// The member trace whose machine is `host` (Trace Compass: the trace of
-    /// that host id): named so, or named as the VM model analysis of trace
-    /// `run` says that host's trace is named; it must have a kernel analysis.
+    /// that host id) and that has a kernel analysis: named so (XML stub traces,
+    /// CTF traces without a clock UUID), or named as the VM model analysis of
+    /// trace `run` says, or a CTF trace whose host id (its clock UUID, as the
+    /// VM analyses compute it) is `host`.
     fn kernel_trace_of(&self, run: usize, host: &str) -> Option<usize> {
         let trace_name = self.handle_of(run, model::ID).and_then(|h| {
             let ss = h.read();
             let q = ss.attributes().opt_quark(ROOT_QUARK, &[host]);
             (q >= 0).then(|| string_at_end(&ss, q)).flatten()
         });
-        let has_kernel = |i: usize| self.handle_of(i, KERNEL_ANALYSIS_ID).is_some();
+        let candidates: Vec<usize> = (0..self.source.traces.len())
+            .filter(|&i| self.handle_of(i, KERNEL_ANALYSIS_ID).is_some())
+            .collect();
         let by = |n: &str| {
-            self.source
-                .traces
+            candidates
                 .iter()
-                .enumerate()
-                .find(|(i, t)| t.name == n && has_kernel(*i))
-                .map(|(i, _)| i)
+                .copied()
+                .find(|&i| self.source.traces[i].name == n)
         };
-        by(host).or_else(|| trace_name.as_deref().and_then(by))
+        by(host)
+            .or_else(|| trace_name.as_deref().and_then(by))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| self.host_ids(i).iter().any(|h| h == host))
+            })
+    }
+
+    /// Host ids of member trace `i`'s CTF traces (read once from their
+    /// metadata; none for other traces).
+    fn host_ids(&self, i: usize) -> Vec<String> {
+        let mut cache = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(i)
+            .or_insert_with(|| {
+                let path = &self.source.traces[i].path;
+                if !path.is_dir() {
+                    return Vec::new();
+                }
+                sextant_providers::sources::CtfSource::open(std::slice::from_ref(path))
+                    .map(|s| s.info().hosts)
+                    .unwrap_or_default()
+            })
+            .clone()
     }
 
     fn build_tree(&self) -> (Vec<TreeEntry>, bool) {
