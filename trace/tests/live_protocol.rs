@@ -556,3 +556,66 @@ fn live_trace_appearing_with_bad_metadata_is_a_clear_error_after_a_sorted_prefix
         got.len()
     );
 }
+
+/// The class filter set before a live session's metadata grows still selects the
+/// classes it named (by their stable ids) and lets the class added later through,
+/// and it applies to a trace added later too: the events are exactly those of the
+/// named classes plus the new ones, as read from the files.
+#[test]
+fn live_class_filter_stays_correct_after_metadata_growth_and_new_traces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_traces(tmp.path(), 30_000, 0.33);
+    let late = "sched_process_fork";
+    let keep = ["sched_switch", "irq_handler_entry"];
+    let all = offline_full(&[&a, &b]);
+    // Trace 0: the named classes and the class added by its grown metadata; trace 1
+    // (added after the filter was set): everything.
+    let want: Vec<_> = all
+        .iter()
+        .filter(|r| r.3 == 1 || keep.contains(&r.1.as_str()) || r.1 == late)
+        .cloned()
+        .collect();
+    assert!(all.iter().any(|r| r.3 == 0 && r.1 == late));
+    assert!(want.len() < all.len());
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_class: Some(late.into()),
+            late_traces: vec![b],
+            ..cfg(Fault::None)
+        },
+    )
+    .unwrap();
+    let url = LiveUrl::parse(&relay.url("live-test", "s1")).unwrap();
+    let mut s = LiveSession::open(&url, opts()).unwrap();
+    let ids: Vec<sextant_trace::ClassId> = (0..s.experiment().class_count())
+        .map(sextant_trace::ClassId)
+        .filter(|&c| keep.contains(&s.experiment().class_name(c)))
+        .collect();
+    assert_eq!(ids.len(), keep.len());
+    s.set_class_filter(Some(&ids));
+    let mut got = Vec::new();
+    s.run(
+        &mut |e| {
+            got.push((e.timestamp(), e.class().0, e.cpu(), e.trace_index(), fields_text(e)));
+            ControlFlow::Continue(())
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(s.is_finished());
+    let exp = s.experiment();
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|(t, c, cpu, ti, f)| {
+            let name = exp.class_name(sextant_trace::ClassId(c)).to_string();
+            (t, name, cpu, ti, f)
+        })
+        .collect();
+    assert_eq!(
+        got.iter().filter(|r| r.1 == late).count(),
+        want.iter().filter(|r| r.1 == late).count()
+    );
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+}
