@@ -261,6 +261,56 @@ fn live_kernel_history_equals_offline_through_fake_relay() {
     assert!(a == b, "live .ht differs from the offline .ht");
 }
 
+/// A session whose second trace (its own metadata, as with per-UID or per-PID
+/// buffers) appears a third of the way in, with events interleaved in time: the
+/// live kernel history equals the one built from both traces' files.
+#[test]
+fn live_history_with_a_trace_added_mid_session_equals_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = tmp.path().join("session");
+    let (a, b) = (session.join("uid-0"), session.join("uid-1000"));
+    let gen = |dir: &Path, events, seed, start_ns| {
+        let cfg = GenConfig {
+            limit: GenLimit::Events(events),
+            cpus: 2,
+            threads: 30,
+            seed,
+            hostname: "live-host".into(),
+            start_ns,
+            ..Default::default()
+        };
+        generate(dir, &cfg, None).unwrap()
+    };
+    let ga = gen(&a, 80_000, 3, 1_700_000_000_000_000_000);
+    let (first, last) = (ga.first_event_ns.unwrap(), ga.last_event_ns.unwrap());
+    let gb = gen(&b, 60_000, 4, first + (last - first) / 3);
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_traces: vec![b.clone()],
+            beacons: true,
+            hostname: "live-host".into(),
+            session: "s".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let offline = tmp.path().join("offline.ht");
+    let live = tmp.path().join("live.ht");
+    let n_off = build_kernel(session.to_str().unwrap(), &offline);
+    let n_live = build_kernel(&relay.url("live-host", "s"), &live);
+    assert_eq!(n_off, ga.events + gb.events);
+    assert_eq!(n_live, n_off);
+    let (x, y) = (
+        std::fs::read(&offline).unwrap(),
+        std::fs::read(&live).unwrap(),
+    );
+    assert!(
+        x == y,
+        "live .ht differs from the offline .ht of both traces"
+    );
+}
+
 // --- With the real LTTng tools ---
 
 use std::ops::ControlFlow;

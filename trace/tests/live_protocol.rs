@@ -597,7 +597,13 @@ fn live_class_filter_stays_correct_after_metadata_growth_and_new_traces() {
     let mut got = Vec::new();
     s.run(
         &mut |e| {
-            got.push((e.timestamp(), e.class().0, e.cpu(), e.trace_index(), fields_text(e)));
+            got.push((
+                e.timestamp(),
+                e.class().0,
+                e.cpu(),
+                e.trace_index(),
+                fields_text(e),
+            ));
             ControlFlow::Continue(())
         },
         &AtomicBool::new(false),
