@@ -118,8 +118,8 @@ struct LiveTrace {
     waiting: Vec<StreamInfo>,
     /// When the trace was first announced (a pending trace has `setup_timeout`).
     since: Instant,
-    /// Why the metadata did not compile yet, if it did not.
-    error: Option<crate::error::TraceError>,
+    /// Why the metadata is not usable yet, if it is not.
+    error: Option<String>,
 }
 
 impl LiveTrace {
@@ -397,11 +397,19 @@ impl LiveSession {
             if self.traces[ti].exp.is_some() {
                 continue;
             }
-            let Some(stream) = self.traces[ti].metadata_stream else {
-                continue;
-            };
             let t = &mut self.traces[ti];
-            fetch_metadata(&mut self.client, stream, &mut t.metadata)?;
+            if let Some(stream) = t.metadata_stream {
+                match fetch_metadata(&mut self.client, stream, &mut t.metadata) {
+                    Ok(()) => {}
+                    // The relay no longer has it (a per-PID trace whose process
+                    // ended before we read anything): nothing more will come.
+                    Err(LiveError::Refused { reason, .. }) => {
+                        t.metadata_stream = None;
+                        t.error = Some(format!("the relay refused its metadata: {reason}"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let dir = PathBuf::from(format!("{}/trace{}", self.url, t.ctf_trace_id));
             let path = dir.join("metadata");
             let compiled = if t.metadata.is_empty() {
@@ -413,18 +421,18 @@ impl LiveSession {
                     Ok(c) if !c.streams.is_empty() => Some(c),
                     Ok(_) => None,
                     Err(e) => {
-                        t.error = Some(e);
+                        t.error = Some(format!("its metadata does not compile: {e}"));
                         None
                     }
                 }
             };
             let Some(compiled) = compiled else {
                 let waited = t.since.elapsed();
-                if waited >= self.opts.setup_timeout && (!t.waiting.is_empty() || t.error.is_some())
-                {
+                if waited >= self.opts.setup_timeout && !t.waiting.is_empty() {
                     let why = match &t.error {
-                        Some(e) => format!("its metadata does not compile: {e}"),
-                        None => "its metadata has no stream class".to_string(),
+                        Some(e) => e.clone(),
+                        None if t.metadata_stream.is_none() => "no metadata stream".into(),
+                        None => "its metadata has no stream class".into(),
                     };
                     return Err(LiveError::Session {
                         addr: self.url.addr(),
@@ -458,21 +466,22 @@ impl LiveSession {
         Ok(changed)
     }
 
-    fn handle_flags(&mut self, flags: u32) -> Result<(), LiveError> {
+    /// Acts on the flags of a reply about a stream of experiment trace `trace`.
+    fn handle_flags(&mut self, flags: u32, trace: usize) -> Result<(), LiveError> {
         if flags & FLAG_NEW_STREAM != 0 {
             self.poll_new_streams()?;
         }
         if flags & FLAG_NEW_METADATA != 0 {
-            for ti in 0..self.traces.len() {
+            // The flag is about the metadata of that stream's trace (the others may
+            // be gone: a per-PID trace's metadata stream closes with its process).
+            if let Some(ti) = self.traces.iter().position(|t| t.exp == Some(trace)) {
                 let t = &mut self.traces[ti];
-                // Pending traces fetch theirs in `settle_pending`.
-                let (Some(stream), Some(_)) = (t.metadata_stream, t.exp) else {
-                    continue;
-                };
-                let before = t.metadata.len();
-                fetch_metadata(&mut self.client, stream, &mut t.metadata)?;
-                if t.metadata.len() != before {
-                    self.grow_metadata(ti)?;
+                if let Some(stream) = t.metadata_stream {
+                    let before = t.metadata.len();
+                    fetch_metadata(&mut self.client, stream, &mut t.metadata)?;
+                    if t.metadata.len() != before {
+                        self.grow_metadata(ti)?;
+                    }
                 }
             }
         }
@@ -539,7 +548,7 @@ impl LiveSession {
             Some(i) => i,
             None => {
                 let i = self.client.get_next_index(relay_id)?;
-                self.handle_flags(i.flags)?;
+                self.handle_flags(i.flags, self.streams[k].trace)?;
                 i
             }
         };
@@ -565,7 +574,7 @@ impl LiveSession {
                 let len = (idx.packet_size / 8) as u32;
                 match self.client.get_packet(relay_id, idx.offset, len)? {
                     PacketReply::Data { bytes, flags } => {
-                        self.handle_flags(flags)?;
+                        self.handle_flags(flags, trace)?;
                         self.stats.packets += 1;
                         self.stats.bytes += bytes.len() as u64;
                         let exp = self.streams[k].exp;
@@ -578,7 +587,7 @@ impl LiveSession {
                         Ok(true)
                     }
                     PacketReply::Retry { flags } => {
-                        self.handle_flags(flags)?;
+                        self.handle_flags(flags, trace)?;
                         self.stats.retries += 1;
                         self.streams[k].pending = Some(idx);
                         Ok(false)
