@@ -714,6 +714,9 @@ pub fn build_shared(
         let builder_txs = full_txs.clone();
         let reader = scope.spawn(move || {
             let mut local_plans = plans.clone();
+            // Classes added during the run may first appear in any order (a trace
+            // added live brings many): which ones have a plan.
+            let mut planned = vec![true; plans.len()];
             let mut batch = empty_rx.recv().unwrap_or_default();
             let mut stopped = false;
             let mut read = 0u64;
@@ -749,11 +752,14 @@ pub fn build_shared(
                         first = Some(t);
                     }
                     last = last.max(t);
-                    if class as usize >= local_plans.len() {
+                    if !planned.get(class as usize).copied().unwrap_or(false) {
                         if let Some((name, fields)) = ev.class_description() {
                             let plan = plan_new_class(&name, &fields, &builder_txs, &sub_rx);
-                            local_plans.resize(class as usize + 1, ClassPlan::default());
+                            let n = local_plans.len().max(class as usize + 1);
+                            local_plans.resize(n, ClassPlan::default());
+                            planned.resize(n, false);
                             local_plans[class as usize] = plan.clone();
+                            planned[class as usize] = true;
                             batch.new_plans.push((class, plan));
                         }
                     }

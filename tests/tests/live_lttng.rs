@@ -261,6 +261,56 @@ fn live_kernel_history_equals_offline_through_fake_relay() {
     assert!(a == b, "live .ht differs from the offline .ht");
 }
 
+/// A session whose second trace (its own metadata, as with per-UID or per-PID
+/// buffers) appears a third of the way in, with events interleaved in time: the
+/// live kernel history equals the one built from both traces' files.
+#[test]
+fn live_history_with_a_trace_added_mid_session_equals_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = tmp.path().join("session");
+    let (a, b) = (session.join("uid-0"), session.join("uid-1000"));
+    let gen = |dir: &Path, events, seed, start_ns| {
+        let cfg = GenConfig {
+            limit: GenLimit::Events(events),
+            cpus: 2,
+            threads: 30,
+            seed,
+            hostname: "live-host".into(),
+            start_ns,
+            ..Default::default()
+        };
+        generate(dir, &cfg, None).unwrap()
+    };
+    let ga = gen(&a, 80_000, 3, 1_700_000_000_000_000_000);
+    let (first, last) = (ga.first_event_ns.unwrap(), ga.last_event_ns.unwrap());
+    let gb = gen(&b, 60_000, 4, first + (last - first) / 3);
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_traces: vec![b.clone()],
+            beacons: true,
+            hostname: "live-host".into(),
+            session: "s".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let offline = tmp.path().join("offline.ht");
+    let live = tmp.path().join("live.ht");
+    let n_off = build_kernel(session.to_str().unwrap(), &offline);
+    let n_live = build_kernel(&relay.url("live-host", "s"), &live);
+    assert_eq!(n_off, ga.events + gb.events);
+    assert_eq!(n_live, n_off);
+    let (x, y) = (
+        std::fs::read(&offline).unwrap(),
+        std::fs::read(&live).unwrap(),
+    );
+    assert!(
+        x == y,
+        "live .ht differs from the offline .ht of both traces"
+    );
+}
+
 // --- With the real LTTng tools ---
 
 use std::ops::ControlFlow;
@@ -467,76 +517,160 @@ for i in range(n):
     time.sleep(secs / n)
 "#;
 
+/// lttng-relayd and lttng-sessiond (no kernel tracer) on loopback ports of the
+/// test's choosing, stopped by pid on drop.
+struct Lttng {
+    daemons: Daemons,
+    tmp: PathBuf,
+    home: PathBuf,
+    relay_out: PathBuf,
+    ctrl: u16,
+    data: u16,
+    live: u16,
+    python: &'static str,
+}
+
+impl Lttng {
+    /// None (with a notice) when the tools or the Python agent are missing.
+    fn start(tmp: &Path) -> Option<Lttng> {
+        let missing: Vec<&str> = [
+            ("lttng", "--version"),
+            ("lttng-sessiond", "--version"),
+            ("lttng-relayd", "--version"),
+            ("babeltrace2", "--version"),
+        ]
+        .into_iter()
+        .filter(|(c, a)| !have(c, a))
+        .map(|(c, _)| c)
+        .collect();
+        // The Debian agent is installed for the system interpreter.
+        let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+            Command::new(py)
+                .args([
+                    "-c",
+                    "import importlib.util,sys; sys.exit(importlib.util.find_spec('lttngust') is None)",
+                ])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let agent = python.is_some();
+        if !missing.is_empty() || !agent {
+            eprintln!(
+                "skipping live LTTng test: missing {}{} (apt-get install lttng-tools python3-lttngust babeltrace2)",
+                missing.join(", "),
+                if agent { "" } else { " python3-lttngust" }
+            );
+            return None;
+        }
+        let home = tmp.join("home");
+        let relay_out = tmp.join("relay");
+        std::fs::create_dir_all(&home).unwrap();
+        let (ctrl, data, live, agent_port) = (free_port(), free_port(), free_port(), free_port());
+        let mut daemons = Daemons::default();
+        let log = |name: &str| std::fs::File::create(tmp.join(name)).unwrap();
+        daemons.0.push((
+            "lttng-relayd",
+            Command::new("lttng-relayd")
+                .env("LTTNG_HOME", &home)
+                .arg(format!("--control-port=tcp://127.0.0.1:{ctrl}"))
+                .arg(format!("--data-port=tcp://127.0.0.1:{data}"))
+                .arg(format!("--live-port=tcp://127.0.0.1:{live}"))
+                .arg(format!("--output={}", relay_out.display()))
+                .stdout(log("relayd.out"))
+                .stderr(log("relayd.err"))
+                .spawn()
+                .unwrap(),
+        ));
+        daemons.0.push((
+            "lttng-sessiond",
+            Command::new("lttng-sessiond")
+                .env("LTTNG_HOME", &home)
+                .args(["--no-kernel", &format!("--agent-tcp-port={agent_port}")])
+                .stdout(log("sessiond.out"))
+                .stderr(log("sessiond.err"))
+                .spawn()
+                .unwrap(),
+        ));
+        let t0 = Instant::now();
+        while lttng(&home, &["list"]).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "lttng-sessiond did not come up: {}",
+                std::fs::read_to_string(tmp.join("sessiond.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(Lttng {
+            daemons,
+            tmp: tmp.to_path_buf(),
+            home,
+            relay_out,
+            ctrl,
+            data,
+            live,
+            python: python.expect("checked above"),
+        })
+    }
+
+    /// Stops the daemons (by pid): the relay's files are complete.
+    fn stop(&mut self) {
+        drop(std::mem::take(&mut self.daemons));
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.tmp.join(name)).unwrap()
+    }
+
+    /// Runs the Python app logging `n` messages over `secs` seconds.
+    fn app(&self, n: u64, secs: f64, log: &str) -> Child {
+        Command::new(self.python)
+            .env("LTTNG_HOME", &self.home)
+            .args(["-c", PYTHON_APP, &n.to_string(), &secs.to_string()])
+            .stdout(self.log(&format!("{log}.out")))
+            .stderr(self.log(&format!("{log}.err")))
+            .spawn()
+            .unwrap()
+    }
+
+    /// The live URL of `session` (the relay names it by the traced host's name).
+    fn url(&self, session: &str) -> String {
+        let addr = format!("127.0.0.1:{}", self.live);
+        let mut client =
+            sextant_trace::live::proto::Client::connect(&addr, Duration::from_secs(5)).unwrap();
+        let hostname = client
+            .list_sessions()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == session)
+            .expect("the relay lists the live session")
+            .hostname;
+        format!("net://{addr}/host/{hostname}/{session}")
+    }
+
+    /// babeltrace2's text of the relay's files.
+    fn babeltrace(&self) -> String {
+        let bt = Command::new("babeltrace2")
+            .arg(&self.relay_out)
+            .output()
+            .unwrap();
+        assert!(
+            bt.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bt.stderr)
+        );
+        String::from_utf8_lossy(&bt.stdout).into_owned()
+    }
+}
+
 #[test]
 fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
-    let missing: Vec<&str> = [
-        ("lttng", "--version"),
-        ("lttng-sessiond", "--version"),
-        ("lttng-relayd", "--version"),
-        ("babeltrace2", "--version"),
-    ]
-    .into_iter()
-    .filter(|(c, a)| !have(c, a))
-    .map(|(c, _)| c)
-    .collect();
-    // The Debian agent is installed for the system interpreter.
-    let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
-        Command::new(py)
-            .args([
-                "-c",
-                "import importlib.util,sys; sys.exit(importlib.util.find_spec('lttngust') is None)",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    let agent = python.is_some();
-    if !missing.is_empty() || !agent {
-        eprintln!(
-            "skipping live LTTng test: missing {}{} (apt-get install lttng-tools python3-lttngust babeltrace2)",
-            missing.join(", "),
-            if agent { "" } else { " python3-lttngust" }
-        );
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let relay_out = tmp.path().join("relay");
-    std::fs::create_dir_all(&home).unwrap();
-    let (ctrl, data, live, agent_port) = (free_port(), free_port(), free_port(), free_port());
-    let mut daemons = Daemons::default();
-    let log = |name: &str| std::fs::File::create(tmp.path().join(name)).unwrap();
-    daemons.0.push((
-        "lttng-relayd",
-        Command::new("lttng-relayd")
-            .env("LTTNG_HOME", &home)
-            .arg(format!("--control-port=tcp://127.0.0.1:{ctrl}"))
-            .arg(format!("--data-port=tcp://127.0.0.1:{data}"))
-            .arg(format!("--live-port=tcp://127.0.0.1:{live}"))
-            .arg(format!("--output={}", relay_out.display()))
-            .stdout(log("relayd.out"))
-            .stderr(log("relayd.err"))
-            .spawn()
-            .unwrap(),
-    ));
-    daemons.0.push((
-        "lttng-sessiond",
-        Command::new("lttng-sessiond")
-            .env("LTTNG_HOME", &home)
-            .args(["--no-kernel", &format!("--agent-tcp-port={agent_port}")])
-            .stdout(log("sessiond.out"))
-            .stderr(log("sessiond.err"))
-            .spawn()
-            .unwrap(),
-    ));
-    let t0 = Instant::now();
-    while lttng(&home, &["list"]).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "lttng-sessiond did not come up: {}",
-            std::fs::read_to_string(tmp.path().join("sessiond.err")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let Some(mut lt) = Lttng::start(tmp.path()) else {
+        return;
+    };
+    let (home, relay_out, ctrl, data) = (lt.home.clone(), lt.relay_out.clone(), lt.ctrl, lt.data);
+    let log = |name: &str| lt.log(name);
+    let python = Some(lt.python);
     let session = "sextant-live";
     lttng(
         &home,
@@ -553,19 +687,6 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     lttng(&home, &["enable-channel", "-u", "late", "-s", session]).unwrap();
     lttng(&home, &["start", session]).unwrap();
 
-    // The relay names the session by the traced host's name.
-    let addr = format!("127.0.0.1:{live}");
-    let mut client =
-        sextant_trace::live::proto::Client::connect(&addr, Duration::from_secs(5)).unwrap();
-    let hostname = client
-        .list_sessions()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == session)
-        .expect("the relay lists the live session")
-        .hostname;
-    drop(client);
-
     let events_wanted = 3000;
     let mut app = Command::new(python.expect("checked above"))
         .env("LTTNG_HOME", &home)
@@ -574,7 +695,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         .stderr(log("app.err"))
         .spawn()
         .unwrap();
-    let url = format!("net://{addr}/host/{hostname}/{session}");
+    let url = lt.url(session);
     let live_ht = tmp.path().join("live.ht");
     let (tx, rx) = std::sync::mpsc::channel();
     let lags = Arc::new(Mutex::new(Vec::new()));
@@ -647,19 +768,10 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         "python app failed: {}",
         std::fs::read_to_string(tmp.path().join("app.err")).unwrap_or_default()
     );
-    drop(daemons);
+    lt.stop();
 
-    let bt = Command::new("babeltrace2")
-        .arg(&relay_out)
-        .output()
-        .unwrap();
-    assert!(
-        bt.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bt.stderr)
-    );
-    let bt_events = bt.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
-    let bt_text = String::from_utf8_lossy(&bt.stdout);
+    let bt_text = lt.babeltrace();
+    let bt_events = bt_text.lines().count() as u64;
     let python_events = bt_text.matches("lttng_python:event").count() as u64;
     assert_eq!(
         python_events,
@@ -775,4 +887,116 @@ fn live_partial_session_keeps_a_consistent_history() {
         let r = sht::HistoryTreeReader::open(&out, None).unwrap();
         assert!(r.end_time() < full_end, "{fault:?}");
     }
+}
+
+/// Per-UID buffers: each user's processes write to a trace of their own, with its
+/// own metadata stream (OpenStack services run as different users). A process run
+/// as another user (`nobody`) mid-session adds a trace the viewer learns of through
+/// the "new streams" flag; it is read and merged in time order: every event
+/// arrives (as many as babeltrace2 reads from the relay's files), and the live
+/// history equals the one built from those files.
+#[test]
+fn live_lttng_trace_of_another_user_added_mid_session_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut lt) = Lttng::start(tmp.path()) else {
+        return;
+    };
+    let as_nobody = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--", "env", "HOME=/tmp"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !as_nobody(&[lt.python, "-c", "import lttngust"]) {
+        eprintln!("skipping: cannot run the Python agent as user nobody (runuser needs root)");
+        return;
+    }
+    let home = lt.home.clone();
+    let session = "sextant-uid";
+    lttng(
+        &home,
+        &[
+            "create",
+            session,
+            "--live=1000000",
+            &format!("--set-url=net://127.0.0.1:{}:{}", lt.ctrl, lt.data),
+        ],
+    )
+    .unwrap();
+    lttng(&home, &["enable-event", "--python", "--all", "-s", session]).unwrap();
+    lttng(&home, &["start", session]).unwrap();
+    let url = lt.url(session);
+    let counts = [600u64, 400];
+    let mut app1 = lt.app(counts[0], 3.0, "app1");
+    let live_ht = tmp.path().join("live.ht");
+    let (tx, rx) = mpsc::channel();
+    {
+        let (url, live_ht) = (url.clone(), live_ht.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(build_loggers(&url, &live_ht, None, None));
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (n2, python) = (counts[1].to_string(), lt.python);
+    let app2 = std::thread::spawn(move || as_nobody(&[python, "-c", PYTHON_APP, &n2, "1.5"]));
+    let ok1 = app1.wait().unwrap().success();
+    let ok2 = app2.join().unwrap();
+    assert!(
+        ok1 && ok2,
+        "python apps failed: {}",
+        std::fs::read_to_string(tmp.path().join("app1.err")).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    lttng(&home, &["destroy", session]).unwrap();
+    let live_events = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the live build ends after the session is destroyed")
+        .unwrap();
+    lt.stop();
+
+    let traces: Vec<String> = walk_metadata(&lt.relay_out);
+    assert_eq!(traces.len(), 2, "one trace per user: {traces:?}");
+    let bt = lt.babeltrace();
+    let bt_events = bt.lines().count() as u64;
+    assert_eq!(
+        bt.matches("lttng_python:event").count() as u64,
+        counts.iter().sum::<u64>(),
+        "babeltrace2 on the relay's files"
+    );
+    assert_eq!(live_events, bt_events, "events received live");
+    let offline_ht = tmp.path().join("offline.ht");
+    let off_events =
+        build_loggers(lt.relay_out.to_str().unwrap(), &offline_ht, None, None).unwrap();
+    assert_eq!(off_events, bt_events);
+    let (a, b) = (
+        std::fs::read(&offline_ht).unwrap(),
+        std::fs::read(&live_ht).unwrap(),
+    );
+    assert!(
+        a == b,
+        "live .ht differs from the offline .ht of both users' traces"
+    );
+    eprintln!("per-UID live: {live_events} events live from {traces:?}, babeltrace2 {bt_events}, .ht equal");
+}
+
+/// Directories below `dir` holding a `metadata` file (the traces).
+fn walk_metadata(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.join("metadata").is_file() {
+                out.push(p.display().to_string());
+            }
+            out.extend(walk_metadata(&p));
+        }
+    }
+    out.sort();
+    out
 }

@@ -8,7 +8,7 @@
 use crate::ctf::decode::{Machine, Node, Op, Slot, SlotKind, StaticField};
 use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +126,9 @@ pub struct Experiment {
     time_transforms: crate::sync::TimeTransforms,
     /// Traces whose metadata grew (live): global class per local class, lost-event class.
     grown: HashMap<usize, (Vec<u32>, ClassId)>,
+    /// Class filter (see [`Experiment::set_class_filter`]): per global class known when
+    /// it was set, whether it is delivered; classes added later are delivered.
+    filter: Option<Vec<bool>>,
 }
 
 /// The event a visitor sees; valid during the callback only.
@@ -165,77 +168,86 @@ impl Experiment {
     }
 
     fn from_traces(traces: Vec<(PathBuf, CtfTrace)>) -> Result<Experiment, TraceError> {
-        let mut metas = Vec::new();
-        let mut hosts: HashMap<String, u32> = HashMap::new();
-        let mut class_base = Vec::new();
-        let mut classes = Vec::new();
-        let mut fields = Vec::new();
-        let mut cursors = Vec::new();
-        let mut cursor_keys = Vec::new();
-        let mut out_traces = Vec::new();
-        for (ti, (root, t)) in traces.into_iter().enumerate() {
-            let env = t.metadata.env.clone();
-            let host = env
-                .get("hostname")
-                .cloned()
-                .unwrap_or_else(|| t.dir.display().to_string());
-            let next = hosts.len() as u32;
-            let host_id = *hosts.entry(host).or_insert(next);
-            let name = trace_name(&root, &t.dir);
-            metas.push(TraceMeta {
-                name,
-                path: t.dir.clone(),
-                domain: env.get("domain").cloned().unwrap_or_default(),
-                env,
-                host_id,
-            });
-            let base = classes.len() as u32;
-            class_base.push(base);
-            for li in 0..t.classes.len() {
-                let id = ClassId(base + li as u32);
-                classes.push(class_entry(&t, li, id, ti, &mut fields));
-            }
-            let lost_id = ClassId(classes.len() as u32);
-            let mut fl = Vec::new();
-            for (n, k) in [
-                (LOST_EVENTS_FIELD, FieldKind::LostCount),
-                (LOST_DURATION_FIELD, FieldKind::LostDuration),
-            ] {
-                fields.push(FieldDesc {
-                    class: lost_id,
-                    kind: k,
-                    access: Access::Int,
-                    fast: FastInt::default(),
-                    slot: 0,
-                });
-                fl.push((n.to_string(), FieldHandle(fields.len() as u32 - 1)));
-            }
-            classes.push(ClassEntry {
-                trace: ti,
-                name: LOST_EVENT_NAME.to_string(),
-                fields: fl,
-            });
-            for (rank, f) in t.files.iter().enumerate() {
-                cursors.push(Cursor::open(&t, f)?);
-                cursor_keys.push((ti as u32, rank as u32));
-            }
-            out_traces.push(t);
-        }
-        Ok(Experiment {
-            traces: out_traces,
-            metas,
-            class_base,
-            classes,
-            fields,
-            cursors,
-            cursor_keys,
+        let mut exp = Experiment {
+            traces: Vec::new(),
+            metas: Vec::new(),
+            class_base: Vec::new(),
+            classes: Vec::new(),
+            fields: Vec::new(),
+            cursors: Vec::new(),
+            cursor_keys: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
             consumed: false,
             range: (None, None),
             time_transforms: Default::default(),
             grown: HashMap::new(),
-        })
+            filter: None,
+        };
+        for (root, t) in traces {
+            let ti = exp.push_trace(&root, t);
+            let t = &exp.traces[ti];
+            for (rank, f) in t.files.iter().enumerate() {
+                exp.cursors.push(Cursor::open(t, f)?);
+                exp.cursor_keys.push((ti as u32, rank as u32));
+            }
+        }
+        Ok(exp)
+    }
+
+    /// Registers trace `t` (its host, classes, lost-event class, fields) after the
+    /// traces already there, without opening its streams; returns its index.
+    fn push_trace(&mut self, root: &Path, t: CtfTrace) -> usize {
+        let ti = self.traces.len();
+        let env = t.metadata.env.clone();
+        let host_key = |env: &BTreeMap<String, String>, dir: &Path| {
+            env.get("hostname")
+                .cloned()
+                .unwrap_or_else(|| dir.display().to_string())
+        };
+        let host = host_key(&env, &t.dir);
+        let host_id = self
+            .metas
+            .iter()
+            .find(|m| host_key(&m.env, &m.path) == host)
+            .map(|m| m.host_id)
+            .unwrap_or_else(|| self.metas.iter().map(|m| m.host_id + 1).max().unwrap_or(0));
+        self.metas.push(TraceMeta {
+            name: trace_name(root, &t.dir),
+            path: t.dir.clone(),
+            domain: env.get("domain").cloned().unwrap_or_default(),
+            env,
+            host_id,
+        });
+        let base = self.classes.len() as u32;
+        self.class_base.push(base);
+        for li in 0..t.classes.len() {
+            let id = ClassId(base + li as u32);
+            let e = class_entry(&t, li, id, ti, &mut self.fields);
+            self.classes.push(e);
+        }
+        let lost_id = ClassId(self.classes.len() as u32);
+        let mut fl = Vec::new();
+        for (n, k) in [
+            (LOST_EVENTS_FIELD, FieldKind::LostCount),
+            (LOST_DURATION_FIELD, FieldKind::LostDuration),
+        ] {
+            self.fields.push(FieldDesc {
+                class: lost_id,
+                kind: k,
+                access: Access::Int,
+                fast: FastInt::default(),
+                slot: 0,
+            });
+            fl.push((n.to_string(), FieldHandle(self.fields.len() as u32 - 1)));
+        }
+        self.classes.push(ClassEntry {
+            trace: ti,
+            name: LOST_EVENT_NAME.to_string(),
+            fields: fl,
+        });
+        self.traces.push(t);
+        ti
     }
 
     pub fn traces(&self) -> &[TraceMeta] {
@@ -624,20 +636,42 @@ impl Experiment {
     /// decoded far enough to know their size (one step for fixed layouts) but never
     /// enter the merge nor reach the visitor, which makes reading a few classes of a
     /// big trace much cheaper. Takes effect at the next [`for_each`](Self::for_each)
-    /// or stream advance.
+    /// or stream advance. Classes the experiment gains afterwards (a live session's
+    /// metadata growing, a trace added) are delivered: the caller could not name
+    /// them; it may call again to leave them out.
     pub fn set_class_filter(&mut self, classes: Option<&[ClassId]>) {
-        for (ci, c) in self.cursors.iter_mut().enumerate() {
-            let ti = self.cursor_keys[ci].0 as usize;
-            c.wanted = classes.map(|cls| {
-                let base = self.class_base[ti];
-                // Local classes, then the trace's lost-event class.
-                let n = self.traces[ti].classes.len() + 1;
-                (0..n)
-                    .map(|k| cls.contains(&ClassId(base + k as u32)))
-                    .collect::<Vec<bool>>()
-                    .into()
-            });
+        self.filter = classes.map(|cls| {
+            let mut keep = vec![false; self.classes.len()];
+            for c in cls {
+                if let Some(k) = keep.get_mut(c.0 as usize) {
+                    *k = true;
+                }
+            }
+            keep
+        });
+        for ci in 0..self.cursors.len() {
+            self.apply_filter(ci);
         }
+    }
+
+    /// Sets cursor `ci`'s per-local-class filter from the experiment's filter.
+    fn apply_filter(&mut self, ci: usize) {
+        let ti = self.cursor_keys[ci].0 as usize;
+        let wanted = self.filter.as_ref().map(|keep| {
+            let delivered = |c: u32| keep.get(c as usize).copied().unwrap_or(true);
+            // Local classes (through the growth map, if any), then the lost-event class.
+            let (mut w, lost): (Vec<bool>, _) = match self.grown.get(&ti) {
+                Some((map, lost)) => (map.iter().map(|&g| delivered(g)).collect(), *lost),
+                None => {
+                    let base = self.class_base[ti];
+                    let n = self.traces[ti].classes.len() as u32;
+                    ((base..base + n).map(delivered).collect(), ClassId(base + n))
+                }
+            };
+            w.push(delivered(lost.0));
+            w.into()
+        });
+        self.cursors[ci].wanted = wanted;
     }
 
     /// Per-stream reading totals after a pass: (trace index, file name, packets, lost events).
@@ -1392,7 +1426,16 @@ impl Experiment {
             .count();
         self.cursors.push(Cursor::in_memory(t, name)?);
         self.cursor_keys.push((trace as u32, rank as u32));
+        self.apply_filter(self.cursors.len() - 1);
         Ok(self.cursors.len() - 1)
+    }
+
+    /// Adds trace `t` (compiled from metadata received live) after the others, with
+    /// no stream yet; its classes get ids after every class known so far. Returns its
+    /// trace index, for [`Experiment::add_memory_stream`].
+    pub fn add_memory_trace(&mut self, t: CtfTrace) -> usize {
+        let root = t.dir.clone();
+        self.push_trace(&root, t)
     }
 
     /// Appends one whole packet to in-memory stream `stream`.
@@ -1522,6 +1565,12 @@ impl Experiment {
         }
         self.grown.insert(trace, (map, lost));
         self.traces[trace] = grown;
+        // Local class numbers of this trace now go through the growth map.
+        for ci in 0..self.cursors.len() {
+            if self.cursor_keys[ci].0 as usize == trace {
+                self.apply_filter(ci);
+            }
+        }
         Ok(added)
     }
 }

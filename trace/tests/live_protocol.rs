@@ -243,7 +243,7 @@ fn live_streams_announced_later_are_read() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("k");
     trace(&dir, 50_000, 4);
-    let mut want = offline(&dir);
+    let want = offline(&dir);
     let relay = FakeRelay::start(
         &dir,
         FakeConfig {
@@ -252,12 +252,10 @@ fn live_streams_announced_later_are_read() {
         },
     )
     .unwrap();
-    let (mut got, r) = live(&relay);
+    let (got, r) = live(&relay);
     assert!(r.unwrap());
-    // Events of the first stream may come before the late streams are known: same
-    // events, order aside.
-    want.sort();
-    got.sort();
+    // The relay announces a stream before serving any packet that ends after the
+    // stream's first packet starts: nothing is late, the order is the files' order.
     assert_eq!(got.len(), want.len());
     assert!(got == want);
 }
@@ -389,4 +387,241 @@ fn grown_metadata_must_keep_known_classes() {
     assert!(e.contains("disappeared"), "{e}");
     assert_eq!(exp.class_count(), n);
     assert_eq!(exp.class_name(sextant_trace::ClassId(0)), first);
+}
+
+/// Generates a kernel trace of `events` events starting at `start_ns`.
+fn trace_at(dir: &Path, events: u64, cpus: u32, seed: u64, start_ns: u64) -> (u64, u64) {
+    let cfg = GenConfig {
+        limit: GenLimit::Events(events),
+        cpus,
+        threads: 20,
+        seed,
+        hostname: "live-test".into(),
+        start_ns,
+        ..Default::default()
+    };
+    let r = generate(dir, &cfg, None).unwrap();
+    (r.first_event_ns.unwrap(), r.last_event_ns.unwrap())
+}
+
+/// (timestamp, class name, cpu, trace index, fields) of every event of `dirs`
+/// read from files as one experiment.
+fn offline_full(dirs: &[&Path]) -> Vec<(i64, String, Option<u32>, usize, String)> {
+    let mut exp = Experiment::open(dirs).unwrap();
+    let names: Vec<String> = (0..exp.class_count())
+        .map(|c| exp.class_name(sextant_trace::ClassId(c)).to_string())
+        .collect();
+    let mut out = Vec::new();
+    exp.for_each(
+        &mut |e| {
+            let name = names[e.class().0 as usize].clone();
+            out.push((
+                e.timestamp(),
+                name,
+                e.cpu(),
+                e.trace_index(),
+                fields_text(e),
+            ));
+            ControlFlow::Continue(())
+        },
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    out
+}
+
+/// Two traces whose events interleave in time (per-UID or per-PID buffers); the
+/// second one, with its own metadata, appears `at` (a fraction) into the first.
+fn two_traces(tmp: &Path, events: u64, at: f64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (tmp.join("uid-1000"), tmp.join("uid-65534"));
+    let (first, last) = trace_at(&a, events, 2, 7, 1_700_000_000_000_000_000);
+    trace_at(
+        &b,
+        20_000,
+        3,
+        9,
+        first + ((last - first) as f64 * at) as u64,
+    );
+    (a, b)
+}
+
+#[test]
+fn live_trace_appearing_mid_session_is_merged_in_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_traces(tmp.path(), 30_000, 0.33);
+    let want = offline_full(&[&a, &b]);
+    let b_first = want.iter().position(|r| r.3 == 1).unwrap();
+    assert!(
+        b_first > 1000,
+        "the second trace starts mid-way ({b_first})"
+    );
+    assert!(
+        want[b_first..].iter().filter(|r| r.3 == 0).count() > 1000,
+        "the traces interleave"
+    );
+    for (beacons, retry_first, chunk) in [(false, false, 0), (true, true, 900)] {
+        let relay = FakeRelay::start(
+            &a,
+            FakeConfig {
+                late_traces: vec![b.clone()],
+                beacons,
+                retry_first,
+                metadata_chunk: chunk,
+                ..cfg(Fault::None)
+            },
+        )
+        .unwrap();
+        let url = LiveUrl::parse(&relay.url("live-test", "s1")).unwrap();
+        let mut s = LiveSession::open(&url, opts()).unwrap();
+        assert_eq!(s.experiment().traces().len(), 1, "one trace at attach");
+        let classes_at_attach = s.experiment().class_count();
+        let mut got = Vec::new();
+        s.run(
+            &mut |e| {
+                got.push((
+                    e.timestamp(),
+                    e.class().0,
+                    e.cpu(),
+                    e.trace_index(),
+                    fields_text(e),
+                ));
+                ControlFlow::Continue(())
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert!(s.is_finished());
+        assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+        assert_eq!(s.stats.traces_added, 1);
+        assert_eq!(s.stats.late_events, 0);
+        // The new trace's classes come after the first one's, which keep their ids.
+        let added = s.take_new_classes();
+        let exp = s.experiment();
+        assert_eq!(exp.traces().len(), 2);
+        assert_eq!(added.first().map(|c| c.0), Some(classes_at_attach));
+        assert_eq!(added.len() as u32, exp.class_count() - classes_at_attach);
+        let got: Vec<_> = got
+            .into_iter()
+            .map(|(t, c, cpu, ti, f)| {
+                let name = exp.class_name(sextant_trace::ClassId(c)).to_string();
+                (t, name, cpu, ti, f)
+            })
+            .collect();
+        assert_eq!(got.len(), want.len(), "beacons {beacons}");
+        assert!(
+            got == want,
+            "same events, fields and order as the two traces' files"
+        );
+    }
+}
+
+#[test]
+fn live_trace_appearing_with_bad_metadata_is_a_clear_error_after_a_sorted_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_traces(tmp.path(), 200_000, 0.66);
+    let want = offline(&a);
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_traces: vec![b],
+            bad_late_metadata: true,
+            ..cfg(Fault::None)
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let (got, r) = live(&relay);
+    match r {
+        Err(LiveError::Session { reason, .. }) => {
+            assert!(
+                reason.contains("trace 2") && reason.contains("metadata"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(
+        !got.is_empty() && got.len() < want.len(),
+        "{} of {}",
+        got.len(),
+        want.len()
+    );
+    assert!(sorted(&got));
+    let diff = got.iter().zip(&want).position(|(g, w)| g != w);
+    assert_eq!(
+        diff,
+        None,
+        "a prefix of the first trace ({} events)",
+        got.len()
+    );
+}
+
+/// The class filter set before a live session's metadata grows still selects the
+/// classes it named (by their stable ids) and lets the class added later through,
+/// and it applies to a trace added later too: the events are exactly those of the
+/// named classes plus the new ones, as read from the files.
+#[test]
+fn live_class_filter_stays_correct_after_metadata_growth_and_new_traces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_traces(tmp.path(), 30_000, 0.33);
+    let late = "sched_process_fork";
+    let keep = ["sched_switch", "irq_handler_entry"];
+    let all = offline_full(&[&a, &b]);
+    // Trace 0: the named classes and the class added by its grown metadata; trace 1
+    // (added after the filter was set): everything.
+    let want: Vec<_> = all
+        .iter()
+        .filter(|r| r.3 == 1 || keep.contains(&r.1.as_str()) || r.1 == late)
+        .cloned()
+        .collect();
+    assert!(all.iter().any(|r| r.3 == 0 && r.1 == late));
+    assert!(want.len() < all.len());
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_class: Some(late.into()),
+            late_traces: vec![b],
+            ..cfg(Fault::None)
+        },
+    )
+    .unwrap();
+    let url = LiveUrl::parse(&relay.url("live-test", "s1")).unwrap();
+    let mut s = LiveSession::open(&url, opts()).unwrap();
+    let ids: Vec<sextant_trace::ClassId> = (0..s.experiment().class_count())
+        .map(sextant_trace::ClassId)
+        .filter(|&c| keep.contains(&s.experiment().class_name(c)))
+        .collect();
+    assert_eq!(ids.len(), keep.len());
+    s.set_class_filter(Some(&ids));
+    let mut got = Vec::new();
+    s.run(
+        &mut |e| {
+            got.push((
+                e.timestamp(),
+                e.class().0,
+                e.cpu(),
+                e.trace_index(),
+                fields_text(e),
+            ));
+            ControlFlow::Continue(())
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(s.is_finished());
+    let exp = s.experiment();
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|(t, c, cpu, ti, f)| {
+            let name = exp.class_name(sextant_trace::ClassId(c)).to_string();
+            (t, name, cpu, ti, f)
+        })
+        .collect();
+    assert_eq!(
+        got.iter().filter(|r| r.1 == late).count(),
+        want.iter().filter(|r| r.1 == late).count()
+    );
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
 }

@@ -45,8 +45,9 @@ pub struct FakeConfig {
     /// After the first metadata chunk, answer "no new metadata" once (the tracer has
     /// not written the rest yet).
     pub metadata_pause: bool,
-    /// Only the first data stream is announced at attach; the others come with the
-    /// "new streams" flag once its first packet was served.
+    /// Only the first data stream is announced at attach; each other one comes with
+    /// the "new streams" flag once a packet ending at or after its first packet's
+    /// start was served (the stream was created then).
     pub late_streams: bool,
     /// After this many packets, indexes answer "retry" (no new data, as a quiet
     /// session) until [`FakeRelay::release`]; with every packet, the session
@@ -57,6 +58,15 @@ pub struct FakeConfig {
     /// its events is served, with the "new metadata" flag: as when a traced
     /// application enables an event after the viewer attached.
     pub late_class: Option<String>,
+    /// More trace directories served as traces of the same session (each with its
+    /// own metadata stream), as per-UID or per-PID buffers give: each one appears
+    /// (its streams announced with the "new streams" flag) when the relay first
+    /// serves the index of a packet ending at or after the trace's first packet
+    /// start, as when a process registers with the session daemon at that time.
+    pub late_traces: Vec<std::path::PathBuf>,
+    /// The metadata of [`FakeConfig::late_traces`] is replaced by text that does not
+    /// compile.
+    pub bad_late_metadata: bool,
     pub hostname: String,
     pub session: String,
 }
@@ -66,12 +76,21 @@ struct Packet {
     content_bits: u64,
     ts_begin: u64,
     ts_end: u64,
+    /// `ts_begin` and `ts_end` in ns.
+    begin_ns: i64,
+    end_ns: i64,
     stream_class: u64,
     /// Holds events of [`FakeConfig::late_class`].
     late: bool,
 }
 
 struct Stream {
+    /// Index of its trace in `State::traces`.
+    trace: usize,
+    announced: bool,
+    /// When the stream appears (ns), for [`FakeConfig::late_streams`].
+    appears_at: Option<i64>,
+    appeared: bool,
     name: String,
     packets: Vec<Packet>,
     next: usize,
@@ -91,66 +110,34 @@ impl FakeRelay {
     /// Serves the trace in `dir` (a CTF trace directory) as session `cfg.session` of
     /// host `cfg.hostname`.
     pub fn start(dir: &Path, cfg: FakeConfig) -> Result<FakeRelay, TraceError> {
-        let trace = CtfTrace::open(dir)?;
-        let mut metadata = std::fs::read(&trace.metadata_path)
-            .map_err(|e| TraceError::io(&trace.metadata_path, e))?;
-        let mut late_metadata = Vec::new();
-        let mut late_packets = std::collections::HashSet::new();
-        if let Some(name) = &cfg.late_class {
-            let path = &trace.metadata_path;
-            let text =
-                String::from_utf8_lossy(&metadata::unwrap_packets(path, &metadata)?).into_owned();
-            let bad = |reason: String| TraceError::Metadata {
-                path: path.clone(),
-                reason,
-            };
-            let start = text
-                .find(&format!("event {{\n\tname = \"{name}\";"))
-                .ok_or_else(|| bad(format!("no event class {name:?} to withhold")))?;
-            let end = text[start..]
-                .find("\n};\n")
-                .map(|e| start + e + 4)
-                .ok_or_else(|| bad(format!("unterminated event class {name:?}")))?;
-            late_metadata = text.as_bytes()[start..end].to_vec();
-            metadata = format!("{}{}", &text[..start], &text[end..]).into_bytes();
-            let mut exp = crate::Experiment::open(&[dir])?;
-            let ids: Vec<u32> = (0..exp.class_count())
-                .filter(|&c| exp.class_name(crate::ClassId(c)) == name)
-                .collect();
-            exp.for_each(
-                &mut |e| {
-                    if ids.contains(&e.class().0) {
-                        late_packets.insert((e.stream_name().to_string(), e.packet_offset()));
-                    }
-                    std::ops::ControlFlow::Continue(())
-                },
-                &std::sync::atomic::AtomicU64::new(0),
-            )?;
-        }
+        let mut traces = Vec::new();
         let mut streams = Vec::new();
-        for f in &trace.files {
-            let mut c = Cursor::open(&trace, f)?;
-            let data = std::fs::read(&f.path).map_err(|e| TraceError::io(&f.path, e))?;
-            let packets = c
-                .scan_packets(&trace)?
-                .into_iter()
-                .map(|p| Packet {
-                    bytes: data[p.offset as usize..(p.offset + p.packet_bits / 8) as usize]
-                        .to_vec(),
-                    content_bits: p.content_bits,
-                    ts_begin: p.ts_begin.unwrap_or(0),
-                    ts_end: p.ts_end.unwrap_or(0),
-                    stream_class: p.stream_id,
-                    late: late_packets.contains(&(f.name.clone(), p.offset)),
-                })
-                .collect();
-            streams.push(Stream {
-                name: f.name.clone(),
-                packets,
-                next: 0,
-                beacon_sent: false,
-                retried: false,
-            });
+        let dirs = std::iter::once(dir).chain(cfg.late_traces.iter().map(|d| d.as_path()));
+        for (ti, d) in dirs.enumerate() {
+            let late_class = if ti == 0 {
+                cfg.late_class.as_deref()
+            } else {
+                None
+            };
+            let (mut t, mut s) = load_trace(d, ti, late_class)?;
+            if ti > 0 {
+                t.appears_at = s
+                    .iter()
+                    .filter_map(|s| s.packets.first().map(|p| p.begin_ns))
+                    .min();
+                t.appeared = t.appears_at.is_none();
+                if cfg.bad_late_metadata {
+                    t.metadata = b"/* CTF 1.8 */\ntrace { major = 1; minor = 8; ;;; }}\n".to_vec();
+                }
+            }
+            if ti == 0 && cfg.late_streams {
+                for st in s.iter_mut().skip(1) {
+                    st.appears_at = st.packets.first().map(|p| p.begin_ns);
+                    st.appeared = st.appears_at.is_none();
+                }
+            }
+            traces.push(t);
+            streams.append(&mut s);
         }
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| TraceError::io(dir, e))?;
         let port = listener
@@ -166,11 +153,7 @@ impl FakeRelay {
         let mut state = State {
             released: released.clone(),
             cfg,
-            metadata,
-            late_metadata,
-            metadata_sent: 0,
-            metadata_paused: false,
-            announced: 0,
+            traces,
             streams,
             commands: 0,
             packets_served: 0,
@@ -217,19 +200,118 @@ impl Drop for FakeRelay {
 struct State {
     cfg: FakeConfig,
     released: Arc<AtomicBool>,
-    metadata: Vec<u8>,
-    /// Appended to `metadata` when first needed (see [`FakeConfig::late_class`]).
-    late_metadata: Vec<u8>,
-    metadata_sent: usize,
-    metadata_paused: bool,
-    /// Data streams announced so far.
-    announced: usize,
+    traces: Vec<FakeTrace>,
+    /// Data streams of every trace; a stream's relay id is its index here.
     streams: Vec<Stream>,
     commands: u32,
     packets_served: u32,
 }
 
+/// One CTF trace of the session.
+struct FakeTrace {
+    metadata: Vec<u8>,
+    /// Appended to `metadata` when first needed (see [`FakeConfig::late_class`]).
+    late_metadata: Vec<u8>,
+    metadata_sent: usize,
+    metadata_paused: bool,
+    /// When the trace appears (ns), for [`FakeConfig::late_traces`].
+    appears_at: Option<i64>,
+    appeared: bool,
+    /// Its metadata stream was sent to the viewer.
+    metadata_announced: bool,
+}
+
+/// Relay id of trace `ti`'s metadata stream (data streams are numbered from 0).
 const METADATA_STREAM: u64 = 1000;
+
+/// Reads trace `dir` (number `ti` of the session) into packets, withholding the
+/// declaration of `late_class` (see [`FakeConfig::late_class`]).
+fn load_trace(
+    dir: &Path,
+    ti: usize,
+    late_class: Option<&str>,
+) -> Result<(FakeTrace, Vec<Stream>), TraceError> {
+    let trace = CtfTrace::open(dir)?;
+    let mut metadata =
+        std::fs::read(&trace.metadata_path).map_err(|e| TraceError::io(&trace.metadata_path, e))?;
+    let mut late_metadata = Vec::new();
+    let mut late_packets = std::collections::HashSet::new();
+    if let Some(name) = late_class {
+        let path = &trace.metadata_path;
+        let text =
+            String::from_utf8_lossy(&metadata::unwrap_packets(path, &metadata)?).into_owned();
+        let bad = |reason: String| TraceError::Metadata {
+            path: path.clone(),
+            reason,
+        };
+        let start = text
+            .find(&format!("event {{\n\tname = \"{name}\";"))
+            .ok_or_else(|| bad(format!("no event class {name:?} to withhold")))?;
+        let end = text[start..]
+            .find("\n};\n")
+            .map(|e| start + e + 4)
+            .ok_or_else(|| bad(format!("unterminated event class {name:?}")))?;
+        late_metadata = text.as_bytes()[start..end].to_vec();
+        metadata = format!("{}{}", &text[..start], &text[end..]).into_bytes();
+        let mut exp = crate::Experiment::open(&[dir])?;
+        let ids: Vec<u32> = (0..exp.class_count())
+            .filter(|&c| exp.class_name(crate::ClassId(c)) == name)
+            .collect();
+        exp.for_each(
+            &mut |e| {
+                if ids.contains(&e.class().0) {
+                    late_packets.insert((e.stream_name().to_string(), e.packet_offset()));
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+            &std::sync::atomic::AtomicU64::new(0),
+        )?;
+    }
+    let ns = |class: u64, cycles: u64| {
+        let layout = trace.streams.iter().find(|s| s.id == class);
+        layout.map_or(cycles as i64, |l| l.clock.to_ns(cycles))
+    };
+    let mut streams = Vec::new();
+    for f in &trace.files {
+        let mut c = Cursor::open(&trace, f)?;
+        let data = std::fs::read(&f.path).map_err(|e| TraceError::io(&f.path, e))?;
+        let packets = c
+            .scan_packets(&trace)?
+            .into_iter()
+            .map(|p| Packet {
+                bytes: data[p.offset as usize..(p.offset + p.packet_bits / 8) as usize].to_vec(),
+                content_bits: p.content_bits,
+                ts_begin: p.ts_begin.unwrap_or(0),
+                ts_end: p.ts_end.unwrap_or(0),
+                begin_ns: ns(p.stream_id, p.ts_begin.unwrap_or(0)),
+                end_ns: ns(p.stream_id, p.ts_end.unwrap_or(0)),
+                stream_class: p.stream_id,
+                late: late_packets.contains(&(f.name.clone(), p.offset)),
+            })
+            .collect();
+        streams.push(Stream {
+            trace: ti,
+            announced: false,
+            appears_at: None,
+            appeared: true,
+            name: f.name.clone(),
+            packets,
+            next: 0,
+            beacon_sent: false,
+            retried: false,
+        });
+    }
+    let t = FakeTrace {
+        metadata,
+        late_metadata,
+        metadata_sent: 0,
+        metadata_paused: false,
+        appears_at: None,
+        appeared: true,
+        metadata_announced: false,
+    };
+    Ok((t, streams))
+}
 
 fn text(out: &mut Vec<u8>, s: &str, len: usize, terminate: bool) {
     let mut f = vec![if terminate { 0u8 } else { b'x' }; len];
@@ -238,17 +320,53 @@ fn text(out: &mut Vec<u8>, s: &str, len: usize, terminate: bool) {
     out.extend_from_slice(&f);
 }
 
-fn stream_entry(out: &mut Vec<u8>, id: u64, metadata: bool, channel: &str) {
+fn stream_entry(out: &mut Vec<u8>, id: u64, trace: usize, metadata: bool, channel: &str) {
     let start = out.len();
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&1u64.to_be_bytes());
+    out.extend_from_slice(&(trace as u64 + 1).to_be_bytes());
     out.extend_from_slice(&(metadata as u32).to_be_bytes());
-    text(out, "fake/64-bit", 4096, true);
+    text(out, &format!("fake/trace{trace}/64-bit"), 4096, true);
     text(out, channel, 255, true);
     debug_assert_eq!(out.len() - start, STREAM_LEN);
 }
 
 impl State {
+    /// Whether stream `i` exists for the viewer.
+    fn visible(&self, i: usize) -> bool {
+        let st = &self.streams[i];
+        self.traces[st.trace].appeared && st.appeared
+    }
+
+    /// Streams (metadata streams first) that exist and were not sent to the viewer.
+    fn unannounced(&self) -> (Vec<usize>, Vec<usize>) {
+        let traces = (0..self.traces.len())
+            .filter(|&t| self.traces[t].appeared && !self.traces[t].metadata_announced)
+            .collect();
+        let streams = (0..self.streams.len())
+            .filter(|&i| !self.streams[i].announced && self.visible(i))
+            .collect();
+        (traces, streams)
+    }
+
+    /// Sends the entries of the unannounced streams; returns how many.
+    fn announce(&mut self, out: &mut Vec<u8>) -> u32 {
+        let (traces, streams) = self.unannounced();
+        for &t in &traces {
+            stream_entry(out, METADATA_STREAM + t as u64, t, true, "metadata");
+            self.traces[t].metadata_announced = true;
+        }
+        for &i in &streams {
+            let st = &mut self.streams[i];
+            stream_entry(out, i as u64, st.trace, false, &st.name);
+            st.announced = true;
+        }
+        (traces.len() + streams.len()) as u32
+    }
+
+    fn destroyed(&self) -> bool {
+        matches!(self.cfg.fault, Fault::DestroyAfterPackets(k) if self.packets_served >= k)
+    }
+
     fn serve(&mut self, mut s: TcpStream, stop: &AtomicBool) {
         loop {
             let mut h = [0u8; 16];
@@ -292,7 +410,8 @@ impl State {
                     out.extend_from_slice(&42u64.to_be_bytes());
                     out.extend_from_slice(&1_000_000u32.to_be_bytes());
                     out.extend_from_slice(&0u32.to_be_bytes());
-                    out.extend_from_slice(&(self.streams.len() as u32 + 1).to_be_bytes());
+                    let n = self.streams.len() + self.traces.len();
+                    out.extend_from_slice(&(n as u32).to_be_bytes());
                     let term = self.cfg.fault != Fault::UnterminatedName;
                     text(&mut out, &self.cfg.hostname, 64, term);
                     text(&mut out, &self.cfg.session, 255, term);
@@ -310,28 +429,28 @@ impl State {
                         })
                         .to_be_bytes(),
                     );
-                    self.announced = if self.cfg.late_streams {
-                        1.min(self.streams.len())
-                    } else {
-                        self.streams.len()
-                    };
-                    let n = if ok { self.announced as u32 + 1 } else { 0 };
-                    out.extend_from_slice(&n.to_be_bytes());
+                    let at = out.len();
+                    out.extend_from_slice(&0u32.to_be_bytes());
                     if ok {
-                        stream_entry(&mut out, METADATA_STREAM, true, "metadata");
-                        for (i, st) in self.streams[..self.announced].iter().enumerate() {
-                            stream_entry(&mut out, i as u64, false, &st.name);
-                        }
+                        let n = self.announce(&mut out);
+                        out[at..at + 4].copy_from_slice(&n.to_be_bytes());
                     }
                 }
                 6 => {
-                    let left = &self.metadata[self.metadata_sent..];
+                    let t = arg(0).checked_sub(METADATA_STREAM).map(|t| t as usize);
+                    let Some(tr) = t.and_then(|t| self.traces.get_mut(t)) else {
+                        out.extend_from_slice(&0u64.to_be_bytes());
+                        out.extend_from_slice(&3u32.to_be_bytes());
+                        let _ = s.write_all(&out);
+                        continue;
+                    };
+                    let left = &tr.metadata[tr.metadata_sent..];
                     let mut take = match self.cfg.metadata_chunk {
                         0 => left.len(),
                         c => c.min(left.len()),
                     };
-                    if self.cfg.metadata_pause && self.metadata_sent > 0 && !self.metadata_paused {
-                        self.metadata_paused = true;
+                    if self.cfg.metadata_pause && tr.metadata_sent > 0 && !tr.metadata_paused {
+                        tr.metadata_paused = true;
                         take = 0;
                     }
                     let status: u32 = if bad {
@@ -345,30 +464,53 @@ impl State {
                     out.extend_from_slice(&status.to_be_bytes());
                     if status == 1 {
                         out.extend_from_slice(&left[..take]);
-                        self.metadata_sent += take;
+                        tr.metadata_sent += take;
                     }
                 }
                 7 => {
-                    let destroyed = matches!(self.cfg.fault, Fault::DestroyAfterPackets(k) if self.packets_served >= k);
-                    let late = self.streams.len() - self.announced;
-                    if destroyed {
+                    let (t, st) = self.unannounced();
+                    let exhausted = self
+                        .streams
+                        .iter()
+                        .all(|st| st.announced && st.next >= st.packets.len());
+                    if self.destroyed() {
                         out.extend_from_slice(&4u32.to_be_bytes());
                         out.extend_from_slice(&0u32.to_be_bytes());
-                    } else if late > 0 && self.packets_served > 0 {
+                    } else if !t.is_empty() || !st.is_empty() {
                         out.extend_from_slice(&1u32.to_be_bytes());
-                        out.extend_from_slice(&(late as u32).to_be_bytes());
-                        for i in self.announced..self.streams.len() {
-                            stream_entry(&mut out, i as u64, false, &self.streams[i].name);
-                        }
-                        self.announced = self.streams.len();
+                        let at = out.len();
+                        out.extend_from_slice(&0u32.to_be_bytes());
+                        let n = self.announce(&mut out);
+                        out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+                    } else if exhausted
+                        && self.traces.iter().all(|t| t.appeared)
+                        && self.streams.iter().all(|s| s.appeared)
+                    {
+                        // Everything was served: the session was destroyed.
+                        out.extend_from_slice(&4u32.to_be_bytes());
+                        out.extend_from_slice(&0u32.to_be_bytes());
                     } else {
+                        if self
+                            .streams
+                            .iter()
+                            .all(|st| !st.announced || st.next >= st.packets.len())
+                        {
+                            // What was announced is all served: time passes, the
+                            // traces still to come appear.
+                            for t in &mut self.traces {
+                                t.appeared = true;
+                            }
+                            for st in &mut self.streams {
+                                st.appeared = true;
+                            }
+                        }
                         out.extend_from_slice(&2u32.to_be_bytes());
                         out.extend_from_slice(&0u32.to_be_bytes());
                     }
                 }
                 4 => {
                     let id = arg(0) as usize;
-                    let destroyed = matches!(self.cfg.fault, Fault::DestroyAfterPackets(k) if self.packets_served >= k);
+                    let destroyed = self.destroyed();
                     let held = self
                         .cfg
                         .hold_after_packets
@@ -376,6 +518,8 @@ impl State {
                         && !self.released.load(Ordering::Relaxed);
                     let mut idx = [0u64; 7];
                     let mut grew = false;
+                    let mut served_end = None;
+                    let trace = self.streams.get(id).map(|st| st.trace);
                     let status: u32 = match self.streams.get_mut(id) {
                         None => 4,
                         Some(_) if bad => 13,
@@ -395,10 +539,8 @@ impl State {
                             }
                             Some(pk) => {
                                 st.retried = false;
-                                if pk.late && !self.late_metadata.is_empty() {
-                                    self.metadata.append(&mut self.late_metadata);
-                                    grew = true;
-                                }
+                                served_end = Some(pk.end_ns);
+                                grew = pk.late;
                                 let off: u64 = st.packets[..st.next]
                                     .iter()
                                     .map(|p| p.bytes.len() as u64)
@@ -417,15 +559,33 @@ impl State {
                             }
                         },
                     };
+                    if let Some(t) = trace.filter(|_| grew) {
+                        let tr = &mut self.traces[t];
+                        grew = !tr.late_metadata.is_empty();
+                        tr.metadata.append(&mut tr.late_metadata);
+                    }
+                    if let Some(end) = served_end {
+                        // Traces whose first packet starts by this packet's end exist now.
+                        for t in &mut self.traces {
+                            if t.appears_at.is_some_and(|a| a <= end) {
+                                t.appeared = true;
+                            }
+                        }
+                        for st in &mut self.streams {
+                            if st.appears_at.is_some_and(|a| a <= end) {
+                                st.appeared = true;
+                            }
+                        }
+                    }
                     for v in idx {
                         out.extend_from_slice(&v.to_be_bytes());
                     }
-                    let mut flags =
-                        if self.announced < self.streams.len() && self.packets_served > 0 {
-                            2u32
-                        } else {
-                            0
-                        };
+                    let (t, st) = self.unannounced();
+                    let mut flags = if !t.is_empty() || !st.is_empty() {
+                        2u32
+                    } else {
+                        0
+                    };
                     if grew {
                         flags |= 1;
                     }

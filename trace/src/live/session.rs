@@ -102,16 +102,44 @@ impl Default for LiveOptions {
     }
 }
 
+/// A CTF trace of the session: one metadata stream and its data streams. A session
+/// holds several (per-UID buffers: one per user; per-PID: one per process; one per
+/// ABI), and new ones appear while it is traced.
 struct LiveTrace {
     ctf_trace_id: u64,
-    metadata_stream: u64,
+    /// Relay id of the metadata stream, once announced.
+    metadata_stream: Option<u64>,
     metadata: Vec<u8>,
-    /// Event classes compiled at attach time.
+    /// Event classes compiled so far.
     classes: usize,
+    /// Index in the experiment, once the metadata compiled; until then the trace
+    /// is pending and its data streams wait in `waiting`.
+    exp: Option<usize>,
+    waiting: Vec<StreamInfo>,
+    /// When the trace was first announced (a pending trace has `setup_timeout`).
+    since: Instant,
+    /// Why the metadata is not usable yet, if it is not.
+    error: Option<String>,
+}
+
+impl LiveTrace {
+    fn pending(ctf_trace_id: u64) -> LiveTrace {
+        LiveTrace {
+            ctf_trace_id,
+            metadata_stream: None,
+            metadata: Vec::new(),
+            classes: 0,
+            exp: None,
+            waiting: Vec::new(),
+            since: Instant::now(),
+            error: None,
+        }
+    }
 }
 
 struct LiveStream {
     relay_id: u64,
+    /// Trace index in the experiment.
     trace: usize,
     /// Stream index in the experiment.
     exp: usize,
@@ -132,6 +160,10 @@ pub struct LiveStats {
     pub events: u64,
     pub beacons: u64,
     pub retries: u64,
+    /// Traces added to the session after attaching (and read).
+    pub traces_added: u64,
+    /// Events older than one already handed out (a trace announced late), skipped.
+    pub late_events: u64,
 }
 
 /// A session of a relay daemon, attached and read as one time-ordered flow.
@@ -147,6 +179,8 @@ pub struct LiveSession {
     pub stats: LiveStats,
     finished: bool,
     new_classes: Vec<ClassId>,
+    /// Timestamp of the last event handed out.
+    last_ns: i64,
 }
 
 impl LiveSession {
@@ -237,11 +271,13 @@ impl LiveSession {
         let traces = metas
             .into_iter()
             .zip(&parsed)
-            .map(|((tid, sid, bytes), t)| LiveTrace {
-                ctf_trace_id: tid,
-                metadata_stream: sid,
+            .enumerate()
+            .map(|(i, ((tid, sid, bytes), t))| LiveTrace {
+                metadata_stream: Some(sid),
                 metadata: bytes,
                 classes: t.classes.len(),
+                exp: Some(i),
+                ..LiveTrace::pending(tid)
             })
             .collect();
         let experiment = Experiment::from_memory(parsed)?;
@@ -257,6 +293,7 @@ impl LiveSession {
             stats: LiveStats::default(),
             finished: false,
             new_classes: Vec::new(),
+            last_ns: i64::MIN,
         };
         me.add_streams(all)?;
         Ok(me)
@@ -274,7 +311,19 @@ impl LiveSession {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = self.warnings.clone();
         w.extend(self.experiment.warnings());
+        if self.stats.late_events > 0 {
+            w.push(format!(
+                "{}: {} events of traces announced late were older than events already handed out; skipped",
+                self.url, self.stats.late_events
+            ));
+        }
         w
+    }
+
+    /// Delivers only the events of `classes` (see [`Experiment::set_class_filter`]):
+    /// classes added later by the session (grown metadata, new traces) are delivered.
+    pub fn set_class_filter(&mut self, classes: Option<&[ClassId]>) {
+        self.experiment.set_class_filter(classes);
     }
 
     /// True once the session was destroyed and every event was handed out.
@@ -286,47 +335,158 @@ impl LiveSession {
         // Stream file name order, as when the trace is read from files.
         v.sort_by(|a, b| (&a.path_name, &a.channel_name).cmp(&(&b.path_name, &b.channel_name)));
         for s in v {
-            if s.is_metadata || self.streams.iter().any(|x| x.relay_id == s.id) {
-                continue;
-            }
-            let Some(ti) = self
+            let ti = match self
                 .traces
                 .iter()
                 .position(|t| t.ctf_trace_id == s.ctf_trace_id)
-            else {
-                self.warnings.push(format!(
-                    "{}: stream {}/{} belongs to a trace that appeared after attaching; not read",
-                    self.url, s.path_name, s.channel_name
-                ));
-                continue;
+            {
+                Some(ti) => ti,
+                None => {
+                    // A trace that appeared after attaching: read once its metadata compiles.
+                    self.traces.push(LiveTrace::pending(s.ctf_trace_id));
+                    self.traces.len() - 1
+                }
             };
-            let exp = self.experiment.add_memory_stream(ti, &s.channel_name)?;
-            self.streams.push(LiveStream {
-                relay_id: s.id,
-                trace: ti,
-                exp,
-                head: None,
-                quiet_until: i64::MIN,
-                pending: None,
-                closed: false,
-            });
+            let t = &mut self.traces[ti];
+            if s.is_metadata {
+                t.metadata_stream.get_or_insert(s.id);
+                continue;
+            }
+            let known = self.streams.iter().any(|x| x.relay_id == s.id)
+                || t.waiting.iter().any(|x| x.id == s.id);
+            if known {
+                continue;
+            }
+            match t.exp {
+                Some(exp) => self.open_stream(exp, &s)?,
+                None => t.waiting.push(s),
+            }
         }
         Ok(())
     }
 
-    fn handle_flags(&mut self, flags: u32) -> Result<(), LiveError> {
+    fn open_stream(&mut self, trace: usize, s: &StreamInfo) -> Result<(), LiveError> {
+        let exp = self.experiment.add_memory_stream(trace, &s.channel_name)?;
+        self.streams.push(LiveStream {
+            relay_id: s.id,
+            trace,
+            exp,
+            head: None,
+            quiet_until: i64::MIN,
+            pending: None,
+            closed: false,
+        });
+        Ok(())
+    }
+
+    /// True while a trace announced with data streams has no usable metadata yet:
+    /// its streams may hold events earlier than any other, so nothing is handed out.
+    fn blocked_by_pending(&self) -> bool {
+        self.traces
+            .iter()
+            .any(|t| t.exp.is_none() && !t.waiting.is_empty())
+    }
+
+    /// Fetches the metadata of traces that appeared after attaching and adds those
+    /// whose metadata compiles (with a stream class) to the experiment, with their
+    /// streams. A metadata text that still does not compile `setup_timeout` after
+    /// the trace appeared is an error (the tracer writes it whole at registration).
+    fn settle_pending(&mut self) -> Result<bool, LiveError> {
+        let mut changed = false;
+        for ti in 0..self.traces.len() {
+            if self.traces[ti].exp.is_some() {
+                continue;
+            }
+            let t = &mut self.traces[ti];
+            if let Some(stream) = t.metadata_stream {
+                match fetch_metadata(&mut self.client, stream, &mut t.metadata) {
+                    Ok(()) => {}
+                    // The relay no longer has it (a per-PID trace whose process
+                    // ended before we read anything): nothing more will come.
+                    Err(LiveError::Refused { reason, .. }) => {
+                        t.metadata_stream = None;
+                        t.error = Some(format!("the relay refused its metadata: {reason}"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let dir = PathBuf::from(format!("{}/trace{}", self.url, t.ctf_trace_id));
+            let path = dir.join("metadata");
+            let compiled = if t.metadata.is_empty() {
+                None
+            } else {
+                match metadata::parse_bytes(&path, &t.metadata)
+                    .and_then(|md| CtfTrace::from_metadata(&dir, &path, md))
+                {
+                    Ok(c) if !c.streams.is_empty() => Some(c),
+                    Ok(_) => None,
+                    Err(e) => {
+                        t.error = Some(format!("its metadata does not compile: {e}"));
+                        None
+                    }
+                }
+            };
+            let Some(compiled) = compiled else {
+                let waited = t.since.elapsed();
+                if waited >= self.opts.setup_timeout && !t.waiting.is_empty() {
+                    let why = match &t.error {
+                        Some(e) => e.clone(),
+                        None if t.metadata_stream.is_none() => "no metadata stream".into(),
+                        None => "its metadata has no stream class".into(),
+                    };
+                    return Err(LiveError::Session {
+                        addr: self.url.addr(),
+                        session: self.url.session.clone(),
+                        reason: format!(
+                            "trace {} (announced {} s ago with {} data streams) cannot be read: {why}",
+                            t.ctf_trace_id,
+                            waited.as_secs(),
+                            t.waiting.len()
+                        ),
+                    });
+                }
+                continue;
+            };
+            t.classes = compiled.classes.len();
+            t.error = None;
+            let before = self.experiment.class_count();
+            let exp = self.experiment.add_memory_trace(compiled);
+            // Every class of the new trace (its lost-event class too) is new.
+            self.new_classes
+                .extend((before..self.experiment.class_count()).map(ClassId));
+            let t = &mut self.traces[ti];
+            t.exp = Some(exp);
+            let waiting = std::mem::take(&mut t.waiting);
+            for s in &waiting {
+                self.open_stream(exp, s)?;
+            }
+            self.stats.traces_added += 1;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Acts on the flags of a reply about a stream of experiment trace `trace`.
+    fn handle_flags(&mut self, flags: u32, trace: usize) -> Result<(), LiveError> {
+        if flags & FLAG_NEW_STREAM != 0 {
+            self.poll_new_streams()?;
+        }
         if flags & FLAG_NEW_METADATA != 0 {
-            for ti in 0..self.traces.len() {
+            // The flag is about the metadata of that stream's trace (the others may
+            // be gone: a per-PID trace's metadata stream closes with its process).
+            if let Some(ti) = self.traces.iter().position(|t| t.exp == Some(trace)) {
                 let t = &mut self.traces[ti];
-                let before = t.metadata.len();
-                fetch_metadata(&mut self.client, t.metadata_stream, &mut t.metadata)?;
-                if t.metadata.len() != before {
-                    self.grow_metadata(ti)?;
+                if let Some(stream) = t.metadata_stream {
+                    let before = t.metadata.len();
+                    fetch_metadata(&mut self.client, stream, &mut t.metadata)?;
+                    if t.metadata.len() != before {
+                        self.grow_metadata(ti)?;
+                    }
                 }
             }
         }
-        if flags & FLAG_NEW_STREAM != 0 {
-            self.poll_new_streams()?;
+        if self.traces.iter().any(|t| t.exp.is_none()) {
+            self.settle_pending()?;
         }
         Ok(())
     }
@@ -336,19 +496,20 @@ impl LiveSession {
     /// is left for the next update; a text that changes known classes is an error.
     fn grow_metadata(&mut self, ti: usize) -> Result<(), LiveError> {
         let t = &mut self.traces[ti];
+        let Some(exp) = t.exp else { return Ok(()) };
         let dir = PathBuf::from(format!("{}/trace{}", self.url, t.ctf_trace_id));
         let path = dir.join("metadata");
         let Ok(md) = metadata::parse_bytes(&path, &t.metadata) else {
             return Ok(());
         };
         if md.events.len() <= t.classes
-            && md.streams.len() <= self.experiment.ctf_traces()[ti].streams.len()
+            && md.streams.len() <= self.experiment.ctf_traces()[exp].streams.len()
         {
             return Ok(());
         }
         let compiled = CtfTrace::from_metadata(&dir, &path, md)?;
         t.classes = compiled.classes.len();
-        let added = self.experiment.grow_trace(ti, compiled)?;
+        let added = self.experiment.grow_trace(exp, compiled)?;
         self.new_classes.extend(added);
         Ok(())
     }
@@ -387,7 +548,7 @@ impl LiveSession {
             Some(i) => i,
             None => {
                 let i = self.client.get_next_index(relay_id)?;
-                self.handle_flags(i.flags)?;
+                self.handle_flags(i.flags, self.streams[k].trace)?;
                 i
             }
         };
@@ -413,7 +574,7 @@ impl LiveSession {
                 let len = (idx.packet_size / 8) as u32;
                 match self.client.get_packet(relay_id, idx.offset, len)? {
                     PacketReply::Data { bytes, flags } => {
-                        self.handle_flags(flags)?;
+                        self.handle_flags(flags, trace)?;
                         self.stats.packets += 1;
                         self.stats.bytes += bytes.len() as u64;
                         let exp = self.streams[k].exp;
@@ -426,7 +587,7 @@ impl LiveSession {
                         Ok(true)
                     }
                     PacketReply::Retry { flags } => {
-                        self.handle_flags(flags)?;
+                        self.handle_flags(flags, trace)?;
                         self.stats.retries += 1;
                         self.streams[k].pending = Some(idx);
                         Ok(false)
@@ -457,6 +618,9 @@ impl LiveSession {
     /// The stream whose event comes next, when it is certain no other stream has
     /// an earlier one; `None` when some stream must be asked first.
     fn next_ready(&self) -> Option<usize> {
+        if self.blocked_by_pending() {
+            return None;
+        }
         let (k, ns) = self
             .streams
             .iter()
@@ -498,6 +662,9 @@ impl LiveSession {
                 return Ok(());
             }
             let mut progressed = false;
+            if self.traces.iter().any(|t| t.exp.is_none()) {
+                progressed |= self.settle_pending()?;
+            }
             for k in 0..self.streams.len() {
                 let s = &self.streams[k];
                 if s.head.is_none() && !s.closed {
@@ -506,13 +673,21 @@ impl LiveSession {
             }
             while let Some(k) = self.next_ready() {
                 progressed = true;
-                self.stats.events += 1;
-                if self
-                    .experiment
-                    .visit_stream(self.streams[k].exp, &mut |ev| f(Some(ev)))
-                    .is_break()
-                {
-                    return Ok(());
+                let ns = self.streams[k].head.unwrap_or(i64::MIN);
+                if ns < self.last_ns {
+                    // A trace announced after events later than this one were handed
+                    // out: consumers need time order, so it cannot be delivered.
+                    self.stats.late_events += 1;
+                } else {
+                    self.last_ns = ns;
+                    self.stats.events += 1;
+                    if self
+                        .experiment
+                        .visit_stream(self.streams[k].exp, &mut |ev| f(Some(ev)))
+                        .is_break()
+                    {
+                        return Ok(());
+                    }
                 }
                 let h = self.advance(k)?;
                 self.streams[k].head = h;
@@ -521,19 +696,18 @@ impl LiveSession {
                     break;
                 }
             }
-            if self.streams.iter().all(|s| s.closed && s.head.is_none()) {
-                // Every stream hung up; the session is over unless streams were added.
-                let before = self.streams.len();
-                let alive = self.poll_new_streams()?;
-                if !alive || self.streams.len() == before {
+            if !self.blocked_by_pending()
+                && self.streams.iter().all(|s| s.closed && s.head.is_none())
+            {
+                // Every stream hung up (or there is none yet). The session is over
+                // when the relay says so; until then traces may still be added (a
+                // process starts, with per-PID buffers).
+                let before = (self.streams.len(), self.traces.len());
+                if !self.poll_new_streams()? {
                     self.finished = true;
                     return Ok(());
                 }
-                continue;
-            }
-            if self.streams.is_empty() && !self.poll_new_streams()? {
-                self.finished = true;
-                return Ok(());
+                progressed |= before != (self.streams.len(), self.traces.len());
             }
             if !progressed {
                 if f(None).is_break() {
