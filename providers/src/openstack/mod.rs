@@ -54,7 +54,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sht::{Quark, StateSystemBuilder};
 
-use crate::pydict::{self, PyDictError, PyValue};
+use crate::pydict::{self, Field, PyDictError, PyValue, Scanned};
 use crate::{ProviderError, Subscription};
 
 /// The LTTng Python agent's event.
@@ -88,17 +88,31 @@ pub(crate) fn require_python_events(seen: bool, analysis: &str) -> Result<(), Pr
 /// The payload of a thesis message: `None` when `msg` is an ordinary log line,
 /// `Some(Err)` when it is a thesis message whose dict does not parse.
 pub fn thesis_payload(msg: &str) -> Option<Result<PyValue<'_>, PyDictError>> {
-    let at = find_marker(msg)?;
-    let after = at + THESIS_MARKER.len();
-    let rest = &msg[after..];
-    // `lttng_trace:{...}`: the separator and spaces before the literal.
-    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
-    let base = after + skipped;
+    let base = payload_start(msg)?;
     Some(
         pydict::parse_prefix(&msg[base..])
             .map(|(v, _)| v)
             .map_err(|e| shift(e, base)),
     )
+}
+
+/// [`thesis_payload`] read for `keys` only (see [`pydict::scan_dict`]): the same
+/// checks and errors, nothing built. The providers' per-event path.
+pub fn thesis_fields<'m, const N: usize>(
+    msg: &'m str,
+    keys: [&str; N],
+) -> Option<Result<Scanned<'m, N>, PyDictError>> {
+    let base = payload_start(msg)?;
+    Some(pydict::scan_dict(&msg[base..], keys).map_err(|e| shift(e, base)))
+}
+
+/// Where the literal after [`THESIS_MARKER`] starts in `msg`.
+fn payload_start(msg: &str) -> Option<usize> {
+    let after = find_marker(msg)? + THESIS_MARKER.len();
+    let rest = &msg[after..];
+    // `lttng_trace:{...}`: the separator and spaces before the literal.
+    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
+    Some(after + skipped)
 }
 
 /// Where [`THESIS_MARKER`] starts in `msg`. A plain scan: `str::find` builds a
@@ -211,18 +225,27 @@ impl ServiceQuarks {
     }
 }
 
+/// The values of a provider's keys in a thesis dict (see [`thesis_fields`]).
+pub(crate) type Fields<'e, const N: usize> = [Option<Field<'e>>; N];
+
+/// Text of a field (see [`Field::text`]).
+pub(crate) fn text<'e>(field: &Option<Field<'e>>) -> Option<std::borrow::Cow<'e, str>> {
+    field.as_ref().and_then(Field::text)
+}
+
 /// What the service providers read first from a `lttng_python:event`: the logger
 /// (service) name, its `SERVICEs/<logger>/<leaf>` quarks (at most two leaves; unused
-/// slots are -1), and the message as a dict.
+/// slots are -1), and the values of `keys` in the message's dict.
 /// Malformed parts are counted; when the message is not a readable dict, the service's
 /// attributes go null. `None`: nothing more to do for this event.
-pub(crate) fn service_message<'e>(
+pub(crate) fn service_message<'e, const N: usize>(
     event: &'e dyn EventFields,
     services: &mut ServiceQuarks,
     leaves: &[&str],
+    keys: [&str; N],
     malformed: &mut Malformed,
     ss: &mut dyn StateSystemBuilder,
-) -> sht::Result<Option<(&'e str, [Quark; 2], PyValue<'e>)>> {
+) -> sht::Result<Option<(&'e str, [Quark; 2], Fields<'e, N>)>> {
     let t = event.timestamp();
     let logger = match event.string(SLOT_LOGGER) {
         Some(l) if !l.is_empty() => l,
@@ -236,12 +259,15 @@ pub(crate) fn service_message<'e>(
     let found = services.get(logger, leaves, ss)?;
     let n = found.len().min(2);
     quarks[..n].copy_from_slice(&found[..n]);
-    let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+    let Some(payload) = event
+        .string(SLOT_MSG)
+        .and_then(|msg| thesis_fields(msg, keys))
+    else {
         return Ok(None);
     };
     match payload {
-        Ok(p @ PyValue::Dict(_)) => return Ok(Some((logger, quarks, p))),
-        Ok(_) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
+        Ok(Scanned::Dict(fields)) => return Ok(Some((logger, quarks, fields))),
+        Ok(Scanned::NotADict) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
         Err(e) => malformed.note(R_UNPARSABLE, t, || format!("{logger}: {e}")),
     }
     for &q in &quarks[..n] {
@@ -251,29 +277,33 @@ pub(crate) fn service_message<'e>(
 }
 
 /// A service record of the services whose only leaf is `Action` (Cinder, Neutron).
-pub(crate) struct ActionMessage<'e> {
+pub(crate) struct ActionMessage<'e, const N: usize> {
     pub logger: &'e str,
     /// `SERVICEs/<logger>/Action`.
     pub action: Quark,
-    pub payload: PyValue<'e>,
+    /// The values of the keys asked (`event_type` first).
+    pub fields: Fields<'e, N>,
     pub event_type: std::borrow::Cow<'e, str>,
 }
 
-/// [`service_message`] with the `Action` leaf and the record's `event_type`. A dict
-/// without `event_type` nulls `Action` and is counted as malformed: `None` then, as
-/// for records that are not service dicts.
-pub(crate) fn action_message<'e>(
+/// [`service_message`] with the `Action` leaf and the record's `event_type`, which
+/// must be `keys[0]`. A dict without `event_type` nulls `Action` and is counted as
+/// malformed: `None` then, as for records that are not service dicts.
+pub(crate) fn action_message<'e, const N: usize>(
     event: &'e dyn EventFields,
     services: &mut ServiceQuarks,
+    keys: [&str; N],
     malformed: &mut Malformed,
     ss: &mut dyn StateSystemBuilder,
-) -> sht::Result<Option<ActionMessage<'e>>> {
+) -> sht::Result<Option<ActionMessage<'e, N>>> {
+    debug_assert_eq!(keys.first(), Some(&"event_type"));
     let t = event.timestamp();
-    let Some((logger, qs, payload)) = service_message(event, services, &["Action"], malformed, ss)?
+    let Some((logger, qs, fields)) =
+        service_message(event, services, &["Action"], keys, malformed, ss)?
     else {
         return Ok(None);
     };
-    let Some(event_type) = payload.get_text("event_type") else {
+    let Some(event_type) = text(&fields[0]) else {
         malformed.note(R_NO_EVENT_TYPE, t, || logger.to_string());
         ss.modify(t, sht::StateValue::Null, qs[0])?;
         return Ok(None);
@@ -281,7 +311,7 @@ pub(crate) fn action_message<'e>(
     Ok(Some(ActionMessage {
         logger,
         action: qs[0],
-        payload,
+        fields,
         event_type,
     }))
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{phase, vm_state_code, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
+use super::{phase, text, vm_state_code, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
 use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
@@ -90,10 +90,11 @@ impl StateProvider for NovaServicesProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let Some((logger, qs, payload)) = service_message(
+        let Some((logger, qs, [event_type, vmname, request_id, vm_state])) = service_message(
             event,
             &mut self.services,
             &["Action", "Request_id"],
+            ["event_type", "vmname", "request_id", "vm_state"],
             &mut self.malformed,
             ss,
         )?
@@ -101,11 +102,9 @@ impl StateProvider for NovaServicesProvider {
             return Ok(());
         };
         let (action_q, request_q) = (qs[0], qs[1]);
-        let (Some(event_type), Some(vmname), Some(request_id)) = (
-            payload.get_text("event_type"),
-            payload.get_text("vmname"),
-            payload.get_text("request_id"),
-        ) else {
+        let (Some(event_type), Some(vmname), Some(request_id)) =
+            (text(&event_type), text(&vmname), text(&request_id))
+        else {
             self.malformed
                 .note(R_MISSING_KEYS, t, || logger.to_string());
             ss.modify(t, StateValue::Null, action_q)?;
@@ -154,7 +153,7 @@ impl StateProvider for NovaServicesProvider {
             }
         }
         if logger.contains("nova.compute.manager") && !vmname.is_empty() {
-            if let Some(state) = payload.get_text("vm_state").filter(|s| !s.is_empty()) {
+            if let Some(state) = text(&vm_state).filter(|s| !s.is_empty()) {
                 match vm_state_code(&state) {
                     Some(code) => {
                         let q = self.vm_quark(&vmname, ss)?;
