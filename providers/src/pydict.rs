@@ -160,13 +160,99 @@ pub fn scan_dict<'a, const N: usize>(
         p.value::<Check>(0)?;
         return Ok(Scanned::NotADict);
     }
+    if let Some(found) = flat_dict(text, p.pos, &keys) {
+        return Ok(Scanned::Dict(found));
+    }
     let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
     p.dict::<Check>(0, |key, value| {
-        if let Some(i) = keys.iter().position(|k| *k == key) {
+        if let Some(i) = key_index(&keys, &key) {
             found[i].get_or_insert(value);
         }
     })?;
     Ok(Scanned::Dict(found))
+}
+
+/// Which of `keys` `key` is.
+#[inline]
+fn key_index(keys: &[&str], key: &str) -> Option<usize> {
+    keys.iter().position(|k| k.as_bytes() == key.as_bytes())
+}
+
+/// The shape of nearly every thesis payload, read in one pass over the bytes: a
+/// dict (its `{` at `open`) of quoted keys and values without escapes or prefixes,
+/// or ASCII bare values. `None` when the text is anything else, well-formed or
+/// not: the [`Parser`] then reads it from the start (so errors and nested values
+/// are its business, and both give the same result where this one answers).
+fn flat_dict<'a, const N: usize>(
+    s: &'a str,
+    open: usize,
+    keys: &[&str; N],
+) -> Option<[Option<Field<'a>>; N]> {
+    let b = s.as_bytes();
+    let ws = |mut i: usize| {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+            i += 1;
+        }
+        i
+    };
+    // A plain quoted string at `i`: (its text, the index after it).
+    let quoted = |i: usize| -> Option<(&'a str, usize)> {
+        let q = b[i];
+        let end = i + 1 + find_either(&b[i + 1..], q, b'\\')?;
+        (b[end] == q).then(|| (&s[i + 1..end], end + 1))
+    };
+    let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
+    let mut i = open + 1;
+    loop {
+        i = ws(i);
+        let key = match *b.get(i)? {
+            b'}' => return Some(found),
+            b'\'' | b'"' => {
+                let (key, next) = quoted(i)?;
+                i = next;
+                key
+            }
+            _ => return None,
+        };
+        i = ws(i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let value = match *b.get(i)? {
+            b'\'' | b'"' => {
+                let (text, next) = quoted(i)?;
+                i = next;
+                Field::Str(Cow::Borrowed(text))
+            }
+            b'{' | b'[' | b'(' => return None,
+            _ => {
+                let begin = i;
+                while let Some(&c) = b.get(i) {
+                    if c >= 0x80 {
+                        return None;
+                    }
+                    if ends_token(c as char) {
+                        break;
+                    }
+                    i += 1;
+                }
+                match s[begin..i].trim() {
+                    "" => return None,
+                    t => Field::Token(t),
+                }
+            }
+        };
+        if let Some(k) = key_index(keys, key) {
+            found[k].get_or_insert(value);
+        }
+        i = ws(i);
+        match *b.get(i)? {
+            b',' => i += 1,
+            b'}' => {}
+            _ => return None,
+        }
+    }
 }
 
 /// What the parser does with what it reads: build [`PyValue`]s ([`Build`]) or
@@ -260,6 +346,7 @@ fn classify(t: &str) -> PyValue<'_> {
 /// Index of the first `a` or `b` in `hay`, eight bytes at a time (strings in the
 /// payloads are 10 to 40 bytes: a word loop beats a per-byte one and needs no
 /// dependency).
+#[inline]
 fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

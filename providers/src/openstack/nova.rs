@@ -5,11 +5,11 @@
 //! the per-host extension `Hosts/<host>/VMs/<vmname>` (int: Status while the VM
 //! is on that host, null once it left).
 
-use std::collections::HashMap;
-
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{text, thesis_fields, vm_state_code, Malformed, R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG};
+use super::{
+    text, thesis_fields, vm_state_code, Malformed, NameMap, R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG,
+};
 use crate::pydict::Scanned;
 use crate::{EventFields, StateProvider};
 
@@ -35,7 +35,7 @@ struct VmRow {
 #[derive(Default)]
 pub struct NovaVmStateProvider {
     /// By project, then VM name: looked up with the event's borrowed text.
-    rows: HashMap<Box<str>, HashMap<Box<str>, VmRow>>,
+    rows: NameMap<NameMap<VmRow>>,
     saw_python_events: bool,
     malformed: Malformed,
 }
