@@ -165,17 +165,57 @@ pub fn scan_dict<'a, const N: usize>(
     }
     let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
     p.dict::<Check>(0, |key, value| {
-        if let Some(i) = key_index(&keys, &key) {
+        if let Some(i) = key_index(&keys, key.as_bytes()) {
             found[i].get_or_insert(value);
         }
     })?;
     Ok(Scanned::Dict(found))
 }
 
-/// Which of `keys` `key` is.
-#[inline]
-fn key_index(keys: &[&str], key: &str) -> Option<usize> {
-    keys.iter().position(|k| k.as_bytes() == key.as_bytes())
+/// Which of `keys` `key` is. Compared inline: most keys differ in length or in
+/// their first byte, and a `memcmp` call costs more than such a key.
+#[inline(always)]
+fn key_index(keys: &[&str], key: &[u8]) -> Option<usize> {
+    keys.iter()
+        .position(|k| k.len() == key.len() && k.as_bytes().iter().zip(key).all(|(x, y)| x == y))
+}
+
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the `quote` that closes a string whose text starts at `from`; `None`
+/// when a backslash comes first or the text ends.
+#[inline(always)]
+fn closing_quote(b: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let i = from + find_either(b.get(from..)?, quote, b'\\')?;
+    (b[i] == quote).then_some(i)
+}
+
+/// [`ends_token`] for an ASCII byte.
+#[inline(always)]
+fn ends_token_byte(c: u8) -> bool {
+    matches!(
+        c,
+        b',' | b':'
+            | b']'
+            | b'}'
+            | b')'
+            | b'\''
+            | b'/'
+            | b'\\'
+            | b'"'
+            | b'['
+            | b'{'
+            | b';'
+            | b'='
+            | b'#'
+    ) || c < 0x20
+        || c == 0x7f
 }
 
 /// The shape of nearly every thesis payload, read in one pass over the bytes: a
@@ -189,64 +229,54 @@ fn flat_dict<'a, const N: usize>(
     keys: &[&str; N],
 ) -> Option<[Option<Field<'a>>; N]> {
     let b = s.as_bytes();
-    let ws = |mut i: usize| {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
-            i += 1;
-        }
-        i
-    };
-    // A plain quoted string at `i`: (its text, the index after it).
-    let quoted = |i: usize| -> Option<(&'a str, usize)> {
-        let q = b[i];
-        let end = i + 1 + find_either(&b[i + 1..], q, b'\\')?;
-        (b[end] == q).then(|| (&s[i + 1..end], end + 1))
-    };
     let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
     let mut i = open + 1;
     loop {
-        i = ws(i);
-        let key = match *b.get(i)? {
-            b'}' => return Some(found),
-            b'\'' | b'"' => {
-                let (key, next) = quoted(i)?;
-                i = next;
-                key
-            }
-            _ => return None,
-        };
-        i = ws(i);
+        i = skip_ws(b, i);
+        let q = *b.get(i)?;
+        if q == b'}' {
+            return Some(found);
+        }
+        if q != b'\'' && q != b'"' {
+            return None;
+        }
+        let end = closing_quote(b, i + 1, q)?;
+        // Known before the value: values of other keys are only stepped over.
+        let want = key_index(keys, &b[i + 1..end]).filter(|&k| found[k].is_none());
+        i = skip_ws(b, end + 1);
         if b.get(i) != Some(&b':') {
             return None;
         }
-        i = ws(i + 1);
-        let value = match *b.get(i)? {
-            b'\'' | b'"' => {
-                let (text, next) = quoted(i)?;
-                i = next;
-                Field::Str(Cow::Borrowed(text))
+        i = skip_ws(b, i + 1);
+        let c = *b.get(i)?;
+        if c == b'\'' || c == b'"' {
+            let end = closing_quote(b, i + 1, c)?;
+            if let Some(k) = want {
+                found[k] = Some(Field::Str(Cow::Borrowed(&s[i + 1..end])));
             }
-            b'{' | b'[' | b'(' => return None,
-            _ => {
-                let begin = i;
-                while let Some(&c) = b.get(i) {
-                    if c >= 0x80 {
-                        return None;
-                    }
-                    if ends_token(c as char) {
-                        break;
-                    }
-                    i += 1;
+            i = end + 1;
+        } else if matches!(c, b'{' | b'[' | b'(') {
+            return None;
+        } else {
+            let begin = i;
+            while let Some(&c) = b.get(i) {
+                if c >= 0x80 {
+                    return None;
                 }
-                match s[begin..i].trim() {
-                    "" => return None,
-                    t => Field::Token(t),
+                if ends_token_byte(c) {
+                    break;
                 }
+                i += 1;
             }
-        };
-        if let Some(k) = key_index(keys, key) {
-            found[k].get_or_insert(value);
+            let token = s[begin..i].trim();
+            if token.is_empty() {
+                return None;
+            }
+            if let Some(k) = want {
+                found[k] = Some(Field::Token(token));
+            }
         }
-        i = ws(i);
+        i = skip_ws(b, i);
         match *b.get(i)? {
             b',' => i += 1,
             b'}' => {}
@@ -346,7 +376,7 @@ fn classify(t: &str) -> PyValue<'_> {
 /// Index of the first `a` or `b` in `hay`, eight bytes at a time (strings in the
 /// payloads are 10 to 40 bytes: a word loop beats a per-byte one and needs no
 /// dependency).
-#[inline]
+#[inline(always)]
 fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -354,7 +384,7 @@ fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     let mut chunks = hay.chunks_exact(8);
     let mut at = 0;
     for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
         let (x, y) = (w ^ ra, w ^ rb);
         // Zero bytes of x or y; the lowest flag is exact (borrows only go up).
         let m = ((x.wrapping_sub(LO) & !x) | (y.wrapping_sub(LO) & !y)) & HI;
