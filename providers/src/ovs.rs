@@ -115,6 +115,34 @@ fn tagged_id(kind: Kind, event: &dyn EventFields, untagged: &mut Untagged) -> Op
     }
 }
 
+/// The `StateProvider` items both OvS providers share (id, version, any trace
+/// accepted, the four addon events subscribed with `id` and `protocol`, refusal
+/// of a trace without them). The provider needs a `seen: bool` field.
+macro_rules! ovs_event_provider {
+    ($id:expr) => {
+        fn id(&self) -> &'static str {
+            $id
+        }
+        fn version(&self) -> i32 {
+            VERSION
+        }
+        fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
+            let s = ovs_subscription(event_name);
+            self.seen |= s.is_some();
+            s
+        }
+        fn check_subscriptions(
+            &self,
+            _missing: &[(String, &'static str)],
+        ) -> Result<(), ProviderError> {
+            ovs_check(self.seen, $id)
+        }
+    };
+}
+
 fn ovs_check(seen: bool, analysis: &str) -> Result<(), ProviderError> {
     if seen {
         Ok(())
@@ -141,26 +169,7 @@ impl OvsPathProvider {
 }
 
 impl StateProvider for OvsPathProvider {
-    fn id(&self) -> &'static str {
-        PATH_ID
-    }
-    fn version(&self) -> i32 {
-        VERSION
-    }
-    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        let s = ovs_subscription(event_name);
-        self.seen |= s.is_some();
-        s
-    }
-    fn check_subscriptions(
-        &self,
-        _missing: &[(String, &'static str)],
-    ) -> Result<(), ProviderError> {
-        ovs_check(self.seen, PATH_ID)
-    }
+    ovs_event_provider!(PATH_ID);
 
     fn handle(
         &mut self,
@@ -328,26 +337,7 @@ fn path_code(p: SwitchPath) -> StateValue {
 }
 
 impl StateProvider for OvsPacketsProvider {
-    fn id(&self) -> &'static str {
-        PACKETS_ID
-    }
-    fn version(&self) -> i32 {
-        VERSION
-    }
-    fn check_trace(&mut self, _trace: &TraceInfo) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    fn subscribe(&mut self, event_name: &str) -> Option<Subscription> {
-        let s = ovs_subscription(event_name);
-        self.seen |= s.is_some();
-        s
-    }
-    fn check_subscriptions(
-        &self,
-        _missing: &[(String, &'static str)],
-    ) -> Result<(), ProviderError> {
-        ovs_check(self.seen, PACKETS_ID)
-    }
+    ovs_event_provider!(PACKETS_ID);
 
     fn handle(
         &mut self,

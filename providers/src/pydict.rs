@@ -12,6 +12,11 @@
 //! token may hold spaces: `[1 2]` is a list of one bare token `1 2`. Truncated or otherwise broken input is a
 //! [`PyDictError`] naming the byte offset; nothing is ever evaluated.
 //! Strings without escapes borrow from the input (no allocation).
+//!
+//! Two ways to read a text, through one parser: [`parse`] builds the whole value,
+//! [`scan_dict`] checks a dict just as strictly (same errors at the same offsets)
+//! but keeps only the values of a few named keys, borrowed, without building
+//! anything (the per-event path of the OpenStack providers).
 
 use std::borrow::Cow;
 
@@ -101,8 +106,298 @@ pub fn parse(text: &str) -> Result<PyValue<'_>, PyDictError> {
 /// the byte offset just past it.
 pub fn parse_prefix(text: &str) -> Result<(PyValue<'_>, usize), PyDictError> {
     let mut p = Parser { s: text, pos: 0 };
-    let v = p.value(0)?;
+    let v = p.value::<Build>(0)?;
     Ok((v, p.pos))
+}
+
+/// A value kept by [`scan_dict`]: a scalar as written (borrowed) or the mark
+/// of a container (checked, not built).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field<'a> {
+    /// Quoted string (escapes resolved).
+    Str(Cow<'a, str>),
+    /// Unquoted token (`None`, a number, a bare word), trimmed.
+    Token(&'a str),
+    /// A list, tuple or dict.
+    Container,
+}
+
+impl<'a> Field<'a> {
+    /// The text [`PyValue::text`] gives for the same value (`None` for containers).
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Field::Str(s) => Some(s.clone()),
+            Field::Token(t) => match classify(t) {
+                // Most tokens read back as themselves: no allocation for them.
+                PyValue::Bare(t) => Some(Cow::Borrowed(t)),
+                v => v.text(),
+            },
+            Field::Container => None,
+        }
+    }
+}
+
+/// What [`scan_dict`] found at the start of a text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scanned<'a, const N: usize> {
+    /// A dict: the value of each asked key (first occurrence), in the order asked.
+    Dict([Option<Field<'a>>; N]),
+    /// A well-formed literal that is not a dict.
+    NotADict,
+}
+
+/// Checks the literal at the start of `text` (after whitespace) as [`parse_prefix`]
+/// does, with the same errors, and returns the values of `keys` when it is a
+/// dict. Nothing is allocated unless a kept string or a key has escapes (or a key
+/// is a number).
+pub fn scan_dict<'a, const N: usize>(
+    text: &'a str,
+    keys: [&str; N],
+) -> Result<Scanned<'a, N>, PyDictError> {
+    let mut p = Parser { s: text, pos: 0 };
+    p.skip_ws();
+    if p.peek() != Some('{') {
+        p.value::<Check>(0)?;
+        return Ok(Scanned::NotADict);
+    }
+    if let Some(found) = flat_dict(text, p.pos, &keys) {
+        return Ok(Scanned::Dict(found));
+    }
+    let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
+    p.dict::<Check>(0, |key, value| {
+        if let Some(i) = key_index(&keys, key.as_bytes()) {
+            found[i].get_or_insert(value);
+        }
+    })?;
+    Ok(Scanned::Dict(found))
+}
+
+/// Which of `keys` `key` is. Compared inline: most keys differ in length or in
+/// their first byte, and a `memcmp` call costs more than such a key.
+#[inline(always)]
+fn key_index(keys: &[&str], key: &[u8]) -> Option<usize> {
+    keys.iter()
+        .position(|k| k.len() == key.len() && k.as_bytes().iter().zip(key).all(|(x, y)| x == y))
+}
+
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the `quote` that closes a string whose text starts at `from`; `None`
+/// when a backslash comes first or the text ends.
+#[inline(always)]
+fn closing_quote(b: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let i = from + find_either(b.get(from..)?, quote, b'\\')?;
+    (b[i] == quote).then_some(i)
+}
+
+/// [`ends_token`] for an ASCII byte.
+#[inline(always)]
+fn ends_token_byte(c: u8) -> bool {
+    matches!(
+        c,
+        b',' | b':'
+            | b']'
+            | b'}'
+            | b')'
+            | b'\''
+            | b'/'
+            | b'\\'
+            | b'"'
+            | b'['
+            | b'{'
+            | b';'
+            | b'='
+            | b'#'
+    ) || c < 0x20
+        || c == 0x7f
+}
+
+/// The shape of nearly every thesis payload, read in one pass over the bytes: a
+/// dict (its `{` at `open`) of quoted keys and values without escapes or prefixes,
+/// or ASCII bare values. `None` when the text is anything else, well-formed or
+/// not: the [`Parser`] then reads it from the start (so errors and nested values
+/// are its business, and both give the same result where this one answers).
+fn flat_dict<'a, const N: usize>(
+    s: &'a str,
+    open: usize,
+    keys: &[&str; N],
+) -> Option<[Option<Field<'a>>; N]> {
+    let b = s.as_bytes();
+    let mut found: [Option<Field<'a>>; N] = std::array::from_fn(|_| None);
+    let mut i = open + 1;
+    loop {
+        i = skip_ws(b, i);
+        let q = *b.get(i)?;
+        if q == b'}' {
+            return Some(found);
+        }
+        if q != b'\'' && q != b'"' {
+            return None;
+        }
+        let end = closing_quote(b, i + 1, q)?;
+        // Known before the value: values of other keys are only stepped over.
+        let want = key_index(keys, &b[i + 1..end]).filter(|&k| found[k].is_none());
+        i = skip_ws(b, end + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let c = *b.get(i)?;
+        if c == b'\'' || c == b'"' {
+            let end = closing_quote(b, i + 1, c)?;
+            if let Some(k) = want {
+                found[k] = Some(Field::Str(Cow::Borrowed(&s[i + 1..end])));
+            }
+            i = end + 1;
+        } else if matches!(c, b'{' | b'[' | b'(') {
+            return None;
+        } else {
+            let begin = i;
+            while let Some(&c) = b.get(i) {
+                if c >= 0x80 {
+                    return None;
+                }
+                if ends_token_byte(c) {
+                    break;
+                }
+                i += 1;
+            }
+            let token = s[begin..i].trim();
+            if token.is_empty() {
+                return None;
+            }
+            if let Some(k) = want {
+                found[k] = Some(Field::Token(token));
+            }
+        }
+        i = skip_ws(b, i);
+        match *b.get(i)? {
+            b',' => i += 1,
+            b'}' => {}
+            _ => return None,
+        }
+    }
+}
+
+/// What the parser does with what it reads: build [`PyValue`]s ([`Build`]) or
+/// only check the text, keeping scalars as written ([`Check`]). One set of
+/// loops for both, so both accept and refuse the same texts.
+trait Mode<'a> {
+    type Value;
+    fn string(s: Cow<'a, str>) -> Self::Value;
+    fn token(t: &'a str) -> Self::Value;
+    /// Text of a dict key; `None` for a container (not a valid key).
+    fn key(v: Self::Value) -> Option<Cow<'a, str>>;
+    fn dict(p: &mut Parser<'a>, depth: usize) -> Result<Self::Value, PyDictError>;
+    fn seq(p: &mut Parser<'a>, depth: usize, close: char) -> Result<Self::Value, PyDictError>;
+}
+
+struct Build;
+
+impl<'a> Mode<'a> for Build {
+    type Value = PyValue<'a>;
+    fn string(s: Cow<'a, str>) -> PyValue<'a> {
+        PyValue::Str(s)
+    }
+    fn token(t: &'a str) -> PyValue<'a> {
+        classify(t)
+    }
+    fn key(v: PyValue<'a>) -> Option<Cow<'a, str>> {
+        match v {
+            PyValue::Str(s) => Some(s),
+            other => other.text(),
+        }
+    }
+    fn dict(p: &mut Parser<'a>, depth: usize) -> Result<PyValue<'a>, PyDictError> {
+        // Thesis payloads have 3 to 8 keys: one allocation instead of three.
+        let mut pairs = Vec::with_capacity(8);
+        p.dict::<Build>(depth, |k, v| pairs.push((k, v)))?;
+        Ok(PyValue::Dict(pairs))
+    }
+    fn seq(p: &mut Parser<'a>, depth: usize, close: char) -> Result<PyValue<'a>, PyDictError> {
+        let mut items = Vec::new();
+        p.seq::<Build>(depth, close, |v| items.push(v))?;
+        Ok(PyValue::List(items))
+    }
+}
+
+struct Check;
+
+impl<'a> Mode<'a> for Check {
+    type Value = Field<'a>;
+    fn string(s: Cow<'a, str>) -> Field<'a> {
+        Field::Str(s)
+    }
+    fn token(t: &'a str) -> Field<'a> {
+        Field::Token(t)
+    }
+    fn key(v: Field<'a>) -> Option<Cow<'a, str>> {
+        match v {
+            Field::Str(s) => Some(s),
+            other => other.text(),
+        }
+    }
+    fn dict(p: &mut Parser<'a>, depth: usize) -> Result<Field<'a>, PyDictError> {
+        p.dict::<Check>(depth, |_, _| {})?;
+        Ok(Field::Container)
+    }
+    fn seq(p: &mut Parser<'a>, depth: usize, close: char) -> Result<Field<'a>, PyDictError> {
+        p.seq::<Check>(depth, close, |_| {})?;
+        Ok(Field::Container)
+    }
+}
+
+/// A bare token as a value: Python's constants, a number, or the token itself.
+fn classify(t: &str) -> PyValue<'_> {
+    match t {
+        "None" => PyValue::None,
+        "True" => PyValue::Bool(true),
+        "False" => PyValue::Bool(false),
+        t => {
+            if let Ok(i) = t.parse::<i64>() {
+                PyValue::Int(i)
+            } else if t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+                && t.parse::<f64>().is_ok()
+            {
+                PyValue::Float(t.parse().unwrap_or(0.0))
+            } else {
+                PyValue::Bare(t)
+            }
+        }
+    }
+}
+
+/// Index of the first `a` or `b` in `hay`, eight bytes at a time (strings in the
+/// payloads are 10 to 40 bytes: a word loop beats a per-byte one and needs no
+/// dependency).
+#[inline(always)]
+fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let (ra, rb) = (LO * a as u64, LO * b as u64);
+    let mut chunks = hay.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        let (x, y) = (w ^ ra, w ^ rb);
+        // Zero bytes of x or y; the lowest flag is exact (borrows only go up).
+        let m = ((x.wrapping_sub(LO) & !x) | (y.wrapping_sub(LO) & !y)) & HI;
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|i| at + i)
 }
 
 struct Parser<'a> {
@@ -134,7 +429,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<PyValue<'a>, PyDictError> {
+    fn value<M: Mode<'a>>(&mut self, depth: usize) -> Result<M::Value, PyDictError> {
         if depth > MAX_DEPTH {
             return Err(PyDictError::TooDeep { offset: self.pos });
         }
@@ -146,14 +441,14 @@ impl<'a> Parser<'a> {
             });
         };
         match c {
-            '{' => self.dict(depth),
-            '[' => self.seq(depth, ']'),
-            '(' => self.seq(depth, ')'),
-            '\'' | '"' => Ok(PyValue::Str(self.string()?)),
+            '{' => M::dict(self, depth),
+            '[' => M::seq(self, depth, ']'),
+            '(' => M::seq(self, depth, ')'),
+            '\'' | '"' => Ok(M::string(self.string()?)),
             'u' | 'U' | 'b' | 'B' | 'r' | 'R' if self.prefixed_string() => {
-                Ok(PyValue::Str(self.string()?))
+                Ok(M::string(self.string()?))
             }
-            _ => self.bare(),
+            _ => Ok(M::token(self.bare()?)),
         }
     }
 
@@ -162,10 +457,13 @@ impl<'a> Parser<'a> {
         matches!(self.s.as_bytes().get(self.pos + 1), Some(b'\'' | b'"'))
     }
 
-    fn dict(&mut self, depth: usize) -> Result<PyValue<'a>, PyDictError> {
+    /// Reads a dict (at its `{`), handing each key and value to `pair`.
+    fn dict<M: Mode<'a>>(
+        &mut self,
+        depth: usize,
+        mut pair: impl FnMut(Cow<'a, str>, M::Value),
+    ) -> Result<(), PyDictError> {
         self.pos += 1; // '{'
-                       // Thesis payloads have 3 to 8 keys: one allocation instead of three.
-        let mut pairs = Vec::with_capacity(8);
         loop {
             self.skip_ws();
             match self.peek() {
@@ -177,27 +475,23 @@ impl<'a> Parser<'a> {
                 }
                 Some('}') => {
                     self.pos += 1;
-                    return Ok(PyValue::Dict(pairs));
+                    return Ok(());
                 }
                 Some(_) => {}
             }
             let key_at = self.pos;
-            let key = self.value(depth + 1)?;
-            let key = match key {
-                PyValue::List(_) | PyValue::Dict(_) => {
-                    return Err(PyDictError::Unexpected {
-                        offset: key_at,
-                        expected: "a key",
-                        found: self.s[key_at..].chars().next().unwrap_or('?'),
-                    })
-                }
-                PyValue::Str(s) => s,
-                other => other.text().unwrap_or_default(),
+            let key = self.value::<M>(depth + 1)?;
+            let Some(key) = M::key(key) else {
+                return Err(PyDictError::Unexpected {
+                    offset: key_at,
+                    expected: "a key",
+                    found: self.s[key_at..].chars().next().unwrap_or('?'),
+                });
             };
             self.skip_ws();
             self.expect(':', "':' after a key", "a dict")?;
-            let value = self.value(depth + 1)?;
-            pairs.push((key, value));
+            let value = self.value::<M>(depth + 1)?;
+            pair(key, value);
             self.skip_ws();
             match self.peek() {
                 Some(',') => self.pos += 1,
@@ -219,9 +513,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn seq(&mut self, depth: usize, close: char) -> Result<PyValue<'a>, PyDictError> {
+    /// Reads a list or tuple (at its opening bracket), handing each item to `item`.
+    fn seq<M: Mode<'a>>(
+        &mut self,
+        depth: usize,
+        close: char,
+        mut item: impl FnMut(M::Value),
+    ) -> Result<(), PyDictError> {
         self.pos += 1;
-        let mut items = Vec::new();
         loop {
             self.skip_ws();
             match self.peek() {
@@ -233,11 +532,11 @@ impl<'a> Parser<'a> {
                 }
                 Some(c) if c == close => {
                     self.pos += 1;
-                    return Ok(PyValue::List(items));
+                    return Ok(());
                 }
                 Some(_) => {}
             }
-            items.push(self.value(depth + 1)?);
+            item(self.value::<M>(depth + 1)?);
             self.skip_ws();
             match self.peek() {
                 Some(',') => self.pos += 1,
@@ -293,22 +592,15 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let begin = self.pos;
         // Fast path: no backslash before the closing quote.
-        let mut i = begin;
-        while i < bytes.len() {
-            match bytes[i] {
-                b if b == quote => {
-                    self.pos = i + 1;
-                    return Ok(Cow::Borrowed(&self.s[begin..i]));
-                }
-                b'\\' => break,
-                _ => i += 1,
-            }
-        }
-        if i >= bytes.len() {
+        let Some(i) = find_either(&bytes[begin..], quote, b'\\').map(|i| begin + i) else {
             return Err(PyDictError::Truncated {
                 offset: bytes.len(),
                 inside: "a string",
             });
+        };
+        if bytes[i] == quote {
+            self.pos = i + 1;
+            return Ok(Cow::Borrowed(&self.s[begin..i]));
         }
         let mut out = String::from(&self.s[begin..i]);
         self.pos = i;
@@ -384,7 +676,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn bare(&mut self) -> Result<PyValue<'a>, PyDictError> {
+    /// An unquoted token, trimmed (classified by the [`Mode`]).
+    fn bare(&mut self) -> Result<&'a str, PyDictError> {
         let begin = self.pos;
         while let Some(c) = self.peek() {
             if ends_token(c) {
@@ -407,22 +700,7 @@ impl<'a> Parser<'a> {
                 Some(_) => Err(PyDictError::Empty { offset: begin }),
             };
         }
-        Ok(match token {
-            "None" => PyValue::None,
-            "True" => PyValue::Bool(true),
-            "False" => PyValue::Bool(false),
-            t => {
-                if let Ok(i) = t.parse::<i64>() {
-                    PyValue::Int(i)
-                } else if t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
-                    && t.parse::<f64>().is_ok()
-                {
-                    PyValue::Float(t.parse().unwrap_or(0.0))
-                } else {
-                    PyValue::Bare(t)
-                }
-            }
-        })
+        Ok(token)
     }
 }
 
@@ -592,7 +870,121 @@ mod tests {
         out
     }
 
+    /// What [`scan_dict`] must give: the keys' values as [`parse_prefix`] reads them.
+    fn scan_agrees_with_parse(text: &str) {
+        const KEYS: [&str; 4] = ["a", "event_type", "7", "k\u{e9}"];
+        let scanned = scan_dict(text, KEYS);
+        match parse_prefix(text) {
+            Err(e) => assert_eq!(scanned, Err(e), "{text:?}"),
+            Ok((PyValue::Dict(_), _)) => {
+                let parsed = parse_prefix(text).unwrap().0;
+                let Ok(Scanned::Dict(found)) = scanned else {
+                    panic!("{text:?}: {scanned:?}")
+                };
+                for (k, f) in KEYS.iter().zip(&found) {
+                    let want = parsed.get(k);
+                    assert_eq!(f.is_some(), want.is_some(), "{text:?} {k}");
+                    let is_container = matches!(want, Some(PyValue::List(_) | PyValue::Dict(_)));
+                    assert_eq!(f == &Some(Field::Container), is_container, "{text:?} {k}");
+                    assert_eq!(
+                        f.as_ref().and_then(Field::text),
+                        parsed.get_text(k),
+                        "{text:?} {k}"
+                    );
+                }
+            }
+            Ok(_) => assert_eq!(scanned, Ok(Scanned::NotADict), "{text:?}"),
+        }
+    }
+
+    #[test]
+    fn scan_keeps_asked_keys_borrowed_and_checks_the_rest() {
+        let text = "{'event_type':scheduler.select_destinations.start,'vmname':'vm-1','n':[1,{'x':(2,)}],'vmname':'second','host':None,'c':12}";
+        let Ok(Scanned::Dict([et, vm, host, n, c, missing])) =
+            scan_dict(text, ["event_type", "vmname", "host", "n", "c", "missing"])
+        else {
+            panic!("not scanned")
+        };
+        assert_eq!(
+            et,
+            Some(Field::Token("scheduler.select_destinations.start"))
+        );
+        // First occurrence, as `PyValue::get`.
+        assert_eq!(vm, Some(Field::Str(Cow::Borrowed("vm-1"))));
+        assert_eq!(host.unwrap().text().as_deref(), Some("None"));
+        assert_eq!(n, Some(Field::Container));
+        assert_eq!(c.unwrap().text().as_deref(), Some("12"));
+        assert_eq!(missing, None);
+        assert_eq!(scan_dict("[1, 2] x", ["a"]), Ok(Scanned::NotADict));
+        assert!(matches!(
+            scan_dict("{'a': [1, {'b': 'c'}, 'd'", ["a"]),
+            Err(PyDictError::Truncated { offset: 25, .. })
+        ));
+        for text in [
+            "{'a':'x','b':{'c':[1,2,(3,)],'d':None},'event_type':'e\\'q'}",
+            r#"{u'k\u00e9': u'caf\xe9', 7: 'seven', 07: 'again', 'a': -0, "a": 1}"#,
+            "{'a': 1.50}",
+            "{'a': +5, 'event_type': 1e3}",
+            "{'a' 'b'}",
+            "{[1]: 2}",
+            "{{'x': 1}: 2}",
+            "{'a': '\\xZZ'}",
+            "  'just a string'",
+            "",
+        ] {
+            scan_agrees_with_parse(text);
+        }
+        let deep = format!("{{'a': {}", "[".repeat(100));
+        scan_agrees_with_parse(&deep);
+        for cut in 0..text.len() {
+            scan_agrees_with_parse(&text[..cut]);
+        }
+    }
+
+    #[test]
+    fn word_search_finds_the_first_of_two_bytes_at_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut hay = vec![b'x'; len];
+                hay[at] = b'\\';
+                if at + 3 < len {
+                    hay[at + 3] = b'\'';
+                }
+                assert_eq!(find_either(&hay, b'\'', b'\\'), Some(at));
+                hay[at] = 0x80 | b'\'';
+                let want = (at + 3 < len).then_some(at + 3);
+                assert_eq!(find_either(&hay, b'\'', b'\\'), want);
+            }
+            assert_eq!(find_either(&vec![b'x'; len], b'\'', b'\\'), None);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn scan_gives_what_parse_gives(
+            text in "[{}\\[\\](),: '\"\\\\aeuNonex07.-]{0,60}"
+        ) {
+            scan_agrees_with_parse(&text);
+        }
+
+        #[test]
+        fn scan_gives_what_parse_gives_on_dicts(
+            pairs in proptest::collection::vec(
+                ("(a|event_type|7|x|'a'|'7'|\"a\"|u'a')", "('[^'\\\\]{0,6}'|None|1|-0|1.5|b|\\[1,'a'\\]|\\{'a':'x'\\}|'\\\\x41')"),
+                0..6,
+            ),
+            cut in 0usize..200,
+        ) {
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let text = format!("{{{}}}", body.join(", "));
+            scan_agrees_with_parse(&text);
+            let mut cut = cut.min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            scan_agrees_with_parse(&text[..cut]);
+        }
+
         #[test]
         fn any_text_parses_or_fails_without_panicking(text in "\\PC{0,80}") {
             let _ = parse(&text);

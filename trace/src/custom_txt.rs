@@ -27,8 +27,8 @@ use regex::Regex;
 
 use crate::custom_time::{PatternError, TimestampFormat};
 use crate::custom_xml::{
-    dom, line_of, read_text, tag_and_name, CustomEvent, CustomXmlError, EventData, InputData,
-    OutputColumn, Tag,
+    definition_list, dom, find_definition, line_of, read_text, tag_and_name, CustomEvent,
+    CustomXmlError, DefinitionListError, EventData, InputData, OutputColumn, Tag,
 };
 
 const DEFINITION_LIST: &str = "CustomTxtTraceDefinitionList";
@@ -82,6 +82,29 @@ pub enum CustomTxtError {
         #[source]
         source: PatternError,
     },
+}
+
+impl DefinitionListError for CustomTxtError {
+    fn xml(path: &Path, line: usize, message: String) -> Self {
+        CustomTxtError::Xml {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
+    }
+    fn not_a_list(path: &Path, root: String) -> Self {
+        CustomTxtError::NotADefinitionList {
+            path: path.to_path_buf(),
+            root,
+        }
+    }
+    fn not_found(path: &Path, category: &str, name: &str) -> Self {
+        CustomTxtError::DefinitionNotFound {
+            path: path.to_path_buf(),
+            category: category.to_string(),
+            name: name.to_string(),
+        }
+    }
 }
 
 fn text_of(path: &Path) -> Result<String, CustomTxtError> {
@@ -244,36 +267,15 @@ impl CustomTxtDefinition {
 
     /// [`Self::load_all`] on text already read; `path` names it in errors.
     pub fn parse_all(text: &str, path: &Path) -> Result<Vec<CustomTxtDefinition>, CustomTxtError> {
-        let root = dom::parse(text).map_err(|(offset, message)| CustomTxtError::Xml {
-            path: path.to_path_buf(),
-            line: line_of(text, offset),
-            message,
-        })?;
-        if root.name != DEFINITION_LIST {
-            return Err(CustomTxtError::NotADefinitionList {
-                path: path.to_path_buf(),
-                root: root.name,
-            });
-        }
         let reader = DefinitionReader { path, text };
-        let mut out = Vec::new();
-        for e in root.child_elements().filter(|e| e.name == "Definition") {
-            if let Some(d) = reader.definition(e)? {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        definition_list(text, path, DEFINITION_LIST, |e| reader.definition(e))
     }
 
+    /// The definition `category`/`name` of a definitions file.
     pub fn load(path: &Path, category: &str, name: &str) -> Result<Self, CustomTxtError> {
-        Self::load_all(path)?
-            .into_iter()
-            .find(|d| d.category == category && d.name == name)
-            .ok_or_else(|| CustomTxtError::DefinitionNotFound {
-                path: path.to_path_buf(),
-                category: category.to_string(),
-                name: name.to_string(),
-            })
+        find_definition(Self::load_all(path)?, path, category, name, |d| {
+            (&d.category, &d.name)
+        })
     }
 
     /// `custom.txt.trace:<category>:<name>`, the id analyses use in `traceType`.

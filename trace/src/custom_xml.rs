@@ -414,6 +414,72 @@ pub(crate) fn read_text(path: &Path) -> Result<String, CustomXmlError> {
 
 // ---- definitions ---------------------------------------------------------------------
 
+/// The errors of reading a definitions file that the text and XML custom parsers
+/// each report in their own type.
+pub(crate) trait DefinitionListError {
+    fn xml(path: &Path, line: usize, message: String) -> Self;
+    fn not_a_list(path: &Path, root: String) -> Self;
+    fn not_found(path: &Path, category: &str, name: &str) -> Self;
+}
+
+impl DefinitionListError for CustomXmlError {
+    fn xml(path: &Path, line: usize, message: String) -> Self {
+        CustomXmlError::Xml {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
+    }
+    fn not_a_list(path: &Path, root: String) -> Self {
+        CustomXmlError::NotADefinitionList {
+            path: path.to_path_buf(),
+            root,
+        }
+    }
+    fn not_found(path: &Path, category: &str, name: &str) -> Self {
+        CustomXmlError::DefinitionNotFound {
+            path: path.to_path_buf(),
+            category: category.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// The definitions of a definitions file's `text` whose root must be `list`: each
+/// `Definition` child read by `read`, in file order (`None`s left out).
+pub(crate) fn definition_list<D, E: DefinitionListError>(
+    text: &str,
+    path: &Path,
+    list: &str,
+    mut read: impl FnMut(&Element) -> Result<Option<D>, E>,
+) -> Result<Vec<D>, E> {
+    let root = dom::parse(text)
+        .map_err(|(offset, message)| E::xml(path, line_of(text, offset), message))?;
+    if root.name != list {
+        return Err(E::not_a_list(path, root.name));
+    }
+    let mut out = Vec::new();
+    for e in root.child_elements().filter(|e| e.name == "Definition") {
+        if let Some(d) = read(e)? {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// The definition `category`/`name` among `defs` (read from `path`).
+pub(crate) fn find_definition<D, E: DefinitionListError>(
+    defs: Vec<D>,
+    path: &Path,
+    category: &str,
+    name: &str,
+    names: impl Fn(&D) -> (&str, &str),
+) -> Result<D, E> {
+    defs.into_iter()
+        .find(|d| names(d) == (category, name))
+        .ok_or_else(|| E::not_found(path, category, name))
+}
+
 /// Trace Compass's `extractTagAndName`: an unknown or absent `tag` falls back on
 /// the legacy names "Time Stamp", "Message" and "Ignore", else [`Tag::Other`].
 pub(crate) fn tag_and_name(e: &Element, tag_attr: &str, name_attr: &str) -> (Tag, String) {
@@ -543,37 +609,15 @@ impl CustomXmlDefinition {
 
     /// [`Self::load_all`] on text already read; `path` names it in errors.
     pub fn parse_all(text: &str, path: &Path) -> Result<Vec<CustomXmlDefinition>, CustomXmlError> {
-        let root = dom::parse(text).map_err(|(offset, message)| CustomXmlError::Xml {
-            path: path.to_path_buf(),
-            line: line_of(text, offset),
-            message,
-        })?;
-        if root.name != DEFINITION_LIST {
-            return Err(CustomXmlError::NotADefinitionList {
-                path: path.to_path_buf(),
-                root: root.name,
-            });
-        }
         let reader = DefinitionReader { path, text };
-        let mut out = Vec::new();
-        for e in root.child_elements().filter(|e| e.name == "Definition") {
-            if let Some(d) = reader.definition(e)? {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        definition_list(text, path, DEFINITION_LIST, |e| reader.definition(e))
     }
 
     /// The definition `category`/`name` of a definitions file.
     pub fn load(path: &Path, category: &str, name: &str) -> Result<Self, CustomXmlError> {
-        Self::load_all(path)?
-            .into_iter()
-            .find(|d| d.category == category && d.name == name)
-            .ok_or_else(|| CustomXmlError::DefinitionNotFound {
-                path: path.to_path_buf(),
-                category: category.to_string(),
-                name: name.to_string(),
-            })
+        find_definition(Self::load_all(path)?, path, category, name, |d| {
+            (&d.category, &d.name)
+        })
     }
 
     /// `custom.xml.trace:<category>:<name>`, the id analyses use in `traceType`.

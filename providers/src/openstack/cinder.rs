@@ -8,7 +8,7 @@
 use sht::{StateSystemBuilder, StateValue};
 
 use super::{
-    action_message, phase, ActionMessage, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
+    action_message, phase, text, ActionMessage, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
 };
 use crate::{EventFields, StateProvider};
 
@@ -63,10 +63,16 @@ impl StateProvider for CinderProvider {
         let t = event.timestamp();
         let Some(ActionMessage {
             action: action_q,
-            payload,
+            fields: [_, volume, instance_id, hostname],
             event_type,
             ..
-        }) = action_message(event, &mut self.services, &mut self.malformed, ss)?
+        }) = action_message(
+            event,
+            &mut self.services,
+            ["event_type", "volume", "instance_id", "hostname"],
+            &mut self.malformed,
+            ss,
+        )?
         else {
             return Ok(());
         };
@@ -74,7 +80,7 @@ impl StateProvider for CinderProvider {
             Phase::Start(op) if operation_code(op).is_some() => (op, true),
             Phase::End(op) if operation_code(op).is_some() => (op, false),
             _ => {
-                if payload.get("volume").is_some() {
+                if volume.is_some() {
                     self.malformed
                         .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
                 }
@@ -87,7 +93,7 @@ impl StateProvider for CinderProvider {
             StateValue::Null
         };
         ss.modify(t, value.clone(), action_q)?;
-        let Some(volume) = payload.get_text("volume").filter(|v| !v.is_empty()) else {
+        let Some(volume) = text(&volume).filter(|v| !v.is_empty()) else {
             self.malformed
                 .note(R_NO_VOLUME, t, || event_type.to_string());
             return Ok(());
@@ -97,14 +103,14 @@ impl StateProvider for CinderProvider {
         ss.modify(t, value, action)?;
         match (op, start) {
             ("volume.attach", true) => {
-                match payload.get_text("instance_id").filter(|i| !i.is_empty()) {
+                match text(&instance_id).filter(|i| !i.is_empty()) {
                     Some(instance) => {
                         let q = ss.quark_relative_and_add(base, &["Instance"])?;
                         ss.modify(t, StateValue::from(instance.as_ref()), q)?;
                     }
                     None => self.malformed.note(R_NO_INSTANCE, t, || volume.to_string()),
                 }
-                if let Some(host) = payload.get_text("hostname") {
+                if let Some(host) = text(&hostname) {
                     let q = ss.quark_relative_and_add(base, &["Host"])?;
                     ss.modify(t, StateValue::from(host.as_ref()), q)?;
                 }
@@ -114,7 +120,7 @@ impl StateProvider for CinderProvider {
                 ss.modify(t, StateValue::Null, q)?;
             }
             ("volume.migrate", true) => {
-                if let Some(host) = payload.get_text("hostname") {
+                if let Some(host) = text(&hostname) {
                     let q = ss.quark_relative_and_add(base, &["Host"])?;
                     ss.modify(t, StateValue::from(host.as_ref()), q)?;
                 }

@@ -51,10 +51,11 @@ pub mod volume_report;
 
 use crate::EventFields;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sht::{Quark, StateSystemBuilder};
 
-use crate::pydict::{self, PyDictError, PyValue};
+use crate::pydict::{self, Field, PyDictError, PyValue, Scanned};
 use crate::{ProviderError, Subscription};
 
 /// The LTTng Python agent's event.
@@ -88,17 +89,31 @@ pub(crate) fn require_python_events(seen: bool, analysis: &str) -> Result<(), Pr
 /// The payload of a thesis message: `None` when `msg` is an ordinary log line,
 /// `Some(Err)` when it is a thesis message whose dict does not parse.
 pub fn thesis_payload(msg: &str) -> Option<Result<PyValue<'_>, PyDictError>> {
-    let at = find_marker(msg)?;
-    let after = at + THESIS_MARKER.len();
-    let rest = &msg[after..];
-    // `lttng_trace:{...}`: the separator and spaces before the literal.
-    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
-    let base = after + skipped;
+    let base = payload_start(msg)?;
     Some(
         pydict::parse_prefix(&msg[base..])
             .map(|(v, _)| v)
             .map_err(|e| shift(e, base)),
     )
+}
+
+/// [`thesis_payload`] read for `keys` only (see [`pydict::scan_dict`]): the same
+/// checks and errors, nothing built. The providers' per-event path.
+pub fn thesis_fields<'m, const N: usize>(
+    msg: &'m str,
+    keys: [&str; N],
+) -> Option<Result<Scanned<'m, N>, PyDictError>> {
+    let base = payload_start(msg)?;
+    Some(pydict::scan_dict(&msg[base..], keys).map_err(|e| shift(e, base)))
+}
+
+/// Where the literal after [`THESIS_MARKER`] starts in `msg`.
+fn payload_start(msg: &str) -> Option<usize> {
+    let after = find_marker(msg)? + THESIS_MARKER.len();
+    let rest = &msg[after..];
+    // `lttng_trace:{...}`: the separator and spaces before the literal.
+    let skipped = rest.len() - rest.trim_start_matches([':', ' ', '\t']).len();
+    Some(after + skipped)
 }
 
 /// Where [`THESIS_MARKER`] starts in `msg`. A plain scan: `str::find` builds a
@@ -185,11 +200,38 @@ pub const R_NOT_A_DICT: &str = "with an lttng_trace payload that is not a dict";
 pub const R_NO_EVENT_TYPE: &str = "without an event_type";
 pub const R_UNKNOWN_TYPE: &str = "with an unknown event_type";
 
-/// `SERVICEs/<logger>/<leaf>` quarks by logger, so that a logger's attributes are
-/// looked up once.
+/// Maps keyed by names from the trace (loggers, projects, VMs), looked up once or
+/// twice per event: a word-at-a-time multiplicative hash (the Fx scheme) instead
+/// of SipHash, which cost more than the rest of a lookup on 30-byte logger names.
+pub(crate) type NameMap<V> = HashMap<Box<str>, V, BuildHasherDefault<NameHasher>>;
+
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &c in chunks.remainder() {
+            h = (h.rotate_left(5) ^ c as u64).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+}
+
+/// `SERVICEs/<logger>/<leaf>` quarks by logger (at most two leaves; unused
+/// slots are -1), so that a logger's attributes are looked up once.
 #[derive(Default)]
 pub(crate) struct ServiceQuarks {
-    by_logger: HashMap<Box<str>, Vec<Quark>>,
+    by_logger: NameMap<[Quark; 2]>,
 }
 
 impl ServiceQuarks {
@@ -198,31 +240,41 @@ impl ServiceQuarks {
         logger: &str,
         leaves: &[&str],
         ss: &mut dyn StateSystemBuilder,
-    ) -> sht::Result<&[Quark]> {
-        if !self.by_logger.contains_key(logger) {
-            let base = ss.quark_and_add(&["SERVICEs", logger])?;
-            let mut qs = Vec::with_capacity(leaves.len());
-            for leaf in leaves {
-                qs.push(ss.quark_relative_and_add(base, &[leaf])?);
-            }
-            self.by_logger.insert(logger.into(), qs);
+    ) -> sht::Result<[Quark; 2]> {
+        if let Some(qs) = self.by_logger.get(logger) {
+            return Ok(*qs);
         }
-        Ok(&self.by_logger[logger])
+        let base = ss.quark_and_add(&["SERVICEs", logger])?;
+        let mut qs = [-1 as Quark; 2];
+        for (q, leaf) in qs.iter_mut().zip(leaves) {
+            *q = ss.quark_relative_and_add(base, &[leaf])?;
+        }
+        self.by_logger.insert(logger.into(), qs);
+        Ok(qs)
     }
+}
+
+/// The values of a provider's keys in a thesis dict (see [`thesis_fields`]).
+pub(crate) type Fields<'e, const N: usize> = [Option<Field<'e>>; N];
+
+/// Text of a field (see [`Field::text`]).
+pub(crate) fn text<'e>(field: &Option<Field<'e>>) -> Option<std::borrow::Cow<'e, str>> {
+    field.as_ref().and_then(Field::text)
 }
 
 /// What the service providers read first from a `lttng_python:event`: the logger
 /// (service) name, its `SERVICEs/<logger>/<leaf>` quarks (at most two leaves; unused
-/// slots are -1), and the message as a dict.
+/// slots are -1), and the values of `keys` in the message's dict.
 /// Malformed parts are counted; when the message is not a readable dict, the service's
 /// attributes go null. `None`: nothing more to do for this event.
-pub(crate) fn service_message<'e>(
+pub(crate) fn service_message<'e, const N: usize>(
     event: &'e dyn EventFields,
     services: &mut ServiceQuarks,
     leaves: &[&str],
+    keys: [&str; N],
     malformed: &mut Malformed,
     ss: &mut dyn StateSystemBuilder,
-) -> sht::Result<Option<(&'e str, [Quark; 2], PyValue<'e>)>> {
+) -> sht::Result<Option<(&'e str, [Quark; 2], Fields<'e, N>)>> {
     let t = event.timestamp();
     let logger = match event.string(SLOT_LOGGER) {
         Some(l) if !l.is_empty() => l,
@@ -231,17 +283,17 @@ pub(crate) fn service_message<'e>(
             return Ok(None);
         }
     };
-    // At most two leaves: copied out without an allocation per event.
-    let mut quarks = [-1 as Quark; 2];
-    let found = services.get(logger, leaves, ss)?;
-    let n = found.len().min(2);
-    quarks[..n].copy_from_slice(&found[..n]);
-    let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+    let quarks = services.get(logger, leaves, ss)?;
+    let n = leaves.len().min(2);
+    let Some(payload) = event
+        .string(SLOT_MSG)
+        .and_then(|msg| thesis_fields(msg, keys))
+    else {
         return Ok(None);
     };
     match payload {
-        Ok(p @ PyValue::Dict(_)) => return Ok(Some((logger, quarks, p))),
-        Ok(_) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
+        Ok(Scanned::Dict(fields)) => return Ok(Some((logger, quarks, fields))),
+        Ok(Scanned::NotADict) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
         Err(e) => malformed.note(R_UNPARSABLE, t, || format!("{logger}: {e}")),
     }
     for &q in &quarks[..n] {
@@ -251,29 +303,33 @@ pub(crate) fn service_message<'e>(
 }
 
 /// A service record of the services whose only leaf is `Action` (Cinder, Neutron).
-pub(crate) struct ActionMessage<'e> {
+pub(crate) struct ActionMessage<'e, const N: usize> {
     pub logger: &'e str,
     /// `SERVICEs/<logger>/Action`.
     pub action: Quark,
-    pub payload: PyValue<'e>,
+    /// The values of the keys asked (`event_type` first).
+    pub fields: Fields<'e, N>,
     pub event_type: std::borrow::Cow<'e, str>,
 }
 
-/// [`service_message`] with the `Action` leaf and the record's `event_type`. A dict
-/// without `event_type` nulls `Action` and is counted as malformed: `None` then, as
-/// for records that are not service dicts.
-pub(crate) fn action_message<'e>(
+/// [`service_message`] with the `Action` leaf and the record's `event_type`, which
+/// must be `keys[0]`. A dict without `event_type` nulls `Action` and is counted as
+/// malformed: `None` then, as for records that are not service dicts.
+pub(crate) fn action_message<'e, const N: usize>(
     event: &'e dyn EventFields,
     services: &mut ServiceQuarks,
+    keys: [&str; N],
     malformed: &mut Malformed,
     ss: &mut dyn StateSystemBuilder,
-) -> sht::Result<Option<ActionMessage<'e>>> {
+) -> sht::Result<Option<ActionMessage<'e, N>>> {
+    debug_assert_eq!(keys.first(), Some(&"event_type"));
     let t = event.timestamp();
-    let Some((logger, qs, payload)) = service_message(event, services, &["Action"], malformed, ss)?
+    let Some((logger, qs, fields)) =
+        service_message(event, services, &["Action"], keys, malformed, ss)?
     else {
         return Ok(None);
     };
-    let Some(event_type) = payload.get_text("event_type") else {
+    let Some(event_type) = text(&fields[0]) else {
         malformed.note(R_NO_EVENT_TYPE, t, || logger.to_string());
         ss.modify(t, sht::StateValue::Null, qs[0])?;
         return Ok(None);
@@ -281,7 +337,7 @@ pub(crate) fn action_message<'e>(
     Ok(Some(ActionMessage {
         logger,
         action: qs[0],
-        payload,
+        fields,
         event_type,
     }))
 }

@@ -10,7 +10,7 @@
 use sht::{StateSystemBuilder, StateValue};
 
 use super::{
-    action_message, phase, ActionMessage, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
+    action_message, phase, text, ActionMessage, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
 };
 use crate::{EventFields, StateProvider};
 
@@ -67,9 +67,15 @@ impl StateProvider for NeutronProvider {
         let Some(ActionMessage {
             logger,
             action: action_q,
-            payload,
+            fields: [_, network, router],
             event_type,
-        }) = action_message(event, &mut self.services, &mut self.malformed, ss)?
+        }) = action_message(
+            event,
+            &mut self.services,
+            ["event_type", "network", "router"],
+            &mut self.malformed,
+            ss,
+        )?
         else {
             return Ok(());
         };
@@ -85,9 +91,8 @@ impl StateProvider for NeutronProvider {
             Phase::End(op) if operation_code(op).is_some() => (None, op),
             _ => {
                 // Nova or Cinder records in the same session are not Neutron's business.
-                let neutron_shaped = prefix_agent.is_some()
-                    || payload.get("network").is_some()
-                    || payload.get("router").is_some();
+                let neutron_shaped =
+                    prefix_agent.is_some() || network.is_some() || router.is_some();
                 if neutron_shaped {
                     self.malformed
                         .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
@@ -96,7 +101,7 @@ impl StateProvider for NeutronProvider {
             }
         };
         let Some(op_code) = operation_code(op) else {
-            if prefix_agent.is_some() || payload.get("network").is_some() {
+            if prefix_agent.is_some() || network.is_some() {
                 self.malformed
                     .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
             }
@@ -111,12 +116,12 @@ impl StateProvider for NeutronProvider {
         } else {
             "dhcp-agent"
         });
-        let (key, group) = if is_router {
-            ("router", "Routers")
+        let (object, group) = if is_router {
+            (&router, "Routers")
         } else {
-            ("network", "Networks")
+            (&network, "Networks")
         };
-        match payload.get_text(key).filter(|u| !u.is_empty()) {
+        match text(object).filter(|u| !u.is_empty()) {
             Some(uuid) => {
                 let q = ss.quark_and_add(&["Agents", agent, group, &uuid])?;
                 ss.modify(t, value, q)?;

@@ -5,12 +5,12 @@
 //! the per-host extension `Hosts/<host>/VMs/<vmname>` (int: Status while the VM
 //! is on that host, null once it left).
 
-use std::collections::HashMap;
-
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{thesis_payload, vm_state_code, Malformed, R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG};
-use crate::pydict::PyValue;
+use super::{
+    text, thesis_fields, vm_state_code, Malformed, NameMap, R_NOT_A_DICT, R_UNPARSABLE, SLOT_MSG,
+};
+use crate::pydict::Scanned;
 use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.openstack.analyse.VM.state";
@@ -26,13 +26,16 @@ const R_UNKNOWN_STATE: &str = "with an unknown vm_state (Status NOTSET 7)";
 struct VmRow {
     status: Quark,
     host: Quark,
+    /// The value last written to `host` (shared, not allocated again while it holds).
+    host_value: StateValue,
     /// `Hosts/<host>/VMs/<vm>` the VM is currently drawn on.
     on_host: Option<(Box<str>, Quark)>,
 }
 
 #[derive(Default)]
 pub struct NovaVmStateProvider {
-    rows: HashMap<(Box<str>, Box<str>), VmRow>,
+    /// By project, then VM name: looked up with the event's borrowed text.
+    rows: NameMap<NameMap<VmRow>>,
     saw_python_events: bool,
     malformed: Malformed,
 }
@@ -62,12 +65,17 @@ impl StateProvider for NovaVmStateProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let Some(payload) = event.string(SLOT_MSG).and_then(thesis_payload) else {
+        let Some(payload) = event.string(SLOT_MSG).and_then(|msg| {
+            thesis_fields(
+                msg,
+                ["vmname", "vm_state", "project_id", "host", "event_type"],
+            )
+        }) else {
             return Ok(());
         };
-        let payload = match payload {
-            Ok(p @ PyValue::Dict(_)) => p,
-            Ok(_) => {
+        let fields = match payload {
+            Ok(Scanned::Dict(fields)) => fields,
+            Ok(Scanned::NotADict) => {
                 self.malformed.note(R_NOT_A_DICT, t, String::new);
                 return Ok(());
             }
@@ -76,24 +84,19 @@ impl StateProvider for NovaVmStateProvider {
                 return Ok(());
             }
         };
-        let (Some(vmname), Some(state), Some(project), Some(host)) = (
-            payload.get_text("vmname"),
-            payload.get_text("vm_state"),
-            payload.get_text("project_id"),
-            payload.get_text("host"),
-        ) else {
+        let [vmname_f, state_f, project_f, host_f, event_type_f] = &fields;
+        let (Some(vmname), Some(state), Some(project), Some(host)) =
+            (text(vmname_f), text(state_f), text(project_f), text(host_f))
+        else {
             // Neutron and Cinder records carry other keys: only Nova-shaped ones count.
-            if payload.get("vmname").is_some() || payload.get("vm_state").is_some() {
+            if vmname_f.is_some() || state_f.is_some() {
                 self.malformed.note(R_MISSING_KEYS, t, String::new);
             }
             return Ok(());
         };
         if vmname.is_empty() {
             self.malformed.note(R_EMPTY_VM, t, || {
-                payload
-                    .get_text("event_type")
-                    .unwrap_or_default()
-                    .into_owned()
+                text(event_type_f).unwrap_or_default().into_owned()
             });
             return Ok(());
         }
@@ -107,26 +110,37 @@ impl StateProvider for NovaVmStateProvider {
                 .note(R_UNKNOWN_STATE, t, || state.to_string());
             NOTSET
         });
-        let key = (
-            Box::<str>::from(project.as_ref()),
-            Box::<str>::from(vmname.as_ref()),
-        );
-        if !self.rows.contains_key(&key) {
+        let known = self
+            .rows
+            .get(project.as_ref())
+            .is_some_and(|vms| vms.contains_key(vmname.as_ref()));
+        if !known {
             let base = ss.quark_and_add(&["PROJECTs", &project, "VMs", &vmname])?;
             let status = ss.quark_relative_and_add(base, &["Status"])?;
             let host_q = ss.quark_relative_and_add(base, &["Host"])?;
-            self.rows.insert(
-                key.clone(),
-                VmRow {
-                    status,
-                    host: host_q,
-                    on_host: None,
-                },
-            );
+            self.rows
+                .entry(project.as_ref().into())
+                .or_default()
+                .insert(
+                    vmname.as_ref().into(),
+                    VmRow {
+                        status,
+                        host: host_q,
+                        host_value: StateValue::Null,
+                        on_host: None,
+                    },
+                );
         }
-        let row = self.rows.get_mut(&key).expect("inserted above");
+        let row = self
+            .rows
+            .get_mut(project.as_ref())
+            .and_then(|vms| vms.get_mut(vmname.as_ref()))
+            .expect("inserted above");
         ss.modify(t, StateValue::Int(code), row.status)?;
-        ss.modify(t, StateValue::from(host.as_ref()), row.host)?;
+        if !matches!(&row.host_value, StateValue::String(h) if **h == *host) {
+            row.host_value = StateValue::from(host.as_ref());
+        }
+        ss.modify(t, row.host_value.clone(), row.host)?;
         // Per-host extension: the VM leaves its old host row when Host changes.
         let moved = match &row.on_host {
             Some((h, _)) => h.as_ref() != host.as_ref(),

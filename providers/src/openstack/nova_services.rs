@@ -7,11 +7,10 @@
 //! `Requests/<request_id>/{VM (string), Ops/<operation> (int)}`.
 
 use crate::openstack::service_message;
-use std::collections::HashMap;
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{phase, vm_state_code, Malformed, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
+use super::{phase, text, vm_state_code, Malformed, NameMap, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
 use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
@@ -55,7 +54,9 @@ pub fn operation_code(op: &str) -> Option<i32> {
 #[derive(Default)]
 pub struct NovaServicesProvider {
     services: ServiceQuarks,
-    vms: HashMap<Box<str>, Quark>,
+    vms: NameMap<Quark>,
+    /// `<request_id>## <vmname>`, rebuilt for each `.start`.
+    request_text: String,
     saw_python_events: bool,
     malformed: Malformed,
 }
@@ -90,10 +91,11 @@ impl StateProvider for NovaServicesProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let Some((logger, qs, payload)) = service_message(
+        let Some((logger, qs, [event_type, vmname, request_id, vm_state])) = service_message(
             event,
             &mut self.services,
             &["Action", "Request_id"],
+            ["event_type", "vmname", "request_id", "vm_state"],
             &mut self.malformed,
             ss,
         )?
@@ -101,11 +103,9 @@ impl StateProvider for NovaServicesProvider {
             return Ok(());
         };
         let (action_q, request_q) = (qs[0], qs[1]);
-        let (Some(event_type), Some(vmname), Some(request_id)) = (
-            payload.get_text("event_type"),
-            payload.get_text("vmname"),
-            payload.get_text("request_id"),
-        ) else {
+        let (Some(event_type), Some(vmname), Some(request_id)) =
+            (text(&event_type), text(&vmname), text(&request_id))
+        else {
             self.malformed
                 .note(R_MISSING_KEYS, t, || logger.to_string());
             ss.modify(t, StateValue::Null, action_q)?;
@@ -115,19 +115,21 @@ impl StateProvider for NovaServicesProvider {
             Phase::Start(op) if operation_code(op).is_some() => {
                 let code = operation_code(op).unwrap_or_default();
                 ss.modify(t, StateValue::Int(code), action_q)?;
-                ss.modify(
-                    t,
-                    StateValue::from(format!("{request_id}## {vmname}").as_str()),
-                    request_q,
-                )?;
+                // Built in a kept buffer: the state value is then the only allocation.
+                self.request_text.clear();
+                self.request_text.push_str(&request_id);
+                self.request_text.push_str("## ");
+                self.request_text.push_str(&vmname);
+                ss.modify(t, StateValue::from(self.request_text.as_str()), request_q)?;
                 if request_id.is_empty() {
                     self.malformed
                         .note(R_NO_REQUEST_ID, t, || event_type.to_string());
                 } else {
-                    let op_q = ss.quark_and_add(&["Requests", &request_id, "Ops", op])?;
+                    let request = ss.quark_and_add(&["Requests", &request_id])?;
+                    let op_q = ss.quark_relative_and_add(request, &["Ops", op])?;
                     ss.modify(t, StateValue::Int(code), op_q)?;
                     if !vmname.is_empty() {
-                        let vm_q = ss.quark_and_add(&["Requests", &request_id, "VM"])?;
+                        let vm_q = ss.quark_relative_and_add(request, &["VM"])?;
                         ss.modify(t, StateValue::from(vmname.as_ref()), vm_q)?;
                     }
                 }
@@ -154,7 +156,7 @@ impl StateProvider for NovaServicesProvider {
             }
         }
         if logger.contains("nova.compute.manager") && !vmname.is_empty() {
-            if let Some(state) = payload.get_text("vm_state").filter(|s| !s.is_empty()) {
+            if let Some(state) = text(&vm_state).filter(|s| !s.is_empty()) {
                 match vm_state_code(&state) {
                     Some(code) => {
                         let q = self.vm_quark(&vmname, ss)?;
