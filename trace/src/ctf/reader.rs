@@ -880,7 +880,10 @@ impl Cursor {
             HeaderKind::Large { be: true, .. } => SKIP_LARGE_BE,
             HeaderKind::Generic => return,
         };
-        let key = (self.stream, std::sync::Arc::as_ptr(wanted) as *const bool as usize);
+        let key = (
+            self.stream,
+            std::sync::Arc::as_ptr(wanted) as *const bool as usize,
+        );
         if self.skip.key != Some(key) {
             // Per header id of this stream: body bits of an unwanted fixed-layout class,
             // or `u64::MAX` (stop: wanted, variable layout, or no such class).
