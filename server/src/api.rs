@@ -277,7 +277,9 @@ async fn create_experiment(
     if traces.is_empty() {
         return Err(ApiError::invalid("traces", "no trace given".into()));
     }
-    let exp = blocking(move || app.create_experiment(&name, &traces)).await??;
+    // Traces of several hosts are synchronized in the background: the experiment is
+    // answered at once, RUNNING.
+    let exp = blocking(move || app.create_experiment_in_background(&name, &traces)).await??;
     Ok(ok(&experiment_json(&exp)))
 }
 

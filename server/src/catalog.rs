@@ -51,6 +51,12 @@ pub struct Catalog {
     open_lock: Mutex<()>,
 }
 
+/// What [`Catalog::members`] found.
+enum Members {
+    Existing(Arc<Experiment>),
+    New(Vec<Arc<Trace>>),
+}
+
 /// Namespace of Sextant's name-based UUIDs (itself a v5 UUID of a fixed name).
 fn namespace() -> uuid::Uuid {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"sextant:tsp")
@@ -361,13 +367,100 @@ impl Catalog {
         Ok(trace)
     }
 
-    /// POST /experiments: creates (or finds again) the experiment `name`.
+    /// Creates (or finds again) the experiment `name`, synchronizing its traces first
+    /// (blocking; POST /experiments uses [`Catalog::create_experiment_in_background`]).
     pub fn create_experiment(
         &self,
         name: &str,
         trace_uuids: &[String],
     ) -> Result<Arc<Experiment>, ApiError> {
         let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let traces = match self.members(name, trace_uuids)? {
+            Members::Existing(e) => return Ok(e),
+            Members::New(traces) => traces,
+        };
+        let experiment = self.assemble(name, traces)?;
+        self.experiments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(experiment.clone());
+        Ok(experiment)
+    }
+
+    /// POST /experiments: creates (or finds again) the experiment `name` at once. When its
+    /// traces must be synchronized (several traces, `--sync` not off), it is listed right
+    /// away with pending traces (indexing status RUNNING, no state system yet) while a
+    /// background thread matches packets; then the experiment [`create_experiment`]
+    /// (Self::create_experiment) would have made takes its place (same UUID) and its
+    /// analyses start.
+    pub fn create_experiment_in_background(
+        self: &Arc<Self>,
+        name: &str,
+        trace_uuids: &[String],
+    ) -> Result<Arc<Experiment>, ApiError> {
+        let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let traces = match self.members(name, trace_uuids)? {
+            Members::Existing(e) => return Ok(e),
+            Members::New(traces) => traces,
+        };
+        if !crate::sync::needs_synchronization(&self.config, &traces) {
+            let experiment = self.assemble(name, traces)?;
+            self.experiments
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(experiment.clone());
+            return Ok(experiment);
+        }
+        let source = ExperimentSource {
+            name: name.to_string(),
+            traces: traces.iter().map(|t| crate::sync::pending(t)).collect(),
+        };
+        let outputs = self
+            .registry
+            .outputs
+            .iter()
+            .flat_map(|f| f.create(&source))
+            .collect();
+        let placeholder = Arc::new(Experiment {
+            uuid: experiment_uuid(name),
+            name: name.to_string(),
+            source,
+            outputs,
+        });
+        self.experiments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(placeholder.clone());
+        let catalog = self.clone();
+        let waiting = placeholder.clone();
+        let job_name = name.to_string();
+        let job = move || {
+            crate::sync::wait_while_held(&job_name);
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                catalog.assemble(&job_name, traces)
+            }))
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the synchronization panicked",
+                ))
+            });
+            catalog.finish_background(&waiting, done);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("synchronization {name}"))
+            .spawn(job)
+        {
+            crate::sync::settle_pending(
+                &placeholder.source.traces,
+                Some(format!("cannot start the synchronization: {e}")),
+            );
+        }
+        Ok(placeholder)
+    }
+
+    /// The traces of a new experiment `name`, or the existing experiment of that name.
+    fn members(&self, name: &str, trace_uuids: &[String]) -> Result<Members, ApiError> {
         let mut traces = Vec::new();
         for uuid in trace_uuids {
             let t = self.trace(uuid).ok_or_else(|| {
@@ -385,7 +478,7 @@ impl Catalog {
             let mut wanted: Vec<&str> = traces.iter().map(|t| t.uuid.as_str()).collect();
             wanted.sort_unstable();
             if existing.trace_uuids() == wanted {
-                return Ok(existing);
+                return Ok(Members::Existing(existing));
             }
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -393,6 +486,12 @@ impl Catalog {
             )
             .with("experiment", experiment_json(&existing)));
         }
+        Ok(Members::New(traces))
+    }
+
+    /// The experiment of `traces`, synchronized (blocking), its analyses started.
+    fn assemble(&self, name: &str, traces: Vec<Arc<Trace>>) -> Result<Arc<Experiment>, ApiError> {
+        let uuid = experiment_uuid(name);
         // Formulas computed anew (none saved yet) make older histories stale.
         let saved_sync = self
             .config
@@ -423,17 +522,54 @@ impl Catalog {
             .iter()
             .flat_map(|f| f.create(&source))
             .collect();
-        let experiment = Arc::new(Experiment {
+        Ok(Arc::new(Experiment {
             uuid,
             name: name.to_string(),
             source,
             outputs,
-        });
-        self.experiments
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(experiment.clone());
-        Ok(experiment)
+        }))
+    }
+
+    /// End of a background synchronization: the finished experiment replaces `placeholder`
+    /// (unless it was deleted meanwhile: then what was started is cancelled); a failure is
+    /// reported on the placeholder's traces, which stay listed.
+    fn finish_background(
+        &self,
+        placeholder: &Arc<Experiment>,
+        done: Result<Arc<Experiment>, ApiError>,
+    ) {
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                let text = match e.detail {
+                    Some(d) => format!("{}: {d}", e.title),
+                    None => e.title,
+                };
+                crate::sync::settle_pending(&placeholder.source.traces, Some(text));
+                return;
+            }
+        };
+        let replaced = {
+            let _guard = self.open_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut list = self.experiments.write().unwrap_or_else(|e| e.into_inner());
+            match list.iter_mut().find(|e| Arc::ptr_eq(e, placeholder)) {
+                Some(slot) => {
+                    *slot = done.clone();
+                    true
+                }
+                None => false,
+            }
+        };
+        if !replaced {
+            // Deleted while synchronizing: stop the twins and experiment analyses started
+            // for it (the traces opened alone are not this experiment's to stop).
+            for t in &done.source.traces {
+                if self.trace(&t.uuid).is_none_or(|own| !Arc::ptr_eq(&own, t)) {
+                    t.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        crate::sync::settle_pending(&placeholder.source.traces, None);
     }
 
     pub fn delete_experiment(&self, uuid: &str) -> Option<Arc<Experiment>> {

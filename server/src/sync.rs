@@ -8,11 +8,15 @@
 //! synchronized time into `<name>_exp/<trace name>/`: Trace Compass likewise rebuilds a
 //! trace's supplementary files in its experiment's synchronized time. The trace opened alone
 //! keeps its own clock.
+//!
+//! POST /experiments does not wait for the matching: the experiment is listed at once with
+//! pending copies of its traces (RUNNING, no state system) and replaced, same UUID, when
+//! the formulas are known (see `Catalog::create_experiment_in_background`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use axum::http::StatusCode;
 use sextant_providers::pipeline::EventSource;
@@ -24,6 +28,79 @@ use sextant_providers::sources::{
 use crate::error::ApiError;
 use crate::registry::Trace;
 use crate::ServeConfig;
+
+/// Whether creating an experiment of `traces` matches packets (see [`synchronized`]).
+pub fn needs_synchronization(config: &ServeConfig, traces: &[Arc<Trace>]) -> bool {
+    config.sync != SyncMode::Off && traces.len() >= 2
+}
+
+/// A stand-in for `t` in an experiment being synchronized: same identity, no state system,
+/// analyses RUNNING until [`settle_pending`].
+pub fn pending(t: &Trace) -> Arc<Trace> {
+    Arc::new(Trace {
+        uuid: t.uuid.clone(),
+        name: t.name.clone(),
+        path: t.path.clone(),
+        type_id: t.type_id.clone(),
+        nb_events: Arc::new(AtomicU64::new(0)),
+        properties: t.properties.clone(),
+        state_systems: RwLock::new(Vec::new()),
+        analyses_running: AtomicBool::new(true),
+        analysis_errors: Mutex::new(Vec::new()),
+        analyses_not_run: Mutex::new(Vec::new()),
+        cancel: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+/// Ends the stand-ins' RUNNING state, with the synchronization's error if it failed.
+pub fn settle_pending(traces: &[Arc<Trace>], error: Option<String>) {
+    for t in traces {
+        if let Some(e) = &error {
+            t.analysis_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(e.clone());
+        }
+        t.analyses_running.store(false, Ordering::Release);
+    }
+}
+
+/// Names of experiments whose background synchronization must not start yet (test hook).
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static RELEASED: Condvar = Condvar::new();
+
+/// Test hook: while the returned guard lives, the background synchronization of an
+/// experiment named `name` waits before reading anything, so a test can observe the
+/// experiment as POST left it (an ordering, not a timing).
+#[doc(hidden)]
+pub fn hold_synchronization(name: &str) -> SyncHold {
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(name.to_string());
+    SyncHold(name.to_string())
+}
+
+/// See [`hold_synchronization`].
+#[doc(hidden)]
+pub struct SyncHold(String);
+
+impl Drop for SyncHold {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|n| *n == self.0) {
+            held.remove(i);
+        }
+        RELEASED.notify_all();
+    }
+}
+
+/// Blocks while a [`SyncHold`] for `name` lives.
+pub(crate) fn wait_while_held(name: &str) {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    while held.iter().any(|n| n == name) {
+        held = RELEASED.wait(held).unwrap_or_else(|e| e.into_inner());
+    }
+}
 
 /// The traces an experiment named `name` serves: `traces` themselves, or for a trace whose
 /// clock the synchronization changes, its twin in synchronized time (analysed in the

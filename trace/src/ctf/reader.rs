@@ -91,7 +91,7 @@ pub struct StreamLayout {
 /// Event class id lookup: dense table for small ids, map for the others.
 #[derive(Debug, Default)]
 pub struct IdMap {
-    dense: Vec<u32>,
+    pub(crate) dense: Vec<u32>,
     sparse: HashMap<u64, u32>,
     /// The only class, when there is exactly one (ids may then be absent).
     single: Option<u32>,
@@ -472,6 +472,84 @@ pub struct PacketGap {
 /// At most this many gaps are kept per stream (the count stays exact).
 const MAX_GAPS_KEPT: usize = 4096;
 
+/// Header forms of [`skip_run`].
+const SKIP_COMPACT_LE: u8 = 0;
+const SKIP_COMPACT_BE: u8 = 1;
+const SKIP_LARGE_LE: u8 = 2;
+const SKIP_LARGE_BE: u8 = 3;
+
+/// Per-cursor table of [`Cursor::skip_unwanted_fixed`], rebuilt when the stream or the
+/// class filter changes.
+#[derive(Debug, Default)]
+struct SkipTable {
+    key: Option<(usize, usize)>,
+    bits: Vec<u64>,
+}
+
+/// Walks events from bit `pos` while their header (of form `KIND`, short id) names an id
+/// whose `skip` entry is a body size, up to `end`; returns the position and clock after
+/// the last one passed. Both header forms start on a byte, so one unaligned 8-byte load
+/// holds the id and the timestamp bits.
+#[inline(always)]
+fn skip_run<const KIND: u8>(
+    data: &[u8],
+    skip: &[u64],
+    mut pos: u64,
+    end: u64,
+    mut clock: u64,
+) -> (u64, u64) {
+    let hdr_bits = if KIND == SKIP_COMPACT_LE || KIND == SKIP_COMPACT_BE {
+        32
+    } else {
+        48
+    };
+    while pos < end {
+        let p = (pos + 7) & !7;
+        let hdr_end = p + hdr_bits;
+        if hdr_end > end {
+            break;
+        }
+        let byte = (p >> 3) as usize;
+        let Some(w) = data.get(byte..byte + 8) else {
+            break;
+        };
+        let w: [u8; 8] = w.try_into().expect("8 bytes");
+        let (id, low, bits) = match KIND {
+            SKIP_COMPACT_LE => {
+                let w = u64::from_le_bytes(w);
+                (w & 31, (w >> 5) & 0x7ff_ffff, 27)
+            }
+            SKIP_COMPACT_BE => {
+                let w = u64::from_be_bytes(w) >> 32;
+                (w >> 27, w & 0x7ff_ffff, 27)
+            }
+            SKIP_LARGE_LE => {
+                let w = u64::from_le_bytes(w);
+                (w & 0xffff, (w >> 16) & 0xffff_ffff, 32)
+            }
+            _ => {
+                let w = u64::from_be_bytes(w) >> 16;
+                (w >> 32, w & 0xffff_ffff, 32)
+            }
+        };
+        // An extended header (id 31 / 65535) carries the real id further on: left to the
+        // general path.
+        let escape = if bits == 27 { 31 } else { 65535 };
+        if id == escape {
+            break;
+        }
+        let Some(&body) = skip.get(id as usize) else {
+            break;
+        };
+        if body == u64::MAX || hdr_end + body > end {
+            break;
+        }
+        update_clock(&mut clock, low, bits);
+        pos = hdr_end + body;
+    }
+    (pos, clock)
+}
+
 #[cold]
 fn stream_err(path: &Path, e: super::decode::DecodeError, what: &str) -> TraceError {
     TraceError::Stream {
@@ -524,6 +602,8 @@ pub struct Cursor {
     /// Class filter: per local class, whether its events are delivered; the last entry
     /// is for lost-event records. None: everything is delivered.
     pub wanted: Option<std::sync::Arc<[bool]>>,
+    /// What `skip_unwanted_fixed` may pass over, per header id (built on first use).
+    skip: SkipTable,
 }
 
 /// Granularity of `release_before`: large enough that the system call is rare.
@@ -568,6 +648,7 @@ impl Cursor {
             index_pos: 0,
             released: 0,
             wanted: None,
+            skip: SkipTable::default(),
         })
     }
 
@@ -626,6 +707,13 @@ impl Cursor {
         loop {
             if self.in_packet {
                 if self.pos < self.content_end {
+                    if let Some(w) = self.wanted.take() {
+                        self.skip_unwanted_fixed(trace, &w);
+                        self.wanted = Some(w);
+                        if self.pos >= self.content_end {
+                            continue;
+                        }
+                    }
                     if !self.read_fixed(trace) {
                         self.read_event(trace)?;
                     }
@@ -775,6 +863,85 @@ impl Cursor {
             bits: (start, hdr_end, a + total),
         };
         true
+    }
+
+    /// With a class filter: passes over the coming events of unwanted classes with fixed
+    /// layouts from their header alone (id and timestamp; the clock still advances), without
+    /// filling the event record or the field slots. Stops, changing nothing more, at the
+    /// packet's content end, at a wanted event, or at anything `read_fixed` would not read
+    /// (generic headers, variable layouts, ids past the dense table, bounds): the general
+    /// path handles those.
+    fn skip_unwanted_fixed(&mut self, trace: &CtfTrace, wanted: &std::sync::Arc<[bool]>) {
+        let layout = &trace.streams[self.stream];
+        let kind = match layout.header_kind {
+            HeaderKind::Compact { be: false, .. } => SKIP_COMPACT_LE,
+            HeaderKind::Compact { be: true, .. } => SKIP_COMPACT_BE,
+            HeaderKind::Large { be: false, .. } => SKIP_LARGE_LE,
+            HeaderKind::Large { be: true, .. } => SKIP_LARGE_BE,
+            HeaderKind::Generic => return,
+        };
+        let key = (
+            self.stream,
+            std::sync::Arc::as_ptr(wanted) as *const bool as usize,
+        );
+        if self.skip.key != Some(key) {
+            // Per header id of this stream: body bits of an unwanted fixed-layout class,
+            // or `u64::MAX` (stop: wanted, variable layout, or no such class).
+            self.skip.bits = layout
+                .by_id
+                .dense
+                .iter()
+                .map(|&c| {
+                    let fixed = trace.classes.get(c as usize).and_then(|cl| cl.fixed_body);
+                    match fixed {
+                        Some((_, total)) if !wanted.get(c as usize).copied().unwrap_or(true) => {
+                            total
+                        }
+                        _ => u64::MAX,
+                    }
+                })
+                .collect();
+            self.skip.key = Some(key);
+        }
+        let data: &[u8] = match &self.map {
+            Some(m) => m,
+            None => &self.mem,
+        };
+        let (pos, clock) = match kind {
+            SKIP_COMPACT_LE => skip_run::<SKIP_COMPACT_LE>(
+                data,
+                &self.skip.bits,
+                self.pos,
+                self.content_end,
+                self.m.clock,
+            ),
+            SKIP_COMPACT_BE => skip_run::<SKIP_COMPACT_BE>(
+                data,
+                &self.skip.bits,
+                self.pos,
+                self.content_end,
+                self.m.clock,
+            ),
+            SKIP_LARGE_LE => skip_run::<SKIP_LARGE_LE>(
+                data,
+                &self.skip.bits,
+                self.pos,
+                self.content_end,
+                self.m.clock,
+            ),
+            _ => skip_run::<SKIP_LARGE_BE>(
+                data,
+                &self.skip.bits,
+                self.pos,
+                self.content_end,
+                self.m.clock,
+            ),
+        };
+        if pos != self.pos {
+            self.m.clock = clock;
+            self.last_ts = clock;
+            self.pos = pos;
+        }
     }
 
     fn read_event(&mut self, trace: &CtfTrace) -> Result<(), TraceError> {

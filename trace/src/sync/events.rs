@@ -213,7 +213,7 @@ fn format_uuid(u: &[u8; 16]) -> String {
 /// traces (as Trace Compass matches over all time, whatever time range is set).
 ///
 /// Only the traces holding packet event classes are read, stream by stream on all cores and
-/// without merging (see [`Experiment::scan_streams`]); the packet events kept are sorted by
+/// without merging, and only packet events are decoded (see [`Experiment::scan_classes`]); the packet events kept are sorted by
 /// (timestamp, stream, rank in the stream), which is exactly their order in the experiment,
 /// so the result equals [`synchronize_in_one_pass`]'s.
 pub fn synchronize(exp: &mut Experiment, progress: &AtomicU64) -> Result<SyncResult, TraceError> {
@@ -234,15 +234,14 @@ pub fn synchronize_with_reference(
     if plan.is_empty() {
         return Ok(sync.result());
     }
-    let mut wanted = vec![false; exp.traces().len()];
-    for c in 0..exp.class_count() {
-        if plan.classes[c as usize].is_some() {
-            wanted[exp.class_trace(ClassId(c))] = true;
-        }
-    }
+    let classes: Vec<ClassId> = (0..exp.class_count())
+        .map(ClassId)
+        .filter(|c| plan.classes[c.0 as usize].is_some())
+        .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (streams, errors) = exp.scan_streams(
-        &|t| wanted[t],
+    // Only packet events are decoded; the others are passed over from their header.
+    let (streams, errors) = exp.scan_classes(
+        &classes,
         cores,
         &Vec::new,
         &|kept: &mut Vec<(i64, usize, Direction, MatchKey)>, ev| {
