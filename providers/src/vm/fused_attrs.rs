@@ -56,6 +56,14 @@ struct CpuQ {
     sub: [Quark; 7],
     irqs: IntMap<i64, Quark>,
     soft_irqs: IntMap<i64, Quark>,
+    /// Shadows of the ongoing `Current_thread` (`None`: null) and `Machine_name`
+    /// (name id; `None`: null): only this analysis writes them, through
+    /// [`Attrs::set_cpu_thread`] and [`Attrs::set_cpu_machine`], so they are read
+    /// here instead of from the state system.
+    thread: Option<i32>,
+    machine: Option<u32>,
+    /// `Threads/<machine>/<thread>` (`0_<cpu>` for 0) of these shadows, once looked up.
+    thread_slot: Option<ThreadSlot>,
 }
 
 struct ThreadQ {
@@ -153,18 +161,6 @@ impl Attrs {
         StateValue::String(self.names[id as usize].clone())
     }
 
-    /// The number of the machine named by a `Machine_name` value (`None`: not a string).
-    pub fn name_of_value(&mut self, v: &StateValue) -> Option<u32> {
-        let StateValue::String(s) = v else {
-            return None;
-        };
-        // The values this analysis writes are the interned strings themselves.
-        if let Some(i) = self.names.iter().position(|n| Arc::ptr_eq(n, s)) {
-            return Some(i as u32);
-        }
-        Some(self.intern(s))
-    }
-
     /// `CPUs/<cpu>`.
     #[inline]
     pub fn cpu(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
@@ -191,6 +187,9 @@ impl Attrs {
             sub: [INVALID_QUARK; 7],
             irqs: IntMap::default(),
             soft_irqs: IntMap::default(),
+            thread: None,
+            machine: None,
+            thread_slot: None,
         });
         self.cpu_slots.insert(cpu, slot);
         if (0..SMALL_CPUS).contains(&cpu) {
@@ -214,6 +213,78 @@ impl Attrs {
     /// Records the updates of key `key` as done (0: none).
     pub fn set_done_for(&mut self, slot: CpuSlot, key: u64) {
         self.cpus[slot as usize].done_for = key;
+    }
+
+    /// The ongoing `Current_thread` of a CPU (`None`: null).
+    #[inline]
+    pub fn cpu_thread(&self, slot: CpuSlot) -> Option<i32> {
+        self.cpus[slot as usize].thread
+    }
+
+    /// The name id of the ongoing `Machine_name` of a CPU (`None`: null).
+    #[inline]
+    pub fn cpu_machine(&self, slot: CpuSlot) -> Option<u32> {
+        self.cpus[slot as usize].machine
+    }
+
+    /// Sets `CPUs/<cpu>/Current_thread` (the only way this analysis writes it).
+    pub fn set_cpu_thread(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        t: i64,
+        slot: CpuSlot,
+        tid: i32,
+    ) -> sht::Result<()> {
+        let q = self.cpu_sub(ss, slot, CpuSub::CurrentThread)?;
+        ss.modify_int(t, tid, q)?;
+        let c = &mut self.cpus[slot as usize];
+        if c.thread != Some(tid) {
+            c.thread = Some(tid);
+            c.thread_slot = None;
+        }
+        Ok(())
+    }
+
+    /// Sets `CPUs/<cpu>/Machine_name` to a machine name (the only way this
+    /// analysis writes it).
+    pub fn set_cpu_machine(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        t: i64,
+        slot: CpuSlot,
+        name: u32,
+    ) -> sht::Result<()> {
+        let q = self.cpu_sub(ss, slot, CpuSub::MachineName)?;
+        if self.cpus[slot as usize].machine == Some(name) {
+            return Ok(()); // the state system would drop the same value
+        }
+        ss.modify(t, self.name_value(name), q)?;
+        let c = &mut self.cpus[slot as usize];
+        c.machine = Some(name);
+        c.thread_slot = None;
+        Ok(())
+    }
+
+    /// `Threads/<machine>/<thread>` of the CPU's shadows (`0_<cpu>` for thread 0,
+    /// `-1` for null), `None` while the CPU runs no machine.
+    #[inline]
+    pub fn cpu_thread_slot(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        slot: CpuSlot,
+        cpu: i64,
+    ) -> sht::Result<Option<ThreadSlot>> {
+        let c = &self.cpus[slot as usize];
+        if let Some(th) = c.thread_slot {
+            return Ok(Some(th));
+        }
+        let Some(machine) = c.machine else {
+            return Ok(None);
+        };
+        let tid = c.thread.unwrap_or(-1) as i64;
+        let th = self.thread(ss, machine, tid, Some(cpu))?;
+        self.cpus[slot as usize].thread_slot = Some(th);
+        Ok(Some(th))
     }
 
     /// `CPUs/<cpu>/<sub>`.

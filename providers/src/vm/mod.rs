@@ -499,6 +499,16 @@ impl KernelModels {
 
     /// Updates the models with one event of kind `kind` from trace `trace`.
     pub fn handle(&mut self, kind: Kind, ev: &dyn EventFields) {
+        if !self.track_status
+            && !matches!(
+                kind,
+                Kind::SchedSwitch | Kind::SchedProcessFork | Kind::Statedump
+            )
+        {
+            // The other kinds change only statuses (and the in-syscall set, read
+            // for statuses only).
+            return;
+        }
         let trace = ev.trace_index();
         let t = ev.timestamp();
         let cpu = ev.cpu();
