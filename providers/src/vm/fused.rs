@@ -55,6 +55,9 @@ const OTHER: u32 = 999;
 const PRUNE_EVERY: u32 = 4096;
 const PRUNE_MARGIN_NS: i64 = 1_000_000_000;
 
+/// CPUs (and vCPUs) of a machine whose saved states are kept by index.
+const SMALL_CPUS: i64 = 1024;
+
 /// Saved state of a CPU of a machine (Trace Compass `VirtualCPU`).
 #[derive(Debug, Clone)]
 struct CpuObject {
@@ -80,7 +83,10 @@ pub struct FusedVmProvider {
     machines: Machines,
     /// (guest machine, vcpu) -> physical CPU of its last entry.
     virtual_to_physical: IntMap<Vcpu, i64>,
-    cpus: IntMap<(usize, i64), CpuObject>,
+    /// Saved CPUs by machine, CPUs 0..SMALL_CPUS by index (looked up several times
+    /// per event), others in `cpus_other`.
+    cpus: Vec<Vec<CpuObject>>,
+    cpus_other: IntMap<(usize, i64), CpuObject>,
     kernel: KernelModels,
     all_roles_found: bool,
     /// Names of the syscall entry classes, by handler number - SYSCALL_HANDLER_BASE.
@@ -145,7 +151,8 @@ impl FusedVmProvider {
             hosts: Vec::new(),
             machines: Machines::default(),
             virtual_to_physical: IntMap::default(),
-            cpus: IntMap::default(),
+            cpus: Vec::new(),
+            cpus_other: IntMap::default(),
             kernel: KernelModels::default(),
             all_roles_found: false,
             syscalls: Vec::new(),
@@ -162,8 +169,20 @@ impl FusedVmProvider {
         }
     }
 
+    #[inline]
     fn cpu_object(&mut self, machine: usize, cpu: i64) -> &mut CpuObject {
-        self.cpus.entry((machine, cpu)).or_default()
+        if !(0..SMALL_CPUS).contains(&cpu) {
+            return self.cpus_other.entry((machine, cpu)).or_default();
+        }
+        if self.cpus.len() <= machine {
+            self.cpus.resize_with(machine + 1, Vec::new);
+        }
+        let cpus = &mut self.cpus[machine];
+        let i = cpu as usize;
+        if cpus.len() <= i {
+            cpus.resize_with(i + 1, CpuObject::default);
+        }
+        &mut cpus[i]
     }
 
     /// Index of the event's trace in `hosts` (as [`super::host_of`] reads it).
@@ -184,7 +203,11 @@ impl FusedVmProvider {
     }
 
     /// Name id of a machine's host id.
+    #[inline]
     fn machine_name(&mut self, m: usize) -> u32 {
+        if let Some(&id) = self.machine_names.get(m) {
+            return id;
+        }
         while self.machine_names.len() <= m {
             let i = self.machine_names.len();
             let id = self.attrs.intern(&self.machines.list[i].host_id);
@@ -453,11 +476,11 @@ impl FusedVmProvider {
     fn process_ns_ids(
         ss: &dyn StateSystemBuilder,
         thread: Quark,
+        max_q: Quark,
         out: &mut Vec<i64>,
     ) -> sht::Result<()> {
         out.clear();
         let attrs = ss.attributes();
-        let max_q = attrs.opt_quark(thread, &["ns_max_level"]);
         if max_q == sht::INVALID_QUARK {
             return Ok(());
         }
@@ -752,16 +775,16 @@ impl FusedVmProvider {
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
-        // It changes the CPU's values the per-event updates set.
-        self.attrs.set_done_for(c, 0);
         if self.machines.list[h].is_host() && self.machines.list[h].is_guest() {
             return Ok(());
         }
         let host_cpu = self.cpu_object(h, cpu).clone();
         let thread = host_cpu.current_thread;
         let Some(&vcpu) = self.machines.tid_to_vcpu.get(&(h, thread)) else {
-            return Ok(());
+            return Ok(()); // no change: the per-event updates still hold
         };
+        // It changes the CPU's values the per-event updates set.
+        self.attrs.set_done_for(c, 0);
         let vcpu = if self.machines.list[h].ready_next_layer.contains(&thread) {
             let Some(next) = self.cpu_object(vcpu.0, vcpu.1).next_layer else {
                 return Ok(());
@@ -854,7 +877,8 @@ impl FusedVmProvider {
         }
         if next != 0 {
             let mut ns_ids = std::mem::take(&mut self.ns_buf);
-            Self::process_ns_ids(ss, self.attrs.thread_node(new), &mut ns_ids)?;
+            let max_q = self.attrs.thread_ns_max_level(ss, new);
+            Self::process_ns_ids(ss, self.attrs.thread_node(new), max_q, &mut ns_ids)?;
             for &ns in &ns_ids {
                 self.attrs.container_pcpu(ss, host_name, ns, cpu)?;
             }

@@ -69,6 +69,10 @@ struct CpuQ {
 struct ThreadQ {
     node: Quark,
     sub: [Quark; 5],
+    /// `ns_max_level` below `node` (`INVALID_QUARK`: missing when the tree had
+    /// `ns_checked_at` attributes; an attribute can only appear as the tree grows).
+    ns_max: Quark,
+    ns_checked_at: usize,
 }
 
 /// Per machine name: `Hosts/<name>` and `Threads/<name>` and some of their children.
@@ -410,6 +414,8 @@ impl Attrs {
         self.threads.push(ThreadQ {
             node,
             sub: [INVALID_QUARK; 5],
+            ns_max: INVALID_QUARK,
+            ns_checked_at: 0,
         });
         self.thread_slots.insert((id, tid, suffix), slot);
         Ok(slot)
@@ -417,6 +423,20 @@ impl Attrs {
 
     pub fn thread_node(&self, slot: ThreadSlot) -> Quark {
         self.threads[slot as usize].node
+    }
+
+    /// `Threads/<name>/<tid>/ns_max_level` if it exists (`INVALID_QUARK` if not),
+    /// without creating it.
+    pub fn thread_ns_max_level(&mut self, ss: &dyn StateSystemBuilder, slot: ThreadSlot) -> Quark {
+        let th = &mut self.threads[slot as usize];
+        if th.ns_max == INVALID_QUARK {
+            let count = ss.attribute_count();
+            if th.ns_checked_at != count {
+                th.ns_max = ss.attributes().opt_quark(th.node, &["ns_max_level"]);
+                th.ns_checked_at = count;
+            }
+        }
+        th.ns_max
     }
 
     /// `Threads/<name>/<tid>/<sub>`.

@@ -385,6 +385,12 @@ impl<V: PartialEq + Clone> History<V> {
     }
 
     pub fn at(&self, t: i64) -> Option<&V> {
+        // Most queries are at the present: the newest change.
+        if let Some((s, v)) = self.changes.back() {
+            if *s <= t {
+                return Some(v);
+            }
+        }
         self.index_at(t).map(|i| &self.changes[i].1)
     }
 
