@@ -346,6 +346,19 @@ pub trait StateSystemQuerier {
     fn query_ongoing(&self, quark: Quark) -> Result<StateValue>;
     /// Start time of the current value of an attribute while building.
     fn ongoing_start_time(&self, quark: Quark) -> Result<i64>;
+    /// Whether the current value of an attribute is null, while building: as
+    /// `query_ongoing(quark)?.is_null()`, without copying the value.
+    fn ongoing_is_null(&self, quark: Quark) -> Result<bool> {
+        Ok(self.query_ongoing(quark)?.is_null())
+    }
+    /// The current value of an attribute if it is an int (else `None`), while
+    /// building: as `query_ongoing`, without copying the value.
+    fn ongoing_int(&self, quark: Quark) -> Result<Option<i32>> {
+        Ok(match self.query_ongoing(quark)? {
+            StateValue::Int(v) => Some(v),
+            _ => None,
+        })
+    }
 
     /// Number of attributes.
     fn attribute_count(&self) -> usize {
@@ -530,6 +543,21 @@ impl StateSystemQuerier for StateSystem {
         let q = self.check_quark(quark)?;
         self.check_building()?;
         Ok(self.transient.slots[q].start)
+    }
+
+    fn ongoing_is_null(&self, quark: Quark) -> Result<bool> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        Ok(self.transient.slots[q].value.is_null())
+    }
+
+    fn ongoing_int(&self, quark: Quark) -> Result<Option<i32>> {
+        let q = self.check_quark(quark)?;
+        self.check_building()?;
+        Ok(match self.transient.slots[q].value {
+            StateValue::Int(v) => Some(v),
+            _ => None,
+        })
     }
 }
 

@@ -55,6 +55,9 @@ const OTHER: u32 = 999;
 const PRUNE_EVERY: u32 = 4096;
 const PRUNE_MARGIN_NS: i64 = 1_000_000_000;
 
+/// CPUs (and vCPUs) of a machine whose saved states are kept by index.
+const SMALL_CPUS: i64 = 1024;
+
 /// Saved state of a CPU of a machine (Trace Compass `VirtualCPU`).
 #[derive(Debug, Clone)]
 struct CpuObject {
@@ -80,7 +83,10 @@ pub struct FusedVmProvider {
     machines: Machines,
     /// (guest machine, vcpu) -> physical CPU of its last entry.
     virtual_to_physical: IntMap<Vcpu, i64>,
-    cpus: IntMap<(usize, i64), CpuObject>,
+    /// Saved CPUs by machine, CPUs 0..SMALL_CPUS by index (looked up several times
+    /// per event), others in `cpus_other`.
+    cpus: Vec<Vec<CpuObject>>,
+    cpus_other: IntMap<(usize, i64), CpuObject>,
     kernel: KernelModels,
     all_roles_found: bool,
     /// Names of the syscall entry classes, by handler number - SYSCALL_HANDLER_BASE.
@@ -110,10 +116,7 @@ fn thread_attribute_name(tid: i32, cpu: i64) -> String {
 }
 
 fn ongoing_int(ss: &dyn StateSystemBuilder, q: Quark) -> sht::Result<Option<i32>> {
-    Ok(match ss.query_ongoing(q)? {
-        StateValue::Int(v) => Some(v),
-        _ => None,
-    })
+    ss.ongoing_int(q)
 }
 
 fn int(v: i32) -> StateValue {
@@ -128,33 +131,13 @@ fn opt_int(v: Option<i32>) -> StateValue {
     v.map_or(StateValue::Null, StateValue::Int)
 }
 
-/// `modify`, skipped when `value` is the ongoing value: the state system would drop
-/// such a change anyway (after validating a value it validated when it was set).
-/// Only for attributes never written with `update_ongoing`.
+/// `modify` (which drops a change to the ongoing value itself, before validating it).
 #[inline]
 fn set(ss: &mut dyn StateSystemBuilder, t: i64, value: StateValue, q: Quark) -> sht::Result<()> {
-    if ss.query_ongoing(q).is_ok_and(|v| v == value) {
-        return Ok(());
-    }
     ss.modify(t, value, q)
 }
 
-/// [`set`] of a machine name (interned in `attrs`).
-fn set_name(
-    ss: &mut dyn StateSystemBuilder,
-    t: i64,
-    attrs: &Attrs,
-    name: u32,
-    q: Quark,
-) -> sht::Result<()> {
-    if matches!(ss.query_ongoing(q), Ok(StateValue::String(v)) if Arc::ptr_eq(&v, attrs.name(name)))
-    {
-        return Ok(());
-    }
-    set(ss, t, attrs.name_value(name), q)
-}
-
-/// [`set`] of a string, allocated only when it changes.
+/// `modify` of a string, allocated only when it changes.
 fn set_text(ss: &mut dyn StateSystemBuilder, t: i64, s: &str, q: Quark) -> sht::Result<()> {
     if matches!(ss.query_ongoing(q), Ok(StateValue::String(v)) if &*v == s) {
         return Ok(());
@@ -168,7 +151,8 @@ impl FusedVmProvider {
             hosts: Vec::new(),
             machines: Machines::default(),
             virtual_to_physical: IntMap::default(),
-            cpus: IntMap::default(),
+            cpus: Vec::new(),
+            cpus_other: IntMap::default(),
             kernel: KernelModels::default(),
             all_roles_found: false,
             syscalls: Vec::new(),
@@ -185,8 +169,20 @@ impl FusedVmProvider {
         }
     }
 
+    #[inline]
     fn cpu_object(&mut self, machine: usize, cpu: i64) -> &mut CpuObject {
-        self.cpus.entry((machine, cpu)).or_default()
+        if !(0..SMALL_CPUS).contains(&cpu) {
+            return self.cpus_other.entry((machine, cpu)).or_default();
+        }
+        if self.cpus.len() <= machine {
+            self.cpus.resize_with(machine + 1, Vec::new);
+        }
+        let cpus = &mut self.cpus[machine];
+        let i = cpu as usize;
+        if cpus.len() <= i {
+            cpus.resize_with(i + 1, CpuObject::default);
+        }
+        &mut cpus[i]
     }
 
     /// Index of the event's trace in `hosts` (as [`super::host_of`] reads it).
@@ -207,7 +203,11 @@ impl FusedVmProvider {
     }
 
     /// Name id of a machine's host id.
+    #[inline]
     fn machine_name(&mut self, m: usize) -> u32 {
+        if let Some(&id) = self.machine_names.get(m) {
+            return id;
+        }
         while self.machine_names.len() <= m {
             let i = self.machine_names.len();
             let id = self.attrs.intern(&self.machines.list[i].host_id);
@@ -378,7 +378,7 @@ impl FusedVmProvider {
     fn set_machines_parents(&self, ss: &mut dyn StateSystemBuilder) -> sht::Result<()> {
         for machine in &self.machines.list {
             let q = ss.quark_and_add(&["Hosts", &machine.host_id, "Parent"])?;
-            if !ss.query_ongoing(q)?.is_null() {
+            if !ss.ongoing_is_null(q)? {
                 return Ok(()); // as Trace Compass: stop at the first machine with a parent
             }
             if let Some(p) = machine.parent {
@@ -395,9 +395,9 @@ impl FusedVmProvider {
         ss: &mut dyn StateSystemBuilder,
         c: CpuSlot,
     ) -> sht::Result<Option<u32>> {
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-        let v = ss.query_ongoing(q)?;
-        Ok(self.attrs.name_of_value(&v))
+        // Made where Trace Compass makes it, by reading it.
+        self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        Ok(self.attrs.cpu_machine(c))
     }
 
     /// `Threads/<Machine_name of cpu>/<Current_thread of cpu>`; `None` while the CPU
@@ -408,17 +408,10 @@ impl FusedVmProvider {
         cpu: i64,
     ) -> sht::Result<Option<ThreadSlot>> {
         let c = self.attrs.cpu(ss, cpu)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-        let thread = ongoing_int(ss, q)?.unwrap_or(-1);
-        let Some(machine) = self.cpu_machine(ss, c)? else {
-            return Ok(None);
-        };
-        Ok(Some(self.attrs.thread(
-            ss,
-            machine,
-            thread as i64,
-            Some(cpu),
-        )?))
+        // Made where Trace Compass makes them, by reading them.
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
+        self.attrs.cpu_thread_slot(ss, c, cpu)
     }
 
     fn set_process_to_running(
@@ -428,13 +421,13 @@ impl FusedVmProvider {
         node: ThreadSlot,
     ) -> sht::Result<()> {
         let q = self.attrs.thread_sub(ss, node, ThreadSub::SystemCall)?;
-        let value = if ss.query_ongoing(q)?.is_null() {
+        let value = if ss.ongoing_is_null(q)? {
             PROC_RUN_USERMODE
         } else {
             PROC_RUN_SYSCALL
         };
         let q = self.attrs.thread_sub(ss, node, ThreadSub::Status)?;
-        set(ss, t, int(value), q)
+        ss.modify_int(t, value, q)
     }
 
     fn cpu_status(
@@ -445,13 +438,13 @@ impl FusedVmProvider {
         for sub in [CpuSub::Irqs, CpuSub::SoftIrqs] {
             let q = self.attrs.cpu_sub(ss, c, sub)?;
             for &child in ss.attributes().children_of(q) {
-                if let StateValue::Int(v) = ss.query_ongoing(child)? {
+                if let Some(v) = ss.ongoing_int(child)? {
                     return Ok(Some(v));
                 }
             }
         }
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-        let Some(tid) = ongoing_int(ss, q)? else {
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        let Some(tid) = self.attrs.cpu_thread(c) else {
             return Ok(None);
         };
         if tid == 0 {
@@ -462,7 +455,7 @@ impl FusedVmProvider {
         };
         let th = self.attrs.thread(ss, machine, tid as i64, None)?;
         let q = self.attrs.thread_sub(ss, th, ThreadSub::SystemCall)?;
-        Ok(Some(if ss.query_ongoing(q)?.is_null() {
+        Ok(Some(if ss.ongoing_is_null(q)? {
             CPU_RUN_USERMODE
         } else {
             CPU_RUN_SYSCALL
@@ -483,11 +476,11 @@ impl FusedVmProvider {
     fn process_ns_ids(
         ss: &dyn StateSystemBuilder,
         thread: Quark,
+        max_q: Quark,
         out: &mut Vec<i64>,
     ) -> sht::Result<()> {
         out.clear();
         let attrs = ss.attributes();
-        let max_q = attrs.opt_quark(thread, &["ns_max_level"]);
         if max_q == sht::INVALID_QUARK {
             return Ok(());
         }
@@ -648,7 +641,7 @@ impl FusedVmProvider {
         self.attrs.host(ss, tn)?;
         if guest {
             let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
-            set(ss, t, int(current_vcpu as i32), q)?;
+            ss.modify_int(t, current_vcpu as i32, q)?;
             self.attrs.host_cpu(ss, tn, false, current_vcpu)?;
             self.attrs.host_cpu(ss, tn, true, cpu)?;
         } else {
@@ -660,15 +653,16 @@ impl FusedVmProvider {
             self.roles_written = true;
         }
         if pure_host {
-            set(ss, t, int(CONDITION_OUT_VM), condition)?;
+            ss.modify_int(t, CONDITION_OUT_VM, condition)?;
         }
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-        let thread = ongoing_int(ss, q)?.unwrap_or(-1);
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        let thread = self.attrs.cpu_thread(c).unwrap_or(-1);
         // Trace Compass creates this node whatever the thread (even "-1").
         self.attrs.thread(ss, tn, thread as i64, None)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
         if pure_host {
-            set_name(ss, t, &self.attrs, tn, q)?;
+            self.attrs.set_cpu_machine(ss, t, c, tn)?;
+        } else {
+            self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
         }
         // Until one of the CPU's values changes, the same event would change nothing.
         let key = if pure_host || guest {
@@ -715,7 +709,7 @@ impl FusedVmProvider {
             if let Some((vm, id)) = next {
                 let vm_name = self.machine_name(vm);
                 let q = self.attrs.host_cpu(ss, vm_name, false, id)?;
-                if ss.query_ongoing(q)?.is_null() {
+                if ss.ongoing_is_null(q)? {
                     ss.modify(self.start, int(thread), q)?;
                 }
             }
@@ -730,7 +724,7 @@ impl FusedVmProvider {
             return Ok(());
         }
         let q = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
-        set(ss, t, int(CONDITION_IN_VM), q)?;
+        ss.modify_int(t, CONDITION_IN_VM, q)?;
         let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         let Some(status) = ongoing_int(ss, status_q)? else {
             return Ok(());
@@ -750,7 +744,7 @@ impl FusedVmProvider {
         } else {
             let vm_name = self.machine_name(vm);
             let q = self.attrs.host_cpu(ss, vm_name, false, vcpu.1)?;
-            if ss.query_ongoing(q)?.is_null() {
+            if ss.ongoing_is_null(q)? {
                 ss.modify(t, int(thread), q)?;
             }
             (vm, vcpu)
@@ -758,18 +752,17 @@ impl FusedVmProvider {
         let vm_name = self.machine_name(vm);
         self.attrs.host_cpu(ss, vm_name, true, cpu)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::VirtualCpu)?;
-        set(ss, t, int(vcpu.1 as i32), q)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-        set_name(ss, t, &self.attrs, vm_name, q)?;
+        ss.modify_int(t, vcpu.1 as i32, q)?;
+        self.attrs.set_cpu_machine(ss, t, c, vm_name)?;
         let state = self.cpu_object(vcpu.0, vcpu.1).current_state;
-        set(ss, t, int(state), status_q)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-        let Some(current) = ongoing_int(ss, q)? else {
+        ss.modify_int(t, state, status_q)?;
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        let Some(current) = self.attrs.cpu_thread(c) else {
             return Ok(());
         };
         self.cpu_object(h, cpu).current_thread = current;
         let vthread = self.cpu_object(vcpu.0, vcpu.1).current_thread;
-        set(ss, t, int(vthread), q)
+        self.attrs.set_cpu_thread(ss, t, c, vthread)
     }
 
     fn kvm_exit(
@@ -782,16 +775,16 @@ impl FusedVmProvider {
     ) -> sht::Result<()> {
         let Some(h) = host else { return Ok(()) };
         let c = self.attrs.cpu(ss, cpu)?;
-        // It changes the CPU's values the per-event updates set.
-        self.attrs.set_done_for(c, 0);
         if self.machines.list[h].is_host() && self.machines.list[h].is_guest() {
             return Ok(());
         }
         let host_cpu = self.cpu_object(h, cpu).clone();
         let thread = host_cpu.current_thread;
         let Some(&vcpu) = self.machines.tid_to_vcpu.get(&(h, thread)) else {
-            return Ok(());
+            return Ok(()); // no change: the per-event updates still hold
         };
+        // It changes the CPU's values the per-event updates set.
+        self.attrs.set_done_for(c, 0);
         let vcpu = if self.machines.list[h].ready_next_layer.contains(&thread) {
             let Some(next) = self.cpu_object(vcpu.0, vcpu.1).next_layer else {
                 return Ok(());
@@ -805,17 +798,17 @@ impl FusedVmProvider {
             return Ok(());
         };
         self.cpu_object(vcpu.0, vcpu.1).current_state = status;
-        set(ss, t, int(host_cpu.current_state), q)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
-        let Some(current) = ongoing_int(ss, q)? else {
+        ss.modify_int(t, host_cpu.current_state, q)?;
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        let Some(current) = self.attrs.cpu_thread(c) else {
             return Ok(());
         };
         self.cpu_object(vcpu.0, vcpu.1).current_thread = current;
-        set(ss, t, int(host_cpu.current_thread), q)?;
+        self.attrs
+            .set_cpu_thread(ss, t, c, host_cpu.current_thread)?;
         let q = self.attrs.cpu_sub(ss, c, CpuSub::Condition)?;
-        set(ss, t, int(CONDITION_OUT_VM), q)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::MachineName)?;
-        set_name(ss, t, &self.attrs, host_name, q)
+        ss.modify_int(t, CONDITION_OUT_VM, q)?;
+        self.attrs.set_cpu_machine(ss, t, c, host_name)
     }
 
     fn sched_switch(
@@ -858,19 +851,19 @@ impl FusedVmProvider {
         let q = self.attrs.thread_sub(ss, new, ThreadSub::ExecName)?;
         set_text(ss, t, next_comm, q)?;
         let q = self.attrs.thread_sub(ss, new, ThreadSub::Prio)?;
-        set(ss, t, int(next_prio as i32), q)?;
+        ss.modify_int(t, next_prio as i32, q)?;
         let syscall_q = self.attrs.thread_sub(ss, new, ThreadSub::SystemCall)?;
         self.attrs.thread_sub(ss, new, ThreadSub::Ppid)?;
         let c = self.attrs.cpu(ss, cpu)?;
         // It changes the CPU's values the per-event updates set.
         self.attrs.set_done_for(c, 0);
         let modify = self.runs_machine(ss, c, host_name)?;
-        let q = self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
+        self.attrs.cpu_sub(ss, c, CpuSub::CurrentThread)?;
         if modify {
-            set(ss, t, int(next), q)?;
+            self.attrs.set_cpu_thread(ss, t, c, next)?;
         }
         let state = if next > 0 {
-            if ss.query_ongoing(syscall_q)?.is_null() {
+            if ss.ongoing_is_null(syscall_q)? {
                 CPU_RUN_USERMODE
             } else {
                 CPU_RUN_SYSCALL
@@ -880,11 +873,12 @@ impl FusedVmProvider {
         };
         if modify {
             let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
-            set(ss, t, int(state), q)?;
+            ss.modify_int(t, state, q)?;
         }
         if next != 0 {
             let mut ns_ids = std::mem::take(&mut self.ns_buf);
-            Self::process_ns_ids(ss, self.attrs.thread_node(new), &mut ns_ids)?;
+            let max_q = self.attrs.thread_ns_max_level(ss, new);
+            Self::process_ns_ids(ss, self.attrs.thread_node(new), max_q, &mut ns_ids)?;
             for &ns in &ns_ids {
                 self.attrs.container_pcpu(ss, host_name, ns, cpu)?;
             }
@@ -917,21 +911,21 @@ impl FusedVmProvider {
         };
         let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         if kind == Kind::IrqEntry {
-            set(ss, t, int(cpu as i32), irq_q)?;
+            ss.modify_int(t, cpu as i32, irq_q)?;
             let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
-            set(ss, t, int(PROC_INTERRUPTED), q)?;
+            ss.modify_int(t, PROC_INTERRUPTED, q)?;
             let Some(v) = ongoing_int(ss, status_q)? else {
                 return Ok(());
             };
             self.cpu_object(h, event_cpu).state_before_irq = v;
-            set(ss, t, int(CPU_IRQ), status_q)
+            ss.modify_int(t, CPU_IRQ, status_q)
         } else {
             set(ss, t, StateValue::Null, irq_q)?;
             self.set_process_to_running(ss, t, thread)?;
             let v = self.cpu_status(ss, c)?;
             set(ss, t, opt_int(v), status_q)?;
             let before = self.cpu_object(h, event_cpu).state_before_irq;
-            set(ss, t, int(before), status_q)
+            ss.modify_int(t, before, status_q)
         }
     }
 
@@ -957,7 +951,7 @@ impl FusedVmProvider {
             } else {
                 CPU_SOFT_IRQ_RAISED
             };
-            return set(ss, t, int(v), soft_q);
+            return ss.modify_int(t, v, soft_q);
         }
         let Some(h) = host else { return Ok(()) };
         let Some(thread) = self.current_thread_node(ss, cpu)? else {
@@ -967,16 +961,16 @@ impl FusedVmProvider {
         let status_q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
         if kind == Kind::SoftirqEntry {
             let modify = self.runs_machine(ss, c, host_name)?;
-            set(ss, t, int(CPU_SOFTIRQ), soft_q)?;
+            ss.modify_int(t, CPU_SOFTIRQ, soft_q)?;
             let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
-            set(ss, t, int(PROC_INTERRUPTED), q)?;
+            ss.modify_int(t, PROC_INTERRUPTED, q)?;
             let obj = self.cpu_object(h, event_cpu);
             if obj.current_state != CPU_SOFTIRQ && obj.current_state != CPU_SOFT_IRQ_RAISED {
                 obj.state_before_irq = obj.current_state;
             }
             obj.current_state = CPU_SOFTIRQ;
             if modify {
-                set(ss, t, int(CPU_SOFTIRQ), status_q)?;
+                ss.modify_int(t, CPU_SOFTIRQ, status_q)?;
             }
             return Ok(());
         }
@@ -990,7 +984,7 @@ impl FusedVmProvider {
         set(ss, t, v, soft_q)?;
         let parent = self.attrs.cpu_sub(ss, c, CpuSub::SoftIrqs)?;
         for &sibling in ss.attributes().children_of(parent) {
-            if !ss.query_ongoing(sibling)?.is_null() {
+            if !ss.ongoing_is_null(sibling)? {
                 return Ok(());
             }
         }
@@ -1000,7 +994,7 @@ impl FusedVmProvider {
         let before = obj.state_before_irq;
         obj.current_state = before;
         if modify {
-            set(ss, t, int(before), status_q)?;
+            ss.modify_int(t, before, status_q)?;
         }
         Ok(())
     }
@@ -1023,12 +1017,12 @@ impl FusedVmProvider {
         let q = self.attrs.thread_sub(ss, thread, ThreadSub::SystemCall)?;
         set(ss, t, StateValue::String(name), q)?;
         let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
-        set(ss, t, int(PROC_RUN_SYSCALL), q)?;
+        ss.modify_int(t, PROC_RUN_SYSCALL, q)?;
         let host_name = self.machine_name(h);
         let c = self.attrs.cpu(ss, cpu)?;
         if self.runs_machine(ss, c, host_name)? {
             let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
-            set(ss, t, int(CPU_RUN_SYSCALL), q)?;
+            ss.modify_int(t, CPU_RUN_SYSCALL, q)?;
         }
         self.cpu_object(h, event_cpu).current_state = CPU_RUN_SYSCALL;
         Ok(())
@@ -1051,12 +1045,12 @@ impl FusedVmProvider {
         let q = self.attrs.thread_sub(ss, thread, ThreadSub::SystemCall)?;
         set(ss, t, StateValue::Null, q)?;
         let q = self.attrs.thread_sub(ss, thread, ThreadSub::Status)?;
-        set(ss, t, int(PROC_RUN_USERMODE), q)?;
+        ss.modify_int(t, PROC_RUN_USERMODE, q)?;
         let host_name = self.machine_name(h);
         let c = self.attrs.cpu(ss, cpu)?;
         if self.runs_machine(ss, c, host_name)? {
             let q = self.attrs.cpu_sub(ss, c, CpuSub::Status)?;
-            set(ss, t, int(CPU_RUN_USERMODE), q)?;
+            ss.modify_int(t, CPU_RUN_USERMODE, q)?;
         }
         self.cpu_object(h, event_cpu).current_state = CPU_RUN_USERMODE;
         Ok(())
@@ -1088,11 +1082,11 @@ impl FusedVmProvider {
                 return Ok(());
             };
             if status != PROC_RUN_SYSCALL && status != PROC_RUN_USERMODE {
-                set(ss, t, int(PROC_WAIT_FOR_CPU), q)?;
+                ss.modify_int(t, PROC_WAIT_FOR_CPU, q)?;
             }
         }
         let q = self.attrs.thread_sub(ss, node, ThreadSub::Prio)?;
-        set(ss, t, int(prio as i32), q)
+        ss.modify_int(t, prio as i32, q)
     }
 
     fn fork(
@@ -1218,7 +1212,7 @@ impl FusedVmProvider {
                     ss.quark_relative_and_add(container, &["Threads", &child_tid.to_string()])?;
                 ss.modify(t, int(vtid as i32), q)?;
                 let q = ss.quark_relative_and_add(container, &["Parent"])?;
-                if let (true, Some(p)) = (ss.query_ongoing(q)?.is_null(), parent_ns) {
+                if let (true, Some(p)) = (ss.ongoing_is_null(q)?, parent_ns) {
                     ss.modify(self.start, StateValue::Long(p), q)?;
                 }
             }
@@ -1250,7 +1244,7 @@ impl FusedVmProvider {
             }
             ss.quark_relative_and_add(layer, &["VPPID"])?;
             let q = ss.quark_relative_and_add(layer, &["ns_level"])?;
-            if ss.query_ongoing(q)?.is_null() {
+            if ss.ongoing_is_null(q)? {
                 ss.modify(t, int(i as i32 + 1), q)?;
             }
         }
@@ -1275,12 +1269,12 @@ impl FusedVmProvider {
             return Ok(());
         };
         let q = ss.quark_relative_and_add(thread, &["ns_max_level"])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             ss.modify(t, int(ns_level as i32 + 1), q)?;
         }
         let max_level = ongoing_int(ss, q)?.unwrap_or(-1) as i64;
         let q = ss.quark_relative_and_add(thread, &["Status"])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             let s = match status {
                 2 => PROC_WAIT_FOR_CPU,
                 5 => PROC_WAIT_UNKNOWN,
@@ -1289,12 +1283,12 @@ impl FusedVmProvider {
             ss.modify(t, int(s), q)?;
         }
         let q = ss.quark_relative_and_add(thread, &["Exec_name"])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             ss.modify(t, text(name), q)?;
         }
         let ppid_attr = if ns_level != 0 { "VPPID" } else { "PPID" };
         let q = ss.quark_relative_and_add(layer, &[ppid_attr])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             let (set_vppid, set_ppid) = if vpid == vtid {
                 (vppid, ppid)
             } else {
@@ -1303,17 +1297,17 @@ impl FusedVmProvider {
             ss.modify(t, int(set_vppid as i32), q)?;
             if ns_level != 0 {
                 let q = ss.quark_relative_and_add(thread, &["PPID"])?;
-                if ss.query_ongoing(q)?.is_null() {
+                if ss.ongoing_is_null(q)? {
                     ss.modify(t, int(set_ppid as i32), q)?;
                 }
             }
         }
         let q = ss.quark_relative_and_add(layer, &["ns_level"])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             ss.modify(t, int(ns_level as i32), q)?;
         }
         let q = ss.quark_relative_and_add(layer, &["ns_inum"])?;
-        if ss.query_ongoing(q)?.is_null() {
+        if ss.ongoing_is_null(q)? {
             ss.modify(t, StateValue::Long(ns_inum), q)?;
         }
         let q = ss.quark_and_add(&[

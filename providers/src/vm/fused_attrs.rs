@@ -56,11 +56,23 @@ struct CpuQ {
     sub: [Quark; 7],
     irqs: IntMap<i64, Quark>,
     soft_irqs: IntMap<i64, Quark>,
+    /// Shadows of the ongoing `Current_thread` (`None`: null) and `Machine_name`
+    /// (name id; `None`: null): only this analysis writes them, through
+    /// [`Attrs::set_cpu_thread`] and [`Attrs::set_cpu_machine`], so they are read
+    /// here instead of from the state system.
+    thread: Option<i32>,
+    machine: Option<u32>,
+    /// `Threads/<machine>/<thread>` (`0_<cpu>` for 0) of these shadows, once looked up.
+    thread_slot: Option<ThreadSlot>,
 }
 
 struct ThreadQ {
     node: Quark,
     sub: [Quark; 5],
+    /// `ns_max_level` below `node` (`INVALID_QUARK`: missing when the tree had
+    /// `ns_checked_at` attributes; an attribute can only appear as the tree grows).
+    ns_max: Quark,
+    ns_checked_at: usize,
 }
 
 /// Per machine name: `Hosts/<name>` and `Threads/<name>` and some of their children.
@@ -153,18 +165,6 @@ impl Attrs {
         StateValue::String(self.names[id as usize].clone())
     }
 
-    /// The number of the machine named by a `Machine_name` value (`None`: not a string).
-    pub fn name_of_value(&mut self, v: &StateValue) -> Option<u32> {
-        let StateValue::String(s) = v else {
-            return None;
-        };
-        // The values this analysis writes are the interned strings themselves.
-        if let Some(i) = self.names.iter().position(|n| Arc::ptr_eq(n, s)) {
-            return Some(i as u32);
-        }
-        Some(self.intern(s))
-    }
-
     /// `CPUs/<cpu>`.
     #[inline]
     pub fn cpu(&mut self, ss: &mut dyn StateSystemBuilder, cpu: i64) -> sht::Result<CpuSlot> {
@@ -191,6 +191,9 @@ impl Attrs {
             sub: [INVALID_QUARK; 7],
             irqs: IntMap::default(),
             soft_irqs: IntMap::default(),
+            thread: None,
+            machine: None,
+            thread_slot: None,
         });
         self.cpu_slots.insert(cpu, slot);
         if (0..SMALL_CPUS).contains(&cpu) {
@@ -214,6 +217,78 @@ impl Attrs {
     /// Records the updates of key `key` as done (0: none).
     pub fn set_done_for(&mut self, slot: CpuSlot, key: u64) {
         self.cpus[slot as usize].done_for = key;
+    }
+
+    /// The ongoing `Current_thread` of a CPU (`None`: null).
+    #[inline]
+    pub fn cpu_thread(&self, slot: CpuSlot) -> Option<i32> {
+        self.cpus[slot as usize].thread
+    }
+
+    /// The name id of the ongoing `Machine_name` of a CPU (`None`: null).
+    #[inline]
+    pub fn cpu_machine(&self, slot: CpuSlot) -> Option<u32> {
+        self.cpus[slot as usize].machine
+    }
+
+    /// Sets `CPUs/<cpu>/Current_thread` (the only way this analysis writes it).
+    pub fn set_cpu_thread(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        t: i64,
+        slot: CpuSlot,
+        tid: i32,
+    ) -> sht::Result<()> {
+        let q = self.cpu_sub(ss, slot, CpuSub::CurrentThread)?;
+        ss.modify_int(t, tid, q)?;
+        let c = &mut self.cpus[slot as usize];
+        if c.thread != Some(tid) {
+            c.thread = Some(tid);
+            c.thread_slot = None;
+        }
+        Ok(())
+    }
+
+    /// Sets `CPUs/<cpu>/Machine_name` to a machine name (the only way this
+    /// analysis writes it).
+    pub fn set_cpu_machine(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        t: i64,
+        slot: CpuSlot,
+        name: u32,
+    ) -> sht::Result<()> {
+        let q = self.cpu_sub(ss, slot, CpuSub::MachineName)?;
+        if self.cpus[slot as usize].machine == Some(name) {
+            return Ok(()); // the state system would drop the same value
+        }
+        ss.modify(t, self.name_value(name), q)?;
+        let c = &mut self.cpus[slot as usize];
+        c.machine = Some(name);
+        c.thread_slot = None;
+        Ok(())
+    }
+
+    /// `Threads/<machine>/<thread>` of the CPU's shadows (`0_<cpu>` for thread 0,
+    /// `-1` for null), `None` while the CPU runs no machine.
+    #[inline]
+    pub fn cpu_thread_slot(
+        &mut self,
+        ss: &mut dyn StateSystemBuilder,
+        slot: CpuSlot,
+        cpu: i64,
+    ) -> sht::Result<Option<ThreadSlot>> {
+        let c = &self.cpus[slot as usize];
+        if let Some(th) = c.thread_slot {
+            return Ok(Some(th));
+        }
+        let Some(machine) = c.machine else {
+            return Ok(None);
+        };
+        let tid = c.thread.unwrap_or(-1) as i64;
+        let th = self.thread(ss, machine, tid, Some(cpu))?;
+        self.cpus[slot as usize].thread_slot = Some(th);
+        Ok(Some(th))
     }
 
     /// `CPUs/<cpu>/<sub>`.
@@ -339,6 +414,8 @@ impl Attrs {
         self.threads.push(ThreadQ {
             node,
             sub: [INVALID_QUARK; 5],
+            ns_max: INVALID_QUARK,
+            ns_checked_at: 0,
         });
         self.thread_slots.insert((id, tid, suffix), slot);
         Ok(slot)
@@ -346,6 +423,20 @@ impl Attrs {
 
     pub fn thread_node(&self, slot: ThreadSlot) -> Quark {
         self.threads[slot as usize].node
+    }
+
+    /// `Threads/<name>/<tid>/ns_max_level` if it exists (`INVALID_QUARK` if not),
+    /// without creating it.
+    pub fn thread_ns_max_level(&mut self, ss: &dyn StateSystemBuilder, slot: ThreadSlot) -> Quark {
+        let th = &mut self.threads[slot as usize];
+        if th.ns_max == INVALID_QUARK {
+            let count = ss.attribute_count();
+            if th.ns_checked_at != count {
+                th.ns_max = ss.attributes().opt_quark(th.node, &["ns_max_level"]);
+                th.ns_checked_at = count;
+            }
+        }
+        th.ns_max
     }
 
     /// `Threads/<name>/<tid>/<sub>`.

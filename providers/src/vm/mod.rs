@@ -385,6 +385,12 @@ impl<V: PartialEq + Clone> History<V> {
     }
 
     pub fn at(&self, t: i64) -> Option<&V> {
+        // Most queries are at the present: the newest change.
+        if let Some((s, v)) = self.changes.back() {
+            if *s <= t {
+                return Some(v);
+            }
+        }
         self.index_at(t).map(|i| &self.changes[i].1)
     }
 
@@ -499,6 +505,16 @@ impl KernelModels {
 
     /// Updates the models with one event of kind `kind` from trace `trace`.
     pub fn handle(&mut self, kind: Kind, ev: &dyn EventFields) {
+        if !self.track_status
+            && !matches!(
+                kind,
+                Kind::SchedSwitch | Kind::SchedProcessFork | Kind::Statedump
+            )
+        {
+            // The other kinds change only statuses (and the in-syscall set, read
+            // for statuses only).
+            return;
+        }
         let trace = ev.trace_index();
         let t = ev.timestamp();
         let cpu = ev.cpu();
