@@ -783,15 +783,19 @@ fn temporary_path(path: &Path) -> PathBuf {
 /// Bytes of blocks a history writes on its own thread before block writes move to an
 /// I/O thread: small histories (tests, one-off files) start no thread.
 const IO_THREAD_AFTER: u64 = 16 << 20;
-/// Blocks queued for the I/O thread (4 MiB with 64 KiB blocks).
-const IO_QUEUE: usize = 64;
+/// Blocks handed to the I/O thread at a time (one wake-up per 512 KiB, not per
+/// block), and hand-overs queued (4 MiB with 64 KiB blocks).
+const IO_GROUP: usize = 8;
+const IO_QUEUE: usize = 8;
 /// The I/O thread starts write-back every this many bytes, so that the final
 /// `sync_data` waits for the last blocks only, not for the whole file at once.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
+/// Block buffers (their first `block_len` bytes are written) and their file offsets.
+type Blocks = Vec<(Vec<u8>, u64)>;
+
 enum IoMessage {
-    /// A block buffer (its first `block_len` bytes are written) and its file offset.
-    Block(Vec<u8>, u64),
+    Blocks(Blocks),
     /// Answered once every earlier block is written.
     Flush(SyncSender<()>),
 }
@@ -809,6 +813,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Blocks land at the same offsets as when written inline: the file is the same.
 struct BlockIo {
     sender: Option<SyncSender<IoMessage>>,
+    /// Blocks not handed over yet (a Mutex only to keep the writer Sync).
+    group: Mutex<Blocks>,
     /// Written buffers coming back for reuse (a Mutex only to keep the writer Sync).
     spare: Mutex<Receiver<Vec<u8>>>,
     failure: IoFailure,
@@ -829,6 +835,7 @@ impl BlockIo {
         };
         Ok(BlockIo {
             sender: Some(sender),
+            group: Mutex::new(Vec::with_capacity(IO_GROUP)),
             spare: Mutex::new(spare),
             failure,
             worker: Some(worker),
@@ -855,9 +862,26 @@ impl BlockIo {
 
     /// Queues `block` for writing at `offset`; reports an earlier write's error.
     fn write(&self, block: Vec<u8>, offset: u64) -> std::io::Result<()> {
+        let full = {
+            let mut group = lock(&self.group);
+            group.push((block, offset));
+            group.len() >= IO_GROUP
+        };
+        if full {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the blocks not handed over yet; reports an earlier write's error.
+    fn hand_over(&self) -> std::io::Result<()> {
         self.check()?;
+        let blocks = std::mem::replace(&mut *lock(&self.group), Vec::with_capacity(IO_GROUP));
+        if blocks.is_empty() {
+            return Ok(());
+        }
         let sender = self.sender.as_ref().ok_or_else(Self::stopped)?;
-        if sender.send(IoMessage::Block(block, offset)).is_err() {
+        if sender.send(IoMessage::Blocks(blocks)).is_err() {
             self.check()?;
             return Err(Self::stopped());
         }
@@ -866,6 +890,7 @@ impl BlockIo {
 
     /// Waits until every block queued so far is written.
     fn flush(&self) -> std::io::Result<()> {
+        self.hand_over()?;
         let sender = self.sender.as_ref().ok_or_else(Self::stopped)?;
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         if sender.send(IoMessage::Flush(done_tx)).is_err() || done_rx.recv().is_err() {
@@ -877,13 +902,14 @@ impl BlockIo {
 
     /// Writes what is queued and ends the thread.
     fn stop(&mut self) -> std::io::Result<()> {
+        let handed = self.hand_over();
         self.sender = None;
         if let Some(worker) = self.worker.take() {
             if worker.join().is_err() {
                 return Err(std::io::Error::other("the history's I/O thread panicked"));
             }
         }
-        self.check()
+        handed.and_then(|()| self.check())
     }
 }
 
@@ -904,19 +930,21 @@ fn io_loop(
     let mut since_writeback = 0u64;
     for message in receiver.iter() {
         match message {
-            IoMessage::Block(block, offset) => {
-                if !failed {
-                    if let Err(e) = file.write_all_at(&block[..block_len], offset) {
-                        *lock(failure) = Some((e.kind(), e.to_string()));
-                        failed = true;
+            IoMessage::Blocks(blocks) => {
+                for (block, offset) in blocks {
+                    if !failed {
+                        if let Err(e) = file.write_all_at(&block[..block_len], offset) {
+                            *lock(failure) = Some((e.kind(), e.to_string()));
+                            failed = true;
+                        }
+                        since_writeback += block_len as u64;
+                        if since_writeback >= WRITEBACK_EVERY {
+                            since_writeback = 0;
+                            start_writeback(file);
+                        }
                     }
-                    since_writeback += block_len as u64;
-                    if since_writeback >= WRITEBACK_EVERY {
-                        since_writeback = 0;
-                        start_writeback(file);
-                    }
+                    let _ = spare.send(block);
                 }
-                let _ = spare.send(block);
             }
             IoMessage::Flush(done) => {
                 let _ = done.send(());
