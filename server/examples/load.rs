@@ -7,6 +7,7 @@
 //! the same load (`sextant_server::loadgen`).
 //!
 //! `cargo run --release -p sextant-server --example load -- <trace dir> <data dir> [clients] [seconds]`
+//! (with `LOAD_COLD=1`: a new random window per request, see [`LoadConfig::cold`]).
 
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ async fn main() {
         duration: Duration::from_secs(seconds),
         rows: 500,
         times: 1000,
+        cold: std::env::var_os("LOAD_COLD").is_some(),
     };
     let r = match loadgen::run(&config).await {
         Ok(r) => r,

@@ -490,8 +490,8 @@ async fn tg_states(
         Some(OutputType::TimeGraph),
         params,
         |p| DataQuery::parse(p, true),
-        Some(crate::model::StatesModel::default()),
-        |o, q| o.states(q),
+        Some(crate::states_cache::StatesAnswer::default()),
+        |o, q| o.states_answer(q),
     )
     .await
 }

@@ -18,8 +18,10 @@ use crate::model::{
 };
 use crate::query::{DataQuery, TooltipQuery, TreeQuery};
 use crate::registry::{
-    ExperimentSource, OutputFactory, OutputProvider, ProviderResult, StateSystemHandle,
+    ExperimentSource, OutputFactory, OutputProvider, ProviderError, ProviderResult,
+    StateSystemHandle,
 };
+use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
 use crate::values::value_text;
 
@@ -81,6 +83,8 @@ pub struct KernelView {
     descriptor: OutputDescriptor,
     source: ExperimentSource,
     ids: IdMap<Key>,
+    /// This view's key in the shared row cache.
+    uid: u64,
 }
 
 /// (style key, label, colour) of a thread status.
@@ -210,6 +214,7 @@ impl KernelView {
             },
             source,
             ids: IdMap::default(),
+            uid: next_view_id(),
         }
     }
 
@@ -319,6 +324,95 @@ impl KernelView {
     }
 }
 
+/// A row of a states answer: built now, or served serialized from the cache.
+enum RowOut {
+    Built(TimeGraphRow),
+    Json(RowJson),
+}
+
+impl KernelView {
+    /// The rows of `query.items` (in that order, unknown ids left out) and
+    /// whether the answer is final. With a cache, rows of finished state systems
+    /// are looked up first; the others are computed in one 2D query per trace
+    /// (each history node visited once for all rows and times) and kept.
+    fn rows(
+        &self,
+        query: &DataQuery,
+        cache: Option<&RowCache>,
+    ) -> Result<(Vec<RowOut>, bool), ProviderError> {
+        let items = query.items.as_deref().unwrap_or(&[]);
+        let mut groups: BTreeMap<usize, Vec<(i64, RowKind, Quark)>> = BTreeMap::new();
+        for &id in items {
+            if let Some(Key::Row(t, kind, q)) = self.ids.key(id) {
+                groups.entry(t).or_default().push((id, kind, q));
+            }
+        }
+        let mut rows: HashMap<i64, RowOut> = HashMap::new();
+        let mut complete = true;
+        let mut times_id = None;
+        for (t, mut members) in groups {
+            let Some(handle) = self.kernel(t) else {
+                continue;
+            };
+            let ss = handle.read();
+            complete &= sampled_complete(&ss, &query.times);
+            // A growing history changes its answers: cache finished ones only.
+            let cache = cache.filter(|_| !ss.is_building());
+            let weak = Arc::downgrade(&handle.ss);
+            if let Some(cache) = cache {
+                let tid = *times_id.get_or_insert_with(|| cache.times_id(&query.times));
+                let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
+                let found = cache.get_many(self.uid, tid, &weak, &ids);
+                let mut missing = Vec::new();
+                for (m, f) in members.into_iter().zip(found) {
+                    match f {
+                        Some(j) => {
+                            rows.insert(m.0, RowOut::Json(j));
+                        }
+                        None => missing.push(m),
+                    }
+                }
+                members = missing;
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let quarks: Vec<Quark> = members.iter().map(|m| m.2).collect();
+            let mut by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
+            let end = ss.current_end_time();
+            let mut made = Vec::new();
+            for (id, kind, q) in members {
+                // Null intervals are gaps (no state), as in Trace Compass.
+                let states = by_quark
+                    .remove(&q)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|i| {
+                        let (key, _) = self.row_style(kind, &i.value)?;
+                        Some(interval_state(i, end, None, Some(Style::key(key))))
+                    })
+                    .collect();
+                let row = TimeGraphRow {
+                    entry_id: id,
+                    states,
+                };
+                if cache.is_some() {
+                    let j = row_json(&row);
+                    made.push((id, j.clone()));
+                    rows.insert(id, RowOut::Json(j));
+                } else {
+                    rows.insert(id, RowOut::Built(row));
+                }
+            }
+            if let (Some(cache), Some(tid)) = (cache, times_id) {
+                cache.put_many(self.uid, tid, &weak, &made);
+            }
+        }
+        let rows = items.iter().filter_map(|id| rows.remove(id)).collect();
+        Ok((rows, complete))
+    }
+}
+
 impl OutputProvider for KernelView {
     fn descriptor(&self) -> &OutputDescriptor {
         &self.descriptor
@@ -366,47 +460,31 @@ impl OutputProvider for KernelView {
     }
 
     fn states(&self, query: &DataQuery) -> ProviderResult<StatesModel> {
-        let items = query.items.as_deref().unwrap_or(&[]);
-        let mut groups: BTreeMap<usize, Vec<(i64, RowKind, Quark)>> = BTreeMap::new();
-        for &id in items {
-            if let Some(Key::Row(t, kind, q)) = self.ids.key(id) {
-                groups.entry(t).or_default().push((id, kind, q));
-            }
-        }
-        let mut rows: HashMap<i64, TimeGraphRow> = HashMap::new();
-        let mut complete = true;
-        for (t, members) in groups {
-            let Some(handle) = self.kernel(t) else {
-                continue;
-            };
-            let ss = handle.read();
-            complete &= sampled_complete(&ss, &query.times);
-            let quarks: Vec<Quark> = members.iter().map(|m| m.2).collect();
-            let mut by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
-            let end = ss.current_end_time();
-            for (id, kind, q) in members {
-                // Null intervals are gaps (no state), as in Trace Compass.
-                let states = by_quark
-                    .remove(&q)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| {
-                        let (key, _) = self.row_style(kind, &i.value)?;
-                        Some(interval_state(i, end, None, Some(Style::key(key))))
-                    })
-                    .collect();
-                rows.insert(
-                    id,
-                    TimeGraphRow {
-                        entry_id: id,
-                        states,
-                    },
-                );
-            }
-        }
-        let rows = items.iter().filter_map(|id| rows.remove(id)).collect();
+        let (rows, complete) = self.rows(query, None)?;
+        let rows = rows
+            .into_iter()
+            .map(|r| match r {
+                RowOut::Built(row) => row,
+                RowOut::Json(..) => unreachable!("no cache, no serialized rows"),
+            })
+            .collect();
         Ok(GenericResponse::with_progress(
             StatesModel { rows },
+            !complete,
+        ))
+    }
+
+    fn states_answer(&self, query: &DataQuery) -> ProviderResult<StatesAnswer> {
+        let (rows, complete) = self.rows(query, Some(RowCache::global()))?;
+        let rows = rows
+            .into_iter()
+            .map(|r| match r {
+                RowOut::Built(row) => row_json(&row),
+                RowOut::Json(j) => j,
+            })
+            .collect();
+        Ok(GenericResponse::with_progress(
+            StatesAnswer::Rows(rows),
             !complete,
         ))
     }

@@ -30,6 +30,7 @@ pub mod registry;
 pub mod ssquery;
 pub mod ssxy;
 pub mod state_views;
+pub mod states_cache;
 pub mod sync;
 pub mod values;
 pub mod xml_views;

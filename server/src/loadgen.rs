@@ -27,6 +27,10 @@ pub struct LoadConfig {
     pub rows: usize,
     /// Sampled times per request (`nbTimes`).
     pub times: u32,
+    /// Each request a new random window (a tenth of the trace, starting anywhere)
+    /// instead of one of ten shared sliding windows: no answer is ever asked
+    /// twice, so no row cache helps (the "cold" figure).
+    pub cold: bool,
 }
 
 /// What was measured.
@@ -215,6 +219,8 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
     for client in 0..config.clients {
         let ids = ids.clone();
         let path = format!("{base}/states");
+        let cold = config.cold;
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await.ok();
             let mut latencies = Vec::new();
@@ -230,7 +236,11 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
                 // and its own rows, as users scrolling and zooming would.
                 let span = (end - start) / 10;
                 let step = ((end - start - span) / 9).max(0);
-                let offset = ((client * 7 + round) % 10) as i64 * step;
+                let offset = if cold {
+                    (rng.next() % (end - start - span).max(1) as u64) as i64
+                } else {
+                    ((client * 7 + round) % 10) as i64 * step
+                };
                 let first = (client * 13 + round * 17) % ids.len();
                 let items: Vec<i64> = ids.iter().cycle().skip(first).take(rows).copied().collect();
                 let body = json!({"parameters": {"requested_timerange": {"start": start + offset, "end": start + offset + span, "nbTimes": times}, "requested_items": items}}).to_string();
@@ -262,6 +272,20 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
     report.elapsed = began.elapsed();
     report.latencies.sort();
     Ok(report)
+}
+
+/// A small deterministic generator for the cold windows (xorshift64*).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, String> {

@@ -236,6 +236,17 @@ pub trait OutputProvider: Send + Sync {
         Err(ProviderError::Unsupported)
     }
 
+    /// The states answer the server sends: [`Self::states`] unless the output
+    /// serves rows from the shared row cache ([`crate::states_cache`]); both
+    /// serialize to the same bytes.
+    fn states_answer(&self, query: &DataQuery) -> ProviderResult<crate::states_cache::StatesAnswer> {
+        self.states(query).map(|r| GenericResponse {
+            model: r.model.map(Into::into),
+            status: r.status,
+            status_message: r.status_message,
+        })
+    }
+
     /// `timeGraph/{id}/tooltip`: a flat string map.
     fn tooltip(&self, _query: &TooltipQuery) -> ProviderResult<BTreeMap<String, String>> {
         Ok(GenericResponse::completed(BTreeMap::new()))

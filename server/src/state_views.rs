@@ -19,8 +19,10 @@ use crate::model::{
 };
 use crate::query::{DataQuery, TooltipQuery, TreeQuery};
 use crate::registry::{
-    ExperimentSource, OutputFactory, OutputProvider, ProviderResult, StateSystemHandle,
+    ExperimentSource, OutputFactory, OutputProvider, ProviderError, ProviderResult,
+    StateSystemHandle,
 };
+use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
 use crate::values::{numeric, value_text};
 
@@ -185,6 +187,8 @@ pub struct StateView {
     source: ExperimentSource,
     ids: IdMap<Key>,
     rows: Mutex<HashMap<i64, Row>>,
+    /// This view's key in the shared row cache.
+    uid: u64,
 }
 
 fn string_at_end(ss: &StateSystem, q: Quark) -> Option<String> {
@@ -312,6 +316,7 @@ impl StateView {
             source,
             ids: IdMap::default(),
             rows: Mutex::new(HashMap::new()),
+            uid: next_view_id(),
         }
     }
 
@@ -393,6 +398,107 @@ fn rgb_hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
+/// A row of a states answer: built now, or served serialized from the cache.
+enum RowOut {
+    Built(TimeGraphRow),
+    Json(RowJson),
+}
+
+impl StateView {
+    /// The time-graph rows of `query.items` (in that order) and whether the
+    /// answer is final. With a cache, rows of finished state systems are looked
+    /// up first; the others come from one 2D query per trace and are kept.
+    fn time_graph_rows(
+        &self,
+        query: &DataQuery,
+        cache: Option<&RowCache>,
+    ) -> Result<(Vec<RowOut>, bool), ProviderError> {
+        let ViewKind::TimeGraph {
+            styles,
+            style_of,
+            labels,
+            ..
+        } = &self.def.kind
+        else {
+            return Err(ProviderError::Unsupported);
+        };
+        let items = query.items.as_deref().unwrap_or(&[]);
+        let mut by_trace: BTreeMap<usize, Vec<(i64, Row)>> = BTreeMap::new();
+        for (id, row) in self.rows_of(items) {
+            by_trace.entry(row.trace).or_default().push((id, row));
+        }
+        let label_of = |key: &str| {
+            styles
+                .iter()
+                .copied()
+                .flatten()
+                .find(|s| s.key == key)
+                .map(|s| s.label)
+        };
+        let mut out: HashMap<i64, RowOut> = HashMap::new();
+        let mut complete = true;
+        let mut times_id = None;
+        for (t, mut members) in by_trace {
+            let Some(h) = self.handle(t) else { continue };
+            let ss = h.read();
+            complete &= sampled_complete(&ss, &query.times);
+            // A growing history changes its answers: cache finished ones only.
+            let cache = cache.filter(|_| !ss.is_building());
+            let weak = Arc::downgrade(&h.ss);
+            if let Some(cache) = cache {
+                let tid = *times_id.get_or_insert_with(|| cache.times_id(&query.times));
+                let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
+                let found = cache.get_many(self.uid, tid, &weak, &ids);
+                let mut missing = Vec::new();
+                for (m, f) in members.into_iter().zip(found) {
+                    match f {
+                        Some(j) => {
+                            out.insert(m.0, RowOut::Json(j));
+                        }
+                        None => missing.push(m),
+                    }
+                }
+                members = missing;
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let quarks: Vec<Quark> = members.iter().map(|(_, r)| r.display).collect();
+            let by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
+            let end = ss.current_end_time();
+            let mut made = Vec::new();
+            for (id, row) in members {
+                let states = by_quark
+                    .get(&row.display)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .filter_map(|i| {
+                        let key = style_of(row.class, &i.value)?;
+                        let label = labels.then(|| label_of(key).unwrap_or(key).to_string());
+                        Some(interval_state(i, end, label, Some(Style::key(key))))
+                    })
+                    .collect();
+                let row = TimeGraphRow {
+                    entry_id: id,
+                    states,
+                };
+                if cache.is_some() {
+                    let j = row_json(&row);
+                    made.push((id, j.clone()));
+                    out.insert(id, RowOut::Json(j));
+                } else {
+                    out.insert(id, RowOut::Built(row));
+                }
+            }
+            if let (Some(cache), Some(tid)) = (cache, times_id) {
+                cache.put_many(self.uid, tid, &weak, &made);
+            }
+        }
+        let rows = items.iter().filter_map(|id| out.remove(id)).collect();
+        Ok((rows, complete))
+    }
+}
+
 impl OutputProvider for StateView {
     fn descriptor(&self) -> &OutputDescriptor {
         &self.descriptor
@@ -428,60 +534,32 @@ impl OutputProvider for StateView {
     }
 
     fn states(&self, query: &DataQuery) -> ProviderResult<StatesModel> {
-        let ViewKind::TimeGraph {
-            styles,
-            style_of,
-            labels,
-            ..
-        } = &self.def.kind
-        else {
-            return Err(crate::registry::ProviderError::Unsupported);
-        };
-        let items = query.items.as_deref().unwrap_or(&[]);
-        let mut by_trace: BTreeMap<usize, Vec<(i64, Row)>> = BTreeMap::new();
-        for (id, row) in self.rows_of(items) {
-            by_trace.entry(row.trace).or_default().push((id, row));
-        }
-        let label_of = |key: &str| {
-            styles
-                .iter()
-                .copied()
-                .flatten()
-                .find(|s| s.key == key)
-                .map(|s| s.label)
-        };
-        let mut out: HashMap<i64, TimeGraphRow> = HashMap::new();
-        let mut complete = true;
-        for (t, members) in by_trace {
-            let Some(h) = self.handle(t) else { continue };
-            let ss = h.read();
-            complete &= sampled_complete(&ss, &query.times);
-            let quarks: Vec<Quark> = members.iter().map(|(_, r)| r.display).collect();
-            let by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
-            let end = ss.current_end_time();
-            for (id, row) in members {
-                let states = by_quark
-                    .get(&row.display)
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .filter_map(|i| {
-                        let key = style_of(row.class, &i.value)?;
-                        let label = labels.then(|| label_of(key).unwrap_or(key).to_string());
-                        Some(interval_state(i, end, label, Some(Style::key(key))))
-                    })
-                    .collect();
-                out.insert(
-                    id,
-                    TimeGraphRow {
-                        entry_id: id,
-                        states,
-                    },
-                );
-            }
-        }
-        let rows = items.iter().filter_map(|id| out.remove(id)).collect();
+        let (rows, complete) = self.time_graph_rows(query, None)?;
+        let rows = rows
+            .into_iter()
+            .filter_map(|r| match r {
+                RowOut::Built(row) => Some(row),
+                // Not made without a cache.
+                RowOut::Json(_) => None,
+            })
+            .collect();
         Ok(GenericResponse::with_progress(
             StatesModel { rows },
+            !complete,
+        ))
+    }
+
+    fn states_answer(&self, query: &DataQuery) -> ProviderResult<StatesAnswer> {
+        let (rows, complete) = self.time_graph_rows(query, Some(RowCache::global()))?;
+        let rows = rows
+            .into_iter()
+            .map(|r| match r {
+                RowOut::Built(row) => row_json(&row),
+                RowOut::Json(j) => j,
+            })
+            .collect();
+        Ok(GenericResponse::with_progress(
+            StatesAnswer::Rows(rows),
             !complete,
         ))
     }

@@ -20,6 +20,7 @@ async fn short_load_on_a_real_trace_answers_every_request() {
         duration: Duration::from_millis(800),
         rows: 50,
         times: 100,
+        cold: false,
     };
     let r = run(&config).await.unwrap();
     assert_eq!(r.errors, 0);
@@ -39,6 +40,16 @@ async fn short_load_on_a_real_trace_answers_every_request() {
         .filter(|p| p.extension().is_some_and(|e| e == "ht"))
         .count();
     assert!(ht >= 1);
+
+    // Cold: every request a new random window; still every request answered.
+    let cold = LoadConfig {
+        cold: true,
+        ..config.clone()
+    };
+    let r = run(&cold).await.unwrap();
+    assert_eq!(r.errors, 0);
+    assert!(!r.latencies.is_empty());
+    assert_eq!(r.rows_per_request, 50);
 
     // A trace that does not exist is an error, not a panic or a hang.
     let bad = LoadConfig {

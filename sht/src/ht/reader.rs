@@ -1,12 +1,13 @@
 //! `HistoryTreeReader`: opens a finished `.ht` file (ours or Trace Compass's),
 //! memory-mapped, decoding nodes lazily into a bounded cache.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 
 use super::attributes::decode_attribute_tree;
 use super::format::{self, header as hf, node as nf};
@@ -37,45 +38,88 @@ pub struct HtHeader {
     pub start: i64,
 }
 
-/// Least-recently-used cache of packed nodes, bounded in bytes.
+/// Least-recently-used cache of packed nodes, bounded in bytes, keyed by
+/// (reader, node): readers opened with [`HistoryTreeReader::open`] share one, so
+/// the decoded nodes of all the histories a process holds stay within one budget.
 struct NodeCache {
     budget: usize,
     used: usize,
     clock: u64,
-    entries: HashMap<i32, (Arc<PackedNode>, u64)>,
+    entries: HashMap<(u64, i32), (Arc<PackedNode>, u64)>,
+    /// tick → key, least recently used first.
+    order: BTreeMap<u64, (u64, i32)>,
 }
 
 impl NodeCache {
-    fn get(&mut self, seq: i32) -> Option<Arc<PackedNode>> {
-        self.clock += 1;
-        let clock = self.clock;
-        self.entries.get_mut(&seq).map(|(n, used)| {
-            *used = clock;
-            n.clone()
-        })
+    fn new(budget: usize) -> Self {
+        NodeCache {
+            budget,
+            used: 0,
+            clock: 0,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+        }
     }
 
-    fn put(&mut self, seq: i32, node: Arc<PackedNode>) {
+    fn get(&mut self, key: (u64, i32)) -> Option<Arc<PackedNode>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let (n, used) = self.entries.get_mut(&key)?;
+        self.order.remove(used);
+        *used = clock;
+        self.order.insert(clock, key);
+        Some(n.clone())
+    }
+
+    fn put(&mut self, key: (u64, i32), node: Arc<PackedNode>) {
         let size = node.heap_size();
-        while self.used + size > self.budget && !self.entries.is_empty() {
-            // Evict the least recently used; a linear scan is cheap next to a decode.
-            let victim = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, u))| *u)
-                .map(|(k, _)| *k)
-                .expect("non-empty cache");
+        if let Some((old, tick)) = self.entries.remove(&key) {
+            self.order.remove(&tick);
+            self.used -= old.heap_size();
+        }
+        while self.used + size > self.budget {
+            let Some((_, victim)) = self.order.pop_first() else {
+                break;
+            };
             if let Some((n, _)) = self.entries.remove(&victim) {
                 self.used -= n.heap_size();
             }
         }
         self.clock += 1;
-        if let Some((old, _)) = self.entries.insert(seq, (node, self.clock)) {
-            self.used -= old.heap_size();
-        }
+        self.order.insert(self.clock, key);
+        self.entries.insert(key, (node, self.clock));
         self.used += size;
     }
+
+    /// Forgets a reader's nodes (they hold its file mapping).
+    fn remove_reader(&mut self, reader: u64) {
+        let NodeCache {
+            entries,
+            order,
+            used,
+            ..
+        } = self;
+        entries.retain(|k, (n, tick)| {
+            let keep = k.0 != reader;
+            if !keep {
+                order.remove(tick);
+                *used -= n.heap_size();
+            }
+            keep
+        });
+    }
 }
+
+/// The node cache shared by readers opened with the default budget.
+fn shared_cache() -> &'static Arc<Mutex<NodeCache>> {
+    static SHARED: OnceLock<Arc<Mutex<NodeCache>>> = OnceLock::new();
+    SHARED.get_or_init(|| Arc::new(Mutex::new(NodeCache::new(DEFAULT_NODE_CACHE_BYTES))))
+}
+
+/// Bytes of blocks a reader decodes between two releases of its mapped pages:
+/// decoded nodes live in the cache, so the pages they came from need not stay
+/// resident (they are read again from the page cache if a value needs them).
+const RELEASE_MAPPED_EVERY: u64 = 64 << 20;
 
 /// A finished history file opened for queries.
 pub struct HistoryTreeReader {
@@ -84,7 +128,20 @@ pub struct HistoryTreeReader {
     header: HtHeader,
     end: i64,
     attributes: Arc<AttributeTree>,
-    cache: Mutex<NodeCache>,
+    cache: Arc<Mutex<NodeCache>>,
+    /// This reader's key in the cache.
+    uid: u64,
+    /// Bytes of blocks decoded since the mapped pages were last released.
+    decoded: AtomicU64,
+}
+
+impl Drop for HistoryTreeReader {
+    fn drop(&mut self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_reader(self.uid);
+    }
 }
 
 fn le_i32(b: &[u8], at: usize) -> i32 {
@@ -94,16 +151,27 @@ fn le_i32(b: &[u8], at: usize) -> i32 {
 impl HistoryTreeReader {
     /// Opens `path`, checking it as Trace Compass does. With `expected_provider_version`
     /// set, a file of another provider version is refused.
+    /// Decoded nodes go to the process-wide cache of [`DEFAULT_NODE_CACHE_BYTES`].
     pub fn open(path: impl AsRef<Path>, expected_provider_version: Option<i32>) -> Result<Self> {
-        Self::open_with_cache(path, expected_provider_version, DEFAULT_NODE_CACHE_BYTES)
+        Self::open_in(path, expected_provider_version, shared_cache().clone())
     }
 
-    /// As [`Self::open`], keeping at most `cache_bytes` of decoded nodes.
+    /// As [`Self::open`], with a cache of its own of at most `cache_bytes`.
     pub fn open_with_cache(
         path: impl AsRef<Path>,
         expected_provider_version: Option<i32>,
         cache_bytes: usize,
     ) -> Result<Self> {
+        let cache = Arc::new(Mutex::new(NodeCache::new(cache_bytes)));
+        Self::open_in(path, expected_provider_version, cache)
+    }
+
+    fn open_in(
+        path: impl AsRef<Path>,
+        expected_provider_version: Option<i32>,
+        cache: Arc<Mutex<NodeCache>>,
+    ) -> Result<Self> {
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
@@ -209,12 +277,9 @@ impl HistoryTreeReader {
             header,
             end: header.start,
             attributes: Arc::new(attributes),
-            cache: Mutex::new(NodeCache {
-                budget: cache_bytes,
-                used: 0,
-                clock: 0,
-                entries: HashMap::new(),
-            }),
+            cache,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            decoded: AtomicU64::new(0),
         };
         let root = reader.node(header.root_seq)?;
         let root = root.header;
@@ -271,7 +336,7 @@ impl HistoryTreeReader {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(seq)
+            .get((self.uid, seq))
         {
             return Ok(n);
         }
@@ -288,8 +353,29 @@ impl HistoryTreeReader {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .put(seq, n.clone());
+            .put((self.uid, seq), n.clone());
+        self.note_decoded();
         Ok(n)
+    }
+
+    /// Counts a decoded block; past [`RELEASE_MAPPED_EVERY`], drops the mapped
+    /// pages from the process (not from the page cache), so resident memory is
+    /// the node cache plus a bounded window of the file rather than all of it.
+    fn note_decoded(&self) {
+        let block = self.header.block_size as u64;
+        let before = self.decoded.fetch_add(block, Ordering::Relaxed);
+        if before / RELEASE_MAPPED_EVERY != (before + block) / RELEASE_MAPPED_EVERY {
+            // SAFETY: the mapping is read-only and of a file not modified while
+            // open: after MADV_DONTNEED a page reads the same bytes again.
+            let _ = unsafe { self.map.unchecked_advise(UncheckedAdvice::DontNeed) };
+        }
+    }
+
+    /// Bytes of decoded nodes held by the cache this reader uses (shared by
+    /// default), and its budget.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        (c.used, c.budget)
     }
 
     fn block_at(&self, seq: i32) -> Result<usize> {
@@ -412,5 +498,87 @@ impl NodeSource for HistoryTreeReader {
             format::node_offset(child, self.header.block_size) + nf::PARENT_SEQ as u64,
             format!("node {child} is reached from node {parent} but does not name it as parent"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ht::writer::{HistoryTreeWriter, HtConfig};
+    use crate::value::StateValue;
+
+    /// 40 attributes, each changing every 10 ns for 20,000 ns, in 4 KiB blocks.
+    fn history(dir: &Path) -> (PathBuf, AttributeTree) {
+        let path = dir.join("h.ht");
+        let mut tree = AttributeTree::new();
+        for q in 0..40 {
+            tree.quark_absolute_and_add(&[format!("a{q}")]).unwrap();
+        }
+        let config = HtConfig {
+            block_size: 4096,
+            max_children: 8,
+            ..HtConfig::new(0, 1)
+        };
+        let mut w = HistoryTreeWriter::create(&path, config).unwrap();
+        for t in (0..20_000).step_by(10) {
+            for q in 0..40 {
+                w.insert(Interval::new(t, t + 9, q, StateValue::Int((t / 10 + q as i64) as i32)))
+                    .unwrap();
+            }
+        }
+        w.finish(20_000, &tree).unwrap();
+        (path, tree)
+    }
+
+    #[test]
+    fn node_cache_stays_within_its_budget_and_answers_stay_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = history(dir.path());
+        let budget = 64 << 10;
+        let r = HistoryTreeReader::open_with_cache(&path, None, budget).unwrap();
+        assert!(r.header().node_count > 100, "{:?}", r.header());
+        for t in (5..20_000).step_by(97) {
+            for q in [0, 17, 39] {
+                let i = r.query_single(t, q).unwrap().unwrap();
+                assert_eq!((i.start, i.end), (t / 10 * 10, t / 10 * 10 + 9));
+                assert_eq!(i.value, StateValue::Int((t / 10 + q as i64) as i32));
+            }
+            let (used, cap) = r.cache_usage();
+            assert!(used <= cap && cap == budget, "{used} > {cap}");
+        }
+        // Evicted: the cache holds far fewer nodes than were decoded.
+        let held = r.cache.lock().unwrap().entries.len();
+        assert!(held < r.header().node_count as usize / 2, "{held}");
+        // A reader's nodes leave the shared cache with it.
+        let shared = HistoryTreeReader::open(&path, None).unwrap();
+        shared.query_single(100, 3).unwrap().unwrap();
+        let uid = shared.uid;
+        let count = |uid| {
+            shared_cache()
+                .lock()
+                .unwrap()
+                .entries
+                .keys()
+                .filter(|k| k.0 == uid)
+                .count()
+        };
+        assert!(count(uid) > 0);
+        drop(shared);
+        assert_eq!(count(uid), 0);
+    }
+
+    #[test]
+    fn releasing_mapped_pages_keeps_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = history(dir.path());
+        let r = HistoryTreeReader::open_with_cache(&path, None, 0).unwrap();
+        // A zero budget decodes every node at each visit: many releases.
+        for _ in 0..3 {
+            for t in (0..20_000).step_by(13) {
+                let i = r.query_single(t, 21).unwrap().unwrap();
+                assert_eq!(i.value, StateValue::Int((t / 10 + 21) as i32));
+            }
+        }
+        assert!(r.decoded.load(Ordering::Relaxed) > RELEASE_MAPPED_EVERY);
     }
 }

@@ -1,0 +1,403 @@
+//! The shared, byte-bounded cache of time-graph rows behind the states answers.
+//!
+//! A viewer scrolling vertically re-asks the same window with other rows, and
+//! several viewers look at the same windows: a row's answer for a given set of
+//! sample times is kept pre-serialized (the exact bytes serde writes for a
+//! [`TimeGraphRow`]), so a repeated request is mostly concatenation. Rows are
+//! only cached from finished state systems (a growing one changes its answers),
+//! and each remembers which state system it came from, so a trace re-analysed
+//! under the same view never serves stale rows. Least recently used rows go
+//! first when the byte budget is reached.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use sht::StateSystem;
+
+use crate::model::{StatesModel, TimeGraphRow};
+
+/// Bytes of serialized rows kept by default (a 500-row x 1,000-time answer is
+/// about 1 MB, so this holds some sixty such answers).
+pub const DEFAULT_ROW_CACHE_BYTES: usize = 64 << 20;
+/// Bytes of interned sample-time sets kept (a set of 1,000 times is 8 KB).
+const TIME_SETS_BYTES: usize = 8 << 20;
+
+/// One row of a states answer, as JSON.
+pub type RowJson = Arc<RawValue>;
+
+/// The model of a states answer: rows built for this answer, or serialized
+/// rows (from the cache). Both serialize to the same bytes.
+#[derive(Debug)]
+pub enum StatesAnswer {
+    Plain(StatesModel),
+    Rows(Vec<RowJson>),
+}
+
+impl Default for StatesAnswer {
+    fn default() -> Self {
+        StatesAnswer::Plain(StatesModel::default())
+    }
+}
+
+impl From<StatesModel> for StatesAnswer {
+    fn from(m: StatesModel) -> Self {
+        StatesAnswer::Plain(m)
+    }
+}
+
+struct RawRows<'a>(&'a [RowJson]);
+
+impl Serialize for RawRows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for row in self.0 {
+            seq.serialize_element::<RawValue>(row)?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for StatesAnswer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StatesAnswer::Plain(m) => m.serialize(s),
+            // The shape of `StatesModel`: `{"rows":[...]}`.
+            StatesAnswer::Rows(rows) => {
+                let mut st = s.serialize_struct("StatesModel", 1)?;
+                st.serialize_field("rows", &RawRows(rows))?;
+                st.end()
+            }
+        }
+    }
+}
+
+/// A row serialized exactly as inside a [`StatesModel`].
+pub fn row_json(row: &TimeGraphRow) -> RowJson {
+    let raw = serde_json::value::to_raw_value(row).expect("time-graph rows serialize");
+    Arc::from(raw)
+}
+
+/// A unique id for each view instance (part of the cache key: entry ids are
+/// per view).
+pub fn next_view_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The state system a cached row was computed from.
+pub type SsRef = Weak<RwLock<StateSystem>>;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct RowKey {
+    view: u64,
+    entry: i64,
+    times: u64,
+}
+
+struct RowEntry {
+    json: RowJson,
+    ss: SsRef,
+    tick: u64,
+}
+
+struct TimeSet {
+    times: Arc<[i64]>,
+    id: u64,
+    tick: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    budget: usize,
+    used: usize,
+    clock: u64,
+    rows: HashMap<RowKey, RowEntry>,
+    /// tick → key, oldest first (eviction order).
+    order: BTreeMap<u64, RowKey>,
+    /// hash of the times → interned sets with that hash.
+    sets: HashMap<u64, Vec<TimeSet>>,
+    sets_bytes: usize,
+    next_set: u64,
+    stats: CacheStats,
+}
+
+/// Counters of a [`RowCache`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    /// Rows held now, and their bytes.
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// Serialized time-graph rows keyed by (view, entry, sample times), bounded in bytes.
+pub struct RowCache {
+    inner: Mutex<Inner>,
+}
+
+fn row_cost(json: &RawValue) -> usize {
+    json.get().len() + 96
+}
+
+impl RowCache {
+    pub fn new(budget: usize) -> Self {
+        RowCache {
+            inner: Mutex::new(Inner {
+                budget,
+                next_set: 1,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// The cache the views share, of [`DEFAULT_ROW_CACHE_BYTES`] unless the
+    /// `SEXTANT_ROW_CACHE_MB` environment variable says otherwise (0 disables it).
+    pub fn global() -> &'static RowCache {
+        static CACHE: OnceLock<RowCache> = OnceLock::new();
+        CACHE.get_or_init(|| {
+            let budget = std::env::var("SEXTANT_ROW_CACHE_MB")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .map_or(DEFAULT_ROW_CACHE_BYTES, |mb| mb << 20);
+            RowCache::new(budget)
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let g = self.lock();
+        CacheStats {
+            rows: g.rows.len(),
+            bytes: g.used,
+            ..g.stats
+        }
+    }
+
+    pub fn budget(&self) -> usize {
+        self.lock().budget
+    }
+
+    /// The id of this set of sample times (equal sets, equal ids, as long as
+    /// the set stays among the recently used ones).
+    pub fn times_id(&self, times: &[i64]) -> u64 {
+        let mut h = DefaultHasher::new();
+        times.hash(&mut h);
+        let hash = h.finish();
+        let mut g = self.lock();
+        g.clock += 1;
+        let tick = g.clock;
+        if let Some(set) = g
+            .sets
+            .get_mut(&hash)
+            .and_then(|v| v.iter_mut().find(|s| *s.times == *times))
+        {
+            set.tick = tick;
+            return set.id;
+        }
+        let bytes = times.len() * 8 + 64;
+        while g.sets_bytes + bytes > TIME_SETS_BYTES && !g.sets.is_empty() {
+            // Few sets (each is thousands of times): a scan is cheap.
+            let (vh, vid) = g
+                .sets
+                .iter()
+                .flat_map(|(h, v)| v.iter().map(move |s| (s.tick, *h, s.id)))
+                .min()
+                .map(|(_, h, id)| (h, id))
+                .expect("non-empty");
+            let list = g.sets.get_mut(&vh).expect("listed");
+            let mut freed = 0;
+            list.retain(|s| {
+                let keep = s.id != vid;
+                if !keep {
+                    freed = s.times.len() * 8 + 64;
+                }
+                keep
+            });
+            if list.is_empty() {
+                g.sets.remove(&vh);
+            }
+            g.sets_bytes -= freed;
+        }
+        let id = g.next_set;
+        g.next_set += 1;
+        g.sets_bytes += bytes;
+        g.sets.entry(hash).or_default().push(TimeSet {
+            times: times.into(),
+            id,
+            tick,
+        });
+        id
+    }
+
+    /// The cached rows of `entries` (same order; `None` where absent or made
+    /// from another state system than `ss`).
+    pub fn get_many(
+        &self,
+        view: u64,
+        times: u64,
+        ss: &SsRef,
+        entries: &[i64],
+    ) -> Vec<Option<RowJson>> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        entries
+            .iter()
+            .map(|&entry| {
+                let key = RowKey { view, entry, times };
+                let Some(e) = g.rows.get_mut(&key) else {
+                    g.stats.misses += 1;
+                    return None;
+                };
+                if !e.ss.ptr_eq(ss) {
+                    g.stats.misses += 1;
+                    return None;
+                }
+                g.stats.hits += 1;
+                g.clock += 1;
+                g.order.remove(&e.tick);
+                e.tick = g.clock;
+                g.order.insert(e.tick, key);
+                Some(e.json.clone())
+            })
+            .collect()
+    }
+
+    /// Keeps rows made from `ss`, evicting the least recently used beyond the budget.
+    pub fn put_many(&self, view: u64, times: u64, ss: &SsRef, rows: &[(i64, RowJson)]) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        for (entry, json) in rows {
+            let cost = row_cost(json);
+            if cost > g.budget {
+                continue;
+            }
+            let key = RowKey {
+                view,
+                entry: *entry,
+                times,
+            };
+            if let Some(old) = g.rows.remove(&key) {
+                g.order.remove(&old.tick);
+                g.used -= row_cost(&old.json);
+            }
+            while g.used + cost > g.budget {
+                let Some((_, victim)) = g.order.pop_first() else {
+                    break;
+                };
+                if let Some(old) = g.rows.remove(&victim) {
+                    g.used -= row_cost(&old.json);
+                    g.stats.evictions += 1;
+                }
+            }
+            g.clock += 1;
+            g.order.insert(g.clock, key);
+            g.used += cost;
+            g.rows.insert(
+                key,
+                RowEntry {
+                    json: json.clone(),
+                    ss: ss.clone(),
+                    tick: g.clock,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Style, TimeGraphState};
+
+    fn row(id: i64, n: usize) -> RowJson {
+        row_json(&TimeGraphRow {
+            entry_id: id,
+            states: (0..n as i64)
+                .map(|i| TimeGraphState {
+                    start: i * 10,
+                    end: i * 10 + 10,
+                    label: None,
+                    style: Some(Style::key("USERMODE")),
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn raw_rows_serialize_as_the_model() {
+        let rows = vec![
+            TimeGraphRow {
+                entry_id: 3,
+                states: vec![TimeGraphState {
+                    start: 1_700_000_000_025_765_430,
+                    end: 1_700_000_000_025_765_431,
+                    label: Some("a \"b\"".into()),
+                    style: Some(Style::key("X")),
+                }],
+            },
+            TimeGraphRow {
+                entry_id: 4,
+                states: vec![],
+            },
+        ];
+        let raw = StatesAnswer::Rows(rows.iter().map(row_json).collect());
+        let plain = StatesAnswer::Plain(StatesModel { rows });
+        assert_eq!(
+            serde_json::to_string(&raw).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_string(&StatesAnswer::Rows(vec![])).unwrap(),
+            r#"{"rows":[]}"#
+        );
+    }
+
+    #[test]
+    fn lru_by_bytes_with_state_system_check() {
+        let one = row_cost(&row(0, 5));
+        let cache = RowCache::new(one * 3);
+        let ss = Arc::new(RwLock::new(StateSystem::in_memory(0)));
+        let other = Arc::new(RwLock::new(StateSystem::in_memory(0)));
+        let (w, wo) = (Arc::downgrade(&ss), Arc::downgrade(&other));
+        let t = cache.times_id(&[1, 2, 3]);
+        assert_eq!(cache.times_id(&[1, 2, 3]), t);
+        assert_ne!(cache.times_id(&[1, 2, 4]), t);
+        cache.put_many(1, t, &w, &[(0, row(0, 5)), (1, row(1, 5)), (2, row(2, 5))]);
+        assert_eq!(cache.stats().rows, 3);
+        // Touch 0: 1 is now the least recently used.
+        assert!(cache.get_many(1, t, &w, &[0])[0].is_some());
+        cache.put_many(1, t, &w, &[(3, row(3, 5))]);
+        let got = cache.get_many(1, t, &w, &[0, 1, 2, 3]);
+        assert_eq!(
+            got.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false, true, true]
+        );
+        let s = cache.stats();
+        assert_eq!((s.rows, s.evictions), (3, 1));
+        assert!(s.bytes <= one * 3);
+        // Another view, other times, another state system: misses.
+        assert!(cache.get_many(2, t, &w, &[0])[0].is_none());
+        assert!(cache.get_many(1, t + 100, &w, &[0])[0].is_none());
+        assert!(cache.get_many(1, t, &wo, &[0])[0].is_none());
+        // The row served is the row stored.
+        assert_eq!(
+            cache.get_many(1, t, &w, &[3])[0].as_ref().unwrap().get(),
+            row(3, 5).get()
+        );
+        // A zero budget keeps nothing.
+        let none = RowCache::new(0);
+        none.put_many(1, t, &w, &[(0, row(0, 1))]);
+        assert_eq!(none.stats().rows, 0);
+    }
+}
