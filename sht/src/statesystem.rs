@@ -772,6 +772,28 @@ mod tests {
     }
 
     #[test]
+    fn ongoing_int_and_null_read_without_copying() {
+        let mut ss = StateSystem::null(0);
+        let q = ss.quark_and_add(&["a"]).unwrap();
+        let s = ss.quark_and_add(&["s"]).unwrap();
+        assert!(ss.ongoing_is_null(q).unwrap());
+        assert_eq!(ss.ongoing_int(q).unwrap(), None);
+        ss.modify_int(5, 7, q).unwrap();
+        ss.modify(5, StateValue::String("x".into()), s).unwrap();
+        assert!(!ss.ongoing_is_null(q).unwrap());
+        assert_eq!(ss.ongoing_int(q).unwrap(), Some(7));
+        assert!(!ss.ongoing_is_null(s).unwrap());
+        assert_eq!(ss.ongoing_int(s).unwrap(), None);
+        assert!(matches!(
+            ss.ongoing_int(99),
+            Err(Error::InvalidQuark { quark: 99, .. })
+        ));
+        ss.close(9).unwrap();
+        assert!(matches!(ss.ongoing_is_null(q), Err(Error::Closed)));
+        assert!(matches!(ss.ongoing_int(q), Err(Error::Closed)));
+    }
+
+    #[test]
     fn null_backend_keeps_only_the_ongoing_state() {
         let mut ss = StateSystem::null(0);
         let q = ss.quark_and_add(&["a"]).unwrap();

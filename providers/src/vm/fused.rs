@@ -169,8 +169,19 @@ impl FusedVmProvider {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn cpu_object(&mut self, machine: usize, cpu: i64) -> &mut CpuObject {
+        let i = cpu as usize;
+        if (0..SMALL_CPUS).contains(&cpu)
+            && self.cpus.get(machine).is_some_and(|cpus| i < cpus.len())
+        {
+            return &mut self.cpus[machine][i];
+        }
+        self.cpu_object_slow(machine, cpu)
+    }
+
+    #[cold]
+    fn cpu_object_slow(&mut self, machine: usize, cpu: i64) -> &mut CpuObject {
         if !(0..SMALL_CPUS).contains(&cpu) {
             return self.cpus_other.entry((machine, cpu)).or_default();
         }
@@ -203,11 +214,16 @@ impl FusedVmProvider {
     }
 
     /// Name id of a machine's host id.
-    #[inline]
+    #[inline(always)]
     fn machine_name(&mut self, m: usize) -> u32 {
         if let Some(&id) = self.machine_names.get(m) {
             return id;
         }
+        self.machine_name_slow(m)
+    }
+
+    #[cold]
+    fn machine_name_slow(&mut self, m: usize) -> u32 {
         while self.machine_names.len() <= m {
             let i = self.machine_names.len();
             let id = self.attrs.intern(&self.machines.list[i].host_id);
@@ -256,10 +272,13 @@ impl FusedVmProvider {
         Some(pcpu)
     }
 
+    #[inline(always)]
     fn all_roles_found(&mut self) -> bool {
-        if self.all_roles_found {
-            return true;
-        }
+        self.all_roles_found || self.find_all_roles()
+    }
+
+    #[cold]
+    fn find_all_roles(&mut self) -> bool {
         let mut count = 0;
         for m in 0..self.machines.list.len() {
             let machine = &self.machines.list[m];
@@ -516,21 +535,21 @@ impl FusedVmProvider {
         ev: &dyn EventFields,
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
-        if let Some(k) = kind {
-            if KernelModels::KINDS.contains(&k) {
-                self.kernel.handle(k, ev);
-            }
+        // The kernel model here keeps no statuses: only these kinds change it.
+        if let Some(k @ (Kind::SchedSwitch | Kind::SchedProcessFork | Kind::Statedump)) = kind {
+            self.kernel.handle(k, ev);
         }
         let Some(event_cpu) = ev.cpu() else {
             return Ok(());
         };
         let mut cpu = event_cpu as i64;
+        let ti = self.trace_of(ev);
         let host = if !self.all_roles_found() {
             self.current_machine_and_add(name_kind, ev)
         } else {
-            self.machine_of(ev)
+            self.trace_machines.get(ti).copied().flatten()
         };
-        let tn = self.trace_names[self.trace_of(ev)];
+        let tn = self.trace_names[ti];
         if let Some(k) = kind {
             self.model_event(k, ev);
         }
