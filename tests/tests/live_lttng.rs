@@ -521,6 +521,8 @@ for i in range(n):
 /// test's choosing, stopped by pid on drop.
 struct Lttng {
     daemons: Daemons,
+    /// Daemons started by root share /var/run/lttng: one test at a time.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
     tmp: PathBuf,
     home: PathBuf,
     relay_out: PathBuf,
@@ -562,6 +564,8 @@ impl Lttng {
             );
             return None;
         }
+        static ONE: Mutex<()> = Mutex::new(());
+        let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
         let home = tmp.join("home");
         let relay_out = tmp.join("relay");
         std::fs::create_dir_all(&home).unwrap();
@@ -602,6 +606,7 @@ impl Lttng {
         }
         Some(Lttng {
             daemons,
+            _one_at_a_time: one,
             tmp: tmp.to_path_buf(),
             home,
             relay_out,
