@@ -675,7 +675,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     };
     let (home, relay_out, ctrl, data) = (lt.home.clone(), lt.relay_out.clone(), lt.ctrl, lt.data);
     let log = |name: &str| lt.log(name);
-    let python = Some(lt.python);
+    let python = lt.python;
     let session = "sextant-live";
     lttng(
         &home,
@@ -693,7 +693,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     lttng(&home, &["start", session]).unwrap();
 
     let events_wanted = 3000;
-    let mut app = Command::new(python.expect("checked above"))
+    let mut app = Command::new(python)
         .env("LTTNG_HOME", &home)
         .args(["-c", PYTHON_APP, &events_wanted.to_string(), "4"])
         .stdout(log("app.out"))
@@ -753,7 +753,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     )
     .unwrap();
     let late_events = 30;
-    let status = Command::new(python.expect("checked above"))
+    let status = Command::new(python)
         .env("LTTNG_HOME", &home)
         .args(["-c", PYTHON_APP, &late_events.to_string(), "0.5"])
         .stdout(log("app2.out"))
