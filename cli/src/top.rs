@@ -56,14 +56,19 @@ struct Frame {
     by_class: BTreeMap<u32, u64>,
     cpus: BTreeMap<u32, Cpu>,
     done: Option<Result<(), String>>,
+    /// Classes the session added while running (grown metadata, traces that
+    /// appeared): name and, for sched_switch, its (next_comm, next_tid) keys.
+    added: BTreeMap<u32, (String, SwitchKeys)>,
 }
+
+type SwitchKeys = Option<(Option<FieldKey>, Option<FieldKey>)>;
 
 /// The live source, counting what the frame shows on its way to the pipeline.
 struct Tap {
     inner: LiveSource,
     frame: Arc<Mutex<Frame>>,
     /// sched_switch's (next_comm, next_tid), per class (kernel traces).
-    switch: Vec<Option<(Option<FieldKey>, Option<FieldKey>)>>,
+    switch: Vec<SwitchKeys>,
     stop: Arc<AtomicBool>,
 }
 
@@ -102,11 +107,14 @@ impl EventSource for Tap {
     }
 }
 
-fn count(
-    f: &mut Frame,
-    switch: &[Option<(Option<FieldKey>, Option<FieldKey>)>],
-    ev: &dyn SourceEvent,
-) {
+fn count(f: &mut Frame, switch: &[SwitchKeys], ev: &dyn SourceEvent) {
+    let class = ev.class();
+    if class as usize >= switch.len() && !f.added.contains_key(&class) {
+        let (name, fields) = ev.class_description().unwrap_or_default();
+        let key = |n: &str| fields.iter().find(|f| f.0 == n).map(|f| f.1);
+        let keys = (name == "sched_switch").then(|| (key("next_comm"), key("next_tid")));
+        f.added.insert(class, (name, keys));
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
@@ -115,17 +123,17 @@ fn count(
     f.lag_ns = Some(now - ev.timestamp());
     *f.by_class.entry(ev.class()).or_default() += 1;
     if let Some(cpu) = ev.cpu() {
-        let running = switch
-            .get(ev.class() as usize)
-            .copied()
-            .flatten()
-            .map(|(comm, tid)| {
-                format!(
-                    "{} [{}]",
-                    comm.and_then(|k| ev.string(k)).unwrap_or("?"),
-                    tid.and_then(|k| ev.int(k)).unwrap_or(-1)
-                )
-            });
+        let keys = match switch.get(class as usize) {
+            Some(k) => *k,
+            None => f.added.get(&class).and_then(|a| a.1),
+        };
+        let running = keys.map(|(comm, tid)| {
+            format!(
+                "{} [{}]",
+                comm.and_then(|k| ev.string(k)).unwrap_or("?"),
+                tid.and_then(|k| ev.int(k)).unwrap_or(-1)
+            )
+        });
         let c = f.cpus.entry(cpu).or_default();
         c.events += 1;
         if running.is_some() {
@@ -251,7 +259,11 @@ pub fn run(args: TopArgs) -> Result<()> {
         classes.sort_unstable_by(|a, b| b.cmp(a));
         out.push_str("events    class\n");
         for (n, c) in classes.into_iter().take(args.classes) {
-            out.push_str(&format!("{n:>8}  {}\n", names[c as usize]));
+            let name = match names.get(c as usize) {
+                Some(n) => n.as_str(),
+                None => f.added.get(&c).map_or("?", |a| a.0.as_str()),
+            };
+            out.push_str(&format!("{n:>8}  {name}\n"));
         }
         let vm_states = vms.lock().expect("vms lock").as_ref().map(vm_state_counts);
         if let Some(counts) = vm_states.filter(|c| !c.is_empty()) {

@@ -92,3 +92,67 @@ fn top_counts_vms_per_nova_state_while_the_session_lives() {
         .collect();
     assert_eq!(got, want, "{text}");
 }
+
+/// A session whose second trace (its own metadata: another user's buffers)
+/// appears mid-way: `top` counts the events of both per class, names included for
+/// the classes the new trace brought, as the files say.
+#[test]
+fn top_counts_a_trace_that_appears_mid_session() {
+    use sextant_trace::gen::{generate, GenConfig, GenLimit};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("uid-0"), tmp.path().join("uid-1000"));
+    let gen = |dir: &Path, events, seed, start_ns| {
+        let cfg = GenConfig {
+            limit: GenLimit::Events(events),
+            cpus: 2,
+            threads: 20,
+            seed,
+            hostname: "compute-1".into(),
+            start_ns,
+            ..Default::default()
+        };
+        generate(dir, &cfg, None).unwrap()
+    };
+    let ga = gen(&a, 30_000, 1, 1_700_000_000_000_000_000);
+    let (first, last) = (ga.first_event_ns.unwrap(), ga.last_event_ns.unwrap());
+    let gb = gen(&b, 20_000, 2, first + (last - first) / 2);
+    let mut want = ga.counts.clone();
+    for (name, n) in &gb.counts {
+        *want.entry(name.clone()).or_default() += n;
+    }
+    let relay = FakeRelay::start(
+        &a,
+        FakeConfig {
+            late_traces: vec![b.clone()],
+            hold_after_packets: Some(packets(&a) + packets(&b)),
+            hostname: "compute-1".into(),
+            session: "k".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["top", &relay.url("compute-1", "k")])
+        .args(["--interval", "0.5", "--frames", "6", "--classes", "1000"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = text.rsplit("events    class\n").next().unwrap();
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, n) in last.lines().map_while(|l| {
+        let (n, name) = l.trim().split_once("  ")?;
+        Some((name.trim().to_string(), n.parse::<u64>().ok()?))
+    }) {
+        *got.entry(name).or_default() += n;
+    }
+    assert_eq!(got, want, "{text}");
+    assert!(
+        text.contains(&format!("events {}", ga.events + gb.events)),
+        "{text}"
+    );
+}

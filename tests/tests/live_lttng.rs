@@ -521,6 +521,8 @@ for i in range(n):
 /// test's choosing, stopped by pid on drop.
 struct Lttng {
     daemons: Daemons,
+    /// Daemons started by root share /var/run/lttng: one test at a time.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
     tmp: PathBuf,
     home: PathBuf,
     relay_out: PathBuf,
@@ -562,6 +564,8 @@ impl Lttng {
             );
             return None;
         }
+        static ONE: Mutex<()> = Mutex::new(());
+        let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
         let home = tmp.join("home");
         let relay_out = tmp.join("relay");
         std::fs::create_dir_all(&home).unwrap();
@@ -602,6 +606,7 @@ impl Lttng {
         }
         Some(Lttng {
             daemons,
+            _one_at_a_time: one,
             tmp: tmp.to_path_buf(),
             home,
             relay_out,
@@ -670,7 +675,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     };
     let (home, relay_out, ctrl, data) = (lt.home.clone(), lt.relay_out.clone(), lt.ctrl, lt.data);
     let log = |name: &str| lt.log(name);
-    let python = Some(lt.python);
+    let python = lt.python;
     let session = "sextant-live";
     lttng(
         &home,
@@ -688,7 +693,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     lttng(&home, &["start", session]).unwrap();
 
     let events_wanted = 3000;
-    let mut app = Command::new(python.expect("checked above"))
+    let mut app = Command::new(python)
         .env("LTTNG_HOME", &home)
         .args(["-c", PYTHON_APP, &events_wanted.to_string(), "4"])
         .stdout(log("app.out"))
@@ -748,7 +753,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     )
     .unwrap();
     let late_events = 30;
-    let status = Command::new(python.expect("checked above"))
+    let status = Command::new(python)
         .env("LTTNG_HOME", &home)
         .args(["-c", PYTHON_APP, &late_events.to_string(), "0.5"])
         .stdout(log("app2.out"))

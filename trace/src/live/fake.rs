@@ -49,9 +49,10 @@ pub struct FakeConfig {
     /// the "new streams" flag once a packet ending at or after its first packet's
     /// start was served (the stream was created then).
     pub late_streams: bool,
-    /// After this many packets, indexes answer "retry" (no new data, as a quiet
-    /// session) until [`FakeRelay::release`]; with every packet, the session
-    /// stays open until then.
+    /// After this many packets, no more data comes (a quiet session) until
+    /// [`FakeRelay::release`]: indexes answer with inactivity beacons (the live
+    /// timer's) up to the relay's present, the end of the latest packet served; with
+    /// every packet, the session stays open until then.
     pub hold_after_packets: Option<u32>,
     /// The declaration of this event class is left out of the metadata first served
     /// and appended to it (as TSDL text) when the index of the first packet holding
@@ -91,6 +92,8 @@ struct Stream {
     /// When the stream appears (ns), for [`FakeConfig::late_streams`].
     appears_at: Option<i64>,
     appeared: bool,
+    /// Its clock and stream class (from its first packet), for beacons.
+    clock: Option<(crate::ctf::reader::ClockConv, u64)>,
     name: String,
     packets: Vec<Packet>,
     next: usize,
@@ -157,6 +160,7 @@ impl FakeRelay {
             streams,
             commands: 0,
             packets_served: 0,
+            now_ns: i64::MIN,
         };
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
@@ -205,6 +209,15 @@ struct State {
     streams: Vec<Stream>,
     commands: u32,
     packets_served: u32,
+    /// The relay's present: end (ns) of the latest packet whose index was served.
+    now_ns: i64,
+}
+
+/// Cycles of `clock` at `ns` (the inverse of `ClockConv::to_ns`).
+fn cycles_at(clock: &crate::ctf::reader::ClockConv, ns: i64) -> u64 {
+    let since = ns as i128 - clock.offset_s as i128 * 1_000_000_000;
+    let c = since * clock.freq as i128 / 1_000_000_000 - clock.offset as i128;
+    c.max(0) as u64
 }
 
 /// One CTF trace of the session.
@@ -275,7 +288,7 @@ fn load_trace(
     for f in &trace.files {
         let mut c = Cursor::open(&trace, f)?;
         let data = std::fs::read(&f.path).map_err(|e| TraceError::io(&f.path, e))?;
-        let packets = c
+        let packets: Vec<Packet> = c
             .scan_packets(&trace)?
             .into_iter()
             .map(|p| Packet {
@@ -294,6 +307,10 @@ fn load_trace(
             announced: false,
             appears_at: None,
             appeared: true,
+            clock: packets.first().and_then(|p: &Packet| {
+                let l = trace.streams.iter().find(|s| s.id == p.stream_class)?;
+                Some((l.clock, p.stream_class))
+            }),
             name: f.name.clone(),
             packets,
             next: 0,
@@ -520,11 +537,21 @@ impl State {
                     let mut grew = false;
                     let mut served_end = None;
                     let trace = self.streams.get(id).map(|st| st.trace);
+                    let now = self.now_ns;
                     let status: u32 = match self.streams.get_mut(id) {
                         None => 4,
                         Some(_) if bad => 13,
                         Some(_) if destroyed => 3,
-                        Some(_) if held => 2,
+                        Some(st) if held => match st.clock {
+                            // Nothing in this stream until now (nor before its next packet).
+                            Some((clock, class)) if now > i64::MIN => {
+                                let next = st.packets.get(st.next).map_or(now, |p| p.begin_ns);
+                                idx[4] = cycles_at(&clock, now.min(next));
+                                idx[6] = class;
+                                5
+                            }
+                            _ => 2,
+                        },
                         Some(st) => match st.packets.get(st.next) {
                             None => 3,
                             Some(pk) if self.cfg.beacons && !st.beacon_sent => {
@@ -565,6 +592,7 @@ impl State {
                         tr.metadata.append(&mut tr.late_metadata);
                     }
                     if let Some(end) = served_end {
+                        self.now_ns = self.now_ns.max(end);
                         // Traces whose first packet starts by this packet's end exist now.
                         for t in &mut self.traces {
                             if t.appears_at.is_some_and(|a| a <= end) {

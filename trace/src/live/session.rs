@@ -6,6 +6,17 @@
 //! (end of its last packet, or an inactivity beacon from the live timer) that it has
 //! nothing before that time. This is how babeltrace2's `src.ctf.lttng-live` keeps a
 //! quiet stream from blocking the others.
+//!
+//! A session holds several CTF traces (per-UID buffers: one per user; per-PID: one
+//! per process; one per ABI), each with its own metadata stream, and traces appear
+//! while it runs (announced with the "new streams" flag). As in babeltrace2, a
+//! trace seen after attaching is pending until its metadata compiles: its streams
+//! hold the merge meanwhile (they may have the earliest events), then it joins the
+//! experiment with class ids after every known one. Metadata that does not compile
+//! within `setup_timeout` is an error. An event older than one already handed out
+//! (a trace announced too late) is skipped and counted, as consumers need time
+//! order. The session ends when the relay hangs it up, not when every known stream
+//! has: with per-PID buffers, processes come and go.
 
 use super::proto::{Client, Index, IndexStatus, LiveError, MetadataReply, NewStreams, PacketReply};
 use super::proto::{StreamInfo, DEFAULT_PORT, FLAG_NEW_METADATA, FLAG_NEW_STREAM};
