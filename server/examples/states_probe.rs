@@ -51,7 +51,13 @@ async fn main() {
         ..Default::default()
     };
     let app = sextant_server::router(sextant_server::state(serve));
-    let t = json_call(&app, "POST", "/traces", json!({"parameters": {"uri": trace}})).await;
+    let t = json_call(
+        &app,
+        "POST",
+        "/traces",
+        json!({"parameters": {"uri": trace}}),
+    )
+    .await;
     let e = json_call(
         &app,
         "POST",
@@ -89,7 +95,11 @@ async fn main() {
     let step = ((end - start - span) / 9).max(0);
     let mut total = Duration::ZERO;
     for round in 0..requests {
-        let w = if window >= 0 { window } else { (round % 10) as i64 };
+        let w = if window >= 0 {
+            window
+        } else {
+            (round % 10) as i64
+        };
         let offset = w * step;
         let first = (round * 17) % ids.len();
         let items: Vec<i64> = ids.iter().cycle().skip(first).take(rows).copied().collect();
@@ -100,9 +110,11 @@ async fn main() {
         total += took;
         assert_eq!(s, 200);
         let v: Value = serde_json::from_slice(&b).unwrap();
-        let states: usize = v["model"]["rows"]
-            .as_array()
-            .map_or(0, |r| r.iter().map(|r| r["states"].as_array().map_or(0, Vec::len)).sum());
+        let states: usize = v["model"]["rows"].as_array().map_or(0, |r| {
+            r.iter()
+                .map(|r| r["states"].as_array().map_or(0, Vec::len))
+                .sum()
+        });
         println!(
             "request {round} window {w}: {:.1} ms, {} bytes, {states} states",
             took.as_secs_f64() * 1e3,

@@ -21,8 +21,8 @@ use crate::registry::{
     ExperimentSource, OutputFactory, OutputProvider, ProviderError, ProviderResult,
     StateSystemHandle,
 };
-use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
+use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
 use crate::values::value_text;
 
 /// Trace Compass's Control Flow data provider id.

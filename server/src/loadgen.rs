@@ -220,7 +220,9 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
         let ids = ids.clone();
         let path = format!("{base}/states");
         let cold = config.cold;
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
+        let mut rng = XorShift(
+            0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03),
+        );
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await.ok();
             let mut latencies = Vec::new();

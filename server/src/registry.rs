@@ -239,7 +239,10 @@ pub trait OutputProvider: Send + Sync {
     /// The states answer the server sends: [`Self::states`] unless the output
     /// serves rows from the shared row cache ([`crate::states_cache`]); both
     /// serialize to the same bytes.
-    fn states_answer(&self, query: &DataQuery) -> ProviderResult<crate::states_cache::StatesAnswer> {
+    fn states_answer(
+        &self,
+        query: &DataQuery,
+    ) -> ProviderResult<crate::states_cache::StatesAnswer> {
         self.states(query).map(|r| GenericResponse {
             model: r.model.map(Into::into),
             status: r.status,

@@ -172,7 +172,47 @@ pub(crate) fn full<S: NodeSource>(src: &S, t: i64, out: &mut [Interval]) -> Resu
     Ok(())
 }
 
+/// Membership of a [`QuarkSet`] as one bit per quark of its span: a requested
+/// set of rows is spread over the attributes (a thread's quark, then its
+/// sub-attributes), too sparse for the set's own table, and this test runs for
+/// every stored interval a query looks at.
+struct QuarkBits {
+    lo: i32,
+    bits: Vec<u64>,
+}
+
+impl QuarkBits {
+    /// `None` when the span is too wide for a table (more than 2^26 quarks).
+    fn new(quarks: &QuarkSet) -> Option<Self> {
+        let (lo, hi) = (quarks.min(), quarks.max());
+        let span = (hi as i64 - lo as i64 + 1) as usize;
+        if span > 1 << 26 {
+            return None;
+        }
+        let mut bits = vec![0u64; span.div_ceil(64)];
+        for &q in quarks.as_slice() {
+            let k = (q - lo) as usize;
+            bits[k / 64] |= 1 << (k % 64);
+        }
+        Some(QuarkBits { lo, bits })
+    }
+
+    #[inline]
+    fn contains(&self, q: i32) -> bool {
+        let k = (q as i64 - self.lo as i64) as u64 as usize;
+        self.bits
+            .get(k / 64)
+            .is_some_and(|w| w & (1 << (k % 64)) != 0)
+    }
+}
+
 /// Calls `visit` for every stored interval of `quarks` meeting `times`.
+///
+/// Sample times (the sampled 2D query of the time-graph views): each node is
+/// visited once for all the quarks and times, and within a node, whose intervals
+/// are sorted by end, the last sample at or before an interval's end is found by
+/// a cursor that only moves forward: the interval holds a sample when that
+/// sample is not before its start.
 pub(crate) fn range<S: NodeSource>(
     src: &S,
     quarks: &QuarkSet,
@@ -181,16 +221,38 @@ pub(crate) fn range<S: NodeSource>(
 ) -> Result<()> {
     let mut stack: Vec<(i32, i32)> = vec![(src.root_seq(), -1)];
     let lo = times.min();
+    let bits = QuarkBits::new(quarks);
+    let member = |q: i32| match &bits {
+        Some(b) => b.contains(q),
+        None => quarks.contains(q),
+    };
     while let Some((seq, parent)) = stack.pop() {
         src.with_node(seq, |node| -> Result<()> {
             check_parent(src, node, parent)?;
             let (qlo, qhi) = node.quark_range();
             if quarks.intersects(qlo, qhi) {
-                for i in node.first_ending_at_or_after(lo)..node.len() {
-                    if quarks.contains(node.quark(i))
-                        && times.intersects(node.start(i), node.end(i))
-                    {
-                        visit(&node.interval(i));
+                let from = node.first_ending_at_or_after(lo);
+                match times {
+                    TimeCondition::Instants(samples) => {
+                        // Samples at or before the current interval's end.
+                        let mut k = 0;
+                        for i in from..node.len() {
+                            let end = node.end(i);
+                            while k < samples.len() && samples[k] <= end {
+                                k += 1;
+                            }
+                            if k > 0 && samples[k - 1] >= node.start(i) && member(node.quark(i)) {
+                                visit(&node.interval(i));
+                            }
+                        }
+                    }
+                    TimeCondition::Range { .. } => {
+                        for i in from..node.len() {
+                            if member(node.quark(i)) && times.intersects(node.start(i), node.end(i))
+                            {
+                                visit(&node.interval(i));
+                            }
+                        }
                     }
                 }
             }

@@ -522,8 +522,13 @@ mod tests {
         let mut w = HistoryTreeWriter::create(&path, config).unwrap();
         for t in (0..20_000).step_by(10) {
             for q in 0..40 {
-                w.insert(Interval::new(t, t + 9, q, StateValue::Int((t / 10 + q as i64) as i32)))
-                    .unwrap();
+                w.insert(Interval::new(
+                    t,
+                    t + 9,
+                    q,
+                    StateValue::Int((t / 10 + q as i64) as i32),
+                ))
+                .unwrap();
             }
         }
         w.finish(20_000, &tree).unwrap();

@@ -1,0 +1,116 @@
+//! The states answers served through the shared row cache are byte for byte
+//! the answers computed directly (`OutputProvider::states`, serialized), on a
+//! real kernel trace, for every time-graph output, whether the rows come from
+//! the cache, from a fresh 2D query, or from both in one answer.
+
+mod common;
+
+use serde_json::{json, Value};
+use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
+use sextant_server::query::{parse_parameters, DataQuery};
+use sextant_server::states_cache::RowCache;
+
+use common::{open, out, post, wait_completed};
+
+/// The plain answer: the provider's `states`, serialized as the server would.
+fn plain(exp: &sextant_server::Experiment, output: &str, body: &str) -> Vec<u8> {
+    let p = parse_parameters(body.as_bytes()).unwrap();
+    let q = DataQuery::parse(p, true).unwrap_or_else(|e| panic!("{e:?}"));
+    let o = exp.output(output).unwrap();
+    let r = o
+        .states(&q)
+        .unwrap_or_else(|_| panic!("{output}: states failed"));
+    serde_json::to_vec(&r).unwrap()
+}
+
+fn body(start: i64, end: i64, nb: i64, items: &[i64]) -> String {
+    json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb},
+        "requested_items": items}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_states_are_the_plain_states_byte_for_byte() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let state = sextant_server::state(Default::default());
+    let app = sextant_server::router(state.clone());
+    let (_, exp_id) = open(&app, &shared.join("traces/ctf/many-threads/ctf"), "mt").await;
+    let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
+    let (start, end) = (
+        e.ok()["start"].as_i64().unwrap(),
+        e.ok()["end"].as_i64().unwrap(),
+    );
+    let exp = state.experiment(&exp_id).unwrap();
+    let time_graphs: Vec<String> = exp
+        .outputs
+        .iter()
+        .filter(|o| serde_json::to_value(o.descriptor()).unwrap()["type"] == "TIME_GRAPH")
+        .map(|o| o.descriptor().id.clone())
+        .collect();
+    assert!(time_graphs.iter().any(|id| id == CONTROL_FLOW_ID));
+    assert!(time_graphs.iter().any(|id| id == RESOURCES_ID));
+    let span = end - start;
+    let mut compared = 0;
+    let mut nonempty = 0;
+    for output in &time_graphs {
+        let tree = post(
+            &app,
+            &out(&exp_id, &format!("timeGraph/{output}/tree")),
+            r#"{"parameters":{}}"#,
+        )
+        .await;
+        let ids: Vec<i64> = tree.ok()["model"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["hasData"] == true)
+            .filter_map(|e| e["id"].as_i64())
+            .take(3000)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let path = out(&exp_id, &format!("timeGraph/{output}/states"));
+        let n = ids.len();
+        // Whole trace, a window, and a window the first rows of which were
+        // asked before (part from the cache, part computed), plus an unknown id.
+        let first: Vec<i64> = ids.iter().take(n.min(300)).copied().collect();
+        let mut mixed: Vec<i64> = ids.iter().skip(n / 3).take(300).copied().collect();
+        mixed.push(i64::MAX / 2);
+        let cases = [
+            body(start, end, 1000, &first),
+            body(start + span / 7, start + span / 7 + span / 10, 1000, &first),
+            body(start + span / 7, start + span / 7 + span / 10, 1000, &mixed),
+            body(start, end, 997, &ids),
+        ];
+        for case in &cases {
+            let expected = plain(&exp, output, case);
+            for round in 0..2 {
+                let a = post(&app, &path, case).await;
+                assert_eq!(a.content_type(), "application/json");
+                assert_eq!(
+                    a.text.as_bytes(),
+                    &expected[..],
+                    "{output}, round {round}, request {case}"
+                );
+                compared += 1;
+            }
+            let v: Value = serde_json::from_slice(&expected).unwrap();
+            nonempty += v["model"]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| !r["states"].as_array().unwrap().is_empty())
+                .count();
+        }
+    }
+    assert!(compared >= 16, "{compared}");
+    assert!(
+        nonempty > 100,
+        "the answers compared have states: {nonempty}"
+    );
+    // The second rounds were served from the cache.
+    assert!(RowCache::global().stats().hits > 0);
+}
