@@ -218,3 +218,42 @@ fn traces_without_python_events_are_refused() {
         assert!(err.to_string().contains("lttng_python:event"), "{err}");
     }
 }
+
+#[test]
+fn nova_services_request_rows_survive_the_request_cache_bound() {
+    // More requests than the provider keeps quarks for: the first request's
+    // `.end` still closes its operation row, found again in the attribute tree.
+    let mut events = String::new();
+    let n = 5000;
+    for i in 0..n {
+        events.push_str(&format!(
+            "{} lttng_python:event logger_name=\"nova.compute.manager\" msg=\"lttng_trace:{{'event_type':'compute.instance.create.start','vmname':'vm-{i}','vm_state':'building','request_id':'req-{i}'}}\"\n",
+            i + 1
+        ));
+    }
+    for (k, i) in [(0, 0), (1, n - 1)] {
+        events.push_str(&format!(
+            "{} lttng_python:event logger_name=\"nova.compute.manager\" msg=\"lttng_trace:{{'event_type':'compute.instance.create.end','vmname':'vm-{i}','vm_state':'active','request_id':'req-{i}'}}\"\n",
+            n + 1 + k
+        ));
+    }
+    let (_, ss) = run(
+        Box::new(nova_services::NovaServicesProvider::new()),
+        &events,
+    );
+    for (i, closed_at) in [(0, n + 1), (n - 1, n + 2)] {
+        let op = [
+            "Requests",
+            &format!("req-{i}"),
+            "Ops",
+            "compute.instance.create",
+        ];
+        assert_eq!(at(&ss, &op, closed_at - 1), StateValue::Int(10), "req-{i}");
+        assert_eq!(at(&ss, &op, closed_at), StateValue::Null, "req-{i}");
+        let vm = ["Requests", &format!("req-{i}"), "VM"];
+        assert_eq!(
+            at(&ss, &vm, closed_at),
+            StateValue::from(format!("vm-{i}").as_str())
+        );
+    }
+}

@@ -51,10 +51,35 @@ pub fn operation_code(op: &str) -> Option<i32> {
     })
 }
 
+/// Quarks of one request's rows, kept for the request's next events (its 2 to 6
+/// events come close together): the attribute tree is then not searched again
+/// from the root with the 40-byte request id, which was most of this view's time.
+#[derive(Clone, Copy, PartialEq)]
+struct RequestRows {
+    /// `Requests/<request_id>`.
+    base: Quark,
+    /// `Requests/<request_id>/VM`, -1 until created.
+    vm: Quark,
+    /// `(operation code, Requests/<request_id>/Ops/<operation>)`; code 0: free.
+    ops: [(i32, Quark); 4],
+}
+
+impl RequestRows {
+    fn op(&self, code: i32) -> Option<Quark> {
+        self.ops.iter().find(|(c, _)| *c == code).map(|&(_, q)| q)
+    }
+}
+
+/// Bound of the request cache.
+const REQUEST_CACHE: usize = 4096;
+
 #[derive(Default)]
 pub struct NovaServicesProvider {
     services: ServiceQuarks,
     vms: NameMap<Quark>,
+    /// Rows of recent requests (see [`RequestRows`]); emptied when it reaches
+    /// [`REQUEST_CACHE`] entries, the attribute tree being the record.
+    requests: NameMap<RequestRows>,
     /// `<request_id>## <vmname>`, rebuilt for each `.start`.
     request_text: String,
     saw_python_events: bool,
@@ -69,6 +94,72 @@ impl NovaServicesProvider {
     /// Records skipped or partly used, by reason (for tests and reports).
     pub fn malformed(&self) -> &Malformed {
         &self.malformed
+    }
+
+    /// Marks operation `op` (code `code`) of `request_id` and its VM at `t`.
+    fn open_request(
+        &mut self,
+        t: i64,
+        request_id: &str,
+        op: &str,
+        code: i32,
+        vmname: &str,
+        ss: &mut dyn StateSystemBuilder,
+    ) -> sht::Result<()> {
+        let cached = self.requests.get(request_id).copied();
+        let mut rows = match cached {
+            Some(rows) => rows,
+            None => RequestRows {
+                base: ss.quark_and_add(&["Requests", request_id])?,
+                vm: -1,
+                ops: [(0, -1); 4],
+            },
+        };
+        let op_q = match rows.op(code) {
+            Some(q) => q,
+            None => {
+                let q = ss.quark_relative_and_add(rows.base, &["Ops", op])?;
+                if let Some(free) = rows.ops.iter_mut().find(|(c, _)| *c == 0) {
+                    *free = (code, q);
+                }
+                q
+            }
+        };
+        ss.modify(t, StateValue::Int(code), op_q)?;
+        if !vmname.is_empty() {
+            if rows.vm < 0 {
+                rows.vm = ss.quark_relative_and_add(rows.base, &["VM"])?;
+            }
+            ss.modify(t, StateValue::from(vmname), rows.vm)?;
+        }
+        if cached != Some(rows) {
+            match self.requests.get_mut(request_id) {
+                Some(kept) => *kept = rows,
+                None => {
+                    if self.requests.len() >= REQUEST_CACHE {
+                        self.requests.clear();
+                    }
+                    self.requests.insert(request_id.into(), rows);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `Requests/<request_id>/Ops/<op>` if a `.start` created it.
+    fn opened_op(
+        &self,
+        request_id: &str,
+        op: &str,
+        code: i32,
+        ss: &dyn StateSystemBuilder,
+    ) -> Option<Quark> {
+        if let Some(q) = self.requests.get(request_id).and_then(|r| r.op(code)) {
+            return Some(q);
+        }
+        ss.attributes()
+            .quark(sht::ROOT_QUARK, &["Requests", request_id, "Ops", op])
+            .ok()
     }
 
     fn vm_quark(&mut self, vmname: &str, ss: &mut dyn StateSystemBuilder) -> sht::Result<Quark> {
@@ -125,13 +216,7 @@ impl StateProvider for NovaServicesProvider {
                     self.malformed
                         .note(R_NO_REQUEST_ID, t, || event_type.to_string());
                 } else {
-                    let request = ss.quark_and_add(&["Requests", &request_id])?;
-                    let op_q = ss.quark_relative_and_add(request, &["Ops", op])?;
-                    ss.modify(t, StateValue::Int(code), op_q)?;
-                    if !vmname.is_empty() {
-                        let vm_q = ss.quark_relative_and_add(request, &["VM"])?;
-                        ss.modify(t, StateValue::from(vmname.as_ref()), vm_q)?;
-                    }
+                    self.open_request(t, &request_id, op, code, &vmname, ss)?;
                 }
             }
             Phase::End(op) if operation_code(op).is_some() => {
@@ -139,11 +224,8 @@ impl StateProvider for NovaServicesProvider {
                 ss.modify(t, StateValue::Null, request_q)?;
                 if !request_id.is_empty() {
                     // Only close what a .start opened: an orphan .end adds no row.
-                    let op_q = ss
-                        .attributes()
-                        .quark(sht::ROOT_QUARK, &["Requests", &request_id, "Ops", op])
-                        .ok();
-                    if let Some(op_q) = op_q {
+                    let code = operation_code(op).unwrap_or_default();
+                    if let Some(op_q) = self.opened_op(&request_id, op, code, ss) {
                         ss.modify(t, StateValue::Null, op_q)?;
                     }
                 }
