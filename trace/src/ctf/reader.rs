@@ -482,14 +482,16 @@ const SKIP_LARGE_BE: u8 = 3;
 /// class filter changes.
 #[derive(Debug, Default)]
 struct SkipTable {
-    key: Option<(usize, usize)>,
+    stream: usize,
+    filter: Option<std::sync::Arc<[bool]>>,
     bits: Vec<u64>,
 }
 
 /// Walks events from bit `pos` while their header (of form `KIND`, short id) names an id
 /// whose `skip` entry is a body size, up to `end`; returns the position and clock after
 /// the last one passed. Both header forms start on a byte, so one unaligned 8-byte load
-/// holds the id and the timestamp bits.
+/// holds the id and the timestamp bits. `skip` is `u64::MAX` at the escape id (31 or
+/// 65535: an extended header follows).
 #[inline(always)]
 fn skip_run<const KIND: u8>(
     data: &[u8],
@@ -506,9 +508,6 @@ fn skip_run<const KIND: u8>(
     while pos < end {
         let p = (pos + 7) & !7;
         let hdr_end = p + hdr_bits;
-        if hdr_end > end {
-            break;
-        }
         let byte = (p >> 3) as usize;
         let Some(w) = data.get(byte..byte + 8) else {
             break;
@@ -532,12 +531,8 @@ fn skip_run<const KIND: u8>(
                 (w >> 32, w & 0xffff_ffff, 32)
             }
         };
-        // An extended header (id 31 / 65535) carries the real id further on: left to the
-        // general path.
-        let escape = if bits == 27 { 31 } else { 65535 };
-        if id == escape {
-            break;
-        }
+        // (Escape ids are `u64::MAX` in the table.) A header past `end` ends past it too;
+        // the load above stayed inside the data.
         let Some(&body) = skip.get(id as usize) else {
             break;
         };
@@ -880,11 +875,14 @@ impl Cursor {
             HeaderKind::Large { be: true, .. } => SKIP_LARGE_BE,
             HeaderKind::Generic => return,
         };
-        let key = (
-            self.stream,
-            std::sync::Arc::as_ptr(wanted) as *const bool as usize,
-        );
-        if self.skip.key != Some(key) {
+        // The table holds its filter alive, so pointer equality means the same filter.
+        let current = self.skip.stream == self.stream
+            && self
+                .skip
+                .filter
+                .as_ref()
+                .is_some_and(|f| std::sync::Arc::ptr_eq(f, wanted));
+        if !current {
             // Per header id of this stream: body bits of an unwanted fixed-layout class,
             // or `u64::MAX` (stop: wanted, variable layout, or no such class).
             self.skip.bits = layout
@@ -901,7 +899,17 @@ impl Cursor {
                     }
                 })
                 .collect();
-            self.skip.key = Some(key);
+            // The escape ids of the short forms announce an extended header: general path.
+            let escape = if matches!(kind, SKIP_COMPACT_LE | SKIP_COMPACT_BE) {
+                31
+            } else {
+                65535
+            };
+            if let Some(e) = self.skip.bits.get_mut(escape) {
+                *e = u64::MAX;
+            }
+            self.skip.stream = self.stream;
+            self.skip.filter = Some(wanted.clone());
         }
         let data: &[u8] = match &self.map {
             Some(m) => m,

@@ -27,6 +27,11 @@ struct FixedPoint {
     slope_frac: u128,
     base_int: i128,
     base_frac: u128,
+    /// First tier, for `t >= 0`: `f(t) = slope_int * t + offset_int + (slope_frac64 * t +
+    /// offset_frac64) / 2^64` with both fractions truncated to 64 bits (one 64x64 product).
+    slope_frac64: u64,
+    offset_int: i128,
+    offset_frac64: u64,
 }
 
 /// |slope_int| bound keeping `slope_int * u` (u < 2^64) inside i128.
@@ -51,7 +56,11 @@ impl FixedPoint {
         };
         let (slope_int, slope_frac) = split(slope)?;
         let (base_int, base_frac) = split(&base)?;
-        if slope_int.abs() >= MAX_FAST_SLOPE_INT || base_int.abs() >= 1 << 125 {
+        let (offset_int, offset_frac) = split(offset)?;
+        if slope_int.abs() >= MAX_FAST_SLOPE_INT
+            || base_int.abs() >= 1 << 125
+            || offset_int.abs() >= 1 << 125
+        {
             return None;
         }
         Some(FixedPoint {
@@ -59,12 +68,31 @@ impl FixedPoint {
             slope_frac,
             base_int,
             base_frac,
+            slope_frac64: (slope_frac >> 64) as u64,
+            offset_int,
+            offset_frac64: (offset_frac >> 64) as u64,
         })
     }
 
     /// `floor(f(t))`, or `None` when the fixed-point value is too close to an integer to be sure.
     #[inline]
     fn apply(&self, t: i64) -> Option<i128> {
+        if t >= 0 {
+            // Truncating the fractions to 64 bits makes the computed value low by less than
+            // (t + 1) * 2^-64: the floor is sure unless the fraction is that close to 1
+            // (about t / 2^64 of the times: a few percent for times since 1970).
+            let p = self.slope_frac64 as u128 * t as u128;
+            let (frac, carry) = (p as u64).overflowing_add(self.offset_frac64);
+            if frac < u64::MAX - t as u64 {
+                return Some(
+                    // |slope_int| < 2^62: one 64x64 product.
+                    (self.slope_int as i64 as i128) * t as i128
+                        + (p >> 64) as i128
+                        + self.offset_int
+                        + carry as i128,
+                );
+            }
+        }
         let u = (t as u64) ^ (1 << 63); // t + 2^63 as unsigned
                                         // slope_frac * u: 192-bit product; keep its top 64 bits (integer) and low 128 (fraction).
         let (fh, fl) = ((self.slope_frac >> 64) as u64, self.slope_frac as u64);
@@ -123,11 +151,12 @@ impl LinearTransform {
     /// `floor(slope * t + offset)`, saturated to the `i64` range.
     #[inline]
     pub fn apply(&self, t: i64) -> i64 {
-        let exact = match self.fast.and_then(|f| f.apply(t)) {
+        // (By reference: copying the fixed-point constants per call costs more than using them.)
+        let exact = match self.fast.as_ref().and_then(|f| f.apply(t)) {
             Some(v) => v,
             None => self.apply_exact(t),
         };
-        exact.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        i64::try_from(exact).unwrap_or(if exact < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// The same through rationals only (reference for the fast path).
