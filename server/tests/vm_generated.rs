@@ -143,7 +143,7 @@ fn label(e: &Value) -> &str {
     e["labels"][0].as_str().unwrap()
 }
 
-fn children<'a>(entries: &'a [Value], parent: i64) -> Vec<&'a Value> {
+fn children(entries: &[Value], parent: i64) -> Vec<&Value> {
     entries.iter().filter(|e| e["parentId"] == parent).collect()
 }
 
