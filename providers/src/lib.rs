@@ -18,6 +18,7 @@
 
 pub mod diskio;
 pub mod kernel;
+pub mod kvm_exits;
 pub mod live_source;
 pub mod openstack;
 pub mod ovs;
@@ -243,6 +244,9 @@ pub fn native_registry() -> Registry {
     });
     register_vm(&mut r);
     register_openstack(&mut r);
+    r.register("kvm-exits", kvm_exits::ID, || {
+        Box::new(kvm_exits::KvmExitProvider::new())
+    });
     r
 }
 

@@ -1077,32 +1077,66 @@ async fn kvm_exit_rate_counts_the_host_exits() {
     let exp = host_guest_experiment(&app, &case, "one_qemukvm").await;
     assert!(output_ids(&app, &exp).await.contains(&RATE.to_string()));
     let entries = tree(&app, &exp, "XY", RATE).await;
-    let id = entry(&entries, &["one_qemukvm", "guest.xml", "vCPU 0"]);
-    // The host's kvm_exit events (all of them run guest.xml's vCPU 0, on host
-    // thread 31), read from the raw trace.
-    let exits: Vec<i64> = stub_events(&case.join("host.xml"))
-        .into_iter()
+    // The guest trace has no exits: only the host's tree.
+    let roots: Vec<&Value> = entries.iter().filter(|e| e["parentId"] == -1).collect();
+    assert_eq!(roots.len(), 1, "{entries:?}");
+    // The host's kvm_exit events, read from the raw trace: all on CPU 0, all
+    // after a kvm_entry of vCPU 0 there, all of reason 32 (MSR_WRITE in
+    // Linux's vmx.h), so the vCPU, its one reason, the CPU and the aggregate
+    // show the same rate.
+    let events = stub_events(&case.join("host.xml"));
+    let exits: Vec<i64> = events
+        .iter()
         .filter(|e| e.1 == "kvm_exit")
-        .map(|e| e.0)
+        .map(|e| {
+            assert_eq!(
+                (e.2["cpu"].as_str(), e.2["exit_reason"].as_str()),
+                ("0", "32")
+            );
+            e.0
+        })
         .collect();
     assert_eq!(exits.len(), 5);
+    let vcpu_entries = events
+        .iter()
+        .filter(|e| e.1 == "kvm_entry" && e.2["vcpu_id"] == "0")
+        .count();
+    assert!(vcpu_entries >= exits.len());
+    let rows = [
+        (vec!["host.xml", "VCPU 0"], "host.xml/VCPU 0"),
+        (
+            vec!["host.xml", "VCPU 0", "EXIT_REASON_MSR_WRITE"],
+            "host.xml/VCPU 0/EXIT_REASON_MSR_WRITE",
+        ),
+        (vec!["host.xml", "Physical CPUs", "CPU 0"], "host.xml/CPU 0"),
+        (
+            vec!["host.xml", "All VCPUs (Aggregated)"],
+            "host.xml/All VCPUs (Aggregated)",
+        ),
+    ];
     // Incubator AbstractRateDataProvider windows: each time's exits between
     // the midpoints around it (the first from half a step before it, but not
     // before the history's start 1; the last to half a step after, but not
     // after its end 375), per second.
     let times = [50i64, 150, 250, 350];
     let bounds = [1i64, 100, 200, 300, 375];
-    let series = xy(&app, &exp, RATE, &[id], &times).await;
-    assert_eq!(series[0]["seriesName"], "one_qemukvm/guest.xml/vCPU 0");
-    assert_eq!(series[0]["yValuesDescription"]["unit"], "exits/s");
-    let y = ys(&series[0]);
-    for k in 0..times.len() {
-        let (lo, hi) = (bounds[k], bounds[k + 1]);
-        let n = exits.iter().filter(|&&t| lo < t && t <= hi).count() as f64;
-        let want = n / ((hi - lo) as f64 * 1e-9);
-        assert!(close(y[k], want, 1e-3), "window ({lo}, {hi}]: {y:?}");
+    for (path, name) in rows {
+        let id = entry(&entries, &path);
+        let series = xy(&app, &exp, RATE, &[id], &times).await;
+        assert_eq!(series[0]["seriesName"], name);
+        assert_eq!(series[0]["yValuesDescription"]["unit"], "exits/s");
+        let y = ys(&series[0]);
+        for k in 0..times.len() {
+            let (lo, hi) = (bounds[k], bounds[k + 1]);
+            let n = exits.iter().filter(|&&t| lo < t && t <= hi).count() as f64;
+            let want = n / ((hi - lo) as f64 * 1e-9);
+            assert!(
+                close(y[k], want, 1e-3),
+                "{name}: window ({lo}, {hi}]: {y:?}"
+            );
+        }
+        assert!(y[0] > 0.0 && y[3] == 0.0, "{y:?}");
     }
-    assert!(y[0] > 0.0 && y[3] == 0.0, "{y:?}");
 }
 
 #[tokio::test]
@@ -1134,7 +1168,7 @@ async fn vm_views_answer_odd_requests_without_failing() {
     assert_eq!(a.ok()["model"]["rows"], json!([]));
     // One sample time (no step: no rate), and the widest range.
     let entries = tree(&app, &exp, "XY", RATE).await;
-    let id = entry(&entries, &["one_qemukvm", "All vCPUs"]);
+    let id = entry(&entries, &["host.xml", "All VCPUs (Aggregated)"]);
     assert_eq!(ys(&xy(&app, &exp, RATE, &[id], &[100]).await[0]), [0.0]);
     let y = ys(&xy(&app, &exp, RATE, &[id], &[0, i64::MAX]).await[0]);
     assert_eq!(y.len(), 2);

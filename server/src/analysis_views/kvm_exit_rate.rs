@@ -1,22 +1,33 @@
-//! KVM exit rate per vCPU, as an XY.
+//! KVM exit rate, as an XY: the incubator's "KVM Exit Rate"
+//! (`KvmExitRateDataProvider`) over the counters of the KVM exit analysis
+//! (`sextant_providers::kvm_exits`, which every kernel trace runs).
 //!
-//! The incubator plots this ("KVM Exit Rate", `KvmExitRateDataProvider`) from
-//! the counters of its single-trace KVM exit analysis (`VCPUs/<n>/kvm_exits`,
-//! per exit reason too), which Sextant does not build. This output derives the
-//! exits from the virtual resources analysis instead: a kvm exit sets the VMM
-//! flag (128) of the vCPU's status and the next entry clears it, so each
-//! interval where the flag turns on is one exit. Hence: per guest and vCPU
-//! (the incubator merges the vCPUs of every VM by number), no per-reason
-//! series, and exits of host threads no vCPU is known for are not counted.
-//! The rate at each sample time is the incubator's: exits in the window
-//! centred on it (half a sample step each side, clamped to the history) per
-//! second, the first window starting half a step before the first time.
+//! Tree, per trace with exits: `VCPU <n>` (the vCPU's `kvm_exits`) with one
+//! child per exit reason (`exit_reasons/<reason>`), and `All VCPUs
+//! (Aggregated)`, as the incubator; Sextant adds `Physical CPUs/CPU <n>` (the
+//! `CPUs/<n>/kvm_exits` counters its analysis keeps but its tree does not
+//! show). vCPUs are keyed by number, so vCPU 0 of every VM of the host is one
+//! series, as in the incubator.
+//!
+//! The rate at each sample time is the incubator's (`AbstractRateDataProvider`):
+//! the counter's growth between the midpoints around the time (the first
+//! window starting half a step before the first time, not before the history;
+//! the last ending half a step after the last time, not after it), per second;
+//! a window whose end lies outside the history reads 0 and the next window
+//! starts where the last one inside ended. The aggregate is the sum of the
+//! vCPUs' rates (the incubator means the same, but its builder for it is never
+//! fed by the interval loop, so it draws zeros).
+//!
+//! The series used to be derived from the vCPU statuses of the virtual
+//! resources analysis (an exit being a rise of the VMM flag); that fallback is
+//! gone: the counters exist wherever kvm exits were traced, count exits whose
+//! vCPU the VM model cannot place, and give the per-reason series.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use sextant_providers::vm::vresources;
+use sextant_providers::kvm_exits::{self, CPUS, EXIT_REASONS, KVM_EXITS, VCPUS};
 use sht::{Quark, StateSystem, StateSystemQuerier, StateValue, ROOT_QUARK};
 
 use crate::model::{
@@ -29,25 +40,32 @@ use crate::registry::{
 };
 use crate::ssquery::{sampled_complete, sorted_children, IdMap};
 
-/// Id of this output (not the incubator's: its tree and series differ).
+/// Id of this output (not the incubator's: Sextant adds the physical CPU rows).
 pub const KVM_EXIT_RATE_ID: &str = "org.sextant.server.KvmExitRate";
 
-/// Makes the output for experiments with vCPU statuses.
+const ALL_VCPUS: &str = "All VCPUs (Aggregated)";
+const PHYSICAL_CPUS: &str = "Physical CPUs";
+
+/// Whether a KVM exit history holds exits (or may, while it is built).
+fn has_exits(ss: &StateSystem) -> bool {
+    let cpus = ss.attributes().opt_quark(ROOT_QUARK, &[CPUS]);
+    ss.is_building() || (cpus >= 0 && !ss.attributes().children_of(cpus).is_empty())
+}
+
+/// Makes the output for experiments whose traces hold KVM exits.
 pub struct KvmExitRateFactory;
 
 impl OutputFactory for KvmExitRateFactory {
     fn create(&self, experiment: &ExperimentSource) -> Vec<Arc<dyn OutputProvider>> {
         let applies = experiment.traces.iter().enumerate().any(|(i, t)| {
-            experiment.trace_state_systems(i).iter().any(|s| {
-                s.id == vresources::ID && {
-                    let ss = s.read();
-                    let vms = ss.attributes().opt_quark(ROOT_QUARK, &["Virtual Machines"]);
-                    ss.is_building() || (vms >= 0 && !ss.attributes().children_of(vms).is_empty())
-                }
-            }) || (t.is_analysing()
-                && t.properties
-                    .get("domain")
-                    .is_none_or(|d| d.is_empty() || d == "kernel"))
+            experiment
+                .trace_state_systems(i)
+                .iter()
+                .any(|s| s.id == kvm_exits::ID && has_exits(&s.read()))
+                || (t.is_analysing()
+                    && t.properties
+                        .get("domain")
+                        .is_none_or(|d| d.is_empty() || d == "kernel"))
         });
         if !applies {
             return Vec::new();
@@ -57,7 +75,7 @@ impl OutputFactory for KvmExitRateFactory {
                 id: KVM_EXIT_RATE_ID.into(),
                 name: "KVM exit rate".into(),
                 description:
-                    "KVM exits per second of each vCPU of each guest (from the vCPU statuses)"
+                    "KVM exits per second of each vCPU, exit reason and physical CPU (KVM exit analysis)"
                         .into(),
                 output_type: OutputType::TreeTimeXy,
             },
@@ -68,7 +86,7 @@ impl OutputFactory for KvmExitRateFactory {
     }
 }
 
-/// A series: (trace, vCPU `Status` quarks summed, series name).
+/// A series: (trace, counter quarks whose rates are summed, series name).
 type Series = (usize, Vec<Quark>, String);
 
 struct KvmExitRate {
@@ -83,7 +101,7 @@ impl KvmExitRate {
         self.source
             .trace_state_systems(trace)
             .into_iter()
-            .find(|s| s.id == vresources::ID)
+            .find(|s| s.id == kvm_exits::ID)
     }
 
     fn build_tree(&self) -> (Vec<TreeEntry>, bool) {
@@ -96,44 +114,90 @@ impl KvmExitRate {
             let ss = h.read();
             building |= ss.is_building();
             let tree = ss.attributes();
-            let vms = tree.opt_quark(ROOT_QUARK, &["Virtual Machines"]);
-            if vms < 0 {
+            let cpus = tree.opt_quark(ROOT_QUARK, &[CPUS]);
+            if cpus < 0 || tree.children_of(cpus).is_empty() {
                 continue;
             }
             let span = (ss.start_time(), ss.current_end_time());
             let root = self.ids.id(&(ti, String::new()));
             entries.push(TreeEntry::new(root, -1, vec![trace.name.clone()]).span(span.0, span.1));
+            // A leaf with data; `path` names its series below the trace.
+            let mut add = |entries: &mut Vec<TreeEntry>,
+                           parent: i64,
+                           path: String,
+                           label: String,
+                           quarks: Vec<Quark>,
+                           default: bool| {
+                let id = self.ids.id(&(ti, path.clone()));
+                let mut e = TreeEntry::new(id, parent, vec![label]).span(span.0, span.1);
+                e.has_data = true;
+                e.is_default = Some(default);
+                entries.push(e);
+                series.insert(id, (ti, quarks, format!("{}/{path}", trace.name)));
+                id
+            };
+            let vcpus = tree.opt_quark(ROOT_QUARK, &[VCPUS]);
             let mut all = Vec::new();
-            for g in sorted_children(tree, vms) {
-                let guest = tree.name(g).unwrap_or("").to_string();
-                let gid = self.ids.id(&(ti, format!("/{guest}")));
-                entries.push(TreeEntry::new(gid, root, vec![guest.clone()]).span(span.0, span.1));
-                for v in sorted_children(tree, g) {
-                    let status = tree.opt_quark(v, &["Status"]);
-                    if status < 0 {
+            if vcpus >= 0 {
+                for v in sorted_children(tree, vcpus) {
+                    let name = tree.name(v).unwrap_or("");
+                    let exits = tree.opt_quark(v, &[KVM_EXITS]);
+                    // The incubator lists numbered vCPUs with a counter only.
+                    if name.parse::<i64>().is_err() || exits < 0 {
                         continue;
                     }
-                    let label = format!("vCPU {}", tree.name(v).unwrap_or(""));
-                    let id = self.ids.id(&(ti, format!("/{guest}/{label}")));
-                    let mut e = TreeEntry::new(id, gid, vec![label.clone()]).span(span.0, span.1);
-                    e.has_data = true;
-                    e.is_default = Some(true);
-                    entries.push(e);
-                    series.insert(
-                        id,
-                        (ti, vec![status], format!("{}/{guest}/{label}", trace.name)),
+                    let label = format!("VCPU {name}");
+                    let vid = add(
+                        &mut entries,
+                        root,
+                        label.clone(),
+                        label.clone(),
+                        vec![exits],
+                        true,
                     );
-                    all.push(status);
+                    all.push(exits);
+                    let reasons = tree.opt_quark(v, &[EXIT_REASONS]);
+                    if reasons < 0 {
+                        continue;
+                    }
+                    for r in sorted_children(tree, reasons) {
+                        let reason = tree.name(r).unwrap_or("").to_string();
+                        add(
+                            &mut entries,
+                            vid,
+                            format!("{label}/{reason}"),
+                            reason,
+                            vec![r],
+                            false,
+                        );
+                    }
                 }
             }
-            if !all.is_empty() {
-                let label = "All vCPUs";
-                let id = self.ids.id(&(ti, format!("//{label}")));
-                let mut e = TreeEntry::new(id, root, vec![label.into()]).span(span.0, span.1);
-                e.has_data = true;
-                e.is_default = Some(false);
-                entries.push(e);
-                series.insert(id, (ti, all, format!("{}/{label}", trace.name)));
+            add(
+                &mut entries,
+                root,
+                ALL_VCPUS.into(),
+                ALL_VCPUS.into(),
+                all,
+                false,
+            );
+            let group = self.ids.id(&(ti, format!("//{PHYSICAL_CPUS}")));
+            entries
+                .push(TreeEntry::new(group, root, vec![PHYSICAL_CPUS.into()]).span(span.0, span.1));
+            for c in sorted_children(tree, cpus) {
+                let exits = tree.opt_quark(c, &[KVM_EXITS]);
+                if exits < 0 {
+                    continue;
+                }
+                let label = format!("CPU {}", tree.name(c).unwrap_or(""));
+                add(
+                    &mut entries,
+                    group,
+                    label.clone(),
+                    label,
+                    vec![exits],
+                    false,
+                );
             }
         }
         *self.series.lock().unwrap_or_else(|e| e.into_inner()) = series;
@@ -141,47 +205,21 @@ impl KvmExitRate {
     }
 }
 
-fn has_vmm(v: &StateValue) -> bool {
-    matches!(v, StateValue::Int(i) if i & vresources::VCPU_VMM != 0)
+fn count(v: &StateValue) -> i64 {
+    match v {
+        StateValue::Int(i) => i64::from(*i),
+        StateValue::Long(l) => *l,
+        StateValue::Double(d) => *d as i64,
+        _ => 0,
+    }
 }
 
-/// Times of the exits of the vCPU statuses `quarks` in `(lo, hi]`: starts of
-/// intervals with the VMM flag whose previous interval lacks it.
-fn exits(ss: &StateSystem, quarks: &[Quark], lo: i64, hi: i64) -> sht::Result<Vec<i64>> {
-    let mut out = Vec::new();
-    if hi <= lo {
-        return Ok(out);
-    }
-    let mut by_quark: BTreeMap<Quark, Vec<sht::Interval>> = BTreeMap::new();
-    for i in ss.query_2d(quarks, lo, hi)? {
-        by_quark.entry(i.quark).or_default().push(i);
-    }
-    for list in by_quark.values_mut() {
-        list.sort_by_key(|i| i.start);
-        for k in 0..list.len() {
-            let i = &list[k];
-            if i.start <= lo || i.start > hi || !has_vmm(&i.value) {
-                continue;
-            }
-            let before = if k > 0 && list[k - 1].end + 1 == i.start {
-                has_vmm(&list[k - 1].value)
-            } else {
-                has_vmm(&ss.query_single(i.start - 1, i.quark)?.value)
-            };
-            if !before {
-                out.push(i.start);
-            }
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
-/// Exits per second in the window around each of `times` (see the module doc).
+/// Exits per second around each of `times`, summed over the counters `quarks`
+/// (see the module doc).
 fn exit_rate(ss: &StateSystem, quarks: &[Quark], times: &[i64]) -> sht::Result<Vec<f64>> {
     let n = times.len();
     let mut y = vec![0.0; n];
-    if n < 2 {
+    if n < 2 || quarks.is_empty() {
         return Ok(y);
     }
     let (start, end) = (ss.start_time(), ss.current_end_time());
@@ -189,17 +227,39 @@ fn exit_rate(ss: &StateSystem, quarks: &[Quark], times: &[i64]) -> sht::Result<V
     let first = times[0].saturating_sub(half).max(start);
     let mut bounds: Vec<i64> = (1..n).map(|i| times[i].saturating_sub(half)).collect();
     bounds.push(times[n - 1].saturating_add(half).min(end));
-    let last = bounds.iter().copied().max().unwrap_or(first);
-    let list = exits(ss, quarks, first, last)?;
-    let mut prev = first;
-    for (k, &b) in bounds.iter().enumerate() {
-        if b > prev {
-            let count = list.partition_point(|&t| t <= b) - list.partition_point(|&t| t <= prev);
-            if count > 0 {
-                y[k] = count as f64 / ((b - prev) as f64 * 1e-9);
-            }
+    let inside = |t: i64| start <= t && t <= end;
+    // Counter values at each bound (None outside the history), per quark.
+    let mut at: HashMap<Quark, Vec<Option<i64>>> = quarks
+        .iter()
+        .map(|&q| (q, bounds.iter().map(|&b| inside(b).then_some(0)).collect()))
+        .collect();
+    let mut sorted: Vec<(i64, usize)> = bounds.iter().copied().zip(0..).collect();
+    sorted.sort_unstable();
+    let wanted: Vec<i64> = sorted.iter().map(|s| s.0).filter(|&t| inside(t)).collect();
+    for i in ss.query_2d_at(quarks, &wanted)? {
+        let Some(slots) = at.get_mut(&i.quark) else {
+            continue;
+        };
+        let lo = sorted.partition_point(|s| s.0 < i.start);
+        let hi = sorted.partition_point(|s| s.0 <= i.end);
+        for &(_, k) in &sorted[lo..hi] {
+            slots[k] = Some(count(&i.value));
         }
-        prev = prev.max(b);
+    }
+    for &q in quarks {
+        let mut prev = if inside(first) {
+            (count(&ss.query_single(first, q)?.value), first)
+        } else {
+            (0, first)
+        };
+        for (k, c) in at[&q].iter().enumerate() {
+            let Some(c) = *c else { continue };
+            let (dc, dt) = (c - prev.0, bounds[k].saturating_sub(prev.1));
+            if dc > 0 && dt > 0 {
+                y[k] += dc as f64 / (dt as f64 * 1e-9);
+            }
+            prev = (c, bounds[k]);
+        }
     }
     Ok(y)
 }
