@@ -18,25 +18,51 @@ pub const PARENT: &str = "..";
 /// Children lists longer than this get a hash index; shorter ones are scanned.
 const CHILD_INDEX_THRESHOLD: usize = 8;
 
-/// FNV-1a: attribute names are short, and these maps are built on every file
-/// open; SipHash's DoS resistance buys nothing here.
+/// Hashes names 8 bytes at a time with a folded 64x64->128 multiply (each step
+/// mixes into both halves, so hashbrown's low index bits and high tag bits both
+/// depend on every byte). Names are short and these maps are built on every
+/// file open and on every new attribute: SipHash's DoS resistance buys nothing.
 #[derive(Default, Clone, Copy)]
 struct NameHasher(u64);
 
+const NAME_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline(always)]
+fn fold_mix(h: u64, w: u64) -> u64 {
+    let p = u128::from(h ^ w) * u128::from(NAME_HASH_K);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 impl std::hash::Hasher for NameHasher {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        // The length first, so that the zero-free tail encoding below is unambiguous.
+        let mut h = fold_mix(self.0, bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = fold_mix(h, u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let r = chunks.remainder();
+        let n = r.len();
+        if n >= 4 {
+            // Two overlapping 4-byte reads cover 4..=7 bytes without a copy.
+            let lo = u32::from_le_bytes(r[..4].try_into().unwrap_or_default());
+            let hi = u32::from_le_bytes(r[n - 4..].try_into().unwrap_or_default());
+            h = fold_mix(h, u64::from(lo) | (u64::from(hi) << 32));
+        } else if n > 0 {
+            let w = u64::from(r[0]) | (u64::from(r[n / 2]) << 8) | (u64::from(r[n - 1]) << 16);
+            h = fold_mix(h, w);
         }
         self.0 = h;
+    }
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        // `str`'s terminator: a constant, after `write` already mixed in the length.
+        self.0 ^= u64::from(b);
     }
 }
 
@@ -46,7 +72,9 @@ type NameMap = HashMap<Arc<str>, Quark, std::hash::BuildHasherDefault<NameHasher
 struct Children {
     /// In creation order (used by removal and sub-attribute listings).
     list: Vec<Quark>,
-    index: Option<NameMap>,
+    /// Boxed: most attributes never get one, and a smaller node keeps the node
+    /// array (touched on every look-up) denser in cache.
+    index: Option<Box<NameMap>>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,7 +177,7 @@ impl AttributeTree {
                 .iter()
                 .map(|&q| (self.nodes[q as usize].name.clone(), q))
                 .collect();
-            self.children_mut(parent).index = Some(index);
+            self.children_mut(parent).index = Some(Box::new(index));
         }
         Ok(quark)
     }
