@@ -68,10 +68,59 @@ impl std::hash::Hasher for NameHasher {
 
 type NameMap = HashMap<Arc<str>, Quark, std::hash::BuildHasherDefault<NameHasher>>;
 
+/// How many child quarks a node keeps without an allocation.
+const INLINE_CHILDREN: usize = 4;
+
+/// Child quarks in creation order. Most attributes have no or few children
+/// (`Requests/<id>/{Ops,VM}`): the first ones are kept inline, so creating
+/// them allocates nothing more than the name.
+#[derive(Debug, Clone)]
+enum ChildList {
+    Inline(u8, [Quark; INLINE_CHILDREN]),
+    Heap(Vec<Quark>),
+}
+
+impl Default for ChildList {
+    fn default() -> Self {
+        ChildList::Inline(0, [0; INLINE_CHILDREN])
+    }
+}
+
+impl ChildList {
+    #[inline]
+    fn as_slice(&self) -> &[Quark] {
+        match self {
+            ChildList::Inline(len, items) => &items[..*len as usize],
+            ChildList::Heap(v) => v,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn push(&mut self, quark: Quark) {
+        match self {
+            ChildList::Inline(len, items) if (*len as usize) < INLINE_CHILDREN => {
+                items[*len as usize] = quark;
+                *len += 1;
+            }
+            ChildList::Inline(_, items) => {
+                let mut v = Vec::with_capacity(2 * INLINE_CHILDREN);
+                v.extend_from_slice(items);
+                v.push(quark);
+                *self = ChildList::Heap(v);
+            }
+            ChildList::Heap(v) => v.push(quark),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Children {
     /// In creation order (used by removal and sub-attribute listings).
-    list: Vec<Quark>,
+    list: ChildList,
     /// Boxed: most attributes never get one, and a smaller node keeps the node
     /// array (touched on every look-up) denser in cache.
     index: Option<Box<NameMap>>,
@@ -142,6 +191,7 @@ impl AttributeTree {
             Some(index) => index.get(name).copied(),
             None => children
                 .list
+                .as_slice()
                 .iter()
                 .copied()
                 .find(|&q| &*self.nodes[q as usize].name == name),
@@ -264,7 +314,7 @@ impl AttributeTree {
 
     fn collect_children(&self, quark: Quark, recursive: bool, out: &mut Vec<Quark>) {
         if let Some(children) = self.children(quark) {
-            for &child in &children.list {
+            for &child in children.list.as_slice() {
                 out.push(child);
                 if recursive {
                     self.collect_children(child, true, out);
@@ -275,7 +325,7 @@ impl AttributeTree {
 
     /// Direct children of `quark` in creation order, without allocating.
     pub fn children_of(&self, quark: Quark) -> &[Quark] {
-        self.children(quark).map_or(&[], |c| &c.list)
+        self.children(quark).map_or(&[], |c| c.list.as_slice())
     }
 
     /// Parent quark ([`ROOT_QUARK`] for top-level attributes and for the root itself).
@@ -446,6 +496,51 @@ mod tests {
         assert_eq!(t.quarks(3, &[] as &[&str]).unwrap(), vec![3]);
         assert!(t.quarks(ROOT_QUARK, &["nope", "*"]).unwrap().is_empty());
         assert_eq!(t.sub_attributes(0, true).unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn child_lists_keep_creation_order_past_the_inline_ones() {
+        let mut t = AttributeTree::new();
+        let parent = t.quark_absolute_and_add(&["P"]).unwrap();
+        let names: Vec<String> = (0..INLINE_CHILDREN + CHILD_INDEX_THRESHOLD + 2)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let mut expected = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let q = (i + 1) as Quark;
+            assert_eq!(t.quark_and_add(parent, &[name]).unwrap(), q);
+            expected.push(q);
+            assert_eq!(t.children_of(parent), &expected[..]);
+        }
+        for (name, &q) in names.iter().zip(&expected) {
+            assert_eq!(t.opt_quark(parent, &[name]), q);
+        }
+    }
+
+    #[test]
+    fn name_hash_separates_lengths_and_tails() {
+        use std::hash::{Hash, Hasher};
+        let hash = |s: &str| {
+            let mut h = NameHasher::default();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghi",
+            "ba",
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(hash(a), hash(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
