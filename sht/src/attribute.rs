@@ -18,35 +18,112 @@ pub const PARENT: &str = "..";
 /// Children lists longer than this get a hash index; shorter ones are scanned.
 const CHILD_INDEX_THRESHOLD: usize = 8;
 
-/// FNV-1a: attribute names are short, and these maps are built on every file
-/// open; SipHash's DoS resistance buys nothing here.
+/// Hashes names 8 bytes at a time with a folded 64x64->128 multiply (each step
+/// mixes into both halves, so hashbrown's low index bits and high tag bits both
+/// depend on every byte). Names are short and these maps are built on every
+/// file open and on every new attribute: SipHash's DoS resistance buys nothing.
 #[derive(Default, Clone, Copy)]
 struct NameHasher(u64);
 
+const NAME_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline(always)]
+fn fold_mix(h: u64, w: u64) -> u64 {
+    let p = u128::from(h ^ w) * u128::from(NAME_HASH_K);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 impl std::hash::Hasher for NameHasher {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        // The length first, so that the zero-free tail encoding below is unambiguous.
+        let mut h = fold_mix(self.0, bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = fold_mix(h, u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let r = chunks.remainder();
+        let n = r.len();
+        if n >= 4 {
+            // Two overlapping 4-byte reads cover 4..=7 bytes without a copy.
+            let lo = u32::from_le_bytes(r[..4].try_into().unwrap_or_default());
+            let hi = u32::from_le_bytes(r[n - 4..].try_into().unwrap_or_default());
+            h = fold_mix(h, u64::from(lo) | (u64::from(hi) << 32));
+        } else if n > 0 {
+            let w = u64::from(r[0]) | (u64::from(r[n / 2]) << 8) | (u64::from(r[n - 1]) << 16);
+            h = fold_mix(h, w);
         }
         self.0 = h;
+    }
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        // `str`'s terminator: a constant, after `write` already mixed in the length.
+        self.0 ^= u64::from(b);
     }
 }
 
 type NameMap = HashMap<Arc<str>, Quark, std::hash::BuildHasherDefault<NameHasher>>;
 
+/// How many child quarks a node keeps without an allocation.
+const INLINE_CHILDREN: usize = 4;
+
+/// Child quarks in creation order. Most attributes have no or few children
+/// (`Requests/<id>/{Ops,VM}`): the first ones are kept inline, so creating
+/// them allocates nothing more than the name.
+#[derive(Debug, Clone)]
+enum ChildList {
+    Inline(u8, [Quark; INLINE_CHILDREN]),
+    Heap(Vec<Quark>),
+}
+
+impl Default for ChildList {
+    fn default() -> Self {
+        ChildList::Inline(0, [0; INLINE_CHILDREN])
+    }
+}
+
+impl ChildList {
+    #[inline]
+    fn as_slice(&self) -> &[Quark] {
+        match self {
+            ChildList::Inline(len, items) => &items[..*len as usize],
+            ChildList::Heap(v) => v,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn push(&mut self, quark: Quark) {
+        match self {
+            ChildList::Inline(len, items) if (*len as usize) < INLINE_CHILDREN => {
+                items[*len as usize] = quark;
+                *len += 1;
+            }
+            ChildList::Inline(_, items) => {
+                let mut v = Vec::with_capacity(2 * INLINE_CHILDREN);
+                v.extend_from_slice(items);
+                v.push(quark);
+                *self = ChildList::Heap(v);
+            }
+            ChildList::Heap(v) => v.push(quark),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Children {
     /// In creation order (used by removal and sub-attribute listings).
-    list: Vec<Quark>,
-    index: Option<NameMap>,
+    list: ChildList,
+    /// Boxed: most attributes never get one, and a smaller node keeps the node
+    /// array (touched on every look-up) denser in cache.
+    index: Option<Box<NameMap>>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +191,7 @@ impl AttributeTree {
             Some(index) => index.get(name).copied(),
             None => children
                 .list
+                .as_slice()
                 .iter()
                 .copied()
                 .find(|&q| &*self.nodes[q as usize].name == name),
@@ -149,7 +227,7 @@ impl AttributeTree {
                 .iter()
                 .map(|&q| (self.nodes[q as usize].name.clone(), q))
                 .collect();
-            self.children_mut(parent).index = Some(index);
+            self.children_mut(parent).index = Some(Box::new(index));
         }
         Ok(quark)
     }
@@ -236,7 +314,7 @@ impl AttributeTree {
 
     fn collect_children(&self, quark: Quark, recursive: bool, out: &mut Vec<Quark>) {
         if let Some(children) = self.children(quark) {
-            for &child in &children.list {
+            for &child in children.list.as_slice() {
                 out.push(child);
                 if recursive {
                     self.collect_children(child, true, out);
@@ -247,7 +325,7 @@ impl AttributeTree {
 
     /// Direct children of `quark` in creation order, without allocating.
     pub fn children_of(&self, quark: Quark) -> &[Quark] {
-        self.children(quark).map_or(&[], |c| &c.list)
+        self.children(quark).map_or(&[], |c| c.list.as_slice())
     }
 
     /// Parent quark ([`ROOT_QUARK`] for top-level attributes and for the root itself).
@@ -418,6 +496,51 @@ mod tests {
         assert_eq!(t.quarks(3, &[] as &[&str]).unwrap(), vec![3]);
         assert!(t.quarks(ROOT_QUARK, &["nope", "*"]).unwrap().is_empty());
         assert_eq!(t.sub_attributes(0, true).unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn child_lists_keep_creation_order_past_the_inline_ones() {
+        let mut t = AttributeTree::new();
+        let parent = t.quark_absolute_and_add(&["P"]).unwrap();
+        let names: Vec<String> = (0..INLINE_CHILDREN + CHILD_INDEX_THRESHOLD + 2)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let mut expected = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let q = (i + 1) as Quark;
+            assert_eq!(t.quark_and_add(parent, &[name]).unwrap(), q);
+            expected.push(q);
+            assert_eq!(t.children_of(parent), &expected[..]);
+        }
+        for (name, &q) in names.iter().zip(&expected) {
+            assert_eq!(t.opt_quark(parent, &[name]), q);
+        }
+    }
+
+    #[test]
+    fn name_hash_separates_lengths_and_tails() {
+        use std::hash::{Hash, Hasher};
+        let hash = |s: &str| {
+            let mut h = NameHasher::default();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghi",
+            "ba",
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(hash(a), hash(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

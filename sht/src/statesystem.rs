@@ -36,15 +36,18 @@ struct TransientState {
 }
 
 impl TransientState {
+    /// New slots up to `count`. Attributes usually come one at a time: `reserve`
+    /// doubles the capacity (amortised), and each slot is then a plain push.
+    #[inline]
     fn grow(&mut self, count: usize, start: i64) {
-        self.slots.resize(
-            count,
-            Ongoing {
+        self.slots.reserve(count.saturating_sub(self.slots.len()));
+        while self.slots.len() < count {
+            self.slots.push(Ongoing {
                 value: StateValue::Null,
                 start,
                 ty: None,
-            },
-        );
+            });
+        }
     }
 
     /// Ongoing interval of `quark` if it covers `t`, with end = latest time seen.
@@ -197,6 +200,7 @@ impl StateSystem {
             .map(move |i| outbox.get(i))
     }
 
+    #[inline]
     fn sync_transient(&mut self) {
         if self.transient.slots.len() < self.attributes.len() {
             let start = self.backend.start_time();
