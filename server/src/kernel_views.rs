@@ -22,7 +22,7 @@ use crate::registry::{
     StateSystemHandle,
 };
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
-use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
+use crate::states_cache::{next_view_id, RowAssembly, RowCache, RowOut, StatesAnswer};
 use crate::values::value_text;
 
 /// Trace Compass's Control Flow data provider id.
@@ -324,12 +324,6 @@ impl KernelView {
     }
 }
 
-/// A row of a states answer: built now, or served serialized from the cache.
-enum RowOut {
-    Built(TimeGraphRow),
-    Json(RowJson),
-}
-
 impl KernelView {
     /// The rows of `query.items` (in that order, unknown ids left out) and
     /// whether the answer is final. With a cache, rows of finished state systems
@@ -347,69 +341,45 @@ impl KernelView {
                 groups.entry(t).or_default().push((id, kind, q));
             }
         }
-        let mut rows: HashMap<i64, RowOut> = HashMap::new();
+        let mut assembly = RowAssembly::new(cache, self.uid);
         let mut complete = true;
-        let mut times_id = None;
-        for (t, mut members) in groups {
+        for (t, members) in groups {
             let Some(handle) = self.kernel(t) else {
                 continue;
             };
             let ss = handle.read();
             complete &= sampled_complete(&ss, &query.times);
-            // A growing history changes its answers: cache finished ones only.
-            let cache = cache.filter(|_| !ss.is_building());
+            let building = ss.is_building();
             let weak = Arc::downgrade(&handle.ss);
-            if let Some(cache) = cache {
-                let tid = *times_id.get_or_insert_with(|| cache.times_id(&query.times));
-                let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
-                let found = cache.get_many(self.uid, tid, &weak, &ids);
-                let mut missing = Vec::new();
-                for (m, f) in members.into_iter().zip(found) {
-                    match f {
-                        Some(j) => {
-                            rows.insert(m.0, RowOut::Json(j));
-                        }
-                        None => missing.push(m),
-                    }
-                }
-                members = missing;
-            }
+            let members = assembly.take_cached(&weak, building, &query.times, members, |m| m.0);
             if members.is_empty() {
                 continue;
             }
             let quarks: Vec<Quark> = members.iter().map(|m| m.2).collect();
             let mut by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
             let end = ss.current_end_time();
-            let mut made = Vec::new();
-            for (id, kind, q) in members {
-                // Null intervals are gaps (no state), as in Trace Compass.
-                let states = by_quark
-                    .remove(&q)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| {
-                        let (key, _) = self.row_style(kind, &i.value)?;
-                        Some(interval_state(i, end, None, Some(Style::key(key))))
-                    })
-                    .collect();
-                let row = TimeGraphRow {
-                    entry_id: id,
-                    states,
-                };
-                if cache.is_some() {
-                    let j = row_json(&row);
-                    made.push((id, j.clone()));
-                    rows.insert(id, RowOut::Json(j));
-                } else {
-                    rows.insert(id, RowOut::Built(row));
-                }
-            }
-            if let (Some(cache), Some(tid)) = (cache, times_id) {
-                cache.put_many(self.uid, tid, &weak, &made);
-            }
+            let built = members
+                .into_iter()
+                .map(|(id, kind, q)| {
+                    // Null intervals are gaps (no state), as in Trace Compass.
+                    let states = by_quark
+                        .remove(&q)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|i| {
+                            let (key, _) = self.row_style(kind, &i.value)?;
+                            Some(interval_state(i, end, None, Some(Style::key(key))))
+                        })
+                        .collect();
+                    TimeGraphRow {
+                        entry_id: id,
+                        states,
+                    }
+                })
+                .collect();
+            assembly.add_built(&weak, building, &query.times, built);
         }
-        let rows = items.iter().filter_map(|id| rows.remove(id)).collect();
-        Ok((rows, complete))
+        Ok((assembly.finish(items), complete))
     }
 }
 
@@ -461,13 +431,7 @@ impl OutputProvider for KernelView {
 
     fn states(&self, query: &DataQuery) -> ProviderResult<StatesModel> {
         let (rows, complete) = self.rows(query, None)?;
-        let rows = rows
-            .into_iter()
-            .map(|r| match r {
-                RowOut::Built(row) => row,
-                RowOut::Json(..) => unreachable!("no cache, no serialized rows"),
-            })
-            .collect();
+        let rows = rows.into_iter().filter_map(RowOut::into_built).collect();
         Ok(GenericResponse::with_progress(
             StatesModel { rows },
             !complete,
@@ -476,13 +440,7 @@ impl OutputProvider for KernelView {
 
     fn states_answer(&self, query: &DataQuery) -> ProviderResult<StatesAnswer> {
         let (rows, complete) = self.rows(query, Some(RowCache::global()))?;
-        let rows = rows
-            .into_iter()
-            .map(|r| match r {
-                RowOut::Built(row) => row_json(&row),
-                RowOut::Json(j) => j,
-            })
-            .collect();
+        let rows = rows.into_iter().map(RowOut::into_json).collect();
         Ok(GenericResponse::with_progress(
             StatesAnswer::Rows(rows),
             !complete,

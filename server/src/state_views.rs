@@ -23,7 +23,7 @@ use crate::registry::{
     StateSystemHandle,
 };
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
-use crate::states_cache::{next_view_id, row_json, RowCache, RowJson, StatesAnswer};
+use crate::states_cache::{next_view_id, RowAssembly, RowCache, RowOut, StatesAnswer};
 use crate::values::{numeric, value_text};
 
 /// One step of an attribute path pattern.
@@ -398,12 +398,6 @@ fn rgb_hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// A row of a states answer: built now, or served serialized from the cache.
-enum RowOut {
-    Built(TimeGraphRow),
-    Json(RowJson),
-}
-
 impl StateView {
     /// The time-graph rows of `query.items` (in that order) and whether the
     /// answer is final. With a cache, rows of finished state systems are looked
@@ -435,67 +429,43 @@ impl StateView {
                 .find(|s| s.key == key)
                 .map(|s| s.label)
         };
-        let mut out: HashMap<i64, RowOut> = HashMap::new();
+        let mut assembly = RowAssembly::new(cache, self.uid);
         let mut complete = true;
-        let mut times_id = None;
-        for (t, mut members) in by_trace {
+        for (t, members) in by_trace {
             let Some(h) = self.handle(t) else { continue };
             let ss = h.read();
             complete &= sampled_complete(&ss, &query.times);
-            // A growing history changes its answers: cache finished ones only.
-            let cache = cache.filter(|_| !ss.is_building());
+            let building = ss.is_building();
             let weak = Arc::downgrade(&h.ss);
-            if let Some(cache) = cache {
-                let tid = *times_id.get_or_insert_with(|| cache.times_id(&query.times));
-                let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
-                let found = cache.get_many(self.uid, tid, &weak, &ids);
-                let mut missing = Vec::new();
-                for (m, f) in members.into_iter().zip(found) {
-                    match f {
-                        Some(j) => {
-                            out.insert(m.0, RowOut::Json(j));
-                        }
-                        None => missing.push(m),
-                    }
-                }
-                members = missing;
-            }
+            let members = assembly.take_cached(&weak, building, &query.times, members, |m| m.0);
             if members.is_empty() {
                 continue;
             }
             let quarks: Vec<Quark> = members.iter().map(|(_, r)| r.display).collect();
             let by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
             let end = ss.current_end_time();
-            let mut made = Vec::new();
-            for (id, row) in members {
-                let states = by_quark
-                    .get(&row.display)
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .filter_map(|i| {
-                        let key = style_of(row.class, &i.value)?;
-                        let label = labels.then(|| label_of(key).unwrap_or(key).to_string());
-                        Some(interval_state(i, end, label, Some(Style::key(key))))
-                    })
-                    .collect();
-                let row = TimeGraphRow {
-                    entry_id: id,
-                    states,
-                };
-                if cache.is_some() {
-                    let j = row_json(&row);
-                    made.push((id, j.clone()));
-                    out.insert(id, RowOut::Json(j));
-                } else {
-                    out.insert(id, RowOut::Built(row));
-                }
-            }
-            if let (Some(cache), Some(tid)) = (cache, times_id) {
-                cache.put_many(self.uid, tid, &weak, &made);
-            }
+            let built = members
+                .into_iter()
+                .map(|(id, row)| {
+                    let states = by_quark
+                        .get(&row.display)
+                        .map_or(&[][..], Vec::as_slice)
+                        .iter()
+                        .filter_map(|i| {
+                            let key = style_of(row.class, &i.value)?;
+                            let label = labels.then(|| label_of(key).unwrap_or(key).to_string());
+                            Some(interval_state(i, end, label, Some(Style::key(key))))
+                        })
+                        .collect();
+                    TimeGraphRow {
+                        entry_id: id,
+                        states,
+                    }
+                })
+                .collect();
+            assembly.add_built(&weak, building, &query.times, built);
         }
-        let rows = items.iter().filter_map(|id| out.remove(id)).collect();
-        Ok((rows, complete))
+        Ok((assembly.finish(items), complete))
     }
 }
 
@@ -535,14 +505,7 @@ impl OutputProvider for StateView {
 
     fn states(&self, query: &DataQuery) -> ProviderResult<StatesModel> {
         let (rows, complete) = self.time_graph_rows(query, None)?;
-        let rows = rows
-            .into_iter()
-            .filter_map(|r| match r {
-                RowOut::Built(row) => Some(row),
-                // Not made without a cache.
-                RowOut::Json(_) => None,
-            })
-            .collect();
+        let rows = rows.into_iter().filter_map(RowOut::into_built).collect();
         Ok(GenericResponse::with_progress(
             StatesModel { rows },
             !complete,
@@ -551,13 +514,7 @@ impl OutputProvider for StateView {
 
     fn states_answer(&self, query: &DataQuery) -> ProviderResult<StatesAnswer> {
         let (rows, complete) = self.time_graph_rows(query, Some(RowCache::global()))?;
-        let rows = rows
-            .into_iter()
-            .map(|r| match r {
-                RowOut::Built(row) => row_json(&row),
-                RowOut::Json(j) => j,
-            })
-            .collect();
+        let rows = rows.into_iter().map(RowOut::into_json).collect();
         Ok(GenericResponse::with_progress(
             StatesAnswer::Rows(rows),
             !complete,

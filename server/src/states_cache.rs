@@ -315,6 +315,111 @@ impl RowCache {
     }
 }
 
+/// A row of a states answer: built now, or served serialized from the cache.
+pub(crate) enum RowOut {
+    Built(TimeGraphRow),
+    Json(RowJson),
+}
+
+impl RowOut {
+    /// The row as a model; `None` for a cached row (only made with a cache).
+    pub(crate) fn into_built(self) -> Option<TimeGraphRow> {
+        match self {
+            RowOut::Built(row) => Some(row),
+            RowOut::Json(_) => None,
+        }
+    }
+
+    pub(crate) fn into_json(self) -> RowJson {
+        match self {
+            RowOut::Built(row) => row_json(&row),
+            RowOut::Json(j) => j,
+        }
+    }
+}
+
+/// The rows of one states answer of a view, put together per state system:
+/// taken from the cache where it holds them, built otherwise (and then kept).
+/// Without a cache every row is built and returned as a model.
+pub(crate) struct RowAssembly<'c> {
+    cache: Option<&'c RowCache>,
+    view: u64,
+    times_id: Option<u64>,
+    rows: HashMap<i64, RowOut>,
+}
+
+impl<'c> RowAssembly<'c> {
+    pub(crate) fn new(cache: Option<&'c RowCache>, view: u64) -> Self {
+        RowAssembly {
+            cache,
+            view,
+            times_id: None,
+            rows: HashMap::new(),
+        }
+    }
+
+    /// The cache to use for rows of `ss`: none while it is being built, since a
+    /// growing history changes its answers.
+    fn cache_for(&self, building: bool) -> Option<&'c RowCache> {
+        self.cache.filter(|_| !building)
+    }
+
+    /// Keeps the cached rows of `members` (made from `ss` at `times`) and returns
+    /// the members still to build.
+    pub(crate) fn take_cached<M>(
+        &mut self,
+        ss: &SsRef,
+        building: bool,
+        times: &[i64],
+        members: Vec<M>,
+        id: impl Fn(&M) -> i64,
+    ) -> Vec<M> {
+        let Some(cache) = self.cache_for(building) else {
+            return members;
+        };
+        let tid = *self.times_id.get_or_insert_with(|| cache.times_id(times));
+        let ids: Vec<i64> = members.iter().map(&id).collect();
+        let found = cache.get_many(self.view, tid, ss, &ids);
+        let mut missing = Vec::new();
+        for (m, f) in members.into_iter().zip(found) {
+            match f {
+                Some(j) => {
+                    self.rows.insert(id(&m), RowOut::Json(j));
+                }
+                None => missing.push(m),
+            }
+        }
+        missing
+    }
+
+    /// Adds rows built from `ss` at `times`, kept in the cache when it applies.
+    pub(crate) fn add_built(
+        &mut self,
+        ss: &SsRef,
+        building: bool,
+        times: &[i64],
+        rows: Vec<TimeGraphRow>,
+    ) {
+        let Some(cache) = self.cache_for(building) else {
+            for row in rows {
+                self.rows.insert(row.entry_id, RowOut::Built(row));
+            }
+            return;
+        };
+        let tid = *self.times_id.get_or_insert_with(|| cache.times_id(times));
+        let made: Vec<(i64, RowJson)> = rows.iter().map(|r| (r.entry_id, row_json(r))).collect();
+        cache.put_many(self.view, tid, ss, &made);
+        for (id, j) in made {
+            self.rows.insert(id, RowOut::Json(j));
+        }
+    }
+
+    /// The rows of `items`, in that order (ids without a row left out).
+    pub(crate) fn finish(mut self, items: &[i64]) -> Vec<RowOut> {
+        items.iter().filter_map(|id| self.rows.remove(id)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
