@@ -437,29 +437,6 @@ pub(crate) fn experiment_analyses(
             Scope::Experiment,
         )
     };
-    let job_trace = trace.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("experiment analyses {name}"))
-        .spawn(move || {
-            // A panicking analysis must not leave the experiment RUNNING forever.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
-                .unwrap_or_else(|_| Err("an analysis panicked".into()));
-            if let Err(e) = result {
-                job_trace
-                    .analysis_errors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(e);
-            }
-            job_trace.analyses_running.store(false, Ordering::Release);
-        });
-    if let Err(e) = spawned {
-        trace.analyses_running.store(false, Ordering::Release);
-        trace
-            .analysis_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("cannot start the analyses: {e}"));
-    }
+    trace.run_analyses_in_background(format!("experiment analyses {name}"), move |_| job());
     Some(trace)
 }

@@ -308,31 +308,7 @@ impl Catalog {
             .unwrap_or_else(|e| e.into_inner())
             .push(trace.clone());
         if let Some(job) = opened.background {
-            let running = trace.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("analyses {}", trace.name))
-                .spawn(move || {
-                    // A panicking analysis must not leave the trace RUNNING forever.
-                    let result =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&running)))
-                            .unwrap_or_else(|_| Err("an analysis panicked".into()));
-                    if let Err(e) = result {
-                        running
-                            .analysis_errors
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(e);
-                    }
-                    running.analyses_running.store(false, Ordering::Release);
-                });
-            if let Err(e) = spawned {
-                trace.analyses_running.store(false, Ordering::Release);
-                trace
-                    .analysis_errors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(format!("cannot start the analyses: {e}"));
-            }
+            trace.run_analyses_in_background(format!("analyses {}", trace.name), move |t| job(t));
         }
         Ok(trace)
     }

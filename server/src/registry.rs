@@ -100,6 +100,37 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Runs `job` (this trace's analyses) on a thread named `thread`, and marks
+    /// the analyses finished when it returns. Its error, a panic, or a thread that
+    /// cannot start is recorded in the trace's errors: the trace never stays
+    /// RUNNING forever.
+    pub(crate) fn run_analyses_in_background(
+        self: &Arc<Self>,
+        thread: String,
+        job: impl FnOnce(&Arc<Trace>) -> Result<(), String> + Send + 'static,
+    ) {
+        let running = self.clone();
+        let spawned = std::thread::Builder::new().name(thread).spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&running)))
+                .unwrap_or_else(|_| Err("an analysis panicked".into()));
+            if let Err(e) = result {
+                running.record_error(e);
+            }
+            running.analyses_running.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            self.analyses_running.store(false, Ordering::Release);
+            self.record_error(format!("cannot start the analyses: {e}"));
+        }
+    }
+
+    fn record_error(&self, e: String) {
+        self.analysis_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(e);
+    }
+
     /// Publishes a state system (outputs see it at their next request).
     pub fn add_state_system(&self, handle: StateSystemHandle) {
         self.state_systems

@@ -203,32 +203,10 @@ fn twin(
         analyses_not_run: Mutex::new(Vec::new()),
         cancel: Arc::new(AtomicBool::new(false)),
     });
-    let running = trace.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("synchronized analyses {}", t.name))
-        .spawn(move || {
-            // A panicking analysis must not leave the trace RUNNING forever.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                build(&running, &host, &dir, reuse, &xml_files)
-            }))
-            .unwrap_or_else(|_| Err("an analysis panicked".into()));
-            if let Err(e) = result {
-                running
-                    .analysis_errors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(e);
-            }
-            running.analyses_running.store(false, Ordering::Release);
-        });
-    if let Err(e) = spawned {
-        trace.analyses_running.store(false, Ordering::Release);
-        trace
-            .analysis_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("cannot start the analyses: {e}"));
-    }
+    trace.run_analyses_in_background(
+        format!("synchronized analyses {}", t.name),
+        move |running| build(running, &host, &dir, reuse, &xml_files),
+    );
     trace
 }
 
