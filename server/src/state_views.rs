@@ -394,7 +394,7 @@ impl StateView {
     }
 }
 
-fn rgb_hex((r, g, b): (u8, u8, u8)) -> String {
+pub(crate) fn rgb_hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 

@@ -42,7 +42,7 @@ use crate::registry::{
     ExperimentSource, OutputFactory, OutputProvider, ProviderResult, StateSystemHandle,
 };
 use crate::ssquery::{sampled_complete, sampled_intervals, sorted_children, times_in_range, IdMap};
-use crate::state_views::StyleDef;
+use crate::state_views::{rgb_hex, StyleDef};
 use crate::values::value_text;
 
 /// Trace Compass's Virtual CPU view id.
@@ -1134,10 +1134,6 @@ fn container_entries(
             container_entries(b, ss, machine, o, &group);
         }
     }
-}
-
-fn rgb_hex((r, g, bl): (u8, u8, u8)) -> String {
-    format!("#{r:02x}{g:02x}{bl:02x}")
 }
 
 impl OutputProvider for VmView {
