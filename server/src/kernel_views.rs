@@ -22,7 +22,9 @@ use crate::registry::{
     StateSystemHandle,
 };
 use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
-use crate::states_cache::{next_view_id, RowAssembly, RowCache, RowOut, StatesAnswer};
+use crate::states_cache::{
+    next_view_id, states_model, states_rows, RowAssembly, RowCache, RowOut, StatesAnswer,
+};
 use crate::values::value_text;
 
 /// Trace Compass's Control Flow data provider id.
@@ -431,20 +433,12 @@ impl OutputProvider for KernelView {
 
     fn states(&self, query: &DataQuery) -> ProviderResult<StatesModel> {
         let (rows, complete) = self.rows(query, None)?;
-        let rows = rows.into_iter().filter_map(RowOut::into_built).collect();
-        Ok(GenericResponse::with_progress(
-            StatesModel { rows },
-            !complete,
-        ))
+        Ok(states_model(rows, complete))
     }
 
     fn states_answer(&self, query: &DataQuery) -> ProviderResult<StatesAnswer> {
         let (rows, complete) = self.rows(query, Some(RowCache::global()))?;
-        let rows = rows.into_iter().map(RowOut::into_json).collect();
-        Ok(GenericResponse::with_progress(
-            StatesAnswer::Rows(rows),
-            !complete,
-        ))
+        Ok(states_rows(rows, complete))
     }
 
     fn tooltip(&self, query: &TooltipQuery) -> ProviderResult<BTreeMap<String, String>> {

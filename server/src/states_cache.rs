@@ -20,7 +20,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use sht::StateSystem;
 
-use crate::model::{StatesModel, TimeGraphRow};
+use crate::model::{GenericResponse, StatesModel, TimeGraphRow};
 
 /// Bytes of serialized rows kept by default (a 500-row x 1,000-time answer is
 /// about 1 MB, so this holds some sixty such answers).
@@ -336,6 +336,18 @@ impl RowOut {
             RowOut::Json(j) => j,
         }
     }
+}
+
+/// The states model of rows made without a cache (`complete`: the answer is final).
+pub(crate) fn states_model(rows: Vec<RowOut>, complete: bool) -> GenericResponse<StatesModel> {
+    let rows = rows.into_iter().filter_map(RowOut::into_built).collect();
+    GenericResponse::with_progress(StatesModel { rows }, !complete)
+}
+
+/// The serialized answer of rows made with the cache.
+pub(crate) fn states_rows(rows: Vec<RowOut>, complete: bool) -> GenericResponse<StatesAnswer> {
+    let rows = rows.into_iter().map(RowOut::into_json).collect();
+    GenericResponse::with_progress(StatesAnswer::Rows(rows), !complete)
 }
 
 /// The rows of one states answer of a view, put together per state system:
