@@ -15,10 +15,6 @@ use sextant_providers::stub_source::StubSource;
 
 const DISK_IO: &str =
     "org.eclipse.tracecompass.analysis.os.linux.core.inputoutput.DisksIODataProvider";
-const VCPU_VIEW: &str =
-    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.vm.ui.vmview";
-const FUSED_VIEW: &str =
-    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.ui.views.virtualresources";
 const NOVA_VM: &str = "org.eclipse.tracecompass.openstack.ui.OpenstackVMStateView";
 const NOVA_SERVICES: &str = "org.eclipse.tracecompass.openstack.ui.OpenstackServiceView";
 const NEUTRON: &str = "org.eclipse.tracecompass.openstack.ui.NeutronView";
@@ -27,46 +23,6 @@ const QEMU: &str = "org.eclipse.tracecompass.analysis.os.linux.qemu.ui.QemuState
 const QEMU_RATE: &str = "org.sextant.server.QemuDirtyPageRate";
 const OVS_PATH: &str = "org.eclipse.tracecompass.analysis.os.linux.ovs.ui.OVS_PATH_VIEW";
 const OVS_LATENCY: &str = "org.sextant.server.OvsSwitchingLatency";
-
-fn golden(case: &str) -> Option<(PathBuf, Value)> {
-    let dir = shared_dir()?.join("golden").join(case);
-    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
-    Some((dir, serde_json::from_str(&text).unwrap()))
-}
-
-/// A golden attribute's intervals: (start, end, integer value or None).
-fn intervals(g: &Value, path: &str) -> Vec<(i64, i64, Option<i64>)> {
-    let check = g["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "intervals" && c["path"].as_array().unwrap().join("/") == path)
-        .unwrap_or_else(|| panic!("no golden intervals for {path}"));
-    check["intervals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i[0].as_i64().unwrap(),
-                i[1].as_i64().unwrap(),
-                i[2]["v"].as_i64(),
-            )
-        })
-        .collect()
-}
-
-trait JoinPath {
-    fn join(&self, sep: &str) -> String;
-}
-impl JoinPath for Vec<Value> {
-    fn join(&self, sep: &str) -> String {
-        self.iter()
-            .map(|v| v.as_str().unwrap_or("").to_string())
-            .collect::<Vec<_>>()
-            .join(sep)
-    }
-}
 
 /// An app whose analyses write into `data`.
 fn app_in(data: &Path) -> Router {
@@ -98,67 +54,6 @@ async fn output_ids(app: &Router, exp: &str) -> Vec<String> {
         .collect()
 }
 
-/// States of one row at explicit times: (start, end, style key, label).
-async fn states_at(
-    app: &Router,
-    exp: &str,
-    view: &str,
-    id: i64,
-    times: &[i64],
-) -> Vec<(i64, i64, String, Option<String>)> {
-    let body =
-        json!({"parameters": {"requested_times": times, "requested_items": [id]}}).to_string();
-    let a = post(app, &out(exp, &format!("timeGraph/{view}/states")), &body).await;
-    let rows = a.ok()["model"]["rows"].as_array().unwrap().clone();
-    assert_eq!(rows.len(), 1, "{}", a.text);
-    rows[0]["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_i64().unwrap(),
-                s["end"].as_i64().unwrap(),
-                s["style"]["parentKey"].as_str().unwrap().to_string(),
-                s["label"].as_str().map(String::from),
-            )
-        })
-        .collect()
-}
-
-/// Checks a row against a golden attribute: one state per non-null interval
-/// (sampled at each interval's start), styled as `key(value)` says.
-async fn check_row(
-    app: &Router,
-    exp: &str,
-    view: &str,
-    id: i64,
-    golden: &[(i64, i64, Option<i64>)],
-    end: i64,
-    key: impl Fn(i64) -> &'static str,
-) {
-    let times: Vec<i64> = golden.iter().map(|i| i.0).collect();
-    let got: Vec<(i64, i64, String)> = states_at(app, exp, view, id, &times)
-        .await
-        .into_iter()
-        .map(|(s, e, k, _)| (s, e, k))
-        .collect();
-    let want: Vec<(i64, i64, String)> = golden
-        .iter()
-        .filter_map(|&(s, e, v)| Some((s, (e + 1).min(end), key(v?).to_string())))
-        .collect();
-    assert_eq!(got, want, "{view} row {id}");
-}
-
-async fn tooltip(app: &Router, exp: &str, view: &str, id: i64, t: i64) -> Value {
-    let element = json!({"elementType": "state", "time": t, "duration": 0});
-    let body = json!({"parameters": {"requested_times": [t], "requested_items": [id],
-                                     "requested_element": element}})
-    .to_string();
-    let a = post(app, &out(exp, &format!("timeGraph/{view}/tooltip")), &body).await;
-    a.ok()["model"].clone()
-}
-
 async fn xy(app: &Router, exp: &str, view: &str, ids: &[i64], times: &[i64]) -> Vec<Value> {
     let body =
         json!({"parameters": {"requested_times": times, "requested_items": ids}}).to_string();
@@ -181,7 +76,7 @@ fn close(a: f64, b: f64, tolerance: f64) -> bool {
 
 #[tokio::test]
 async fn disk_io_throughput_is_the_sector_rate() {
-    let Some((dir, g)) = golden("diskio/simple_requests") else {
+    let Some((dir, g)) = golden_case("diskio/simple_requests") else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -239,27 +134,12 @@ fn build_vm(case: &Path, out: &Path, analyses: &[&str]) {
     build(&mut source, analyses, &BuildOptions::default()).unwrap();
 }
 
-/// Spec §1.3 colour table: 256 → preempted, 128 → VMM, 2 user, 1 idle, else unknown.
-fn vcpu_key(v: i64) -> &'static str {
-    if v & 256 != 0 {
-        "VCPU_PREEMPTED"
-    } else if v & 128 != 0 {
-        "VMM"
-    } else if v == 2 {
-        "VCPU_USERMODE"
-    } else if v == 1 {
-        "VCPU_IDLE"
-    } else {
-        "VCPU_UNKNOWN"
-    }
-}
-
 #[tokio::test]
 async fn vm_views_on_the_one_qemukvm_experiment() {
-    let Some((dir, g)) = golden("vm/one_qemukvm-vresources") else {
+    let Some((dir, g)) = golden_case("vm/one_qemukvm-vresources") else {
         return;
     };
-    let Some((fused_dir, fg)) = golden("vm/one_qemukvm-fused") else {
+    let Some((fused_dir, fg)) = golden_case("vm/one_qemukvm-fused") else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -328,8 +208,8 @@ fn vm_key(v: i64) -> &'static str {
 #[tokio::test]
 async fn nova_views_on_the_real_trace() {
     let (Some((_, g)), Some((_, gs)), Some(path)) = (
-        golden("openstack/nova_vmstate-20160808"),
-        golden("openstack/nova_services-20160808"),
+        golden_case("openstack/nova_vmstate-20160808"),
+        golden_case("openstack/nova_services-20160808"),
         openstack_trace("nova"),
     ) else {
         return;
@@ -363,8 +243,8 @@ async fn nova_views_on_the_real_trace() {
     let tip = tooltip(&app, &exp, NOVA_VM, id, host[2].0).await;
     assert_eq!(tip["Host"], host[2].1.as_str());
     assert_eq!(tip["State"], "active");
-    let states = states_at(&app, &exp, NOVA_VM, id, &[host[1].0]).await;
-    assert_eq!(states[0].3.as_deref(), Some("building"));
+    let states = row_states(&app, &exp, NOVA_VM, id, &[host[1].0]).await;
+    assert_eq!(states[0]["label"], "building");
 
     // Service view: nova.compute.manager's operations (spec §2.2 codes).
     let entries = tree(&app, &exp, "timeGraph", NOVA_SERVICES).await;
@@ -394,15 +274,7 @@ async fn nova_views_on_the_real_trace() {
 }
 
 fn intervals_text(g: &Value, path: &str) -> Vec<(i64, String)> {
-    let check = g["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "intervals" && c["path"].as_array().unwrap().join("/") == path)
-        .unwrap();
-    check["intervals"]
-        .as_array()
-        .unwrap()
+    golden_intervals(g, path)
         .iter()
         .map(|i| {
             (
@@ -416,8 +288,8 @@ fn intervals_text(g: &Value, path: &str) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn neutron_and_cinder_views_on_the_real_traces() {
     let (Some((_, gn)), Some((_, gc)), Some(neutron), Some(cinder)) = (
-        golden("openstack/neutron-20160803"),
-        golden("openstack/cinder-20160815"),
+        golden_case("openstack/neutron-20160803"),
+        golden_case("openstack/cinder-20160815"),
         openstack_trace("neutron"),
         openstack_trace("cinder"),
     ) else {
@@ -470,8 +342,8 @@ async fn neutron_and_cinder_views_on_the_real_traces() {
         .await;
     }
     let id = entry(&entries, &["neutron", "Services", "neutron.agent.l3.agent"]);
-    let states = states_at(&app, &exp, NEUTRON, id, &[end]).await;
-    assert_eq!(states[0].3.as_deref(), Some("router.remove"));
+    let states = row_states(&app, &exp, NEUTRON, id, &[end]).await;
+    assert_eq!(states[0]["label"], "router.remove");
 
     // Cinder: spec §2.5 codes.
     let exp = open_analysed(&app, &cinder, "cinder").await;
@@ -508,7 +380,7 @@ async fn neutron_and_cinder_views_on_the_real_traces() {
 
 #[tokio::test]
 async fn qemu_migration_stages_and_dirty_page_rate() {
-    let Some((dir, g)) = golden("qemu_migration/success-5-rounds") else {
+    let Some((dir, g)) = golden_case("qemu_migration/success-5-rounds") else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -520,7 +392,7 @@ async fn qemu_migration_stages_and_dirty_page_rate() {
     let copy = entry(&entries, &["mig", "MIG_COPY", "qemu-system-x86"]);
     let golden = intervals(&g, "QEMU_COPY/qemu-system-x86/MIG_COPY");
     let times: Vec<i64> = golden.iter().map(|i| i.0).collect();
-    let states = states_at(&app, &exp, QEMU, copy, &times).await;
+    let states = row_states(&app, &exp, QEMU, copy, &times).await;
     let want: Vec<(i64, i64, Option<&str>)> = golden
         .iter()
         .filter_map(|&(s, e, v)| {
@@ -535,7 +407,10 @@ async fn qemu_migration_stages_and_dirty_page_rate() {
         .collect();
     let got: Vec<(i64, i64, Option<&str>)> = states
         .iter()
-        .map(|(s, e, _, l)| (*s, *e, l.as_deref()))
+        .map(|s| {
+            let span = (s["start"].as_i64().unwrap(), s["end"].as_i64().unwrap());
+            (span.0, span.1, s["label"].as_str())
+        })
         .collect();
     assert_eq!(got, want);
     let status = entry(&entries, &["mig", "MIG_STATUS", "qemu-system-x86"]);
@@ -568,8 +443,8 @@ async fn qemu_migration_stages_and_dirty_page_rate() {
 #[tokio::test]
 async fn ovs_path_and_switching_latency() {
     let (Some((_, gp)), Some((_, gl))) = (
-        golden("ovs/path-20160725b"),
-        golden("ovs/packets-20160725b"),
+        golden_case("ovs/path-20160725b"),
+        golden_case("ovs/packets-20160725b"),
     ) else {
         return;
     };
@@ -704,11 +579,14 @@ fn stub_events(path: &Path) -> Vec<(i64, String, std::collections::HashMap<Strin
 }
 
 /// The state of a row covering `t`: (style parent key, drawn as preempted, label).
-fn covering(states: &[(i64, i64, Value)], t: i64) -> Option<(String, bool, Option<String>)> {
+fn covering(states: &[Value], t: i64) -> Option<(String, bool, Option<String>)> {
     states
         .iter()
-        .find(|(s, e, _)| *s <= t && t < (*e).max(s + 1))
-        .map(|(_, _, st)| {
+        .find(|st| {
+            let (s, e) = (st["start"].as_i64().unwrap(), st["end"].as_i64().unwrap());
+            s <= t && t < e.max(s + 1)
+        })
+        .map(|st| {
             let key = st["style"]["parentKey"].as_str().unwrap().to_string();
             // The incubator draws red over a preempted thread: an overridden
             // colour, or the preempted-only style where no status is drawn.
@@ -720,44 +598,9 @@ fn covering(states: &[(i64, i64, Value)], t: i64) -> Option<(String, bool, Optio
         })
 }
 
-/// Every state of one row at `times`: (start, end, state JSON).
-async fn row_states(
-    app: &Router,
-    exp: &str,
-    view: &str,
-    id: i64,
-    times: &[i64],
-) -> Vec<(i64, i64, Value)> {
-    let body =
-        json!({"parameters": {"requested_times": times, "requested_items": [id]}}).to_string();
-    let a = post(app, &out(exp, &format!("timeGraph/{view}/states")), &body).await;
-    let rows = a.ok()["model"]["rows"].as_array().unwrap().clone();
-    assert_eq!(rows.len(), 1, "{}", a.text);
-    rows[0]["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_i64().unwrap(),
-                s["end"].as_i64().unwrap(),
-                s.clone(),
-            )
-        })
-        .collect()
-}
-
 /// A golden attribute's value at `t` (string or integer, as text).
 fn golden_at(g: &Value, path: &str, t: i64) -> Option<String> {
-    let check = g["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "intervals" && c["path"].as_array().unwrap().join("/") == path)
-        .unwrap_or_else(|| panic!("no golden intervals for {path}"));
-    check["intervals"]
-        .as_array()
-        .unwrap()
+    golden_intervals(g, path)
         .iter()
         .find(|i| i[0].as_i64().unwrap() <= t && t <= i[1].as_i64().unwrap())
         .and_then(|i| match &i[2]["v"] {
@@ -788,8 +631,8 @@ async fn host_guest_experiment(app: &Router, case: &Path, name: &str) -> String 
 #[tokio::test]
 async fn vcpu_view_guest_threads_follow_the_goldens() {
     let (Some((case, g)), Some((_, fg))) = (
-        golden("vm/one_qemukvm-vresources"),
-        golden("vm/one_qemukvm-fused"),
+        golden_case("vm/one_qemukvm-vresources"),
+        golden_case("vm/one_qemukvm-fused"),
     ) else {
         return;
     };
@@ -867,9 +710,8 @@ async fn vcpu_view_guest_threads_follow_the_goldens() {
     let states = row_states(&app, &exp, VCPU_VIEW, id, &[120]).await;
     let st = &states
         .iter()
-        .find(|(s, e, _)| *s <= 120 && 120 < *e)
-        .unwrap()
-        .2["style"];
+        .find(|s| s["start"].as_i64().unwrap() <= 120 && 120 < s["end"].as_i64().unwrap())
+        .unwrap()["style"];
     assert_eq!(st["parentKey"], "THREAD_USERMODE");
     let red = |c: f64, r: f64| (c + (r - c) * 70.0 / 255.0).round() as u8;
     let want = format!("#{:02x}{:02x}{:02x}", red(0.0, 255.0), red(200.0, 0.0), 0);
@@ -907,7 +749,7 @@ async fn vcpu_view_guest_threads_follow_the_goldens() {
 
 #[tokio::test]
 async fn virtual_resources_per_vm_cpu_rows() {
-    let Some((case, fg)) = golden("vm/one_qemukvm-fused") else {
+    let Some((case, fg)) = golden_case("vm/one_qemukvm-fused") else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -968,7 +810,7 @@ async fn virtual_resources_per_vm_cpu_rows() {
 
 #[tokio::test]
 async fn virtual_resources_containers_follow_the_golden() {
-    let Some((dir, g)) = golden("vm/containers-fused") else {
+    let Some((dir, g)) = golden_case("vm/containers-fused") else {
         return;
     };
     let host = "withContainers.xml";
@@ -1068,7 +910,7 @@ async fn virtual_resources_containers_follow_the_golden() {
 
 #[tokio::test]
 async fn kvm_exit_rate_counts_the_host_exits() {
-    let Some((case, _)) = golden("vm/one_qemukvm-vresources") else {
+    let Some((case, _)) = golden_case("vm/one_qemukvm-vresources") else {
         return;
     };
     const RATE: &str = "org.sextant.server.KvmExitRate";
@@ -1141,7 +983,7 @@ async fn kvm_exit_rate_counts_the_host_exits() {
 
 #[tokio::test]
 async fn vm_views_answer_odd_requests_without_failing() {
-    let Some((case, _)) = golden("vm/one_qemukvm-vresources") else {
+    let Some((case, _)) = golden_case("vm/one_qemukvm-vresources") else {
         return;
     };
     const RATE: &str = "org.sextant.server.KvmExitRate";

@@ -14,49 +14,6 @@ use serde_json::{json, Value};
 use sextant_providers::vm::{fused, vresources};
 use sht::StateSystemQuerier;
 
-const VCPU_VIEW: &str =
-    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.vm.ui.vmview";
-const FUSED_VIEW: &str =
-    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.ui.views.virtualresources";
-
-fn golden(case: &str) -> Option<(PathBuf, Value)> {
-    let dir = shared_dir()?.join("golden").join(case);
-    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
-    Some((dir, serde_json::from_str(&text).unwrap()))
-}
-
-/// A golden attribute's intervals: (start, end, integer value or None).
-fn intervals(g: &Value, path: &str) -> Vec<(i64, i64, Option<i64>)> {
-    let check = g["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| {
-            c["kind"] == "intervals"
-                && c["path"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap())
-                    .collect::<Vec<_>>()
-                    .join("/")
-                    == path
-        })
-        .unwrap_or_else(|| panic!("no golden intervals for {path}"));
-    check["intervals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i[0].as_i64().unwrap(),
-                i[1].as_i64().unwrap(),
-                i[2]["v"].as_i64(),
-            )
-        })
-        .collect()
-}
-
 fn app_in(data: &Path) -> (Router, sextant_server::AppState) {
     let state = sextant_server::state(sextant_server::ServeConfig {
         data_dir: Some(data.to_path_buf()),
@@ -89,69 +46,6 @@ fn roots(entries: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Spec §1.3 colour table: 256 → preempted, 128 → VMM, 2 user, 1 idle, else unknown.
-fn vcpu_key(v: i64) -> &'static str {
-    if v & 256 != 0 {
-        "VCPU_PREEMPTED"
-    } else if v & 128 != 0 {
-        "VMM"
-    } else if v == 2 {
-        "VCPU_USERMODE"
-    } else if v == 1 {
-        "VCPU_IDLE"
-    } else {
-        "VCPU_UNKNOWN"
-    }
-}
-
-/// Checks a row against golden intervals: one state per non-null interval
-/// (sampled at each interval's start), styled as `vcpu_key(value)` says.
-async fn check_vcpu_row(
-    app: &Router,
-    exp: &str,
-    id: i64,
-    golden: &[(i64, i64, Option<i64>)],
-    end: i64,
-) {
-    let times: Vec<i64> = golden.iter().map(|i| i.0).collect();
-    let body =
-        json!({"parameters": {"requested_times": times, "requested_items": [id]}}).to_string();
-    let a = post(
-        app,
-        &out(exp, &format!("timeGraph/{VCPU_VIEW}/states")),
-        &body,
-    )
-    .await;
-    let rows = a.ok()["model"]["rows"].as_array().unwrap().clone();
-    assert_eq!(rows.len(), 1, "{}", a.text);
-    let got: Vec<(i64, i64, String)> = rows[0]["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_i64().unwrap(),
-                s["end"].as_i64().unwrap(),
-                s["style"]["parentKey"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let want: Vec<(i64, i64, String)> = golden
-        .iter()
-        .filter_map(|&(s, e, v)| Some((s, (e + 1).min(end), vcpu_key(v?).to_string())))
-        .collect();
-    assert_eq!(got, want, "vCPU row {id}");
-}
-
-async fn tooltip(app: &Router, exp: &str, view: &str, id: i64, t: i64) -> Value {
-    let element = json!({"elementType": "state", "time": t, "duration": 0});
-    let body = json!({"parameters": {"requested_times": [t], "requested_items": [id],
-                                     "requested_element": element}})
-    .to_string();
-    let a = post(app, &out(exp, &format!("timeGraph/{view}/tooltip")), &body).await;
-    a.ok()["model"].clone()
-}
-
 /// The VM views of experiment `exp` against the goldens (the vresources and
 /// fused goldens share the host and guest traces).
 async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
@@ -164,7 +58,7 @@ async fn check_vm_views(app: &Router, exp: &str, g: &Value, fg: &Value) {
     let golden = intervals(g, "Virtual Machines/guest.xml/0/Status");
     assert_eq!(golden.len(), 16);
     let end = g["end"].as_i64().unwrap();
-    check_vcpu_row(app, exp, vcpu, &golden, end).await;
+    check_row(app, exp, VCPU_VIEW, vcpu, &golden, end, vcpu_key).await;
 
     // Virtual Resources view: who runs on physical CPU 0 (golden Current_thread
     // and Machine_name), and the host thread running the guest's vCPU 0.
@@ -212,10 +106,10 @@ fn mtime(path: &Path) -> SystemTime {
 
 #[tokio::test]
 async fn vm_analyses_run_over_the_host_and_guest_experiment() {
-    let Some((case, g)) = golden("vm/one_qemukvm-vresources") else {
+    let Some((case, g)) = golden_case("vm/one_qemukvm-vresources") else {
         return;
     };
-    let Some((_, fg)) = golden("vm/one_qemukvm-fused") else {
+    let Some((_, fg)) = golden_case("vm/one_qemukvm-fused") else {
         return;
     };
     let data = tempfile::tempdir().unwrap();

@@ -7,6 +7,9 @@
 
 mod common;
 
+use common::net::{completed, ok, request, serve_state, start_server_with, Server};
+use common::{out, spans};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,22 +17,10 @@ use serde_json::{json, Value};
 use sextant_server::cpu_usage::CPU_USAGE_ID;
 use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
 use sextant_server::query::sample_times;
+use sextant_trace::live::fake::{FakeConfig, FakeRelay};
 use sht::{StateSystem, StateSystemQuerier};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TRACE: &str = "ctf/bug446190/ctf";
-
-/// A running server on 127.0.0.1:<free port>.
-struct Server {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 async fn start_server(traces: &Path, data_dir: &Path) -> Server {
     start_server_with(sextant_server::ServeConfig {
@@ -39,60 +30,6 @@ async fn start_server(traces: &Path, data_dir: &Path) -> Server {
         ..Default::default()
     })
     .await
-}
-
-async fn start_server_with(config: sextant_server::ServeConfig) -> Server {
-    let app = sextant_server::router(sextant_server::state(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Server { addr, task }
-}
-
-/// (status, content type, JSON body) of one HTTP/1.1 request (connection closed after).
-async fn request(
-    server: &Server,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> (u16, String, Value) {
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} /tsp/api{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    // axum answers with a content length (no chunking) for these bodies.
-    let json = serde_json::from_str(payload).unwrap_or(Value::Null);
-    (status, content_type, json)
-}
-
-async fn ok(server: &Server, method: &str, path: &str, body: Option<&str>) -> Value {
-    let (status, ct, json) = request(server, method, path, body).await;
-    assert_eq!(status, 200, "{method} {path}: {json}");
-    assert_eq!(ct, "application/json");
-    json
-}
-
-fn out(exp: &str, rest: &str) -> String {
-    format!("/experiments/{exp}/outputs/{rest}")
 }
 
 /// Opens the trace and an experiment, polls until COMPLETED; returns the experiment UUID.
@@ -115,19 +52,23 @@ async fn open_and_wait(server: &Server) -> (String, Value) {
     )
     .await;
     let exp = e["UUID"].as_str().unwrap().to_string();
-    let began = Instant::now();
-    loop {
-        let e = ok(server, "GET", &format!("/experiments/{exp}"), None).await;
-        if e["indexingStatus"] == "COMPLETED" {
-            return (exp, e);
-        }
-        assert_eq!(e["indexingStatus"], "RUNNING", "{e}");
-        assert!(
-            began.elapsed() < Duration::from_secs(600),
-            "analyses still running: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let e = completed(server, &format!("/experiments/{exp}")).await;
+    (exp, e)
+}
+
+/// A fake relay serving the test trace as session `session` of host
+/// "arm-board", holding after `hold` packets until released.
+fn fake_relay(shared: &Path, session: &str, hold: Option<u32>) -> FakeRelay {
+    FakeRelay::start(
+        &shared.join("traces").join(TRACE),
+        FakeConfig {
+            hold_after_packets: hold,
+            hostname: "arm-board".into(),
+            session: session.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn entries(tree: &Value) -> Vec<Value> {
@@ -484,18 +425,7 @@ async fn thread_states(
     .await;
     let mut out = std::collections::BTreeMap::new();
     for row in states["model"]["rows"].as_array().unwrap() {
-        let v = row["states"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["start"].as_i64().unwrap(),
-                    s["end"].as_i64().unwrap(),
-                    s["style"]["parentKey"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let v = spans(row["states"].as_array().unwrap());
         out.insert(row["entryId"].as_i64().unwrap(), v);
     }
     (states["status"].as_str().unwrap().to_string(), out)
@@ -508,21 +438,11 @@ async fn thread_states(
 /// built from the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_session_followed_answers_while_running() {
-    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
     let Some(shared) = common::shared_dir() else {
         return;
     };
     let trace_dir = shared.join("traces").join(TRACE);
-    let relay = FakeRelay::start(
-        &trace_dir,
-        FakeConfig {
-            hold_after_packets: Some(4),
-            hostname: "arm-board".into(),
-            session: "kernel-live".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let relay = fake_relay(&shared, "kernel-live", Some(4));
     let url = relay.url("arm-board", "kernel-live");
     let open_body = json!({"parameters": {"uri": url}}).to_string();
 
@@ -692,20 +612,10 @@ async fn live_session_followed_answers_while_running() {
 /// cancelled and its unfinished history files go away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_followed_session_stops_its_analyses() {
-    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let relay = FakeRelay::start(
-        &shared.join("traces").join(TRACE),
-        FakeConfig {
-            hold_after_packets: Some(4),
-            hostname: "arm-board".into(),
-            session: "held".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let relay = fake_relay(&shared, "held", Some(4));
     let data = tempfile::tempdir().unwrap();
     let server = start_server_with(sextant_server::ServeConfig {
         port: 0,
@@ -754,19 +664,10 @@ async fn deleting_a_followed_session_stops_its_analyses() {
 /// one-trace experiment named after it; other relay addresses stay refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followed_session_is_an_experiment_from_the_start() {
-    use sextant_trace::live::fake::{FakeConfig, FakeRelay};
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let relay = FakeRelay::start(
-        &shared.join("traces").join(TRACE),
-        FakeConfig {
-            hostname: "arm-board".into(),
-            session: "followed".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let relay = fake_relay(&shared, "followed", None);
     let url = relay.url("arm-board", "followed");
     let data = tempfile::tempdir().unwrap();
     let config = sextant_server::ServeConfig {
@@ -782,25 +683,11 @@ async fn followed_session_is_an_experiment_from_the_start() {
         .unwrap()
         .unwrap();
     assert_eq!(e.name, "followed");
-    let app = sextant_server::router(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let server = Server { addr, task };
+    let server = serve_state(state).await;
     let list = ok(&server, "GET", "/experiments", None).await;
     assert_eq!(list[0]["name"], "followed", "{list}");
-    let began = Instant::now();
-    loop {
-        let e = ok(&server, "GET", &format!("/experiments/{}", e.uuid), None).await;
-        if e["indexingStatus"] == "COMPLETED" {
-            assert_eq!(e["nbEvents"], 31_556);
-            break;
-        }
-        assert!(began.elapsed() < Duration::from_secs(300), "{e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let e = completed(&server, &format!("/experiments/{}", e.uuid)).await;
+    assert_eq!(e["nbEvents"], 31_556);
     let other = json!({"parameters": {"uri": relay.url("arm-board", "other")}}).to_string();
     let (status, _, answer) = request(&server, "POST", "/traces", Some(&other)).await;
     assert_eq!(status, 400, "{answer}");

@@ -3,23 +3,12 @@
 
 mod common;
 
+use common::net::{completed, ok, start_server_with, Server};
+
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sextant_providers::sources::SyncMode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Server {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 async fn start_server(traces: &Path, data_dir: &Path, sync: SyncMode) -> Server {
     let config = sextant_server::ServeConfig {
@@ -29,48 +18,7 @@ async fn start_server(traces: &Path, data_dir: &Path, sync: SyncMode) -> Server 
         sync,
         ..Default::default()
     };
-    let app = sextant_server::router(sextant_server::state(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Server { addr, task }
-}
-
-/// The JSON of a request that must answer 200.
-async fn ok(server: &Server, method: &str, path: &str, body: Option<&str>) -> Value {
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} /tsp/api{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert_eq!(status, 200, "{method} {path}: {payload}");
-    serde_json::from_str(payload).unwrap()
-}
-
-/// Polls `path` until its `indexingStatus` is COMPLETED.
-async fn completed(server: &Server, path: &str) -> Value {
-    let began = Instant::now();
-    loop {
-        let v = ok(server, "GET", path, None).await;
-        if v["indexingStatus"] == "COMPLETED" {
-            return v;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(600),
-            "still running: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    start_server_with(config).await
 }
 
 /// Opens scp_src and scp_dest, then the experiment `pair`; returns (src alone, dest

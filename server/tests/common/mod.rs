@@ -2,6 +2,8 @@
 //! requests on the router (no network).
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -36,6 +38,54 @@ pub fn shared_dir() -> Option<PathBuf> {
 /// A golden `.ht` file, e.g. `golden("09-kernel-like")`.
 pub fn golden(case: &str) -> Option<PathBuf> {
     shared_dir().map(|d| d.join("golden/ht").join(case).join("expected.ht"))
+}
+
+/// The view ids of the incubator's Virtual CPU and Virtual Resources views.
+pub const VCPU_VIEW: &str =
+    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.vm.ui.vmview";
+pub const FUSED_VIEW: &str =
+    "org.eclipse.tracecompass.incubator.internal.virtual.machine.analysis.ui.views.virtualresources";
+
+/// A golden case folder of `shared/golden` and its `expected.json`.
+pub fn golden_case(case: &str) -> Option<(PathBuf, Value)> {
+    let dir = shared_dir()?.join("golden").join(case);
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    Some((dir, serde_json::from_str(&text).unwrap()))
+}
+
+/// The intervals check of the attribute at `path` ("a/b/c") in a golden
+/// `expected.json`: its `[start, end, value]` triples.
+pub fn golden_intervals<'a>(g: &'a Value, path: &str) -> &'a [Value] {
+    let joined = |p: &Value| {
+        p.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    g["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "intervals" && joined(&c["path"]) == path)
+        .unwrap_or_else(|| panic!("no golden intervals for {path}"))["intervals"]
+        .as_array()
+        .unwrap()
+}
+
+/// A golden attribute's intervals: (start, end, integer value or None).
+pub fn intervals(g: &Value, path: &str) -> Vec<(i64, i64, Option<i64>)> {
+    golden_intervals(g, path)
+        .iter()
+        .map(|i| {
+            (
+                i[0].as_i64().unwrap(),
+                i[1].as_i64().unwrap(),
+                i[2]["v"].as_i64(),
+            )
+        })
+        .collect()
 }
 
 /// An answer: status, headers, body text, body JSON (Null if not JSON).
@@ -163,6 +213,77 @@ pub fn entry(entries: &[Value], labels: &[&str]) -> i64 {
             .unwrap();
     }
     parent
+}
+
+/// The states of the single row that `timeGraph/view/states` answers for entry
+/// `id` sampled at exactly `times`.
+pub async fn row_states(app: &Router, exp: &str, view: &str, id: i64, times: &[i64]) -> Vec<Value> {
+    let body =
+        serde_json::json!({"parameters": {"requested_times": times, "requested_items": [id]}})
+            .to_string();
+    let a = post(app, &out(exp, &format!("timeGraph/{view}/states")), &body).await;
+    let rows = a.ok()["model"]["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "{}", a.text);
+    rows[0]["states"].as_array().unwrap().clone()
+}
+
+/// A row's states as (start, end, style key; "" when unstyled).
+pub fn spans(states: &[Value]) -> Vec<(i64, i64, String)> {
+    states
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_i64().unwrap(),
+                s["end"].as_i64().unwrap(),
+                s["style"]["parentKey"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Checks a row against a golden attribute: one state per non-null interval
+/// (sampled at each interval's start), styled as `key(value)` says.
+pub async fn check_row(
+    app: &Router,
+    exp: &str,
+    view: &str,
+    id: i64,
+    golden: &[(i64, i64, Option<i64>)],
+    end: i64,
+    key: impl Fn(i64) -> &'static str,
+) {
+    let times: Vec<i64> = golden.iter().map(|i| i.0).collect();
+    let got = spans(&row_states(app, exp, view, id, &times).await);
+    let want: Vec<(i64, i64, String)> = golden
+        .iter()
+        .filter_map(|&(s, e, v)| Some((s, (e + 1).min(end), key(v?).to_string())))
+        .collect();
+    assert_eq!(got, want, "{view} row {id}");
+}
+
+/// The vCPU style key of a status (providers spec §1.3 colour table): 256 → preempted, 128 → VMM, 2 user, 1 idle, else unknown.
+pub fn vcpu_key(v: i64) -> &'static str {
+    if v & 256 != 0 {
+        "VCPU_PREEMPTED"
+    } else if v & 128 != 0 {
+        "VMM"
+    } else if v == 2 {
+        "VCPU_USERMODE"
+    } else if v == 1 {
+        "VCPU_IDLE"
+    } else {
+        "VCPU_UNKNOWN"
+    }
+}
+
+/// The tooltip model of entry `id` of a time-graph view for a state at time `t`.
+pub async fn tooltip(app: &Router, exp: &str, view: &str, id: i64, t: i64) -> Value {
+    let element = serde_json::json!({"elementType": "state", "time": t, "duration": 0});
+    let body = serde_json::json!({"parameters": {"requested_times": [t], "requested_items": [id],
+                                     "requested_element": element}})
+    .to_string();
+    let a = post(app, &out(exp, &format!("timeGraph/{view}/tooltip")), &body).await;
+    a.ok()["model"].clone()
 }
 
 /// Path of an output endpoint of experiment `exp`.
