@@ -81,7 +81,11 @@ pub enum ColumnsError {
         source: std::io::Error,
     },
     #[error("{}: truncated: at offset {len} (end of file), {expected} bytes expected", path.display())]
-    Truncated { path: PathBuf, len: u64, expected: u64 },
+    Truncated {
+        path: PathBuf,
+        len: u64,
+        expected: u64,
+    },
     #[error("{}: at offset 0: not a column index (bad magic)", path.display())]
     BadMagic { path: PathBuf },
     #[error("{}: at offset 8: column index version {found}, only {expected} is supported", path.display())]
@@ -551,7 +555,10 @@ impl ColumnIndex {
         let entry_at = self.table_offset + (k * l::ENTRY_SIZE) as u64;
         let end = e.offset.checked_add(e.len as u64);
         if e.offset < self.blocks_offset || end.is_none_or(|x| x > self.table_offset) {
-            return Err(self.corrupt(entry_at, format!("block {k} lies outside the block section")));
+            return Err(self.corrupt(
+                entry_at,
+                format!("block {k} lies outside the block section"),
+            ));
         }
         let bytes = &self.map[e.offset as usize..(e.offset + e.len as u64) as usize];
         let (word, bit) = (k / 64, 1u64 << (k % 64));
@@ -634,8 +641,9 @@ impl ColumnIndex {
             let start = prev_end
                 .wrapping_add(1)
                 .wrapping_add(get_svar(buf, &mut pos).ok_or_else(|| bad(at, "bad start"))?);
-            let end = start
-                .wrapping_add(get_uvar(buf, &mut pos).ok_or_else(|| bad(at, "bad duration"))? as i64);
+            let end = start.wrapping_add(
+                get_uvar(buf, &mut pos).ok_or_else(|| bad(at, "bad duration"))? as i64,
+            );
             prev_end = end;
             while ti < times.len() && times[ti] < start {
                 ti += 1;
@@ -777,7 +785,9 @@ impl RunReader {
         let Some(dq) = read_uvar_io(&mut self.input).map_err(e)? else {
             return Ok(false);
         };
-        let need = |v: Option<u64>| v.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        let need = |v: Option<u64>| {
+            v.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        };
         let ds = need(read_uvar_io(&mut self.input).map_err(e)?).map_err(e)?;
         let ds = ((ds >> 1) as i64) ^ -((ds & 1) as i64);
         let dur = need(read_uvar_io(&mut self.input).map_err(e)?).map_err(e)?;
@@ -805,7 +815,10 @@ pub fn build(history: &Path, path: &Path, options: &BuildOptions) -> Result<Buil
     let attr_count = reader.attributes().len();
     drop(reader);
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp_dir = options.temp_dir.clone().unwrap_or_else(|| dir.to_path_buf());
+    let temp_dir = options
+        .temp_dir
+        .clone()
+        .unwrap_or_else(|| dir.to_path_buf());
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -826,7 +839,7 @@ pub fn build(history: &Path, path: &Path, options: &BuildOptions) -> Result<Buil
     // Reserved once (no doubling past the budget): at most the budget, and no
     // more than the history could hold.
     let hint = (std::fs::metadata(history).map_or(0, |m| m.len()) / 8) as usize;
-    let mut recs: Vec<Rec> = Vec::with_capacity((budget / REC_COST).min(hint).max(16));
+    let mut recs: Vec<Rec> = Vec::with_capacity((budget / REC_COST).min(hint).max(16) + 8192);
     let mut arena: Vec<u8> = Vec::new();
     let mut run_paths: Vec<PathBuf> = Vec::new();
     let mut max_quark: i64 = attr_count as i64 - 1;
@@ -931,7 +944,8 @@ pub fn build(history: &Path, path: &Path, options: &BuildOptions) -> Result<Buil
     }
     let out_file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, out_file);
-    out.write_all(&[0u8; l::HEADER_SIZE]).map_err(io_err(&tmp))?;
+    out.write_all(&[0u8; l::HEADER_SIZE])
+        .map_err(io_err(&tmp))?;
     let table_tmp = PathBuf::from(format!("{}-table", runs_base.display()));
     cleanup.0.push(table_tmp.clone());
     let mut table = BufWriter::with_capacity(
@@ -1180,7 +1194,8 @@ mod tests {
                 }
                 if (t - s0 + 1) % p == 0 || t == END {
                     let start = s0 + (t - s0) / p * p;
-                    w.insert(Interval::new(start, t, q, value(q, start))).unwrap();
+                    w.insert(Interval::new(start, t, q, value(q, start)))
+                        .unwrap();
                 }
             }
         }
@@ -1239,7 +1254,11 @@ mod tests {
             for q in 0..QUARKS {
                 let mut got = Vec::new();
                 idx.sampled(q, &times, &mut got).unwrap();
-                assert_eq!(got, tree_answer(&ss, q, &times), "q {q} window {a}..{b}/{nb}");
+                assert_eq!(
+                    got,
+                    tree_answer(&ss, q, &times),
+                    "q {q} window {a}..{b}/{nb}"
+                );
             }
         }
         let mut none = Vec::new();
