@@ -171,6 +171,8 @@ pub fn run_blocking(config: &LoadConfig) -> Result<LoadReport, String> {
 
 async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, String> {
     let trace = canonical(&config.trace)?;
+    // Indexes made for this run are those reported from now on.
+    let seen = crate::columns::done().len();
     let mut c = Conn::open(addr).await.map_err(|e| e.to_string())?;
     let began = Instant::now();
     let t = c
@@ -201,7 +203,6 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
     let ready = began.elapsed();
     // The indexes of the histories (built in the background after the
     // analyses, or reopened): the load measures the server once they serve.
-    let seen = crate::columns::done().len();
     let indexing = Instant::now();
     while crate::columns::pending() > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,8 +1,8 @@
 //! CPU cost of one Control Flow states request (500 rows x 1,000 times over a
 //! tenth of the trace, a new window each time: the load bench's cold request)
 //! from the column index and from the history tree, measured as this thread's
-//! CPU time (`/proc/thread-self/schedstat`, less sensitive to other processes
-//! than wall time). Not a test of correctness; run by hand:
+//! CPU time (`CLOCK_THREAD_CPUTIME_ID`, less sensitive to other processes than
+//! wall time). Not a test of correctness; run by hand:
 //!
 //! ```text
 //! SEXTANT_COST_TRACE=/path/to/kernel/trace SEXTANT_COST_DATA=/path/to/data-dir \
@@ -25,9 +25,26 @@ use sextant_server::ServeConfig;
 use common::{open, wait_completed};
 
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -44,27 +61,45 @@ async fn cold_request_cpu_cost() {
     let requests: usize = std::env::var("SEXTANT_COST_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(50);
     let state = sextant_server::state(ServeConfig {
         data_dir: Some(data),
         ..Default::default()
     });
     let app = sextant_server::router(state.clone());
-    let (_, exp_id) = open(&app, &std::fs::canonicalize(&trace).unwrap(), "cost").await;
+    // Named after its directory, as the load bench opens it: its histories are reused.
+    let trace = std::fs::canonicalize(&trace).unwrap();
+    let name = trace.file_name().unwrap().to_string_lossy().into_owned();
+    let (_, exp_id) = open(&app, &trace, &name).await;
     let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
     let (start, end) = (
         e.ok()["start"].as_i64().unwrap(),
         e.ok()["end"].as_i64().unwrap(),
     );
+    // Peak resident memory while the indexes are built (the histories are
+    // reused: the process holds little else).
+    let before = status_kb("VmRSS:");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let began = Instant::now();
     while columns::pending() > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!(
-        "indexes ready {:.1} s after COMPLETED: {:?}",
+        "indexes ready {:.1} s after COMPLETED, RSS before {} MB, peak while indexing {} MB",
         began.elapsed().as_secs_f64(),
-        columns::done()
+        before / 1024,
+        status_kb("VmHWM:") / 1024
     );
+    for r in columns::done() {
+        eprintln!(
+            "  {} {}: {} intervals, {} bytes, {:.1} s",
+            r.index.file_name().unwrap_or_default().to_string_lossy(),
+            if r.built { "built" } else { "reused" },
+            r.intervals,
+            r.bytes,
+            r.took.as_secs_f64()
+        );
+    }
     let exp = state.experiment(&exp_id).unwrap();
     let ids: Vec<i64> = common::tree(&app, &exp_id, "timeGraph", CONTROL_FLOW_ID)
         .await
@@ -116,6 +151,9 @@ async fn cold_request_cpu_cost() {
         .iter()
         .find(|h| h.columns.status() == ColumnStatus::Ready);
     run("index", 0x1234_5678);
+    if std::env::var_os("SEXTANT_COST_INDEX_ONLY").is_some() {
+        return;
+    }
     if let Some(k) = kernel {
         let index = k.columns.unload();
         run("tree ", 0x1234_5678);
