@@ -32,7 +32,7 @@ use crate::Quark;
 pub mod layout {
     /// `SXTCOLS` and a 0 byte.
     pub const MAGIC: [u8; 8] = *b"SXTCOLS\0";
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
     /// File header, at offset 0.
     pub const HEADER_SIZE: usize = 128;
     pub const H_MAGIC: usize = 0;
@@ -66,6 +66,11 @@ pub mod layout {
     pub const DIR_ENTRY_SIZE: usize = 8;
     /// Default intervals per block.
     pub const DEFAULT_BLOCK_INTERVALS: u32 = 128;
+    /// A block starts with a checkpoint count (u8) and that many checkpoints,
+    /// one every `CHECKPOINT_EVERY` intervals from the `CHECKPOINT_EVERY`th:
+    /// the interval's start (i64) and its offset (u32) in the interval data.
+    pub const CHECKPOINT_EVERY: usize = 16;
+    pub const CHECKPOINT_SIZE: usize = 12;
 }
 
 use layout as l;
@@ -212,6 +217,12 @@ fn put_svar(out: &mut Vec<u8>, v: i64) {
 
 #[inline]
 fn get_uvar(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most values fit one byte (start deltas, small ints).
+    let b0 = *buf.get(*pos)?;
+    if b0 < 0x80 {
+        *pos += 1;
+        return Some(b0 as u64);
+    }
     let mut v = 0u64;
     let mut shift = 0;
     loop {
@@ -630,21 +641,52 @@ impl ColumnIndex {
         mut ti: usize,
         out: &mut Vec<Interval>,
     ) -> Result<usize> {
-        let buf = self.block(k, e)?;
+        let block = self.block(k, e)?;
         let bad = |pos: usize, what: &str| {
             self.corrupt(e.offset + pos as u64, format!("block {k}: {what}"))
         };
+        let n_cp = *block.first().ok_or_else(|| bad(0, "empty block"))? as usize;
+        let data_at = 1 + n_cp * l::CHECKPOINT_SIZE;
+        if block.len() < data_at || n_cp * l::CHECKPOINT_EVERY >= (e.count as usize).max(1) {
+            return Err(bad(0, "checkpoint table does not fit the block"));
+        }
+        let checkpoint = |c: usize| {
+            let at = 1 + c * l::CHECKPOINT_SIZE;
+            (u64_at(block, at) as i64, u32_at(block, at + 8) as usize)
+        };
+        let buf = &block[data_at..];
+        let bad = |pos: usize, what: &str| bad(data_at + pos, what);
         let mut pos = 0;
         let mut prev_end = e.first_start.wrapping_sub(1);
-        for _ in 0..e.count {
+        let mut i = 0;
+        let mut next_cp = 0;
+        while i < e.count as usize {
+            // Jump to the last checkpoint starting at or before the next time
+            // wanted: the intervals before it end before it starts.
+            let mut forced = None;
+            if let Some(&t) = times.get(ti) {
+                while next_cp < n_cp && checkpoint(next_cp).0 <= t {
+                    if (next_cp + 1) * l::CHECKPOINT_EVERY > i {
+                        forced = Some(next_cp);
+                    }
+                    next_cp += 1;
+                }
+            }
+            if let Some(c) = forced {
+                pos = checkpoint(c).1;
+                i = (c + 1) * l::CHECKPOINT_EVERY;
+            }
             let at = pos;
-            let start = prev_end
-                .wrapping_add(1)
-                .wrapping_add(get_svar(buf, &mut pos).ok_or_else(|| bad(at, "bad start"))?);
+            let delta = get_svar(buf, &mut pos).ok_or_else(|| bad(at, "bad start"))?;
+            let start = match forced {
+                Some(c) => checkpoint(c).0,
+                None => prev_end.wrapping_add(1).wrapping_add(delta),
+            };
             let end = start.wrapping_add(
                 get_uvar(buf, &mut pos).ok_or_else(|| bad(at, "bad duration"))? as i64,
             );
             prev_end = end;
+            i += 1;
             while ti < times.len() && times[ti] < start {
                 ti += 1;
             }
@@ -967,6 +1009,8 @@ pub fn build(history: &Path, path: &Path, options: &BuildOptions) -> Result<Buil
     }
     let mut w = BlockWriter {
         buf: Vec::with_capacity(8 << 10),
+        checkpoints: Vec::new(),
+        head: Vec::with_capacity(8 << 10),
         count: 0,
         first_start: 0,
         prev_end: 0,
@@ -975,7 +1019,10 @@ pub fn build(history: &Path, path: &Path, options: &BuildOptions) -> Result<Buil
         blocks: 0,
     };
     let mut cur_quark: i64 = -1;
-    let target = options.block_intervals.max(1);
+    // At most 255 checkpoints per block (a u8 count).
+    let target = options
+        .block_intervals
+        .clamp(1, (255 * l::CHECKPOINT_EVERY) as u32);
     let mut written = 0u64;
     while let Some(Reverse((q, _, i))) = heap.pop() {
         let r = &mut readers[i];
@@ -1091,6 +1138,9 @@ impl Drop for Cleanup {
 
 struct BlockWriter {
     buf: Vec<u8>,
+    /// (start, offset in `buf`) of every `CHECKPOINT_EVERY`th interval.
+    checkpoints: Vec<(i64, u32)>,
+    head: Vec<u8>,
     count: u32,
     first_start: i64,
     prev_end: i64,
@@ -1106,6 +1156,8 @@ impl BlockWriter {
             self.first_start = start;
             self.prev_end = start.wrapping_sub(1);
             self.last_end = i64::MIN;
+        } else if self.count as usize % l::CHECKPOINT_EVERY == 0 {
+            self.checkpoints.push((start, self.buf.len() as u32));
         }
         put_svar(
             &mut self.buf,
@@ -1128,6 +1180,14 @@ impl BlockWriter {
         if self.count == 0 {
             return Ok(());
         }
+        self.head.clear();
+        self.head.push(self.checkpoints.len() as u8);
+        for (start, at) in self.checkpoints.drain(..) {
+            self.head.extend_from_slice(&start.to_le_bytes());
+            self.head.extend_from_slice(&at.to_le_bytes());
+        }
+        self.head.extend_from_slice(&self.buf);
+        std::mem::swap(&mut self.head, &mut self.buf);
         out.write_all(&self.buf).map_err(io_err(out_path))?;
         let mut e = [0u8; l::ENTRY_SIZE];
         e[l::E_FIRST_START..l::E_FIRST_START + 8].copy_from_slice(&self.first_start.to_le_bytes());
@@ -1211,11 +1271,18 @@ mod tests {
 
     #[test]
     fn sampled_answers_equal_the_tree_with_small_runs() {
+        // Blocks without checkpoints, with a few, with many.
+        for block_intervals in [16, 40, 300] {
+            sampled_answers_equal_the_tree(block_intervals);
+        }
+    }
+
+    fn sampled_answers_equal_the_tree(block_intervals: u32) {
         let dir = tempfile::tempdir().unwrap();
         let h = history(dir.path());
         let cols = index_path(&h);
         let options = BuildOptions {
-            block_intervals: 16,
+            block_intervals,
             run_budget: 1, // raised to 64 KiB: several runs
             temp_dir: None,
         };
@@ -1246,6 +1313,8 @@ mod tests {
             (9_000, 11_000, 100),
             (0, END, 2),
             (17, 17, 1),
+            (3, 29_997, 29_994),
+            (100, 4_000, 3_900),
         ];
         for (a, b, nb) in windows {
             let step = ((b - a) / (nb - 1).max(1)).max(1);
