@@ -288,7 +288,7 @@ pub fn bench_server(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result
                 format::bytes(history)
             ),
             value: format!(
-                "{} requests ({:.0}/s), {} errors, p50 {:.1} ms, p95 {:.1} ms (target <= 100 ms), p99 {:.1} ms, {} x {} rows x 1000 times, ready in {}, peak RSS {}",
+                "{} requests ({:.0}/s), {} errors, p50 {:.1} ms, p95 {:.1} ms (target <= 100 ms), p99 {:.1} ms, {} x {} rows x 1000 times, ready in {}, index ready in {} ({}), size {}, peak RSS {}",
                 r.latencies.len(),
                 r.rate(),
                 r.errors,
@@ -298,13 +298,17 @@ pub fn bench_server(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result
                 config.clients,
                 r.rows_per_request,
                 format::duration(r.ready),
+                format::duration(r.index_ready),
+                if r.index_built { "built" } else { "reused" },
+                format::bytes(r.index_bytes),
                 format::bytes(peak)
             ),
             json: json!({"stage": "server", "mode": mode, "history_bytes": history, "clients": config.clients,
                 "seconds": seconds, "rows_per_request": r.rows_per_request, "times": config.times,
                 "requests": r.latencies.len(), "errors": r.errors, "requests_per_s": r.rate(),
                 "p50_ms": ms(r.percentile(0.5)), "p95_ms": ms(r.percentile(0.95)),
-                "p99_ms": ms(r.percentile(0.99)), "ready_s": r.ready.as_secs_f64(), "peak_rss": peak}),
+                "p99_ms": ms(r.percentile(0.99)), "ready_s": r.ready.as_secs_f64(), "peak_rss": peak,
+                "index_ready_s": r.index_ready.as_secs_f64(), "index_bytes": r.index_bytes, "index_built": r.index_built}),
         });
     }
     Ok(())

@@ -249,7 +249,11 @@ pub(crate) fn run_scope_in(
     for p in providers {
         let file = dir.join(format!("{}.ht", p.id()));
         match (reuse && file.is_file()).then(|| StateSystem::open(&file, Some(p.version()))) {
-            Some(Ok(ss)) => trace.add_state_system(StateSystemHandle::new(p.id(), p.id(), ss)),
+            Some(Ok(ss)) => {
+                let handle = StateSystemHandle::new(p.id(), p.id(), ss);
+                crate::columns::schedule(&handle.columns, &file);
+                trace.add_state_system(handle);
+            }
             // Absent, or another provider version (or damaged): build it again.
             _ => to_build.push((p, file)),
         }
@@ -271,12 +275,17 @@ pub(crate) fn run_scope_in(
         // Queries see each state system from the pass's first event on.
         let published = Mutex::new(Vec::new());
         let publish = |_: usize, id: &'static str, ss: pipeline::SharedStateSystem| {
-            trace.add_state_system(StateSystemHandle {
+            let handle = StateSystemHandle {
                 id: id.into(),
                 module: id.into(),
                 ss: ss.clone(),
-            });
-            published.lock().unwrap_or_else(|e| e.into_inner()).push(ss);
+                columns: Arc::default(),
+            };
+            trace.add_state_system(handle.clone());
+            published
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
         };
         let nb_events = Arc::clone(&trace.nb_events);
         let options = BuildOptions {
@@ -287,10 +296,16 @@ pub(crate) fn run_scope_in(
             ..BuildOptions::default()
         };
         let result = pipeline::build_shared(&mut *source, analyses, &options, Some(&publish));
+        let published = published.into_inner().unwrap_or_else(|e| e.into_inner());
         if result.is_err() {
             // Unfinished histories must not be served (nor keep their files).
-            let published = published.into_inner().unwrap_or_else(|e| e.into_inner());
-            trace.remove_state_systems(&published);
+            let gone: Vec<_> = published.iter().map(|h| h.ss.clone()).collect();
+            trace.remove_state_systems(&gone);
+        } else {
+            // Complete: index them (in the background).
+            for h in &published {
+                crate::columns::schedule(&h.columns, &dir.join(format!("{}.ht", h.id)));
+            }
         }
         match result {
             Ok((report, _)) => {

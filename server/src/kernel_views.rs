@@ -21,7 +21,7 @@ use crate::registry::{
     ExperimentSource, OutputFactory, OutputProvider, ProviderError, ProviderResult,
     StateSystemHandle,
 };
-use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
+use crate::ssquery::{interval_state, sampled_complete, sampled_rows, sorted_children, IdMap};
 use crate::states_cache::{
     next_view_id, states_model, states_rows, RowAssembly, RowCache, RowOut, StatesAnswer,
 };
@@ -358,7 +358,7 @@ impl KernelView {
                 continue;
             }
             let quarks: Vec<Quark> = members.iter().map(|m| m.2).collect();
-            let mut by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
+            let mut by_quark = sampled_rows(&handle, &ss, &quarks, &query.times)?;
             let end = ss.current_end_time();
             let built = members
                 .into_iter()

@@ -19,6 +19,7 @@ pub mod analyses;
 pub mod analysis_views;
 pub mod api;
 pub mod catalog;
+pub mod columns;
 pub mod cpu_usage;
 pub mod error;
 pub mod explorer;

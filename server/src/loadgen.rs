@@ -1,7 +1,8 @@
 //! A load generator for the server (loopback only, bounded in time), shared by
 //! the `load` example and `sextant bench server`: it starts the server in this
 //! process, opens a trace (its analyses run, or the `.ht` files already in the
-//! data directory are reused), waits for the experiment to be COMPLETED, then
+//! data directory are reused), waits for the experiment to be COMPLETED and the
+//! histories' column indexes to be ready (see [`crate::columns`]), then
 //! `clients` keep-alive connections send Control Flow states requests (up to
 //! `rows` rows x `times` times, each client its own sliding window) until the
 //! deadline. Latencies are measured per request, client side.
@@ -38,6 +39,12 @@ pub struct LoadConfig {
 pub struct LoadReport {
     /// Time from opening the trace to the experiment being COMPLETED.
     pub ready: Duration,
+    /// Time from COMPLETED to the column indexes being ready (built, or
+    /// reused from an earlier run), and their bytes; the load starts then.
+    pub index_ready: Duration,
+    pub index_bytes: u64,
+    /// Whether an index was built (else all were reused).
+    pub index_built: bool,
     /// Thread rows of the Control Flow view, and rows sent per request.
     pub thread_rows: usize,
     pub rows_per_request: usize,
@@ -164,6 +171,8 @@ pub fn run_blocking(config: &LoadConfig) -> Result<LoadReport, String> {
 
 async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, String> {
     let trace = canonical(&config.trace)?;
+    // Indexes made for this run are those reported from now on.
+    let seen = crate::columns::done().len();
     let mut c = Conn::open(addr).await.map_err(|e| e.to_string())?;
     let began = Instant::now();
     let t = c
@@ -192,6 +201,17 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
         }
     };
     let ready = began.elapsed();
+    // The indexes of the histories (built in the background after the
+    // analyses, or reopened): the load measures the server once they serve.
+    let indexing = Instant::now();
+    while crate::columns::pending() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let index_ready = indexing.elapsed();
+    let made = crate::columns::done();
+    let made = made.get(seen..).unwrap_or(&[]);
+    let index_bytes = made.iter().map(|r| r.bytes).sum();
+    let index_built = made.iter().any(|r| r.built);
     let (start, end) = match (e["start"].as_i64(), e["end"].as_i64()) {
         (Some(s), Some(e)) => (s, e),
         _ => return Err(format!("experiment without bounds: {e}")),
@@ -262,6 +282,9 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
     }
     let mut report = LoadReport {
         ready,
+        index_ready,
+        index_bytes,
+        index_built,
         thread_rows: ids.len(),
         rows_per_request: rows,
         ..Default::default()

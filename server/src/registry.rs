@@ -26,6 +26,8 @@ pub struct StateSystemHandle {
     /// Name of the analysis module that owns it (groups state systems in trees).
     pub module: String,
     pub ss: SharedStateSystem,
+    /// Its column index, once the history is finished and indexed.
+    pub columns: Arc<crate::columns::Columns>,
 }
 
 impl StateSystemHandle {
@@ -34,6 +36,7 @@ impl StateSystemHandle {
             id: id.into(),
             module: module.into(),
             ss: Arc::new(RwLock::new(ss)),
+            columns: Arc::default(),
         }
     }
 
@@ -391,7 +394,9 @@ fn open_ht(path: &Path) -> Result<StateSystemHandle, OpenError> {
         .unwrap_or_default();
     let ss =
         StateSystem::open(path, None).map_err(|e| OpenError(format!("{}: {e}", path.display())))?;
-    Ok(StateSystemHandle::new(stem.clone(), stem, ss))
+    let handle = StateSystemHandle::new(stem.clone(), stem, ss);
+    crate::columns::schedule(&handle.columns, path);
+    Ok(handle)
 }
 
 impl TraceOpener for HtOpener {

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use sht::{AttributeTree, Interval, Quark, StateSystem, StateSystemQuerier};
 
 use crate::model::{Style, TimeGraphState};
+use crate::registry::StateSystemHandle;
 
 /// Entry ids of one output: assigned from 0 the first time a key is seen, then
 /// reused for the life of the output (tsp.md §7.1), so they stay stable and small.
@@ -74,6 +75,43 @@ pub fn sampled_intervals(
     for v in out.values_mut() {
         v.sort_by_key(|i| i.start);
         v.dedup_by_key(|i| i.start);
+    }
+    Ok(out)
+}
+
+/// [`sampled_intervals`] of the state system of `handle` (`ss`, its read guard):
+/// from its column index when the history is finished and indexed (the same
+/// intervals, in the same order), else from the history tree. An index that
+/// fails a query is dropped and the tree answers.
+pub fn sampled_rows(
+    handle: &StateSystemHandle,
+    ss: &StateSystem,
+    quarks: &[Quark],
+    times: &[i64],
+) -> sht::Result<HashMap<Quark, Vec<Interval>>> {
+    if ss.is_building() {
+        return sampled_intervals(ss, quarks, times);
+    }
+    let Some(index) = handle.columns.get() else {
+        return sampled_intervals(ss, quarks, times);
+    };
+    let times = times_in_range(ss, times);
+    let mut out: HashMap<Quark, Vec<Interval>> = HashMap::with_capacity(quarks.len());
+    if times.is_empty() {
+        return Ok(out);
+    }
+    for &q in quarks {
+        if out.contains_key(&q) {
+            continue;
+        }
+        let mut v = Vec::new();
+        if let Err(e) = index.sampled(q, &times, &mut v) {
+            handle.columns.fail(&e);
+            return sampled_intervals(ss, quarks, &times);
+        }
+        if !v.is_empty() {
+            out.insert(q, v);
+        }
     }
     Ok(out)
 }

@@ -22,7 +22,9 @@ use crate::registry::{
     ExperimentSource, OutputFactory, OutputProvider, ProviderError, ProviderResult,
     StateSystemHandle,
 };
-use crate::ssquery::{interval_state, sampled_complete, sampled_intervals, sorted_children, IdMap};
+use crate::ssquery::{
+    interval_state, sampled_complete, sampled_intervals, sampled_rows, sorted_children, IdMap,
+};
 use crate::states_cache::{
     next_view_id, states_model, states_rows, RowAssembly, RowCache, RowOut, StatesAnswer,
 };
@@ -444,7 +446,7 @@ impl StateView {
                 continue;
             }
             let quarks: Vec<Quark> = members.iter().map(|(_, r)| r.display).collect();
-            let by_quark = sampled_intervals(&ss, &quarks, &query.times)?;
+            let by_quark = sampled_rows(&h, &ss, &quarks, &query.times)?;
             let end = ss.current_end_time();
             let built = members
                 .into_iter()

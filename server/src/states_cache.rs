@@ -13,7 +13,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
 
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -141,6 +142,42 @@ pub struct CacheStats {
 /// Serialized time-graph rows keyed by (view, entry, sample times), bounded in bytes.
 pub struct RowCache {
     inner: Mutex<Inner>,
+    /// Rows being computed now: a request missing one of them waits for it
+    /// rather than computing it again (single flight).
+    flights: Mutex<HashMap<FlightKey, Arc<Flight>>>,
+}
+
+/// A row in flight: its key and the state system it is computed from.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct FlightKey {
+    row: RowKey,
+    ss: usize,
+}
+
+/// The outcome of a row in flight: `Some(None)` when its computation failed.
+#[derive(Default)]
+struct Flight {
+    done: Mutex<Option<Option<RowJson>>>,
+    cv: Condvar,
+}
+
+/// Longest wait for a row another request computes (then it is computed again).
+const FLIGHT_WAIT: Duration = Duration::from_secs(30);
+
+impl Flight {
+    fn complete(&self, row: Option<RowJson>) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(row);
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) -> Option<RowJson> {
+        let g = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, FLIGHT_WAIT, |d| d.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        g.clone().flatten()
+    }
 }
 
 fn row_cost(json: &RawValue) -> usize {
@@ -155,6 +192,7 @@ impl RowCache {
                 next_set: 1,
                 ..Inner::default()
             }),
+            flights: Mutex::new(HashMap::new()),
         }
     }
 
@@ -173,6 +211,25 @@ impl RowCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, Arc<Flight>>> {
+        self.flights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends a flight: waiters get `row` (`None`: compute it yourselves).
+    fn land(&self, key: &FlightKey, flight: &Arc<Flight>, row: Option<RowJson>) {
+        let mut f = self.flights();
+        if f.get(key).is_some_and(|x| Arc::ptr_eq(x, flight)) {
+            f.remove(key);
+        }
+        drop(f);
+        flight.complete(row);
+    }
+
+    /// Rows in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.flights().len()
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -358,6 +415,20 @@ pub(crate) struct RowAssembly<'c> {
     view: u64,
     times_id: Option<u64>,
     rows: HashMap<i64, RowOut>,
+    /// Rows this answer computes that others may wait for (entry → flight).
+    claims: HashMap<i64, (FlightKey, Arc<Flight>)>,
+}
+
+impl Drop for RowAssembly<'_> {
+    /// Rows claimed but never built (an error, a panic): their waiters compute
+    /// them themselves.
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache {
+            for (_, (key, flight)) in self.claims.drain() {
+                cache.land(&key, &flight, None);
+            }
+        }
+    }
 }
 
 impl<'c> RowAssembly<'c> {
@@ -367,6 +438,7 @@ impl<'c> RowAssembly<'c> {
             view,
             times_id: None,
             rows: HashMap::new(),
+            claims: HashMap::new(),
         }
     }
 
@@ -377,7 +449,11 @@ impl<'c> RowAssembly<'c> {
     }
 
     /// Keeps the cached rows of `members` (made from `ss` at `times`) and returns
-    /// the members still to build.
+    /// the members still to build, which this answer then owes to
+    /// [`RowAssembly::add_built`]. Rows another answer is computing now are
+    /// waited for rather than computed twice; the wait happens before claiming
+    /// any row (and an assembly holds no claim here: each group is built before
+    /// the next is looked up), so two answers never wait for each other.
     pub(crate) fn take_cached<M>(
         &mut self,
         ss: &SsRef,
@@ -390,18 +466,61 @@ impl<'c> RowAssembly<'c> {
             return members;
         };
         let tid = *self.times_id.get_or_insert_with(|| cache.times_id(times));
-        let ids: Vec<i64> = members.iter().map(&id).collect();
-        let found = cache.get_many(self.view, tid, ss, &ids);
-        let mut missing = Vec::new();
-        for (m, f) in members.into_iter().zip(found) {
-            match f {
-                Some(j) => {
-                    self.rows.insert(id(&m), RowOut::Json(j));
+        let key = |entry: i64| FlightKey {
+            row: RowKey {
+                view: self.view,
+                entry,
+                times: tid,
+            },
+            ss: ss.as_ptr() as usize,
+        };
+        let mut pending = members;
+        loop {
+            let ids: Vec<i64> = pending.iter().map(&id).collect();
+            let found = cache.get_many(self.view, tid, ss, &ids);
+            let mut missing = Vec::new();
+            for (m, f) in pending.into_iter().zip(found) {
+                match f {
+                    Some(j) => {
+                        self.rows.insert(id(&m), RowOut::Json(j));
+                    }
+                    None => missing.push(m),
                 }
-                None => missing.push(m),
+            }
+            let mut waits = Vec::new();
+            let mut free = Vec::new();
+            {
+                let mut flights = cache.flights();
+                for m in missing {
+                    match flights.get(&key(id(&m))) {
+                        Some(f) => waits.push((m, f.clone())),
+                        None => free.push(m),
+                    }
+                }
+                if waits.is_empty() {
+                    for m in &free {
+                        let k = key(id(m));
+                        let f = Arc::new(Flight::default());
+                        flights.insert(k, f.clone());
+                        self.claims.insert(k.row.entry, (k, f));
+                    }
+                    return free;
+                }
+            }
+            pending = free;
+            for (m, f) in waits {
+                match f.wait() {
+                    Some(j) => {
+                        self.rows.insert(id(&m), RowOut::Json(j));
+                    }
+                    // Its computation failed: look again (and claim it).
+                    None => pending.push(m),
+                }
+            }
+            if pending.is_empty() {
+                return pending;
             }
         }
-        missing
     }
 
     /// Adds rows built from `ss` at `times`, kept in the cache when it applies.
@@ -422,6 +541,9 @@ impl<'c> RowAssembly<'c> {
         let made: Vec<(i64, RowJson)> = rows.iter().map(|r| (r.entry_id, row_json(r))).collect();
         cache.put_many(self.view, tid, ss, &made);
         for (id, j) in made {
+            if let Some((k, f)) = self.claims.remove(&id) {
+                cache.land(&k, &f, Some(j.clone()));
+            }
             self.rows.insert(id, RowOut::Json(j));
         }
     }
@@ -478,6 +600,61 @@ mod tests {
             serde_json::to_string(&StatesAnswer::Rows(vec![])).unwrap(),
             r#"{"rows":[]}"#
         );
+    }
+
+    /// Concurrent answers missing the same rows compute each row once: the
+    /// others wait for it; a failed computation lets a waiter compute it.
+    #[test]
+    fn single_flight_computes_concurrent_misses_once() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Barrier;
+        let cache = RowCache::new(64 << 20);
+        let ss = Arc::new(RwLock::new(StateSystem::in_memory(0)));
+        let w = Arc::downgrade(&ss);
+        let built = AtomicUsize::new(0);
+        let times = [1i64, 2, 3];
+        let barrier = Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut a = RowAssembly::new(Some(&cache), 7);
+                    let todo = a.take_cached(&w, false, &times, vec![1i64, 2, 3], |m| *m);
+                    if !todo.is_empty() {
+                        built.fetch_add(todo.len(), Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        let rows = todo
+                            .iter()
+                            .map(|&id| TimeGraphRow {
+                                entry_id: id,
+                                states: vec![],
+                            })
+                            .collect();
+                        a.add_built(&w, false, &times, rows);
+                    }
+                    let got: Vec<String> = a
+                        .finish(&[3, 1, 2])
+                        .into_iter()
+                        .map(|r| r.into_json().get().to_string())
+                        .collect();
+                    assert_eq!(
+                        got,
+                        [3, 1, 2].map(|i| format!(r#"{{"entryId":{i},"states":[]}}"#))
+                    );
+                });
+            }
+        });
+        assert_eq!(built.load(Ordering::SeqCst), 3);
+        assert_eq!(cache.in_flight(), 0);
+        // A claim dropped without its rows: the next answer claims them again.
+        let t2 = [9i64];
+        let mut a = RowAssembly::new(Some(&cache), 8);
+        assert_eq!(a.take_cached(&w, false, &t2, vec![5i64], |m| *m), [5]);
+        assert_eq!(cache.in_flight(), 1);
+        drop(a);
+        assert_eq!(cache.in_flight(), 0);
+        let mut b = RowAssembly::new(Some(&cache), 8);
+        assert_eq!(b.take_cached(&w, false, &t2, vec![5i64], |m| *m), [5]);
     }
 
     #[test]

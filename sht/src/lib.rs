@@ -13,6 +13,7 @@
 pub mod attribute;
 pub mod backend;
 pub mod changelog;
+pub mod columns;
 pub mod condition;
 pub mod dump;
 pub mod error;
