@@ -103,11 +103,11 @@ pub fn open_per_host(
     mode: &SyncMode,
     saved: Option<&Path>,
 ) -> Result<(Opened, Option<SyncApplied>), SourceError> {
-    let opened = open_per_host_saving_later(paths, mode, saved)?;
-    if let Some(saving) = opened.1.as_ref().and_then(|a| a.saving.as_ref()) {
+    let (opened, mut applied) = open_per_host_saving_later(paths, mode, saved)?;
+    if let Some(saving) = applied.as_mut().and_then(|a| a.saving.take()) {
         saving.wait()?;
     }
-    Ok(opened)
+    Ok((opened, applied))
 }
 
 /// [`open_per_host`], with formulas computed now saved by a thread of their own

@@ -142,8 +142,8 @@ pub fn apply(
     saved: Option<&Path>,
     progress: &AtomicU64,
 ) -> Result<SyncApplied, SyncError> {
-    let applied = apply_saving_later(exp, mode, saved, progress)?;
-    if let Some(saving) = &applied.saving {
+    let mut applied = apply_saving_later(exp, mode, saved, progress)?;
+    if let Some(saving) = applied.saving.take() {
         saving.wait()?;
     }
     Ok(applied)

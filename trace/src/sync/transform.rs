@@ -106,6 +106,12 @@ impl FixedPoint {
                 );
             }
         }
+        self.tier2(t)
+    }
+
+    /// The 128-bit path of [`apply`](Self::apply), for any `t`.
+    #[inline]
+    fn tier2(&self, t: i64) -> Option<i128> {
         let u = (t as u64) ^ (1 << 63); // t + 2^63 as unsigned
                                         // slope_frac * u: 192-bit product; keep its top 64 bits (integer) and low 128 (fraction).
         let (fh, fl) = ((self.slope_frac >> 64) as u64, self.slope_frac as u64);
@@ -158,6 +164,7 @@ impl LinearTransform {
             offset_int: tier1.map_or(0, |t| t.1),
             slope_frac: f.map_or(0, |f| f.slope_frac64),
             offset_frac: f.map_or(0, |f| f.offset_frac64),
+            fixed: f.copied(),
             transform: Box::new(self.clone()),
         }
     }
@@ -240,6 +247,7 @@ pub(crate) struct Applier {
     slope_frac: u64,
     offset_int: i64,
     offset_frac: u64,
+    fixed: Option<FixedPoint>,
     transform: Box<LinearTransform>,
 }
 
@@ -267,7 +275,11 @@ impl Applier {
     #[cold]
     #[inline(never)]
     fn slow(&self, t: i64) -> i64 {
-        self.transform.apply(t)
+        // (The first tier already failed: straight to the second.)
+        match self.fixed.as_ref().and_then(|f| f.tier2(t)) {
+            Some(v) => i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }),
+            None => self.transform.apply(t),
+        }
     }
 
     pub(crate) fn transform(&self) -> &LinearTransform {
