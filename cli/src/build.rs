@@ -308,6 +308,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .collect()
     };
 
+    let mut saving = None;
     let opened = match &args.parser {
         Some(parser) => Opened::One(custom_xml_source(
             parser,
@@ -329,19 +330,40 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 }
                 _ => build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE)),
             };
-            let (opened, applied) = sextant_providers::sources::open_per_host(
+            // The formulas are saved while the histories are built.
+            let (opened, applied) = sextant_providers::sources::open_per_host_saving_later(
                 &args.traces,
                 &args.sync,
                 saved.as_deref(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("opening the trace")?;
+            saving = applied.as_ref().and_then(|a| a.saving.clone());
             if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
                 eprintln!("synchronization: {}", describe_sync(&a));
             }
             opened
         }
     };
+    let built = build_opened(&args, opened, &ids, &analyses);
+    if let Some(saving) = saving {
+        // Not fatal: the histories are there; the next build computes the formulas again.
+        if let Err(e) = saving.wait() {
+            eprintln!("warning: the synchronization formulas were not saved: {e}");
+        }
+    }
+    let (built, elapsed) = built?;
+    print_summary(&args, &built, elapsed);
+    Ok(())
+}
+
+/// Builds the histories of `opened`: one pipeline, or one per host.
+fn build_opened(
+    args: &BuildArgs,
+    opened: Opened,
+    ids: &[(&'static str, &'static str)],
+    analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
+) -> Result<(Vec<Built>, std::time::Duration)> {
 
     let options = BuildOptions::default();
     let cancel = Arc::clone(&options.cancel);
@@ -393,7 +415,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
 
     let built: Vec<Built> = match opened {
         Opened::One(mut source) => {
-            let paths = output_paths(&args, &ids)?;
+            let paths = output_paths(args, ids)?;
             let result = pipeline::build(&mut *source, analyses(&paths), &options_for(0));
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
@@ -403,19 +425,17 @@ pub fn run(args: BuildArgs) -> Result<()> {
         Opened::PerHost(hosts) => {
             let mut jobs = Vec::new();
             for (h, source) in hosts {
-                let paths = host_output_paths(&args, &h, &ids)?;
+                let paths = host_output_paths(args, &h, ids)?;
                 jobs.push((h, Mutex::new(Some(source)), paths));
             }
-            let results = build_hosts(jobs, &analyses, &options_for);
+            let results = build_hosts(jobs, analyses, &options_for);
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
             results.into_iter().collect::<Result<Vec<_>>>()?
         }
     };
-    let elapsed = began.elapsed();
-    print_summary(&args, &built, elapsed);
-    Ok(())
+    Ok((built, began.elapsed()))
 }
 
 /// A history set and its host (`None`: the traces as one source).

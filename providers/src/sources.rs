@@ -103,6 +103,20 @@ pub fn open_per_host(
     mode: &SyncMode,
     saved: Option<&Path>,
 ) -> Result<(Opened, Option<SyncApplied>), SourceError> {
+    let (opened, mut applied) = open_per_host_saving_later(paths, mode, saved)?;
+    if let Some(saving) = applied.as_mut().and_then(|a| a.saving.take()) {
+        saving.wait()?;
+    }
+    Ok((opened, applied))
+}
+
+/// [`open_per_host`], with formulas computed now saved by a thread of their own
+/// ([`SyncApplied::saving`]: wait for it before exiting).
+pub fn open_per_host_saving_later(
+    paths: &[PathBuf],
+    mode: &SyncMode,
+    saved: Option<&Path>,
+) -> Result<(Opened, Option<SyncApplied>), SourceError> {
     let live = |p: &PathBuf| p.to_str().is_some_and(crate::live_source::is_live_url);
     if paths.is_empty() || paths.iter().any(|p| is_xml(p) || live(p)) {
         return open_unsynchronized(paths).map(|s| (Opened::One(s), None));
@@ -114,7 +128,7 @@ pub fn open_per_host(
     let applied = if *mode == SyncMode::Off {
         None
     } else {
-        Some(sync::apply(
+        Some(sync::apply_saving_later(
             &mut source.experiment,
             mode,
             saved,

@@ -225,6 +225,58 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
 }
 
 #[test]
+fn formulas_saved_later_are_in_force_at_once_and_the_file_arrives_whole() {
+    use sextant_trace::sync::{apply, apply_saving_later, SyncError, SyncMode, SyncOrigin};
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let paths = [ctf.join("scp_src"), ctf.join("scp_dest")];
+    let dir = std::env::temp_dir().join(format!("sextant-sync-later-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("sextant-sync.json");
+    let progress = AtomicU64::new(0);
+
+    let mut exp = Experiment::open(&paths).unwrap();
+    let later = apply_saving_later(&mut exp, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(later.origin, SyncOrigin::Computed);
+    assert_eq!(later.result.as_ref().unwrap().matches, 46);
+    // the formulas apply before the file is written
+    assert!(!exp.time_transforms().is_empty());
+    let saving = later.saving.clone().expect("a save under way");
+    saving.wait().unwrap();
+    saving.wait().unwrap(); // a second wait has nothing left to do
+    // the same file as a synchronous save, and no temporary file left beside it
+    let text = std::fs::read_to_string(&saved).unwrap();
+    std::fs::remove_file(&saved).unwrap();
+    let mut exp2 = Experiment::open(&paths).unwrap();
+    let now = apply(&mut exp2, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert!(now.saving.is_none());
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), text);
+    assert_eq!(now.transforms, later.transforms);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["sextant-sync.json"]);
+    // reused from the file: nothing to save
+    let mut exp3 = Experiment::open(&paths).unwrap();
+    let reused = apply_saving_later(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(reused.origin, SyncOrigin::Loaded(saved.clone()));
+    assert!(reused.saving.is_none());
+
+    // a folder that cannot be made: the error comes from the wait, naming the file
+    let blocked = dir.join("a-file");
+    std::fs::write(&blocked, "x").unwrap();
+    let inside = blocked.join("sextant-sync.json");
+    let mut exp4 = Experiment::open(&paths).unwrap();
+    let failing = apply_saving_later(&mut exp4, &SyncMode::Auto, Some(&inside), &progress).unwrap();
+    match failing.saving.unwrap().wait() {
+        Err(SyncError::Io { path, .. }) => assert_eq!(path, inside),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn stream_by_stream_reading_gives_the_one_pass_result() {
     use sextant_trace::sync::{synchronize_in_one_pass, Synchronizer};
     let Some(shared) = shared_dir() else { return };

@@ -198,11 +198,10 @@ impl Synchronizer {
         // its inverse; adjacency in pair order.
         let mut adjacent: Vec<Vec<(usize, LinearTransform)>> = vec![Vec::new(); self.hosts.len()];
         let mut in_graph = vec![false; self.hosts.len()];
-        for p in &self.hulls {
-            if !p.hull.quality().has_formula() {
-                continue;
-            }
-            let Some(to_reference) = p.hull.other_to_reference() else {
+        // The bisector of each pair, computed once for its formula and its figures.
+        let stats: Vec<HullStats> = self.hulls.iter().map(|p| p.hull.stats()).collect();
+        for (p, s) in self.hulls.iter().zip(&stats) {
+            let Some(to_reference) = s.other_to_reference() else {
                 continue;
             };
             in_graph[p.reference] = true;
@@ -259,10 +258,11 @@ impl Synchronizer {
         let pairs = self
             .hulls
             .iter()
-            .map(|p| PairSync {
+            .zip(stats)
+            .map(|(p, stats)| PairSync {
                 reference_host: self.hosts[p.reference].clone(),
                 other_host: self.hosts[p.other].clone(),
-                stats: p.hull.stats(),
+                stats,
             })
             .collect();
         SyncResult {

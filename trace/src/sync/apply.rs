@@ -8,8 +8,11 @@ use super::transform::LinearTransform;
 use crate::error::TraceError;
 use crate::experiment::Experiment;
 use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,26 @@ pub struct SyncApplied {
     pub transforms: Vec<LinearTransform>,
     /// The full result when computed now.
     pub result: Option<SyncResult>,
+    /// The result being saved on its own thread ([`apply_saving_later`] only).
+    pub saving: Option<PendingSave>,
+}
+
+/// A saved result being written by a thread of its own: the formulas are in force at once,
+/// the file follows while the caller works (see [`apply_saving_later`]).
+#[derive(Debug, Clone)]
+pub struct PendingSave(Arc<Mutex<Option<JoinHandle<Result<(), SyncError>>>>>);
+
+impl PendingSave {
+    /// Waits until the file is in place (or failed). The first call gets the outcome, later
+    /// ones `Ok`.
+    pub fn wait(&self) -> Result<(), SyncError> {
+        let handle = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match handle.map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(outcome)) => outcome,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,11 +142,28 @@ pub fn apply(
     saved: Option<&Path>,
     progress: &AtomicU64,
 ) -> Result<SyncApplied, SyncError> {
+    let mut applied = apply_saving_later(exp, mode, saved, progress)?;
+    if let Some(saving) = applied.saving.take() {
+        saving.wait()?;
+    }
+    Ok(applied)
+}
+
+/// [`apply`], except that a result computed now is written to `saved` by a thread of its own
+/// ([`SyncApplied::saving`]; wait for it before exiting): formatting and writing the file
+/// need not delay the work that uses the formulas. The file appears whole or not at all.
+pub fn apply_saving_later(
+    exp: &mut Experiment,
+    mode: &SyncMode,
+    saved: Option<&Path>,
+    progress: &AtomicU64,
+) -> Result<SyncApplied, SyncError> {
     let hosts = host_ids(exp);
     let off = |origin| SyncApplied {
         origin,
         transforms: vec![LinearTransform::identity(); hosts.len()],
         result: None,
+        saving: None,
     };
     let loaded = |exp: &mut Experiment, path: &Path, v: &Value| {
         let transforms =
@@ -136,6 +176,7 @@ pub fn apply(
             origin: SyncOrigin::Loaded(path.to_path_buf()),
             transforms,
             result: None,
+            saving: None,
         })
     };
     match mode {
@@ -165,26 +206,49 @@ pub fn apply(
             let result = synchronize(exp, progress)?;
             let transforms = result.transforms();
             exp.set_time_transforms(&transforms);
-            if let Some(path) = saved {
-                let text = serde_json::to_string_pretty(&result.to_json(&names(exp)))
-                    .expect("JSON values serialize")
-                    + "\n";
-                let tmp = path.with_extension("json.tmp");
-                let io = |source| SyncError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                };
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
-                std::fs::write(&tmp, text).map_err(io)?;
-                std::fs::rename(&tmp, path).map_err(io)?;
-            }
+            let saving = saved.map(|path| {
+                let (path, result, names) = (path.to_path_buf(), result.clone(), names(exp));
+                let job = std::thread::spawn(move || save(&path, &result, &names));
+                PendingSave(Arc::new(Mutex::new(Some(job))))
+            });
             Ok(SyncApplied {
                 origin: SyncOrigin::Computed,
                 transforms,
                 result: Some(result),
+                saving,
             })
         }
     }
+}
+
+/// Writes `result` to `path` atomically: a temporary file of this writer's own (concurrent
+/// writers never mix their bytes), flushed to disk, then renamed over `path`, so that a
+/// crash leaves the old file or the new one, never part of one.
+fn save(path: &Path, result: &SyncResult, names: &[String]) -> Result<(), SyncError> {
+    static WRITERS: AtomicU64 = AtomicU64::new(0);
+    let io = |source| SyncError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text =
+        serde_json::to_string_pretty(&result.to_json(names)).expect("JSON values serialize") + "\n";
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        WRITERS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(())
 }

@@ -318,10 +318,7 @@ impl ConvexHull {
             return None;
         }
         let (alpha, beta, _) = self.alpha_beta();
-        if alpha.is_negative() || alpha.is_zero() {
-            return None;
-        }
-        LinearTransform::new(alpha, beta).inverse()
+        to_reference(&alpha, &beta)
     }
 
     pub fn stats(&self) -> HullStats {
@@ -342,6 +339,25 @@ impl ConvexHull {
     pub fn hull_points(&self) -> usize {
         self.upper.len() + self.lower.len()
     }
+}
+
+impl HullStats {
+    /// [`ConvexHull::other_to_reference`] from these figures (no second computation of the
+    /// bisector).
+    pub fn other_to_reference(&self) -> Option<LinearTransform> {
+        if !self.quality.has_formula() {
+            return None;
+        }
+        to_reference(&self.alpha, &self.beta)
+    }
+}
+
+/// The inverse of `other = alpha * reference + beta`; `None` for a non-positive slope.
+fn to_reference(alpha: &Ratio, beta: &Ratio) -> Option<LinearTransform> {
+    if alpha.is_negative() || alpha.is_zero() {
+        return None;
+    }
+    LinearTransform::new(alpha.clone(), beta.clone()).inverse()
 }
 
 /// Moves `line[0]` along `list` (the opposite direction's hull) to the point giving the

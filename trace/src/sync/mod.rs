@@ -17,7 +17,10 @@ pub mod timeline;
 pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
-pub use apply::{apply, SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE};
+pub use apply::{
+    apply, apply_saving_later, PendingSave, SyncApplied, SyncError, SyncMode, SyncOrigin,
+    SAVED_SYNC_FILE,
+};
 pub use events::{
     host_ids, synchronize, synchronize_in_one_pass, synchronize_with_reference, MatchPlan,
 };

@@ -1,11 +1,11 @@
 //! Per-trace formulas as an experiment applies them while merging its traces.
 
-use super::transform::LinearTransform;
+use super::transform::{Applier, LinearTransform};
 
 /// One optional formula per trace (none: timestamps unchanged).
 #[derive(Debug, Clone, Default)]
 pub struct TimeTransforms {
-    per_trace: Vec<Option<LinearTransform>>,
+    per_trace: Vec<Option<Applier>>,
 }
 
 impl TimeTransforms {
@@ -13,7 +13,7 @@ impl TimeTransforms {
     pub fn new(transforms: &[LinearTransform]) -> TimeTransforms {
         let per_trace = transforms
             .iter()
-            .map(|t| (!t.is_identity()).then(|| t.clone()))
+            .map(|t| (!t.is_identity()).then(|| t.applier()))
             .collect::<Vec<_>>();
         if per_trace.iter().all(Option::is_none) {
             return TimeTransforms::default();
@@ -27,18 +27,17 @@ impl TimeTransforms {
 
     /// The formula of a trace (the identity when it has none).
     pub fn get(&self, trace: usize) -> LinearTransform {
-        self.per_trace
-            .get(trace)
-            .cloned()
-            .flatten()
-            .unwrap_or_else(LinearTransform::identity)
+        match self.per_trace.get(trace) {
+            Some(Some(a)) => a.transform().clone(),
+            _ => LinearTransform::identity(),
+        }
     }
 
     /// Synchronized time of a trace's timestamp.
     #[inline]
     pub fn apply(&self, trace: usize, ns: i64) -> i64 {
         match self.per_trace.get(trace) {
-            Some(Some(t)) => t.apply(ns),
+            Some(Some(a)) => a.apply(ns),
             _ => ns,
         }
     }
@@ -47,7 +46,8 @@ impl TimeTransforms {
     /// reading may start for a synchronized time range (`i64::MIN` when unknown).
     pub fn original_lower_bound(&self, trace: usize, ns: i64) -> i64 {
         match self.per_trace.get(trace) {
-            Some(Some(t)) => {
+            Some(Some(a)) => {
+                let t = a.transform();
                 if t.slope().is_negative() || t.slope().is_zero() {
                     return i64::MIN;
                 }

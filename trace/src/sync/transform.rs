@@ -10,14 +10,27 @@
 
 use super::exact::{BigInt, Ratio};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// `synchronized = slope * original + offset` (ns), exact.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct LinearTransform {
     slope: Ratio,
     offset: Ratio,
-    fast: Option<FixedPoint>,
+    /// Computed on first use: synchronization builds several intermediate formulas
+    /// (per pair, inverses, compositions) that are never applied, and the fixed-point
+    /// constants cost big-integer divisions.
+    fast: OnceLock<Option<FixedPoint>>,
 }
+
+impl PartialEq for LinearTransform {
+    fn eq(&self, other: &Self) -> bool {
+        // `fast` is a function of these two.
+        self.slope == other.slope && self.offset == other.offset
+    }
+}
+
+impl Eq for LinearTransform {}
 
 /// `f(t) = slope_int * u + hi(slope_frac * u) + base` with `u = t + 2^63` (so `u` is a `u64`)
 /// and 128 fraction bits for the slope's and the base's fractional parts.
@@ -93,6 +106,12 @@ impl FixedPoint {
                 );
             }
         }
+        self.tier2(t)
+    }
+
+    /// The 128-bit path of [`apply`](Self::apply), for any `t`.
+    #[inline]
+    fn tier2(&self, t: i64) -> Option<i128> {
         let u = (t as u64) ^ (1 << 63); // t + 2^63 as unsigned
                                         // slope_frac * u: 192-bit product; keep its top 64 bits (integer) and low 128 (fraction).
         let (fh, fl) = ((self.slope_frac >> 64) as u64, self.slope_frac as u64);
@@ -117,11 +136,36 @@ impl LinearTransform {
     }
 
     pub fn new(slope: Ratio, offset: Ratio) -> LinearTransform {
-        let fast = FixedPoint::new(&slope, &offset);
         LinearTransform {
             slope,
             offset,
-            fast,
+            fast: OnceLock::new(),
+        }
+    }
+
+    fn fast(&self) -> Option<&FixedPoint> {
+        self.fast
+            .get_or_init(|| FixedPoint::new(&self.slope, &self.offset))
+            .as_ref()
+    }
+
+    /// The per-event form of this formula (see [`Applier`]).
+    pub(crate) fn applier(&self) -> Applier {
+        let tier1 = self.fast().and_then(|f| {
+            Some((
+                i64::try_from(f.slope_int).ok()?,
+                i64::try_from(f.offset_int).ok()?,
+            ))
+        });
+        let f = self.fast();
+        Applier {
+            tier1: tier1.is_some(),
+            slope_int: tier1.map_or(0, |t| t.0),
+            offset_int: tier1.map_or(0, |t| t.1),
+            slope_frac: f.map_or(0, |f| f.slope_frac64),
+            offset_frac: f.map_or(0, |f| f.offset_frac64),
+            fixed: f.copied(),
+            transform: Box::new(self.clone()),
         }
     }
 
@@ -152,7 +196,7 @@ impl LinearTransform {
     #[inline]
     pub fn apply(&self, t: i64) -> i64 {
         // (By reference: copying the fixed-point constants per call costs more than using them.)
-        let exact = match self.fast.as_ref().and_then(|f| f.apply(t)) {
+        let exact = match self.fast().and_then(|f| f.apply(t)) {
             Some(v) => v,
             None => self.apply_exact(t),
         };
@@ -175,6 +219,9 @@ impl LinearTransform {
 
     /// `self ∘ inner`: `t -> self(inner(t))`.
     pub fn compose(&self, inner: &LinearTransform) -> LinearTransform {
+        if self.is_identity() {
+            return inner.clone();
+        }
         LinearTransform::new(
             self.slope.mul(&inner.slope),
             self.slope.mul(&inner.offset).add(&self.offset),
@@ -186,6 +233,57 @@ impl LinearTransform {
         let slope = Ratio::one().div(&self.slope)?;
         let offset = self.offset.neg().div(&self.slope)?;
         Some(LinearTransform::new(slope, offset))
+    }
+}
+
+/// A formula as an experiment applies it to every event: [`FixedPoint::apply`]'s first
+/// tier in 64-bit arithmetic (a few instructions), anything else through
+/// [`LinearTransform::apply`] (same results).
+#[derive(Clone, Debug)]
+pub(crate) struct Applier {
+    /// Whether the integer parts fit 64 bits (else always the general path).
+    tier1: bool,
+    slope_int: i64,
+    slope_frac: u64,
+    offset_int: i64,
+    offset_frac: u64,
+    fixed: Option<FixedPoint>,
+    transform: Box<LinearTransform>,
+}
+
+impl Applier {
+    #[inline(always)]
+    pub(crate) fn apply(&self, t: i64) -> i64 {
+        if self.tier1 && t >= 0 {
+            // As `FixedPoint::apply`'s first tier: sure unless the fraction is within
+            // (t + 1) * 2^-64 of 1. `p >> 64 < t`, so the high part plus carry fits an i64.
+            let p = self.slope_frac as u128 * t as u128;
+            let (frac, carry) = (p as u64).overflowing_add(self.offset_frac);
+            if frac < u64::MAX - t as u64 {
+                let v = self.slope_int.checked_mul(t).and_then(|v| {
+                    v.checked_add(self.offset_int)?
+                        .checked_add((p >> 64) as i64 + carry as i64)
+                });
+                if let Some(v) = v {
+                    return v;
+                }
+            }
+        }
+        self.slow(t)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slow(&self, t: i64) -> i64 {
+        // (The first tier already failed: straight to the second.)
+        match self.fixed.as_ref().and_then(|f| f.tier2(t)) {
+            Some(v) => i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }),
+            None => self.transform.apply(t),
+        }
+    }
+
+    pub(crate) fn transform(&self) -> &LinearTransform {
+        &self.transform
     }
 }
 
@@ -246,7 +344,7 @@ mod tests {
             ts.push((x % 1_000_000) as i64 - 500_000);
         }
         for tr in &transforms {
-            let fast = tr.fast.expect("a fast path");
+            let fast = *tr.fast().expect("a fast path");
             // Results landing exactly on an integer (frequent for small denominators like 1/3)
             // take the exact path; a formula fitted to real data almost never does.
             if tr == &transforms[0] {
@@ -257,9 +355,12 @@ mod tests {
                     ts.len()
                 );
             }
+            // The per-event form an experiment uses must agree too.
+            let applier = tr.applier();
             for &t in &ts {
                 let want = tr.apply_exact(t).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
                 assert_eq!(tr.apply(t), want, "{tr:?} at {t}");
+                assert_eq!(applier.apply(t), want, "applier {tr:?} at {t}");
             }
         }
     }
