@@ -883,7 +883,7 @@ impl BlockIo {
     fn start(file: &File, direct: Option<&Path>, block_len: usize) -> std::io::Result<BlockIo> {
         let file = file.try_clone()?;
         let direct = direct
-            .filter(|_| block_len % DIRECT_ALIGN == 0)
+            .filter(|_| block_len.is_multiple_of(DIRECT_ALIGN))
             .and_then(open_direct);
         let (sender, receiver) = mpsc::sync_channel(IO_QUEUE);
         let (spare_tx, spare) = mpsc::channel();
