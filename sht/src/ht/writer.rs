@@ -788,9 +788,9 @@ fn temporary_path(path: &Path) -> PathBuf {
 /// I/O thread: small histories (tests, one-off files) start no thread.
 const IO_THREAD_AFTER: u64 = 16 << 20;
 /// Blocks handed to the I/O thread at a time (one wake-up and, when they follow each
-/// other in the file, one write per 1 MiB with 64 KiB blocks), and hand-overs queued.
-const IO_GROUP: usize = 16;
-const IO_QUEUE: usize = 6;
+/// other in the file, one write per 2 MiB with 64 KiB blocks), and hand-overs queued.
+const IO_GROUP: usize = 32;
+const IO_QUEUE: usize = 4;
 /// Through the page cache, the I/O thread starts write-back every this many bytes,
 /// so that the final `sync_data` waits for the last blocks only.
 const WRITEBACK_EVERY: u64 = 32 << 20;
