@@ -74,28 +74,45 @@ impl RequestRows {
     }
 }
 
-/// Slots of the request cache (a power of two).
-const REQUEST_CACHE: usize = 4096;
+/// Slots of the request cache (a power of two): the requests in progress at once
+/// (a few in the thesis traces, one in the Nova-like bench) fit many times over,
+/// and the cache stays within the first-level data cache.
+const REQUEST_CACHE: usize = 256;
+/// Longest request id the cache keeps (Nova's are 40 bytes); longer ones are
+/// looked up in the attribute tree.
+const REQUEST_ID_MAX: usize = 48;
+
+/// One request's slot: its id in place (no pointer to follow) and its rows.
+#[derive(Clone, Copy)]
+struct RequestSlot {
+    len: u8,
+    id: [u8; REQUEST_ID_MAX],
+    rows: RequestRows,
+}
 
 /// [`RequestRows`] of recent requests, direct-mapped by a hash of the request id:
-/// a new request takes its slot from whichever request had it, reusing the slot's
-/// key buffer, so the cache allocates nothing once warm (a map emptied when full
-/// freed thousands of keys at once). A request not found is looked up in the
-/// attribute tree, the record.
+/// a new request takes its slot from whichever request had it. Nothing is
+/// allocated per request (a map of owned keys emptied when full freed thousands
+/// of keys at once), and a lookup reads one slot. A request not found is looked
+/// up in the attribute tree, the record.
 struct RequestCache {
-    slots: Vec<(String, RequestRows)>,
+    slots: Box<[RequestSlot]>,
 }
 
 impl Default for RequestCache {
     fn default() -> Self {
-        let vacant = RequestRows {
-            base: -1,
-            vm: -1,
-            ops_parent: -1,
-            ops: [(0, -1); 4],
+        let vacant = RequestSlot {
+            len: 0,
+            id: [0; REQUEST_ID_MAX],
+            rows: RequestRows {
+                base: -1,
+                vm: -1,
+                ops_parent: -1,
+                ops: [(0, -1); 4],
+            },
         };
         Self {
-            slots: vec![(String::new(), vacant); REQUEST_CACHE],
+            slots: vec![vacant; REQUEST_CACHE].into_boxed_slice(),
         }
     }
 }
@@ -105,22 +122,25 @@ impl RequestCache {
         let mut h = super::NameHasher::default();
         h.write(request_id.as_bytes());
         // The multiplicative hash's high bits are its best mixed.
-        (h.finish() >> 52) as usize & (REQUEST_CACHE - 1)
+        (h.finish() >> 56) as usize & (REQUEST_CACHE - 1)
     }
 
     fn get(&self, request_id: &str) -> Option<&RequestRows> {
-        let (key, rows) = &self.slots[Self::slot(request_id)];
-        // Vacant slots have an empty key; request ids here are never empty.
-        (!key.is_empty() && key == request_id).then_some(rows)
+        let slot = &self.slots[Self::slot(request_id)];
+        // Vacant slots have length 0; request ids here are never empty.
+        let kept = &slot.id[..slot.len as usize];
+        (!kept.is_empty() && kept == request_id.as_bytes()).then_some(&slot.rows)
     }
 
     fn put(&mut self, request_id: &str, rows: RequestRows) {
-        let (key, kept) = &mut self.slots[Self::slot(request_id)];
-        if key != request_id {
-            key.clear();
-            key.push_str(request_id);
+        let id = request_id.as_bytes();
+        if id.len() > REQUEST_ID_MAX {
+            return;
         }
-        *kept = rows;
+        let slot = &mut self.slots[Self::slot(request_id)];
+        slot.id[..id.len()].copy_from_slice(id);
+        slot.len = id.len() as u8;
+        slot.rows = rows;
     }
 }
 
