@@ -327,10 +327,13 @@ impl EventFields for SlotView<'_> {
     }
 }
 
-/// Counts intervals on their way to the real backend.
+/// Counts intervals on their way to the real backend. The count is kept here and
+/// published at `finish` (the report reads it after the close): an atomic add per
+/// interval cost several percent of a provider's time with the null backend.
 struct CountingBackend {
     inner: Box<dyn StateHistoryBackend>,
     count: Arc<AtomicU64>,
+    unpublished: u64,
 }
 
 impl StateHistoryBackend for CountingBackend {
@@ -341,18 +344,21 @@ impl StateHistoryBackend for CountingBackend {
         self.inner.end_time()
     }
     fn insert(&mut self, interval: Interval) -> sht::Result<()> {
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.unpublished += 1;
         self.inner.insert(interval)
     }
     fn defers_inserts(&self) -> bool {
         self.inner.defers_inserts()
     }
     fn insert_chunk(&mut self, chunk: &mut sht::ht::chunk::IntervalChunk) -> sht::Result<()> {
-        self.count.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.unpublished += chunk.len() as u64;
         self.inner.insert_chunk(chunk)
     }
     fn finish(&mut self, end: i64, attributes: &AttributeTree) -> sht::Result<()> {
-        self.inner.finish(end, attributes)
+        let result = self.inner.finish(end, attributes);
+        self.count
+            .fetch_add(std::mem::take(&mut self.unpublished), Ordering::Relaxed);
+        result
     }
     fn query_single(&self, t: i64, quark: Quark) -> sht::Result<Option<Interval>> {
         self.inner.query_single(t, quark)
@@ -417,6 +423,7 @@ fn create_state_system(
     Ok(StateSystem::new(Box::new(CountingBackend {
         inner,
         count: intervals,
+        unpublished: 0,
     })))
 }
 

@@ -227,11 +227,19 @@ impl Hasher for NameHasher {
     }
 }
 
-/// `SERVICEs/<logger>/<leaf>` quarks by logger (at most two leaves; unused
-/// slots are -1), so that a logger's attributes are looked up once.
+/// A logger's `SERVICEs/<logger>/<leaf>` quarks (at most two leaves; unused slots
+/// are -1), and whether it is Nova's compute manager (known once per logger
+/// instead of searched in every record's logger name).
+#[derive(Clone, Copy)]
+pub(crate) struct Service {
+    pub quarks: [Quark; 2],
+    pub compute_manager: bool,
+}
+
+/// [`Service`]s by logger, so that a logger's attributes are looked up once.
 #[derive(Default)]
 pub(crate) struct ServiceQuarks {
-    by_logger: NameMap<[Quark; 2]>,
+    by_logger: NameMap<Service>,
 }
 
 impl ServiceQuarks {
@@ -240,17 +248,21 @@ impl ServiceQuarks {
         logger: &str,
         leaves: &[&str],
         ss: &mut dyn StateSystemBuilder,
-    ) -> sht::Result<[Quark; 2]> {
-        if let Some(qs) = self.by_logger.get(logger) {
-            return Ok(*qs);
+    ) -> sht::Result<Service> {
+        if let Some(s) = self.by_logger.get(logger) {
+            return Ok(*s);
         }
         let base = ss.quark_and_add(&["SERVICEs", logger])?;
         let mut qs = [-1 as Quark; 2];
         for (q, leaf) in qs.iter_mut().zip(leaves) {
             *q = ss.quark_relative_and_add(base, &[leaf])?;
         }
-        self.by_logger.insert(logger.into(), qs);
-        Ok(qs)
+        let s = Service {
+            quarks: qs,
+            compute_manager: logger.contains("nova.compute.manager"),
+        };
+        self.by_logger.insert(logger.into(), s);
+        Ok(s)
     }
 }
 
@@ -263,8 +275,8 @@ pub(crate) fn text<'e>(field: &Option<Field<'e>>) -> Option<std::borrow::Cow<'e,
 }
 
 /// What the service providers read first from a `lttng_python:event`: the logger
-/// (service) name, its `SERVICEs/<logger>/<leaf>` quarks (at most two leaves; unused
-/// slots are -1), and the values of `keys` in the message's dict.
+/// (service) name, its [`Service`] (`SERVICEs/<logger>/<leaf>` quarks, at most two
+/// leaves), and the values of `keys` in the message's dict.
 /// Malformed parts are counted; when the message is not a readable dict, the service's
 /// attributes go null. `None`: nothing more to do for this event.
 pub(crate) fn service_message<'e, const N: usize>(
@@ -274,7 +286,7 @@ pub(crate) fn service_message<'e, const N: usize>(
     keys: [&str; N],
     malformed: &mut Malformed,
     ss: &mut dyn StateSystemBuilder,
-) -> sht::Result<Option<(&'e str, [Quark; 2], Fields<'e, N>)>> {
+) -> sht::Result<Option<(&'e str, Service, Fields<'e, N>)>> {
     let t = event.timestamp();
     let logger = match event.string(SLOT_LOGGER) {
         Some(l) if !l.is_empty() => l,
@@ -283,7 +295,7 @@ pub(crate) fn service_message<'e, const N: usize>(
             return Ok(None);
         }
     };
-    let quarks = services.get(logger, leaves, ss)?;
+    let service = services.get(logger, leaves, ss)?;
     let n = leaves.len().min(2);
     let Some(payload) = event
         .string(SLOT_MSG)
@@ -292,11 +304,11 @@ pub(crate) fn service_message<'e, const N: usize>(
         return Ok(None);
     };
     match payload {
-        Ok(Scanned::Dict(fields)) => return Ok(Some((logger, quarks, fields))),
+        Ok(Scanned::Dict(fields)) => return Ok(Some((logger, service, fields))),
         Ok(Scanned::NotADict) => malformed.note(R_NOT_A_DICT, t, || logger.to_string()),
         Err(e) => malformed.note(R_UNPARSABLE, t, || format!("{logger}: {e}")),
     }
-    for &q in &quarks[..n] {
+    for &q in &service.quarks[..n] {
         ss.modify(t, sht::StateValue::Null, q)?;
     }
     Ok(None)
@@ -324,19 +336,19 @@ pub(crate) fn action_message<'e, const N: usize>(
 ) -> sht::Result<Option<ActionMessage<'e, N>>> {
     debug_assert_eq!(keys.first(), Some(&"event_type"));
     let t = event.timestamp();
-    let Some((logger, qs, fields)) =
+    let Some((logger, service, fields)) =
         service_message(event, services, &["Action"], keys, malformed, ss)?
     else {
         return Ok(None);
     };
     let Some(event_type) = text(&fields[0]) else {
         malformed.note(R_NO_EVENT_TYPE, t, || logger.to_string());
-        ss.modify(t, sht::StateValue::Null, qs[0])?;
+        ss.modify(t, sht::StateValue::Null, service.quarks[0])?;
         return Ok(None);
     };
     Ok(Some(ActionMessage {
         logger,
-        action: qs[0],
+        action: service.quarks[0],
         fields,
         event_type,
     }))

@@ -8,6 +8,8 @@
 
 use crate::openstack::service_message;
 
+use std::hash::Hasher;
+
 use sht::{Quark, StateSystemBuilder, StateValue};
 
 use super::{phase, text, vm_state_code, Malformed, NameMap, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
@@ -60,6 +62,8 @@ struct RequestRows {
     base: Quark,
     /// `Requests/<request_id>/VM`, -1 until created.
     vm: Quark,
+    /// `Requests/<request_id>/Ops`, -1 until created.
+    ops_parent: Quark,
     /// `(operation code, Requests/<request_id>/Ops/<operation>)`; code 0: free.
     ops: [(i32, Quark); 4],
 }
@@ -70,20 +74,104 @@ impl RequestRows {
     }
 }
 
-/// Bound of the request cache.
-const REQUEST_CACHE: usize = 4096;
+/// Slots of the request cache (a power of two): the requests in progress at once
+/// (a few in the thesis traces, one in the Nova-like bench) fit many times over,
+/// and the cache stays within the first-level data cache.
+const REQUEST_CACHE: usize = 256;
+/// Longest request id the cache keeps (Nova's are 40 bytes); longer ones are
+/// looked up in the attribute tree.
+const REQUEST_ID_MAX: usize = 48;
+
+/// One request's slot: its id in place (no pointer to follow) and its rows.
+#[derive(Clone, Copy)]
+struct RequestSlot {
+    len: u8,
+    id: [u8; REQUEST_ID_MAX],
+    rows: RequestRows,
+}
+
+/// [`RequestRows`] of recent requests, direct-mapped by a hash of the request id:
+/// a new request takes its slot from whichever request had it. Nothing is
+/// allocated per request (a map of owned keys emptied when full freed thousands
+/// of keys at once), and a lookup reads one slot. A request not found is looked
+/// up in the attribute tree, the record.
+struct RequestCache {
+    slots: Box<[RequestSlot]>,
+}
+
+impl Default for RequestCache {
+    fn default() -> Self {
+        let vacant = RequestSlot {
+            len: 0,
+            id: [0; REQUEST_ID_MAX],
+            rows: RequestRows {
+                base: -1,
+                vm: -1,
+                ops_parent: -1,
+                ops: [(0, -1); 4],
+            },
+        };
+        Self {
+            slots: vec![vacant; REQUEST_CACHE].into_boxed_slice(),
+        }
+    }
+}
+
+impl RequestCache {
+    fn slot(request_id: &str) -> usize {
+        let mut h = super::NameHasher::default();
+        h.write(request_id.as_bytes());
+        // The multiplicative hash's high bits are its best mixed.
+        (h.finish() >> 56) as usize & (REQUEST_CACHE - 1)
+    }
+
+    fn get(&self, request_id: &str) -> Option<&RequestRows> {
+        let slot = &self.slots[Self::slot(request_id)];
+        // Vacant slots have length 0; request ids here are never empty.
+        let kept = &slot.id[..slot.len as usize];
+        (!kept.is_empty() && kept == request_id.as_bytes()).then_some(&slot.rows)
+    }
+
+    fn put(&mut self, request_id: &str, rows: RequestRows) {
+        let id = request_id.as_bytes();
+        if id.len() > REQUEST_ID_MAX {
+            return;
+        }
+        let slot = &mut self.slots[Self::slot(request_id)];
+        slot.id[..id.len()].copy_from_slice(id);
+        slot.len = id.len() as u8;
+        slot.rows = rows;
+    }
+}
 
 #[derive(Default)]
 pub struct NovaServicesProvider {
     services: ServiceQuarks,
     vms: NameMap<Quark>,
-    /// Rows of recent requests (see [`RequestRows`]); emptied when it reaches
-    /// [`REQUEST_CACHE`] entries, the attribute tree being the record.
-    requests: NameMap<RequestRows>,
+    /// The last VM looked up in `vms` and its quark (a request's compute records
+    /// name the same VM one after the other).
+    last_vm: (String, Option<Quark>),
+    /// `Requests`, once created.
+    requests_root: Option<Quark>,
+    /// Rows of recent requests (see [`RequestCache`]).
+    requests: RequestCache,
     /// `<request_id>## <vmname>`, rebuilt for each `.start`.
     request_text: String,
+    /// The last string values written, shared with the next equal one (a request's
+    /// `.start` records repeat its request text and VM name) instead of copied.
+    last_request_value: StateValue,
+    last_vm_value: StateValue,
     saw_python_events: bool,
     malformed: Malformed,
+}
+
+/// `value` as a shared string, `last` when it is the same text (then no allocation).
+fn shared_string(last: &mut StateValue, value: &str) -> StateValue {
+    match last {
+        StateValue::String(s) if **s == *value => {}
+        _ => *last = StateValue::from(value),
+    }
+    last.clone()
 }
 
 impl NovaServicesProvider {
@@ -109,39 +197,42 @@ impl NovaServicesProvider {
         let cached = self.requests.get(request_id).copied();
         let mut rows = match cached {
             Some(rows) => rows,
-            None => RequestRows {
-                base: ss.quark_and_add(&["Requests", request_id])?,
-                vm: -1,
-                ops: [(0, -1); 4],
-            },
+            None => {
+                let root = match self.requests_root {
+                    Some(q) => q,
+                    None => *self.requests_root.insert(ss.quark_and_add(&["Requests"])?),
+                };
+                RequestRows {
+                    base: ss.quark_relative_and_add(root, &[request_id])?,
+                    vm: -1,
+                    ops_parent: -1,
+                    ops: [(0, -1); 4],
+                }
+            }
         };
         let op_q = match rows.op(code) {
             Some(q) => q,
             None => {
-                let q = ss.quark_relative_and_add(rows.base, &["Ops", op])?;
+                if rows.ops_parent < 0 {
+                    rows.ops_parent = ss.quark_relative_and_add(rows.base, &["Ops"])?;
+                }
+                let q = ss.quark_relative_and_add(rows.ops_parent, &[op])?;
                 if let Some(free) = rows.ops.iter_mut().find(|(c, _)| *c == 0) {
                     *free = (code, q);
                 }
                 q
             }
         };
-        ss.modify(t, StateValue::Int(code), op_q)?;
+        ss.modify_int(t, code, op_q)?;
         if !vmname.is_empty() {
             if rows.vm < 0 {
                 rows.vm = ss.quark_relative_and_add(rows.base, &["VM"])?;
             }
-            ss.modify(t, StateValue::from(vmname), rows.vm)?;
+            let value = shared_string(&mut self.last_vm_value, vmname);
+            ss.modify(t, value, rows.vm)?;
         }
         if cached != Some(rows) {
-            match self.requests.get_mut(request_id) {
-                Some(kept) => *kept = rows,
-                None => {
-                    if self.requests.len() >= REQUEST_CACHE {
-                        self.requests.clear();
-                    }
-                    self.requests.insert(request_id.into(), rows);
-                }
-            }
+            self.requests.put(request_id, rows);
         }
         Ok(())
     }
@@ -163,11 +254,22 @@ impl NovaServicesProvider {
     }
 
     fn vm_quark(&mut self, vmname: &str, ss: &mut dyn StateSystemBuilder) -> sht::Result<Quark> {
-        if let Some(&q) = self.vms.get(vmname) {
-            return Ok(q);
+        if let (name, Some(q)) = &self.last_vm {
+            if name == vmname {
+                return Ok(*q);
+            }
         }
-        let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
-        self.vms.insert(vmname.into(), q);
+        let q = match self.vms.get(vmname) {
+            Some(&q) => q,
+            None => {
+                let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
+                self.vms.insert(vmname.into(), q);
+                q
+            }
+        };
+        self.last_vm.0.clear();
+        self.last_vm.0.push_str(vmname);
+        self.last_vm.1 = Some(q);
         Ok(q)
     }
 }
@@ -182,7 +284,7 @@ impl StateProvider for NovaServicesProvider {
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<()> {
         let t = event.timestamp();
-        let Some((logger, qs, [event_type, vmname, request_id, vm_state])) = service_message(
+        let Some((logger, service, [event_type, vmname, request_id, vm_state])) = service_message(
             event,
             &mut self.services,
             &["Action", "Request_id"],
@@ -193,7 +295,7 @@ impl StateProvider for NovaServicesProvider {
         else {
             return Ok(());
         };
-        let (action_q, request_q) = (qs[0], qs[1]);
+        let [action_q, request_q] = service.quarks;
         let (Some(event_type), Some(vmname), Some(request_id)) =
             (text(&event_type), text(&vmname), text(&request_id))
         else {
@@ -205,13 +307,15 @@ impl StateProvider for NovaServicesProvider {
         match phase(&event_type) {
             Phase::Start(op) if operation_code(op).is_some() => {
                 let code = operation_code(op).unwrap_or_default();
-                ss.modify(t, StateValue::Int(code), action_q)?;
-                // Built in a kept buffer: the state value is then the only allocation.
+                ss.modify_int(t, code, action_q)?;
+                // Built in a kept buffer: the state value is then the only
+                // allocation, and none when it repeats the last one.
                 self.request_text.clear();
                 self.request_text.push_str(&request_id);
                 self.request_text.push_str("## ");
                 self.request_text.push_str(&vmname);
-                ss.modify(t, StateValue::from(self.request_text.as_str()), request_q)?;
+                let value = shared_string(&mut self.last_request_value, &self.request_text);
+                ss.modify(t, value, request_q)?;
                 if request_id.is_empty() {
                     self.malformed
                         .note(R_NO_REQUEST_ID, t, || event_type.to_string());
@@ -233,16 +337,16 @@ impl StateProvider for NovaServicesProvider {
             _ => {
                 self.malformed
                     .note(R_UNKNOWN_TYPE, t, || event_type.to_string());
-                ss.modify(t, StateValue::Int(0), action_q)?;
+                ss.modify_int(t, 0, action_q)?;
                 ss.modify(t, StateValue::Null, request_q)?;
             }
         }
-        if logger.contains("nova.compute.manager") && !vmname.is_empty() {
+        if service.compute_manager && !vmname.is_empty() {
             if let Some(state) = text(&vm_state).filter(|s| !s.is_empty()) {
                 match vm_state_code(&state) {
                     Some(code) => {
                         let q = self.vm_quark(&vmname, ss)?;
-                        ss.modify(t, StateValue::Int(code), q)?;
+                        ss.modify_int(t, code, q)?;
                     }
                     None => self
                         .malformed
