@@ -1009,9 +1009,10 @@ fn live_lttng_trace_of_another_user_added_mid_session_is_read() {
 /// reads from the relay's files, per logger), and the live history equals the one
 /// built from those files.
 ///
-/// Processes stay 1.5 s after their last message, so that the live timer (1 s)
-/// ships it: lttng-relayd before 2.14 hangs up the stream of an exited process
-/// without serving the packets it received last (see the `live` module).
+/// Processes stay 2.5 s after their last message, so that the live timer (1 s)
+/// ships it even on a loaded machine: lttng-relayd before 2.14 hangs up the stream
+/// of an exited process without serving the packets it received last (see
+/// `sextant_trace::live`).
 #[test]
 fn live_lttng_per_pid_processes_coming_and_going_are_all_read() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1023,11 +1024,11 @@ fn live_lttng_per_pid_processes_coming_and_going_are_all_read() {
     lttng(&lt.home, &["start", session]).unwrap();
     // (name, messages, seconds, then idle seconds)
     let apps = [
-        ("p0", 300, 2.5, 6.0),
-        ("p1", 200, 1.0, 1.5),
-        ("p2", 150, 0.5, 1.5),
-        ("p3", 100, 0.3, 1.5),
-        ("p4", 60, 0.2, 1.5),
+        ("p0", 300, 2.5, 8.0),
+        ("p1", 200, 1.0, 2.5),
+        ("p2", 150, 0.5, 2.5),
+        ("p3", 100, 0.3, 2.5),
+        ("p4", 60, 0.2, 2.5),
     ];
     let run = |i: usize| {
         let (name, n, secs, linger) = apps[i];

@@ -17,6 +17,19 @@
 //! (a trace announced too late) is skipped and counted, as consumers need time
 //! order. The session ends when the relay hangs it up, not when every known stream
 //! has: with per-PID buffers, processes come and go.
+//!
+//! Per-PID buffers and lttng-relayd before 2.14 (Debian's 2.13.9): streams attached
+//! after the viewer are served from their first packet (`SEEK_BEGINNING`), but
+//! - "new streams" is flagged only on index replies carrying a packet (fixed in
+//!   2.13.12), never on beacons or retries, so a quiet session would not learn of
+//!   a new process; and a process's streams not announced by the time it exits are
+//!   dropped from the session. We ask for new streams every poll interval.
+//! - a stream whose process exited is moved to an empty trace chunk at the next
+//!   "get next index" and hung up, even when the relay received packets the viewer
+//!   was not sent yet (the last flush at exit, within a millisecond of the close):
+//!   those packets never reach a viewer (babeltrace2 loses them too). Fixed in 2.14
+//!   (viewer streams created on publication, no chunk switch for closed streams).
+//!   A process that lives a live-timer period after its last event loses nothing.
 
 use super::proto::{Client, Index, IndexStatus, LiveError, MetadataReply, NewStreams, PacketReply};
 use super::proto::{StreamInfo, DEFAULT_PORT, FLAG_NEW_METADATA, FLAG_NEW_STREAM};
