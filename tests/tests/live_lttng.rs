@@ -508,13 +508,16 @@ const PYTHON_APP: &str = r#"
 import logging, sys, time
 import lttngust
 n, secs = int(sys.argv[1]), float(sys.argv[2])
-loggers = [logging.getLogger(n) for n in ("nova.compute.manager", "nova.scheduler.host_manager", "nova.virt.libvirt.driver")]
+tag = sys.argv[3] if len(sys.argv) > 3 else ""
+linger = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+loggers = [logging.getLogger(n + tag) for n in ("nova.compute.manager", "nova.scheduler.host_manager", "nova.virt.libvirt.driver")]
 for l in loggers:
     l.setLevel(logging.DEBUG)
 for i in range(n):
     l = loggers[i % len(loggers)]
     l.info("[instance: %08d] Instance spawned successfully on compute-%d", i, i % 7)
     time.sleep(secs / n)
+time.sleep(linger)
 "#;
 
 /// lttng-relayd and lttng-sessiond (no kernel tracer) on loopback ports of the
@@ -626,15 +629,101 @@ impl Lttng {
         std::fs::File::create(self.tmp.join(name)).unwrap()
     }
 
-    /// Runs the Python app logging `n` messages over `secs` seconds.
-    fn app(&self, n: u64, secs: f64, log: &str) -> Child {
+    /// Runs the Python app logging `n` messages over `secs` seconds; its log files
+    /// are named after `log`, which also suffixes its logger names when `tagged`.
+    fn app(&self, n: u64, secs: f64, log: &str, tagged: bool) -> Child {
+        self.app_lingering(n, secs, log, tagged, 0.0)
+    }
+
+    /// [`Lttng::app`], exiting `linger` seconds after its last message.
+    fn app_lingering(&self, n: u64, secs: f64, log: &str, tagged: bool, linger: f64) -> Child {
+        let tag = if tagged {
+            format!(".{log}")
+        } else {
+            String::new()
+        };
+        let (n, secs, linger) = (n.to_string(), secs.to_string(), linger.to_string());
         Command::new(self.python)
             .env("LTTNG_HOME", &self.home)
-            .args(["-c", PYTHON_APP, &n.to_string(), &secs.to_string()])
+            .args(["-c", PYTHON_APP, &n, &secs, &tag, &linger])
             .stdout(self.log(&format!("{log}.out")))
             .stderr(self.log(&format!("{log}.err")))
             .spawn()
             .unwrap()
+    }
+
+    /// Creates `session` in live mode (1 s live timer) streaming to the relay, with
+    /// every Python logger enabled, in per-PID buffers when `per_pid` (per-UID,
+    /// LTTng's default, otherwise). Not started: callers may add channels first.
+    fn create_live(&self, session: &str, per_pid: bool) {
+        let url = format!("--set-url=net://127.0.0.1:{}:{}", self.ctrl, self.data);
+        lttng(&self.home, &["create", session, "--live=1000000", &url]).unwrap();
+        if per_pid {
+            // The agent's events go to this channel; made first, it takes the buffer scheme.
+            lttng(
+                &self.home,
+                &[
+                    "enable-channel",
+                    "-u",
+                    "--buffers-pid",
+                    "lttng_python_channel",
+                    "-s",
+                    session,
+                ],
+            )
+            .unwrap();
+        }
+        lttng(
+            &self.home,
+            &["enable-event", "--python", "--all", "-s", session],
+        )
+        .unwrap();
+    }
+
+    /// Builds the loggers' history of the live session `url` on a thread; its
+    /// result (events received) comes through the receiver.
+    fn spawn_live_build(
+        url: &str,
+        live_ht: &Path,
+        lags: Option<Lags>,
+        share: Option<mpsc::Sender<SharedStateSystem>>,
+    ) -> mpsc::Receiver<Result<u64, String>> {
+        let (tx, rx) = mpsc::channel();
+        let (url, live_ht) = (url.to_string(), live_ht.to_path_buf());
+        std::thread::spawn(move || {
+            let _ = tx.send(build_loggers(&url, &live_ht, lags, share));
+        });
+        rx
+    }
+
+    /// Destroys `session` (which ends the live build), waits for the build's
+    /// result, then stops the daemons so that the relay's files are complete.
+    fn end_session(&mut self, session: &str, build: mpsc::Receiver<Result<u64, String>>) -> u64 {
+        lttng(&self.home, &["destroy", session]).unwrap();
+        let live_events = build
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the live build ends after the session is destroyed")
+            .unwrap();
+        self.stop();
+        live_events
+    }
+
+    /// The live build received as many events as babeltrace2 reads from the
+    /// relay's files (`bt`), and its history equals the one built offline from
+    /// them. Returns the size of the history file.
+    fn assert_live_equals_files(&self, bt: &str, live_events: u64, live_ht: &Path) -> usize {
+        let bt_events = bt.lines().count() as u64;
+        assert_eq!(live_events, bt_events, "events received live");
+        let offline_ht = self.tmp.join("offline.ht");
+        let relay_out = self.relay_out.to_str().unwrap();
+        let off_events = build_loggers(relay_out, &offline_ht, None, None).unwrap();
+        assert_eq!(off_events, bt_events, "events built offline");
+        let (a, b) = (
+            std::fs::read(&offline_ht).unwrap(),
+            std::fs::read(live_ht).unwrap(),
+        );
+        assert!(a == b, "live .ht differs from the offline .ht");
+        a.len()
     }
 
     /// The live URL of `session` (the relay names it by the traced host's name).
@@ -673,44 +762,20 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     let Some(mut lt) = Lttng::start(tmp.path()) else {
         return;
     };
-    let (home, relay_out, ctrl, data) = (lt.home.clone(), lt.relay_out.clone(), lt.ctrl, lt.data);
-    let log = |name: &str| lt.log(name);
-    let python = lt.python;
+    let home = lt.home.clone();
     let session = "sextant-live";
-    lttng(
-        &home,
-        &[
-            "create",
-            session,
-            "--live=1000000",
-            &format!("--set-url=net://127.0.0.1:{ctrl}:{data}"),
-        ],
-    )
-    .unwrap();
-    lttng(&home, &["enable-event", "--python", "--all", "-s", session]).unwrap();
+    lt.create_live(session, false);
     // A user-space channel without events: one is enabled in it mid-run.
     lttng(&home, &["enable-channel", "-u", "late", "-s", session]).unwrap();
     lttng(&home, &["start", session]).unwrap();
 
     let events_wanted = 3000;
-    let mut app = Command::new(python)
-        .env("LTTNG_HOME", &home)
-        .args(["-c", PYTHON_APP, &events_wanted.to_string(), "4"])
-        .stdout(log("app.out"))
-        .stderr(log("app.err"))
-        .spawn()
-        .unwrap();
+    let mut app = lt.app(events_wanted, 4.0, "app", false);
     let url = lt.url(session);
     let live_ht = tmp.path().join("live.ht");
-    let (tx, rx) = std::sync::mpsc::channel();
     let lags = Arc::new(Mutex::new(Vec::new()));
     let (share_tx, share_rx) = mpsc::channel();
-    {
-        let (url, live_ht, lags) = (url.clone(), live_ht.clone(), lags.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send(build_loggers(&url, &live_ht, Some(lags), Some(share_tx)));
-        });
-    }
+    let build = Lttng::spawn_live_build(&url, &live_ht, Some(lags.clone()), Some(share_tx));
     // Queries while the app logs: the visible end time (wall clock, end) every
     // 20 ms, and one full snapshot half-way, checked against the final history.
     let ss = share_rx
@@ -737,8 +802,8 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = app.wait(); // reaped by try_wait already
-                        // An event class enabled after the live build started:
-                        // the second app's registration adds its declaration to the session's metadata.
+                        // An event class enabled after the live build started: the second app's
+                        // registration adds its declaration to the session's metadata.
     lttng(
         &home,
         &[
@@ -753,27 +818,18 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     )
     .unwrap();
     let late_events = 30;
-    let status = Command::new(python)
-        .env("LTTNG_HOME", &home)
-        .args(["-c", PYTHON_APP, &late_events.to_string(), "0.5"])
-        .stdout(log("app2.out"))
-        .stderr(log("app2.err"))
-        .status()
-        .unwrap();
-    app_ok &= status.success();
+    app_ok &= lt
+        .app(late_events, 0.5, "app2", false)
+        .wait()
+        .unwrap()
+        .success();
     std::thread::sleep(Duration::from_secs(3));
-    // Destroying the session ends the live build.
-    lttng(&home, &["destroy", session]).unwrap();
-    let live_events = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the live build ends after the session is destroyed")
-        .unwrap();
+    let live_events = lt.end_session(session, build);
     assert!(
         app_ok,
         "python app failed: {}",
         std::fs::read_to_string(tmp.path().join("app.err")).unwrap_or_default()
     );
-    lt.stop();
 
     let bt_text = lt.babeltrace();
     let bt_events = bt_text.lines().count() as u64;
@@ -785,16 +841,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
     );
     let statedumps = bt_text.matches("lttng_ust_statedump:start").count() as i64;
     assert!(statedumps > 0, "the late event class was traced");
-    assert_eq!(live_events, bt_events, "events received live");
-
-    let offline_ht = tmp.path().join("offline.ht");
-    let off_events = build_loggers(relay_out.to_str().unwrap(), &offline_ht, None, None).unwrap();
-    assert_eq!(off_events, bt_events);
-    let (a, b) = (
-        std::fs::read(&offline_ht).unwrap(),
-        std::fs::read(&live_ht).unwrap(),
-    );
-    assert!(a == b, "live .ht differs from the offline .ht");
+    let ht_len = lt.assert_live_equals_files(&bt_text, live_events, &live_ht);
     let snap = snap.expect("the app ran for more than 2 s");
     let fin = StateSystem::open(&live_ht, None).unwrap();
     assert_prefix(&snap, &fin);
@@ -826,7 +873,7 @@ fn live_lttng_python_session_matches_babeltrace_and_offline_build() {
          .ht of {} bytes equal; snapshot at {} of {} attributes is a prefix; \
          delivery lag p50 {:.3} s, p95 {:.3} s, max {:.3} s; \
          query lag ({} events seen by the 20 ms poll) p50 {:.3} s, p95 {:.3} s, max {:.3} s",
-        a.len(),
+        ht_len,
         snap.end,
         snap.paths.len(),
         pct(&mut delivery, 50),
@@ -919,31 +966,14 @@ fn live_lttng_trace_of_another_user_added_mid_session_is_read() {
         eprintln!("skipping: cannot run the Python agent as user nobody (runuser needs root)");
         return;
     }
-    let home = lt.home.clone();
     let session = "sextant-uid";
-    lttng(
-        &home,
-        &[
-            "create",
-            session,
-            "--live=1000000",
-            &format!("--set-url=net://127.0.0.1:{}:{}", lt.ctrl, lt.data),
-        ],
-    )
-    .unwrap();
-    lttng(&home, &["enable-event", "--python", "--all", "-s", session]).unwrap();
-    lttng(&home, &["start", session]).unwrap();
+    lt.create_live(session, false);
+    lttng(&lt.home, &["start", session]).unwrap();
     let url = lt.url(session);
     let counts = [600u64, 400];
-    let mut app1 = lt.app(counts[0], 3.0, "app1");
+    let mut app1 = lt.app(counts[0], 3.0, "app1", false);
     let live_ht = tmp.path().join("live.ht");
-    let (tx, rx) = mpsc::channel();
-    {
-        let (url, live_ht) = (url.clone(), live_ht.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send(build_loggers(&url, &live_ht, None, None));
-        });
-    }
+    let build = Lttng::spawn_live_build(&url, &live_ht, None, None);
     std::thread::sleep(Duration::from_millis(1500));
     let (n2, python) = (counts[1].to_string(), lt.python);
     let app2 = std::thread::spawn(move || as_nobody(&[python, "-c", PYTHON_APP, &n2, "1.5"]));
@@ -955,36 +985,117 @@ fn live_lttng_trace_of_another_user_added_mid_session_is_read() {
         std::fs::read_to_string(tmp.path().join("app1.err")).unwrap_or_default()
     );
     std::thread::sleep(Duration::from_secs(3));
-    lttng(&home, &["destroy", session]).unwrap();
-    let live_events = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the live build ends after the session is destroyed")
-        .unwrap();
-    lt.stop();
+    let live_events = lt.end_session(session, build);
 
     let traces: Vec<String> = walk_metadata(&lt.relay_out);
     assert_eq!(traces.len(), 2, "one trace per user: {traces:?}");
     let bt = lt.babeltrace();
-    let bt_events = bt.lines().count() as u64;
     assert_eq!(
         bt.matches("lttng_python:event").count() as u64,
         counts.iter().sum::<u64>(),
         "babeltrace2 on the relay's files"
     );
-    assert_eq!(live_events, bt_events, "events received live");
-    let offline_ht = tmp.path().join("offline.ht");
-    let off_events =
-        build_loggers(lt.relay_out.to_str().unwrap(), &offline_ht, None, None).unwrap();
-    assert_eq!(off_events, bt_events);
-    let (a, b) = (
-        std::fs::read(&offline_ht).unwrap(),
-        std::fs::read(&live_ht).unwrap(),
-    );
+    lt.assert_live_equals_files(&bt, live_events, &live_ht);
+    eprintln!("per-UID live: {live_events} events live from {traces:?}, as babeltrace2, .ht equal");
+}
+
+/// Per-PID buffers (how many Python services are traced): each process writes a
+/// trace of its own, which the relay announces when the process registers and hangs
+/// up when it exits. A service starts before the viewer attaches and stays idle
+/// after logging; three processes start after (overlapping) and exit; a last one
+/// comes and goes while only the idle service is traced (the relay then answers
+/// its streams with inactivity beacons, which before lttng-tools 2.13.12 never
+/// flag new streams). Each process's messages all arrive (as many as babeltrace2
+/// reads from the relay's files, per logger), and the live history equals the one
+/// built from those files.
+///
+/// Processes stay 2.5 s after their last message, so that the live timer (1 s)
+/// ships it even on a loaded machine: lttng-relayd before 2.14 hangs up the stream
+/// of an exited process without serving the packets it received last (see
+/// `sextant_trace::live`).
+#[test]
+fn live_lttng_per_pid_processes_coming_and_going_are_all_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut lt) = Lttng::start(tmp.path()) else {
+        return;
+    };
+    let session = "sextant-pid";
+    lt.create_live(session, true);
+    lttng(&lt.home, &["start", session]).unwrap();
+    // (name, messages, seconds, then idle seconds)
+    let apps = [
+        ("p0", 300, 2.5, 8.0),
+        ("p1", 200, 1.0, 2.5),
+        ("p2", 150, 0.5, 2.5),
+        ("p3", 100, 0.3, 2.5),
+        ("p4", 60, 0.2, 2.5),
+    ];
+    let run = |i: usize| {
+        let (name, n, secs, linger) = apps[i];
+        lt.app_lingering(n, secs, name, true, linger)
+    };
+    let mut service = run(0);
+    std::thread::sleep(Duration::from_millis(700));
+    let url = lt.url(session);
+    let live_ht = tmp.path().join("live.ht");
+    let build = Lttng::spawn_live_build(&url, &live_ht, None, None);
+    let mut others = Vec::new();
+    for (i, pause) in [(1, 800), (2, 300), (3, 900)] {
+        std::thread::sleep(Duration::from_millis(pause));
+        others.push(run(i));
+    }
+    let mut ok = others.iter_mut().all(|c| c.wait().unwrap().success());
+    ok &= run(4).wait().unwrap().success();
     assert!(
-        a == b,
-        "live .ht differs from the offline .ht of both users' traces"
+        service.try_wait().unwrap().is_none(),
+        "p0 ended before p4: make it stay longer"
     );
-    eprintln!("per-UID live: {live_events} events live from {traces:?}, babeltrace2 {bt_events}, .ht equal");
+    ok &= service.wait().unwrap().success();
+    assert!(
+        ok,
+        "python apps failed: {}",
+        std::fs::read_to_string(tmp.path().join("p0.err")).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let live_events = lt.end_session(session, build);
+
+    let traces = walk_metadata(&lt.relay_out);
+    assert_eq!(
+        traces.len(),
+        apps.len(),
+        "one trace per process: {traces:?}"
+    );
+    let bt = lt.babeltrace();
+    let live = StateSystem::open(&live_ht, None).unwrap();
+    let loggers = [
+        "nova.compute.manager",
+        "nova.scheduler.host_manager",
+        "nova.virt.libvirt.driver",
+    ];
+    let mut per_app = Vec::new();
+    for (name, n, _, _) in apps {
+        let (mut in_files, mut received) = (0, 0);
+        for l in loggers {
+            let logger = format!("{l}.{name}");
+            in_files += bt.matches(&format!("logger_name = \"{logger}\"")).count() as i64;
+            received += live.quark(&["loggers", &logger, "count"]).map_or(0, |q| {
+                match live.query_single(live.current_end_time(), q).unwrap().value {
+                    StateValue::Long(c) => c,
+                    v => panic!("{logger}: count {v:?}"),
+                }
+            });
+        }
+        per_app.push((name, n as i64, in_files, received));
+    }
+    for &(_, n, in_files, received) in &per_app {
+        assert_eq!(in_files, n, "babeltrace2 on the relay's files: {per_app:?}");
+        assert_eq!(
+            received, in_files,
+            "messages received live (name, logged, in files, live): {per_app:?}"
+        );
+    }
+    lt.assert_live_equals_files(&bt, live_events, &live_ht);
+    eprintln!("per-PID live: {live_events} events live as babeltrace2 ({per_app:?}), .ht equal");
 }
 
 /// Directories below `dir` holding a `metadata` file (the traces).

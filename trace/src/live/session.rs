@@ -17,6 +17,19 @@
 //! (a trace announced too late) is skipped and counted, as consumers need time
 //! order. The session ends when the relay hangs it up, not when every known stream
 //! has: with per-PID buffers, processes come and go.
+//!
+//! Per-PID buffers and lttng-relayd before 2.14 (Debian's 2.13.9): streams attached
+//! after the viewer are served from their first packet (`SEEK_BEGINNING`), but
+//! - "new streams" is flagged only on index replies carrying a packet (fixed in
+//!   2.13.12), never on beacons or retries, so a quiet session would not learn of
+//!   a new process; and a process's streams not announced by the time it exits are
+//!   dropped from the session. We ask for new streams every poll interval.
+//! - a stream whose process exited is moved to an empty trace chunk at the next
+//!   "get next index" and hung up, even when the relay received packets the viewer
+//!   was not sent yet (the last flush at exit, within a millisecond of the close):
+//!   those packets never reach a viewer (babeltrace2 loses them too). Fixed in 2.14
+//!   (viewer streams created on publication, no chunk switch for closed streams).
+//!   A process that lives a live-timer period after its last event loses nothing.
 
 use super::proto::{Client, Index, IndexStatus, LiveError, MetadataReply, NewStreams, PacketReply};
 use super::proto::{StreamInfo, DEFAULT_PORT, FLAG_NEW_METADATA, FLAG_NEW_STREAM};
@@ -192,6 +205,10 @@ pub struct LiveSession {
     new_classes: Vec<ClassId>,
     /// Timestamp of the last event handed out.
     last_ns: i64,
+    /// When the relay was last asked for new streams.
+    polled_streams: Instant,
+    /// The relay said the session is closed with no stream left holding data.
+    session_hup: bool,
 }
 
 impl LiveSession {
@@ -305,6 +322,8 @@ impl LiveSession {
             finished: false,
             new_classes: Vec::new(),
             last_ns: i64::MIN,
+            polled_streams: Instant::now(),
+            session_hup: false,
         };
         me.add_streams(all)?;
         Ok(me)
@@ -531,14 +550,20 @@ impl LiveSession {
         std::mem::take(&mut self.new_classes)
     }
 
+    /// Asks the relay for streams added since the last call. False once the relay
+    /// says the session is closed with no stream left holding data.
     fn poll_new_streams(&mut self) -> Result<bool, LiveError> {
+        self.polled_streams = Instant::now();
         match self.client.get_new_streams(self.session_id)? {
             NewStreams::Streams(v) => {
                 self.add_streams(v)?;
                 Ok(true)
             }
             NewStreams::NoNew => Ok(true),
-            NewStreams::Hup => Ok(false),
+            NewStreams::Hup => {
+                self.session_hup = true;
+                Ok(false)
+            }
         }
     }
 
@@ -676,11 +701,26 @@ impl LiveSession {
             if self.traces.iter().any(|t| t.exp.is_none()) {
                 progressed |= self.settle_pending()?;
             }
+            let packets = self.stats.packets;
             for k in 0..self.streams.len() {
                 let s = &self.streams[k];
                 if s.head.is_none() && !s.closed {
                     progressed |= self.fetch(k)?;
                 }
+            }
+            // lttng-relayd before 2.13.12 flags new streams only on replies carrying
+            // a packet, and before 2.14 never announces the streams of a process
+            // that exited before the viewer asked: ask every poll interval. Asking
+            // after fetching packets and before merging their events also keeps
+            // time order: a stream announced later was created after those packets
+            // reached the relay, so it cannot hold an earlier event.
+            if !self.session_hup
+                && (self.stats.packets != packets
+                    || self.polled_streams.elapsed() >= self.opts.poll_interval)
+            {
+                let before = (self.streams.len(), self.traces.len());
+                self.poll_new_streams()?;
+                progressed |= before != (self.streams.len(), self.traces.len());
             }
             while let Some(k) = self.next_ready() {
                 progressed = true;
@@ -714,7 +754,7 @@ impl LiveSession {
                 // when the relay says so; until then traces may still be added (a
                 // process starts, with per-PID buffers).
                 let before = (self.streams.len(), self.traces.len());
-                if !self.poll_new_streams()? {
+                if self.session_hup || !self.poll_new_streams()? {
                     self.finished = true;
                     return Ok(());
                 }
