@@ -1156,7 +1156,7 @@ impl BlockWriter {
             self.first_start = start;
             self.prev_end = start.wrapping_sub(1);
             self.last_end = i64::MIN;
-        } else if self.count as usize % l::CHECKPOINT_EVERY == 0 {
+        } else if (self.count as usize).is_multiple_of(l::CHECKPOINT_EVERY) {
             self.checkpoints.push((start, self.buf.len() as u32));
         }
         put_svar(
