@@ -364,7 +364,6 @@ fn build_opened(
     ids: &[(&'static str, &'static str)],
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
 ) -> Result<(Vec<Built>, std::time::Duration)> {
-
     let options = BuildOptions::default();
     let cancel = Arc::clone(&options.cancel);
     // Ctrl-C stops cleanly: partial histories are removed, nothing half-written stays.

@@ -244,7 +244,7 @@ fn formulas_saved_later_are_in_force_at_once_and_the_file_arrives_whole() {
     let saving = later.saving.clone().expect("a save under way");
     saving.wait().unwrap();
     saving.wait().unwrap(); // a second wait has nothing left to do
-    // the same file as a synchronous save, and no temporary file left beside it
+                            // the same file as a synchronous save, and no temporary file left beside it
     let text = std::fs::read_to_string(&saved).unwrap();
     std::fs::remove_file(&saved).unwrap();
     let mut exp2 = Experiment::open(&paths).unwrap();

@@ -63,7 +63,9 @@ pub struct SyncApplied {
 /// A saved result being written by a thread of its own: the formulas are in force at once,
 /// the file follows while the caller works (see [`apply_saving_later`]).
 #[derive(Debug, Clone)]
-pub struct PendingSave(Arc<Mutex<Option<JoinHandle<Result<(), SyncError>>>>>);
+pub struct PendingSave(Arc<Mutex<Option<SaveThread>>>);
+
+type SaveThread = JoinHandle<Result<(), SyncError>>;
 
 impl PendingSave {
     /// Waits until the file is in place (or failed). The first call gets the outcome, later
