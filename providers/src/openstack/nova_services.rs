@@ -435,14 +435,14 @@ mod tests {
     fn requests_beyond_the_cache_and_long_names_keep_their_rows() {
         let n = 3 * super::REQUEST_CACHE;
         let id = |k: usize| {
-            if k % 7 == 0 {
+            if k.is_multiple_of(7) {
                 format!("req-{k:08x}-{}", "x".repeat(60))
             } else {
                 format!("req-{k:08x}-e7a3-4284-a44b-5dd843edf212")
             }
         };
         let vm = |k: usize| {
-            if k % 5 == 0 {
+            if k.is_multiple_of(5) {
                 format!("vm-with-a-name-longer-than-thirty-bytes-{k}")
             } else {
                 format!("vm-{k}")
