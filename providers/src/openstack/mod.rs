@@ -240,6 +240,10 @@ pub(crate) struct Service {
 #[derive(Default)]
 pub(crate) struct ServiceQuarks {
     by_logger: NameMap<Service>,
+    /// The last logger seen and its service: a request's records often come from
+    /// one service in a row, and loggers' names mostly differ in length, so a
+    /// miss costs a length comparison, a hit saves the hashing.
+    last: Option<(String, Service)>,
 }
 
 impl ServiceQuarks {
@@ -249,8 +253,14 @@ impl ServiceQuarks {
         leaves: &[&str],
         ss: &mut dyn StateSystemBuilder,
     ) -> sht::Result<Service> {
-        if let Some(s) = self.by_logger.get(logger) {
-            return Ok(*s);
+        if let Some((name, s)) = &self.last {
+            if name == logger {
+                return Ok(*s);
+            }
+        }
+        if let Some(&s) = self.by_logger.get(logger) {
+            self.remember(logger, s);
+            return Ok(s);
         }
         let base = ss.quark_and_add(&["SERVICEs", logger])?;
         let mut qs = [-1 as Quark; 2];
@@ -262,7 +272,15 @@ impl ServiceQuarks {
             compute_manager: logger.contains("nova.compute.manager"),
         };
         self.by_logger.insert(logger.into(), s);
+        self.remember(logger, s);
         Ok(s)
+    }
+
+    fn remember(&mut self, logger: &str, service: Service) {
+        let (name, s) = self.last.get_or_insert_with(|| (String::new(), service));
+        name.clear();
+        name.push_str(logger);
+        *s = service;
     }
 }
 

@@ -8,11 +8,14 @@
 
 use crate::openstack::service_message;
 
-use std::hash::Hasher;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sht::{Quark, StateSystemBuilder, StateValue};
 
-use super::{phase, text, vm_state_code, Malformed, NameMap, Phase, ServiceQuarks, R_UNKNOWN_TYPE};
+use super::{
+    phase, text, vm_state_code, Malformed, NameHasher, Phase, ServiceQuarks, R_UNKNOWN_TYPE,
+};
 use crate::{EventFields, StateProvider};
 
 pub const ID: &str = "org.eclipse.tracecompass.analysis.os.linux.core.openstack.service.id";
@@ -119,7 +122,7 @@ impl Default for RequestCache {
 
 impl RequestCache {
     fn slot(request_id: &str) -> usize {
-        let mut h = super::NameHasher::default();
+        let mut h = NameHasher::default();
         h.write(request_id.as_bytes());
         // The multiplicative hash's high bits are its best mixed.
         (h.finish() >> 56) as usize & (REQUEST_CACHE - 1)
@@ -144,10 +147,66 @@ impl RequestCache {
     }
 }
 
+/// A VM name as a map key, held in place when short (VM names are): comparing a
+/// key then reads the map's own memory, not a separate allocation that is cold
+/// by the time a request's first compute record looks its VM up.
+#[derive(Clone)]
+enum VmKey {
+    Short { len: u8, bytes: [u8; 30] },
+    Long(Box<str>),
+}
+
+impl VmKey {
+    fn new(name: &str) -> Self {
+        let mut bytes = [0; 30];
+        match bytes.get_mut(..name.len()) {
+            Some(head) => {
+                head.copy_from_slice(name.as_bytes());
+                VmKey::Short {
+                    len: name.len() as u8,
+                    bytes,
+                }
+            }
+            None => VmKey::Long(name.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole: always UTF-8.
+            VmKey::Short { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or("")
+            }
+            VmKey::Long(s) => s,
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for VmKey {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::hash::Hash for VmKey {
+    // As the `str` it holds, so that `&str` lookups find it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialEq for VmKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for VmKey {}
+
 #[derive(Default)]
 pub struct NovaServicesProvider {
     services: ServiceQuarks,
-    vms: NameMap<Quark>,
+    vms: HashMap<VmKey, Quark, BuildHasherDefault<NameHasher>>,
     /// The last VM looked up in `vms` and its quark (a request's compute records
     /// name the same VM one after the other).
     last_vm: (String, Option<Quark>),
@@ -263,7 +322,7 @@ impl NovaServicesProvider {
             Some(&q) => q,
             None => {
                 let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
-                self.vms.insert(vmname.into(), q);
+                self.vms.insert(VmKey::new(vmname), q);
                 q
             }
         };
@@ -359,5 +418,79 @@ impl StateProvider for NovaServicesProvider {
 
     fn warnings(&self) -> Vec<String> {
         self.malformed.warnings("nova-services")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sht::{StateSystemQuerier, StateValue};
+
+    use crate::pipeline::{build, Analysis, BuildOptions, Output};
+    use crate::testsource::TextSource;
+
+    /// More requests in progress at once than the request cache has slots, and ids
+    /// and VM names too long to be held in place: every row is still found again
+    /// (from the attribute tree when the cache lost it) and closed by its `.end`.
+    #[test]
+    fn requests_beyond_the_cache_and_long_names_keep_their_rows() {
+        let n = 3 * super::REQUEST_CACHE;
+        let id = |k: usize| {
+            if k.is_multiple_of(7) {
+                format!("req-{k:08x}-{}", "x".repeat(60))
+            } else {
+                format!("req-{k:08x}-e7a3-4284-a44b-5dd843edf212")
+            }
+        };
+        let vm = |k: usize| {
+            if k.is_multiple_of(5) {
+                format!("vm-with-a-name-longer-than-thirty-bytes-{k}")
+            } else {
+                format!("vm-{k}")
+            }
+        };
+        let line = |t: usize, k: usize, ty: &str, state: &str| {
+            format!(
+                "{t} lttng_python:event logger_name=\"nova.compute.manager\" msg=\"lttng_trace:{{'event_type':'compute.instance.create.{ty}','vmname':'{}','vm_state':'{state}','host':'h','project_id':'p','request_id':'{}'}}\"\n",
+                vm(k),
+                id(k)
+            )
+        };
+        let mut text = String::new();
+        for k in 0..n {
+            text.push_str(&line(1 + k, k, "start", "building"));
+        }
+        // Ends in another order than the starts.
+        for (i, k) in (0..n).rev().enumerate() {
+            text.push_str(&line(1 + n + i, k, "end", "active"));
+        }
+        let mut src = TextSource::new(&text);
+        let analyses = vec![Analysis {
+            provider: Box::new(super::NovaServicesProvider::new()),
+            output: Output::InMemory,
+        }];
+        let (report, mut systems) = build(&mut src, analyses, &BuildOptions::default()).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let ss = systems.remove(0);
+        let value = |path: &[&str], t: usize| {
+            let q = ss.quark(path).unwrap_or_else(|_| panic!("{path:?}"));
+            ss.query_single(t as i64, q).unwrap().value
+        };
+        for k in 0..n {
+            let (id, vm) = (id(k), vm(k));
+            let op = ["Requests", &id, "Ops", "compute.instance.create"];
+            let ended = 1 + n + (n - 1 - k);
+            assert_eq!(value(&op, 1 + k), StateValue::Int(10), "{id}");
+            assert_eq!(value(&op, ended - 1), StateValue::Int(10), "{id}");
+            assert_eq!(value(&op, ended), StateValue::Null, "{id}");
+            assert_eq!(
+                value(&["Requests", &id, "VM"], 1 + k),
+                StateValue::from(vm.as_str())
+            );
+            assert_eq!(value(&["VMs", &vm, "Action"], 1 + k), StateValue::Int(0));
+            assert_eq!(value(&["VMs", &vm, "Action"], ended), StateValue::Int(1));
+        }
+        // One Ops row per request: nothing was created twice under another name.
+        let requests = ss.quark(&["Requests"]).unwrap();
+        assert_eq!(ss.attributes().children_of(requests).len(), n);
     }
 }
