@@ -73,7 +73,8 @@ pub const EXPLORER_PALETTE_SIZE: i32 = 9;
 /// State system explorer style key (tsp.md §7.3): `floorMod(hash(text), 9)` or `Unknown`.
 /// Static, so that a state's style allocates nothing.
 pub fn explorer_style_key(v: &StateValue) -> &'static str {
-    const KEYS: [&str; EXPLORER_PALETTE_SIZE as usize] = ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
+    const KEYS: [&str; EXPLORER_PALETTE_SIZE as usize] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
     if v.is_null() {
         "Unknown"
     } else {
