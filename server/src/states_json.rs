@@ -285,9 +285,7 @@ mod tests {
         let want = serde_json::to_vec(&r).unwrap();
         assert_eq!(states_response(&r), want);
         let cached = GenericResponse::completed(StatesAnswer::Rows(
-            rows.iter()
-                .map(|r| crate::states_cache::row_json(r))
-                .collect(),
+            rows.iter().map(crate::states_cache::row_json).collect(),
         ));
         assert_eq!(states_response(&cached), want);
     }
