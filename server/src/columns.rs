@@ -144,10 +144,25 @@ fn worker() -> Option<&'static Mutex<Sender<Job>>> {
     .as_ref()
 }
 
-/// Queues the finished history `history` (the file behind the state system of
-/// `slot`) for its index.
+/// Whether views read the history of analysis `id` through its index: the
+/// kernel history (Control Flow, Resources) and the histories of the
+/// time-graph state views. The others (explorer, XML and VM views, XY
+/// outputs) query the tree: an index of theirs would cost disk, memory and
+/// build time for nothing.
+pub fn wanted(id: &str) -> bool {
+    use crate::state_views::ViewKind;
+    id == sextant_providers::kernel::KERNEL_ANALYSIS_ID
+        || crate::analysis_views::VIEWS
+            .iter()
+            .any(|v| v.analysis == id && matches!(v.kind, ViewKind::TimeGraph { .. }))
+}
+
+/// Queues the finished history `history` (the file `<analysis id>.ht` behind
+/// the state system of `slot`) for its index, if a view reads it through one
+/// ([`wanted`]).
 pub fn schedule(slot: &Arc<Columns>, history: &Path) {
-    if !enabled() {
+    let id = history.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if !enabled() || !wanted(id) {
         return;
     }
     let Some(tx) = worker() else {
@@ -218,5 +233,23 @@ fn prepare(slot: &Columns, history: &Path) {
             );
             slot.set(ColumnStatus::Failed(e.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_histories_read_through_an_index_are_wanted() {
+        assert!(wanted(sextant_providers::kernel::KERNEL_ANALYSIS_ID));
+        // A time-graph state view (OpenStack Nova VM states).
+        assert!(wanted(sextant_providers::openstack::nova::ID));
+        // Disk I/O is an XY view: its history is queried from the tree.
+        assert!(!wanted(sextant_providers::diskio::DISKIO_ANALYSIS_ID));
+        assert!(!wanted(
+            "org.eclipse.tracecompass.incubator.virtual.machine.analysis.core.overhead.analysis"
+        ));
+        assert!(!wanted(""));
     }
 }

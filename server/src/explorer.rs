@@ -246,7 +246,7 @@ impl OutputProvider for Explorer {
                         interval_state(
                             i,
                             end,
-                            state_label(&i.value),
+                            state_label(&i.value).map(Into::into),
                             Some(Style::key(explorer_style_key(&i.value))),
                         )
                     })

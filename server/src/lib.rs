@@ -32,6 +32,7 @@ pub mod ssquery;
 pub mod ssxy;
 pub mod state_views;
 pub mod states_cache;
+pub mod states_json;
 pub mod sync;
 pub mod values;
 pub mod xml_views;

@@ -3,8 +3,14 @@
 //! Every timestamp and id is an `i64` written by `serde_json` as a bare integer
 //! literal; doubles go through [`finite`] so that no NaN or infinity reaches the wire.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+/// A string of the answers that is most often one of a known set (style keys,
+/// state labels): borrowed then, so building a state allocates nothing.
+pub type Text = Cow<'static, str>;
 
 /// `status` of a [`GenericResponse`] (tsp.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -93,13 +99,13 @@ pub struct OutputDescriptor {
 #[serde(rename_all = "camelCase")]
 pub struct Style {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_key: Option<String>,
+    pub parent_key: Option<Text>,
     pub values: Map<String, Value>,
 }
 
 impl Style {
-    /// A style that only inherits from `key`.
-    pub fn key(key: impl Into<String>) -> Self {
+    /// A style that only inherits from `key` (no allocation for a `&'static str`).
+    pub fn key(key: impl Into<Text>) -> Self {
         Style {
             parent_key: Some(key.into()),
             values: Map::new(),
@@ -217,7 +223,7 @@ pub struct TimeGraphState {
     pub start: i64,
     pub end: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub label: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style: Option<Style>,
 }

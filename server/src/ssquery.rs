@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use sht::{AttributeTree, Interval, Quark, StateSystem, StateSystemQuerier};
 
-use crate::model::{Style, TimeGraphState};
+use crate::model::{Style, Text, TimeGraphState};
 use crate::registry::StateSystemHandle;
 
 /// Entry ids of one output: assigned from 0 the first time a key is seen, then
@@ -120,7 +120,7 @@ pub fn sampled_rows(
 pub fn interval_state(
     interval: &Interval,
     current_end: i64,
-    label: Option<String>,
+    label: Option<Text>,
     style: Option<Style>,
 ) -> TimeGraphState {
     let end = interval

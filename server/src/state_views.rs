@@ -425,7 +425,7 @@ impl StateView {
         for (id, row) in self.rows_of(items) {
             by_trace.entry(row.trace).or_default().push((id, row));
         }
-        let label_of = |key: &str| {
+        let label_of = |key: &str| -> Option<&'static str> {
             styles
                 .iter()
                 .copied()
@@ -457,7 +457,7 @@ impl StateView {
                         .iter()
                         .filter_map(|i| {
                             let key = style_of(row.class, &i.value)?;
-                            let label = labels.then(|| label_of(key).unwrap_or(key).to_string());
+                            let label = labels.then(|| label_of(key).unwrap_or(key).into());
                             Some(interval_state(i, end, label, Some(Style::key(key))))
                         })
                         .collect();

@@ -29,8 +29,9 @@ pub const DEFAULT_ROW_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of interned sample-time sets kept (a set of 1,000 times is 8 KB).
 const TIME_SETS_BYTES: usize = 8 << 20;
 
-/// One row of a states answer, as JSON.
-pub type RowJson = Arc<RawValue>;
+/// One row of a states answer, as JSON bytes (written by
+/// [`crate::states_json`], valid UTF-8).
+pub type RowJson = Arc<[u8]>;
 
 /// The model of a states answer: rows built for this answer, or serialized
 /// rows (from the cache). Both serialize to the same bytes.
@@ -57,8 +58,12 @@ struct RawRows<'a>(&'a [RowJson]);
 impl Serialize for RawRows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        // Not the server's path (it writes answers with `states_json`): the
+        // rows are re-checked as JSON here.
         for row in self.0 {
-            seq.serialize_element::<RawValue>(row)?;
+            let text = std::str::from_utf8(row).map_err(serde::ser::Error::custom)?;
+            let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+            seq.serialize_element::<RawValue>(raw)?;
         }
         seq.end()
     }
@@ -80,8 +85,7 @@ impl Serialize for StatesAnswer {
 
 /// A row serialized exactly as inside a [`StatesModel`].
 pub fn row_json(row: &TimeGraphRow) -> RowJson {
-    let raw = serde_json::value::to_raw_value(row).expect("time-graph rows serialize");
-    Arc::from(raw)
+    Arc::from(crate::states_json::row_bytes(row))
 }
 
 /// A unique id for each view instance (part of the cache key: entry ids are
@@ -180,8 +184,8 @@ impl Flight {
     }
 }
 
-fn row_cost(json: &RawValue) -> usize {
-    json.get().len() + 96
+fn row_cost(json: &[u8]) -> usize {
+    json.len() + 96
 }
 
 impl RowCache {
@@ -635,7 +639,7 @@ mod tests {
                     let got: Vec<String> = a
                         .finish(&[3, 1, 2])
                         .into_iter()
-                        .map(|r| r.into_json().get().to_string())
+                        .map(|r| String::from_utf8(r.into_json().to_vec()).unwrap())
                         .collect();
                     assert_eq!(
                         got,
@@ -686,8 +690,8 @@ mod tests {
         assert!(cache.get_many(1, t, &wo, &[0])[0].is_none());
         // The row served is the row stored.
         assert_eq!(
-            cache.get_many(1, t, &w, &[3])[0].as_ref().unwrap().get(),
-            row(3, 5).get()
+            cache.get_many(1, t, &w, &[3])[0].as_deref().unwrap(),
+            &*row(3, 5)
         );
         // A zero budget keeps nothing.
         let none = RowCache::new(0);

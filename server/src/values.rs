@@ -71,13 +71,14 @@ pub fn state_label(v: &StateValue) -> Option<String> {
 pub const EXPLORER_PALETTE_SIZE: i32 = 9;
 
 /// State system explorer style key (tsp.md §7.3): `floorMod(hash(text), 9)` or `Unknown`.
-pub fn explorer_style_key(v: &StateValue) -> String {
+/// Static, so that a state's style allocates nothing.
+pub fn explorer_style_key(v: &StateValue) -> &'static str {
+    const KEYS: [&str; EXPLORER_PALETTE_SIZE as usize] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
     if v.is_null() {
-        "Unknown".into()
+        "Unknown"
     } else {
-        java_string_hash(&value_text(v))
-            .rem_euclid(EXPLORER_PALETTE_SIZE)
-            .to_string()
+        KEYS[java_string_hash(&value_text(v)).rem_euclid(EXPLORER_PALETTE_SIZE) as usize]
     }
 }
 

@@ -228,7 +228,7 @@ impl OutputProvider for XmlView {
                         _ => interval_state(
                             i,
                             end,
-                            Some(value_text(&i.value)),
+                            Some(value_text(&i.value).into()),
                             Some(Style::key(self.style_key(&i.value))),
                         ),
                     })

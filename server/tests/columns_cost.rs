@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sextant_server::columns::{self, ColumnStatus};
 use sextant_server::kernel_views::CONTROL_FLOW_ID;
+use sextant_server::model::GenericResponse;
 use sextant_server::query::{parse_parameters, DataQuery};
+use sextant_server::states_cache::StatesAnswer;
+use sextant_server::states_json::states_response;
 use sextant_server::ServeConfig;
 
 use common::{open, wait_completed};
@@ -116,7 +119,7 @@ async fn cold_request_cpu_cost() {
         .collect();
     let rows = ids.len().min(500);
     let span = (end - start) / 10;
-    let run = |label: &str, seed: u64| {
+    let run = |label: &str, seed: u64, serde: bool| {
         let mut x = seed;
         let mut cpu = Vec::new();
         let mut bytes = 0;
@@ -132,8 +135,18 @@ async fn cold_request_cpu_cost() {
             .to_string();
             let c0 = thread_cpu_ns();
             let q = DataQuery::parse(parse_parameters(body.as_bytes()).unwrap(), true).unwrap();
-            // The answer as the server sends it (plain model: no row cache).
-            let answer = serde_json::to_vec(&o.states(&q).ok().unwrap()).unwrap();
+            // The answer as the server writes it (plain model: no row cache),
+            // or as serde writes it (the writer before `states_json`).
+            let r = o.states(&q).ok().unwrap();
+            let answer = if serde {
+                serde_json::to_vec(&r).unwrap()
+            } else {
+                states_response(&GenericResponse {
+                    model: r.model.map(StatesAnswer::Plain),
+                    status: r.status,
+                    status_message: r.status_message,
+                })
+            };
             cpu.push(thread_cpu_ns() - c0);
             bytes += answer.len();
         }
@@ -150,13 +163,14 @@ async fn cold_request_cpu_cost() {
     let kernel = handles
         .iter()
         .find(|h| h.columns.status() == ColumnStatus::Ready);
-    run("index", 0x1234_5678);
+    run("index", 0x1234_5678, false);
+    run("index, serde writer", 0x1234_5678, true);
     if std::env::var_os("SEXTANT_COST_INDEX_ONLY").is_some() {
         return;
     }
     if let Some(k) = kernel {
         let index = k.columns.unload();
-        run("tree ", 0x1234_5678);
+        run("tree ", 0x1234_5678, false);
         if let Some(i) = index {
             k.columns.load(i);
         }

@@ -629,7 +629,7 @@ impl VmView {
                     .map(|p| {
                         let key = fused_style(0, &p.status).unwrap_or("UNKNOWN");
                         let mut s = state(p.start, p.end, fss.current_end_time(), Style::key(key));
-                        s.label = Some(thread_label(&fss, guest, p.tid, p.start));
+                        s.label = Some(thread_label(&fss, guest, p.tid, p.start).into());
                         s
                     })
                     .collect()
@@ -1226,7 +1226,7 @@ impl OutputProvider for VmView {
                 map.insert("State".into(), label_of(key));
             }
             if let Some(l) = &s.label {
-                map.insert("Thread".into(), l.clone());
+                map.insert("Thread".into(), l.to_string());
             }
         }
         let Some(h) = self.handle_of(row.trace, self.which.analysis()) else {
