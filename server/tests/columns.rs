@@ -10,32 +10,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sextant_server::columns::{self, ColumnStatus};
 use sextant_server::kernel_views::CONTROL_FLOW_ID;
-use sextant_server::query::{parse_parameters, DataQuery};
+
 use sextant_server::{Experiment, ServeConfig, StateSystemHandle};
 use sextant_trace::gen::{generate, GenConfig, GenLimit};
 
-use common::{open, out, post, wait_completed};
+use common::{body, open, out, plain, post, wait_completed, walk};
 
 const KERNEL: &str = "org.eclipse.tracecompass.analysis.os.linux.kernel";
-
-fn plain(exp: &Experiment, output: &str, body: &str) -> Vec<u8> {
-    let p = parse_parameters(body.as_bytes()).unwrap();
-    let q = DataQuery::parse(p, true).unwrap_or_else(|e| panic!("{e:?}"));
-    let o = exp.output(output).unwrap();
-    let r = o
-        .states(&q)
-        .unwrap_or_else(|_| panic!("{output}: states failed"));
-    serde_json::to_vec(&r).unwrap()
-}
-
-fn body(start: i64, end: i64, nb: i64, items: &[i64]) -> String {
-    json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb},
-        "requested_items": items}})
-    .to_string()
-}
 
 fn handles(exp: &Experiment) -> Vec<StateSystemHandle> {
     exp.source
@@ -230,19 +214,6 @@ fn kernel_index(data: &Path) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     found[0].clone()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A generated kernel trace: equal answers; on restart the index is reused;

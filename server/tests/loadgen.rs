@@ -35,7 +35,7 @@ async fn short_load_on_a_real_trace_answers_every_request() {
     assert!(r.percentile(0.5) <= r.percentile(0.95));
     assert_eq!(r.percentile(1.0), *r.latencies.last().unwrap());
     // The analyses wrote their history in the data directory (TC project layout).
-    let ht = walk(data.path())
+    let ht = common::walk(data.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "ht"))
         .count();
@@ -58,17 +58,4 @@ async fn short_load_on_a_real_trace_answers_every_request() {
     };
     let e = run(&bad).await.unwrap_err();
     assert!(e.contains("no-such-trace"), "{e}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

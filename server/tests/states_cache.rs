@@ -5,29 +5,12 @@
 
 mod common;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
-use sextant_server::query::{parse_parameters, DataQuery};
+
 use sextant_server::states_cache::RowCache;
 
-use common::{open, out, post, wait_completed};
-
-/// The plain answer: the provider's `states`, serialized as the server would.
-fn plain(exp: &sextant_server::Experiment, output: &str, body: &str) -> Vec<u8> {
-    let p = parse_parameters(body.as_bytes()).unwrap();
-    let q = DataQuery::parse(p, true).unwrap_or_else(|e| panic!("{e:?}"));
-    let o = exp.output(output).unwrap();
-    let r = o
-        .states(&q)
-        .unwrap_or_else(|_| panic!("{output}: states failed"));
-    serde_json::to_vec(&r).unwrap()
-}
-
-fn body(start: i64, end: i64, nb: i64, items: &[i64]) -> String {
-    json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb},
-        "requested_items": items}})
-    .to_string()
-}
+use common::{body, open, out, plain, post, wait_completed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_states_are_the_plain_states_byte_for_byte() {

@@ -294,3 +294,37 @@ pub fn out(exp: &str, rest: &str) -> String {
 pub const EXPLORER: &str =
     "org.eclipse.tracecompass.internal.tmf.core.statesystem.provider.StateSystemDataProvider";
 pub const SS_XY: &str = "org.sextant.server.StateSystemXY";
+
+/// The plain answer of `output`'s `states` for a request `body`, serialized as
+/// the server's serde path would (no row cache, no index).
+pub fn plain(exp: &sextant_server::Experiment, output: &str, body: &str) -> Vec<u8> {
+    use sextant_server::query::{parse_parameters, DataQuery};
+    let p = parse_parameters(body.as_bytes()).unwrap();
+    let q = DataQuery::parse(p, true).unwrap_or_else(|e| panic!("{e:?}"));
+    let o = exp.output(output).unwrap();
+    let r = o
+        .states(&q)
+        .unwrap_or_else(|_| panic!("{output}: states failed"));
+    serde_json::to_vec(&r).unwrap()
+}
+
+/// A states request body over `nb` samples of [start, end] for `items`.
+pub fn body(start: i64, end: i64, nb: i64, items: &[i64]) -> String {
+    serde_json::json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb},
+        "requested_items": items}})
+    .to_string()
+}
+
+/// Every file below `dir` (none when it does not exist).
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
