@@ -217,6 +217,17 @@ pub struct TreeModel {
     pub auto_expand_level: i32,
 }
 
+impl TreeModel {
+    /// A tree with one "Name" column, expanded `auto_expand_level` levels (-1: all).
+    pub fn named(entries: Vec<TreeEntry>, auto_expand_level: i32) -> Self {
+        TreeModel {
+            headers: vec![Header::string("Name")],
+            entries,
+            auto_expand_level,
+        }
+    }
+}
+
 /// One time-graph state (tsp.md §6.4); `end` is exclusive-style.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TimeGraphState {

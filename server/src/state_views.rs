@@ -14,8 +14,8 @@ use serde_json::json;
 use sht::{AttributeTree, Quark, StateSystem, StateSystemQuerier, StateValue, ROOT_QUARK};
 
 use crate::model::{
-    finite, AxisDescription, GenericResponse, Header, OutputDescriptor, OutputType, StatesModel,
-    Style, StyleModel, TimeGraphRow, TreeEntry, TreeModel, XyModel, XySeries,
+    finite, AxisDescription, GenericResponse, OutputDescriptor, OutputType, StatesModel, Style,
+    StyleModel, TimeGraphRow, TreeEntry, TreeModel, XyModel, XySeries,
 };
 use crate::query::{DataQuery, TooltipQuery, TreeQuery};
 use crate::registry::{
@@ -498,11 +498,7 @@ impl OutputProvider for StateView {
     fn tree(&self, _query: &TreeQuery) -> ProviderResult<TreeModel> {
         let (entries, building) = self.build_tree();
         Ok(GenericResponse::with_progress(
-            TreeModel {
-                headers: vec![Header::string("Name")],
-                entries,
-                auto_expand_level: -1,
-            },
+            TreeModel::named(entries, -1),
             building,
         ))
     }

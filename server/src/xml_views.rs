@@ -13,8 +13,8 @@ use sextant_xml::view::{self, ViewDef, ViewKind};
 use sht::{Quark, StateSystemQuerier, StateValue};
 
 use crate::model::{
-    AxisDescription, GenericResponse, Header, OutputDescriptor, OutputType, StatesModel, Style,
-    StyleModel, TimeGraphRow, TreeEntry, TreeModel, XyModel, XySeries,
+    AxisDescription, GenericResponse, OutputDescriptor, OutputType, StatesModel, Style, StyleModel,
+    TimeGraphRow, TreeEntry, TreeModel, XyModel, XySeries,
 };
 use crate::query::{DataQuery, TreeQuery};
 use crate::registry::{
@@ -190,11 +190,7 @@ impl OutputProvider for XmlView {
             }
         }
         Ok(GenericResponse::with_progress(
-            TreeModel {
-                headers: vec![Header::string("Name")],
-                entries,
-                auto_expand_level: 1,
-            },
+            TreeModel::named(entries, 1),
             building,
         ))
     }

@@ -31,8 +31,8 @@ use sextant_providers::kvm_exits::{self, CPUS, EXIT_REASONS, KVM_EXITS, VCPUS};
 use sht::{Quark, StateSystem, StateSystemQuerier, StateValue, ROOT_QUARK};
 
 use crate::model::{
-    finite, AxisDescription, GenericResponse, Header, OutputDescriptor, OutputType, Style,
-    TreeEntry, TreeModel, XyModel, XySeries,
+    finite, AxisDescription, GenericResponse, OutputDescriptor, OutputType, Style, TreeEntry,
+    TreeModel, XyModel, XySeries,
 };
 use crate::query::{DataQuery, TreeQuery};
 use crate::registry::{
@@ -272,11 +272,7 @@ impl OutputProvider for KvmExitRate {
     fn tree(&self, _query: &TreeQuery) -> ProviderResult<TreeModel> {
         let (entries, building) = self.build_tree();
         Ok(GenericResponse::with_progress(
-            TreeModel {
-                headers: vec![Header::string("Name")],
-                entries,
-                auto_expand_level: -1,
-            },
+            TreeModel::named(entries, -1),
             building,
         ))
     }

@@ -34,8 +34,8 @@ use sht::{
 
 use super::{fused_style, vcpu_style, FUSED_STYLES, VCPU_STYLES};
 use crate::model::{
-    GenericResponse, Header, OutputDescriptor, OutputType, StatesModel, Style, StyleModel,
-    TimeGraphRow, TimeGraphState, TreeEntry, TreeModel,
+    GenericResponse, OutputDescriptor, OutputType, StatesModel, Style, StyleModel, TimeGraphRow,
+    TimeGraphState, TreeEntry, TreeModel,
 };
 use crate::query::{DataQuery, TooltipQuery, TreeQuery};
 use crate::registry::{
@@ -1170,11 +1170,7 @@ impl OutputProvider for VmView {
     fn tree(&self, _query: &TreeQuery) -> ProviderResult<TreeModel> {
         let (entries, building) = self.build_tree();
         Ok(GenericResponse::with_progress(
-            TreeModel {
-                headers: vec![Header::string("Name")],
-                entries,
-                auto_expand_level: -1,
-            },
+            TreeModel::named(entries, -1),
             building,
         ))
     }
