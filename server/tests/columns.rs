@@ -17,7 +17,7 @@ use sextant_server::kernel_views::CONTROL_FLOW_ID;
 use sextant_server::{Experiment, ServeConfig, StateSystemHandle};
 use sextant_trace::gen::{generate, GenConfig, GenLimit};
 
-use common::{body, open, out, plain, post, wait_completed, walk};
+use common::{body, data_entry_ids, open, plain, wait_completed, walk};
 
 const KERNEL: &str = "org.eclipse.tracecompass.analysis.os.linux.kernel";
 
@@ -84,20 +84,7 @@ async fn open_in(trace: &Path, data: &Path, name: &str) -> Opened {
 
 /// The request bodies compared for `output`.
 async fn cases(o: &Opened, output: &str) -> Vec<String> {
-    let tree = post(
-        &o.app,
-        &out(&o.exp_id, &format!("timeGraph/{output}/tree")),
-        r#"{"parameters":{}}"#,
-    )
-    .await;
-    let ids: Vec<i64> = tree.ok()["model"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["hasData"] == true)
-        .filter_map(|e| e["id"].as_i64())
-        .take(3000)
-        .collect();
+    let ids = data_entry_ids(&o.app, &o.exp_id, output, 3000).await;
     if ids.is_empty() {
         return Vec::new();
     }

@@ -10,7 +10,7 @@ use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
 
 use sextant_server::states_cache::RowCache;
 
-use common::{body, open, out, plain, post, wait_completed};
+use common::{body, data_entry_ids, open, out, plain, post, wait_completed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_states_are_the_plain_states_byte_for_byte() {
@@ -38,20 +38,7 @@ async fn cached_states_are_the_plain_states_byte_for_byte() {
     let mut compared = 0;
     let mut nonempty = 0;
     for output in &time_graphs {
-        let tree = post(
-            &app,
-            &out(&exp_id, &format!("timeGraph/{output}/tree")),
-            r#"{"parameters":{}}"#,
-        )
-        .await;
-        let ids: Vec<i64> = tree.ok()["model"]["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["hasData"] == true)
-            .filter_map(|e| e["id"].as_i64())
-            .take(3000)
-            .collect();
+        let ids = data_entry_ids(&app, &exp_id, output, 3000).await;
         if ids.is_empty() {
             continue;
         }

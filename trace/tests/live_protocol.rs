@@ -263,6 +263,26 @@ fn live_streams_announced_later_are_read() {
 /// (timestamp, class name, cpu, every field with its value).
 type FullRec = (i64, String, Option<u32>, String);
 
+/// Every event of a live session until it ends: (time, class, CPU, trace, fields).
+fn read_all(s: &mut LiveSession) -> Vec<(i64, u32, Option<u32>, usize, String)> {
+    let mut got = Vec::new();
+    s.run(
+        &mut |e| {
+            got.push((
+                e.timestamp(),
+                e.class().0,
+                e.cpu(),
+                e.trace_index(),
+                fields_text(e),
+            ));
+            ControlFlow::Continue(())
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    got
+}
+
 fn fields_text(e: &sextant_trace::Event<'_>) -> String {
     let (a, b, c) = e.babeltrace_fields();
     let mut s = String::new();
@@ -475,21 +495,7 @@ fn live_trace_appearing_mid_session_is_merged_in_time_order() {
         let mut s = LiveSession::open(&url, opts()).unwrap();
         assert_eq!(s.experiment().traces().len(), 1, "one trace at attach");
         let classes_at_attach = s.experiment().class_count();
-        let mut got = Vec::new();
-        s.run(
-            &mut |e| {
-                got.push((
-                    e.timestamp(),
-                    e.class().0,
-                    e.cpu(),
-                    e.trace_index(),
-                    fields_text(e),
-                ));
-                ControlFlow::Continue(())
-            },
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let got = read_all(&mut s);
         assert!(s.is_finished());
         assert!(s.warnings().is_empty(), "{:?}", s.warnings());
         assert_eq!(s.stats.traces_added, 1);
@@ -594,21 +600,7 @@ fn live_class_filter_stays_correct_after_metadata_growth_and_new_traces() {
         .collect();
     assert_eq!(ids.len(), keep.len());
     s.set_class_filter(Some(&ids));
-    let mut got = Vec::new();
-    s.run(
-        &mut |e| {
-            got.push((
-                e.timestamp(),
-                e.class().0,
-                e.cpu(),
-                e.trace_index(),
-                fields_text(e),
-            ));
-            ControlFlow::Continue(())
-        },
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let got = read_all(&mut s);
     assert!(s.is_finished());
     let exp = s.experiment();
     let got: Vec<_> = got

@@ -328,3 +328,21 @@ pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The ids of the entries with data in `timeGraph/output/tree` (at most `limit`).
+pub async fn data_entry_ids(app: &Router, exp: &str, output: &str, limit: usize) -> Vec<i64> {
+    let tree = post(
+        app,
+        &out(exp, &format!("timeGraph/{output}/tree")),
+        r#"{"parameters":{}}"#,
+    )
+    .await;
+    tree.ok()["model"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["hasData"] == true)
+        .filter_map(|e| e["id"].as_i64())
+        .take(limit)
+        .collect()
+}
