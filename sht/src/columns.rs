@@ -1365,6 +1365,18 @@ mod tests {
         write(&b);
         let e = ColumnIndex::open(&cols, &h).err().unwrap();
         assert!(matches!(e, ColumnsError::BadMagic { .. }), "{e}");
+        // Shorter than the magic itself: an error, never a slice past the end.
+        for len in [0, 3] {
+            write(&good[..len]);
+            let e = ColumnIndex::open(&cols, &h).err().unwrap();
+            assert!(
+                matches!(
+                    e,
+                    ColumnsError::Truncated { .. } | ColumnsError::BadMagic { .. }
+                ),
+                "{len}: {e}"
+            );
+        }
         // Header damage.
         let mut b = good.clone();
         b[l::H_INTERVAL_COUNT] ^= 1;
