@@ -49,6 +49,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         live: args.live,
         follow: args.follow,
         sync: args.sync,
+        ..Default::default()
     };
     sextant_server::run(config).context("serve")
 }

@@ -63,4 +63,14 @@ async fn main() {
         r.latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         peak_rss_kib().unwrap_or(0) / 1024
     );
+    // Whether the answers were served from the row cache (warm) or computed.
+    let c = sextant_server::states_cache::RowCache::global().stats();
+    eprintln!(
+        "row cache: {} hits, {} misses, {} evictions, {} rows ({} MiB) held",
+        c.hits,
+        c.misses,
+        c.evictions,
+        c.rows,
+        c.bytes >> 20
+    );
 }

@@ -32,11 +32,11 @@ pub type AppState = Arc<Catalog>;
 
 /// A JSON answer with `Content-Type: application/json` exactly.
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
-    bytes_response(status, serde_json::to_vec(body))
+    bytes_response(status, serde_json::to_vec(body).map(Bytes::from))
 }
 
 /// An answer of JSON bytes already written (or the error writing them).
-fn bytes_response(status: StatusCode, bytes: serde_json::Result<Vec<u8>>) -> Response {
+fn bytes_response(status: StatusCode, bytes: serde_json::Result<Bytes>) -> Response {
     match bytes {
         Ok(bytes) => {
             let mut r = Response::new(Body::from(bytes));
@@ -363,11 +363,18 @@ where
     Q: Send + 'static,
     T: Serialize + Send + 'static,
 {
-    let render = |r: &GenericResponse<T>| serde_json::to_vec(r);
-    output_call_as(app, exp, out, kind, params, parse, empty, call, render).await
+    let render = |r: &GenericResponse<T>| serde_json::to_vec(r).map(Bytes::from);
+    output_call_as(
+        app, exp, out, kind, params, parse, empty, call, render, false,
+    )
+    .await
 }
 
-/// [`output_call`] with the answer written by `render`.
+/// [`output_call`] with the answer written by `render`; when `gated`, the
+/// call and its rendering wait for a slot of the server's [`Admission`]
+/// (checks and parsing do not: a bad request is answered at once).
+///
+/// [`Admission`]: crate::admission::Admission
 #[allow(clippy::too_many_arguments)]
 async fn output_call_as<Q, T>(
     app: AppState,
@@ -378,7 +385,8 @@ async fn output_call_as<Q, T>(
     parse: impl FnOnce(Map<String, Value>) -> Result<Q, QueryError>,
     empty: Option<T>,
     call: impl FnOnce(&dyn OutputProvider, &Q) -> ProviderResult<T> + Send + 'static,
-    render: impl Fn(&GenericResponse<T>) -> serde_json::Result<Vec<u8>>,
+    render: impl Fn(&GenericResponse<T>) -> serde_json::Result<Bytes> + Send + 'static,
+    gated: bool,
 ) -> ApiResult
 where
     Q: Send + 'static,
@@ -397,15 +405,25 @@ where
         }
         Err(e) => return Err(e.into()),
     };
-    let result = blocking(move || call(&*output, &query)).await?;
-    match result {
-        Ok(response) => Ok(bytes_response(StatusCode::OK, render(&response))),
-        Err(ProviderError::Unsupported) => Err(ApiError::cannot_run()),
-        Err(ProviderError::Failed(message)) => {
-            let failed = GenericResponse::failed(empty, message);
-            Ok(bytes_response(StatusCode::OK, render(&failed)))
+    // Dropped with this future when the client goes away while queued.
+    let slot = match gated {
+        true => Some(app.admission.admit().await),
+        false => None,
+    };
+    // Rendered on the blocking thread too: answers run to megabytes, and the
+    // async workers are left to the connections.
+    let result = blocking(move || {
+        let _slot = slot;
+        match call(&*output, &query) {
+            Ok(response) => Ok(render(&response)),
+            Err(ProviderError::Unsupported) => Err(ApiError::cannot_run()),
+            Err(ProviderError::Failed(message)) => {
+                Ok(render(&GenericResponse::failed(empty, message)))
+            }
         }
-    }
+    })
+    .await?;
+    Ok(bytes_response(StatusCode::OK, result?))
 }
 
 async fn style(
@@ -523,7 +541,8 @@ async fn tg_states(
         Some(crate::states_cache::StatesAnswer::default()),
         |o, q| o.states_answer(q),
         // Tens of thousands of states: written by hand, same bytes as serde.
-        |r| Ok(crate::states_json::states_response(r)),
+        |r| Ok(Bytes::from(crate::states_json::states_response(r))),
+        true,
     )
     .await
 }

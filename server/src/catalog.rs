@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::admission::Admission;
 use crate::error::ApiError;
 use crate::registry::{ExperimentSource, OutputProvider, Registry, Trace};
 use crate::ServeConfig;
@@ -49,6 +50,8 @@ pub struct Catalog {
     experiments: RwLock<Vec<Arc<Experiment>>>,
     /// Serialises trace opening and experiment creation (idempotence checks).
     open_lock: Mutex<()>,
+    /// The queue in front of states answers.
+    pub admission: Admission,
 }
 
 /// What [`Catalog::members`] found.
@@ -165,7 +168,11 @@ fn default_name(path: &Path) -> String {
 
 impl Catalog {
     pub fn new(config: ServeConfig, registry: Registry) -> Self {
+        let slots = config
+            .compute_slots
+            .unwrap_or_else(Admission::default_slots);
         Catalog {
+            admission: Admission::new(slots),
             config,
             registry,
             traces: RwLock::new(Vec::new()),

@@ -15,6 +15,7 @@
 //! [`TraceOpener`] or [`OutputFactory`]/[`OutputProvider`] and register it in a
 //! [`Registry`]; the protocol code does not change.
 
+pub mod admission;
 pub mod analyses;
 pub mod analysis_views;
 pub mod api;
@@ -76,6 +77,10 @@ pub struct ServeConfig {
     /// Clock synchronization of experiments whose traces come from several hosts
     /// (see [`sync`]): `Auto` (default), `Off`, or a file of formulas.
     pub sync: sextant_providers::sources::SyncMode,
+    /// How many time-graph states answers are computed at once (the others
+    /// queue in arrival order, see [`admission`]); `None`: the default of
+    /// [`admission::Admission::default_slots`].
+    pub compute_slots: Option<usize>,
 }
 
 impl Default for ServeConfig {
@@ -89,6 +94,7 @@ impl Default for ServeConfig {
             live: false,
             follow: Vec::new(),
             sync: sextant_providers::sources::SyncMode::Auto,
+            compute_slots: None,
         }
     }
 }
