@@ -108,7 +108,11 @@ struct RowKey {
 struct RowEntry {
     json: RowJson,
     ss: SsRef,
+    /// Last use.
     tick: u64,
+    /// Its place in `Inner::order` (the last use when it was queued there):
+    /// a hit only updates `tick`, eviction requeues rows found used since.
+    queued: u64,
 }
 
 struct TimeSet {
@@ -123,7 +127,7 @@ struct Inner {
     used: usize,
     clock: u64,
     rows: HashMap<RowKey, RowEntry>,
-    /// tick → key, oldest first (eviction order).
+    /// queued tick → key, oldest first (eviction order, requeued lazily).
     order: BTreeMap<u64, RowKey>,
     /// hash of the times → interned sets with that hash.
     sets: HashMap<u64, Vec<TimeSet>>,
@@ -325,10 +329,10 @@ impl RowCache {
                     return None;
                 }
                 g.stats.hits += 1;
+                // No reordering here (a hit is the common case: hundreds per
+                // answer); eviction skips rows used since they were queued.
                 g.clock += 1;
-                g.order.remove(&e.tick);
                 e.tick = g.clock;
-                g.order.insert(e.tick, key);
                 Some(e.json.clone())
             })
             .collect()
@@ -349,13 +353,22 @@ impl RowCache {
                 times,
             };
             if let Some(old) = g.rows.remove(&key) {
-                g.order.remove(&old.tick);
+                g.order.remove(&old.queued);
                 g.used -= row_cost(&old.json);
             }
             while g.used + cost > g.budget {
-                let Some((_, victim)) = g.order.pop_first() else {
+                let Some((queued, victim)) = g.order.pop_first() else {
                     break;
                 };
+                let Some(e) = g.rows.get_mut(&victim) else {
+                    continue;
+                };
+                if e.tick != queued {
+                    // Used since: least recently used is further on.
+                    e.queued = e.tick;
+                    g.order.insert(e.tick, victim);
+                    continue;
+                }
                 if let Some(old) = g.rows.remove(&victim) {
                     g.used -= row_cost(&old.json);
                     g.stats.evictions += 1;
@@ -370,6 +383,7 @@ impl RowCache {
                     json: json.clone(),
                     ss: ss.clone(),
                     tick: g.clock,
+                    queued: g.clock,
                 },
             );
         }
@@ -659,6 +673,46 @@ mod tests {
         assert_eq!(cache.in_flight(), 0);
         let mut b = RowAssembly::new(Some(&cache), 8);
         assert_eq!(b.take_cached(&w, false, &t2, vec![5i64], |m| *m), [5]);
+    }
+
+    /// Hits do not reorder eagerly, yet the row evicted is always the least
+    /// recently used one.
+    #[test]
+    fn lazy_requeue_still_evicts_the_least_recently_used() {
+        let one = row_cost(&row(0, 5));
+        let cache = RowCache::new(one * 3);
+        let ss = Arc::new(RwLock::new(StateSystem::in_memory(0)));
+        let w = Arc::downgrade(&ss);
+        let t = cache.times_id(&[1]);
+        let put = |id: i64| cache.put_many(1, t, &w, &[(id, row(id, 5))]);
+        let touch = |id: i64| assert!(cache.get_many(1, t, &w, &[id])[0].is_some(), "{id}");
+        for id in 0..3 {
+            put(id);
+        }
+        touch(0);
+        touch(1);
+        touch(0);
+        put(3); // evicts 2
+        touch(0);
+        put(4); // evicts 1 (0 and 3 used since)
+        touch(3);
+        put(5); // evicts 0
+        assert_eq!(cache.stats().evictions, 3);
+        let got = cache.get_many(1, t, &w, &[0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            got.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, false, false, true, true, true]
+        );
+        // Replacing a row keeps one entry per row in the eviction order.
+        put(4);
+        put(4);
+        put(6); // evicts 3 (the check above used it before 5; 4 was just replaced)
+        let got = cache.get_many(1, t, &w, &[3, 4, 5, 6]);
+        assert_eq!(
+            got.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, true, true, true]
+        );
+        assert_eq!(cache.stats().rows, 3);
     }
 
     #[test]
