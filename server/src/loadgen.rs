@@ -73,10 +73,12 @@ impl LoadReport {
 /// One keep-alive HTTP/1.1 connection.
 struct Conn {
     reader: BufReader<TcpStream>,
-    /// The last answer's body, reused from request to request: the client runs
-    /// on the server's cores, so it must not zero or allocate megabytes per
-    /// answer.
+    /// The last answer's body, when kept.
     body: Vec<u8>,
+    /// Where answers not kept are read, piece by piece: the client runs on the
+    /// server's cores, so it must not zero, allocate or hold megabytes per
+    /// answer.
+    scratch: Box<[u8]>,
 }
 
 impl Conn {
@@ -84,11 +86,19 @@ impl Conn {
         Ok(Conn {
             reader: BufReader::new(TcpStream::connect(addr).await?),
             body: Vec::new(),
+            scratch: vec![0; 128 << 10].into_boxed_slice(),
         })
     }
 
-    /// The status; the body is then in `self.body`.
-    async fn send(&mut self, method: &str, path: &str, body: &str) -> std::io::Result<u16> {
+    /// The status; the body is then in `self.body` when `keep`, else read and
+    /// dropped.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+        keep: bool,
+    ) -> std::io::Result<u16> {
         let head = format!(
             "{method} /tsp/api{path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -120,14 +130,30 @@ impl Conn {
             }
         }
         self.body.clear();
+        if !keep {
+            let mut left = length;
+            while left > 0 {
+                let n = left.min(self.scratch.len());
+                let n = self.reader.read(&mut self.scratch[..n]).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                left -= n;
+            }
+            return Ok(status);
+        }
         self.body.reserve(length);
-        // Read into the spare capacity (not zeroed first).
-        let read = (&mut self.reader)
-            .take(length as u64)
-            .read_to_end(&mut self.body)
-            .await?;
-        if read != length {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        // Into the spare capacity (not zeroed first), never beyond it.
+        while self.body.len() < length {
+            let want = (length - self.body.len()) as u64;
+            if (&mut self.reader)
+                .take(want)
+                .read_buf(&mut self.body)
+                .await?
+                == 0
+            {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
         }
         Ok(status)
     }
@@ -135,7 +161,7 @@ impl Conn {
     /// A request that must succeed with a JSON body.
     async fn json(&mut self, method: &str, path: &str, body: &str) -> Result<Value, String> {
         let status = self
-            .send(method, path, body)
+            .send(method, path, body, true)
             .await
             .map_err(|e| format!("{method} {path}: {e}"))?;
         if status != 200 {
@@ -275,7 +301,7 @@ async fn drive(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, Stri
                 let items: Vec<i64> = ids.iter().cycle().skip(first).take(rows).copied().collect();
                 let body = json!({"parameters": {"requested_timerange": {"start": start + offset, "end": start + offset + span, "nbTimes": times}, "requested_items": items}}).to_string();
                 let sent = Instant::now();
-                match c.send("POST", &path, &body).await {
+                match c.send("POST", &path, &body, false).await {
                     Ok(200) => latencies.push(sent.elapsed()),
                     Ok(_) => errors += 1,
                     Err(_) => {
