@@ -32,14 +32,59 @@ pub type AppState = Arc<Catalog>;
 
 /// A JSON answer with `Content-Type: application/json` exactly.
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
-    bytes_response(status, serde_json::to_vec(body).map(Bytes::from))
+    bytes_response(status, serde_json::to_vec(body).map(|b| vec![b.into()]))
+}
+
+/// A response body of pieces already in memory, with its exact length (so the
+/// answer has a `Content-Length`, as one buffer would): states answers send
+/// the row cache's bytes without copying them into one buffer first.
+struct Pieces {
+    pieces: std::collections::VecDeque<Bytes>,
+    left: u64,
+}
+
+impl Pieces {
+    fn body(pieces: Vec<Bytes>) -> Body {
+        if pieces.len() == 1 {
+            let mut pieces = pieces;
+            return Body::from(pieces.pop().unwrap_or_default());
+        }
+        let pieces: std::collections::VecDeque<Bytes> =
+            pieces.into_iter().filter(|p| !p.is_empty()).collect();
+        let left = pieces.iter().map(|p| p.len() as u64).sum();
+        Body::new(Pieces { pieces, left })
+    }
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let piece = self.pieces.pop_front();
+        if let Some(p) = &piece {
+            self.left -= p.len() as u64;
+        }
+        std::task::Poll::Ready(piece.map(|p| Ok(http_body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// An answer of JSON bytes already written (or the error writing them).
-fn bytes_response(status: StatusCode, bytes: serde_json::Result<Bytes>) -> Response {
+fn bytes_response(status: StatusCode, bytes: serde_json::Result<Vec<Bytes>>) -> Response {
     match bytes {
-        Ok(bytes) => {
-            let mut r = Response::new(Body::from(bytes));
+        Ok(pieces) => {
+            let mut r = Response::new(Pieces::body(pieces));
             *r.status_mut() = status;
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -363,7 +408,7 @@ where
     Q: Send + 'static,
     T: Serialize + Send + 'static,
 {
-    let render = |r: &GenericResponse<T>| serde_json::to_vec(r).map(Bytes::from);
+    let render = |r: &GenericResponse<T>| serde_json::to_vec(r).map(|b| vec![b.into()]);
     output_call_as(
         app, exp, out, kind, params, parse, empty, call, render, false,
     )
@@ -385,7 +430,7 @@ async fn output_call_as<Q, T>(
     parse: impl FnOnce(Map<String, Value>) -> Result<Q, QueryError>,
     empty: Option<T>,
     call: impl FnOnce(&dyn OutputProvider, &Q) -> ProviderResult<T> + Send + 'static,
-    render: impl Fn(&GenericResponse<T>) -> serde_json::Result<Bytes> + Send + 'static,
+    render: impl Fn(&GenericResponse<T>) -> serde_json::Result<Vec<Bytes>> + Send + 'static,
     gated: bool,
 ) -> ApiResult
 where
@@ -541,7 +586,7 @@ async fn tg_states(
         Some(crate::states_cache::StatesAnswer::default()),
         |o, q| o.states_answer(q),
         // Tens of thousands of states: written by hand, same bytes as serde.
-        |r| Ok(Bytes::from(crate::states_json::states_response(r))),
+        |r| Ok(crate::states_json::states_pieces(r)),
         true,
     )
     .await

@@ -171,12 +171,54 @@ pub fn states_response(r: &GenericResponse<StatesAnswer>) -> Vec<u8> {
         Some(a) => write_answer(&mut out, a),
         None => out.extend_from_slice(b"null"),
     }
+    write_tail(&mut out, r);
+    out
+}
+
+fn write_tail(out: &mut Vec<u8>, r: &GenericResponse<StatesAnswer>) {
     out.extend_from_slice(b",\"status\":\"");
     out.extend_from_slice(status_name(r.status).as_bytes());
     out.extend_from_slice(b"\",\"statusMessage\":");
-    write_str(&mut out, &r.status_message);
+    write_str(out, &r.status_message);
     out.push(b'}');
-    out
+}
+
+/// Rows from the cache at least this long are sent as they are kept (shared,
+/// not copied); shorter ones are copied with their neighbours. Pieces must stay
+/// few and large: hyper writes at most 16 per `writev`, and with 1 KiB pieces
+/// the extra system calls and loopback wake-ups cost more than the copy saved
+/// (CPU per request 1.63 ms against 1.39 ms, small history, under load); at
+/// 32 KiB, 1.37-1.47 ms against 1.48 ms, and peak RSS 126 MiB against 176 MiB
+/// (answers being sent share the cache's rows instead of holding copies).
+const SHARED_ROW_BYTES: usize = 32 << 10;
+
+/// The same bytes as [`states_response`], in pieces: rows served from the
+/// cache are not copied into one buffer but sent from the cache's own memory
+/// (answers run to megabytes; assembling them was the largest copy left).
+/// No piece is empty.
+pub fn states_pieces(r: &GenericResponse<StatesAnswer>) -> Vec<axum::body::Bytes> {
+    let Some(StatesAnswer::Rows(rows)) = &r.model else {
+        return vec![states_response(r).into()];
+    };
+    let mut pieces = Vec::new();
+    let mut small = Vec::with_capacity(4096);
+    small.extend_from_slice(b"{\"model\":{\"rows\":[");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            small.push(b',');
+        }
+        if row.len() < SHARED_ROW_BYTES {
+            small.extend_from_slice(row);
+            continue;
+        }
+        pieces.push(std::mem::replace(&mut small, Vec::with_capacity(4096)).into());
+        pieces.push(axum::body::Bytes::from_owner(row.clone()));
+    }
+    small.extend_from_slice(b"]}");
+    write_tail(&mut small, r);
+    pieces.push(small.into());
+    pieces.retain(|p| !p.is_empty());
+    pieces
 }
 
 #[cfg(test)]
@@ -219,6 +261,64 @@ mod tests {
             write_str(&mut out, &s);
             assert_eq!(out, serde_json::to_vec(&s).unwrap(), "U+{c:04x}");
         }
+    }
+
+    /// The pieces are the bytes of the whole, for rows short and long.
+    #[test]
+    fn pieces_concatenate_to_the_response() {
+        let row = |id: i64, n: usize| TimeGraphRow {
+            entry_id: id,
+            states: (0..n as i64)
+                .map(|i| TimeGraphState {
+                    start: 1_700_000_000_000_000_000 + i * 10,
+                    end: 1_700_000_000_000_000_000 + i * 10 + 10,
+                    label: (i % 3 == 0).then(|| "a \"b\"".into()),
+                    style: Some(Style::key("USERMODE")),
+                })
+                .collect(),
+        };
+        // 1,000 states make a row longer than SHARED_ROW_BYTES, 100 do not.
+        let shapes: [&[usize]; 7] = [
+            &[],
+            &[0],
+            &[1000],
+            &[0, 1000, 0],
+            &[1000, 1000],
+            &[100, 100],
+            &[3, 0, 500, 1, 2000, 0, 100],
+        ];
+        for shape in shapes {
+            let rows: Vec<TimeGraphRow> = shape
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| row(i as i64, n))
+                .collect();
+            let json: Vec<_> = rows.iter().map(crate::states_cache::row_json).collect();
+            let cached =
+                GenericResponse::with_progress(StatesAnswer::Rows(json.clone()), shape.len() == 2);
+            let whole = states_response(&cached);
+            let pieces = states_pieces(&cached);
+            assert!(pieces.iter().all(|p| !p.is_empty()));
+            // Long rows are sent from the cache's memory, short ones copied.
+            for j in &json {
+                let shared = pieces.iter().any(|p| p.as_ptr() == j.as_ptr());
+                assert_eq!(shared, j.len() >= SHARED_ROW_BYTES, "{shape:?}");
+            }
+            assert_eq!(pieces.concat(), whole, "{shape:?}");
+            // And serde's bytes for the same rows and status.
+            let plain = GenericResponse::with_progress(
+                StatesAnswer::Plain(crate::model::StatesModel { rows }),
+                shape.len() == 2,
+            );
+            assert_eq!(whole, serde_json::to_vec(&plain).unwrap());
+            assert_eq!(states_pieces(&plain).concat(), whole);
+        }
+        // A failure answer (no model).
+        let failed = GenericResponse::<StatesAnswer>::failed(None, "no");
+        assert_eq!(
+            states_pieces(&failed).concat(),
+            serde_json::to_vec(&failed).unwrap()
+        );
     }
 
     #[test]
