@@ -126,8 +126,18 @@ async fn a_client_leaving_while_queued_leaks_no_slot() {
     let exp = state.experiment(&exp_id).unwrap();
     let ids = data_entry_ids(&app, &exp_id, CONTROL_FLOW_ID, 300).await;
     let path = out(&exp_id, &format!("timeGraph/{CONTROL_FLOW_ID}/states"));
-    let b = body(start, end, 300, &ids);
+    let b = body(start, end, 1000, &ids);
     let expected = plain(&exp, CONTROL_FLOW_ID, &b);
+    // Rows long enough to be sent from the row cache's memory (in pieces).
+    let v: serde_json::Value = serde_json::from_slice(&expected).unwrap();
+    let longest = v["model"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(longest >= 32 << 10, "{longest}");
 
     let held = state.admission.admit().await;
     // Through the router: the request's future dropped while queued.
