@@ -92,14 +92,23 @@ struct ChildRef {
 /// creating an attribute touches little fresh memory and calls no allocator.
 #[derive(Debug, Clone, Copy)]
 struct AttributeNode {
-    /// Offset of the name in [`AttributeTree::names`]. It is also the name object's
-    /// identity in the `.ht` attribute section: each attribute has its own, except
-    /// those created with one shared name ([`AttributeTree::child_and_add_shared`]).
+    /// Offset of the name in [`AttributeTree::names`] (equal names may share it).
     name_at: u32,
+    /// Length of the name, and [`SHARED_NAME`] for a shared name object.
     name_len: u32,
     parent: Quark,
     children: ChildRef,
 }
+
+/// Flag of [`AttributeNode::name_len`]: the name is a shared name object
+/// ([`AttributeTree::child_and_add_shared`]), whose identity in the `.ht`
+/// attribute section is its offset (its bytes are its own); other names are
+/// each their attribute's own object, whose identity is the quark.
+const SHARED_NAME: u32 = 1 << 31;
+
+/// Slots of the cache of recent names (a power of two): the names repeated
+/// under many parents (`Ops`, `VM`, an operation) are then stored once.
+const NAME_CACHE: usize = 1024;
 
 /// Open-addressing index of a long child list, by name: slots of (the hash's
 /// high 32 bits, quark), `-1` when empty. The hash is kept, so growing it reads
@@ -193,9 +202,12 @@ impl std::hash::Hash for SharedName {
 pub struct AttributeTree {
     nodes: Vec<AttributeNode>,
     root_children: ChildRef,
-    /// Every name, one after the other (an empty name takes one placeholder byte,
-    /// so that its offset is its own).
+    /// The names' bytes (an empty shared name takes one placeholder byte, so that
+    /// its offset is its own).
     names: String,
+    /// (offset, length) in `names` of a recent name, by hash: a name equal to
+    /// the one in its slot is not stored again. Empty until the first name.
+    name_cache: Vec<(u32, u32)>,
     /// Shared name objects already in `names`, and where.
     shared: HashMap<SharedName, u32, std::hash::BuildHasherDefault<NameHasher>>,
     /// Blocks of short child lists (see [`ChildRef`]).
@@ -256,22 +268,33 @@ impl AttributeTree {
         }
     }
 
-    /// The name of a node (`quark` must exist).
+    /// The name of a node.
     #[inline]
     fn node_name(&self, node: &AttributeNode) -> &str {
         let at = node.name_at as usize;
         self.names
-            .get(at..at + node.name_len as usize)
+            .get(at..at + (node.name_len & !SHARED_NAME) as usize)
             .unwrap_or_default()
     }
 
     #[inline]
     fn is_named(&self, quark: Quark, name: &str) -> bool {
         let node = &self.nodes[quark as usize];
-        node.name_len as usize == name.len() && self.node_name(node) == name
+        (node.name_len & !SHARED_NAME) as usize == name.len() && self.node_name(node) == name
     }
 
     fn find_child(&self, parent: Quark, name: &str) -> Option<Quark> {
+        self.find_child_hashed(parent, name, &mut None)
+    }
+
+    /// As [`Self::find_child`]; `hash` receives the name's hash if it was computed.
+    #[inline]
+    fn find_child_hashed(
+        &self,
+        parent: Quark,
+        name: &str,
+        hash: &mut Option<u64>,
+    ) -> Option<Quark> {
         let r = self.child_ref(parent)?;
         if r.len as usize <= SMALL_CHILDREN {
             self.list(r)
@@ -280,23 +303,39 @@ impl AttributeTree {
                 .find(|&q| self.is_named(q, name))
         } else {
             let big = self.big.get(r.at as usize)?;
-            big.index
-                .find(name_hash(name.as_bytes()), |q| self.is_named(q, name))
+            let h = *hash.get_or_insert_with(|| name_hash(name.as_bytes()));
+            big.index.find(h, |q| self.is_named(q, name))
         }
     }
 
-    /// Appends a name to `names`; returns its offset.
-    fn push_name(&mut self, name: &str) -> Result<u32> {
+    /// Appends `name` to `names`; returns its offset.
+    fn append_name(&mut self, name: &str) -> Result<u32> {
         let at = self.names.len();
         let end = at + name.len().max(1);
-        if u32::try_from(end).is_err() {
+        if u32::try_from(end).is_err() || name.len() as u32 >= SHARED_NAME {
             return Err(too_many("bytes of attribute names"));
         }
         self.names.push_str(name);
-        if name.is_empty() {
-            self.names.push('\0');
-        }
         Ok(at as u32)
+    }
+
+    /// Offset of the bytes of `name` (hash `hash`), stored once for equal names
+    /// that come back while their cache slot keeps them.
+    fn intern_name(&mut self, name: &str, hash: u64) -> Result<u32> {
+        if self.name_cache.is_empty() {
+            self.name_cache = vec![(0, 0); NAME_CACHE];
+        }
+        let slot = hash as usize & (NAME_CACHE - 1);
+        let (at, len) = self.name_cache[slot];
+        if len as usize == name.len() {
+            let kept = self.names.get(at as usize..(at + len) as usize);
+            if kept == Some(name) {
+                return Ok(at);
+            }
+        }
+        let at = self.append_name(name)?;
+        self.name_cache[slot] = (at, name.len() as u32);
+        Ok(at)
     }
 
     /// A free block of class `class` (`1 << class` quarks); returns its offset.
@@ -310,8 +349,8 @@ impl AttributeTree {
         Ok(at as u32)
     }
 
-    /// Appends `quark` to the children of `parent`.
-    fn push_child(&mut self, parent: Quark, quark: Quark) -> Result<()> {
+    /// Appends `quark` (its name's hash: `hash`) to the children of `parent`.
+    fn push_child(&mut self, parent: Quark, quark: Quark, hash: u64) -> Result<()> {
         let r = self.child_ref(parent).unwrap_or_default();
         let len = r.len as usize;
         let at = r.at as usize;
@@ -358,7 +397,6 @@ impl AttributeTree {
                 len: r.len + 1,
             }
         } else {
-            let hash = name_hash(self.node_name(&self.nodes[quark as usize]).as_bytes());
             let big = &mut self.big[at];
             big.list.push(quark);
             big.index.insert(hash, quark);
@@ -377,21 +415,29 @@ impl AttributeTree {
 
     /// Creates the child `name` of `parent` (not there yet); `name_at`: the offset
     /// of a name already in `names` (a shared name object), else `name` is copied.
-    fn add_child(&mut self, parent: Quark, name: &str, name_at: Option<u32>) -> Result<Quark> {
+    /// `hash`: the name's, if known.
+    fn add_child(
+        &mut self,
+        parent: Quark,
+        name: &str,
+        shared_at: Option<u32>,
+        hash: Option<u64>,
+    ) -> Result<Quark> {
         let quark = Quark::try_from(self.nodes.len())
             .map_err(|_| Error::Config("more than 2^31 attributes".into()))?;
-        let name_at = match name_at {
-            Some(at) => at,
-            None => self.push_name(name)?,
+        let hash = hash.unwrap_or_else(|| name_hash(name.as_bytes()));
+        let (name_at, flag) = match shared_at {
+            Some(at) => (at, SHARED_NAME),
+            None => (self.intern_name(name, hash)?, 0),
         };
         self.nodes.push(AttributeNode {
             name_at,
-            // Below 2^32: `names` holds it.
-            name_len: name.len() as u32,
+            // Below 2^31: checked when stored.
+            name_len: name.len() as u32 | flag,
             parent,
             children: ChildRef::default(),
         });
-        self.push_child(parent, quark)?;
+        self.push_child(parent, quark, hash)?;
         Ok(quark)
     }
 
@@ -415,9 +461,10 @@ impl AttributeTree {
         let mut current = start;
         for element in path {
             let name = element.as_ref();
-            current = match self.find_child(current, name) {
+            let mut hash = None;
+            current = match self.find_child_hashed(current, name, &mut hash) {
                 Some(q) => q,
-                None => self.add_child(current, name, None)?,
+                None => self.add_child(current, name, None, hash)?,
             };
         }
         Ok(current)
@@ -438,12 +485,16 @@ impl AttributeTree {
         let name_at = match self.shared.get(&key) {
             Some(&at) => at,
             None => {
-                let at = self.push_name(name)?;
+                // Its own bytes (its offset is its identity), one at least.
+                let at = self.append_name(name)?;
+                if name.is_empty() {
+                    self.names.push('\0');
+                }
                 self.shared.insert(key, at);
                 at
             }
         };
-        self.add_child(parent, name, Some(name_at))
+        self.add_child(parent, name, Some(name_at), None)
     }
 
     /// Quark of an absolute path, creating it if needed.
@@ -523,9 +574,14 @@ impl AttributeTree {
     /// The name of an existing attribute, and the identity of its name object in
     /// the `.ht` attribute section (equal only for attributes created with one
     /// shared name, see [`Self::child_and_add_shared`]).
-    pub(crate) fn name_and_id(&self, quark: Quark) -> (&str, u32) {
+    pub(crate) fn name_and_id(&self, quark: Quark) -> (&str, u64) {
         let node = &self.nodes[quark as usize];
-        (self.node_name(node), node.name_at)
+        let id = if node.name_len & SHARED_NAME != 0 {
+            (1 << 32) | u64::from(node.name_at)
+        } else {
+            quark as u64
+        };
+        (self.node_name(node), id)
     }
 
     /// Names from the top-level attribute down to `quark`.
@@ -751,7 +807,7 @@ mod tests {
         assert_ne!(t.name_and_id(sa).1, t.name_and_id(so).1);
         assert_eq!(t.name_and_id(so).0, "Exec_name");
         assert_eq!(t.name(plain).unwrap(), "Exec_name2");
-        let ids: Vec<u32> = [e1, e2, after, a, b, c]
+        let ids: Vec<u64> = [e1, e2, after, a, b, c]
             .iter()
             .map(|&q| t.name_and_id(q).1)
             .collect();
@@ -759,6 +815,18 @@ mod tests {
         assert_eq!(distinct.len(), ids.len());
         assert_eq!(t.path(e2).unwrap(), ["c", ""]);
         assert_eq!(t.path(after).unwrap(), ["c", "x"]);
+        // Equal plain names: their bytes stored once, each its own object.
+        let before = t.names.len();
+        let pa = t.quark_and_add(a, &["Prio"]).unwrap();
+        let pb = t.quark_and_add(b, &["Prio"]).unwrap();
+        assert_eq!(t.names.len(), before + "Prio".len());
+        assert_ne!(t.name_and_id(pa).1, t.name_and_id(pb).1);
+        assert_eq!(t.name(pb).unwrap(), "Prio");
+        // A shared name's bytes are its own even when equal to a plain name's.
+        let prio: Arc<str> = "Prio".into();
+        let sc = t.child_and_add_shared(c, &prio).unwrap();
+        assert_ne!(t.name_and_id(sc).1, t.name_and_id(pa).1);
+        assert_eq!(t.name(sc).unwrap(), "Prio");
     }
 
     #[test]

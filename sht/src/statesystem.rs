@@ -36,8 +36,7 @@ enum Compact {
 }
 
 impl Compact {
-    /// `value` on an attribute locked to `lock`.
-    #[inline(always)]
+    /// `value` on an attribute locked to `lock`, whatever its type.
     fn new(value: StateValue, lock: Option<ValueType>) -> Self {
         match (value, lock) {
             (StateValue::Int(v), Some(ValueType::Int)) => Compact::Int(v),
@@ -49,6 +48,20 @@ impl Compact {
                 Compact::Custom(Box::new(c))
             }
             (value, lock) => Compact::Other(Box::new((value, lock))),
+        }
+    }
+
+    /// `value` on an attribute locked to `lock` or not locked yet, when a non-null
+    /// value's type is the lock (checked by the caller).
+    #[inline(always)]
+    fn checked(value: StateValue, lock: Option<ValueType>) -> Self {
+        match value {
+            StateValue::Null => Compact::Null(lock),
+            StateValue::Int(v) => Compact::Int(v),
+            StateValue::Long(v) => Compact::Long(v),
+            StateValue::Double(v) => Compact::Double(v),
+            StateValue::String(v) => Compact::String(v),
+            StateValue::Custom(c) => Compact::Custom(Box::new(c)),
         }
     }
 
@@ -338,18 +351,17 @@ impl StateSystem {
         if validate {
             validate_value(&value)?;
         }
-        let lock = match (value.value_type(), slot.value.lock()) {
-            (Some(found), None) => Some(found),
-            (Some(found), Some(expected)) if expected != found => {
+        let lock = slot.value.lock();
+        if let (Some(found), Some(expected)) = (value.value_type(), lock) {
+            if found != expected {
                 return Err(Error::ValueType {
                     quark,
                     expected,
                     found,
-                })
+                });
             }
-            (_, lock) => lock,
-        };
-        let value = Compact::new(value, lock);
+        }
+        let value = Compact::checked(value, lock);
         if slot.start < t {
             let previous = std::mem::replace(&mut slot.value, value).into_value();
             let start = std::mem::replace(&mut slot.start, t);

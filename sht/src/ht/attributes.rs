@@ -124,7 +124,7 @@ pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
     let mut star: Option<u32> = None;
     // Keyed by name object: one per attribute node, unless a provider shared one
     // name object between several nodes (`AttributeTree::child_and_add_shared`).
-    let mut name_handles: std::collections::HashMap<u32, u32> =
+    let mut name_handles: std::collections::HashMap<u64, u32> =
         std::collections::HashMap::with_capacity(tree.len());
     let mut prev: Vec<Quark> = Vec::new();
     let mut path: Vec<Quark> = Vec::new();
