@@ -72,6 +72,20 @@ fn name_hash(name: &[u8]) -> u64 {
     h.finish()
 }
 
+/// A cheap hash of a name's length and first and last 8 bytes: enough to pick a
+/// slot of the recent-name cache (a collision only stores a name twice).
+#[inline]
+fn quick_hash(b: &[u8]) -> u64 {
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let w = if n >= 8 {
+        word(0) ^ word(n - 8).rotate_left(29)
+    } else {
+        b.iter().fold(0u64, |w, &c| (w << 8) | u64::from(c))
+    };
+    fold_mix(w, n as u64)
+}
+
 /// Child lists up to this length live in the shared block arena and are scanned;
 /// longer ones get a vector of their own and a hash index. A power of two: short
 /// lists live in blocks of 1, 2, 4 or 8 quarks.
@@ -319,13 +333,13 @@ impl AttributeTree {
         Ok(at as u32)
     }
 
-    /// Offset of the bytes of `name` (hash `hash`), stored once for equal names
-    /// that come back while their cache slot keeps them.
-    fn intern_name(&mut self, name: &str, hash: u64) -> Result<u32> {
+    /// Offset of the bytes of `name`, stored once for equal names that come back
+    /// while their cache slot keeps them; `hash`: the name's, if known.
+    fn intern_name(&mut self, name: &str, hash: Option<u64>) -> Result<u32> {
         if self.name_cache.is_empty() {
             self.name_cache = vec![(0, 0); NAME_CACHE];
         }
-        let slot = hash as usize & (NAME_CACHE - 1);
+        let slot = hash.unwrap_or_else(|| quick_hash(name.as_bytes())) as usize & (NAME_CACHE - 1);
         let (at, len) = self.name_cache[slot];
         if len as usize == name.len() {
             let kept = self.names.get(at as usize..(at + len) as usize);
@@ -350,7 +364,7 @@ impl AttributeTree {
     }
 
     /// Appends `quark` (its name's hash: `hash`) to the children of `parent`.
-    fn push_child(&mut self, parent: Quark, quark: Quark, hash: u64) -> Result<()> {
+    fn push_child(&mut self, parent: Quark, quark: Quark, hash: Option<u64>) -> Result<()> {
         let r = self.child_ref(parent).unwrap_or_default();
         let len = r.len as usize;
         let at = r.at as usize;
@@ -399,6 +413,10 @@ impl AttributeTree {
         } else {
             let big = &mut self.big[at];
             big.list.push(quark);
+            let hash = hash.unwrap_or_else(|| {
+                name_hash(self.node_name(&self.nodes[quark as usize]).as_bytes())
+            });
+            let big = &mut self.big[at];
             big.index.insert(hash, quark);
             ChildRef {
                 at: r.at,
@@ -425,7 +443,6 @@ impl AttributeTree {
     ) -> Result<Quark> {
         let quark = Quark::try_from(self.nodes.len())
             .map_err(|_| Error::Config("more than 2^31 attributes".into()))?;
-        let hash = hash.unwrap_or_else(|| name_hash(name.as_bytes()));
         let (name_at, flag) = match shared_at {
             Some(at) => (at, SHARED_NAME),
             None => (self.intern_name(name, hash)?, 0),
