@@ -15,9 +15,6 @@ pub const WILDCARD: &str = "*";
 /// Parent element of [`AttributeTree::quarks`] patterns.
 pub const PARENT: &str = "..";
 
-/// Children lists longer than this get a hash index; shorter ones are scanned.
-const CHILD_INDEX_THRESHOLD: usize = 8;
-
 /// Hashes names 8 bytes at a time with a folded 64x64->128 multiply (each step
 /// mixes into both halves, so hashbrown's low index bits and high tag bits both
 /// depend on every byte). Names are short and these maps are built on every
@@ -66,71 +63,151 @@ impl std::hash::Hasher for NameHasher {
     }
 }
 
-type NameMap = HashMap<Arc<str>, Quark, std::hash::BuildHasherDefault<NameHasher>>;
-
-/// How many child quarks a node keeps without an allocation.
-const INLINE_CHILDREN: usize = 4;
-
-/// Child quarks in creation order. Most attributes have no or few children
-/// (`Requests/<id>/{Ops,VM}`): the first ones are kept inline, so creating
-/// them allocates nothing more than the name.
-#[derive(Debug, Clone)]
-enum ChildList {
-    Inline(u8, [Quark; INLINE_CHILDREN]),
-    Heap(Vec<Quark>),
+/// The hash of a name, as [`NameHasher`] hashes its bytes.
+#[inline]
+fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = NameHasher::default();
+    h.write(name);
+    h.finish()
 }
 
-impl Default for ChildList {
-    fn default() -> Self {
-        ChildList::Inline(0, [0; INLINE_CHILDREN])
-    }
+/// A cheap hash of a name's length and first and last 8 bytes: enough to pick a
+/// slot of the recent-name cache (a collision only stores a name twice).
+#[inline]
+fn quick_hash(b: &[u8]) -> u64 {
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let w = if n >= 8 {
+        word(0) ^ word(n - 8).rotate_left(29)
+    } else {
+        b.iter().fold(0u64, |w, &c| (w << 8) | u64::from(c))
+    };
+    fold_mix(w, n as u64)
 }
 
-impl ChildList {
-    #[inline]
-    fn as_slice(&self) -> &[Quark] {
-        match self {
-            ChildList::Inline(len, items) => &items[..*len as usize],
-            ChildList::Heap(v) => v,
-        }
-    }
+/// Child lists up to this length live in the shared block arena and are scanned;
+/// longer ones get a vector of their own and a hash index. A power of two: short
+/// lists live in blocks of 1, 2, 4 or 8 quarks.
+const SMALL_CHILDREN: usize = 8;
+/// Size classes of child blocks (1, 2, 4, ..., `SMALL_CHILDREN` quarks).
+const BLOCK_CLASSES: usize = SMALL_CHILDREN.trailing_zeros() as usize + 1;
 
-    #[inline]
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    fn push(&mut self, quark: Quark) {
-        match self {
-            ChildList::Inline(len, items) if (*len as usize) < INLINE_CHILDREN => {
-                items[*len as usize] = quark;
-                *len += 1;
-            }
-            ChildList::Inline(_, items) => {
-                let mut v = Vec::with_capacity(2 * INLINE_CHILDREN);
-                v.extend_from_slice(items);
-                v.push(quark);
-                *self = ChildList::Heap(v);
-            }
-            ChildList::Heap(v) => v.push(quark),
-        }
-    }
+/// Where a node's children are: `len <= SMALL_CHILDREN`: `blocks[at..at + len]`
+/// (in a block of `len.next_power_of_two()` quarks); longer: `big[at]`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChildRef {
+    at: u32,
+    len: u32,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Children {
-    /// In creation order (used by removal and sub-attribute listings).
-    list: ChildList,
-    /// Boxed: most attributes never get one, and a smaller node keeps the node
-    /// array (touched on every look-up) denser in cache.
-    index: Option<Box<NameMap>>,
-}
-
-#[derive(Debug, Clone)]
+/// One attribute: 20 bytes, no allocation of its own. Trees of millions of
+/// attributes (one per request or thread) are then mostly a few flat arrays:
+/// creating an attribute touches little fresh memory and calls no allocator.
+#[derive(Debug, Clone, Copy)]
 struct AttributeNode {
-    name: Arc<str>,
+    /// Offset of the name in [`AttributeTree::names`] (equal names may share it).
+    name_at: u32,
+    /// Length of the name, and [`SHARED_NAME`] for a shared name object.
+    name_len: u32,
     parent: Quark,
-    children: Children,
+    children: ChildRef,
+}
+
+/// Flag of [`AttributeNode::name_len`]: the name is a shared name object
+/// ([`AttributeTree::child_and_add_shared`]), whose identity in the `.ht`
+/// attribute section is its offset (its bytes are its own); other names are
+/// each their attribute's own object, whose identity is the quark.
+const SHARED_NAME: u32 = 1 << 31;
+
+/// Slots of the cache of recent names (a power of two): the names repeated
+/// under many parents (`Ops`, `VM`, an operation) are then stored once.
+const NAME_CACHE: usize = 1024;
+
+/// Open-addressing index of a long child list, by name: slots of (the hash's
+/// high 32 bits, quark), `-1` when empty. The hash is kept, so growing it reads
+/// no name.
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    slots: Vec<(u32, Quark)>,
+    len: usize,
+}
+
+impl NameIndex {
+    #[inline]
+    fn tag(hash: u64) -> u32 {
+        // The folded multiply mixes best into the high bits.
+        (hash >> 32) as u32
+    }
+
+    fn find(&self, hash: u64, mut is: impl FnMut(Quark) -> bool) -> Option<Quark> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let tag = Self::tag(hash);
+        let mut i = tag as usize & mask;
+        loop {
+            let (t, q) = self.slots[i];
+            if q < 0 {
+                return None;
+            }
+            if t == tag && is(q) {
+                return Some(q);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `quark` (not in the index yet) under `hash`.
+    fn insert(&mut self, hash: u64, quark: Quark) {
+        // At most half full: probes stay short, misses (new names) included.
+        if 2 * (self.len + 1) > self.slots.len() {
+            let grown = (2 * self.slots.len()).max(4 * SMALL_CHILDREN);
+            let old = std::mem::replace(&mut self.slots, vec![(0, -1); grown]);
+            for (t, q) in old {
+                if q >= 0 {
+                    self.place(t, q);
+                }
+            }
+        }
+        self.place(Self::tag(hash), quark);
+        self.len += 1;
+    }
+
+    fn place(&mut self, tag: u32, quark: Quark) {
+        let mask = self.slots.len() - 1;
+        let mut i = tag as usize & mask;
+        while self.slots[i].1 >= 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (tag, quark);
+    }
+}
+
+/// A child list longer than [`SMALL_CHILDREN`].
+#[derive(Debug, Clone, Default)]
+struct BigList {
+    list: Vec<Quark>,
+    index: NameIndex,
+}
+
+/// A shared name object, compared and hashed by address (its identity).
+#[derive(Debug, Clone)]
+struct SharedName(Arc<str>);
+
+impl PartialEq for SharedName {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedName {}
+
+impl std::hash::Hash for SharedName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize);
+    }
 }
 
 /// Attributes are created on demand by path and never deleted. Quarks are assigned
@@ -138,7 +215,26 @@ struct AttributeNode {
 #[derive(Debug, Clone, Default)]
 pub struct AttributeTree {
     nodes: Vec<AttributeNode>,
-    root_children: Children,
+    root_children: ChildRef,
+    /// The names' bytes (an empty shared name takes one placeholder byte, so that
+    /// its offset is its own).
+    names: String,
+    /// (offset, length) in `names` of a recent name, by hash: a name equal to
+    /// the one in its slot is not stored again. Empty until the first name.
+    name_cache: Vec<(u32, u32)>,
+    /// Shared name objects already in `names`, and where.
+    shared: HashMap<SharedName, u32, std::hash::BuildHasherDefault<NameHasher>>,
+    /// Blocks of short child lists (see [`ChildRef`]).
+    blocks: Vec<Quark>,
+    /// Free blocks (offsets in `blocks`) by size class: a list that grows moves
+    /// to a block twice as large, and the next list of that size takes its old one.
+    free_blocks: [Vec<u32>; BLOCK_CLASSES],
+    /// Long child lists.
+    big: Vec<BigList>,
+}
+
+fn too_many(what: &str) -> Error {
+    Error::Config(format!("attribute tree: more than 2^32 {what}"))
 }
 
 impl AttributeTree {
@@ -156,13 +252,22 @@ impl AttributeTree {
         self.nodes.is_empty()
     }
 
-    fn children(&self, quark: Quark) -> Option<&Children> {
+    fn child_ref(&self, quark: Quark) -> Option<ChildRef> {
         if quark == ROOT_QUARK {
-            Some(&self.root_children)
+            Some(self.root_children)
         } else {
             self.nodes
                 .get(usize::try_from(quark).ok()?)
-                .map(|n| &n.children)
+                .map(|n| n.children)
+        }
+    }
+
+    fn list(&self, r: ChildRef) -> &[Quark] {
+        let (at, len) = (r.at as usize, r.len as usize);
+        if len <= SMALL_CHILDREN {
+            self.blocks.get(at..at + len).unwrap_or_default()
+        } else {
+            self.big.get(at).map_or(&[], |b| &b.list)
         }
     }
 
@@ -177,58 +282,179 @@ impl AttributeTree {
         }
     }
 
-    fn children_mut(&mut self, quark: Quark) -> &mut Children {
-        if quark == ROOT_QUARK {
-            &mut self.root_children
-        } else {
-            &mut self.nodes[quark as usize].children
-        }
+    /// The name of a node.
+    #[inline]
+    fn node_name(&self, node: &AttributeNode) -> &str {
+        let at = node.name_at as usize;
+        self.names
+            .get(at..at + (node.name_len & !SHARED_NAME) as usize)
+            .unwrap_or_default()
+    }
+
+    #[inline]
+    fn is_named(&self, quark: Quark, name: &str) -> bool {
+        let node = &self.nodes[quark as usize];
+        (node.name_len & !SHARED_NAME) as usize == name.len() && self.node_name(node) == name
     }
 
     fn find_child(&self, parent: Quark, name: &str) -> Option<Quark> {
-        let children = self.children(parent)?;
-        match &children.index {
-            Some(index) => index.get(name).copied(),
-            None => children
-                .list
-                .as_slice()
+        self.find_child_hashed(parent, name, &mut None)
+    }
+
+    /// As [`Self::find_child`]; `hash` receives the name's hash if it was computed.
+    #[inline]
+    fn find_child_hashed(
+        &self,
+        parent: Quark,
+        name: &str,
+        hash: &mut Option<u64>,
+    ) -> Option<Quark> {
+        let r = self.child_ref(parent)?;
+        if r.len as usize <= SMALL_CHILDREN {
+            self.list(r)
                 .iter()
                 .copied()
-                .find(|&q| &*self.nodes[q as usize].name == name),
+                .find(|&q| self.is_named(q, name))
+        } else {
+            let big = self.big.get(r.at as usize)?;
+            let h = *hash.get_or_insert_with(|| name_hash(name.as_bytes()));
+            big.index.find(h, |q| self.is_named(q, name))
         }
     }
 
-    fn add_child(&mut self, parent: Quark, name: &str) -> Result<Quark> {
-        self.add_child_arc(parent, Arc::from(name))
+    /// Appends `name` to `names`; returns its offset.
+    fn append_name(&mut self, name: &str) -> Result<u32> {
+        let at = self.names.len();
+        let end = at + name.len().max(1);
+        if u32::try_from(end).is_err() || name.len() as u32 >= SHARED_NAME {
+            return Err(too_many("bytes of attribute names"));
+        }
+        self.names.push_str(name);
+        Ok(at as u32)
     }
 
-    fn add_child_arc(&mut self, parent: Quark, name: Arc<str>) -> Result<Quark> {
-        let quark = Quark::try_from(self.nodes.len())
-            .map_err(|_| Error::Config("more than 2^31 attributes".into()))?;
-        self.nodes.push(AttributeNode {
-            name: name.clone(),
-            parent,
-            children: Children::default(),
-        });
-        let needs_index = {
-            let children = self.children_mut(parent);
-            children.list.push(quark);
-            match &mut children.index {
-                Some(index) => {
-                    index.insert(name, quark);
-                    false
+    /// Offset of the bytes of `name`, stored once for equal names that come back
+    /// while their cache slot keeps them; `hash`: the name's, if known.
+    fn intern_name(&mut self, name: &str, hash: Option<u64>) -> Result<u32> {
+        if self.name_cache.is_empty() {
+            self.name_cache = vec![(0, 0); NAME_CACHE];
+        }
+        let slot = hash.unwrap_or_else(|| quick_hash(name.as_bytes())) as usize & (NAME_CACHE - 1);
+        let (at, len) = self.name_cache[slot];
+        if len as usize == name.len() {
+            let kept = self.names.get(at as usize..(at + len) as usize);
+            if kept == Some(name) {
+                return Ok(at);
+            }
+        }
+        let at = self.append_name(name)?;
+        self.name_cache[slot] = (at, name.len() as u32);
+        Ok(at)
+    }
+
+    /// A free block of class `class` (`1 << class` quarks); returns its offset.
+    fn alloc_block(&mut self, class: usize) -> Result<u32> {
+        if let Some(at) = self.free_blocks[class].pop() {
+            return Ok(at);
+        }
+        let at = self.blocks.len();
+        let at32 = u32::try_from(at + (1 << class)).map_err(|_| too_many("child slots"))?;
+        self.blocks.resize(at32 as usize, -1);
+        Ok(at as u32)
+    }
+
+    /// Appends `quark` (its name's hash: `hash`) to the children of `parent`.
+    fn push_child(&mut self, parent: Quark, quark: Quark, hash: Option<u64>) -> Result<()> {
+        let r = self.child_ref(parent).unwrap_or_default();
+        let len = r.len as usize;
+        let at = r.at as usize;
+        let new = if len == 0 {
+            let at = self.alloc_block(0)?;
+            self.blocks[at as usize] = quark;
+            ChildRef { at, len: 1 }
+        } else if len < SMALL_CHILDREN {
+            let cap = len.next_power_of_two();
+            if len < cap {
+                self.blocks[at + len] = quark;
+                ChildRef {
+                    at: r.at,
+                    len: r.len + 1,
                 }
-                None => children.list.len() > CHILD_INDEX_THRESHOLD,
+            } else {
+                // Full: move to a block twice as large.
+                let class = cap.trailing_zeros() as usize;
+                let new_at = self.alloc_block(class + 1)?;
+                let n = new_at as usize;
+                self.blocks.copy_within(at..at + len, n);
+                self.blocks[n + len] = quark;
+                self.free_blocks[class].push(r.at);
+                ChildRef {
+                    at: new_at,
+                    len: r.len + 1,
+                }
+            }
+        } else if len == SMALL_CHILDREN {
+            // Long from now on: a list of its own, and an index.
+            let mut list = Vec::with_capacity(4 * SMALL_CHILDREN);
+            list.extend_from_slice(&self.blocks[at..at + len]);
+            list.push(quark);
+            self.free_blocks[BLOCK_CLASSES - 1].push(r.at);
+            let mut index = NameIndex::default();
+            for &q in &list {
+                let node = &self.nodes[q as usize];
+                index.insert(name_hash(self.node_name(node).as_bytes()), q);
+            }
+            let big_at = u32::try_from(self.big.len()).map_err(|_| too_many("long lists"))?;
+            self.big.push(BigList { list, index });
+            ChildRef {
+                at: big_at,
+                len: r.len + 1,
+            }
+        } else {
+            let big = &mut self.big[at];
+            big.list.push(quark);
+            let hash = hash.unwrap_or_else(|| {
+                name_hash(self.node_name(&self.nodes[quark as usize]).as_bytes())
+            });
+            let big = &mut self.big[at];
+            big.index.insert(hash, quark);
+            ChildRef {
+                at: r.at,
+                len: r.len + 1,
             }
         };
-        if needs_index {
-            let index = self
-                .children_of(parent)
-                .iter()
-                .map(|&q| (self.nodes[q as usize].name.clone(), q))
-                .collect();
-            self.children_mut(parent).index = Some(Box::new(index));
+        if parent == ROOT_QUARK {
+            self.root_children = new;
+        } else {
+            self.nodes[parent as usize].children = new;
         }
+        Ok(())
+    }
+
+    /// Creates the child `name` of `parent` (not there yet); `name_at`: the offset
+    /// of a name already in `names` (a shared name object), else `name` is copied.
+    /// `hash`: the name's, if known.
+    fn add_child(
+        &mut self,
+        parent: Quark,
+        name: &str,
+        shared_at: Option<u32>,
+        hash: Option<u64>,
+    ) -> Result<Quark> {
+        let quark = Quark::try_from(self.nodes.len())
+            .map_err(|_| Error::Config("more than 2^31 attributes".into()))?;
+        let (name_at, flag) = match shared_at {
+            Some(at) => (at, SHARED_NAME),
+            None => (self.intern_name(name, hash)?, 0),
+        };
+        self.nodes.push(AttributeNode {
+            name_at,
+            // Below 2^31: checked when stored.
+            name_len: name.len() as u32 | flag,
+            parent,
+            children: ChildRef::default(),
+        });
+        self.push_child(parent, quark, hash)?;
         Ok(quark)
     }
 
@@ -252,9 +478,10 @@ impl AttributeTree {
         let mut current = start;
         for element in path {
             let name = element.as_ref();
-            current = match self.find_child(current, name) {
+            let mut hash = None;
+            current = match self.find_child_hashed(current, name, &mut hash) {
                 Some(q) => q,
-                None => self.add_child(current, name)?,
+                None => self.add_child(current, name, None, hash)?,
             };
         }
         Ok(current)
@@ -271,7 +498,20 @@ impl AttributeTree {
             return Ok(q);
         }
         validate_name(name)?;
-        self.add_child_arc(parent, Arc::clone(name))
+        let key = SharedName(Arc::clone(name));
+        let name_at = match self.shared.get(&key) {
+            Some(&at) => at,
+            None => {
+                // Its own bytes (its offset is its identity), one at least.
+                let at = self.append_name(name)?;
+                if name.is_empty() {
+                    self.names.push('\0');
+                }
+                self.shared.insert(key, at);
+                at
+            }
+        };
+        self.add_child(parent, name, Some(name_at), None)
     }
 
     /// Quark of an absolute path, creating it if needed.
@@ -313,8 +553,8 @@ impl AttributeTree {
     }
 
     fn collect_children(&self, quark: Quark, recursive: bool, out: &mut Vec<Quark>) {
-        if let Some(children) = self.children(quark) {
-            for &child in children.list.as_slice() {
+        if let Some(r) = self.child_ref(quark) {
+            for &child in self.list(r) {
                 out.push(child);
                 if recursive {
                     self.collect_children(child, true, out);
@@ -325,7 +565,7 @@ impl AttributeTree {
 
     /// Direct children of `quark` in creation order, without allocating.
     pub fn children_of(&self, quark: Quark) -> &[Quark] {
-        self.children(quark).map_or(&[], |c| c.list.as_slice())
+        self.child_ref(quark).map_or(&[], |r| self.list(r))
     }
 
     /// Parent quark ([`ROOT_QUARK`] for top-level attributes and for the root itself).
@@ -344,12 +584,21 @@ impl AttributeTree {
         Ok(if quark == ROOT_QUARK {
             ""
         } else {
-            &self.nodes[quark as usize].name
+            self.node_name(&self.nodes[quark as usize])
         })
     }
 
-    pub(crate) fn name_arc(&self, quark: Quark) -> &Arc<str> {
-        &self.nodes[quark as usize].name
+    /// The name of an existing attribute, and the identity of its name object in
+    /// the `.ht` attribute section (equal only for attributes created with one
+    /// shared name, see [`Self::child_and_add_shared`]).
+    pub(crate) fn name_and_id(&self, quark: Quark) -> (&str, u64) {
+        let node = &self.nodes[quark as usize];
+        let id = if node.name_len & SHARED_NAME != 0 {
+            (1 << 32) | u64::from(node.name_at)
+        } else {
+            quark as u64
+        };
+        (self.node_name(node), id)
     }
 
     /// Names from the top-level attribute down to `quark`.
@@ -359,7 +608,7 @@ impl AttributeTree {
         let mut q = quark;
         while q != ROOT_QUARK {
             let node = &self.nodes[q as usize];
-            path.push(&*node.name);
+            path.push(self.node_name(node));
             q = node.parent;
         }
         path.reverse();
@@ -502,7 +751,7 @@ mod tests {
     fn child_lists_keep_creation_order_past_the_inline_ones() {
         let mut t = AttributeTree::new();
         let parent = t.quark_absolute_and_add(&["P"]).unwrap();
-        let names: Vec<String> = (0..INLINE_CHILDREN + CHILD_INDEX_THRESHOLD + 2)
+        let names: Vec<String> = (0..3 * SMALL_CHILDREN + 2)
             .map(|i| format!("c{i}"))
             .collect();
         let mut expected = Vec::new();
@@ -515,6 +764,86 @@ mod tests {
         for (name, &q) in names.iter().zip(&expected) {
             assert_eq!(t.opt_quark(parent, &[name]), q);
         }
+    }
+
+    /// Child lists of many parents growing in turns (blocks move, are freed and
+    /// taken by other lists, long ones get an index) against a plain model.
+    #[test]
+    fn interleaved_child_lists_match_a_plain_model() {
+        let mut t = AttributeTree::new();
+        let parents: Vec<Quark> = (0..7)
+            .map(|p| t.quark_absolute_and_add(&[format!("p{p}")]).unwrap())
+            .collect();
+        let mut model: Vec<Vec<(String, Quark)>> = vec![Vec::new(); parents.len()];
+        let mut x = 12345u32;
+        for step in 0..1500 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let p = (x >> 16) as usize % parents.len();
+            // Parent p gets up to 20 * (p + 1) children; some names repeat.
+            let name = format!("n{}", (x >> 8) % (20 * (p as u32 + 1)));
+            let q = t.quark_and_add(parents[p], &[&name]).unwrap();
+            match model[p].iter().find(|(n, _)| *n == name) {
+                Some(&(_, known)) => assert_eq!(q, known, "step {step}"),
+                None => {
+                    assert_eq!(q as usize, t.len() - 1, "step {step}: a new quark");
+                    model[p].push((name, q));
+                }
+            }
+        }
+        for (p, children) in model.iter().enumerate() {
+            let quarks: Vec<Quark> = children.iter().map(|&(_, q)| q).collect();
+            assert_eq!(t.children_of(parents[p]), &quarks[..]);
+            for (name, q) in children {
+                assert_eq!(t.opt_quark(parents[p], &[name]), *q);
+                assert_eq!(t.name(*q).unwrap(), name);
+                assert_eq!(t.parent(*q).unwrap(), parents[p]);
+            }
+            assert_eq!(t.opt_quark(parents[p], &["absent"]), INVALID_QUARK);
+        }
+        assert_eq!(t.children_of(ROOT_QUARK), &parents[..]);
+    }
+
+    /// A name shared by several attributes keeps one identity; equal names added
+    /// apart, and empty names, get their own.
+    #[test]
+    fn name_identities() {
+        let mut t = AttributeTree::new();
+        let shared: Arc<str> = "Exec_name".into();
+        let a = t.quark_absolute_and_add(&["a"]).unwrap();
+        let b = t.quark_absolute_and_add(&["b"]).unwrap();
+        let sa = t.child_and_add_shared(a, &shared).unwrap();
+        let sb = t.child_and_add_shared(b, &shared).unwrap();
+        let other: Arc<str> = "Exec_name".into();
+        let c = t.quark_absolute_and_add(&["c"]).unwrap();
+        let so = t.child_and_add_shared(c, &other).unwrap();
+        let plain = t.quark_and_add(a, &["Exec_name2"]).unwrap();
+        let e1 = t.quark_and_add(b, &[""]).unwrap();
+        let e2 = t.quark_and_add(c, &[""]).unwrap();
+        let after = t.quark_and_add(c, &["x"]).unwrap();
+        assert_eq!(t.name_and_id(sa), t.name_and_id(sb));
+        assert_ne!(t.name_and_id(sa).1, t.name_and_id(so).1);
+        assert_eq!(t.name_and_id(so).0, "Exec_name");
+        assert_eq!(t.name(plain).unwrap(), "Exec_name2");
+        let ids: Vec<u64> = [e1, e2, after, a, b, c]
+            .iter()
+            .map(|&q| t.name_and_id(q).1)
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        assert_eq!(t.path(e2).unwrap(), ["c", ""]);
+        assert_eq!(t.path(after).unwrap(), ["c", "x"]);
+        // Equal plain names: their bytes stored once, each its own object.
+        let before = t.names.len();
+        let pa = t.quark_and_add(a, &["Prio"]).unwrap();
+        let pb = t.quark_and_add(b, &["Prio"]).unwrap();
+        assert_eq!(t.names.len(), before + "Prio".len());
+        assert_ne!(t.name_and_id(pa).1, t.name_and_id(pb).1);
+        assert_eq!(t.name(pb).unwrap(), "Prio");
+        // A shared name's bytes are its own even when equal to a plain name's.
+        let prio: Arc<str> = "Prio".into();
+        let sc = t.child_and_add_shared(c, &prio).unwrap();
+        assert_ne!(t.name_and_id(sc).1, t.name_and_id(pa).1);
+        assert_eq!(t.name(sc).unwrap(), "Prio");
     }
 
     #[test]

@@ -12,18 +12,131 @@ use crate::error::{Error, Result};
 use crate::ht::chunk::IntervalChunk;
 use crate::ht::format::interval::MAX_STRING_LEN;
 use crate::ht::HtConfig;
-use crate::value::{Interval, StateValue, ValueType};
+use crate::value::{CustomValue, Interval, StateValue, ValueType};
 use crate::Quark;
 
 /// Deepest stack `push` accepts (Trace Compass's limit).
 pub const MAX_STACK_DEPTH: i32 = 100_000;
 
-/// Ongoing value of one attribute, with its start and the type it is locked to.
+/// An ongoing value and the type its attribute is locked to, in 24 bytes (a
+/// [`StateValue`] is 32, and the lock took 8 more): the lock of a non-null value
+/// is its own type. Attributes are created by the million (one per request or
+/// thread), and their slots are fresh memory to fault in and clear.
+#[derive(Clone, Debug)]
+enum Compact {
+    /// Null, with the type the attribute is locked to (none before its first value).
+    Null(Option<ValueType>),
+    Int(i32),
+    Long(i64),
+    Double(f64),
+    String(Arc<str>),
+    Custom(Box<CustomValue>),
+    /// A value of another type than the lock (only `update_ongoing` sets one).
+    Other(Box<(StateValue, Option<ValueType>)>),
+}
+
+impl Compact {
+    /// `value` on an attribute locked to `lock`, whatever its type.
+    fn new(value: StateValue, lock: Option<ValueType>) -> Self {
+        match (value, lock) {
+            (StateValue::Int(v), Some(ValueType::Int)) => Compact::Int(v),
+            (StateValue::Null, lock) => Compact::Null(lock),
+            (StateValue::Long(v), Some(ValueType::Long)) => Compact::Long(v),
+            (StateValue::String(v), Some(ValueType::String)) => Compact::String(v),
+            (StateValue::Double(v), Some(ValueType::Double)) => Compact::Double(v),
+            (StateValue::Custom(c), Some(ValueType::Custom(id))) if c.type_id == id => {
+                Compact::Custom(Box::new(c))
+            }
+            (value, lock) => Compact::Other(Box::new((value, lock))),
+        }
+    }
+
+    /// `value` on an attribute locked to `lock` or not locked yet, when a non-null
+    /// value's type is the lock (checked by the caller).
+    #[inline(always)]
+    fn checked(value: StateValue, lock: Option<ValueType>) -> Self {
+        match value {
+            StateValue::Null => Compact::Null(lock),
+            StateValue::Int(v) => Compact::Int(v),
+            StateValue::Long(v) => Compact::Long(v),
+            StateValue::Double(v) => Compact::Double(v),
+            StateValue::String(v) => Compact::String(v),
+            StateValue::Custom(c) => Compact::Custom(Box::new(c)),
+        }
+    }
+
+    #[inline(always)]
+    fn lock(&self) -> Option<ValueType> {
+        match self {
+            Compact::Null(lock) => *lock,
+            Compact::Int(_) => Some(ValueType::Int),
+            Compact::Long(_) => Some(ValueType::Long),
+            Compact::Double(_) => Some(ValueType::Double),
+            Compact::String(_) => Some(ValueType::String),
+            Compact::Custom(c) => Some(ValueType::Custom(c.type_id)),
+            Compact::Other(o) => o.1,
+        }
+    }
+
+    fn value(&self) -> StateValue {
+        match self {
+            Compact::Null(_) => StateValue::Null,
+            Compact::Int(v) => StateValue::Int(*v),
+            Compact::Long(v) => StateValue::Long(*v),
+            Compact::Double(v) => StateValue::Double(*v),
+            Compact::String(v) => StateValue::String(Arc::clone(v)),
+            Compact::Custom(c) => StateValue::Custom((**c).clone()),
+            Compact::Other(o) => o.0.clone(),
+        }
+    }
+
+    #[inline(always)]
+    fn into_value(self) -> StateValue {
+        match self {
+            Compact::Null(_) => StateValue::Null,
+            Compact::Int(v) => StateValue::Int(v),
+            Compact::Long(v) => StateValue::Long(v),
+            Compact::Double(v) => StateValue::Double(v),
+            Compact::String(v) => StateValue::String(v),
+            Compact::Custom(c) => StateValue::Custom(*c),
+            Compact::Other(o) => o.0,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Compact::Null(_))
+    }
+
+    fn int(&self) -> Option<i32> {
+        match self {
+            Compact::Int(v) => Some(*v),
+            Compact::Other(o) => o.0.as_int(),
+            _ => None,
+        }
+    }
+
+    /// `self.value() == *v`, with the common cases first and shared strings
+    /// compared by address.
+    #[inline(always)]
+    fn same(&self, v: &StateValue) -> bool {
+        match (self, v) {
+            (Compact::Int(x), StateValue::Int(y)) => x == y,
+            (Compact::Null(_), StateValue::Null) => true,
+            (Compact::Long(x), StateValue::Long(y)) => x == y,
+            (Compact::String(x), StateValue::String(y)) => Arc::ptr_eq(x, y) || x == y,
+            (Compact::Double(x), StateValue::Double(_)) => StateValue::Double(*x) == *v,
+            (Compact::Custom(x), StateValue::Custom(y)) => **x == *y,
+            (Compact::Other(o), v) => o.0 == *v,
+            _ => false,
+        }
+    }
+}
+
+/// Ongoing value of one attribute and its start (32 bytes).
 #[derive(Clone)]
 struct Ongoing {
-    value: StateValue,
     start: i64,
-    ty: Option<ValueType>,
+    value: Compact,
 }
 
 /// Ongoing values of every attribute: what has changed but is not yet an interval.
@@ -43,9 +156,8 @@ impl TransientState {
         self.slots.reserve(count.saturating_sub(self.slots.len()));
         while self.slots.len() < count {
             self.slots.push(Ongoing {
-                value: StateValue::Null,
                 start,
-                ty: None,
+                value: Compact::Null(None),
             });
         }
     }
@@ -60,7 +172,7 @@ impl TransientState {
             slot.start,
             self.latest.max(slot.start),
             quark as Quark,
-            slot.value.clone(),
+            slot.value.value(),
         ))
     }
 }
@@ -89,18 +201,6 @@ fn validate_value(value: &StateValue) -> Result<()> {
 /// of one per interval; as many as a writer thread takes at once, so the vector goes
 /// over without a copy); queries look at the ones not handed over yet.
 const OUTBOX: usize = 4096;
-
-/// `a == b`, with the common cases first and shared strings compared by address.
-#[inline(always)]
-fn same_value(a: &StateValue, b: &StateValue) -> bool {
-    match (a, b) {
-        (StateValue::Int(x), StateValue::Int(y)) => x == y,
-        (StateValue::Null, StateValue::Null) => true,
-        (StateValue::Long(x), StateValue::Long(y)) => x == y,
-        (StateValue::String(x), StateValue::String(y)) => Arc::ptr_eq(x, y) || x == y,
-        _ => a == b,
-    }
-}
 
 /// A state system: built by a provider, then queried.
 pub struct StateSystem {
@@ -245,27 +345,25 @@ impl StateSystem {
             _ => return self.change_refused(&value, quark, validate),
         };
         // The current value was checked when it was set: an equal one passes too.
-        if same_value(&slot.value, &value) {
+        if slot.value.same(&value) {
             return Ok(());
         }
         if validate {
             validate_value(&value)?;
         }
-        if let Some(found) = value.value_type() {
-            match slot.ty {
-                None => slot.ty = Some(found),
-                Some(expected) if expected != found => {
-                    return Err(Error::ValueType {
-                        quark,
-                        expected,
-                        found,
-                    })
-                }
-                Some(_) => {}
+        let lock = slot.value.lock();
+        if let (Some(found), Some(expected)) = (value.value_type(), lock) {
+            if found != expected {
+                return Err(Error::ValueType {
+                    quark,
+                    expected,
+                    found,
+                });
             }
         }
+        let value = Compact::checked(value, lock);
         if slot.start < t {
-            let previous = std::mem::replace(&mut slot.value, value);
+            let previous = std::mem::replace(&mut slot.value, value).into_value();
             let start = std::mem::replace(&mut slot.start, t);
             if !self.batch {
                 self.backend
@@ -540,7 +638,7 @@ impl StateSystemQuerier for StateSystem {
     fn query_ongoing(&self, quark: Quark) -> Result<StateValue> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(self.transient.slots[q].value.clone())
+        Ok(self.transient.slots[q].value.value())
     }
 
     fn ongoing_start_time(&self, quark: Quark) -> Result<i64> {
@@ -558,10 +656,7 @@ impl StateSystemQuerier for StateSystem {
     fn ongoing_int(&self, quark: Quark) -> Result<Option<i32>> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        Ok(match self.transient.slots[q].value {
-            StateValue::Int(v) => Some(v),
-            _ => None,
-        })
+        Ok(self.transient.slots[q].value.int())
     }
 }
 
@@ -591,7 +686,7 @@ impl StateSystemBuilder for StateSystem {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.slots[q].value {
+        let depth = match &self.transient.slots[q].value.value() {
             StateValue::Null => 0,
             StateValue::Int(d) => *d,
             other => {
@@ -618,7 +713,7 @@ impl StateSystemBuilder for StateSystem {
     fn pop(&mut self, t: i64, quark: Quark) -> Result<Option<StateValue>> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let depth = match &self.transient.slots[q].value {
+        let depth = match &self.transient.slots[q].value.value() {
             StateValue::Null => return Ok(None),
             StateValue::Int(d) => *d,
             other => {
@@ -633,7 +728,7 @@ impl StateSystemBuilder for StateSystem {
         if child < 0 {
             return Err(Error::StackCorrupt { quark, depth });
         }
-        let popped = self.transient.slots[child as usize].value.clone();
+        let popped = self.transient.slots[child as usize].value.value();
         let next = if depth - 1 == 0 {
             StateValue::Null
         } else {
@@ -656,7 +751,7 @@ impl StateSystemBuilder for StateSystem {
     fn increment(&mut self, t: i64, by: StateValue, quark: Quark) -> Result<()> {
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        let current = &self.transient.slots[q].value;
+        let current = &self.transient.slots[q].value.value();
         let next = match by {
             StateValue::Int(v) => StateValue::Int(current.as_int().unwrap_or(0).wrapping_add(v)),
             StateValue::Long(v) => StateValue::Long(current.as_long().unwrap_or(0).wrapping_add(v)),
@@ -676,7 +771,8 @@ impl StateSystemBuilder for StateSystem {
         validate_value(&value)?;
         let q = self.check_quark(quark)?;
         self.check_building()?;
-        self.transient.slots[q].value = value;
+        let slot = &mut self.transient.slots[q];
+        slot.value = Compact::new(value, slot.value.lock());
         Ok(())
     }
 
@@ -685,7 +781,8 @@ impl StateSystemBuilder for StateSystem {
         self.flush()?;
         let real_end = end.max(self.backend.end_time());
         let slots = std::mem::take(&mut self.transient.slots);
-        for (q, Ongoing { value, start, .. }) in slots.into_iter().enumerate() {
+        for (q, Ongoing { start, value }) in slots.into_iter().enumerate() {
+            let value = value.into_value();
             if start > real_end {
                 continue; // a change after the end: Trace Compass drops it too
             }
@@ -734,6 +831,99 @@ mod tests {
         assert_eq!(
             intervals(&ss, q),
             vec![(10, 29, StateValue::Int(1)), (30, 40, StateValue::Int(3))]
+        );
+    }
+
+    /// The type lock kept inside the compact ongoing value: it survives nulls,
+    /// `update_ongoing` sets a value of another type without changing it, and
+    /// doubles and custom values compare as Trace Compass compares them.
+    #[test]
+    fn type_locks_and_values_of_every_kind() {
+        let mut ss = StateSystem::in_memory(0);
+        let q = ss.quark_and_add(&["a"]).unwrap();
+        ss.modify(1, StateValue::Long(5), q).unwrap();
+        ss.modify(2, StateValue::Null, q).unwrap();
+        assert!(matches!(
+            ss.modify(3, StateValue::Int(1), q),
+            Err(Error::ValueType {
+                expected: ValueType::Long,
+                found: ValueType::Int,
+                ..
+            })
+        ));
+        ss.update_ongoing(StateValue::string("s"), q).unwrap();
+        assert_eq!(ss.query_ongoing(q).unwrap(), StateValue::string("s"));
+        assert!(!ss.ongoing_is_null(q).unwrap());
+        ss.modify(4, StateValue::string("s"), q).unwrap(); // equal: nothing
+        assert!(matches!(
+            ss.modify(5, StateValue::string("t"), q),
+            Err(Error::ValueType {
+                expected: ValueType::Long,
+                found: ValueType::String,
+                ..
+            })
+        ));
+        ss.modify(6, StateValue::Long(7), q).unwrap();
+        let d = ss.quark_and_add(&["d"]).unwrap();
+        ss.modify(1, StateValue::Double(f64::NAN), d).unwrap();
+        ss.modify(3, StateValue::Double(f64::NAN), d).unwrap(); // NaN == NaN: nothing
+        ss.modify(4, StateValue::Double(-0.0), d).unwrap();
+        ss.modify(5, StateValue::Double(0.0), d).unwrap(); // 0.0 != -0.0
+        let c = ss.quark_and_add(&["c"]).unwrap();
+        let custom = |type_id, bytes: &[u8]| {
+            StateValue::Custom(CustomValue {
+                type_id,
+                bytes: bytes.into(),
+            })
+        };
+        ss.modify(1, custom(30, b"x"), c).unwrap();
+        ss.modify(2, custom(30, b"x"), c).unwrap(); // equal: nothing
+        ss.modify(3, custom(30, b"y"), c).unwrap();
+        assert!(matches!(
+            ss.modify(4, custom(31, b"y"), c),
+            Err(Error::ValueType {
+                expected: ValueType::Custom(30),
+                found: ValueType::Custom(31),
+                ..
+            })
+        ));
+        let i = ss.quark_and_add(&["i"]).unwrap();
+        ss.update_ongoing(StateValue::Int(3), i).unwrap(); // no lock yet
+        assert_eq!(ss.ongoing_int(i).unwrap(), Some(3));
+        ss.modify(2, StateValue::string("now a string"), i).unwrap();
+        ss.close(10).unwrap();
+        assert_eq!(
+            intervals(&ss, q),
+            vec![
+                (0, 0, StateValue::Null),
+                (1, 1, StateValue::Long(5)),
+                (2, 5, StateValue::string("s")),
+                (6, 10, StateValue::Long(7)),
+            ]
+        );
+        assert_eq!(
+            intervals(&ss, d),
+            vec![
+                (0, 0, StateValue::Null),
+                (1, 3, StateValue::Double(f64::NAN)),
+                (4, 4, StateValue::Double(-0.0)),
+                (5, 10, StateValue::Double(0.0)),
+            ]
+        );
+        assert_eq!(
+            intervals(&ss, c),
+            vec![
+                (0, 0, StateValue::Null),
+                (1, 2, custom(30, b"x")),
+                (3, 10, custom(30, b"y")),
+            ]
+        );
+        assert_eq!(
+            intervals(&ss, i),
+            vec![
+                (0, 1, StateValue::Int(3)),
+                (2, 10, StateValue::string("now a string")),
+            ]
         );
     }
 

@@ -124,7 +124,7 @@ pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
     let mut star: Option<u32> = None;
     // Keyed by name object: one per attribute node, unless a provider shared one
     // name object between several nodes (`AttributeTree::child_and_add_shared`).
-    let mut name_handles: std::collections::HashMap<*const u8, u32> =
+    let mut name_handles: std::collections::HashMap<u64, u32> =
         std::collections::HashMap::with_capacity(tree.len());
     let mut prev: Vec<Quark> = Vec::new();
     let mut path: Vec<Quark> = Vec::new();
@@ -147,20 +147,19 @@ pub fn encode_attribute_tree(tree: &AttributeTree) -> Vec<u8> {
         w.handle(); // the array
         w.out.extend_from_slice(&(path.len() as i32).to_be_bytes());
         for (i, &attr) in path.iter().enumerate() {
-            let name = tree.name_arc(attr);
-            let same_as_prev = prev.get(i).is_some_and(|&p| tree.name_arc(p) == name);
+            let (name, id) = tree.name_and_id(attr);
+            let same_as_prev = prev.get(i).is_some_and(|&p| tree.name_and_id(p).0 == name);
             if same_as_prev {
                 match star {
                     Some(h) => w.reference(h),
                     None => star = Some(w.new_string(af::SAME_AS_PREVIOUS)),
                 }
             } else {
-                let key = std::sync::Arc::as_ptr(name) as *const u8;
-                match name_handles.get(&key) {
+                match name_handles.get(&id) {
                     Some(&h) => w.reference(h),
                     None => {
                         let h = w.new_string(name);
-                        name_handles.insert(key, h);
+                        name_handles.insert(id, h);
                     }
                 }
             }
