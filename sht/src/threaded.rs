@@ -15,6 +15,7 @@ use crate::attribute::AttributeTree;
 use crate::backend::StateHistoryBackend;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::handoff;
 use crate::ht::chunk::IntervalChunk;
 use crate::value::Interval;
 use crate::Quark;
@@ -32,7 +33,7 @@ pub struct ThreadedBackend {
     inner: Shared,
     pending: Mutex<IntervalChunk>,
     chunk: usize,
-    sender: Option<SyncSender<Message>>,
+    sender: Option<handoff::Sender<Message>>,
     // Emptied chunks coming back from the writer (a Mutex only to make the backend Sync).
     spare: Mutex<Receiver<IntervalChunk>>,
     failure: Arc<Mutex<Option<Error>>>,
@@ -49,13 +50,15 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ThreadedBackend {
     /// Wraps `inner`; intervals travel to the writer thread `chunk` at a time, with
-    /// at most `queue` chunks waiting.
+    /// at most `queue` chunks waiting. A writer thread that caught up sleeps until a
+    /// quarter of the queue is full (one wake-up per run of chunks, not per chunk).
     pub fn new(inner: Box<dyn StateHistoryBackend>, chunk: usize, queue: usize) -> Result<Self> {
         let start = inner.start_time();
         let kind = inner.kind();
         let inner: Shared = Arc::new(Mutex::new(inner));
         let failure = Arc::new(Mutex::new(None));
-        let (sender, receiver) = mpsc::sync_channel::<Message>(queue.max(1));
+        let queue = queue.max(1);
+        let (sender, receiver) = handoff::channel::<Message>(queue, queue.div_ceil(4));
         let (spare_tx, spare) = mpsc::channel();
         let worker = {
             let inner = Arc::clone(&inner);
@@ -106,7 +109,7 @@ impl ThreadedBackend {
         }
         if let Some(sender) = &self.sender {
             let (done_tx, done_rx) = mpsc::sync_channel(1);
-            if sender.send(Message::Sync(done_tx)).is_ok() {
+            if sender.send_now(Message::Sync(done_tx)).is_ok() {
                 let _ = done_rx.recv();
             }
         }
@@ -140,7 +143,7 @@ impl ThreadedBackend {
 fn write_loop(
     inner: &Shared,
     failure: &Mutex<Option<Error>>,
-    receiver: &Receiver<Message>,
+    receiver: &handoff::Receiver<Message>,
     spare: &mpsc::Sender<IntervalChunk>,
 ) {
     let mut failed = false;
