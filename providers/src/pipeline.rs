@@ -730,7 +730,9 @@ pub fn build_shared(
         let builder_txs = full_txs.clone();
         // Named, for profilers and `top -H`.
         let named = |name: &str| std::thread::Builder::new().name(name.into());
-        let reader = named("sextant-read").spawn_scoped(scope, move || {
+        let read = move || {
+            // Builders are the slower stage: they get a core first.
+            handoff::lower_thread_priority(sht::threaded::SIDE_NICE);
             let mut local_plans = plans.clone();
             // Classes added during the run may first appear in any order (a trace
             // added live brings many): which ones have a plan.
@@ -843,8 +845,10 @@ pub fn build_shared(
             }
             drop(full_txs);
             result.map(|()| (read, first.map(|f| (f, last))))
-        })
-        .expect("starting the reader thread");
+        };
+        let reader = named("sextant-read")
+            .spawn_scoped(scope, read)
+            .expect("starting the reader thread");
 
         let builders: Vec<_> = runs
             .drain(..)
@@ -859,23 +863,24 @@ pub fn build_shared(
                 } else {
                     None
                 };
-                named("sextant-build").spawn_scoped(scope, move || {
-                    let result = run_builder(
-                        &mut run,
-                        index as u32,
-                        rx,
-                        plans,
-                        &sub_tx,
-                        cancel,
-                        progress,
-                        total_work,
-                        &empty_tx,
-                        hook,
-                    );
-                    (run, result)
-                })
-                // As `scope.spawn` does: no thread, no build.
-                .expect("starting a builder thread")
+                named("sextant-build")
+                    .spawn_scoped(scope, move || {
+                        let result = run_builder(
+                            &mut run,
+                            index as u32,
+                            rx,
+                            plans,
+                            &sub_tx,
+                            cancel,
+                            progress,
+                            total_work,
+                            &empty_tx,
+                            hook,
+                        );
+                        (run, result)
+                    })
+                    // As `scope.spawn` does: no thread, no build.
+                    .expect("starting a builder thread")
             })
             .collect();
         drop(empty_tx);

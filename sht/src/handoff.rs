@@ -180,6 +180,30 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
+/// Lowers the calling thread's scheduling priority by `steps` nice levels (Linux,
+/// where nice is per thread; elsewhere nothing). For the threads around a
+/// pipeline's slowest stage: when three threads want two cores, a fair scheduler
+/// shares both evenly, the slow stage falls behind, the others fill or drain their
+/// queues and sleep, and a core idles while it catches up alone. Niced, they give
+/// it a core of its own and run in what is left. Best effort: an error changes
+/// nothing but the priority.
+pub fn lower_thread_priority(steps: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's id; no memory is shared.
+        unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            *libc::__errno_location() = 0;
+            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+            if *libc::__errno_location() == 0 {
+                libc::setpriority(libc::PRIO_PROCESS, tid, (now + steps).min(19));
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = steps;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +220,11 @@ mod tests {
             });
             let got: Vec<u32> = rx.iter().collect();
             producer.join().unwrap();
-            assert_eq!(got, (0..20_000).collect::<Vec<_>>(), "{capacity}/{wake_after}");
+            assert_eq!(
+                got,
+                (0..20_000).collect::<Vec<_>>(),
+                "{capacity}/{wake_after}"
+            );
         }
     }
 
@@ -214,6 +242,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         drop(tx);
         assert_eq!(consumer.join().unwrap(), (Some(7), None));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowering_the_priority_touches_only_the_calling_thread() {
+        // SAFETY: reads the priority of the calling thread.
+        let nice =
+            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let here = nice();
+        let there = std::thread::spawn(move || {
+            let before = nice();
+            lower_thread_priority(2);
+            (before, nice())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(there, (here, (here + 2).min(19)));
+        assert_eq!(nice(), here);
     }
 
     #[test]

@@ -28,6 +28,10 @@ enum Message {
 
 type Shared = Arc<Mutex<Box<dyn StateHistoryBackend>>>;
 
+/// Nice levels the writer thread runs below the thread that feeds it
+/// ([`handoff::lower_thread_priority`]).
+pub const SIDE_NICE: i32 = 3;
+
 /// Runs another backend's inserts on a writer thread.
 pub struct ThreadedBackend {
     inner: Shared,
@@ -146,6 +150,8 @@ fn write_loop(
     receiver: &handoff::Receiver<Message>,
     spare: &mpsc::Sender<IntervalChunk>,
 ) {
+    // The builder feeding this thread is the slower stage: it gets a core first.
+    handoff::lower_thread_priority(SIDE_NICE);
     let mut failed = false;
     for message in receiver.iter() {
         match message {
