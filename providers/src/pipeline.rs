@@ -258,7 +258,8 @@ const WRITER_CHUNK: usize = 4096;
 const WRITER_QUEUE: usize = 32;
 
 /// Batches queued for each builder, and how many places a reader that found its
-/// queue full waits for before it goes on (one wake-up per run of batches).
+/// queue full waits for before it goes on (one wake-up per run of batches; a
+/// builder, the slower stage, is woken by the first batch).
 const BATCH_QUEUE: usize = 16;
 const BATCH_WAKE: usize = 4;
 
@@ -712,7 +713,7 @@ pub fn build_shared(
     let mut full_txs = Vec::with_capacity(runs.len());
     let mut full_rxs = Vec::with_capacity(runs.len());
     for _ in 0..runs.len() {
-        let (tx, rx) = handoff::channel::<Arc<Batch>>(BATCH_QUEUE, BATCH_WAKE);
+        let (tx, rx) = handoff::channel::<Arc<Batch>>(BATCH_QUEUE, 1, BATCH_WAKE);
         full_txs.push(tx);
         full_rxs.push(rx);
     }

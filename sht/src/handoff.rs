@@ -5,9 +5,11 @@
 //! after every item and is woken for the next one: one futex wake-up (an
 //! inter-processor interrupt, costly in a virtual machine) per item on the
 //! producer's thread, and a core that goes idle and busy again each time. Here a
-//! sleeping consumer is woken once `wake_after` items wait (or at once for an
+//! sleeping consumer is woken once `wake_receiver` items wait (or at once for an
 //! [`Sender::send_now`] item, or when the senders are gone), and a producer that
-//! found the queue full once `wake_after` places are free. Same order, same items.
+//! found the queue full once `wake_sender` places are free: a run for the side
+//! that is not the pipeline's bottleneck, 1 for the side that is (it must not
+//! wait longer than needed). Same order, same items.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -25,7 +27,8 @@ struct Inner<T> {
     readable: Condvar,
     writable: Condvar,
     capacity: usize,
-    wake_after: usize,
+    wake_receiver: usize,
+    wake_sender: usize,
 }
 
 impl<T> Inner<T> {
@@ -49,9 +52,14 @@ pub enum TrySendError<T> {
     Disconnected(T),
 }
 
-/// A queue of at most `capacity` items; sleeping sides are woken `wake_after`
-/// items at a time (clamped to `1..=capacity`).
-pub fn channel<T>(capacity: usize, wake_after: usize) -> (Sender<T>, Receiver<T>) {
+/// A queue of at most `capacity` items; a sleeping receiver is woken when
+/// `wake_receiver` items wait, a sleeping sender when `wake_sender` places are
+/// free (both clamped to `1..=capacity`).
+pub fn channel<T>(
+    capacity: usize,
+    wake_receiver: usize,
+    wake_sender: usize,
+) -> (Sender<T>, Receiver<T>) {
     let capacity = capacity.max(1);
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
@@ -64,14 +72,15 @@ pub fn channel<T>(capacity: usize, wake_after: usize) -> (Sender<T>, Receiver<T>
         readable: Condvar::new(),
         writable: Condvar::new(),
         capacity,
-        wake_after: wake_after.clamp(1, capacity),
+        wake_receiver: wake_receiver.clamp(1, capacity),
+        wake_sender: wake_sender.clamp(1, capacity),
     });
     (Sender(Arc::clone(&inner)), Receiver(inner))
 }
 
 impl<T> Sender<T> {
     /// Queues `item`, waiting while the queue is full; gives it back if the
-    /// receiver is gone. A sleeping receiver is woken once `wake_after` items wait.
+    /// receiver is gone. A sleeping receiver is woken once `wake_receiver` items wait.
     pub fn send(&self, item: T) -> Result<(), T> {
         self.push(item, false)
     }
@@ -94,7 +103,7 @@ impl<T> Sender<T> {
             return Err(item);
         }
         s.queue.push_back(item);
-        if s.receiver_asleep && (now || s.queue.len() >= inner.wake_after) {
+        if s.receiver_asleep && (now || s.queue.len() >= inner.wake_receiver) {
             s.receiver_asleep = false;
             inner.readable.notify_one();
         }
@@ -147,7 +156,7 @@ impl<T> Receiver<T> {
         let mut s = inner.lock();
         loop {
             if let Some(item) = s.queue.pop_front() {
-                if s.sender_asleep && s.queue.len() + inner.wake_after <= inner.capacity {
+                if s.sender_asleep && s.queue.len() + inner.wake_sender <= inner.capacity {
                     s.sender_asleep = false;
                     inner.writable.notify_one();
                 }
@@ -211,8 +220,15 @@ mod tests {
 
     #[test]
     fn every_item_arrives_in_order_whatever_the_sizes() {
-        for (capacity, wake_after) in [(1, 1), (2, 1), (4, 3), (8, 8), (16, 4), (3, 99)] {
-            let (tx, rx) = channel::<u32>(capacity, wake_after);
+        for (capacity, wake_receiver, wake_sender) in [
+            (1, 1, 1),
+            (2, 1, 2),
+            (4, 3, 1),
+            (8, 8, 8),
+            (16, 4, 1),
+            (3, 99, 0),
+        ] {
+            let (tx, rx) = channel::<u32>(capacity, wake_receiver, wake_sender);
             let producer = std::thread::spawn(move || {
                 for k in 0..20_000 {
                     tx.send(k).unwrap();
@@ -223,14 +239,14 @@ mod tests {
             assert_eq!(
                 got,
                 (0..20_000).collect::<Vec<_>>(),
-                "{capacity}/{wake_after}"
+                "{capacity}/{wake_receiver}/{wake_sender}"
             );
         }
     }
 
     #[test]
     fn a_sleeping_receiver_gets_an_urgent_item_and_the_end_at_once() {
-        let (tx, rx) = channel::<u32>(8, 8);
+        let (tx, rx) = channel::<u32>(8, 8, 1);
         let consumer = std::thread::spawn(move || {
             let first = rx.recv();
             let second = rx.recv();
@@ -264,7 +280,7 @@ mod tests {
 
     #[test]
     fn senders_learn_that_the_receiver_is_gone() {
-        let (tx, rx) = channel::<u32>(2, 1);
+        let (tx, rx) = channel::<u32>(2, 1, 1);
         tx.send(1).unwrap();
         tx.send(2).unwrap();
         assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));

@@ -55,14 +55,16 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ThreadedBackend {
     /// Wraps `inner`; intervals travel to the writer thread `chunk` at a time, with
     /// at most `queue` chunks waiting. A writer thread that caught up sleeps until a
-    /// quarter of the queue is full (one wake-up per run of chunks, not per chunk).
+    /// quarter of the queue is full (one wake-up per run of chunks, not per chunk);
+    /// a state system that found the queue full goes on at the first free place.
     pub fn new(inner: Box<dyn StateHistoryBackend>, chunk: usize, queue: usize) -> Result<Self> {
         let start = inner.start_time();
         let kind = inner.kind();
         let inner: Shared = Arc::new(Mutex::new(inner));
         let failure = Arc::new(Mutex::new(None));
         let queue = queue.max(1);
-        let (sender, receiver) = handoff::channel::<Message>(queue, queue.div_ceil(4));
+        // The writer wakes for a run of chunks; the builder as soon as it has room.
+        let (sender, receiver) = handoff::channel::<Message>(queue, queue.div_ceil(4), 1);
         let (spare_tx, spare) = mpsc::channel();
         let worker = {
             let inner = Arc::clone(&inner);
