@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use sht::handoff;
 use sht::{
     AttributeTree, HtConfig, Interval, Quark, QuarkSet, StateHistoryBackend, StateSystem,
     StateSystemBuilder, StateSystemQuerier, TimeCondition,
@@ -249,9 +250,18 @@ struct BatchEvent {
 
 const NO_CPU: u32 = u32::MAX;
 
-/// Intervals per hand-over to a history-tree writer thread, and hand-overs queued.
+/// Intervals per hand-over to a history-tree writer thread, and hand-overs queued
+/// (the writer, faster than a builder, wakes for a quarter of the queue at a time).
+/// A queue holds several milliseconds of work: a thread that waits for a core that
+/// long (two cores, four threads) does not stall the others.
 const WRITER_CHUNK: usize = 4096;
-const WRITER_QUEUE: usize = 8;
+const WRITER_QUEUE: usize = 32;
+
+/// Batches queued for each builder, and how many places a reader that found its
+/// queue full waits for before it goes on (one wake-up per run of batches; a
+/// builder, the slower stage, is woken by the first batch).
+const BATCH_QUEUE: usize = 16;
+const BATCH_WAKE: usize = 4;
 
 /// Events with their subscribed fields, copied out of the source.
 #[derive(Default)]
@@ -496,7 +506,7 @@ fn plan(source: &dyn EventSource, runs: &mut [Running]) -> (Vec<ClassPlan>, Vec<
 fn plan_new_class(
     name: &str,
     fields: &[(String, FieldKey)],
-    txs: &[mpsc::SyncSender<Arc<Batch>>],
+    txs: &[handoff::Sender<Arc<Batch>>],
     sub_rx: &mpsc::Receiver<(u32, Option<crate::Subscription>)>,
 ) -> ClassPlan {
     let request = Arc::new(Batch {
@@ -505,7 +515,7 @@ fn plan_new_class(
     });
     let mut waiting: Vec<u32> = Vec::new();
     for (a, tx) in txs.iter().enumerate() {
-        if tx.send(Arc::clone(&request)).is_ok() {
+        if tx.send_now(Arc::clone(&request)).is_ok() {
             waiting.push(a as u32);
         }
     }
@@ -524,7 +534,7 @@ fn plan_new_class(
                 waiting.retain(|&a| {
                     !matches!(
                         txs[a as usize].try_send(Arc::new(Batch::default())),
-                        Err(mpsc::TrySendError::Disconnected(_))
+                        Err(handoff::TrySendError::Disconnected(_))
                     )
                 });
             }
@@ -554,7 +564,7 @@ fn plan_new_class(
 fn run_builder(
     run: &mut Running,
     index: u32,
-    rx: mpsc::Receiver<Arc<Batch>>,
+    rx: handoff::Receiver<Arc<Batch>>,
     plans: &[ClassPlan],
     sub_tx: &mpsc::Sender<(u32, Option<crate::Subscription>)>,
     cancel: &AtomicBool,
@@ -703,7 +713,7 @@ pub fn build_shared(
     let mut full_txs = Vec::with_capacity(runs.len());
     let mut full_rxs = Vec::with_capacity(runs.len());
     for _ in 0..runs.len() {
-        let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(4);
+        let (tx, rx) = handoff::channel::<Arc<Batch>>(BATCH_QUEUE, 1, BATCH_WAKE);
         full_txs.push(tx);
         full_rxs.push(rx);
     }
@@ -719,7 +729,11 @@ pub fn build_shared(
         let plans = &plans;
         let work_done = &work_done;
         let builder_txs = full_txs.clone();
-        let reader = scope.spawn(move || {
+        // Named, for profilers and `top -H`.
+        let named = |name: &str| std::thread::Builder::new().name(name.into());
+        let read = move || {
+            // Builders are the slower stage: they get a core first.
+            handoff::lower_thread_priority(sht::threaded::SIDE_NICE);
             let mut local_plans = plans.clone();
             // Classes added during the run may first appear in any order (a trace
             // added live brings many): which ones have a plan.
@@ -730,9 +744,16 @@ pub fn build_shared(
             let mut first: Option<i64> = None;
             let mut last = i64::MIN;
             let source = reborrowed;
-            let send = |full: Batch| -> bool {
+            // `now`: wake builders waiting for a run of batches (the source pauses).
+            let send = |full: Batch, now: bool| -> bool {
                 let full = Arc::new(full);
-                full_txs.iter().all(|tx| tx.send(Arc::clone(&full)).is_ok())
+                full_txs.iter().all(|tx| {
+                    if now {
+                        tx.send_now(Arc::clone(&full)).is_ok()
+                    } else {
+                        tx.send(Arc::clone(&full)).is_ok()
+                    }
+                })
             };
             let result = source.run(
                 &mut |ev| {
@@ -746,7 +767,7 @@ pub fn build_shared(
                         if !batch.events.is_empty() {
                             batch.work_done = work_done.load(Ordering::Relaxed);
                             let next = empty_rx.try_recv().unwrap_or_default();
-                            if !send(std::mem::replace(&mut batch, next)) {
+                            if !send(std::mem::replace(&mut batch, next), true) {
                                 stopped = true;
                                 return ControlFlow::Break(());
                             }
@@ -810,7 +831,7 @@ pub fn build_shared(
                         // Reuse a batch every builder has finished with, else make one.
                         let next = empty_rx.try_recv().unwrap_or_default();
                         let full = std::mem::replace(&mut batch, next);
-                        if !send(full) {
+                        if !send(full, false) {
                             stopped = true;
                             return ControlFlow::Break(());
                         }
@@ -821,11 +842,14 @@ pub fn build_shared(
             );
             if !stopped && !batch.events.is_empty() {
                 batch.work_done = work_done.load(Ordering::Relaxed);
-                send(batch);
+                send(batch, true);
             }
             drop(full_txs);
             result.map(|()| (read, first.map(|f| (f, last))))
-        });
+        };
+        let reader = named("sextant-read")
+            .spawn_scoped(scope, read)
+            .expect("starting the reader thread");
 
         let builders: Vec<_> = runs
             .drain(..)
@@ -840,21 +864,24 @@ pub fn build_shared(
                 } else {
                     None
                 };
-                scope.spawn(move || {
-                    let result = run_builder(
-                        &mut run,
-                        index as u32,
-                        rx,
-                        plans,
-                        &sub_tx,
-                        cancel,
-                        progress,
-                        total_work,
-                        &empty_tx,
-                        hook,
-                    );
-                    (run, result)
-                })
+                named("sextant-build")
+                    .spawn_scoped(scope, move || {
+                        let result = run_builder(
+                            &mut run,
+                            index as u32,
+                            rx,
+                            plans,
+                            &sub_tx,
+                            cancel,
+                            progress,
+                            total_work,
+                            &empty_tx,
+                            hook,
+                        );
+                        (run, result)
+                    })
+                    // As `scope.spawn` does: no thread, no build.
+                    .expect("starting a builder thread")
             })
             .collect();
         drop(empty_tx);

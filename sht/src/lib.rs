@@ -17,6 +17,7 @@ pub mod columns;
 pub mod condition;
 pub mod dump;
 pub mod error;
+pub mod handoff;
 pub mod ht;
 pub mod statesystem;
 pub mod threaded;

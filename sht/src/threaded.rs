@@ -15,6 +15,7 @@ use crate::attribute::AttributeTree;
 use crate::backend::StateHistoryBackend;
 use crate::condition::{QuarkSet, TimeCondition};
 use crate::error::{Error, Result};
+use crate::handoff;
 use crate::ht::chunk::IntervalChunk;
 use crate::value::Interval;
 use crate::Quark;
@@ -27,12 +28,16 @@ enum Message {
 
 type Shared = Arc<Mutex<Box<dyn StateHistoryBackend>>>;
 
+/// Nice levels the writer thread runs below the thread that feeds it
+/// ([`handoff::lower_thread_priority`]).
+pub const SIDE_NICE: i32 = 3;
+
 /// Runs another backend's inserts on a writer thread.
 pub struct ThreadedBackend {
     inner: Shared,
     pending: Mutex<IntervalChunk>,
     chunk: usize,
-    sender: Option<SyncSender<Message>>,
+    sender: Option<handoff::Sender<Message>>,
     // Emptied chunks coming back from the writer (a Mutex only to make the backend Sync).
     spare: Mutex<Receiver<IntervalChunk>>,
     failure: Arc<Mutex<Option<Error>>>,
@@ -49,13 +54,17 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ThreadedBackend {
     /// Wraps `inner`; intervals travel to the writer thread `chunk` at a time, with
-    /// at most `queue` chunks waiting.
+    /// at most `queue` chunks waiting. A writer thread that caught up sleeps until a
+    /// quarter of the queue is full (one wake-up per run of chunks, not per chunk);
+    /// a state system that found the queue full goes on at the first free place.
     pub fn new(inner: Box<dyn StateHistoryBackend>, chunk: usize, queue: usize) -> Result<Self> {
         let start = inner.start_time();
         let kind = inner.kind();
         let inner: Shared = Arc::new(Mutex::new(inner));
         let failure = Arc::new(Mutex::new(None));
-        let (sender, receiver) = mpsc::sync_channel::<Message>(queue.max(1));
+        let queue = queue.max(1);
+        // The writer wakes for a run of chunks; the builder as soon as it has room.
+        let (sender, receiver) = handoff::channel::<Message>(queue, queue.div_ceil(4), 1);
         let (spare_tx, spare) = mpsc::channel();
         let worker = {
             let inner = Arc::clone(&inner);
@@ -106,7 +115,7 @@ impl ThreadedBackend {
         }
         if let Some(sender) = &self.sender {
             let (done_tx, done_rx) = mpsc::sync_channel(1);
-            if sender.send(Message::Sync(done_tx)).is_ok() {
+            if sender.send_now(Message::Sync(done_tx)).is_ok() {
                 let _ = done_rx.recv();
             }
         }
@@ -140,9 +149,11 @@ impl ThreadedBackend {
 fn write_loop(
     inner: &Shared,
     failure: &Mutex<Option<Error>>,
-    receiver: &Receiver<Message>,
+    receiver: &handoff::Receiver<Message>,
     spare: &mpsc::Sender<IntervalChunk>,
 ) {
+    // The builder feeding this thread is the slower stage: it gets a core first.
+    handoff::lower_thread_priority(SIDE_NICE);
     let mut failed = false;
     for message in receiver.iter() {
         match message {
