@@ -186,12 +186,19 @@ fn validate_value(value: &StateValue) -> Result<()> {
                 limit: MAX_STRING_LEN,
             });
         }
-        // Java's Character.isISOControl.
-        if let Some(c) = s
-            .chars()
-            .find(|&c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
-        {
-            return Err(Error::ControlCharacter { code: c as u32 });
+        // Printable ASCII (nearly every value) has none: checked without an early
+        // exit, so that the loop is vectorised.
+        let printable = s
+            .bytes()
+            .fold(true, |ok, c| ok & (c.wrapping_sub(0x20) < 0x5f));
+        if !printable {
+            // Java's Character.isISOControl.
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
+            {
+                return Err(Error::ControlCharacter { code: c as u32 });
+            }
         }
     }
     Ok(())
@@ -962,6 +969,37 @@ mod tests {
                 (2, 10, StateValue::string("now a string")),
             ]
         );
+    }
+
+    /// Control characters (Java's `isISOControl`) are refused wherever they are;
+    /// printable and other non-ASCII text passes.
+    #[test]
+    fn string_values_with_control_characters_are_refused() {
+        let mut ss = StateSystem::null(0);
+        let q = ss.quark_and_add(&["s"]).unwrap();
+        let long = "x".repeat(40);
+        for bad in ["\u{0}", "a\tb", "\u{7f}", "\u{85}", "\u{9f}"] {
+            for text in [
+                bad.to_string(),
+                format!("{long}{bad}"),
+                format!("{bad}{long}é"),
+            ] {
+                assert!(
+                    matches!(
+                        ss.modify(1, StateValue::string(&text), q),
+                        Err(Error::ControlCharacter { .. })
+                    ),
+                    "{text:?}"
+                );
+            }
+        }
+        for good in ["", " ~", "é文\u{a0}", &long, "\u{7e}\u{a0}\u{100}"] {
+            ss.modify(1, StateValue::string(good), q).unwrap();
+        }
+        assert!(matches!(
+            ss.modify(2, StateValue::string("\u{1f}"), q),
+            Err(Error::ControlCharacter { code: 0x1f })
+        ));
     }
 
     /// An opened history's tree is shared with its reader; adding to it makes the
