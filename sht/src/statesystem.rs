@@ -213,7 +213,7 @@ const OUTBOX: usize = 4096;
 /// shared with its reader. (An `Arc` for both cost two atomic operations per
 /// attribute look-up in `Arc::make_mut`.)
 enum Attributes {
-    Own(AttributeTree),
+    Own(Box<AttributeTree>),
     Shared(Arc<AttributeTree>),
 }
 
@@ -234,7 +234,7 @@ impl Attributes {
     #[inline]
     fn make_mut(&mut self) -> &mut AttributeTree {
         if let Attributes::Shared(t) = self {
-            *self = Attributes::Own(AttributeTree::clone(t));
+            *self = Attributes::Own(Box::new(AttributeTree::clone(t)));
         }
         match self {
             Attributes::Own(t) => t,
@@ -261,7 +261,7 @@ impl StateSystem {
     pub fn new(backend: Box<dyn StateHistoryBackend>) -> Self {
         let start = backend.start_time();
         StateSystem {
-            attributes: Attributes::Own(AttributeTree::new()),
+            attributes: Attributes::Own(Box::default()),
             transient: TransientState {
                 latest: start,
                 active: true,
