@@ -186,12 +186,19 @@ fn validate_value(value: &StateValue) -> Result<()> {
                 limit: MAX_STRING_LEN,
             });
         }
-        // Java's Character.isISOControl.
-        if let Some(c) = s
-            .chars()
-            .find(|&c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
-        {
-            return Err(Error::ControlCharacter { code: c as u32 });
+        // Printable ASCII (nearly every value) has none: checked without an early
+        // exit, so that the loop is vectorised.
+        let printable = s
+            .bytes()
+            .fold(true, |ok, c| ok & (c.wrapping_sub(0x20) < 0x5f));
+        if !printable {
+            // Java's Character.isISOControl.
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
+            {
+                return Err(Error::ControlCharacter { code: c as u32 });
+            }
         }
     }
     Ok(())
@@ -202,10 +209,44 @@ fn validate_value(value: &StateValue) -> Result<()> {
 /// over without a copy); queries look at the ones not handed over yet.
 const OUTBOX: usize = 4096;
 
+/// The attribute tree of a state system: a builder's own, or an opened file's,
+/// shared with its reader. (An `Arc` for both cost two atomic operations per
+/// attribute look-up in `Arc::make_mut`.)
+enum Attributes {
+    Own(Box<AttributeTree>),
+    Shared(Arc<AttributeTree>),
+}
+
+impl std::ops::Deref for Attributes {
+    type Target = AttributeTree;
+
+    #[inline]
+    fn deref(&self) -> &AttributeTree {
+        match self {
+            Attributes::Own(t) => t,
+            Attributes::Shared(t) => t,
+        }
+    }
+}
+
+impl Attributes {
+    /// The tree to add to, copied first if shared.
+    #[inline]
+    fn make_mut(&mut self) -> &mut AttributeTree {
+        if let Attributes::Shared(t) = self {
+            *self = Attributes::Own(Box::new(AttributeTree::clone(t)));
+        }
+        match self {
+            Attributes::Own(t) => t,
+            Attributes::Shared(t) => Arc::make_mut(t),
+        }
+    }
+}
+
 /// A state system: built by a provider, then queried.
 pub struct StateSystem {
     /// Shared with the reader of an opened file; copied only if a builder adds to it.
-    attributes: Arc<AttributeTree>,
+    attributes: Attributes,
     transient: TransientState,
     backend: Box<dyn StateHistoryBackend>,
     /// Finished intervals not yet given to the backend, in insertion order; only
@@ -220,7 +261,7 @@ impl StateSystem {
     pub fn new(backend: Box<dyn StateHistoryBackend>) -> Self {
         let start = backend.start_time();
         StateSystem {
-            attributes: Arc::new(AttributeTree::new()),
+            attributes: Attributes::Own(Box::default()),
             transient: TransientState {
                 latest: start,
                 active: true,
@@ -257,7 +298,7 @@ impl StateSystem {
             .map(|r| r.shared_attributes())
             .unwrap_or_default();
         Ok(StateSystem {
-            attributes,
+            attributes: Attributes::Shared(attributes),
             transient: TransientState::default(),
             backend: Box::new(backend),
             outbox: IntervalChunk::default(),
@@ -662,13 +703,16 @@ impl StateSystemQuerier for StateSystem {
 
 impl StateSystemBuilder for StateSystem {
     fn quark_relative_and_add(&mut self, start: Quark, path: &[&str]) -> Result<Quark> {
-        let q = Arc::make_mut(&mut self.attributes).quark_and_add(start, path)?;
+        let q = self.attributes.make_mut().quark_and_add(start, path)?;
         self.sync_transient();
         Ok(q)
     }
 
     fn child_and_add_shared(&mut self, parent: Quark, name: &Arc<str>) -> Result<Quark> {
-        let q = Arc::make_mut(&mut self.attributes).child_and_add_shared(parent, name)?;
+        let q = self
+            .attributes
+            .make_mut()
+            .child_and_add_shared(parent, name)?;
         self.sync_transient();
         Ok(q)
     }
@@ -925,6 +969,56 @@ mod tests {
                 (2, 10, StateValue::string("now a string")),
             ]
         );
+    }
+
+    /// Control characters (Java's `isISOControl`) are refused wherever they are;
+    /// printable and other non-ASCII text passes.
+    #[test]
+    fn string_values_with_control_characters_are_refused() {
+        let mut ss = StateSystem::null(0);
+        let q = ss.quark_and_add(&["s"]).unwrap();
+        let long = "x".repeat(40);
+        for bad in ["\u{0}", "a\tb", "\u{7f}", "\u{85}", "\u{9f}"] {
+            for text in [
+                bad.to_string(),
+                format!("{long}{bad}"),
+                format!("{bad}{long}é"),
+            ] {
+                assert!(
+                    matches!(
+                        ss.modify(1, StateValue::string(&text), q),
+                        Err(Error::ControlCharacter { .. })
+                    ),
+                    "{text:?}"
+                );
+            }
+        }
+        for good in ["", " ~", "é文\u{a0}", &long, "\u{7e}\u{a0}\u{100}"] {
+            ss.modify(1, StateValue::string(good), q).unwrap();
+        }
+        assert!(matches!(
+            ss.modify(2, StateValue::string("\u{1f}"), q),
+            Err(Error::ControlCharacter { code: 0x1f })
+        ));
+    }
+
+    /// An opened history's tree is shared with its reader; adding to it makes the
+    /// state system its own copy, with the file's attributes first.
+    #[test]
+    fn adding_to_an_opened_tree_copies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.ht");
+        let mut ss = StateSystem::create_history_tree(&path, HtConfig::new(0, 1)).unwrap();
+        let a = ss.quark_and_add(&["a", "b"]).unwrap();
+        ss.modify(1, StateValue::Int(4), a).unwrap();
+        ss.close(5).unwrap();
+        let mut opened = StateSystem::open(&path, Some(1)).unwrap();
+        assert_eq!(opened.quark(&["a", "b"]).unwrap(), a);
+        let c = opened.quark_and_add(&["a", "c"]).unwrap();
+        assert_eq!(c, 2);
+        assert_eq!(opened.attributes().children_of(0), &[1, 2]);
+        assert_eq!(opened.query_single(3, a).unwrap().value, StateValue::Int(4));
+        assert_eq!(opened.quark_and_add(&["a", "b"]).unwrap(), a);
     }
 
     #[test]

@@ -203,23 +203,33 @@ impl PartialEq for VmKey {
 
 impl Eq for VmKey {}
 
+/// What is kept per VM name.
+#[derive(Clone, Default)]
+struct VmEntry {
+    /// The name as a string value, shared by every request's `VM` row (one
+    /// allocation per VM instead of one per request, and less memory held).
+    value: StateValue,
+    /// `VMs/<vmname>/Action`, once created.
+    action: Option<Quark>,
+}
+
 #[derive(Default)]
 pub struct NovaServicesProvider {
     services: ServiceQuarks,
-    vms: HashMap<VmKey, Quark, BuildHasherDefault<NameHasher>>,
-    /// The last VM looked up in `vms` and its quark (a request's compute records
-    /// name the same VM one after the other).
-    last_vm: (String, Option<Quark>),
+    vms: HashMap<VmKey, VmEntry, BuildHasherDefault<NameHasher>>,
+    /// The last VM looked up in `vms` and its entry (a request's records name
+    /// the same VM one after the other).
+    /// (Null value: none yet.)
+    last_vm: (String, VmEntry),
     /// `Requests`, once created.
     requests_root: Option<Quark>,
     /// Rows of recent requests (see [`RequestCache`]).
     requests: RequestCache,
     /// `<request_id>## <vmname>`, rebuilt for each `.start`.
     request_text: String,
-    /// The last string values written, shared with the next equal one (a request's
-    /// `.start` records repeat its request text and VM name) instead of copied.
+    /// The last request text written, shared with the next equal one (a
+    /// request's `.start` records repeat it) instead of copied.
     last_request_value: StateValue,
-    last_vm_value: StateValue,
     saw_python_events: bool,
     malformed: Malformed,
 }
@@ -287,7 +297,7 @@ impl NovaServicesProvider {
             if rows.vm < 0 {
                 rows.vm = ss.quark_relative_and_add(rows.base, &["VM"])?;
             }
-            let value = shared_string(&mut self.last_vm_value, vmname);
+            let value = self.vm_entry(vmname).value.clone();
             ss.modify(t, value, rows.vm)?;
         }
         if cached != Some(rows) {
@@ -312,23 +322,37 @@ impl NovaServicesProvider {
             .ok()
     }
 
-    fn vm_quark(&mut self, vmname: &str, ss: &mut dyn StateSystemBuilder) -> sht::Result<Quark> {
-        if let (name, Some(q)) = &self.last_vm {
-            if name == vmname {
-                return Ok(*q);
-            }
+    /// The entry of `vmname`, created if new.
+    fn vm_entry(&mut self, vmname: &str) -> &mut VmEntry {
+        let (name, last) = &mut self.last_vm;
+        if name != vmname || last.value.is_null() {
+            *last = match self.vms.get(vmname) {
+                Some(entry) => entry.clone(),
+                None => {
+                    let entry = VmEntry {
+                        value: StateValue::from(vmname),
+                        action: None,
+                    };
+                    self.vms.insert(VmKey::new(vmname), entry.clone());
+                    entry
+                }
+            };
+            name.clear();
+            name.push_str(vmname);
         }
-        let q = match self.vms.get(vmname) {
-            Some(&q) => q,
-            None => {
-                let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
-                self.vms.insert(VmKey::new(vmname), q);
-                q
-            }
-        };
-        self.last_vm.0.clear();
-        self.last_vm.0.push_str(vmname);
-        self.last_vm.1 = Some(q);
+        last
+    }
+
+    /// `VMs/<vmname>/Action`, created if missing.
+    fn vm_quark(&mut self, vmname: &str, ss: &mut dyn StateSystemBuilder) -> sht::Result<Quark> {
+        if let Some(q) = self.vm_entry(vmname).action {
+            return Ok(q);
+        }
+        let q = ss.quark_and_add(&["VMs", vmname, "Action"])?;
+        self.vm_entry(vmname).action = Some(q);
+        if let Some(entry) = self.vms.get_mut(vmname) {
+            entry.action = Some(q);
+        }
         Ok(q)
     }
 }
