@@ -254,6 +254,7 @@ fn custom_xml_source(
 }
 
 pub fn run(args: BuildArgs) -> Result<()> {
+    sextant_trace::timing::mark(|| "build: start".into());
     let registry = sextant_providers::native_registry();
     if args.list {
         for (short, id) in registry.names() {
@@ -345,24 +346,37 @@ pub fn run(args: BuildArgs) -> Result<()> {
             opened
         }
     };
-    let built = build_opened(&args, opened, &ids, &analyses);
+    sextant_trace::timing::mark(|| "build: opened".into());
+    // The formulas file is written by this thread once the hosts' builds are under way (it
+    // would only wait for them otherwise).
+    let mut saved = Ok(());
+    let built = build_opened(&args, opened, &ids, &analyses, &mut || {
+        if let Some(s) = &saving {
+            saved = s.wait();
+        }
+    });
+    sextant_trace::timing::mark(|| "build: histories built".into());
     if let Some(saving) = saving {
         // Not fatal: the histories are there; the next build computes the formulas again.
-        if let Err(e) = saving.wait() {
+        if let Err(e) = saved.and_then(|()| saving.wait()) {
             eprintln!("warning: the synchronization formulas were not saved: {e}");
         }
     }
+    sextant_trace::timing::mark(|| "build: sync file waited".into());
     let (built, elapsed) = built?;
     print_summary(&args, &built, elapsed);
+    sextant_trace::timing::mark(|| "build: end".into());
     Ok(())
 }
 
-/// Builds the histories of `opened`: one pipeline, or one per host.
+/// Builds the histories of `opened`: one pipeline, or one per host (then `meanwhile` runs on
+/// this thread once they have started).
 fn build_opened(
     args: &BuildArgs,
     opened: Opened,
     ids: &[(&'static str, &'static str)],
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
+    meanwhile: &mut dyn FnMut(),
 ) -> Result<(Vec<Built>, std::time::Duration)> {
     let options = BuildOptions::default();
     let cancel = Arc::clone(&options.cancel);
@@ -427,7 +441,7 @@ fn build_opened(
                 let paths = host_output_paths(args, &h, ids)?;
                 jobs.push((h, Mutex::new(Some(source)), paths));
             }
-            let results = build_hosts(jobs, analyses, &options_for);
+            let results = build_hosts(jobs, analyses, &options_for, meanwhile);
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
@@ -441,16 +455,19 @@ fn build_opened(
 type Built = (Option<HostTraces>, BuildReport);
 
 /// One pipeline per host, `cores` at a time (each pipeline has reader, builder and writer
-/// threads of its own); results in host order.
+/// threads of its own); results in host order. `meanwhile` runs on this thread once the
+/// pipelines are started.
 fn build_hosts(
     jobs: Vec<(HostTraces, Mutex<Option<CtfSource>>, Vec<PathBuf>)>,
     analyses: &(dyn Fn(&[PathBuf]) -> Vec<Analysis> + Sync),
     options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
+    meanwhile: &mut dyn FnMut(),
 ) -> Vec<Result<Built>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let run_one = |k: usize| -> Result<Built> {
         let (host, source, paths) = &jobs[k];
+        sextant_trace::timing::mark(|| format!("host {} start", host.name));
         let mut source = source
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -458,6 +475,7 @@ fn build_hosts(
             .expect("each host is built once");
         let (report, _) = pipeline::build(&mut source, analyses(paths), &options_for(k))
             .with_context(|| format!("host {}", host.name))?;
+        sextant_trace::timing::mark(|| format!("host {} built", host.name));
         Ok((Some(host.clone()), report))
     };
     let mut results: Vec<(usize, Result<Built>)> = std::thread::scope(|s| {
@@ -475,6 +493,7 @@ fn build_hosts(
                 })
             })
             .collect();
+        meanwhile();
         workers
             .into_iter()
             .flat_map(|w| w.join().expect("a build thread panicked"))

@@ -125,6 +125,7 @@ pub fn open_per_host_saving_later(
         return Err(OpenError::NotATrace(p.clone()).into());
     }
     let mut source = CtfSource::open(paths)?;
+    sextant_trace::timing::mark(|| "opened (metadata parsed)".into());
     let applied = if *mode == SyncMode::Off {
         None
     } else {
@@ -177,6 +178,7 @@ pub fn open_per_host_saving_later(
         }
     }
     let parts = source.experiment.split(&members)?;
+    sextant_trace::timing::mark(|| "split per host".into());
     let per_host = groups
         .into_iter()
         .zip(parts)
@@ -339,9 +341,13 @@ impl EventSource for CtfSource {
         visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
         work_done: &AtomicU64,
     ) -> Result<(), SourceError> {
-        self.experiment
+        sextant_trace::timing::mark(|| format!("read start {}", self.name));
+        let r = self
+            .experiment
             .for_each(&mut |ev| visit(&CtfEvent(ev)), work_done)
-            .map_err(Into::into)
+            .map_err(Into::into);
+        sextant_trace::timing::mark(|| format!("read end {}", self.name));
+        r
     }
 
     fn warnings(&self) -> Vec<String> {

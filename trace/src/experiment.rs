@@ -160,11 +160,15 @@ impl Experiment {
                 });
             }
         }
+        crate::timing::mark(|| "open: traces found".into());
         let mut traces = Vec::new();
         for (root, dir) in &dirs {
             traces.push((root.clone(), CtfTrace::open(dir)?));
+            crate::timing::mark(|| format!("open: metadata of {}", dir.display()));
         }
-        Self::from_traces(traces)
+        let r = Self::from_traces(traces);
+        crate::timing::mark(|| "open: cursors".into());
+        r
     }
 
     fn from_traces(traces: Vec<(PathBuf, CtfTrace)>) -> Result<Experiment, TraceError> {
@@ -452,6 +456,7 @@ impl Experiment {
         let scan_one = |ci: usize| -> (S, Option<TraceError>) {
             let ti = self.cursor_keys[ci].0 as usize;
             let trace = &self.traces[ti];
+            crate::timing::mark(|| format!("scan start stream {ci}"));
             let mut state = init();
             let mut cursor = match Cursor::open(trace, &self.cursors[ci].file) {
                 Ok(c) => c,
@@ -485,25 +490,32 @@ impl Experiment {
             };
             progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
             finish(&mut state, &cursor);
+            crate::timing::mark(|| format!("scan end stream {ci}"));
+            drop(cursor);
+            crate::timing::mark(|| format!("scan cursor dropped {ci}"));
             (state, error)
         };
+        let work = || {
+            let mut out = Vec::new();
+            while let Some(&ci) = streams.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let (state, error) = scan_one(ci);
+                out.push((ci, state, error));
+            }
+            out
+        };
+        // The calling thread reads too: one thread fewer to start (a start costs about as much
+        // as reading a small stream).
         let mut done: Vec<(usize, S, Option<TraceError>)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads.clamp(1, streams.len().max(1)))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        while let Some(&ci) = streams.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            let (state, error) = scan_one(ci);
-                            out.push((ci, state, error));
-                        }
-                        out
-                    })
-                })
+            let helpers: Vec<_> = (1..threads.clamp(1, streams.len().max(1)))
+                .map(|_| s.spawn(work))
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a stream-reading thread panicked"))
-                .collect()
+            let mut done = work();
+            crate::timing::mark(|| "scan: own streams done".into());
+            for h in helpers {
+                done.extend(h.join().expect("a stream-reading thread panicked"));
+            }
+            crate::timing::mark(|| "scan: helpers joined".into());
+            done
         });
         done.sort_unstable_by_key(|d| d.0);
         let mut errors = Vec::new();

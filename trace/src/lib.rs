@@ -19,6 +19,7 @@ pub mod gen;
 pub mod live;
 pub mod stats;
 pub mod sync;
+pub mod timing;
 
 pub use error::TraceError;
 pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};

@@ -241,7 +241,10 @@ fn formulas_saved_later_are_in_force_at_once_and_the_file_arrives_whole() {
     assert_eq!(later.result.as_ref().unwrap().matches, 46);
     // the formulas apply before the file is written
     assert!(!exp.time_transforms().is_empty());
-    let saving = later.saving.clone().expect("a save under way");
+    let saving = later.saving.clone().expect("a save to make");
+    // nothing is written before the caller says (then on a thread of its own here)
+    assert!(!saved.exists());
+    saving.start();
     saving.wait().unwrap();
     saving.wait().unwrap(); // a second wait has nothing left to do
                             // the same file as a synchronous save, and no temporary file left beside it

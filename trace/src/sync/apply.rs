@@ -56,26 +56,66 @@ pub struct SyncApplied {
     pub transforms: Vec<LinearTransform>,
     /// The full result when computed now.
     pub result: Option<SyncResult>,
-    /// The result being saved on its own thread ([`apply_saving_later`] only).
+    /// The result still to be saved ([`apply_saving_later`] only).
     pub saving: Option<PendingSave>,
 }
 
-/// A saved result being written by a thread of its own: the formulas are in force at once,
-/// the file follows while the caller works (see [`apply_saving_later`]).
-#[derive(Debug, Clone)]
-pub struct PendingSave(Arc<Mutex<Option<SaveThread>>>);
+/// A computed result still to be written: the formulas are in force at once, the file is
+/// written when the caller says, on a thread it has idle ([`PendingSave::wait`]) or on a new
+/// one ([`PendingSave::start`]), so that neither the writing nor starting a thread delays the
+/// work that uses the formulas (see [`apply_saving_later`]).
+#[derive(Clone)]
+pub struct PendingSave(Arc<Mutex<SaveState>>);
 
-type SaveThread = JoinHandle<Result<(), SyncError>>;
+type SaveJob = Box<dyn FnOnce() -> Result<(), SyncError> + Send>;
+
+enum SaveState {
+    Deferred(SaveJob),
+    Running(JoinHandle<Result<(), SyncError>>),
+    Done,
+}
+
+impl std::fmt::Debug for PendingSave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            SaveState::Deferred(_) => "deferred",
+            SaveState::Running(_) => "running",
+            SaveState::Done => "done",
+        };
+        f.debug_tuple("PendingSave").field(&state).finish()
+    }
+}
 
 impl PendingSave {
-    /// Waits until the file is in place (or failed). The first call gets the outcome, later
-    /// ones `Ok`.
+    fn deferred(job: impl FnOnce() -> Result<(), SyncError> + Send + 'static) -> PendingSave {
+        PendingSave(Arc::new(Mutex::new(SaveState::Deferred(Box::new(job)))))
+    }
+
+    /// Starts writing on a thread of its own (nothing if already started or done).
+    pub fn start(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let SaveState::Deferred(_) = &*state {
+            let SaveState::Deferred(job) = std::mem::replace(&mut *state, SaveState::Done) else {
+                unreachable!("checked above")
+            };
+            *state = SaveState::Running(std::thread::spawn(job));
+        }
+    }
+
+    /// Writes the file on this thread if not started yet, else waits until it is in place
+    /// (or failed). The first call gets the outcome, later ones `Ok`.
     pub fn wait(&self) -> Result<(), SyncError> {
-        let handle = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match handle.map(JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(outcome)) => outcome,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
+        let state = std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
+            SaveState::Done,
+        );
+        match state {
+            SaveState::Done => Ok(()),
+            SaveState::Deferred(job) => job(),
+            SaveState::Running(handle) => match handle.join() {
+                Ok(outcome) => outcome,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
         }
     }
 }
@@ -151,9 +191,10 @@ pub fn apply(
     Ok(applied)
 }
 
-/// [`apply`], except that a result computed now is written to `saved` by a thread of its own
-/// ([`SyncApplied::saving`]; wait for it before exiting): formatting and writing the file
-/// need not delay the work that uses the formulas. The file appears whole or not at all.
+/// [`apply`], except that a result computed now is written to `saved` only when the caller
+/// says ([`SyncApplied::saving`]: [`PendingSave::wait`] on a thread with nothing better to do,
+/// or [`PendingSave::start`], and `wait` before exiting): formatting and writing the file need
+/// not delay the work that uses the formulas. The file appears whole or not at all.
 pub fn apply_saving_later(
     exp: &mut Experiment,
     mode: &SyncMode,
@@ -210,8 +251,11 @@ pub fn apply_saving_later(
             exp.set_time_transforms(&transforms);
             let saving = saved.map(|path| {
                 let (path, result, names) = (path.to_path_buf(), result.clone(), names(exp));
-                let job = std::thread::spawn(move || save(&path, &result, &names));
-                PendingSave(Arc::new(Mutex::new(Some(job))))
+                PendingSave::deferred(move || {
+                    let r = save(&path, &result, &names);
+                    crate::timing::mark(|| "sync file saved".into());
+                    r
+                })
             });
             Ok(SyncApplied {
                 origin: SyncOrigin::Computed,

@@ -228,6 +228,7 @@ pub fn synchronize_with_reference(
     reference_host: Option<String>,
     progress: &AtomicU64,
 ) -> Result<SyncResult, TraceError> {
+    crate::timing::mark(|| "sync: start".into());
     let plan = MatchPlan::new(exp);
     let mut sync = Synchronizer::new(&host_ids(exp));
     sync.set_reference_host(reference_host);
@@ -239,6 +240,7 @@ pub fn synchronize_with_reference(
         .filter(|c| plan.classes[c.0 as usize].is_some())
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crate::timing::mark(|| "sync: planned".into());
     // Only packet events are decoded; the others are passed over from their header.
     let (streams, errors) = exp.scan_classes(
         &classes,
@@ -261,11 +263,13 @@ pub fn synchronize_with_reference(
                 .map(move |(rank, (ts, trace, dir, key))| (ts, stream, rank, trace, dir, key))
         })
         .collect();
+    crate::timing::mark(|| "sync: scan joined".into());
     packets.sort_unstable_by_key(|p| (p.0, p.1, p.2));
     for (ts, _, _, trace, dir, key) in packets {
         sync.process(trace, ts, dir, key);
     }
     let mut result = sync.result();
+    crate::timing::mark(|| "sync: formulas".into());
     result.warnings = errors
         .iter()
         .map(|e| format!("{e}; the rest of this stream is skipped"))
