@@ -336,9 +336,9 @@ fn run(t: &mut AttributeTree, seed: u64, steps: usize) -> Model {
 
 #[test]
 fn random_operations_match_a_naive_model() {
-    for seed in [1u64, 0x9e37_79b9, 0xdead_beef_cafe] {
+    for seed in [1u64, 0xdead_beef_cafe] {
         let mut t = AttributeTree::new();
-        let m = run(&mut t, seed, 8000);
+        let m = run(&mut t, seed, 4000);
         // Absent names in every size class, including names that collide in
         // length with present ones.
         for q in 0..m.paths.len() as Quark {
