@@ -451,6 +451,25 @@ fn a_history_file_gives_back_the_same_attributes() {
     let q = ss.quark_and_add(&["new", "attr"]).unwrap();
     assert_eq!(q as usize, before + 1);
     assert_eq!(ss.attributes().path(q).unwrap(), ["new", "attr"]);
+    // The file's attributes are still there and queried as before; the new one
+    // has no history: an error, not a panic.
+    check_all_prefix(ss.attributes(), &m);
+    assert_eq!(
+        ss.query_single(0, 0).unwrap().value,
+        StateValue::Int(0),
+        "quark 0 after the copy"
+    );
+    assert!(ss.query_single(5, q).is_err());
+    assert!(ss.query_full(5).is_err());
+}
+
+/// As [`check_all`], for a tree that may have more attributes than the model.
+fn check_all_prefix(t: &AttributeTree, m: &Model) {
+    for q in 0..m.paths.len() as Quark {
+        let p = &m.paths[q as usize];
+        assert_eq!(t.path(q).unwrap(), *p, "path of {q}");
+        assert_eq!(t.opt_quark(ROOT_QUARK, p), q, "look-up of {p:?}");
+    }
 }
 
 /// Plain names: passing one string again and again or a fresh copy each time
