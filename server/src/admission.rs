@@ -1,15 +1,18 @@
 //! Admission control for the expensive answers (time-graph states): at most
-//! `slots` of them are computed and written at once, the others wait their turn
-//! in arrival order.
+//! `slots` of them are computed and rendered to JSON at once, the others wait
+//! their turn in arrival order. The slot is given back once the answer is
+//! rendered, before it is sent, so a slow reader holds no slot.
 //!
 //! Why: without a bound, every states request runs on its own blocking thread
 //! and they all progress together (processor sharing), so with 64 clients on 2
 //! cores any answer takes ~64 times its own cost and a slow one (a row-cache
 //! miss) drags many fast ones with it. With a FIFO queue in front of a few
 //! slots, a request's latency is the sum of the answers ahead of it (variance
-//! averages out), and at most `slots` answers are being assembled in memory.
-//! The queue is tokio's fair semaphore: a waiter dropped while queued (its
-//! client went away) leaves the queue and holds nothing.
+//! averages out), and at most `slots` answers are being assembled at once
+//! (rendered answers waiting for their client are bounded by the connections,
+//! one answer each). The queue is tokio's fair semaphore: a waiter dropped
+//! while queued (its client went away) leaves the queue and holds nothing; an
+//! answer already being computed runs to its end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,7 +30,7 @@ pub struct Admission {
     queued: Arc<AtomicUsize>,
 }
 
-/// A slot, given back when dropped (wherever the answer ends: written, failed,
+/// A slot, given back when dropped (wherever the answer ends: rendered, failed,
 /// or its connection closed).
 #[derive(Debug)]
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);

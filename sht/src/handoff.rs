@@ -19,7 +19,7 @@ struct State<T> {
     senders: usize,
     receiver_gone: bool,
     receiver_asleep: bool,
-    sender_asleep: bool,
+    senders_asleep: usize,
 }
 
 struct Inner<T> {
@@ -67,7 +67,7 @@ pub fn channel<T>(
             senders: 1,
             receiver_gone: false,
             receiver_asleep: false,
-            sender_asleep: false,
+            senders_asleep: 0,
         }),
         readable: Condvar::new(),
         writable: Condvar::new(),
@@ -96,8 +96,9 @@ impl<T> Sender<T> {
         let inner = &*self.0;
         let mut s = inner.lock();
         while s.queue.len() >= inner.capacity && !s.receiver_gone {
-            s.sender_asleep = true;
+            s.senders_asleep += 1;
             s = inner.writable.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.senders_asleep -= 1;
         }
         if s.receiver_gone {
             return Err(item);
@@ -140,7 +141,7 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut s = self.0.lock();
         s.senders -= 1;
-        if s.senders == 0 {
+        if s.senders == 0 || (s.receiver_asleep && !s.queue.is_empty()) {
             // The receiver takes what is left, then sees the end.
             s.receiver_asleep = false;
             self.0.readable.notify_one();
@@ -156,8 +157,7 @@ impl<T> Receiver<T> {
         let mut s = inner.lock();
         loop {
             if let Some(item) = s.queue.pop_front() {
-                if s.sender_asleep && s.queue.len() + inner.wake_sender <= inner.capacity {
-                    s.sender_asleep = false;
+                if s.senders_asleep > 0 && s.queue.len() + inner.wake_sender <= inner.capacity {
                     inner.writable.notify_one();
                 }
                 return Some(item);

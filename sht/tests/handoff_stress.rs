@@ -213,7 +213,6 @@ fn queued_items_are_dropped_once() {
 /// Two cloned senders both wait on a full queue; the receiver then takes
 /// everything. Both must be woken.
 #[test]
-#[ignore = "bug: handoff wakes one of several blocked senders only (sender_asleep is one bool)"]
 fn two_blocked_senders_are_both_woken() {
     with_deadline("two blocked senders", || {
         let (tx, rx) = channel::<u32>(1, 1, 1);
@@ -238,7 +237,6 @@ fn two_blocked_senders_are_both_woken() {
 
 /// Several cloned senders: every sender's items arrive once, in its order.
 #[test]
-#[ignore = "bug: handoff with cloned senders: one blocked sender woken of several; a sender leaving does not wake a receiver waiting for a run"]
 fn many_senders_every_item_once_in_order() {
     for &(cap, wr, ws) in &SHAPES {
         with_deadline(&format!("shape {cap}/{wr}/{ws}"), move || {
