@@ -16,9 +16,9 @@ pub const WILDCARD: &str = "*";
 pub const PARENT: &str = "..";
 
 /// Hashes names 8 bytes at a time with a folded 64x64->128 multiply (each step
-/// mixes into both halves, so hashbrown's low index bits and high tag bits both
-/// depend on every byte). Names are short and these maps are built on every
-/// file open and on every new attribute: SipHash's DoS resistance buys nothing.
+/// mixes into both halves, so every bit of the result depends on every byte).
+/// Names are short and indexes are built on every file open and on every new
+/// attribute: SipHash's DoS resistance buys nothing.
 #[derive(Default, Clone, Copy)]
 struct NameHasher(u64);
 
