@@ -16,9 +16,9 @@ pub const WILDCARD: &str = "*";
 pub const PARENT: &str = "..";
 
 /// Hashes names 8 bytes at a time with a folded 64x64->128 multiply (each step
-/// mixes into both halves, so hashbrown's low index bits and high tag bits both
-/// depend on every byte). Names are short and these maps are built on every
-/// file open and on every new attribute: SipHash's DoS resistance buys nothing.
+/// mixes into both halves, so every bit of the result depends on every byte).
+/// Names are short and indexes are built on every file open and on every new
+/// attribute: SipHash's DoS resistance buys nothing.
 #[derive(Default, Clone, Copy)]
 struct NameHasher(u64);
 
@@ -192,22 +192,9 @@ struct BigList {
     index: NameIndex,
 }
 
-/// A shared name object, compared and hashed by address (its identity).
-#[derive(Debug, Clone)]
-struct SharedName(Arc<str>);
-
-impl PartialEq for SharedName {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for SharedName {}
-
-impl std::hash::Hash for SharedName {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize);
-    }
+/// The address of a shared name object: its identity.
+fn shared_key(name: &Arc<str>) -> usize {
+    Arc::as_ptr(name) as *const u8 as usize
 }
 
 /// Attributes are created on demand by path and never deleted. Quarks are assigned
@@ -222,8 +209,9 @@ pub struct AttributeTree {
     /// (offset, length) in `names` of a recent name, by hash: a name equal to
     /// the one in its slot is not stored again. Empty until the first name.
     name_cache: Vec<(u32, u32)>,
-    /// Shared name objects already in `names`, and where.
-    shared: HashMap<SharedName, u32, std::hash::BuildHasherDefault<NameHasher>>,
+    /// Shared name objects already in `names`, by address: where, and the object
+    /// (held, so that its address stays its own).
+    shared: HashMap<usize, (u32, Arc<str>), std::hash::BuildHasherDefault<NameHasher>>,
     /// Blocks of short child lists (see [`ChildRef`]).
     blocks: Vec<Quark>,
     /// Free blocks (offsets in `blocks`) by size class: a list that grows moves
@@ -498,16 +486,16 @@ impl AttributeTree {
             return Ok(q);
         }
         validate_name(name)?;
-        let key = SharedName(Arc::clone(name));
+        let key = shared_key(name);
         let name_at = match self.shared.get(&key) {
-            Some(&at) => at,
+            Some(&(at, _)) => at,
             None => {
                 // Its own bytes (its offset is its identity), one at least.
                 let at = self.append_name(name)?;
                 if name.is_empty() {
                     self.names.push('\0');
                 }
-                self.shared.insert(key, at);
+                self.shared.insert(key, (at, Arc::clone(name)));
                 at
             }
         };
