@@ -385,13 +385,9 @@ impl StateSystem {
             Some(slot) if ts.active => slot,
             _ => return self.change_refused(&value, quark, validate),
         };
-        // The current value was checked when it was set: an equal one passes too.
-        if slot.value.same(&value) {
-            return Ok(());
-        }
-        if validate {
-            validate_value(&value)?;
-        }
+        // Trace Compass checks the type before comparing with the ongoing value:
+        // an equal value left by `update_ongoing` (which checks no type) under
+        // another type's lock is refused too.
         let lock = slot.value.lock();
         if let (Some(found), Some(expected)) = (value.value_type(), lock) {
             if found != expected {
@@ -401,6 +397,20 @@ impl StateSystem {
                     found,
                 });
             }
+        }
+        // The current value was checked when it was set: an equal one passes too.
+        if slot.value.same(&value) {
+            if lock.is_none() {
+                // Equal to a value `update_ongoing` left on an unlocked attribute:
+                // its type becomes the lock, as on any first typed change.
+                if let Some(t) = value.value_type() {
+                    slot.value = Compact::new(value, Some(t));
+                }
+            }
+            return Ok(());
+        }
+        if validate {
+            validate_value(&value)?;
         }
         let value = Compact::checked(value, lock);
         if slot.start < t {
@@ -898,7 +908,16 @@ mod tests {
         ss.update_ongoing(StateValue::string("s"), q).unwrap();
         assert_eq!(ss.query_ongoing(q).unwrap(), StateValue::string("s"));
         assert!(!ss.ongoing_is_null(q).unwrap());
-        ss.modify(4, StateValue::string("s"), q).unwrap(); // equal: nothing
+        // Equal to the ongoing value but not of the lock's type: refused, as
+        // Trace Compass checks the type first.
+        assert!(matches!(
+            ss.modify(4, StateValue::string("s"), q),
+            Err(Error::ValueType {
+                expected: ValueType::Long,
+                found: ValueType::String,
+                ..
+            })
+        ));
         assert!(matches!(
             ss.modify(5, StateValue::string("t"), q),
             Err(Error::ValueType {
@@ -935,6 +954,18 @@ mod tests {
         ss.update_ongoing(StateValue::Int(3), i).unwrap(); // no lock yet
         assert_eq!(ss.ongoing_int(i).unwrap(), Some(3));
         ss.modify(2, StateValue::string("now a string"), i).unwrap();
+        // An equal value on an unlocked attribute locks it to its type.
+        let j = ss.quark_and_add(&["j"]).unwrap();
+        ss.update_ongoing(StateValue::Int(3), j).unwrap();
+        ss.modify(2, StateValue::Int(3), j).unwrap();
+        assert!(matches!(
+            ss.modify(3, StateValue::string("no"), j),
+            Err(Error::ValueType {
+                expected: ValueType::Int,
+                found: ValueType::String,
+                ..
+            })
+        ));
         ss.close(10).unwrap();
         assert_eq!(
             intervals(&ss, q),
