@@ -63,6 +63,12 @@ async fn main() {
         r.latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         peak_rss_kib().unwrap_or(0) / 1024
     );
+    // The shape of the distribution (a queue gives a narrow one; stalls a tail).
+    let deciles: Vec<String> = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
+        .iter()
+        .map(|&q| format!("{:.0}", r.percentile(q).as_secs_f64() * 1e3))
+        .collect();
+    eprintln!("latency ms at 10/25/50/75/90/95/99 %: {}", deciles.join(" / "));
     // Whether the answers were served from the row cache (warm) or computed.
     let c = sextant_server::states_cache::RowCache::global().stats();
     eprintln!(

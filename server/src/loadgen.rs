@@ -181,16 +181,30 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         data_dir: Some(config.data_dir.clone()),
         ..Default::default()
     };
-    let app = crate::router(crate::state(serve));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
+    // The server gets a runtime of its own, as `sextant serve` has in its own
+    // process: sharing the clients' worker threads, its connections queued
+    // behind client tasks (and the other way round) and the latency measured
+    // that, not the server.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sextant-serve")
+        .build()
+        .map_err(|e| format!("cannot start the server's runtime: {e}"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("no local address: {e}"))?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = runtime.spawn(async move {
+        let app = crate::router(crate::state(serve));
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app).await
+    });
     let result = drive(addr, config).await;
     server.abort();
+    // Dropping a runtime may block, which an async context forbids.
+    runtime.shutdown_background();
     result
 }
 
