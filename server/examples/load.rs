@@ -68,7 +68,10 @@ async fn main() {
         .iter()
         .map(|&q| format!("{:.0}", r.percentile(q).as_secs_f64() * 1e3))
         .collect();
-    eprintln!("latency ms at 10/25/50/75/90/95/99 %: {}", deciles.join(" / "));
+    eprintln!(
+        "latency ms at 10/25/50/75/90/95/99 %: {}",
+        deciles.join(" / ")
+    );
     // Whether the answers were served from the row cache (warm) or computed.
     let c = sextant_server::states_cache::RowCache::global().stats();
     eprintln!(
