@@ -10,7 +10,7 @@ use std::time::Duration;
 use sextant_server::kernel_views::CONTROL_FLOW_ID;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{body, data_entry_ids, get, open, out, plain, post, wait_completed};
+use common::{body, data_entry_ids, get, out, plain, post, serve_many_threads, ManyThreads};
 
 /// Polls `cond` every millisecond for at most 20 s.
 async fn until(what: &str, cond: impl Fn() -> bool) {
@@ -26,18 +26,18 @@ async fn states_requests_beyond_the_slots_queue_and_all_complete() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let state = sextant_server::state(sextant_server::ServeConfig {
+    let config = sextant_server::ServeConfig {
         compute_slots: Some(2),
         ..Default::default()
-    });
+    };
+    let ManyThreads {
+        state,
+        app,
+        exp_id,
+        start,
+        end,
+    } = serve_many_threads(&shared, config, "adm").await;
     assert_eq!(state.admission.slots(), 2);
-    let app = sextant_server::router(state.clone());
-    let (_, exp_id) = open(&app, &shared.join("traces/ctf/many-threads/ctf"), "adm").await;
-    let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
-    let (start, end) = (
-        e.ok()["start"].as_i64().unwrap(),
-        e.ok()["end"].as_i64().unwrap(),
-    );
     let exp = state.experiment(&exp_id).unwrap();
     let ids = data_entry_ids(&app, &exp_id, CONTROL_FLOW_ID, 3000).await;
     assert!(ids.len() > 100, "{}", ids.len());
@@ -112,17 +112,17 @@ async fn a_client_leaving_while_queued_leaks_no_slot() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let state = sextant_server::state(sextant_server::ServeConfig {
+    let config = sextant_server::ServeConfig {
         compute_slots: Some(1),
         ..Default::default()
-    });
-    let app = sextant_server::router(state.clone());
-    let (_, exp_id) = open(&app, &shared.join("traces/ctf/many-threads/ctf"), "leave").await;
-    let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
-    let (start, end) = (
-        e.ok()["start"].as_i64().unwrap(),
-        e.ok()["end"].as_i64().unwrap(),
-    );
+    };
+    let ManyThreads {
+        state,
+        app,
+        exp_id,
+        start,
+        end,
+    } = serve_many_threads(&shared, config, "leave").await;
     let exp = state.experiment(&exp_id).unwrap();
     let ids = data_entry_ids(&app, &exp_id, CONTROL_FLOW_ID, 300).await;
     let path = out(&exp_id, &format!("timeGraph/{CONTROL_FLOW_ID}/states"));

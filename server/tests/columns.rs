@@ -10,14 +10,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sextant_server::columns::{self, ColumnStatus};
 use sextant_server::kernel_views::CONTROL_FLOW_ID;
 
 use sextant_server::{Experiment, ServeConfig, StateSystemHandle};
 use sextant_trace::gen::{generate, GenConfig, GenLimit};
 
-use common::{body, data_entry_ids, open, plain, wait_completed, walk};
+use common::{body, data_entry_ids, nonempty_rows, open, plain, wait_completed, walk};
 
 const KERNEL: &str = "org.eclipse.tracecompass.analysis.os.linux.kernel";
 
@@ -149,13 +148,7 @@ async fn compare(o: &Opened) -> usize {
             String::from_utf8_lossy(&with[..with.len().min(600)]),
             String::from_utf8_lossy(&tree[..tree.len().min(600)])
         );
-        let v: Value = serde_json::from_slice(&tree).unwrap();
-        nonempty += v["model"]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| !r["states"].as_array().unwrap().is_empty())
-            .count();
+        nonempty += nonempty_rows(&tree);
     }
     for (h, i) in hs.iter().zip(unloaded) {
         if let Some(i) = i {

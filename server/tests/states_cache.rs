@@ -5,26 +5,26 @@
 
 mod common;
 
-use serde_json::Value;
 use sextant_server::kernel_views::{CONTROL_FLOW_ID, RESOURCES_ID};
 
 use sextant_server::states_cache::RowCache;
 
-use common::{body, data_entry_ids, open, out, plain, post, wait_completed};
+use common::{
+    body, data_entry_ids, nonempty_rows, out, plain, post, serve_many_threads, ManyThreads,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_states_are_the_plain_states_byte_for_byte() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let state = sextant_server::state(Default::default());
-    let app = sextant_server::router(state.clone());
-    let (_, exp_id) = open(&app, &shared.join("traces/ctf/many-threads/ctf"), "mt").await;
-    let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
-    let (start, end) = (
-        e.ok()["start"].as_i64().unwrap(),
-        e.ok()["end"].as_i64().unwrap(),
-    );
+    let ManyThreads {
+        state,
+        app,
+        exp_id,
+        start,
+        end,
+    } = serve_many_threads(&shared, Default::default(), "mt").await;
     let exp = state.experiment(&exp_id).unwrap();
     let time_graphs: Vec<String> = exp
         .outputs
@@ -67,13 +67,7 @@ async fn cached_states_are_the_plain_states_byte_for_byte() {
                 );
                 compared += 1;
             }
-            let v: Value = serde_json::from_slice(&expected).unwrap();
-            nonempty += v["model"]["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|r| !r["states"].as_array().unwrap().is_empty())
-                .count();
+            nonempty += nonempty_rows(&expected);
         }
     }
     assert!(compared >= 16, "{compared}");

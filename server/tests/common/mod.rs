@@ -308,6 +308,50 @@ pub fn plain(exp: &sextant_server::Experiment, output: &str, body: &str) -> Vec<
     serde_json::to_vec(&r).unwrap()
 }
 
+/// Rows of a states answer that hold at least one state.
+pub fn nonempty_rows(answer: &[u8]) -> usize {
+    let v: Value = serde_json::from_slice(answer).unwrap();
+    v["model"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["states"].as_array().unwrap().is_empty())
+        .count()
+}
+
+/// A server state and router with the many-threads trace opened as experiment
+/// `name`, its analyses completed.
+pub struct ManyThreads {
+    pub state: sextant_server::AppState,
+    pub app: Router,
+    pub exp_id: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// [`ManyThreads`] on a server of `config`.
+pub async fn serve_many_threads(
+    shared: &std::path::Path,
+    config: sextant_server::ServeConfig,
+    name: &str,
+) -> ManyThreads {
+    let state = sextant_server::state(config);
+    let app = sextant_server::router(state.clone());
+    let (_, exp_id) = open(&app, &shared.join("traces/ctf/many-threads/ctf"), name).await;
+    let e = wait_completed(&app, &format!("/experiments/{exp_id}")).await;
+    let (start, end) = (
+        e.ok()["start"].as_i64().unwrap(),
+        e.ok()["end"].as_i64().unwrap(),
+    );
+    ManyThreads {
+        state,
+        app,
+        exp_id,
+        start,
+        end,
+    }
+}
+
 /// A states request body over `nb` samples of [start, end] for `items`.
 pub fn body(start: i64, end: i64, nb: i64, items: &[i64]) -> String {
     serde_json::json!({"parameters": {"requested_timerange": {"start": start, "end": end, "nbTimes": nb},
