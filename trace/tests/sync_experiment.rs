@@ -31,6 +31,16 @@ fn shared_dir() -> Option<PathBuf> {
 }
 
 /// (trace index, timestamp) of every event, in visiting order.
+/// The scp pair and a fresh working folder `sextant-sync-TAG-PID` with the path of
+/// a transforms file in it (not created); None when ../shared is absent.
+fn scp_pair_and_folder(tag: &str) -> Option<([PathBuf; 2], PathBuf, PathBuf)> {
+    let ctf = shared_dir()?.join("traces/ctf");
+    let dir = std::env::temp_dir().join(format!("sextant-sync-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("sextant-sync.json");
+    Some(([ctf.join("scp_src"), ctf.join("scp_dest")], dir, saved))
+}
+
 fn visit(exp: &mut Experiment) -> Vec<(usize, i64)> {
     let mut out = Vec::new();
     exp.for_each(
@@ -161,12 +171,9 @@ fn experiments_without_packets_open_and_are_not_synchronized() {
 #[test]
 fn formulas_are_computed_once_then_reused_and_files_are_checked() {
     use sextant_trace::sync::{apply, SyncError, SyncMode, SyncOrigin};
-    let Some(shared) = shared_dir() else { return };
-    let ctf = shared.join("traces/ctf");
-    let paths = [ctf.join("scp_src"), ctf.join("scp_dest")];
-    let dir = std::env::temp_dir().join(format!("sextant-sync-apply-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let saved = dir.join("sextant-sync.json");
+    let Some((paths, dir, saved)) = scp_pair_and_folder("apply") else {
+        return;
+    };
     let progress = AtomicU64::new(0);
 
     let mut exp = Experiment::open(&paths).unwrap();
@@ -210,7 +217,8 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
         Err(SyncError::Io { .. })
     ));
     // a saved file for other traces is not reused
-    let mut other = Experiment::open(&[ctf.join("scp_src"), ctf.join("many-threads")]).unwrap();
+    let mut other =
+        Experiment::open(&[paths[0].clone(), paths[0].with_file_name("many-threads")]).unwrap();
     std::fs::remove_file(&saved).unwrap();
     apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
     let o = apply(&mut other, &SyncMode::Auto, Some(&saved), &progress).unwrap();
@@ -218,7 +226,7 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
     let reloaded = apply(&mut other, &SyncMode::File(saved.clone()), None, &progress).unwrap();
     assert_eq!(reloaded.transforms, o.transforms);
     // one trace: nothing to do
-    let mut single = Experiment::open(&[ctf.join("scp_src")]).unwrap();
+    let mut single = Experiment::open(&paths[..1]).unwrap();
     let s = apply(&mut single, &SyncMode::Auto, None, &progress).unwrap();
     assert_eq!(s.origin, SyncOrigin::SingleHost);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -227,12 +235,9 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
 #[test]
 fn formulas_saved_later_are_in_force_at_once_and_the_file_arrives_whole() {
     use sextant_trace::sync::{apply, apply_saving_later, SyncError, SyncMode, SyncOrigin};
-    let Some(shared) = shared_dir() else { return };
-    let ctf = shared.join("traces/ctf");
-    let paths = [ctf.join("scp_src"), ctf.join("scp_dest")];
-    let dir = std::env::temp_dir().join(format!("sextant-sync-later-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let saved = dir.join("sextant-sync.json");
+    let Some((paths, dir, saved)) = scp_pair_and_folder("later") else {
+        return;
+    };
     let progress = AtomicU64::new(0);
 
     let mut exp = Experiment::open(&paths).unwrap();
