@@ -249,8 +249,11 @@ fn formulas_saved_later_are_in_force_at_once_and_the_file_arrives_whole() {
     let saving = later.saving.clone().expect("a save to make");
     // nothing is written before the caller says (then on a thread of its own here)
     assert!(!saved.exists());
-    saving.start();
-    saving.wait().unwrap();
+    let elsewhere = saving.clone();
+    std::thread::spawn(move || elsewhere.wait())
+        .join()
+        .unwrap()
+        .unwrap();
     saving.wait().unwrap(); // a second wait has nothing left to do
                             // the same file as a synchronous save, and no temporary file left beside it
     let text = std::fs::read_to_string(&saved).unwrap();

@@ -12,7 +12,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,62 +60,31 @@ pub struct SyncApplied {
 }
 
 /// A computed result still to be written: the formulas are in force at once, the file is
-/// written when the caller says, on a thread it has idle ([`PendingSave::wait`]) or on a new
-/// one ([`PendingSave::start`]), so that neither the writing nor starting a thread delays the
-/// work that uses the formulas (see [`apply_saving_later`]).
+/// written when the caller calls [`PendingSave::wait`], on a thread it has idle, so that the
+/// writing does not delay the work that uses the formulas (see [`apply_saving_later`]).
 #[derive(Clone)]
-pub struct PendingSave(Arc<Mutex<SaveState>>);
+pub struct PendingSave(Arc<Mutex<Option<SaveJob>>>);
 
 type SaveJob = Box<dyn FnOnce() -> Result<(), SyncError> + Send>;
 
-enum SaveState {
-    Deferred(SaveJob),
-    Running(JoinHandle<Result<(), SyncError>>),
-    Done,
-}
-
 impl std::fmt::Debug for PendingSave {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
-            SaveState::Deferred(_) => "deferred",
-            SaveState::Running(_) => "running",
-            SaveState::Done => "done",
-        };
+        let pending = self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let state = if pending { "pending" } else { "done" };
         f.debug_tuple("PendingSave").field(&state).finish()
     }
 }
 
 impl PendingSave {
     fn deferred(job: impl FnOnce() -> Result<(), SyncError> + Send + 'static) -> PendingSave {
-        PendingSave(Arc::new(Mutex::new(SaveState::Deferred(Box::new(job)))))
+        PendingSave(Arc::new(Mutex::new(Some(Box::new(job)))))
     }
 
-    /// Starts writing on a thread of its own (nothing if already started or done).
-    pub fn start(&self) {
-        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let SaveState::Deferred(_) = &*state {
-            let SaveState::Deferred(job) = std::mem::replace(&mut *state, SaveState::Done) else {
-                unreachable!("checked above")
-            };
-            *state = SaveState::Running(std::thread::spawn(job));
-        }
-    }
-
-    /// Writes the file on this thread if not started yet, else waits until it is in place
-    /// (or failed). The first call gets the outcome, later ones `Ok`.
+    /// Writes the file on this thread. The first call (of any clone) gets the outcome,
+    /// later ones `Ok`.
     pub fn wait(&self) -> Result<(), SyncError> {
-        let state = std::mem::replace(
-            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
-            SaveState::Done,
-        );
-        match state {
-            SaveState::Done => Ok(()),
-            SaveState::Deferred(job) => job(),
-            SaveState::Running(handle) => match handle.join() {
-                Ok(outcome) => outcome,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-        }
+        let job = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        job.map_or(Ok(()), |job| job())
     }
 }
 
@@ -193,8 +161,8 @@ pub fn apply(
 
 /// [`apply`], except that a result computed now is written to `saved` only when the caller
 /// says ([`SyncApplied::saving`]: [`PendingSave::wait`] on a thread with nothing better to do,
-/// or [`PendingSave::start`], and `wait` before exiting): formatting and writing the file need
-/// not delay the work that uses the formulas. The file appears whole or not at all.
+/// before exiting): formatting and writing the file need not delay the work that uses the
+/// formulas. The file appears whole or not at all.
 pub fn apply_saving_later(
     exp: &mut Experiment,
     mode: &SyncMode,
