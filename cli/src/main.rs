@@ -62,7 +62,7 @@ enum Command {
     Events(events::EventsArgs),
     /// Count the events of CTF traces per name, with lost events, streams, packets, time range.
     Stats(events::StatsArgs),
-    /// Follow an LTTng live session (net://HOST[:PORT]/host/HOSTNAME/SESSION): a live summary.
+    /// Follow an LTTng live session (`net://HOST[:PORT]/host/HOSTNAME/SESSION`): a live summary.
     Top(top::TopArgs),
     /// One VM across layers: Nova states, requests across services, QEMU migration,
     /// kernel threads of its QEMU process.

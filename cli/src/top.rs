@@ -28,7 +28,7 @@ use sht::{StateSystemQuerier, StateValue};
 
 #[derive(Args)]
 pub struct TopArgs {
-    /// Live session: net://HOST[:PORT]/host/HOSTNAME/SESSION (lttng-relayd, port 5344 by default).
+    /// Live session: `net://HOST[:PORT]/host/HOSTNAME/SESSION` (lttng-relayd, port 5344 by default).
     url: String,
     /// Seconds between frames.
     #[arg(long, default_value_t = 1.0)]

@@ -3,7 +3,7 @@
 //!
 //! As in Trace Compass, reading and state building run on separate threads: the
 //! *reader* decodes events and copies only the fields the providers subscribed to
-//! into reusable [`Batch`]es; one *builder* thread per analysis hands them to its
+//! into reusable `Batch`es; one *builder* thread per analysis hands them to its
 //! provider, which writes state changes into its state system (the history-tree
 //! writer runs inline there; it is much faster than providers). Independent analyses
 //! thus share one read of the trace and run in parallel. Batches go back to the

@@ -15,7 +15,7 @@
 //! An experiment of several traces also runs the experiment analyses (the VM
 //! analyses, which need a host's and its guests' events together) once over its
 //! traces read as one source, into `<data dir>/.tracing/<experiment>_exp/`, in
-//! the experiment's synchronized time (see [`experiment_analyses`]).
+//! the experiment's synchronized time (see `experiment_analyses`).
 //!
 //! An LTTng live session (`net://HOST[:PORT]/host/HOSTNAME/SESSION`) is followed
 //! the same way: its pass lasts until the session is destroyed, so the trace stays
@@ -370,7 +370,7 @@ pub fn experiment_analysis_ids() -> &'static [&'static str] {
 }
 
 /// Trace type of the pseudo-trace that holds an experiment's own analyses (see
-/// [`experiment_analyses`]); it is served with the experiment's traces but not
+/// `experiment_analyses`); it is served with the experiment's traces but not
 /// listed among them.
 pub const EXPERIMENT_ANALYSES_TYPE: &str = "org.sextant.experiment-analyses";
 

@@ -373,8 +373,8 @@ impl Catalog {
     /// POST /experiments: creates (or finds again) the experiment `name` at once. When its
     /// traces must be synchronized (several traces, `--sync` not off), it is listed right
     /// away with pending traces (indexing status RUNNING, no state system yet) while a
-    /// background thread matches packets; then the experiment [`create_experiment`]
-    /// (Self::create_experiment) would have made takes its place (same UUID) and its
+    /// background thread matches packets; then the experiment
+    /// [`create_experiment`](Self::create_experiment) would have made takes its place (same UUID) and its
     /// analyses start.
     pub fn create_experiment_in_background(
         self: &Arc<Self>,

@@ -216,7 +216,7 @@ impl ExperimentSource {
 
     /// Trace `index`'s state systems as this experiment serves them: when the
     /// experiment runs its own experiment analyses (the VM analyses over all its
-    /// traces, see [`crate::analyses::experiment_analyses`]), a member trace's
+    /// traces, see `analyses::experiment_analyses`), a member trace's
     /// run of them over that trace alone is left out (Trace Compass runs them
     /// per experiment only).
     pub fn trace_state_systems(&self, index: usize) -> Vec<StateSystemHandle> {

@@ -621,7 +621,7 @@ impl CustomXmlDefinition {
     }
 
     /// `custom.xml.trace:<category>:<name>`, the id analyses use in `traceType`.
-    /// Reads a log with this definition as an [`XmlStubTrace`] (every field a
+    /// Reads a log with this definition as an [`XmlStubTrace`](crate::XmlStubTrace) (every field a
     /// string, the event type as the event name), the form the XML-analysis runtime
     /// and the stub-trace event source consume.
     pub fn read(&self, path: &Path) -> Result<crate::XmlStubTrace, CustomXmlError> {

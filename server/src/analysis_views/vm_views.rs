@@ -1,9 +1,9 @@
 //! The two VM time graphs whose rows need more than one attribute (or more than
 //! one state system), built as the Trace Compass incubator's views build them:
 //!
-//! - Virtual CPU view (`VirtualMachineView`): per guest ("Guest: <host id>"),
+//! - Virtual CPU view (`VirtualMachineView`): per guest (`Guest: <host id>`),
 //!   one row per vCPU (virtual resources analysis), and a "Threads" group with
-//!   a row per guest thread ("<tid>: <exec name>") whose states are the guest
+//!   a row per guest thread (`<tid>: <exec name>`) whose states are the guest
 //!   kernel analysis' thread statuses, marked where the vCPU running the thread
 //!   was in the hypervisor or preempted (`getUpdatedThreadIntervals`). Under
 //!   each vCPU a "Guest thread" row (an addition: the incubator has no such row)
@@ -17,9 +17,9 @@
 //!   of its `Status`, `Machine_name` and `Current_thread` intervals.
 //!
 //! Kept from the first version of these views (other tests rely on the
-//! labels): physical CPUs are labelled "CPU <n>" (the incubator: "PCPU <n>"),
-//! vCPUs "vCPU <n>" (the incubator: "VCPU <n>"), and a virtual machine keeps
-//! one "vCPU <n>" row per `Hosts/<vm>/CPUs/<n>` (the host thread running it).
+//! labels): physical CPUs are labelled `CPU <n>` (the incubator: `PCPU <n>`),
+//! vCPUs `vCPU <n>` (the incubator: `VCPU <n>`), and a virtual machine keeps
+//! one `vCPU <n>` row per `Hosts/<vm>/CPUs/<n>` (the host thread running it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1042,7 +1042,7 @@ pub struct Machine {
     pub slots: Vec<Slot>,
     pub gen: u32,
     pub regs: [u64; reg::COUNT],
-    /// Bit i set when regs[i] was written since the last reset.
+    /// Bit `i` set when `regs[i]` was written since the last reset.
     pub reg_set: u32,
     /// Current default clock value (cycles).
     pub clock: u64,
