@@ -442,7 +442,11 @@ impl AttributeTree {
             parent,
             children: ChildRef::default(),
         });
-        self.push_child(parent, quark, hash)?;
+        if let Err(e) = self.push_child(parent, quark, hash) {
+            // Not listed under its parent: no attribute at all (a quark is its index).
+            self.nodes.pop();
+            return Err(e);
+        }
         Ok(quark)
     }
 
