@@ -124,15 +124,24 @@ pub fn open_per_host_saving_later(
     if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
         return Err(OpenError::NotATrace(p.clone()).into());
     }
-    let mut source = CtfSource::open(paths)?;
+    // Packets will be matched unless formulas are given or saved: then they are read while
+    // the traces are opened (stopping if the traces turn out to be of one host).
+    let matching = *mode == SyncMode::Auto && !saved.is_some_and(Path::is_file);
+    let (mut source, prescan) = if matching {
+        let (experiment, scan) = sync::open_scanning_packets(paths, &AtomicU64::new(0))?;
+        (CtfSource::new(experiment, paths), scan)
+    } else {
+        (CtfSource::open(paths)?, None)
+    };
     sextant_trace::timing::mark(|| "opened (metadata parsed)".into());
     let applied = if *mode == SyncMode::Off {
         None
     } else {
-        Some(sync::apply_saving_later(
+        Some(sync::apply_prescanned(
             &mut source.experiment,
             mode,
             saved,
+            prescan,
             &AtomicU64::new(0),
         )?)
     };
@@ -266,7 +275,11 @@ pub struct CtfSource {
 
 impl CtfSource {
     pub fn open(paths: &[PathBuf]) -> Result<CtfSource, SourceError> {
-        let experiment = Experiment::open(paths)?;
+        Ok(Self::new(Experiment::open(paths)?, paths))
+    }
+
+    /// A source over `experiment`, opened from `paths` (which name it).
+    fn new(experiment: Experiment, paths: &[PathBuf]) -> CtfSource {
         let name = paths
             .iter()
             .map(|p| {
@@ -275,7 +288,7 @@ impl CtfSource {
             })
             .collect::<Vec<_>>()
             .join("+");
-        Ok(CtfSource { experiment, name })
+        CtfSource { experiment, name }
     }
 
     pub fn experiment(&self) -> &Experiment {

@@ -11,7 +11,7 @@ use crate::error::TraceError;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use crate::ctf::reader::TraceMeta;
 
@@ -149,6 +149,21 @@ impl Experiment {
     /// directory below holding `metadata` is a trace), in the order given; traces
     /// found below one path are taken in path order.
     pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Experiment, TraceError> {
+        let dirs = Self::find_trace_dirs(paths)?;
+        let mut traces = Vec::new();
+        for (root, dir) in &dirs {
+            traces.push((root.clone(), CtfTrace::open(dir)?));
+            crate::timing::mark(|| format!("open: metadata of {}", dir.display()));
+        }
+        let r = Self::from_traces(traces);
+        crate::timing::mark(|| "open: cursors".into());
+        r
+    }
+
+    /// The (root, trace directory) pairs [`open`](Self::open) reads, in its order.
+    pub(crate) fn find_trace_dirs<P: AsRef<Path>>(
+        paths: &[P],
+    ) -> Result<Vec<(PathBuf, PathBuf)>, TraceError> {
         let mut dirs = Vec::new();
         for p in paths {
             let p = p.as_ref();
@@ -161,18 +176,22 @@ impl Experiment {
             }
         }
         crate::timing::mark(|| "open: traces found".into());
-        let mut traces = Vec::new();
-        for (root, dir) in &dirs {
-            traces.push((root.clone(), CtfTrace::open(dir)?));
-            crate::timing::mark(|| format!("open: metadata of {}", dir.display()));
-        }
-        let r = Self::from_traces(traces);
-        crate::timing::mark(|| "open: cursors".into());
-        r
+        Ok(dirs)
+    }
+
+    /// An experiment of the trace in `dir` alone (found below `root`, which names it).
+    pub(crate) fn open_one(root: &Path, dir: &Path) -> Result<Experiment, TraceError> {
+        let t = CtfTrace::open(dir)?;
+        crate::timing::mark(|| format!("open: metadata of {}", dir.display()));
+        Self::from_traces(vec![(root.to_path_buf(), t)])
     }
 
     fn from_traces(traces: Vec<(PathBuf, CtfTrace)>) -> Result<Experiment, TraceError> {
-        let mut exp = Experiment {
+        Self::assemble(traces.into_iter().map(|(r, t)| (r, t, None)).collect())
+    }
+
+    fn empty() -> Experiment {
+        Experiment {
             traces: Vec::new(),
             metas: Vec::new(),
             class_base: Vec::new(),
@@ -187,16 +206,114 @@ impl Experiment {
             time_transforms: Default::default(),
             grown: HashMap::new(),
             filter: None,
-        };
-        for (root, t) in traces {
+        }
+    }
+
+    /// An experiment of `traces` in this order, each with the cursors given (streams not
+    /// read yet, in file-name order), or fresh ones opened on its stream files.
+    fn assemble(
+        traces: Vec<(PathBuf, CtfTrace, Option<Vec<Cursor>>)>,
+    ) -> Result<Experiment, TraceError> {
+        let mut exp = Self::empty();
+        for (root, t, cursors) in traces {
             let ti = exp.push_trace(&root, t);
             let t = &exp.traces[ti];
-            for (rank, f) in t.files.iter().enumerate() {
-                exp.cursors.push(Cursor::open(t, f)?);
+            let cursors = match cursors {
+                Some(c) => c,
+                None => t
+                    .files
+                    .iter()
+                    .map(|f| Cursor::open(t, f))
+                    .collect::<Result<_, _>>()?,
+            };
+            for (rank, c) in cursors.into_iter().enumerate() {
+                exp.cursors.push(c);
                 exp.cursor_keys.push((ti as u32, rank as u32));
             }
         }
         Ok(exp)
+    }
+
+    /// The traces with their cursors, for [`assemble`](Self::assemble): moved when no stream
+    /// has been read yet (a mapping and its index are reused), else `None` (opened again).
+    /// A trace's cursors keep no trace offset nor class filter, as fresh ones.
+    fn into_parts(self) -> Vec<(PathBuf, CtfTrace, Option<Vec<Cursor>>)> {
+        let fresh = !self.consumed && self.cursors.iter().all(Cursor::is_unread);
+        let roots: Vec<PathBuf> = (0..self.traces.len()).map(|i| self.root_of(i)).collect();
+        let mut cursors: Vec<Vec<Cursor>> = (0..self.traces.len()).map(|_| Vec::new()).collect();
+        for (mut c, (ti, _)) in self.cursors.into_iter().zip(self.cursor_keys) {
+            c.offset_ns = 0;
+            c.wanted = None;
+            cursors[ti as usize].push(c);
+        }
+        self.traces
+            .into_iter()
+            .zip(roots)
+            .zip(cursors)
+            .map(|((t, root), c)| (root, t, fresh.then_some(c)))
+            .collect()
+    }
+
+    /// The root that gives trace `i` its name back (see `trace_name`).
+    fn root_of(&self, i: usize) -> PathBuf {
+        let t = &self.traces[i];
+        let depth = Path::new(&self.metas[i].name).components().count();
+        t.dir.ancestors().nth(depth).unwrap_or(&t.dir).to_path_buf()
+    }
+
+    /// One experiment of the traces of `parts`, in this order (the inverse of
+    /// [`split`](Self::split)): compiled metadata and unread streams move, nothing is
+    /// parsed nor mapped again. Formulas, time ranges and filters are not kept.
+    pub(crate) fn join(parts: Vec<Experiment>) -> Result<Experiment, TraceError> {
+        if !parts.iter().all(Self::is_plain) {
+            return Self::assemble(parts.into_iter().flat_map(Self::into_parts).collect());
+        }
+        // The parts' tables, renumbered: no class or field is described again.
+        let mut exp = Self::empty();
+        for p in parts {
+            let (to, co, fo) = (
+                exp.traces.len(),
+                exp.classes.len() as u32,
+                exp.fields.len() as u32,
+            );
+            for mut m in p.metas {
+                m.host_id = exp.host_id_for(&m.env, &m.path);
+                exp.metas.push(m);
+            }
+            exp.class_base.extend(p.class_base.iter().map(|b| b + co));
+            exp.classes.extend(p.classes.into_iter().map(|mut c| {
+                c.trace += to;
+                for (_, h) in &mut c.fields {
+                    h.0 += fo;
+                }
+                c
+            }));
+            exp.fields.extend(p.fields.into_iter().map(|mut f| {
+                f.class.0 += co;
+                f
+            }));
+            exp.cursors.extend(p.cursors);
+            exp.cursor_keys
+                .extend(p.cursor_keys.iter().map(|&(t, r)| (t + to as u32, r)));
+            exp.traces.extend(p.traces);
+        }
+        Ok(exp)
+    }
+
+    /// The `host_id` of a trace with this environment in `dir` joining the traces already
+    /// here: that of a trace of the same host name (else the directory), or a new one.
+    fn host_id_for(&self, env: &BTreeMap<String, String>, dir: &Path) -> u32 {
+        let host_key = |env: &BTreeMap<String, String>, dir: &Path| {
+            env.get("hostname")
+                .cloned()
+                .unwrap_or_else(|| dir.display().to_string())
+        };
+        let host = host_key(env, dir);
+        self.metas
+            .iter()
+            .find(|m| host_key(&m.env, &m.path) == host)
+            .map(|m| m.host_id)
+            .unwrap_or_else(|| self.metas.iter().map(|m| m.host_id + 1).max().unwrap_or(0))
     }
 
     /// Registers trace `t` (its host, classes, lost-event class, fields) after the
@@ -204,18 +321,7 @@ impl Experiment {
     fn push_trace(&mut self, root: &Path, t: CtfTrace) -> usize {
         let ti = self.traces.len();
         let env = t.metadata.env.clone();
-        let host_key = |env: &BTreeMap<String, String>, dir: &Path| {
-            env.get("hostname")
-                .cloned()
-                .unwrap_or_else(|| dir.display().to_string())
-        };
-        let host = host_key(&env, &t.dir);
-        let host_id = self
-            .metas
-            .iter()
-            .find(|m| host_key(&m.env, &m.path) == host)
-            .map(|m| m.host_id)
-            .unwrap_or_else(|| self.metas.iter().map(|m| m.host_id + 1).max().unwrap_or(0));
+        let host_id = self.host_id_for(&env, &t.dir);
         self.metas.push(TraceMeta {
             name: trace_name(root, &t.dir),
             path: t.dir.clone(),
@@ -392,17 +498,8 @@ impl Experiment {
         S: Send,
         V: Fn(&mut S, &Event<'_>) + Sync,
     {
-        // Per trace: which local classes are visited (the last entry, lost events: no).
         let filters: Vec<Option<std::sync::Arc<[bool]>>> = (0..self.traces.len())
-            .map(|ti| {
-                let base = self.class_base[ti];
-                let n = self.traces[ti].classes.len();
-                let w: Vec<bool> = (0..n)
-                    .map(|k| classes.contains(&ClassId(base + k as u32)))
-                    .chain([false])
-                    .collect();
-                w.iter().any(|&b| b).then(|| w.into())
-            })
+            .map(|ti| self.class_filter(ti, classes))
             .collect();
         self.scan_impl(
             &|t| filters[t].is_some(),
@@ -453,46 +550,17 @@ impl Experiment {
             .filter(|&ci| wanted(self.cursor_keys[ci].0 as usize))
             .collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let go_on = AtomicBool::new(true);
         let scan_one = |ci: usize| -> (S, Option<TraceError>) {
-            let ti = self.cursor_keys[ci].0 as usize;
-            let trace = &self.traces[ti];
-            crate::timing::mark(|| format!("scan start stream {ci}"));
             let mut state = init();
-            let mut cursor = match Cursor::open(trace, &self.cursors[ci].file) {
-                Ok(c) => c,
-                Err(e) => return (state, Some(e)),
-            };
-            cursor.wanted = filter(ti);
-            let error = loop {
-                match cursor.advance(trace) {
-                    Ok(true) => {}
-                    Ok(false) => break None,
-                    Err(e) => break Some(e),
-                }
-                let p = cursor.take_progress();
-                if p != 0 {
-                    progress.fetch_add(p, Ordering::Relaxed);
-                }
-                let class = match cursor.cur.lost {
-                    None => ClassId(self.class_base[ti] + cursor.cur.class),
-                    Some(_) => ClassId(self.class_base[ti] + trace.classes.len() as u32),
-                };
-                let ev = Event {
-                    exp_fields: &self.fields,
-                    cursor: &cursor,
-                    data: cursor.data(),
-                    trace,
-                    class,
-                    trace_index: ti,
-                    ns: cursor.cur.ns,
-                };
-                visit(&mut state, &ev);
-            };
-            progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
-            finish(&mut state, &cursor);
-            crate::timing::mark(|| format!("scan end stream {ci}"));
-            drop(cursor);
-            crate::timing::mark(|| format!("scan cursor dropped {ci}"));
+            let ti = self.cursor_keys[ci].0 as usize;
+            let (error, cursor) =
+                self.scan_stream(ci, None, filter(ti), &mut state, visit, progress, &go_on);
+            if let Some(cursor) = cursor {
+                finish(&mut state, &cursor);
+                drop(cursor);
+                crate::timing::mark(|| format!("scan cursor dropped {ci}"));
+            }
             (state, error)
         };
         let work = || {
@@ -529,35 +597,228 @@ impl Experiment {
         (states, errors)
     }
 
+    /// Per local class of trace `ti`, whether it is one of `classes` (the last entry, for
+    /// lost-event records: no); `None` when the trace has none of them.
+    pub(crate) fn class_filter(
+        &self,
+        ti: usize,
+        classes: &[ClassId],
+    ) -> Option<std::sync::Arc<[bool]>> {
+        let base = self.class_base[ti];
+        let n = self.traces[ti].classes.len();
+        let w: Vec<bool> = (0..n)
+            .map(|k| classes.contains(&ClassId(base + k as u32)))
+            .chain([false])
+            .collect();
+        w.iter().any(|&b| b).then(|| w.into())
+    }
+
+    /// Reads stream `ci` on its own with a cursor of its own (see
+    /// [`scan_streams`](Self::scan_streams)), delivering the classes `filter` says yes to
+    /// (all with `None`), the packets starting in `[from, to)` only if `packets` says so (see
+    /// [`packet_starts`](Self::packet_starts)), until its end, an error (returned), or until `go_on` turns false
+    /// (looked at once per packet). The cursor comes back at its end, for the caller to read
+    /// its counts and to unmap when that costs nothing (`None` if it could not be opened).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn scan_stream<S, V>(
+        &self,
+        ci: usize,
+        packets: Option<(u64, u64)>,
+        filter: Option<std::sync::Arc<[bool]>>,
+        state: &mut S,
+        visit: &V,
+        progress: &AtomicU64,
+        go_on: &AtomicBool,
+    ) -> (Option<TraceError>, Option<Cursor>)
+    where
+        V: Fn(&mut S, &Event<'_>) + ?Sized,
+    {
+        let ti = self.cursor_keys[ci].0 as usize;
+        let trace = &self.traces[ti];
+        crate::timing::mark(|| {
+            format!(
+                "scan start {} {ci} {:?}",
+                self.metas[ti].path.display(),
+                packets
+            )
+        });
+        let mut cursor = match Cursor::open(trace, &self.cursors[ci].file) {
+            Ok(c) => c,
+            Err(e) => return (Some(e), None),
+        };
+        cursor.wanted = filter;
+        if let Some((from, to)) = packets {
+            cursor.read_packets(from, to);
+        }
+        let error = loop {
+            match cursor.advance(trace) {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+            let p = cursor.take_progress();
+            if p != 0 {
+                progress.fetch_add(p, Ordering::Relaxed);
+                if !go_on.load(Ordering::Relaxed) {
+                    break None;
+                }
+            }
+            let class = match cursor.cur.lost {
+                None => ClassId(self.class_base[ti] + cursor.cur.class),
+                Some(_) => ClassId(self.class_base[ti] + trace.classes.len() as u32),
+            };
+            let ev = Event {
+                exp_fields: &self.fields,
+                cursor: &cursor,
+                data: cursor.data(),
+                trace,
+                class,
+                trace_index: ti,
+                ns: cursor.cur.ns,
+            };
+            visit(state, &ev);
+        };
+        progress.fetch_add(cursor.take_progress(), Ordering::Relaxed);
+        crate::timing::mark(|| {
+            format!(
+                "scan end {} {ci} {:?}",
+                self.metas[ti].path.display(),
+                packets
+            )
+        });
+        (error, Some(cursor))
+    }
+
+    /// Where the packets of stream `ci` start, if reading may start at any of them (see
+    /// [`Cursor::packet_starts`]); `None` too once the stream was read.
+    pub(crate) fn packet_starts(&mut self, ci: usize) -> Option<Vec<u64>> {
+        if self.consumed || !self.cursors[ci].is_unread() {
+            return None;
+        }
+        let ti = self.cursor_keys[ci].0 as usize;
+        self.cursors[ci].packet_starts(&self.traces[ti])
+    }
+
+    /// Makes `cursor`, which read stream `ci` to its end in [`scan_stream`](Self::scan_stream),
+    /// this experiment's cursor for that stream, back at the start: the stream's next reading
+    /// finds its pages mapped, and the scan's mapping is not torn down.
+    pub(crate) fn reuse_scanned(&mut self, ci: usize, cursor: Cursor) {
+        let ti = self.cursor_keys[ci].0 as usize;
+        if self.consumed || !self.cursors[ci].is_unread() {
+            return;
+        }
+        let mut c = cursor.restarted(&self.traces[ti]);
+        c.offset_ns = self.cursors[ci].offset_ns;
+        c.wanted = self.cursors[ci].wanted.clone();
+        self.cursors[ci] = c;
+    }
+
+    /// Streams of this experiment (its cursors, in merge order).
+    pub(crate) fn stream_count(&self) -> usize {
+        self.cursors.len()
+    }
+
     /// Splits the experiment into one experiment per group of trace indices (e.g. the traces
-    /// of each host), keeping the compiled metadata (no second parse), the trace names and
-    /// the formulas. Traces in no group are dropped; an index out of range or given twice is
-    /// an error.
+    /// of each host), keeping the compiled metadata (no second parse), the trace names, the
+    /// formulas and, when nothing was read yet, the streams' mappings. Traces in no group are
+    /// dropped; an index out of range or given twice is an error.
     pub fn split(self, groups: &[Vec<usize>]) -> Result<Vec<Experiment>, TraceError> {
         let n = self.traces.len();
-        let mut slots: Vec<Option<CtfTrace>> = self.traces.into_iter().map(Some).collect();
+        let all_transforms: Vec<_> = (0..n).map(|i| self.time_transforms.get(i)).collect();
+        let mut slots: Vec<Option<Experiment>> = if self.is_plain() {
+            self.into_single_traces().into_iter().map(Some).collect()
+        } else {
+            let parts = self
+                .into_parts()
+                .into_iter()
+                .map(|p| Self::assemble(vec![p]));
+            parts.map(|e| e.map(Some)).collect::<Result<_, _>>()?
+        };
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
-            let mut traces = Vec::with_capacity(g.len());
+            let mut parts = Vec::with_capacity(g.len());
             let mut transforms = Vec::with_capacity(g.len());
             for &i in g {
-                let t = slots.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                let part = slots.get_mut(i).and_then(Option::take).ok_or_else(|| {
                     TraceError::Metadata {
                         path: PathBuf::from(format!("trace #{i}")),
                         reason: format!("not in the experiment's {n} traces, or split twice"),
                     }
                 })?;
-                // The root that gives the trace its name back (see `trace_name`).
-                let depth = Path::new(&self.metas[i].name).components().count();
-                let root = t.dir.ancestors().nth(depth).unwrap_or(&t.dir).to_path_buf();
-                traces.push((root, t));
-                transforms.push(self.time_transforms.get(i));
+                parts.push(part);
+                transforms.push(all_transforms[i].clone());
             }
-            let mut e = Self::from_traces(traces)?;
+            let mut e = Self::join(parts)?;
             e.set_time_transforms(&transforms);
             out.push(e);
         }
         Ok(out)
+    }
+
+    /// Whether this experiment is as opened: no stream read, no class filter, no trace
+    /// grown live (so each trace's classes, and their fields, are contiguous in the tables).
+    fn is_plain(&self) -> bool {
+        !self.consumed
+            && self.grown.is_empty()
+            && self.filter.is_none()
+            && self.cursors.iter().all(Cursor::is_unread)
+    }
+
+    /// One experiment per trace of a [plain](Self::is_plain) experiment, its tables cut apart
+    /// and renumbered (no class or field is described again), its cursors moved. The
+    /// inverse of [`join`](Self::join).
+    fn into_single_traces(self) -> Vec<Experiment> {
+        let n = self.traces.len();
+        let class_end = |ti: usize| {
+            self.class_base
+                .get(ti + 1)
+                .map_or(self.classes.len(), |&b| b as usize)
+        };
+        let class_counts: Vec<usize> = (0..n)
+            .map(|ti| class_end(ti) - self.class_base[ti] as usize)
+            .collect();
+        // Fields are in the order of their classes.
+        let field_starts: Vec<usize> = (0..n)
+            .map(|ti| {
+                self.fields
+                    .partition_point(|f| f.class.0 < self.class_base[ti])
+            })
+            .chain([self.fields.len()])
+            .collect();
+        let mut cursors: Vec<Vec<Cursor>> = (0..n).map(|_| Vec::new()).collect();
+        for (mut c, (ti, _)) in self.cursors.into_iter().zip(self.cursor_keys) {
+            c.offset_ns = 0;
+            cursors[ti as usize].push(c);
+        }
+        let mut classes = self.classes.into_iter();
+        let mut fields = self.fields.into_iter();
+        let mut out = Vec::with_capacity(n);
+        let traces = self.traces.into_iter().zip(self.metas).zip(cursors);
+        for (ti, ((t, mut meta), cursors)) in traces.enumerate() {
+            let (cb, fb) = (self.class_base[ti], field_starts[ti] as u32);
+            let mut e = Self::empty();
+            e.class_base.push(0);
+            e.classes
+                .extend(classes.by_ref().take(class_counts[ti]).map(|mut c| {
+                    c.trace = 0;
+                    for (_, h) in &mut c.fields {
+                        h.0 -= fb;
+                    }
+                    c
+                }));
+            let nf = field_starts[ti + 1] - field_starts[ti];
+            e.fields.extend(fields.by_ref().take(nf).map(|mut f| {
+                f.class.0 -= cb;
+                f
+            }));
+            e.cursor_keys = (0..cursors.len() as u32).map(|r| (0, r)).collect();
+            e.cursors = cursors;
+            meta.host_id = 0;
+            e.metas.push(meta);
+            e.traces.push(t);
+            out.push(e);
+        }
+        out
     }
 
     // --- end of trace synchronization ---

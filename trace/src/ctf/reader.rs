@@ -594,6 +594,8 @@ pub struct Cursor {
     pub stream: usize,
     pub packet: PacketInfo,
     next_packet: u64,
+    /// Packets from this offset on are not read (see [`Cursor::read_packets`]).
+    stop_at: u64,
     in_packet: bool,
     pos: u64,
     content_end: u64,
@@ -637,17 +639,34 @@ impl Cursor {
             Some(unsafe { Mmap::map(&f) }.map_err(|e| TraceError::io(&file.path, e))?)
         };
         let idx = index::load_for(&trace.dir, &file.name, file.size);
-        Ok(Cursor {
+        Ok(Self::at_start(trace, file.clone(), map, idx))
+    }
+
+    /// This cursor back at the start of its stream, as [`Cursor::open`] would make it, on
+    /// the same mapping: the pages it has touched stay mapped (a second reading does not
+    /// fault them in again) and nothing is unmapped now.
+    pub(crate) fn restarted(self, trace: &CtfTrace) -> Cursor {
+        Self::at_start(trace, self.file, self.map, self.index)
+    }
+
+    fn at_start(
+        trace: &CtfTrace,
+        file: StreamFile,
+        map: Option<Mmap>,
+        idx: Option<Vec<index::IndexEntry>>,
+    ) -> Cursor {
+        Cursor {
             failed: false,
             offset_ns: 0,
             scope_start: [0; 4],
-            file: file.clone(),
+            file,
             map,
             mem: Vec::new(),
             m: Machine::new(trace.nslots, trace.metadata.uuid),
             stream: 0,
             packet: PacketInfo::default(),
             next_packet: 0,
+            stop_at: u64::MAX,
             in_packet: false,
             pos: 0,
             content_end: 0,
@@ -666,7 +685,53 @@ impl Cursor {
             released: 0,
             wanted: None,
             skip: SkipTable::default(),
-        })
+        }
+    }
+
+    /// Where this stream's packets start, if every packet has a beginning timestamp (so that
+    /// reading may start at any of them, see [`Cursor::read_packets`]); `None` otherwise or on
+    /// a damaged packet. The packets' headers and contexts are read (not their events) and
+    /// the cursor comes back at its start, with its offset and filter.
+    pub(crate) fn packet_starts(&mut self, trace: &CtfTrace) -> Option<Vec<u64>> {
+        let mut starts = Vec::new();
+        let complete = loop {
+            match self.open_packet(trace) {
+                Ok(true) if self.packet.ts_begin.is_some() => {
+                    starts.push(self.packet.offset);
+                    self.in_packet = false;
+                }
+                Ok(true) | Err(_) => break false,
+                Ok(false) => break true,
+            }
+        };
+        let (offset_ns, wanted) = (self.offset_ns, self.wanted.take());
+        let (file, map, index) = (self.file.clone(), self.map.take(), self.index.take());
+        *self = Self::at_start(trace, file, map, index);
+        (self.offset_ns, self.wanted) = (offset_ns, wanted);
+        complete.then_some(starts)
+    }
+
+    /// Reads only the packets that start in `[from, to)` (byte offsets of packet starts, from
+    /// [`Cursor::packet_starts`]); call before reading.
+    pub(crate) fn read_packets(&mut self, from: u64, to: u64) {
+        self.next_packet = from;
+        self.stop_at = to;
+        // The index is followed from the first packet only.
+        self.index = None;
+    }
+
+    /// Whether nothing was read yet from a mapped file (the cursor is as [`Cursor::open`]
+    /// made it, apart from its offset and filter).
+    pub(crate) fn is_unread(&self) -> bool {
+        self.map.is_some()
+            && !self.failed
+            && self.packets_read == 0
+            && !self.in_packet
+            && self.pos == 0
+            && self.next_packet == 0
+            && self.stop_at == u64::MAX
+            && self.index_pos == 0
+            && self.released == 0
     }
 
     /// Drops the pages of the packets already read from this process's resident
@@ -1154,7 +1219,7 @@ impl Cursor {
     fn open_packet(&mut self, trace: &CtfTrace) -> Result<bool, TraceError> {
         let size = self.file.size;
         let off = self.next_packet;
-        if off >= size {
+        if off >= size || off >= self.stop_at {
             return Ok(false);
         }
         self.release_before(off);

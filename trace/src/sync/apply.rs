@@ -2,7 +2,7 @@
 //! experiment its formulas, computing them once and reusing the saved result after.
 
 use super::algorithm::SyncResult;
-use super::events::{host_ids, synchronize};
+use super::events::{host_ids, synchronize, synchronize_scanned, PacketScan};
 use super::report::{transforms_from_json, SavedSyncError};
 use super::transform::LinearTransform;
 use crate::error::TraceError;
@@ -169,6 +169,19 @@ pub fn apply_saving_later(
     saved: Option<&Path>,
     progress: &AtomicU64,
 ) -> Result<SyncApplied, SyncError> {
+    apply_prescanned(exp, mode, saved, None, progress)
+}
+
+/// [`apply_saving_later`], matching the packets of `prescan` (read from `exp` by
+/// [`open_scanning_packets`](super::open_scanning_packets)) if packets must be matched, instead
+/// of reading them again.
+pub fn apply_prescanned(
+    exp: &mut Experiment,
+    mode: &SyncMode,
+    saved: Option<&Path>,
+    prescan: Option<PacketScan>,
+    progress: &AtomicU64,
+) -> Result<SyncApplied, SyncError> {
     let hosts = host_ids(exp);
     let off = |origin| SyncApplied {
         origin,
@@ -214,7 +227,10 @@ pub fn apply_saving_later(
                     }
                 }
             }
-            let result = synchronize(exp, progress)?;
+            let result = match prescan {
+                Some(scan) => synchronize_scanned(exp, scan),
+                None => synchronize(exp, progress)?,
+            };
             let transforms = result.transforms();
             exp.set_time_transforms(&transforms);
             let saving = saved.map(|path| {

@@ -17,10 +17,14 @@
 
 use super::algorithm::{SyncResult, Synchronizer};
 use super::matching::{Direction, MatchKey, TcpKey};
+use crate::ctf::reader::CtfTrace;
 use crate::error::TraceError;
 use crate::experiment::{ClassId, Event, Experiment, FieldHandle};
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
-use std::sync::atomic::AtomicU64;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 const ADDONS_SEND: &str = "inet_sock_local_out";
 const ADDONS_RECEIVE: &str = "inet_sock_local_in";
@@ -181,11 +185,8 @@ pub fn host_ids(exp: &Experiment) -> Vec<String> {
         .iter()
         .zip(metas)
         .map(|(t, m)| {
-            let clocks = &t.metadata.clocks;
-            if clocks.len() == 1 && !t.metadata.ctf2 {
-                if let Some(u) = clocks[0].uuid {
-                    return format_uuid(&u);
-                }
+            if let Some(id) = clock_host_id(t) {
+                return id;
             }
             if metas.iter().filter(|o| o.name == m.name).count() > 1 {
                 m.path.display().to_string()
@@ -194,6 +195,16 @@ pub fn host_ids(exp: &Experiment) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The host id a trace's clock gives (see [`host_ids`]); `None` when the trace is known by
+/// its name.
+fn clock_host_id(t: &CtfTrace) -> Option<String> {
+    let clocks = &t.metadata.clocks;
+    if clocks.len() == 1 && !t.metadata.ctf2 {
+        return clocks[0].uuid.map(|u| format_uuid(&u));
+    }
+    None
 }
 
 fn format_uuid(u: &[u8; 16]) -> String {
@@ -230,11 +241,34 @@ pub fn synchronize_with_reference(
 ) -> Result<SyncResult, TraceError> {
     crate::timing::mark(|| "sync: start".into());
     let plan = MatchPlan::new(exp);
-    let mut sync = Synchronizer::new(&host_ids(exp));
-    sync.set_reference_host(reference_host);
-    if plan.is_empty() {
-        return Ok(sync.result());
+    let scan = if plan.is_empty() {
+        PacketScan::default()
+    } else {
+        scan_packets(exp, &plan, progress)
+    };
+    Ok(match_scanned(exp, scan, reference_host))
+}
+
+/// Packet events read from an experiment's streams, before matching: per stream that has
+/// any packet class (in the experiment's merge order), the (timestamp, trace, direction,
+/// key) of its packet events in file order; and the errors that cut streams short.
+#[derive(Debug, Default)]
+pub struct PacketScan {
+    streams: Vec<Vec<Packet>>,
+    errors: Vec<TraceError>,
+}
+
+type Packet = (i64, usize, Direction, MatchKey);
+
+/// Keeps the packet events of a stream.
+fn keep_packet(plan: &MatchPlan, trace: usize, kept: &mut Vec<Packet>, ev: &Event<'_>) {
+    if let Some((dir, key)) = plan.key_of(ev) {
+        kept.push((ev.timestamp(), trace, dir, key));
     }
+}
+
+/// Reads the packet events of `exp`'s streams, each stream on its own, on all cores.
+fn scan_packets(exp: &Experiment, plan: &MatchPlan, progress: &AtomicU64) -> PacketScan {
     let classes: Vec<ClassId> = (0..exp.class_count())
         .map(ClassId)
         .filter(|c| plan.classes[c.0 as usize].is_some())
@@ -246,15 +280,20 @@ pub fn synchronize_with_reference(
         &classes,
         cores,
         &Vec::new,
-        &|kept: &mut Vec<(i64, usize, Direction, MatchKey)>, ev| {
-            if let Some((dir, key)) = plan.key_of(ev) {
-                kept.push((ev.timestamp(), ev.trace_index(), dir, key));
-            }
-        },
+        &|kept: &mut Vec<Packet>, ev| keep_packet(plan, ev.trace_index(), kept, ev),
         progress,
     );
+    PacketScan { streams, errors }
+}
+
+/// Matches the packets of `scan` (read from `exp`'s streams) in the experiment's event order
+/// and computes each trace's formula.
+fn match_scanned(exp: &Experiment, scan: PacketScan, reference_host: Option<String>) -> SyncResult {
+    let mut sync = Synchronizer::new(&host_ids(exp));
+    sync.set_reference_host(reference_host);
     // (timestamp, stream, rank in the stream): the experiment's order.
-    let mut packets: Vec<(i64, usize, usize, usize, Direction, MatchKey)> = streams
+    let mut packets: Vec<(i64, usize, usize, usize, Direction, MatchKey)> = scan
+        .streams
         .into_iter()
         .enumerate()
         .flat_map(|(stream, kept)| {
@@ -270,11 +309,231 @@ pub fn synchronize_with_reference(
     }
     let mut result = sync.result();
     crate::timing::mark(|| "sync: formulas".into());
-    result.warnings = errors
+    result.warnings = scan
+        .errors
         .iter()
         .map(|e| format!("{e}; the rest of this stream is skipped"))
         .collect();
-    Ok(result)
+    result
+}
+
+/// [`synchronize`] with a scan made beforehand (by [`open_scanning_packets`]) of this very
+/// experiment.
+pub fn synchronize_scanned(exp: &Experiment, scan: PacketScan) -> SyncResult {
+    match_scanned(exp, scan, None)
+}
+
+/// Opens `paths` as [`Experiment::open`] does while reading, as soon as each trace's metadata
+/// is parsed, its packet events on other threads: the scan that [`synchronize`] makes, done
+/// while later traces' metadata is parsed instead of after. `None` instead of a scan when
+/// there is nothing to synchronize (fewer than two traces, or all of one host: the reading
+/// stops at the next packet).
+pub fn open_scanning_packets<P: AsRef<Path>>(
+    paths: &[P],
+    progress: &AtomicU64,
+) -> Result<(Experiment, Option<PacketScan>), TraceError> {
+    let dirs = Experiment::find_trace_dirs(paths)?;
+    if dirs.len() < 2 {
+        let parts = dirs
+            .iter()
+            .map(|(root, dir)| Experiment::open_one(root, dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((Experiment::join(parts)?, None));
+    }
+    // Per trace, once parsed: its experiment, packet plan, class filter.
+    let parts: Vec<OnceLock<ScanPart>> = dirs.iter().map(|_| OnceLock::new()).collect();
+    let queue = StreamQueue::default();
+    let go_on = AtomicBool::new(true);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let scan_next = || {
+        let mut out = Vec::new();
+        while let Some(item) = queue.next() {
+            if !go_on.load(Ordering::Relaxed) {
+                break;
+            }
+            let part = parts[item.part].get().expect("queued once parsed");
+            let mut kept = Vec::new();
+            let (error, cursor) = part.exp.scan_stream(
+                item.stream,
+                item.packets,
+                part.filter.clone(),
+                &mut kept,
+                &|kept: &mut Vec<Packet>, ev| keep_packet(&part.plan, item.part, kept, ev),
+                progress,
+                &go_on,
+            );
+            // A cursor that read from the first packet is kept for the build; the others are
+            // unmapped here, while other streams may still be read.
+            let cursor = cursor.filter(|_| item.piece == 0);
+            out.push((item, kept, error, cursor));
+        }
+        out
+    };
+    let scanned = std::thread::scope(|s| {
+        let mut helpers = Vec::new();
+        let mut opened = Ok(());
+        let mut streams = 0;
+        for (pi, (root, dir)) in dirs.iter().enumerate() {
+            let mut exp = match Experiment::open_one(root, dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    opened = Err(e);
+                    break;
+                }
+            };
+            let plan = MatchPlan::new(&exp);
+            let classes: Vec<ClassId> = (0..exp.class_count())
+                .map(ClassId)
+                .filter(|c| plan.classes[c.0 as usize].is_some())
+                .collect();
+            let filter = exp.class_filter(0, &classes);
+            let n = if filter.is_some() {
+                exp.stream_count()
+            } else {
+                0
+            };
+            streams += n;
+            // Nothing follows the last trace's streams: when they are fewer than the threads,
+            // each is read in two halves at once.
+            let halves = pi + 1 == dirs.len() && n < threads;
+            let mut items = Vec::new();
+            for si in 0..n {
+                let whole = ScanItem {
+                    part: pi,
+                    stream: si,
+                    packets: None,
+                    piece: 0,
+                };
+                let starts = if halves { exp.packet_starts(si) } else { None };
+                match starts.as_deref().and_then(middle_packet) {
+                    Some(mid) => {
+                        items.push(ScanItem {
+                            packets: Some((0, mid)),
+                            ..whole
+                        });
+                        items.push(ScanItem {
+                            packets: Some((mid, u64::MAX)),
+                            piece: 1,
+                            ..whole
+                        });
+                    }
+                    None => items.push(whole),
+                }
+            }
+            let _ = parts[pi].set(ScanPart { exp, plan, filter });
+            // Started once there is something to read: allocation is cheaper in a process
+            // with one thread, and the first trace's metadata is the longest to parse.
+            if !items.is_empty() && helpers.is_empty() {
+                helpers = (1..threads).map(|_| s.spawn(scan_next)).collect();
+            }
+            queue.push(items);
+        }
+        let one_host = opened.is_ok() && {
+            let ids: Vec<Option<String>> = parts
+                .iter()
+                .map(|p| clock_host_id(&p.get().expect("all parsed").exp.ctf_traces()[0]))
+                .collect();
+            ids[0].is_some() && ids.iter().all(|id| id == &ids[0])
+        };
+        if opened.is_err() || one_host || streams == 0 {
+            go_on.store(false, Ordering::Relaxed);
+        }
+        queue.close();
+        let mut done = scan_next();
+        crate::timing::mark(|| "scan: own streams done".into());
+        for h in helpers {
+            done.extend(h.join().expect("a stream-reading thread panicked"));
+        }
+        crate::timing::mark(|| "scan: helpers joined".into());
+        opened.map(|()| (!one_host).then_some(done))
+    })?;
+    let mut parts: Vec<Experiment> = parts
+        .into_iter()
+        .map(|p| p.into_inner().expect("all parsed").exp)
+        .collect();
+    let Some(mut done) = scanned else {
+        return Ok((Experiment::join(parts)?, None));
+    };
+    // Merge order: trace, then stream (then its halves, in file order).
+    done.sort_unstable_by_key(|d| (d.0.part, d.0.stream, d.0.piece));
+    let mut scan = PacketScan::default();
+    let mut cut_short = false;
+    for (item, kept, error, cursor) in done {
+        if let Some(cursor) = cursor {
+            parts[item.part].reuse_scanned(item.stream, cursor);
+        }
+        if item.piece == 0 {
+            scan.streams.push(kept);
+        } else if !cut_short {
+            // The second half follows the first, unless reading stopped in the first.
+            scan.streams.last_mut().expect("first half").extend(kept);
+        } else {
+            continue;
+        }
+        cut_short = error.is_some();
+        scan.errors.extend(error);
+    }
+    Ok((Experiment::join(parts)?, Some(scan)))
+}
+
+/// The start of the packet nearest the middle of the stream, if there is one after the first.
+fn middle_packet(starts: &[u64]) -> Option<u64> {
+    let (first, last) = (*starts.first()?, *starts.last()?);
+    let half = first + (last - first) / 2;
+    let k = starts.partition_point(|&o| o < half);
+    starts.get(k.max(1)).copied()
+}
+
+/// Part of a stream to read: the whole stream, or the packets starting in a range of bytes
+/// (`piece` 0: from the first packet, 1: the rest).
+#[derive(Debug, Clone, Copy)]
+struct ScanItem {
+    part: usize,
+    stream: usize,
+    packets: Option<(u64, u64)>,
+    piece: u8,
+}
+
+/// A trace being opened by [`open_scanning_packets`].
+struct ScanPart {
+    exp: Experiment,
+    plan: MatchPlan,
+    filter: Option<Arc<[bool]>>,
+}
+
+/// Streams (or halves of streams) to read, handed out in the order they were queued; `next`
+/// waits for more until the queue is closed.
+#[derive(Default)]
+struct StreamQueue {
+    state: Mutex<(VecDeque<ScanItem>, bool)>,
+    more: Condvar,
+}
+
+impl StreamQueue {
+    fn push(&self, items: Vec<ScanItem>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0.extend(items);
+        drop(st);
+        self.more.notify_all();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.more.notify_all();
+    }
+
+    fn next(&self) -> Option<ScanItem> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(item) = st.0.pop_front() {
+                return Some(item);
+            }
+            if st.1 {
+                return None;
+            }
+            st = self.more.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// The reference order: one pass over the experiment itself (within its time range, if one
