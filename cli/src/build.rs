@@ -463,7 +463,7 @@ fn build_hosts(
     options_for: &(dyn Fn(usize) -> BuildOptions + Sync),
     meanwhile: &mut dyn FnMut(),
 ) -> Vec<Result<Built>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = sextant_trace::available_cores();
     let next = AtomicUsize::new(0);
     let run_one = |k: usize| -> Result<Built> {
         let (host, source, paths) = &jobs[k];

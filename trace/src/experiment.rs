@@ -451,7 +451,13 @@ impl Experiment {
     /// merged by synchronized time, [`Event::timestamp`] returns it, and time ranges are in
     /// it. An empty slice (or identities) restores the original timestamps.
     pub fn set_time_transforms(&mut self, transforms: &[crate::sync::LinearTransform]) {
-        self.time_transforms = crate::sync::TimeTransforms::new(transforms);
+        // Timestamps are the clock's offset plus the time since it started.
+        let bases: Vec<i64> = self
+            .traces
+            .iter()
+            .map(|t| t.streams.first().map_or(0, |s| s.clock.to_ns(0)))
+            .collect();
+        self.time_transforms = crate::sync::TimeTransforms::with_bases(transforms, &bases);
     }
 
     /// The formulas in force.

@@ -25,3 +25,11 @@ pub use error::TraceError;
 pub use experiment::{Access, ClassId, Event, Experiment, FieldHandle, TraceMeta, Value};
 pub mod xmlstub;
 pub use xmlstub::{StubEvent, StubTimeUnit, StubValue, XmlStubError, XmlStubTrace};
+
+/// How many threads can run at once (`std::thread::available_parallelism`, 1 if unknown),
+/// found once per process: finding it reads several files (the cgroup's CPU quota), which
+/// costs about a tenth of a millisecond each time.
+pub fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

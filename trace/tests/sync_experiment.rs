@@ -202,6 +202,11 @@ fn formulas_are_computed_once_then_reused_and_files_are_checked() {
     std::fs::write(&saved, "{ not json").unwrap();
     let again = apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
     assert_eq!(again.origin, SyncOrigin::Computed);
+    // (the file is not flushed to disk: what a crash may leave, an empty file, is computed over)
+    std::fs::write(&saved, "").unwrap();
+    let again = apply(&mut exp3, &SyncMode::Auto, Some(&saved), &progress).unwrap();
+    assert_eq!(again.origin, SyncOrigin::Computed);
+    assert_eq!(again.transforms, first.transforms);
     std::fs::write(&saved, "{ not json").unwrap();
     assert!(matches!(
         apply(&mut exp3, &SyncMode::File(saved.clone()), None, &progress),

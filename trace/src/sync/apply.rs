@@ -227,8 +227,12 @@ pub fn apply_prescanned(
                     }
                 }
             }
+            let mut retired = None;
             let result = match prescan {
-                Some(scan) => synchronize_scanned(exp, scan),
+                Some(mut scan) => {
+                    retired = Some(scan.take_retired());
+                    synchronize_scanned(exp, scan)
+                }
                 None => synchronize(exp, progress)?,
             };
             let transforms = result.transforms();
@@ -237,6 +241,8 @@ pub fn apply_prescanned(
                 let (path, result, names) = (path.to_path_buf(), result.clone(), names(exp));
                 PendingSave::deferred(move || {
                     let r = save(&path, &result, &names);
+                    // Also done while the formulas are used.
+                    drop(retired);
                     crate::timing::mark(|| "sync file saved".into());
                     r
                 })
@@ -252,8 +258,10 @@ pub fn apply_prescanned(
 }
 
 /// Writes `result` to `path` atomically: a temporary file of this writer's own (concurrent
-/// writers never mix their bytes), flushed to disk, then renamed over `path`, so that a
-/// crash leaves the old file or the new one, never part of one.
+/// writers never mix their bytes), renamed over `path`, so that readers see the old file or
+/// the new one, never part of one. It is not flushed to disk (an `fsync` costs a journal
+/// commit while the histories are written): the file only spares recomputing what the traces
+/// give, and a file a crash left empty or torn is not JSON, so the next build computes it again.
 fn save(path: &Path, result: &SyncResult, names: &[String]) -> Result<(), SyncError> {
     static WRITERS: AtomicU64 = AtomicU64::new(0);
     let io = |source| SyncError::Io {
@@ -273,8 +281,7 @@ fn save(path: &Path, result: &SyncResult, names: &[String]) -> Result<(), SyncEr
     ));
     let tmp = PathBuf::from(tmp);
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_data()
+        f.write_all(text.as_bytes())
     });
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);

@@ -17,7 +17,7 @@
 
 use super::algorithm::{SyncResult, Synchronizer};
 use super::matching::{Direction, MatchKey, TcpKey};
-use crate::ctf::reader::CtfTrace;
+use crate::ctf::reader::{CtfTrace, Cursor};
 use crate::error::TraceError;
 use crate::experiment::{ClassId, Event, Experiment, FieldHandle};
 use std::collections::VecDeque;
@@ -252,10 +252,42 @@ pub fn synchronize_with_reference(
 /// Packet events read from an experiment's streams, before matching: per stream that has
 /// any packet class (in the experiment's merge order), the (timestamp, trace, direction,
 /// key) of its packet events in file order; and the errors that cut streams short.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PacketScan {
     streams: Vec<Vec<Packet>>,
     errors: Vec<TraceError>,
+    /// Cursors that read parts of streams, still mapped: unmapping them costs, and can wait
+    /// until the work that uses the result is under way (see [`PacketScan::take_retired`]).
+    retired: Vec<Cursor>,
+}
+
+impl std::fmt::Debug for PacketScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketScan")
+            .field("streams", &self.streams.len())
+            .field("packets", &self.streams.iter().map(Vec::len).sum::<usize>())
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+impl PacketScan {
+    /// The packet events kept per stream read (merge order), each as (timestamp, trace,
+    /// direction, key), in file order.
+    pub fn streams(&self) -> &[Vec<(i64, usize, Direction, MatchKey)>] {
+        &self.streams
+    }
+
+    /// The errors that cut streams short, in merge order.
+    pub fn errors(&self) -> &[TraceError] {
+        &self.errors
+    }
+
+    /// What must be dropped some time (mappings of the cursors that read parts of streams);
+    /// dropping it costs a few tens of microseconds per stream.
+    pub fn take_retired(&mut self) -> impl Send + 'static {
+        std::mem::take(&mut self.retired)
+    }
 }
 
 type Packet = (i64, usize, Direction, MatchKey);
@@ -273,7 +305,7 @@ fn scan_packets(exp: &Experiment, plan: &MatchPlan, progress: &AtomicU64) -> Pac
         .map(ClassId)
         .filter(|c| plan.classes[c.0 as usize].is_some())
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::available_cores();
     crate::timing::mark(|| "sync: planned".into());
     // Only packet events are decoded; the others are passed over from their header.
     let (streams, errors) = exp.scan_classes(
@@ -283,7 +315,11 @@ fn scan_packets(exp: &Experiment, plan: &MatchPlan, progress: &AtomicU64) -> Pac
         &|kept: &mut Vec<Packet>, ev| keep_packet(plan, ev.trace_index(), kept, ev),
         progress,
     );
-    PacketScan { streams, errors }
+    PacketScan {
+        streams,
+        errors,
+        retired: Vec::new(),
+    }
 }
 
 /// Matches the packets of `scan` (read from `exp`'s streams) in the experiment's event order
@@ -344,7 +380,7 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
     let parts: Vec<OnceLock<ScanPart>> = dirs.iter().map(|_| OnceLock::new()).collect();
     let queue = StreamQueue::default();
     let go_on = AtomicBool::new(true);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::available_cores();
     let scan_next = || {
         let mut out = Vec::new();
         while let Some(item) = queue.next() {
@@ -362,9 +398,6 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
                 progress,
                 &go_on,
             );
-            // A cursor that read from the first packet is kept for the build; the others are
-            // unmapped here, while other streams may still be read.
-            let cursor = cursor.filter(|_| item.piece == 0);
             out.push((item, kept, error, cursor));
         }
         out
@@ -459,8 +492,12 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
     let mut scan = PacketScan::default();
     let mut cut_short = false;
     for (item, kept, error, cursor) in done {
-        if let Some(cursor) = cursor {
-            parts[item.part].reuse_scanned(item.stream, cursor);
+        // A cursor that read from the first packet becomes the stream's own (its pages stay
+        // mapped for the build); the others are unmapped later.
+        match cursor {
+            Some(c) if item.piece == 0 => parts[item.part].reuse_scanned(item.stream, c),
+            Some(c) => scan.retired.push(c),
+            None => {}
         }
         if item.piece == 0 {
             scan.streams.push(kept);

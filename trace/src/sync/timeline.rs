@@ -11,9 +11,19 @@ pub struct TimeTransforms {
 impl TimeTransforms {
     /// Formulas in trace order; identities and missing entries leave timestamps unchanged.
     pub fn new(transforms: &[LinearTransform]) -> TimeTransforms {
+        Self::with_bases(transforms, &[])
+    }
+
+    /// [`new`](Self::new), each formula made fastest for its trace's timestamps from
+    /// `bases[trace]` on (0 where not given); results are the same.
+    pub fn with_bases(transforms: &[LinearTransform], bases: &[i64]) -> TimeTransforms {
         let per_trace = transforms
             .iter()
-            .map(|t| (!t.is_identity()).then(|| t.applier()))
+            .enumerate()
+            .map(|(i, t)| {
+                let base = bases.get(i).copied().unwrap_or(0);
+                (!t.is_identity()).then(|| t.applier_from(base))
+            })
             .collect::<Vec<_>>();
         if per_trace.iter().all(Option::is_none) {
             return TimeTransforms::default();

@@ -149,21 +149,30 @@ impl LinearTransform {
             .as_ref()
     }
 
-    /// The per-event form of this formula (see [`Applier`]).
-    pub(crate) fn applier(&self) -> Applier {
-        let tier1 = self.fast().and_then(|f| {
-            Some((
-                i64::try_from(f.slope_int).ok()?,
-                i64::try_from(f.offset_int).ok()?,
-            ))
-        });
+    /// The per-event form of this formula, fastest for timestamps from `base` on (from the
+    /// trace's clock offset: LTTng timestamps are that plus the time since boot).
+    pub(crate) fn applier_from(&self, base: i64) -> Applier {
         let f = self.fast();
+        // f(base), to 64 fraction bits: f(t) = f(base) + slope * (t - base).
+        let at_base = self.slope.mul(&Ratio::from_int(base as i128)).add(&self.offset);
+        let split64 = |r: &Ratio| -> Option<(i64, u64)> {
+            let int = r.floor();
+            let frac = r.sub(&Ratio::new(int.clone(), BigInt::from_i128(1)));
+            let bits = frac.floor_shifted(64).to_i128()?;
+            Some((i64::try_from(int.to_i128()?).ok()?, u64::try_from(bits).ok()?))
+        };
+        let tier1 = f.and_then(|f| {
+            let slope_int = i64::try_from(f.slope_int).ok()?;
+            let (base_int, base_frac) = split64(&at_base)?;
+            Some((slope_int, base_int, base_frac))
+        });
         Applier {
             tier1: tier1.is_some(),
+            base,
             slope_int: tier1.map_or(0, |t| t.0),
-            offset_int: tier1.map_or(0, |t| t.1),
+            base_int: tier1.map_or(0, |t| t.1),
             slope_frac: f.map_or(0, |f| f.slope_frac64),
-            offset_frac: f.map_or(0, |f| f.offset_frac64),
+            base_frac: tier1.map_or(0, |t| t.2),
             fixed: f.copied(),
             transform: Box::new(self.clone()),
         }
@@ -236,17 +245,21 @@ impl LinearTransform {
     }
 }
 
-/// A formula as an experiment applies it to every event: [`FixedPoint::apply`]'s first
-/// tier in 64-bit arithmetic (a few instructions), anything else through
-/// [`LinearTransform::apply`] (same results).
+/// A formula as an experiment applies it to every event: a first tier in 64-bit arithmetic
+/// from a base time (one 64x64 product), anything else through [`FixedPoint::apply`]'s second
+/// tier or [`LinearTransform::apply`] (same results).
 #[derive(Clone, Debug)]
 pub(crate) struct Applier {
     /// Whether the integer parts fit 64 bits (else always the general path).
     tier1: bool,
+    /// The first tier serves timestamps from here on.
+    base: i64,
     slope_int: i64,
+    /// The slope's fraction, truncated to 64 bits.
     slope_frac: u64,
-    offset_int: i64,
-    offset_frac: u64,
+    /// `f(base)`: integer part and fraction truncated to 64 bits.
+    base_int: i64,
+    base_frac: u64,
     fixed: Option<FixedPoint>,
     transform: Box<LinearTransform>,
 }
@@ -254,14 +267,19 @@ pub(crate) struct Applier {
 impl Applier {
     #[inline(always)]
     pub(crate) fn apply(&self, t: i64) -> i64 {
-        if self.tier1 && t >= 0 {
-            // As `FixedPoint::apply`'s first tier: sure unless the fraction is within
-            // (t + 1) * 2^-64 of 1. `p >> 64 < t`, so the high part plus carry fits an i64.
-            let p = self.slope_frac as u128 * t as u128;
-            let (frac, carry) = (p as u64).overflowing_add(self.offset_frac);
-            if frac < u64::MAX - t as u64 {
-                let v = self.slope_int.checked_mul(t).and_then(|v| {
-                    v.checked_add(self.offset_int)?
+        if self.tier1 && t >= self.base {
+            // f(t) = f(base) + slope * d. Both fractions are truncated, so the computed value
+            // is low by less than (d + 1) * 2^-64: its floor is sure unless the fraction is
+            // that close to 1 (about d / 2^64 of the times: rare, d being the time since boot
+            // for LTTng clocks).
+            let d = t.wrapping_sub(self.base) as u64;
+            let p = self.slope_frac as u128 * d as u128;
+            let (frac, carry) = (p as u64).overflowing_add(self.base_frac);
+            if frac < u64::MAX - d {
+                let v = i64::try_from(d).ok().and_then(|d| {
+                    self.slope_int
+                        .checked_mul(d)?
+                        .checked_add(self.base_int)?
                         .checked_add((p >> 64) as i64 + carry as i64)
                 });
                 if let Some(v) = v {
@@ -355,12 +373,16 @@ mod tests {
                     ts.len()
                 );
             }
-            // The per-event form an experiment uses must agree too.
-            let applier = tr.applier();
+            // The per-event form an experiment uses must agree too, whatever its base time
+            // (times before it, or more than 2^63 ns after it, take the other tiers).
+            let bases = [0, 1_361_214_000_000_000_000, -1_000_000, i64::MIN, i64::MAX];
+            let appliers: Vec<_> = bases.iter().map(|&b| tr.applier_from(b)).collect();
             for &t in &ts {
                 let want = tr.apply_exact(t).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
                 assert_eq!(tr.apply(t), want, "{tr:?} at {t}");
-                assert_eq!(applier.apply(t), want, "applier {tr:?} at {t}");
+                for (a, b) in appliers.iter().zip(bases) {
+                    assert_eq!(a.apply(t), want, "applier {tr:?} from {b} at {t}");
+                }
             }
         }
     }
