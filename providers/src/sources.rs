@@ -128,7 +128,11 @@ pub fn open_per_host_saving_later(
     // the traces are opened (stopping if the traces turn out to be of one host).
     let matching = *mode == SyncMode::Auto && !saved.is_some_and(Path::is_file);
     let (mut source, prescan) = if matching {
-        let (experiment, scan) = sync::open_scanning_packets(paths, &AtomicU64::new(0))?;
+        let (experiment, scan) = sync::open_scanning_packets(
+            paths,
+            sextant_trace::available_cores(),
+            &AtomicU64::new(0),
+        )?;
         (CtfSource::new(experiment, paths), scan)
     } else {
         (CtfSource::open(paths)?, None)

@@ -730,7 +730,7 @@ impl Experiment {
     /// dropped; an index out of range or given twice is an error.
     pub fn split(self, groups: &[Vec<usize>]) -> Result<Vec<Experiment>, TraceError> {
         let n = self.traces.len();
-        let all_transforms: Vec<_> = (0..n).map(|i| self.time_transforms.get(i)).collect();
+        let all_transforms = self.time_transforms.clone();
         let mut slots: Vec<Option<Experiment>> = if self.is_plain() {
             self.into_single_traces().into_iter().map(Some).collect()
         } else {
@@ -743,7 +743,6 @@ impl Experiment {
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
             let mut parts = Vec::with_capacity(g.len());
-            let mut transforms = Vec::with_capacity(g.len());
             for &i in g {
                 let part = slots.get_mut(i).and_then(Option::take).ok_or_else(|| {
                     TraceError::Metadata {
@@ -752,10 +751,10 @@ impl Experiment {
                     }
                 })?;
                 parts.push(part);
-                transforms.push(all_transforms[i].clone());
             }
             let mut e = Self::join(parts)?;
-            e.set_time_transforms(&transforms);
+            // The same traces: the same formulas, from the same base times.
+            e.time_transforms = all_transforms.select(g);
             out.push(e);
         }
         Ok(out)

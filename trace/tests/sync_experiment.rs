@@ -30,7 +30,6 @@ fn shared_dir() -> Option<PathBuf> {
     None
 }
 
-/// (trace index, timestamp) of every event, in visiting order.
 /// The scp pair and a fresh working folder `sextant-sync-TAG-PID` with the path of
 /// a transforms file in it (not created); None when ../shared is absent.
 fn scp_pair_and_folder(tag: &str) -> Option<([PathBuf; 2], PathBuf, PathBuf)> {
@@ -41,6 +40,7 @@ fn scp_pair_and_folder(tag: &str) -> Option<([PathBuf; 2], PathBuf, PathBuf)> {
     Some(([ctf.join("scp_src"), ctf.join("scp_dest")], dir, saved))
 }
 
+/// (trace index, timestamp) of every event, in visiting order.
 fn visit(exp: &mut Experiment) -> Vec<(usize, i64)> {
     let mut out = Vec::new();
     exp.for_each(

@@ -196,7 +196,10 @@ impl Synchronizer {
     pub fn result(&self) -> SyncResult {
         // The graph: per usable pair, reference <- other with the hull's formula, and back with
         // its inverse; adjacency in pair order.
-        let mut adjacent: Vec<Vec<(usize, LinearTransform)>> = vec![Vec::new(); self.hosts.len()];
+        // (An edge's label is `Err(formula)` until used when it is that formula's inverse: most
+        // are never used, and inverting costs big-number divisions.)
+        type Label = Result<LinearTransform, LinearTransform>;
+        let mut adjacent: Vec<Vec<(usize, Label)>> = vec![Vec::new(); self.hosts.len()];
         let mut in_graph = vec![false; self.hosts.len()];
         // The bisector of each pair, computed once for its formula and its figures.
         let stats: Vec<HullStats> = self.hulls.iter().map(|p| p.hull.stats()).collect();
@@ -208,10 +211,8 @@ impl Synchronizer {
             in_graph[p.other] = true;
             // Edge reference -> other labelled with the formula taking other's time to the
             // reference's: composing labels along a path from the root gives host -> root.
-            if let Some(back) = to_reference.inverse() {
-                adjacent[p.other].push((p.reference, back));
-            }
-            adjacent[p.reference].push((p.other, to_reference));
+            adjacent[p.other].push((p.reference, Err(to_reference.clone())));
+            adjacent[p.reference].push((p.other, Ok(to_reference)));
         }
         let root = match &self.reference_host {
             Some(h) => self.hosts.iter().position(|x| x == h),
@@ -229,10 +230,23 @@ impl Synchronizer {
             while let Some(h) = queue.pop_front() {
                 let base = formula[h].clone().expect("queued hosts have a formula");
                 for (to, label) in &adjacent[h] {
-                    if formula[*to].is_none() {
-                        formula[*to] = Some(base.compose(label));
-                        queue.push_back(*to);
+                    if formula[*to].is_some() {
+                        continue;
                     }
+                    let inverse;
+                    let label = match label {
+                        Ok(l) => l,
+                        // A formula with a zero slope has no inverse: no edge.
+                        Err(forward) => match forward.inverse() {
+                            Some(l) => {
+                                inverse = l;
+                                &inverse
+                            }
+                            None => continue,
+                        },
+                    };
+                    formula[*to] = Some(base.compose(label));
+                    queue.push_back(*to);
                 }
             }
         }

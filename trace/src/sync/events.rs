@@ -240,13 +240,17 @@ pub fn synchronize_with_reference(
     progress: &AtomicU64,
 ) -> Result<SyncResult, TraceError> {
     crate::timing::mark(|| "sync: start".into());
-    let plan = MatchPlan::new(exp);
-    let scan = if plan.is_empty() {
-        PacketScan::default()
-    } else {
-        scan_packets(exp, &plan, progress)
-    };
+    let scan = read_packets(exp, progress);
     Ok(match_scanned(exp, scan, reference_host))
+}
+
+/// The packet events [`synchronize`] matches, read from `exp`'s streams on all cores.
+pub fn read_packets(exp: &Experiment, progress: &AtomicU64) -> PacketScan {
+    let plan = MatchPlan::new(exp);
+    if plan.is_empty() {
+        return PacketScan::default();
+    }
+    scan_packets(exp, &plan, progress)
 }
 
 /// Packet events read from an experiment's streams, before matching: per stream that has
@@ -361,13 +365,16 @@ pub fn synchronize_scanned(exp: &Experiment, scan: PacketScan) -> SyncResult {
 
 /// Opens `paths` as [`Experiment::open`] does while reading, as soon as each trace's metadata
 /// is parsed, its packet events on other threads: the scan that [`synchronize`] makes, done
-/// while later traces' metadata is parsed instead of after. `None` instead of a scan when
+/// while later traces' metadata is parsed instead of after, on `threads` threads (this one
+/// included). `None` instead of a scan when
 /// there is nothing to synchronize (fewer than two traces, or all of one host: the reading
 /// stops at the next packet).
 pub fn open_scanning_packets<P: AsRef<Path>>(
     paths: &[P],
+    threads: usize,
     progress: &AtomicU64,
 ) -> Result<(Experiment, Option<PacketScan>), TraceError> {
+    let threads = threads.max(1);
     let dirs = Experiment::find_trace_dirs(paths)?;
     if dirs.len() < 2 {
         let parts = dirs
@@ -380,7 +387,6 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
     let parts: Vec<OnceLock<ScanPart>> = dirs.iter().map(|_| OnceLock::new()).collect();
     let queue = StreamQueue::default();
     let go_on = AtomicBool::new(true);
-    let threads = crate::available_cores();
     let scan_next = || {
         let mut out = Vec::new();
         while let Some(item) = queue.next() {

@@ -22,8 +22,8 @@ pub use apply::{
     SyncOrigin, SAVED_SYNC_FILE,
 };
 pub use events::{
-    host_ids, open_scanning_packets, synchronize, synchronize_in_one_pass, synchronize_scanned,
-    synchronize_with_reference, MatchPlan, PacketScan,
+    host_ids, open_scanning_packets, read_packets, synchronize, synchronize_in_one_pass,
+    synchronize_scanned, synchronize_with_reference, MatchPlan, PacketScan,
 };
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};

@@ -31,6 +31,22 @@ impl TimeTransforms {
         TimeTransforms { per_trace }
     }
 
+    /// The formulas of traces `indices`, in that order (e.g. one host's traces when an
+    /// experiment is split), without computing them again.
+    pub(crate) fn select(&self, indices: &[usize]) -> TimeTransforms {
+        if self.is_empty() {
+            return TimeTransforms::default();
+        }
+        let per_trace: Vec<Option<Applier>> = indices
+            .iter()
+            .map(|&i| self.per_trace.get(i).cloned().flatten())
+            .collect();
+        if per_trace.iter().all(Option::is_none) {
+            return TimeTransforms::default();
+        }
+        TimeTransforms { per_trace }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.per_trace.is_empty()
     }

@@ -154,12 +154,18 @@ impl LinearTransform {
     pub(crate) fn applier_from(&self, base: i64) -> Applier {
         let f = self.fast();
         // f(base), to 64 fraction bits: f(t) = f(base) + slope * (t - base).
-        let at_base = self.slope.mul(&Ratio::from_int(base as i128)).add(&self.offset);
+        let at_base = self
+            .slope
+            .mul(&Ratio::from_int(base as i128))
+            .add(&self.offset);
         let split64 = |r: &Ratio| -> Option<(i64, u64)> {
             let int = r.floor();
             let frac = r.sub(&Ratio::new(int.clone(), BigInt::from_i128(1)));
             let bits = frac.floor_shifted(64).to_i128()?;
-            Some((i64::try_from(int.to_i128()?).ok()?, u64::try_from(bits).ok()?))
+            Some((
+                i64::try_from(int.to_i128()?).ok()?,
+                u64::try_from(bits).ok()?,
+            ))
         };
         let tier1 = f.and_then(|f| {
             let slope_int = i64::try_from(f.slope_int).ok()?;
