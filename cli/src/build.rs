@@ -12,6 +12,7 @@ use serde_json::json;
 use sextant_providers::pipeline::{
     self, Analysis, AnalysisReport, BuildOptions, BuildReport, Output, Progress,
 };
+use sextant_providers::sources::Deferred;
 use sextant_providers::sources::{CtfSource, HostTraces, Opened};
 use sextant_providers::stub_source::StubSource;
 use sextant_providers::StateProvider;
@@ -310,6 +311,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     };
 
     let mut saving = None;
+    let mut matching = None;
     let opened = match &args.parser {
         Some(parser) => Opened::One(custom_xml_source(
             parser,
@@ -331,30 +333,43 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 }
                 _ => build_folder(&args, ids.len())?.map(|dir| dir.join(SAVED_SYNC_FILE)),
             };
-            // The formulas are saved while the histories are built.
-            let (opened, applied) = sextant_providers::sources::open_per_host_saving_later(
+            // Formulas computed now are computed once the hosts' builds are under way (only
+            // the hosts that need them wait), and saved while the histories are built.
+            let (opened, deferred) = sextant_providers::sources::open_per_host_deferred(
                 &args.traces,
                 &args.sync,
                 saved.as_deref(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("opening the trace")?;
-            saving = applied.as_ref().and_then(|a| a.saving.clone());
-            if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
-                eprintln!("synchronization: {}", describe_sync(&a));
+            match deferred {
+                Deferred::Done(applied) => {
+                    saving = applied.as_ref().and_then(|a| a.saving.clone());
+                    report_sync(&args, applied.as_ref());
+                }
+                Deferred::Matching(later) => matching = Some(later),
             }
             opened
         }
     };
     sextant_trace::timing::mark(|| "build: opened".into());
-    // The formulas file is written by this thread once the hosts' builds are under way (it
-    // would only wait for them otherwise).
+    // This thread computes the formulas, then writes them to their file, once the hosts'
+    // builds are under way (it would only wait for them otherwise).
     let mut saved = Ok(());
-    let built = build_opened(&args, opened, &ids, &analyses, &mut || {
+    let mut finish = || {
+        if let Some(later) = matching.take() {
+            let applied = later.finish();
+            saving = applied.saving.clone();
+            report_sync(&args, Some(&applied));
+        }
         if let Some(s) = &saving {
             saved = s.wait();
         }
-    });
+    };
+    let built = build_opened(&args, opened, &ids, &analyses, &mut finish);
+    // (A single source never waits for formulas: done by now, or nothing to do.)
+    finish();
+    drop(finish);
     sextant_trace::timing::mark(|| "build: histories built".into());
     if let Some(saving) = saving {
         // Not fatal: the histories are there; the next build computes the formulas again.
@@ -367,6 +382,13 @@ pub fn run(args: BuildArgs) -> Result<()> {
     print_summary(&args, &built, elapsed);
     sextant_trace::timing::mark(|| "build: end".into());
     Ok(())
+}
+
+/// Tells how the traces were synchronized (on stderr, unless `--json` or nothing to do).
+fn report_sync(args: &BuildArgs, applied: Option<&SyncApplied>) {
+    if let Some(a) = applied.filter(|a| !args.json && a.origin != SyncOrigin::SingleHost) {
+        eprintln!("synchronization: {}", describe_sync(a));
+    }
 }
 
 /// Builds the histories of `opened`: one pipeline, or one per host (then `meanwhile` runs on

@@ -6,6 +6,7 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex};
 
 use sextant_trace::sync;
 /// What front ends pass and get back about synchronization.
@@ -79,7 +80,8 @@ pub struct HostTraces {
     pub name: String,
     /// Trace directories, in experiment order.
     pub dirs: Vec<PathBuf>,
-    /// One formula per trace of `dirs`.
+    /// One formula per trace of `dirs` (identities, for a host whose source waits for its
+    /// formulas: [`open_per_host_deferred`]).
     pub transforms: Vec<LinearTransform>,
     /// Size of the stream files, for progress.
     pub bytes: u64,
@@ -117,9 +119,101 @@ pub fn open_per_host_saving_later(
     mode: &SyncMode,
     saved: Option<&Path>,
 ) -> Result<(Opened, Option<SyncApplied>), SourceError> {
+    match open_per_host_deferred(paths, mode, saved)? {
+        (opened, Deferred::Done(applied)) => Ok((opened, applied)),
+        (opened, Deferred::Matching(later)) => Ok((opened, Some(later.finish()))),
+    }
+}
+
+/// The synchronization of [`open_per_host_deferred`]: done, or its formulas still to be
+/// computed from packets already read.
+pub enum Deferred {
+    Done(Option<SyncApplied>),
+    Matching(SyncLater),
+}
+
+/// Formulas to compute from the packets read while the traces were opened, for hosts whose
+/// sources wait for them ([`SyncLater::finish`]); the reference host's source needs none.
+pub struct SyncLater {
+    hosts: Vec<String>,
+    names: Vec<String>,
+    scan: sync::PacketScan,
+    saved: Option<PathBuf>,
+    /// Per host (order of [`Opened::PerHost`]): its traces, and what its source waits on.
+    waiting: Vec<(Vec<usize>, Option<PendingFormulas>)>,
+}
+
+impl SyncLater {
+    /// Matches the packets, hands each waiting source its formulas, and says what was done
+    /// (the file still to be saved: [`SyncApplied::saving`]).
+    pub fn finish(mut self) -> SyncApplied {
+        let scan = std::mem::take(&mut self.scan);
+        let applied = sync::apply_scanned(
+            &self.hosts,
+            std::mem::take(&mut self.names),
+            scan,
+            self.saved.as_deref(),
+        );
+        for (members, pending) in &self.waiting {
+            let formulas = members.iter().map(|&i| applied.transforms[i].clone());
+            match pending {
+                Some(p) => p.resolve(Ok(formulas.collect())),
+                // The host id sorting first keeps its clock (see `synchronize_hosts`).
+                None => debug_assert!(formulas.clone().all(|t| t.is_identity())),
+            }
+        }
+        applied
+    }
+}
+
+impl Drop for SyncLater {
+    fn drop(&mut self) {
+        // Not finished (an error on the way): waiting sources stop instead of waiting forever.
+        for p in self.waiting.iter().filter_map(|w| w.1.as_ref()) {
+            p.resolve(Err("the synchronization was not finished".into()));
+        }
+    }
+}
+
+/// Formulas of one host's traces, still being computed when its source is handed out: its
+/// [`EventSource::run`] waits for them before its first event.
+#[derive(Clone, Default)]
+pub struct PendingFormulas(Arc<(Mutex<Option<Result<Vec<LinearTransform>, String>>>, Condvar)>);
+
+impl PendingFormulas {
+    /// Gives the formulas (or why there are none); only the first call counts.
+    fn resolve(&self, r: Result<Vec<LinearTransform>, String>) {
+        let mut slot = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(r);
+            self.0 .1.notify_all();
+        }
+    }
+
+    fn wait(&self) -> Result<Vec<LinearTransform>, String> {
+        let mut slot = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = slot.as_ref() {
+                return r.clone();
+            }
+            slot = self.0 .1.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// [`open_per_host_saving_later`], handing out the hosts' sources before the formulas are
+/// computed when packets are matched now: the reference host (the host id sorting first,
+/// whose formulas are identities) can be read at once, the others' sources wait for
+/// [`SyncLater::finish`], which the caller runs once their builds are under way (their
+/// threads and outputs are set up meanwhile).
+pub fn open_per_host_deferred(
+    paths: &[PathBuf],
+    mode: &SyncMode,
+    saved: Option<&Path>,
+) -> Result<(Opened, Deferred), SourceError> {
     let live = |p: &PathBuf| p.to_str().is_some_and(crate::live_source::is_live_url);
     if paths.is_empty() || paths.iter().any(|p| is_xml(p) || live(p)) {
-        return open_unsynchronized(paths).map(|s| (Opened::One(s), None));
+        return open_unsynchronized(paths).map(|s| (Opened::One(s), Deferred::Done(None)));
     }
     if let Some(p) = paths.iter().find(|p| !p.is_dir()) {
         return Err(OpenError::NotATrace(p.clone()).into());
@@ -138,6 +232,30 @@ pub fn open_per_host_saving_later(
         (CtfSource::open(paths)?, None)
     };
     sextant_trace::timing::mark(|| "opened (metadata parsed)".into());
+    if let Some(scan) = prescan {
+        // Several hosts (else no scan): split now, formulas later.
+        let hosts = sync::host_ids(&source.experiment);
+        let names = sync::trace_names(&source.experiment);
+        let reference = hosts.iter().min().cloned();
+        let (opened, members) = split_per_host(source, paths, &hosts)?;
+        let Opened::PerHost(mut per_host) = opened else {
+            unreachable!("traces of several hosts")
+        };
+        let mut waiting = Vec::new();
+        for ((host, source), members) in per_host.iter_mut().zip(members) {
+            let pending = (Some(&host.host) != reference.as_ref()).then(PendingFormulas::default);
+            source.pending = pending.clone();
+            waiting.push((members, pending));
+        }
+        let later = SyncLater {
+            hosts,
+            names,
+            scan,
+            saved: saved.map(Path::to_path_buf),
+            waiting,
+        };
+        return Ok((Opened::PerHost(per_host), Deferred::Matching(later)));
+    }
     let applied = if *mode == SyncMode::Off {
         None
     } else {
@@ -145,15 +263,26 @@ pub fn open_per_host_saving_later(
             &mut source.experiment,
             mode,
             saved,
-            prescan,
+            None,
             &AtomicU64::new(0),
         )?)
     };
-    let exp = &source.experiment;
-    let hosts = sync::host_ids(exp);
+    let hosts = sync::host_ids(&source.experiment);
     if hosts.iter().all(|h| h == &hosts[0]) {
-        return Ok((Opened::One(Box::new(source)), applied));
+        return Ok((Opened::One(Box::new(source)), Deferred::Done(applied)));
     }
+    let (opened, _) = split_per_host(source, paths, &hosts)?;
+    Ok((opened, Deferred::Done(applied)))
+}
+
+/// The experiment of `source` split by host (`hosts`: each trace's), each host's traces
+/// keeping their formulas; with each host's trace indices.
+fn split_per_host(
+    source: CtfSource,
+    paths: &[PathBuf],
+    hosts: &[String],
+) -> Result<(Opened, Vec<Vec<usize>>), SourceError> {
+    let exp = &source.experiment;
     let transforms: Vec<LinearTransform> = (0..hosts.len())
         .map(|i| exp.time_transforms().get(i))
         .collect();
@@ -197,10 +326,15 @@ pub fn open_per_host_saving_later(
         .zip(parts)
         .map(|(host, experiment)| {
             let name = host.name.clone();
-            (host, CtfSource { experiment, name })
+            let source = CtfSource {
+                experiment,
+                name,
+                pending: None,
+            };
+            (host, source)
         })
         .collect();
-    Ok((Opened::PerHost(per_host), applied))
+    Ok((Opened::PerHost(per_host), members))
 }
 
 /// Name of trace directory `dir` found below one of `roots`.
@@ -275,6 +409,8 @@ fn is_xml(p: &Path) -> bool {
 pub struct CtfSource {
     experiment: Experiment,
     name: String,
+    /// Formulas to wait for before the first event (see [`open_per_host_deferred`]).
+    pending: Option<PendingFormulas>,
 }
 
 impl CtfSource {
@@ -292,7 +428,11 @@ impl CtfSource {
             })
             .collect::<Vec<_>>()
             .join("+");
-        CtfSource { experiment, name }
+        CtfSource {
+            experiment,
+            name,
+            pending: None,
+        }
     }
 
     pub fn experiment(&self) -> &Experiment {
@@ -358,6 +498,10 @@ impl EventSource for CtfSource {
         visit: &mut dyn FnMut(&dyn SourceEvent) -> ControlFlow<()>,
         work_done: &AtomicU64,
     ) -> Result<(), SourceError> {
+        if let Some(pending) = self.pending.take() {
+            let transforms = pending.wait()?;
+            self.experiment.set_time_transforms(&transforms);
+        }
         sextant_trace::timing::mark(|| format!("read start {}", self.name));
         let r = self
             .experiment

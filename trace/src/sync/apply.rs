@@ -2,7 +2,7 @@
 //! experiment its formulas, computing them once and reusing the saved result after.
 
 use super::algorithm::SyncResult;
-use super::events::{host_ids, synchronize, synchronize_scanned, PacketScan};
+use super::events::{host_ids, synchronize, synchronize_hosts, PacketScan};
 use super::report::{transforms_from_json, SavedSyncError};
 use super::transform::LinearTransform;
 use crate::error::TraceError;
@@ -227,34 +227,59 @@ pub fn apply_prescanned(
                     }
                 }
             }
-            let mut retired = None;
-            let result = match prescan {
-                Some(mut scan) => {
-                    retired = Some(scan.take_retired());
-                    synchronize_scanned(exp, scan)
-                }
-                None => synchronize(exp, progress)?,
+            let applied = match prescan {
+                Some(scan) => apply_scanned(&hosts, names(exp), scan, saved),
+                None => computed(synchronize(exp, progress)?, names(exp), saved, None),
             };
-            let transforms = result.transforms();
-            exp.set_time_transforms(&transforms);
-            let saving = saved.map(|path| {
-                let (path, result, names) = (path.to_path_buf(), result.clone(), names(exp));
-                PendingSave::deferred(move || {
-                    let r = save(&path, &result, &names);
-                    // Also done while the formulas are used.
-                    drop(retired);
-                    crate::timing::mark(|| "sync file saved".into());
-                    r
-                })
-            });
-            Ok(SyncApplied {
-                origin: SyncOrigin::Computed,
-                transforms,
-                result: Some(result),
-                saving,
-            })
+            exp.set_time_transforms(&applied.transforms);
+            Ok(applied)
         }
     }
+}
+
+/// What [`apply_prescanned`] gives for packets matched now, from the host id and the name
+/// (path) of each trace of the experiment they were read from, without the experiment (which
+/// may be split and read meanwhile): the formulas, and the result still to be saved at `saved`.
+pub fn apply_scanned(
+    hosts: &[String],
+    names: Vec<String>,
+    mut scan: PacketScan,
+    saved: Option<&Path>,
+) -> SyncApplied {
+    let retired = scan.take_retired();
+    let result = synchronize_hosts(hosts, scan);
+    computed(result, names, saved, Some(Box::new(retired)))
+}
+
+/// A result computed now, its file to be saved at `saved`; `retired` is dropped once saved.
+fn computed(
+    result: SyncResult,
+    names: Vec<String>,
+    saved: Option<&Path>,
+    retired: Option<Box<dyn Send>>,
+) -> SyncApplied {
+    let transforms = result.transforms();
+    let saving = saved.map(|path| {
+        let (path, result) = (path.to_path_buf(), result.clone());
+        PendingSave::deferred(move || {
+            let r = save(&path, &result, &names);
+            // Also done while the formulas are used.
+            drop(retired);
+            crate::timing::mark(|| "sync file saved".into());
+            r
+        })
+    });
+    SyncApplied {
+        origin: SyncOrigin::Computed,
+        transforms,
+        result: Some(result),
+        saving,
+    }
+}
+
+/// The name [`apply`] saves for each trace of `exp`.
+pub fn trace_names(exp: &Experiment) -> Vec<String> {
+    names(exp)
 }
 
 /// Writes `result` to `path` atomically: a temporary file of this writer's own (concurrent

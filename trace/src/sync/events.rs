@@ -329,7 +329,12 @@ fn scan_packets(exp: &Experiment, plan: &MatchPlan, progress: &AtomicU64) -> Pac
 /// Matches the packets of `scan` (read from `exp`'s streams) in the experiment's event order
 /// and computes each trace's formula.
 fn match_scanned(exp: &Experiment, scan: PacketScan, reference_host: Option<String>) -> SyncResult {
-    let mut sync = Synchronizer::new(&host_ids(exp));
+    match_packets(&host_ids(exp), scan, reference_host)
+}
+
+/// [`match_scanned`] with the experiment's host ids only.
+fn match_packets(hosts: &[String], scan: PacketScan, reference_host: Option<String>) -> SyncResult {
+    let mut sync = Synchronizer::new(hosts);
     sync.set_reference_host(reference_host);
     // (timestamp, stream, rank in the stream): the experiment's order.
     let mut packets: Vec<(i64, usize, usize, usize, Direction, MatchKey)> = scan
@@ -361,6 +366,14 @@ fn match_scanned(exp: &Experiment, scan: PacketScan, reference_host: Option<Stri
 /// experiment.
 pub fn synchronize_scanned(exp: &Experiment, scan: PacketScan) -> SyncResult {
     match_scanned(exp, scan, None)
+}
+
+/// [`synchronize_scanned`] for an experiment whose traces have these host ids (see
+/// [`host_ids`]), without the experiment: its reference host is the host id that sorts
+/// first, and that host's formulas are identities whatever the matches (a host that matched
+/// nothing keeps its clock).
+pub fn synchronize_hosts(hosts: &[String], scan: PacketScan) -> SyncResult {
+    match_packets(hosts, scan, None)
 }
 
 /// Opens `paths` as [`Experiment::open`] does while reading, as soon as each trace's metadata

@@ -18,12 +18,13 @@ pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
 pub use apply::{
-    apply, apply_prescanned, apply_saving_later, PendingSave, SyncApplied, SyncError, SyncMode,
-    SyncOrigin, SAVED_SYNC_FILE,
+    apply, apply_prescanned, apply_saving_later, apply_scanned, trace_names, PendingSave,
+    SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE,
 };
 pub use events::{
-    host_ids, open_scanning_packets, read_packets, synchronize, synchronize_in_one_pass,
-    synchronize_scanned, synchronize_with_reference, MatchPlan, PacketScan,
+    host_ids, open_scanning_packets, read_packets, synchronize, synchronize_hosts,
+    synchronize_in_one_pass, synchronize_scanned, synchronize_with_reference, MatchPlan,
+    PacketScan,
 };
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
