@@ -369,7 +369,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let built = build_opened(&args, opened, &ids, &analyses, &mut finish);
     // (A single source never waits for formulas: done by now, or nothing to do.)
     finish();
-    drop(finish);
     sextant_trace::timing::mark(|| "build: histories built".into());
     if let Some(saving) = saving {
         // Not fatal: the histories are there; the next build computes the formulas again.

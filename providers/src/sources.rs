@@ -178,11 +178,14 @@ impl Drop for SyncLater {
 /// Formulas of one host's traces, still being computed when its source is handed out: its
 /// [`EventSource::run`] waits for them before its first event.
 #[derive(Clone, Default)]
-pub struct PendingFormulas(Arc<(Mutex<Option<Result<Vec<LinearTransform>, String>>>, Condvar)>);
+pub struct PendingFormulas(Arc<(Mutex<Option<FormulasOrWhyNot>>, Condvar)>);
+
+/// A host's formulas (one per trace), or why there are none.
+type FormulasOrWhyNot = Result<Vec<LinearTransform>, String>;
 
 impl PendingFormulas {
     /// Gives the formulas (or why there are none); only the first call counts.
-    fn resolve(&self, r: Result<Vec<LinearTransform>, String>) {
+    fn resolve(&self, r: FormulasOrWhyNot) {
         let mut slot = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(r);
@@ -190,7 +193,7 @@ impl PendingFormulas {
         }
     }
 
-    fn wait(&self) -> Result<Vec<LinearTransform>, String> {
+    fn wait(&self) -> FormulasOrWhyNot {
         let mut slot = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = slot.as_ref() {

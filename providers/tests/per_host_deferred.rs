@@ -1,0 +1,117 @@
+//! `open_per_host_deferred`: the hosts' sources handed out before their formulas are computed
+//! read, once `SyncLater::finish` has run, the events that sources opened with the same
+//! formulas given up front read; the reference host's source never waits; a synchronization
+//! left unfinished stops the waiting sources instead of hanging them.
+
+use sextant_providers::pipeline::EventSource;
+use sextant_providers::sources::{
+    open_per_host_deferred, open_per_host_saving_later, CtfSource, Deferred, HostTraces, Opened,
+    SyncMode,
+};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("SEXTANT_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but the shared directory {} is missing (set SEXTANT_SHARED)",
+        dir.display()
+    );
+    eprintln!(
+        "note: skipping: shared directory {} not found (set SEXTANT_SHARED)",
+        dir.display()
+    );
+    None
+}
+
+/// (class, timestamp) of every event the source visits, or the error that stopped it.
+fn read(source: &mut CtfSource) -> Result<Vec<(u32, i64)>, String> {
+    let mut out = Vec::new();
+    source
+        .run(
+            &mut |ev| {
+                out.push((ev.class(), ev.timestamp()));
+                ControlFlow::Continue(())
+            },
+            &AtomicU64::new(0),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn per_host(opened: Opened) -> Vec<(HostTraces, CtfSource)> {
+    match opened {
+        Opened::PerHost(h) => h,
+        Opened::One(_) => panic!("the scp pair is two hosts"),
+    }
+}
+
+#[test]
+fn deferred_sources_read_as_sources_with_their_formulas_given() {
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let pair = [ctf.join("scp_src"), ctf.join("scp_dest")];
+    let dir = std::env::temp_dir().join(format!("sextant-deferred-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("sextant-sync.json");
+
+    // The same formulas, computed and saved, then given up front (`--sync FILE`).
+    let (_, applied) = open_per_host_saving_later(&pair, &SyncMode::Auto, Some(&saved)).unwrap();
+    applied.unwrap().saving.unwrap().wait().unwrap();
+    let (given, _) =
+        open_per_host_saving_later(&pair, &SyncMode::File(saved.clone()), None).unwrap();
+    let want: Vec<_> = per_host(given)
+        .into_iter()
+        .map(|(h, mut s)| (h.host, read(&mut s).unwrap()))
+        .collect();
+
+    let (opened, deferred) = open_per_host_deferred(&pair, &SyncMode::Auto, None).unwrap();
+    let Deferred::Matching(later) = deferred else {
+        panic!("no saved formulas: packets are matched")
+    };
+    let hosts = per_host(opened);
+    // scp_dest's host id sorts first: it is the reference and reads at once.
+    let (reference, waiting): (Vec<_>, Vec<_>) =
+        hosts.into_iter().partition(|(h, _)| h.name == "scp_dest");
+    let (ref_host, mut ref_source) = reference.into_iter().next().unwrap();
+    let ref_events = read(&mut ref_source).unwrap();
+    assert_eq!(
+        want.iter().find(|w| w.0 == ref_host.host).unwrap().1,
+        ref_events
+    );
+    // scp_src's source waits for its formulas, given by `finish` from another thread.
+    let (host, mut source) = waiting.into_iter().next().unwrap();
+    let reader = std::thread::spawn(move || read(&mut source));
+    let applied = later.finish();
+    assert_eq!(applied.result.as_ref().unwrap().matches, 46);
+    let events = reader.join().unwrap().unwrap();
+    assert_eq!(want.iter().find(|w| w.0 == host.host).unwrap().1, events);
+    assert!(applied.saving.is_none(), "no file was asked for");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unfinished_synchronization_stops_the_waiting_sources() {
+    let Some(shared) = shared_dir() else { return };
+    let ctf = shared.join("traces/ctf");
+    let pair = [ctf.join("scp_src"), ctf.join("scp_dest")];
+    let (opened, deferred) = open_per_host_deferred(&pair, &SyncMode::Auto, None).unwrap();
+    drop(deferred);
+    for (host, mut source) in per_host(opened) {
+        let r = read(&mut source);
+        if host.name == "scp_dest" {
+            assert!(r.is_ok(), "the reference needs no formulas");
+        } else {
+            let e = r.unwrap_err();
+            assert!(e.contains("not finished"), "{e}");
+        }
+    }
+}
