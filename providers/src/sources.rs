@@ -132,12 +132,13 @@ pub enum Deferred {
     Matching(SyncLater),
 }
 
-/// Formulas to compute from the packets read while the traces were opened, for hosts whose
-/// sources wait for them ([`SyncLater::finish`]); the reference host's source needs none.
+/// Packets being read (or read) while the traces were opened, and formulas to compute from
+/// them, for the hosts' sources that wait ([`SyncLater::finish`]).
 pub struct SyncLater {
     hosts: Vec<String>,
     names: Vec<String>,
-    scan: sync::PacketScan,
+    /// The packets read, or still being read (then this thread reads with the others).
+    scan: Result<sync::PacketScan, Option<sync::ScanningPackets>>,
     saved: Option<PathBuf>,
     /// Per host (order of [`Opened::PerHost`]): its traces, and what its source waits on.
     waiting: Vec<(Vec<usize>, Option<PendingFormulas>)>,
@@ -147,7 +148,12 @@ impl SyncLater {
     /// Matches the packets, hands each waiting source its formulas, and says what was done
     /// (the file still to be saved: [`SyncApplied::saving`]).
     pub fn finish(mut self) -> SyncApplied {
-        let scan = std::mem::take(&mut self.scan);
+        let scan = match std::mem::replace(&mut self.scan, Err(None)) {
+            Ok(scan) => scan,
+            // (The traces it gives back are the sources' now.)
+            Err(Some(scanning)) => scanning.finish().1.unwrap_or_default(),
+            Err(None) => unreachable!("finished once"),
+        };
         let applied = sync::apply_scanned(
             &self.hosts,
             std::mem::take(&mut self.names),
@@ -205,10 +211,12 @@ impl PendingFormulas {
 }
 
 /// [`open_per_host_saving_later`], handing out the hosts' sources before the formulas are
-/// computed when packets are matched now: the reference host (the host id sorting first,
-/// whose formulas are identities) can be read at once, the others' sources wait for
-/// [`SyncLater::finish`], which the caller runs once their builds are under way (their
-/// threads and outputs are set up meanwhile).
+/// computed when packets are matched now; the caller runs [`SyncLater::finish`] once their
+/// builds are under way (their threads and outputs are set up meanwhile). When each host has
+/// one trace, the sources are handed out as soon as the traces' metadata is parsed: each
+/// waits for its trace's packets to be read (this thread reads with the others in `finish`)
+/// and for its formulas. Otherwise the packets are read first, and only the hosts other than
+/// the reference (the host id sorting first, whose formulas are identities) wait.
 pub fn open_per_host_deferred(
     paths: &[PathBuf],
     mode: &SyncMode,
@@ -225,11 +233,56 @@ pub fn open_per_host_deferred(
     // the traces are opened (stopping if the traces turn out to be of one host).
     let matching = *mode == SyncMode::Auto && !saved.is_some_and(Path::is_file);
     let (mut source, prescan) = if matching {
-        let (experiment, scan) = sync::open_scanning_packets(
-            paths,
-            sextant_trace::available_cores(),
-            &AtomicU64::new(0),
-        )?;
+        let scanning = sync::start_scanning_packets(paths, sextant_trace::available_cores())?;
+        let traces = scanning.traces();
+        let exps: Vec<&Experiment> = traces.iter().map(|t| t.experiment()).collect();
+        let hosts = sync::host_ids_of(&exps);
+        let one_trace_each = (1..hosts.len()).all(|i| !hosts[..i].contains(&hosts[i]));
+        if !scanning.one_host() && one_trace_each {
+            // Each host's source is its trace, read once its packets are (its formulas
+            // computed meanwhile, by `SyncLater::finish`).
+            let names = exps
+                .iter()
+                .map(|e| e.traces()[0].path.display().to_string())
+                .collect();
+            let mut per_host: Vec<(HostTraces, CtfSource)> = Vec::new();
+            let mut waiting = Vec::new();
+            for (i, t) in traces.into_iter().enumerate() {
+                let (meta, ctf) = (&t.experiment().traces()[0], &t.experiment().ctf_traces()[0]);
+                let host = HostTraces {
+                    host: hosts[i].clone(),
+                    name: display_name(paths, &meta.path),
+                    dirs: vec![meta.path.clone()],
+                    transforms: vec![LinearTransform::identity()],
+                    bytes: ctf.files.iter().map(|f| f.size).sum(),
+                };
+                let pending = PendingFormulas::default();
+                let source = CtfSource {
+                    experiment: Experiment::default(),
+                    opening: Some(t),
+                    name: String::new(),
+                    pending: Some(pending.clone()),
+                };
+                per_host.push((host, source));
+                waiting.push((vec![i], Some(pending)));
+            }
+            unique_names(per_host.iter_mut().map(|(h, _)| &mut h.name));
+            for (h, s) in &mut per_host {
+                s.name = h.name.clone();
+            }
+            let later = SyncLater {
+                hosts,
+                names,
+                scan: Err(Some(scanning)),
+                saved: saved.map(Path::to_path_buf),
+                waiting,
+            };
+            sextant_trace::timing::mark(|| "sources handed out".into());
+            return Ok((Opened::PerHost(per_host), Deferred::Matching(later)));
+        }
+        drop(exps);
+        drop(traces);
+        let (experiment, scan) = scanning.finish_joined()?;
         (CtfSource::new(experiment, paths), scan)
     } else {
         (CtfSource::open(paths)?, None)
@@ -253,7 +306,7 @@ pub fn open_per_host_deferred(
         let later = SyncLater {
             hosts,
             names,
-            scan,
+            scan: Ok(scan),
             saved: saved.map(Path::to_path_buf),
             waiting,
         };
@@ -313,15 +366,7 @@ fn split_per_host(
             }
         }
     }
-    // Names must tell the hosts apart (they name output files).
-    for i in 1..groups.len() {
-        let mut n = 2;
-        let base = groups[i].name.clone();
-        while groups[..i].iter().any(|g| g.name == groups[i].name) {
-            groups[i].name = format!("{base}-{n}");
-            n += 1;
-        }
-    }
+    unique_names(groups.iter_mut().map(|g| &mut g.name));
     let parts = source.experiment.split(&members)?;
     sextant_trace::timing::mark(|| "split per host".into());
     let per_host = groups
@@ -331,6 +376,7 @@ fn split_per_host(
             let name = host.name.clone();
             let source = CtfSource {
                 experiment,
+                opening: None,
                 name,
                 pending: None,
             };
@@ -338,6 +384,20 @@ fn split_per_host(
         })
         .collect();
     Ok((Opened::PerHost(per_host), members))
+}
+
+/// Makes host names tell the hosts apart (they name output files): `x`, `x-2`, ...
+fn unique_names<'a>(names: impl Iterator<Item = &'a mut String>) {
+    let mut seen: Vec<String> = Vec::new();
+    for name in names {
+        let base = name.clone();
+        let mut n = 2;
+        while seen.contains(name) {
+            *name = format!("{base}-{n}");
+            n += 1;
+        }
+        seen.push(name.clone());
+    }
 }
 
 /// Name of trace directory `dir` found below one of `roots`.
@@ -410,7 +470,10 @@ fn is_xml(p: &Path) -> bool {
 
 /// CTF traces read as one time-ordered experiment.
 pub struct CtfSource {
+    /// (Empty while `opening`.)
     experiment: Experiment,
+    /// The trace, its packets still being read for its formulas (see `pending`).
+    opening: Option<sync::TraceOpened>,
     name: String,
     /// Formulas to wait for before the first event (see [`open_per_host_deferred`]).
     pending: Option<PendingFormulas>,
@@ -433,13 +496,16 @@ impl CtfSource {
             .join("+");
         CtfSource {
             experiment,
+            opening: None,
             name,
             pending: None,
         }
     }
 
     pub fn experiment(&self) -> &Experiment {
-        &self.experiment
+        self.opening
+            .as_ref()
+            .map_or(&self.experiment, |t| t.experiment())
     }
 }
 
@@ -470,30 +536,31 @@ impl EventSource for CtfSource {
     /// The first trace's domain and environment (the traces of one LTTng session
     /// share them); the name joins the given paths' names.
     fn info(&self) -> TraceInfo {
-        let first = self.experiment.traces().first();
+        let first = self.experiment().traces().first();
         TraceInfo {
             name: self.name.clone(),
             domain: first.map(|t| t.domain.clone()).unwrap_or_default(),
             env: first.map(|t| t.env.clone()).unwrap_or_default(),
             // Trace Compass's host ids (clock UUID, else trace name).
-            hosts: sync::host_ids(&self.experiment),
+            hosts: sync::host_ids(self.experiment()),
         }
     }
 
     fn class_names(&self) -> Vec<String> {
-        (0..self.experiment.class_count())
-            .map(|c| self.experiment.class_name(ClassId(c)).to_string())
+        let exp = self.experiment();
+        (0..exp.class_count())
+            .map(|c| exp.class_name(ClassId(c)).to_string())
             .collect()
     }
 
     fn resolve(&self, class: u32, field: &str) -> Option<FieldKey> {
-        self.experiment
+        self.experiment()
             .field_handle(ClassId(class), field)
             .map(|h| h.0 as FieldKey)
     }
 
     fn total_work(&self) -> Option<u64> {
-        Some(self.experiment.total_bytes())
+        Some(self.experiment().total_bytes())
     }
 
     fn run(
@@ -503,6 +570,12 @@ impl EventSource for CtfSource {
     ) -> Result<(), SourceError> {
         if let Some(pending) = self.pending.take() {
             let transforms = pending.wait()?;
+            if let Some(t) = self.opening.take() {
+                let dir = t.experiment().traces()[0].path.display().to_string();
+                self.experiment = t
+                    .into_experiment()
+                    .ok_or_else(|| format!("{dir}: still being read for synchronization"))?;
+            }
             self.experiment.set_time_transforms(&transforms);
         }
         sextant_trace::timing::mark(|| format!("read start {}", self.name));
@@ -515,7 +588,7 @@ impl EventSource for CtfSource {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.experiment.warnings()
+        self.experiment().warnings()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `open_per_host_deferred`: the hosts' sources handed out before their formulas are computed
 //! read, once `SyncLater::finish` has run, the events that sources opened with the same
-//! formulas given up front read; the reference host's source never waits; a synchronization
-//! left unfinished stops the waiting sources instead of hanging them.
+//! formulas given up front read; a synchronization left unfinished stops the waiting sources
+//! instead of hanging them.
 
 use sextant_providers::pipeline::EventSource;
 use sextant_providers::sources::{
@@ -77,23 +77,18 @@ fn deferred_sources_read_as_sources_with_their_formulas_given() {
     let Deferred::Matching(later) = deferred else {
         panic!("no saved formulas: packets are matched")
     };
-    let hosts = per_host(opened);
-    // scp_dest's host id sorts first: it is the reference and reads at once.
-    let (reference, waiting): (Vec<_>, Vec<_>) =
-        hosts.into_iter().partition(|(h, _)| h.name == "scp_dest");
-    let (ref_host, mut ref_source) = reference.into_iter().next().unwrap();
-    let ref_events = read(&mut ref_source).unwrap();
-    assert_eq!(
-        want.iter().find(|w| w.0 == ref_host.host).unwrap().1,
-        ref_events
-    );
-    // scp_src's source waits for its formulas, given by `finish` from another thread.
-    let (host, mut source) = waiting.into_iter().next().unwrap();
-    let reader = std::thread::spawn(move || read(&mut source));
+    // Each source waits until its trace's packets are read and its formulas computed, given
+    // by `finish` on this thread; the sources are read on others.
+    let readers: Vec<_> = per_host(opened)
+        .into_iter()
+        .map(|(host, mut source)| (host, std::thread::spawn(move || read(&mut source))))
+        .collect();
     let applied = later.finish();
     assert_eq!(applied.result.as_ref().unwrap().matches, 46);
-    let events = reader.join().unwrap().unwrap();
-    assert_eq!(want.iter().find(|w| w.0 == host.host).unwrap().1, events);
+    for (host, reader) in readers {
+        let events = reader.join().unwrap().unwrap();
+        assert_eq!(want.iter().find(|w| w.0 == host.host).unwrap().1, events);
+    }
     assert!(applied.saving.is_none(), "no file was asked for");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -105,13 +100,8 @@ fn an_unfinished_synchronization_stops_the_waiting_sources() {
     let pair = [ctf.join("scp_src"), ctf.join("scp_dest")];
     let (opened, deferred) = open_per_host_deferred(&pair, &SyncMode::Auto, None).unwrap();
     drop(deferred);
-    for (host, mut source) in per_host(opened) {
-        let r = read(&mut source);
-        if host.name == "scp_dest" {
-            assert!(r.is_ok(), "the reference needs no formulas");
-        } else {
-            let e = r.unwrap_err();
-            assert!(e.contains("not finished"), "{e}");
-        }
+    for (_, mut source) in per_host(opened) {
+        let e = read(&mut source).unwrap_err();
+        assert!(e.contains("not finished"), "{e}");
     }
 }

@@ -131,6 +131,13 @@ pub struct Experiment {
     filter: Option<Vec<bool>>,
 }
 
+/// An experiment of no trace (it visits nothing).
+impl Default for Experiment {
+    fn default() -> Experiment {
+        Experiment::empty()
+    }
+}
+
 /// The event a visitor sees; valid during the callback only.
 pub struct Event<'a> {
     exp_fields: &'a [FieldDesc],

@@ -180,10 +180,15 @@ impl MatchPlan {
 /// the trace name (the path when several traces share a name). Trace Compass reads no clock
 /// uuid from CTF 2 metadata, so CTF 2 traces always get their name.
 pub fn host_ids(exp: &Experiment) -> Vec<String> {
-    let metas = exp.traces();
-    exp.ctf_traces()
-        .iter()
-        .zip(metas)
+    host_ids_of(&[exp])
+}
+
+/// [`host_ids`] of the traces of `exps` taken as one experiment (in order).
+pub fn host_ids_of(exps: &[&Experiment]) -> Vec<String> {
+    let metas: Vec<_> = exps.iter().flat_map(|e| e.traces()).collect();
+    exps.iter()
+        .flat_map(|e| e.ctf_traces())
+        .zip(metas.iter().copied())
         .map(|(t, m)| {
             if let Some(id) = clock_host_id(t) {
                 return id;
@@ -260,6 +265,8 @@ pub fn read_packets(exp: &Experiment, progress: &AtomicU64) -> PacketScan {
 pub struct PacketScan {
     streams: Vec<Vec<Packet>>,
     errors: Vec<TraceError>,
+    /// Bytes of the packets read.
+    bytes: u64,
     /// Cursors that read parts of streams, still mapped: unmapping them costs, and can wait
     /// until the work that uses the result is under way (see [`PacketScan::take_retired`]).
     retired: Vec<Cursor>,
@@ -322,6 +329,7 @@ fn scan_packets(exp: &Experiment, plan: &MatchPlan, progress: &AtomicU64) -> Pac
     PacketScan {
         streams,
         errors,
+        bytes: 0,
         retired: Vec::new(),
     }
 }
@@ -387,26 +395,272 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
     threads: usize,
     progress: &AtomicU64,
 ) -> Result<(Experiment, Option<PacketScan>), TraceError> {
+    let (exp, scan) = start_scanning_packets(paths, threads)?.finish_joined()?;
+    if let Some(s) = &scan {
+        progress.fetch_add(s.bytes, Ordering::Relaxed);
+    }
+    Ok((exp, scan))
+}
+
+/// [`open_scanning_packets`] in two steps: this one returns once every trace's metadata is
+/// parsed, its packets being read by other threads; [`ScanningPackets::finish`] reads with
+/// them and collects what was read. Meanwhile each trace can be looked at
+/// ([`ScanningPackets::traces`]).
+pub fn start_scanning_packets<P: AsRef<Path>>(
+    paths: &[P],
+    threads: usize,
+) -> Result<ScanningPackets, TraceError> {
     let threads = threads.max(1);
     let dirs = Experiment::find_trace_dirs(paths)?;
-    if dirs.len() < 2 {
-        let parts = dirs
-            .iter()
-            .map(|(root, dir)| Experiment::open_one(root, dir))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok((Experiment::join(parts)?, None));
-    }
-    // Per trace, once parsed: its experiment, packet plan, class filter.
-    let parts: Vec<OnceLock<ScanPart>> = dirs.iter().map(|_| OnceLock::new()).collect();
-    let queue = StreamQueue::default();
-    let go_on = AtomicBool::new(true);
-    let scan_next = || {
-        let mut out = Vec::new();
-        while let Some(item) = queue.next() {
-            if !go_on.load(Ordering::Relaxed) {
+    let shared = Arc::new(ScanShared {
+        parts: dirs.iter().map(|_| OnceLock::new()).collect(),
+        queue: StreamQueue::default(),
+        go_on: AtomicBool::new(true),
+        progress: AtomicU64::new(0),
+    });
+    let mut helpers: Vec<std::thread::JoinHandle<Vec<Scanned>>> = Vec::new();
+    let mut opened = Ok(());
+    let mut streams = 0;
+    for (pi, (root, dir)) in dirs.iter().enumerate() {
+        let mut exp = match Experiment::open_one(root, dir) {
+            Ok(e) => e,
+            Err(e) => {
+                opened = Err(e);
                 break;
             }
-            let part = parts[item.part].get().expect("queued once parsed");
+        };
+        let plan = MatchPlan::new(&exp);
+        let classes: Vec<ClassId> = (0..exp.class_count())
+            .map(ClassId)
+            .filter(|c| plan.classes[c.0 as usize].is_some())
+            .collect();
+        let filter = exp.class_filter(0, &classes);
+        let n = if dirs.len() > 1 && filter.is_some() {
+            exp.stream_count()
+        } else {
+            0
+        };
+        streams += n;
+        // Nothing follows the last trace's streams: when they are fewer than the threads,
+        // each is read in two halves at once.
+        let halves = pi + 1 == dirs.len() && n < threads;
+        let mut items = Vec::new();
+        for si in 0..n {
+            let whole = ScanItem {
+                part: pi,
+                stream: si,
+                packets: None,
+                piece: 0,
+            };
+            let starts = if halves { exp.packet_starts(si) } else { None };
+            match starts.as_deref().and_then(middle_packet) {
+                Some(mid) => {
+                    items.push(ScanItem {
+                        packets: Some((0, mid)),
+                        ..whole
+                    });
+                    items.push(ScanItem {
+                        packets: Some((mid, u64::MAX)),
+                        piece: 1,
+                        ..whole
+                    });
+                }
+                None => items.push(whole),
+            }
+        }
+        let part = ScanPart {
+            exp,
+            plan,
+            filter,
+            scanned: Mutex::new(Vec::new()),
+        };
+        let _ = shared.parts[pi].set(Arc::new(part));
+        // Started once there is something to read: allocation is cheaper in a process
+        // with one thread, and the first trace's metadata is the longest to parse.
+        if !items.is_empty() && helpers.is_empty() {
+            helpers = (1..threads)
+                .map(|_| {
+                    let shared = Arc::clone(&shared);
+                    std::thread::spawn(move || shared.scan_next())
+                })
+                .collect();
+        }
+        shared.queue.push(items);
+    }
+    let one_host = opened.is_ok() && {
+        let ids: Vec<Option<String>> = shared
+            .parts
+            .iter()
+            .map(|p| clock_host_id(&p.get().expect("all parsed").exp.ctf_traces()[0]))
+            .collect();
+        dirs.len() < 2 || (ids[0].is_some() && ids.iter().all(|id| id == &ids[0]))
+    };
+    let scans = opened.is_ok() && !one_host && streams > 0;
+    if !scans {
+        shared.go_on.store(false, Ordering::Relaxed);
+    }
+    let scanning = ScanningPackets {
+        shared,
+        helpers,
+        scans,
+        one_host,
+    };
+    match opened {
+        Ok(()) => Ok(scanning),
+        // (Dropping it stops and joins the threads.)
+        Err(e) => Err(e),
+    }
+}
+
+/// Traces opened by [`start_scanning_packets`], their packets being read.
+pub struct ScanningPackets {
+    shared: Arc<ScanShared>,
+    helpers: Vec<std::thread::JoinHandle<Vec<Scanned>>>,
+    /// Whether packets are read (else the threads stop at once).
+    scans: bool,
+    one_host: bool,
+}
+
+/// One trace of [`ScanningPackets`]: its experiment, to look at while its packets are read,
+/// and to read once they are ([`TraceOpened::into_experiment`]).
+#[derive(Clone)]
+pub struct TraceOpened(Arc<ScanPart>);
+
+impl TraceOpened {
+    pub fn experiment(&self) -> &Experiment {
+        &self.0.exp
+    }
+
+    /// The experiment, with the cursor that read each stream from its start made its own
+    /// (see [`Experiment::reuse_scanned`]); `None` while another owner (the reading) holds it.
+    pub fn into_experiment(self) -> Option<Experiment> {
+        let part = Arc::try_unwrap(self.0).ok()?;
+        let mut exp = part.exp;
+        let scanned = part.scanned.into_inner().unwrap_or_else(|e| e.into_inner());
+        for (stream, cursor) in scanned {
+            exp.reuse_scanned(stream, cursor);
+        }
+        Some(exp)
+    }
+}
+
+impl ScanningPackets {
+    /// Each trace, in experiment order.
+    pub fn traces(&self) -> Vec<TraceOpened> {
+        self.shared
+            .parts
+            .iter()
+            .map(|p| TraceOpened(Arc::clone(p.get().expect("all parsed"))))
+            .collect()
+    }
+
+    /// Whether the traces are of one host (or fewer than two): nothing is read.
+    pub fn one_host(&self) -> bool {
+        self.one_host
+    }
+
+    /// Reads what is left on this thread too, waits for the other threads, and gives the
+    /// traces (no other owner is left once the caller drops its clones from
+    /// [`traces`](Self::traces)) and what was read (`None` for traces of one host).
+    pub fn finish(mut self) -> (Vec<TraceOpened>, Option<PacketScan>) {
+        if !self.scans {
+            self.shared.go_on.store(false, Ordering::Relaxed);
+        }
+        self.shared.queue.close();
+        let mut done = self.shared.scan_next();
+        crate::timing::mark(|| "scan: own streams done".into());
+        for h in std::mem::take(&mut self.helpers) {
+            done.extend(h.join().expect("a stream-reading thread panicked"));
+        }
+        crate::timing::mark(|| "scan: helpers joined".into());
+        let traces = self.traces();
+        if !self.scans {
+            let scan = (!self.one_host).then(PacketScan::default);
+            return (traces, scan);
+        }
+        // Merge order: trace, then stream (then its halves, in file order).
+        done.sort_unstable_by_key(|d| (d.0.part, d.0.stream, d.0.piece));
+        let mut scan = PacketScan {
+            bytes: self.shared.progress.load(Ordering::Relaxed),
+            ..PacketScan::default()
+        };
+        let mut cut_short = false;
+        for (item, kept, error, cursor) in done {
+            // A cursor that read from the first packet becomes the stream's own (its pages
+            // stay mapped for the build); the others are unmapped later.
+            match cursor {
+                Some(c) if item.piece == 0 => traces[item.part]
+                    .0
+                    .scanned
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((item.stream, c)),
+                Some(c) => scan.retired.push(c),
+                None => {}
+            }
+            if item.piece == 0 {
+                scan.streams.push(kept);
+            } else if !cut_short {
+                // The second half follows the first, unless reading stopped in the first.
+                scan.streams.last_mut().expect("first half").extend(kept);
+            } else {
+                continue;
+            }
+            cut_short = error.is_some();
+            scan.errors.extend(error);
+        }
+        (traces, Some(scan))
+    }
+}
+
+impl ScanningPackets {
+    /// [`finish`](Self::finish), the traces joined into one experiment (nothing else may
+    /// hold them: see [`traces`](Self::traces)).
+    pub fn finish_joined(self) -> Result<(Experiment, Option<PacketScan>), TraceError> {
+        let (traces, scan) = self.finish();
+        let mut parts = Vec::with_capacity(traces.len());
+        for t in traces {
+            let dir = t.experiment().traces()[0].path.clone();
+            parts.push(t.into_experiment().ok_or_else(|| TraceError::Metadata {
+                path: dir,
+                reason: "still in use while the experiment is assembled".into(),
+            })?);
+        }
+        Ok((Experiment::join(parts)?, scan))
+    }
+}
+
+impl Drop for ScanningPackets {
+    fn drop(&mut self) {
+        // Not finished (an error on the way): the threads stop at their next packet.
+        self.shared.go_on.store(false, Ordering::Relaxed);
+        self.shared.queue.close();
+        for h in std::mem::take(&mut self.helpers) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What the reading threads share.
+struct ScanShared {
+    parts: Vec<OnceLock<Arc<ScanPart>>>,
+    queue: StreamQueue,
+    go_on: AtomicBool,
+    progress: AtomicU64,
+}
+
+/// A part of a stream read: what, the packets kept, the error that stopped it, its cursor.
+type Scanned = (ScanItem, Vec<Packet>, Option<TraceError>, Option<Cursor>);
+
+impl ScanShared {
+    /// Reads queued parts of streams until the queue is closed and empty.
+    fn scan_next(&self) -> Vec<Scanned> {
+        let mut out = Vec::new();
+        while let Some(item) = self.queue.next() {
+            if !self.go_on.load(Ordering::Relaxed) {
+                break;
+            }
+            let part = self.parts[item.part].get().expect("queued once parsed");
             let mut kept = Vec::new();
             let (error, cursor) = part.exp.scan_stream(
                 item.stream,
@@ -414,122 +668,13 @@ pub fn open_scanning_packets<P: AsRef<Path>>(
                 part.filter.clone(),
                 &mut kept,
                 &|kept: &mut Vec<Packet>, ev| keep_packet(&part.plan, item.part, kept, ev),
-                progress,
-                &go_on,
+                &self.progress,
+                &self.go_on,
             );
             out.push((item, kept, error, cursor));
         }
         out
-    };
-    let scanned = std::thread::scope(|s| {
-        let mut helpers = Vec::new();
-        let mut opened = Ok(());
-        let mut streams = 0;
-        for (pi, (root, dir)) in dirs.iter().enumerate() {
-            let mut exp = match Experiment::open_one(root, dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    opened = Err(e);
-                    break;
-                }
-            };
-            let plan = MatchPlan::new(&exp);
-            let classes: Vec<ClassId> = (0..exp.class_count())
-                .map(ClassId)
-                .filter(|c| plan.classes[c.0 as usize].is_some())
-                .collect();
-            let filter = exp.class_filter(0, &classes);
-            let n = if filter.is_some() {
-                exp.stream_count()
-            } else {
-                0
-            };
-            streams += n;
-            // Nothing follows the last trace's streams: when they are fewer than the threads,
-            // each is read in two halves at once.
-            let halves = pi + 1 == dirs.len() && n < threads;
-            let mut items = Vec::new();
-            for si in 0..n {
-                let whole = ScanItem {
-                    part: pi,
-                    stream: si,
-                    packets: None,
-                    piece: 0,
-                };
-                let starts = if halves { exp.packet_starts(si) } else { None };
-                match starts.as_deref().and_then(middle_packet) {
-                    Some(mid) => {
-                        items.push(ScanItem {
-                            packets: Some((0, mid)),
-                            ..whole
-                        });
-                        items.push(ScanItem {
-                            packets: Some((mid, u64::MAX)),
-                            piece: 1,
-                            ..whole
-                        });
-                    }
-                    None => items.push(whole),
-                }
-            }
-            let _ = parts[pi].set(ScanPart { exp, plan, filter });
-            // Started once there is something to read: allocation is cheaper in a process
-            // with one thread, and the first trace's metadata is the longest to parse.
-            if !items.is_empty() && helpers.is_empty() {
-                helpers = (1..threads).map(|_| s.spawn(scan_next)).collect();
-            }
-            queue.push(items);
-        }
-        let one_host = opened.is_ok() && {
-            let ids: Vec<Option<String>> = parts
-                .iter()
-                .map(|p| clock_host_id(&p.get().expect("all parsed").exp.ctf_traces()[0]))
-                .collect();
-            ids[0].is_some() && ids.iter().all(|id| id == &ids[0])
-        };
-        if opened.is_err() || one_host || streams == 0 {
-            go_on.store(false, Ordering::Relaxed);
-        }
-        queue.close();
-        let mut done = scan_next();
-        crate::timing::mark(|| "scan: own streams done".into());
-        for h in helpers {
-            done.extend(h.join().expect("a stream-reading thread panicked"));
-        }
-        crate::timing::mark(|| "scan: helpers joined".into());
-        opened.map(|()| (!one_host).then_some(done))
-    })?;
-    let mut parts: Vec<Experiment> = parts
-        .into_iter()
-        .map(|p| p.into_inner().expect("all parsed").exp)
-        .collect();
-    let Some(mut done) = scanned else {
-        return Ok((Experiment::join(parts)?, None));
-    };
-    // Merge order: trace, then stream (then its halves, in file order).
-    done.sort_unstable_by_key(|d| (d.0.part, d.0.stream, d.0.piece));
-    let mut scan = PacketScan::default();
-    let mut cut_short = false;
-    for (item, kept, error, cursor) in done {
-        // A cursor that read from the first packet becomes the stream's own (its pages stay
-        // mapped for the build); the others are unmapped later.
-        match cursor {
-            Some(c) if item.piece == 0 => parts[item.part].reuse_scanned(item.stream, c),
-            Some(c) => scan.retired.push(c),
-            None => {}
-        }
-        if item.piece == 0 {
-            scan.streams.push(kept);
-        } else if !cut_short {
-            // The second half follows the first, unless reading stopped in the first.
-            scan.streams.last_mut().expect("first half").extend(kept);
-        } else {
-            continue;
-        }
-        cut_short = error.is_some();
-        scan.errors.extend(error);
     }
-    Ok((Experiment::join(parts)?, Some(scan)))
 }
 
 /// The start of the packet nearest the middle of the stream, if there is one after the first.
@@ -555,6 +700,8 @@ struct ScanPart {
     exp: Experiment,
     plan: MatchPlan,
     filter: Option<Arc<[bool]>>,
+    /// (stream, cursor that read it from its start), for the experiment to keep.
+    scanned: Mutex<Vec<(usize, Cursor)>>,
 }
 
 /// Streams (or halves of streams) to read, handed out in the order they were queued; `next`

@@ -22,9 +22,9 @@ pub use apply::{
     SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE,
 };
 pub use events::{
-    host_ids, open_scanning_packets, read_packets, synchronize, synchronize_hosts,
-    synchronize_in_one_pass, synchronize_scanned, synchronize_with_reference, MatchPlan,
-    PacketScan,
+    host_ids, host_ids_of, open_scanning_packets, read_packets, start_scanning_packets,
+    synchronize, synchronize_hosts, synchronize_in_one_pass, synchronize_scanned,
+    synchronize_with_reference, MatchPlan, PacketScan, ScanningPackets, TraceOpened,
 };
 pub use exact::{BigInt, Ratio};
 pub use hull::{ConvexHull, HullStats, SyncQuality};
