@@ -28,6 +28,10 @@ pub enum Suite {
     Openstack,
     /// The TSP server: 64 clients sending time-graph requests on a kernel history
     Server,
+    /// Trace synchronization: first synchronized builds of multi-host pairs against the same
+    /// builds unsynchronized (whole `sextant build` processes, 67 alternated runs per --runs
+    /// on the scp pair of ../shared, 5 on a generated host + guest pair)
+    Sync,
     /// Every suite above
     All,
 }
@@ -340,6 +344,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Server | Suite::All) {
         crate::bench_suites::bench_server(&args, &dir, &mut rows)?;
+    }
+    if matches!(args.suite, Suite::Sync | Suite::All) {
+        crate::bench_suites::bench_sync(&args, &dir, &mut rows)?;
     }
     if args.json {
         let v: Vec<_> = rows.into_iter().map(|r| r.json).collect();

@@ -10,9 +10,10 @@
 //! ratios compare analyses, not disks.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use sextant_benches::nova_like::nova_like;
 use sextant_benches::sched_model::{xml_program, xml_provider, NativeSched};
@@ -325,4 +326,103 @@ fn ht_bytes(data_dir: &Path) -> u64 {
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// Wall time of `sextant build PAIR -a kernel --sync off|auto` as whole processes, the two
+/// modes alternated `runs` times, a fresh output folder each (every `auto` run matches packets
+/// and computes the formulas): what a first synchronization adds to the kernel analysis of
+/// the experiment. On the scp pair of `../shared` (or `$SEXTANT_SHARED`) when there, and on a
+/// generated host + guest pair (`gen-trace --vms 1 --guests`).
+pub fn bench_sync(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let mut pairs: Vec<(String, Vec<PathBuf>, usize)> = Vec::new();
+    let shared = std::env::var_os("SEXTANT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"));
+    let scp = shared.join("traces/ctf");
+    if scp.join("scp_src/ctf/metadata").is_file() {
+        let traces = vec![scp.join("scp_src"), scp.join("scp_dest")];
+        pairs.push(("scp pair".into(), traces, 67 * args.runs));
+    } else {
+        eprintln!(
+            "note: no scp pair ({} not found): generated pair only",
+            scp.display()
+        );
+    }
+    let size = match args.size {
+        Size::Small => "20M",
+        Size::Medium => "80M",
+        Size::Large => "400M",
+    };
+    let (host, guests) = (
+        dir.join(format!("sync-host-{size}")),
+        dir.join(format!("sync-guests-{size}")),
+    );
+    if !host.join("metadata").is_file() || !guests.join("guest1/metadata").is_file() {
+        let _ = std::fs::remove_dir_all(&host);
+        let _ = std::fs::remove_dir_all(&guests);
+        let status = Command::new(&exe)
+            .arg("gen-trace")
+            .arg(&host)
+            .args(["--size", size, "--vms", "1", "--guests"])
+            .arg(&guests)
+            .stdout(Stdio::null())
+            .status()
+            .context("running gen-trace")?;
+        if !status.success() {
+            bail!("gen-trace {} failed ({status})", host.display());
+        }
+    }
+    pairs.push((
+        format!("generated host + guest ({size})"),
+        vec![host, guests.join("guest1")],
+        5 * args.runs,
+    ));
+
+    let out = dir.join(format!("sync-bench-{}", std::process::id()));
+    for (name, traces, runs) in pairs {
+        let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..runs {
+            for (k, mode) in ["off", "auto"].into_iter().enumerate() {
+                let _ = std::fs::remove_dir_all(&out);
+                let began = Instant::now();
+                let r = Command::new(&exe)
+                    .arg("build")
+                    .args(&traces)
+                    .args(["-a", "kernel", "--quiet", "--sync", mode, "-o"])
+                    .arg(&out)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .output()
+                    .context("running sextant build")?;
+                times[k].push(began.elapsed());
+                if !r.status.success() {
+                    bail!(
+                        "sextant build --sync {mode} failed: {}",
+                        String::from_utf8_lossy(&r.stderr)
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&out);
+        let [off, auto] = times.map(stats);
+        let overhead = auto.median.as_secs_f64() / off.median.as_secs_f64() - 1.0;
+        rows.push(Row {
+            name: format!("sync: {name}, {runs} alternated runs"),
+            value: format!(
+                "--sync off {} [{} .. {}], first synchronization {} [{} .. {}]: {:+.1} %",
+                format::duration(off.median),
+                format::duration(off.min),
+                format::duration(off.max),
+                format::duration(auto.median),
+                format::duration(auto.min),
+                format::duration(auto.max),
+                overhead * 100.0
+            ),
+            json: json!({"suite": "sync", "workload": name, "runs": runs,
+                "off_median_s": off.median.as_secs_f64(), "auto_median_s": auto.median.as_secs_f64(),
+                "overhead": overhead}),
+        });
+    }
+    Ok(())
 }

@@ -53,3 +53,43 @@ fn bad_suite_and_zero_runs_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--runs"));
 }
+
+#[test]
+fn sync_suite_reports_the_overhead_of_a_first_synchronization() {
+    let dir = std::env::temp_dir().join(format!("sextant-bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "bench", "sync", "--size", "small", "--runs", "1", "--json", "--dir",
+        ])
+        .arg(&dir)
+        .env("SEXTANT_SHARED", &shared)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let workloads: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    let mut want = vec!["generated host + guest (20M)"];
+    if shared.join("traces/ctf/scp_src").is_dir() {
+        want.insert(0, "scp pair");
+    }
+    assert_eq!(workloads, want);
+    for r in &rows {
+        assert_eq!(r["suite"], "sync");
+        let (off, auto) = (
+            r["off_median_s"].as_f64().unwrap(),
+            r["auto_median_s"].as_f64().unwrap(),
+        );
+        assert!(off > 0.0 && auto > 0.0, "{r}");
+        assert!((r["overhead"].as_f64().unwrap() - (auto / off - 1.0)).abs() < 1e-9);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
