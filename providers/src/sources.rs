@@ -148,27 +148,31 @@ impl SyncLater {
     /// Matches the packets, hands each waiting source its formulas, and says what was done
     /// (the file still to be saved: [`SyncApplied::saving`]).
     pub fn finish(mut self) -> SyncApplied {
-        let scan = match std::mem::replace(&mut self.scan, Err(None)) {
+        let mut scan = match std::mem::replace(&mut self.scan, Err(None)) {
             Ok(scan) => scan,
             // (The traces it gives back are the sources' now.)
             Err(Some(scanning)) => scanning.finish().1.unwrap_or_default(),
             Err(None) => unreachable!("finished once"),
         };
-        let applied = sync::apply_scanned(
-            &self.hosts,
-            std::mem::take(&mut self.names),
-            scan,
-            self.saved.as_deref(),
-        );
+        let retired = scan.take_retired();
+        let result = sync::synchronize_hosts(&self.hosts, scan);
+        // The waiting sources first: the rest is for the caller.
+        let transforms = result.transforms();
         for (members, pending) in &self.waiting {
-            let formulas = members.iter().map(|&i| applied.transforms[i].clone());
+            let formulas = members.iter().map(|&i| transforms[i].clone());
             match pending {
                 Some(p) => p.resolve(Ok(formulas.collect())),
                 // The host id sorting first keeps its clock (see `synchronize_hosts`).
                 None => debug_assert!(formulas.clone().all(|t| t.is_identity())),
             }
         }
-        applied
+        let names = std::mem::take(&mut self.names);
+        sync::computed(
+            result,
+            names,
+            self.saved.as_deref(),
+            Some(Box::new(retired)),
+        )
     }
 }
 

@@ -251,8 +251,9 @@ pub fn apply_scanned(
     computed(result, names, saved, Some(Box::new(retired)))
 }
 
-/// A result computed now, its file to be saved at `saved`; `retired` is dropped once saved.
-fn computed(
+/// What [`apply_prescanned`] says of a result computed now (`names`: each trace's, for the
+/// file to be saved at `saved`); `retired` is dropped once the file is saved.
+pub fn computed(
     result: SyncResult,
     names: Vec<String>,
     saved: Option<&Path>,

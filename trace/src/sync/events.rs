@@ -418,7 +418,8 @@ pub fn start_scanning_packets<P: AsRef<Path>>(
         go_on: AtomicBool::new(true),
         progress: AtomicU64::new(0),
     });
-    let mut helpers: Vec<std::thread::JoinHandle<Vec<Scanned>>> = Vec::new();
+    let (results_tx, results) = std::sync::mpsc::channel::<Vec<Scanned>>();
+    let mut helpers = 0;
     let mut opened = Ok(());
     let mut streams = 0;
     for (pi, (root, dir)) in dirs.iter().enumerate() {
@@ -477,13 +478,18 @@ pub fn start_scanning_packets<P: AsRef<Path>>(
         let _ = shared.parts[pi].set(Arc::new(part));
         // Started once there is something to read: allocation is cheaper in a process
         // with one thread, and the first trace's metadata is the longest to parse.
-        if !items.is_empty() && helpers.is_empty() {
-            helpers = (1..threads)
-                .map(|_| {
-                    let shared = Arc::clone(&shared);
-                    std::thread::spawn(move || shared.scan_next())
-                })
-                .collect();
+        if !items.is_empty() && helpers == 0 {
+            for _ in 1..threads {
+                let (shared, tx) = (Arc::clone(&shared), results_tx.clone());
+                // What it read is sent, not returned: the reader need not wait for the thread
+                // to end, only for its share of the traces to be released (before sending).
+                std::thread::spawn(move || {
+                    let out = shared.scan_next();
+                    drop(shared);
+                    let _ = tx.send(out);
+                });
+                helpers += 1;
+            }
         }
         shared.queue.push(items);
     }
@@ -502,6 +508,7 @@ pub fn start_scanning_packets<P: AsRef<Path>>(
     let scanning = ScanningPackets {
         shared,
         helpers,
+        results,
         scans,
         one_host,
     };
@@ -515,7 +522,9 @@ pub fn start_scanning_packets<P: AsRef<Path>>(
 /// Traces opened by [`start_scanning_packets`], their packets being read.
 pub struct ScanningPackets {
     shared: Arc<ScanShared>,
-    helpers: Vec<std::thread::JoinHandle<Vec<Scanned>>>,
+    /// Threads reading, and what they read (one message each).
+    helpers: usize,
+    results: std::sync::mpsc::Receiver<Vec<Scanned>>,
     /// Whether packets are read (else the threads stop at once).
     scans: bool,
     one_host: bool,
@@ -569,8 +578,13 @@ impl ScanningPackets {
         self.shared.queue.close();
         let mut done = self.shared.scan_next();
         crate::timing::mark(|| "scan: own streams done".into());
-        for h in std::mem::take(&mut self.helpers) {
-            done.extend(h.join().expect("a stream-reading thread panicked"));
+        for _ in 0..std::mem::take(&mut self.helpers) {
+            // (A thread that panicked dropped its sender without sending.)
+            done.extend(
+                self.results
+                    .recv()
+                    .expect("a stream-reading thread panicked"),
+            );
         }
         crate::timing::mark(|| "scan: helpers joined".into());
         let traces = self.traces();
@@ -635,9 +649,6 @@ impl Drop for ScanningPackets {
         // Not finished (an error on the way): the threads stop at their next packet.
         self.shared.go_on.store(false, Ordering::Relaxed);
         self.shared.queue.close();
-        for h in std::mem::take(&mut self.helpers) {
-            let _ = h.join();
-        }
     }
 }
 

@@ -18,7 +18,7 @@ pub mod transform;
 
 pub use algorithm::{PairSync, SyncResult, Synchronizer, TraceSync, TraceSyncStatus};
 pub use apply::{
-    apply, apply_prescanned, apply_saving_later, apply_scanned, trace_names, PendingSave,
+    apply, apply_prescanned, apply_saving_later, apply_scanned, computed, trace_names, PendingSave,
     SyncApplied, SyncError, SyncMode, SyncOrigin, SAVED_SYNC_FILE,
 };
 pub use events::{
