@@ -419,7 +419,7 @@ pub fn bench_sync(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<(
                 format::duration(auto.max),
                 overhead * 100.0
             ),
-            json: json!({"suite": "sync", "workload": name, "runs": runs,
+            json: json!({"stage": "sync", "workload": name, "runs": runs,
                 "off_median_s": off.median.as_secs_f64(), "auto_median_s": auto.median.as_secs_f64(),
                 "overhead": overhead}),
         });

@@ -83,7 +83,7 @@ fn sync_suite_reports_the_overhead_of_a_first_synchronization() {
     }
     assert_eq!(workloads, want);
     for r in &rows {
-        assert_eq!(r["suite"], "sync");
+        assert_eq!(r["stage"], "sync");
         let (off, auto) = (
             r["off_median_s"].as_f64().unwrap(),
             r["auto_median_s"].as_f64().unwrap(),

@@ -541,7 +541,7 @@ impl TraceOpened {
     }
 
     /// The experiment, with the cursor that read each stream from its start made its own
-    /// (see [`Experiment::reuse_scanned`]); `None` while another owner (the reading) holds it.
+    /// (its pages stay mapped); `None` while another owner (the reading) holds it.
     pub fn into_experiment(self) -> Option<Experiment> {
         let part = Arc::try_unwrap(self.0).ok()?;
         let mut exp = part.exp;

@@ -4,6 +4,12 @@
 //! ([`matching::EventMatcher`]); per pair of hosts a [`hull::ConvexHull`] bounds the clock
 //! relation; a [`Synchronizer`] chains the pair formulas from a reference host into one exact
 //! [`LinearTransform`] per trace ([`SyncResult`]).
+//!
+//! The packets are read by [`events`]: stream by stream after opening ([`synchronize`]), or
+//! while opening ([`start_scanning_packets`]: each trace's streams as soon as its metadata is
+//! parsed, on other threads; the caller's thread joins in with [`ScanningPackets::finish`]).
+//! [`apply()`] gives an experiment its formulas as the user asked (`--sync auto|off|FILE`),
+//! computing them once and saving them beside the histories.
 
 pub mod algorithm;
 pub mod apply;
