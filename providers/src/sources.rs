@@ -121,7 +121,20 @@ pub fn open_per_host_saving_later(
 ) -> Result<(Opened, Option<SyncApplied>), SourceError> {
     match open_per_host_deferred(paths, mode, saved)? {
         (opened, Deferred::Done(applied)) => Ok((opened, applied)),
-        (opened, Deferred::Matching(later)) => Ok((opened, Some(later.finish()))),
+        (mut opened, Deferred::Matching(later)) => {
+            let members: Vec<Vec<usize>> = later.waiting.iter().map(|w| w.0.clone()).collect();
+            let applied = later.finish();
+            // The hosts' formulas, in place of the identities they were handed out with.
+            if let Opened::PerHost(hosts) = &mut opened {
+                for ((host, _), members) in hosts.iter_mut().zip(&members) {
+                    host.transforms = members
+                        .iter()
+                        .map(|&i| applied.transforms[i].clone())
+                        .collect();
+                }
+            }
+            Ok((opened, Some(applied)))
+        }
     }
 }
 
