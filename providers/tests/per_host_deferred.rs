@@ -68,10 +68,24 @@ fn deferred_sources_read_as_sources_with_their_formulas_given() {
     applied.unwrap().saving.unwrap().wait().unwrap();
     let (given, _) =
         open_per_host_saving_later(&pair, &SyncMode::File(saved.clone()), None).unwrap();
-    let want: Vec<_> = per_host(given)
+    let given = per_host(given);
+    let given_transforms: Vec<_> = given.iter().map(|(h, _)| h.transforms.clone()).collect();
+    let want: Vec<_> = given
         .into_iter()
         .map(|(h, mut s)| (h.host, read(&mut s).unwrap()))
         .collect();
+    // Computed now (no saved file), the hosts handed out say their formulas too (the server
+    // opens each host again with them).
+    let (computed, _) = open_per_host_saving_later(&pair, &SyncMode::Auto, None).unwrap();
+    let computed: Vec<_> = per_host(computed)
+        .into_iter()
+        .map(|(h, _)| h.transforms)
+        .collect();
+    assert_eq!(computed, given_transforms);
+    assert!(
+        computed.iter().any(|t| !t[0].is_identity()),
+        "scp_src has a formula"
+    );
 
     let (opened, deferred) = open_per_host_deferred(&pair, &SyncMode::Auto, None).unwrap();
     let Deferred::Matching(later) = deferred else {
