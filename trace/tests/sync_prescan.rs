@@ -8,28 +8,11 @@ use sextant_trace::sync::{
 };
 use sextant_trace::Experiment;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::path::PathBuf;
 
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SEXTANT_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the shared directory {} is missing (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipping: shared directory {} not found (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    None
-}
+mod common;
+use common::shared_dir;
+use std::sync::atomic::AtomicU64;
 
 fn scp_pair() -> Option<[PathBuf; 2]> {
     let ctf = shared_dir()?.join("traces/ctf");

@@ -8,29 +8,9 @@ use sextant_providers::sources::{
     open_per_host_deferred, open_per_host_saving_later, CtfSource, Deferred, HostTraces, Opened,
     SyncMode,
 };
+use sextant_tests::shared_dir;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SEXTANT_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the shared directory {} is missing (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    eprintln!(
-        "note: skipping: shared directory {} not found (set SEXTANT_SHARED)",
-        dir.display()
-    );
-    None
-}
 
 /// (class, timestamp) of every event the source visits, or the error that stopped it.
 fn read(source: &mut CtfSource) -> Result<Vec<(u32, i64)>, String> {
