@@ -93,6 +93,19 @@ pub(crate) struct Stats {
     pub(crate) max: Duration,
 }
 
+/// `median median [min .. max]`, human-readable.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} median [{} .. {}]",
+            format::duration(self.median),
+            format::duration(self.min),
+            format::duration(self.max)
+        )
+    }
+}
+
 pub(crate) fn stats(mut v: Vec<Duration>) -> Stats {
     v.sort();
     Stats {
@@ -149,10 +162,8 @@ fn bench_ht(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     rows.push(Row {
         name: format!("build {} ({} intervals)", w.name(), intervals),
         value: format!(
-            "{} median [{} .. {}], {:.1} M intervals/s, peak RSS {}, file {}",
-            format::duration(b.median),
-            format::duration(b.min),
-            format::duration(b.max),
+            "{}, {:.1} M intervals/s, peak RSS {}, file {}",
+            b,
             rate / 1e6,
             format::bytes(peak),
             format::bytes(size)
@@ -203,12 +214,7 @@ fn bench_ht(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let s = stats(per);
     rows.push(Row {
         name: "single query, cold (open + query)".into(),
-        value: format!(
-            "{} median [{} .. {}]",
-            format::duration(s.median),
-            format::duration(s.min),
-            format::duration(s.max)
-        ),
+        value: format!("{}", s),
         json: json!({"stage": "single_cold", "median_s": s.median.as_secs_f64()}),
     });
 
@@ -256,10 +262,8 @@ fn bench_ht(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         rows.push(Row {
             name: format!("2D query, all attributes x 1% of time ({label})"),
             value: format!(
-                "{} median [{} .. {}], {} intervals per query",
-                format::duration(s.median),
-                format::duration(s.min),
-                format::duration(s.max),
+                "{}, {} intervals per query",
+                s,
                 found / windows.len() as u64
             ),
             json: json!({"stage": if fresh { "2d_1pct_cold" } else { "2d_1pct_warm" },

@@ -66,10 +66,8 @@ fn trace_runs(
 
 fn timing(s: &Stats, events: u64) -> String {
     format!(
-        "{} median [{} .. {}], {:.2} M events/s",
-        format::duration(s.median),
-        format::duration(s.min),
-        format::duration(s.max),
+        "{}, {:.2} M events/s",
+        s,
         events as f64 / s.median.as_secs_f64() / 1e6
     )
 }
@@ -410,13 +408,7 @@ pub fn bench_sync(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<(
         rows.push(Row {
             name: format!("sync: {name}, {runs} alternated runs"),
             value: format!(
-                "--sync off {} [{} .. {}], first synchronization {} [{} .. {}]: {:+.1} %",
-                format::duration(off.median),
-                format::duration(off.min),
-                format::duration(off.max),
-                format::duration(auto.median),
-                format::duration(auto.min),
-                format::duration(auto.max),
+                "--sync off {off}, first synchronization {auto}: {:+.1} %",
                 overhead * 100.0
             ),
             json: json!({"stage": "sync", "workload": name, "runs": runs,

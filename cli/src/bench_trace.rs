@@ -137,10 +137,8 @@ pub fn bench_ctf(args: &BenchArgs, dir: &Path, rows: &mut Vec<Row>) -> Result<()
         let s = stats(times);
         let rate = events as f64 / s.median.as_secs_f64();
         let mut value = format!(
-            "{} median [{} .. {}], {:.1} M events/s, peak RSS {}",
-            format::duration(s.median),
-            format::duration(s.min),
-            format::duration(s.max),
+            "{}, {:.1} M events/s, peak RSS {}",
+            s,
             rate / 1e6,
             format::bytes(peak)
         );

@@ -4,11 +4,20 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// `../shared` as the tests see it (`$SEXTANT_SHARED`, else beside the repository).
+fn shared() -> std::path::PathBuf {
+    std::env::var_os("SEXTANT_SHARED").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        std::path::PathBuf::from,
+    )
+}
+
 fn bench(args: &[&str]) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
         .arg("bench")
         .args(args)
         .args(["--runs", "1", "--json", "--baseline", "none"])
+        .env("SEXTANT_SHARED", shared())
         .output()
         .unwrap();
     assert!(
@@ -58,27 +67,13 @@ fn bad_suite_and_zero_runs_are_refused() {
 fn sync_suite_reports_the_overhead_of_a_first_synchronization() {
     let dir = std::env::temp_dir().join(format!("sextant-bench-sync-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args([
-            "bench", "sync", "--size", "small", "--runs", "1", "--json", "--dir",
-        ])
-        .arg(&dir)
-        .env("SEXTANT_SHARED", &shared)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = bench(&["sync", "--size", "small", "--dir", dir.to_str().unwrap()]);
     let workloads: Vec<&str> = rows
         .iter()
         .map(|r| r["workload"].as_str().unwrap())
         .collect();
     let mut want = vec!["generated host + guest (20M)"];
-    if shared.join("traces/ctf/scp_src").is_dir() {
+    if shared().join("traces/ctf/scp_src").is_dir() {
         want.insert(0, "scp pair");
     }
     assert_eq!(workloads, want);
